@@ -1,0 +1,881 @@
+//! Configuration: the YAML file is parsed raw ([`raw`]), then validated into the
+//! types below. Every problem is collected and reported at once, each with its
+//! key path and, where the text has one, its line and column.
+
+mod marks;
+mod plan;
+pub mod raw;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::exit::{Exit, ExitCode};
+use marks::Marks;
+pub use raw::Format;
+use raw::{RawAuth, RawConfig, RawOutput, RawSecret, RawSource, RawVault};
+
+/// The default service-account token of a Kubernetes pod.
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Backends, in file order.
+    pub sources: Vec<Source>,
+    /// The output directory and its defaults.
+    pub output: Output,
+    /// Secrets, in file order.
+    pub secrets: Vec<Secret>,
+    /// Lock memory.
+    pub mlock: bool,
+}
+
+/// A named backend.
+#[derive(Debug)]
+pub struct Source {
+    /// Name that secrets refer to.
+    pub name: String,
+    /// What it is.
+    pub kind: SourceKind,
+}
+
+/// The kinds of backend.
+#[derive(Debug)]
+pub enum SourceKind {
+    /// Vault or OpenBao.
+    Vault(Vault),
+    /// A local YAML file.
+    File {
+        /// Absolute or relative to the working directory (resolved from the config's directory).
+        path: PathBuf,
+    },
+}
+
+/// Settings of a Vault source.
+#[derive(Clone, Debug)]
+pub struct Vault {
+    /// Server URL.
+    pub address: reqwest::Url,
+    /// Extra CA bundle.
+    pub ca_cert: Option<PathBuf>,
+    /// Namespace header.
+    pub namespace: Option<String>,
+    /// Login method.
+    pub auth: Auth,
+    /// Connection timeout.
+    pub connect_timeout: Duration,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+}
+
+/// Vault login methods.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// A token read from a file.
+    TokenFile(PathBuf),
+    /// AppRole.
+    AppRole {
+        /// Auth mount.
+        mount: String,
+        /// File with the role id.
+        role_id_file: PathBuf,
+        /// File with the secret id.
+        secret_id_file: PathBuf,
+    },
+    /// Kubernetes service-account JWT.
+    Kubernetes(RoleLogin),
+    /// Any JWT.
+    Jwt(RoleLogin),
+}
+
+/// A role-based JWT login.
+#[derive(Clone, Debug)]
+pub struct RoleLogin {
+    /// Auth mount.
+    pub mount: String,
+    /// Role.
+    pub role: String,
+    /// File holding the JWT.
+    pub token_file: PathBuf,
+}
+
+/// The output directory.
+#[derive(Debug)]
+pub struct Output {
+    /// Directory path.
+    pub dir: PathBuf,
+    /// Default mode.
+    pub mode: u32,
+    /// Owner `(uid, gid)`.
+    pub owner: Option<(u32, u32)>,
+    /// Allow a disk-backed directory.
+    pub allow_disk: bool,
+}
+
+/// A validated secret.
+#[derive(Debug)]
+pub struct Secret {
+    /// Unique name.
+    pub name: String,
+    /// Index into [`Config::sources`].
+    pub source: usize,
+    /// What to read.
+    pub address: Address,
+    /// File name relative to the output directory (the base name for PKI files).
+    pub file: String,
+    /// How to render it.
+    pub format: Format,
+    /// One field to write raw.
+    pub key: Option<String>,
+    /// Template text (format `template`).
+    pub template: Option<String>,
+    /// File mode.
+    pub mode: u32,
+}
+
+/// KV engine versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KvVersion {
+    /// KV v1.
+    V1,
+    /// KV v2.
+    V2,
+}
+
+/// What a secret reads from its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// A KV secret.
+    Kv {
+        /// Mount, without slashes at either end.
+        mount: String,
+        /// Path under the mount.
+        path: String,
+        /// Forced engine version.
+        kv_version: Option<KvVersion>,
+        /// Pinned v2 version.
+        version: Option<u64>,
+    },
+    /// Any logical read.
+    Read(String),
+    /// A PKI certificate.
+    Pki {
+        /// Mount.
+        mount: String,
+        /// Role.
+        role: String,
+        /// Common name.
+        common_name: String,
+        /// Requested TTL.
+        ttl: Option<Duration>,
+        /// DNS SANs.
+        alt_names: Vec<String>,
+        /// IP SANs.
+        ip_sans: Vec<String>,
+    },
+    /// An AWS Secrets Manager id.
+    SecretId(String),
+}
+
+impl Address {
+    /// The address as the `file` source keys it, and as logs name it.
+    pub fn key(&self) -> String {
+        match self {
+            Address::Kv { mount, path, .. } => format!("{mount}/{path}"),
+            Address::Read(path) => path.clone(),
+            Address::Pki { mount, role, .. } => format!("{mount}/issue/{role}"),
+            Address::SecretId(id) => id.clone(),
+        }
+    }
+}
+
+impl Secret {
+    /// The files this secret writes, relative to the output directory.
+    pub fn files(&self) -> Vec<String> {
+        match self.address {
+            Address::Pki { .. } => ["crt", "key", "ca.crt"]
+                .iter()
+                .map(|ext| format!("{}.{ext}", self.file))
+                .collect(),
+            _ => vec![self.file.clone()],
+        }
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Key path, e.g. `secrets[2].file`.
+    pub path: String,
+    /// `line:column` in the file, when known.
+    pub at: Option<(usize, usize)>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = if self.path.is_empty() {
+            "(top)"
+        } else {
+            &self.path
+        };
+        match self.at {
+            Some((l, c)) => write!(f, "{path} (line {l}, column {c}): {}", self.message),
+            None => write!(f, "{path}: {}", self.message),
+        }
+    }
+}
+
+/// Errors loading a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The config path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file has problems.
+    #[error("config {path} is invalid:\n{}", list(.problems))]
+    Invalid {
+        /// The config path.
+        path: PathBuf,
+        /// Every problem found.
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        Exit::Config
+    }
+}
+
+/// Result alias for this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::parse(&text, base).map_err(|problems| Error::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+
+    /// Parses and validates `text`; relative source paths are resolved against `base`.
+    pub fn parse(text: &str, base: &Path) -> std::result::Result<Config, Vec<Problem>> {
+        let marks = Marks::index(text);
+        let mut v = Validator {
+            marks: &marks,
+            problems: Vec::new(),
+        };
+        let value: serde_yaml::Value = match serde_yaml::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                let at = e.location().map(|l| (l.line(), l.column()));
+                return Err(vec![Problem {
+                    path: String::new(),
+                    at,
+                    message: format!("not valid YAML: {e}"),
+                }]);
+            }
+        };
+        let config = v.structure(value).map(|raw| v.validate(raw, base));
+        match config {
+            Some(config) if v.problems.is_empty() => Ok(config),
+            _ => Err(v.problems),
+        }
+    }
+}
+
+/// Publishes the JSON Schema of the configuration file.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or_default()
+}
+
+struct Validator<'a> {
+    marks: &'a Marks,
+    problems: Vec<Problem>,
+}
+
+/// Top-level keys of [`RawConfig`], for reporting unknown ones alongside other problems.
+const TOP_KEYS: &[&str] = &["sources", "output", "mlock", "secrets"];
+
+impl Validator<'_> {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        let at = self.marks.find(&path).map(|m| (m.line, m.column));
+        self.problems.push(Problem {
+            path,
+            at,
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes `value` at `path`, recording a problem on failure.
+    fn de<T: DeserializeOwned>(&mut self, path: &str, value: serde_yaml::Value) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let inner = e.path().to_string();
+                let full = match (path.is_empty(), inner == ".") {
+                    (_, true) => path.to_owned(),
+                    (true, false) => inner,
+                    (false, false) if inner.starts_with('[') => format!("{path}{inner}"),
+                    (false, false) => format!("{path}.{inner}"),
+                };
+                self.problem(full, e.into_inner().to_string());
+                None
+            }
+        }
+    }
+
+    /// Builds the raw config section by section and item by item, so that one
+    /// bad secret does not hide the problems of the next.
+    fn structure(&mut self, value: serde_yaml::Value) -> Option<RawConfig> {
+        let serde_yaml::Value::Mapping(mut top) = value else {
+            self.problem(
+                "",
+                "the config must be a mapping with `sources`, `output` and `secrets`",
+            );
+            return None;
+        };
+        for key in top.keys() {
+            match key.as_str() {
+                Some(k) if TOP_KEYS.contains(&k) => {}
+                Some(k) => self.problem(
+                    k,
+                    format!("unknown key `{k}`, expected one of {}", TOP_KEYS.join(", ")),
+                ),
+                None => self.problem("", "keys must be strings"),
+            }
+        }
+        let sources = self.list::<RawSource>(&mut top, "sources");
+        let secrets = self.list::<RawSecret>(&mut top, "secrets");
+        let output = match top.remove("output") {
+            Some(v) => self.de::<RawOutput>("output", v),
+            None => {
+                self.problem(
+                    "output",
+                    "missing: the `output` section with `dir` is required",
+                );
+                None
+            }
+        };
+        let mlock = match top.remove("mlock") {
+            Some(v) => self.de::<bool>("mlock", v),
+            None => Some(false),
+        };
+        Some(RawConfig {
+            sources: sources?,
+            output: output?,
+            mlock: mlock?,
+            secrets: secrets?,
+        })
+    }
+
+    fn list<T: DeserializeOwned>(
+        &mut self,
+        top: &mut serde_yaml::Mapping,
+        key: &str,
+    ) -> Option<Vec<T>> {
+        let Some(value) = top.remove(key) else {
+            self.problem(key, "missing: at least one entry is required");
+            return None;
+        };
+        let serde_yaml::Value::Sequence(items) = value else {
+            self.problem(key, "must be a list");
+            return None;
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            if let Some(t) = self.de::<T>(&format!("{key}[{i}]"), item) {
+                out.push(t);
+            }
+        }
+        (out.len() == out.capacity()).then_some(out)
+    }
+
+    fn validate(&mut self, raw: RawConfig, base: &Path) -> Config {
+        let sources: Vec<Source> = raw
+            .sources
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, s)| self.source(i, s, base))
+            .collect();
+        let mut names = HashSet::new();
+        for (i, s) in sources.iter().enumerate() {
+            if !names.insert(s.name.clone()) {
+                self.problem(
+                    format!("sources[{i}].name"),
+                    format!("duplicate source name `{}`", s.name),
+                );
+            }
+        }
+        if sources.is_empty() && self.problems.is_empty() {
+            self.problem("sources", "at least one source is required");
+        }
+        let output = self.output(raw.output);
+        let default_mode = output.as_ref().map_or(0o400, |o| o.mode);
+        let mut secrets = Vec::new();
+        let mut seen_names: HashMap<String, usize> = HashMap::new();
+        let mut seen_files: HashMap<String, String> = HashMap::new();
+        for (i, s) in raw.secrets.into_iter().enumerate() {
+            let Some(secret) = self.secret(i, s, &sources, default_mode) else {
+                continue;
+            };
+            if let Some(first) = seen_names.insert(secret.name.clone(), i) {
+                self.problem(
+                    format!("secrets[{i}].name"),
+                    format!(
+                        "duplicate secret name `{}` (also secrets[{first}])",
+                        secret.name
+                    ),
+                );
+            }
+            for f in secret.files() {
+                if let Some(other) = seen_files.insert(f.clone(), secret.name.clone()) {
+                    self.problem(
+                        format!("secrets[{i}].file"),
+                        format!("file `{f}` is also written by secret `{other}`"),
+                    );
+                }
+            }
+            secrets.push(secret);
+        }
+        if secrets.is_empty() && self.problems.is_empty() {
+            self.problem("secrets", "at least one secret is required");
+        }
+        Config {
+            sources,
+            output: output.unwrap_or(Output {
+                dir: PathBuf::new(),
+                mode: 0o400,
+                owner: None,
+                allow_disk: false,
+            }),
+            secrets,
+            mlock: raw.mlock,
+        }
+    }
+
+    fn source(&mut self, i: usize, s: RawSource, base: &Path) -> Option<Source> {
+        let at = format!("sources[{i}]");
+        let name = match s.name {
+            Some(n) if n.trim().is_empty() => {
+                self.problem(format!("{at}.name"), "must not be empty");
+                return None;
+            }
+            Some(n) => n,
+            None if s.vault.is_some() => "vault".into(),
+            None => "file".into(),
+        };
+        let kind = match (s.vault, s.file) {
+            (Some(v), None) => SourceKind::Vault(self.vault(&format!("{at}.vault"), v)?),
+            (None, Some(f)) => SourceKind::File {
+                path: base.join(f.path),
+            },
+            _ => {
+                self.problem(at, "needs exactly one of `vault` or `file`");
+                return None;
+            }
+        };
+        Some(Source { name, kind })
+    }
+
+    fn vault(&mut self, at: &str, v: RawVault) -> Option<Vault> {
+        let address = match reqwest::Url::parse(&v.address) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            Ok(_) => {
+                self.problem(
+                    format!("{at}.address"),
+                    "must be an http:// or https:// URL with a host",
+                );
+                None
+            }
+            Err(e) => {
+                self.problem(format!("{at}.address"), format!("not a URL: {e}"));
+                None
+            }
+        };
+        let connect_timeout = self.duration(
+            &format!("{at}.connect_timeout"),
+            v.connect_timeout.as_deref(),
+            Duration::from_secs(5),
+        );
+        let request_timeout = self.duration(
+            &format!("{at}.request_timeout"),
+            v.request_timeout.as_deref(),
+            Duration::from_secs(30),
+        );
+        let auth = self.auth(&format!("{at}.auth"), v.auth);
+        if let Some(ns) = &v.namespace {
+            if ns.is_empty() || !ns.bytes().all(|b| b.is_ascii_graphic()) {
+                self.problem(
+                    format!("{at}.namespace"),
+                    "must be non-empty printable ASCII",
+                );
+            }
+        }
+        Some(Vault {
+            address: address?,
+            ca_cert: v.ca_cert,
+            namespace: v.namespace,
+            auth: auth?,
+            connect_timeout: connect_timeout?,
+            request_timeout: request_timeout?,
+        })
+    }
+
+    fn auth(&mut self, at: &str, a: RawAuth) -> Option<Auth> {
+        let given = [
+            a.token_file.is_some(),
+            a.approle.is_some(),
+            a.kubernetes.is_some(),
+            a.jwt.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given != 1 {
+            self.problem(
+                at,
+                "needs exactly one of `token_file`, `approle`, `kubernetes` or `jwt`",
+            );
+            return None;
+        }
+        let login = |r: raw::RawRoleLogin, mount: &str, token: Option<&str>| RoleLogin {
+            mount: clean_mount(r.mount.as_deref().unwrap_or(mount)),
+            role: r.role,
+            token_file: r
+                .token_file
+                .or(token.map(PathBuf::from))
+                .unwrap_or_default(),
+        };
+        if let Some(f) = a.token_file {
+            Some(Auth::TokenFile(f))
+        } else if let Some(r) = a.approle {
+            Some(Auth::AppRole {
+                mount: clean_mount(r.mount.as_deref().unwrap_or("approle")),
+                role_id_file: r.role_id_file,
+                secret_id_file: r.secret_id_file,
+            })
+        } else if let Some(k) = a.kubernetes {
+            Some(Auth::Kubernetes(login(
+                k,
+                "kubernetes",
+                Some(SERVICE_ACCOUNT_TOKEN),
+            )))
+        } else if let Some(j) = a.jwt {
+            if j.token_file.is_none() {
+                self.problem(format!("{at}.jwt.token_file"), "missing: the JWT file");
+                return None;
+            }
+            Some(Auth::Jwt(login(j, "jwt", None)))
+        } else {
+            None
+        }
+    }
+
+    fn output(&mut self, o: RawOutput) -> Option<Output> {
+        let mode = self.mode("output.mode", o.mode.as_deref(), 0o400);
+        let owner = match o.owner.as_deref() {
+            None => Some(None),
+            Some(s) => match s.split_once(':').map(|(u, g)| (u.parse(), g.parse())) {
+                Some((Ok(u), Ok(g))) => Some(Some((u, g))),
+                _ => {
+                    self.problem("output.owner", format!("`{s}` is not numeric `uid:gid`"));
+                    None
+                }
+            },
+        };
+        if o.dir.as_os_str().is_empty() {
+            self.problem("output.dir", "must not be empty");
+        }
+        Some(Output {
+            dir: o.dir,
+            mode: mode?,
+            owner: owner?,
+            allow_disk: o.allow_disk,
+        })
+    }
+
+    fn secret(
+        &mut self,
+        i: usize,
+        s: RawSecret,
+        sources: &[Source],
+        default_mode: u32,
+    ) -> Option<Secret> {
+        let at = format!("secrets[{i}]");
+        let before = self.problems.len();
+        if s.name.is_empty() || s.name.contains(['/', '\0']) {
+            self.problem(
+                format!("{at}.name"),
+                "must be non-empty, without `/` or NUL",
+            );
+        }
+        let source = match s.source.as_deref() {
+            Some(name) => sources.iter().position(|x| x.name == name).or_else(|| {
+                let known: Vec<_> = sources.iter().map(|x| x.name.as_str()).collect();
+                self.problem(
+                    format!("{at}.source"),
+                    format!("undefined source `{name}` (sources: {})", known.join(", ")),
+                );
+                None
+            }),
+            None if sources.len() == 1 => Some(0),
+            None => {
+                self.problem(
+                    format!("{at}.source"),
+                    "missing: required when there is more than one source",
+                );
+                None
+            }
+        };
+        let address = self.address(&at, &s);
+        let format = match (s.format, &s.key, &s.template) {
+            (Some(f), _, _) => f,
+            (None, Some(_), _) => Format::Raw,
+            (None, None, Some(_)) => Format::Template,
+            (None, None, None) => Format::Json,
+        };
+        if s.key.is_some() && format != Format::Raw {
+            self.problem(
+                format!("{at}.key"),
+                format!("`key` writes one field raw; it cannot be used with format {format:?}"),
+            );
+        }
+        match (&s.template, format) {
+            (Some(t), Format::Template) => {
+                if let Err(e) = crate::render::check_template(t) {
+                    self.problem(format!("{at}.template"), e.to_string());
+                }
+            }
+            (None, Format::Template) => self.problem(
+                format!("{at}.template"),
+                "missing: format template needs one",
+            ),
+            (Some(_), _) => self.problem(
+                format!("{at}.template"),
+                "only used with `format: template`",
+            ),
+            (None, _) => {}
+        }
+        if matches!(address, Some(Address::Pki { .. }))
+            && (s.format.is_some() || s.key.is_some() || s.template.is_some())
+        {
+            self.problem(
+                at.clone(),
+                "a `pki` secret writes <file>.crt, <file>.key and <file>.ca.crt: `format`, `key` and `template` do not apply",
+            );
+        }
+        if let (Some(src), Some(addr)) = (source, &address) {
+            if let (SourceKind::Vault(_), Address::SecretId(_)) = (&sources[src].kind, addr) {
+                self.problem(
+                    format!("{at}.secret_id"),
+                    format!(
+                        "source `{}` is Vault: use `kv`, `read` or `pki`",
+                        sources[src].name
+                    ),
+                );
+            }
+        }
+        let file = s.file.unwrap_or_else(|| s.name.clone());
+        if let Err(why) = check_relative(&file) {
+            self.problem(
+                format!("{at}.file"),
+                format!("`{}`: {why}", file.escape_debug()),
+            );
+        }
+        let mode = self.mode(&format!("{at}.mode"), s.mode.as_deref(), default_mode);
+        if self.problems.len() != before {
+            return None;
+        }
+        Some(Secret {
+            name: s.name,
+            source: source?,
+            address: address?,
+            file,
+            format,
+            key: s.key,
+            template: s.template,
+            mode: mode?,
+        })
+    }
+
+    fn address(&mut self, at: &str, s: &RawSecret) -> Option<Address> {
+        let given = [
+            s.kv.is_some(),
+            s.read.is_some(),
+            s.pki.is_some(),
+            s.secret_id.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
+        if given != 1 {
+            self.problem(
+                at,
+                "needs exactly one of `kv`, `read`, `pki` or `secret_id`",
+            );
+            return None;
+        }
+        if let Some(kv) = &s.kv {
+            let kv_version = match kv.kv_version {
+                None => None,
+                Some(1) => Some(KvVersion::V1),
+                Some(2) => Some(KvVersion::V2),
+                Some(n) => {
+                    self.problem(format!("{at}.kv.kv_version"), format!("{n} is not 1 or 2"));
+                    return None;
+                }
+            };
+            if kv.version.is_some() && kv_version == Some(KvVersion::V1) {
+                self.problem(format!("{at}.kv.version"), "KV v1 has no versions");
+            }
+            let mount = clean_mount(&kv.mount);
+            let path = kv.path.trim_matches('/').to_owned();
+            self.vault_path(&format!("{at}.kv.mount"), &mount);
+            self.vault_path(&format!("{at}.kv.path"), &path);
+            return Some(Address::Kv {
+                mount,
+                path,
+                kv_version,
+                version: kv.version,
+            });
+        }
+        if let Some(read) = &s.read {
+            let path = read.trim_matches('/').to_owned();
+            self.vault_path(&format!("{at}.read"), &path);
+            return Some(Address::Read(path));
+        }
+        if let Some(p) = &s.pki {
+            let ttl = match &p.ttl {
+                Some(t) => {
+                    Some(self.duration(&format!("{at}.pki.ttl"), Some(t), Duration::ZERO)?)
+                }
+                None => None,
+            };
+            let mount = clean_mount(&p.mount);
+            self.vault_path(&format!("{at}.pki.mount"), &mount);
+            self.vault_path(&format!("{at}.pki.role"), &p.role);
+            return Some(Address::Pki {
+                mount,
+                role: p.role.clone(),
+                common_name: p.common_name.clone(),
+                ttl,
+                alt_names: p.alt_names.clone(),
+                ip_sans: p.ip_sans.clone(),
+            });
+        }
+        let id = s.secret_id.clone().unwrap_or_default();
+        if id.is_empty() {
+            self.problem(format!("{at}.secret_id"), "must not be empty");
+        }
+        Some(Address::SecretId(id))
+    }
+
+    /// A Vault path must be non-empty and made of plain segments.
+    fn vault_path(&mut self, at: &str, p: &str) {
+        let bad = p.is_empty()
+            || p.split('/')
+                .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+            || p.chars().any(|c| c.is_control() || c == '?' || c == '#');
+        if bad {
+            self.problem(
+                at,
+                format!("`{}` is not a plain Vault path", p.escape_debug()),
+            );
+        }
+    }
+
+    fn duration(&mut self, at: &str, s: Option<&str>, default: Duration) -> Option<Duration> {
+        match s {
+            None => Some(default),
+            Some(s) => match humantime::parse_duration(s) {
+                Ok(d) if !d.is_zero() => Some(d),
+                Ok(_) => {
+                    self.problem(at, "must be longer than zero");
+                    None
+                }
+                Err(e) => {
+                    self.problem(at, format!("`{s}` is not a duration like 30s, 5m, 1h: {e}"));
+                    None
+                }
+            },
+        }
+    }
+
+    fn mode(&mut self, at: &str, s: Option<&str>, default: u32) -> Option<u32> {
+        let Some(s) = s else { return Some(default) };
+        match u32::from_str_radix(s, 8) {
+            Ok(m) if m <= 0o777 && (3..=4).contains(&s.len()) => Some(m),
+            _ => {
+                self.problem(
+                    at,
+                    format!("`{s}` is not an octal file mode from \"0000\" to \"0777\""),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn clean_mount(m: &str) -> String {
+    m.trim_matches('/').to_owned()
+}
+
+/// A file name relative to the output directory: no absolute path, no `..`,
+/// no `.` segments, no NUL, no empty segments.
+fn check_relative(file: &str) -> std::result::Result<(), &'static str> {
+    if file.is_empty() {
+        return Err("must not be empty");
+    }
+    if file.contains('\0') {
+        return Err("must not contain NUL");
+    }
+    let p = Path::new(file);
+    if p.is_absolute() {
+        return Err("must be relative to output.dir, not absolute");
+    }
+    if file.ends_with('/') || file.contains("//") {
+        return Err("must name a file, with no empty segment");
+    }
+    for c in p.components() {
+        match c {
+            Component::Normal(_) => {}
+            Component::ParentDir => return Err("must not contain `..`"),
+            _ => return Err("must not contain `.` segments"),
+        }
+    }
+    if file.split('/').any(|seg| seg == ".") {
+        return Err("must not contain `.` segments");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+//! The plan that `ramsecrets check` prints: sources, output, and per secret its
+//! address, files, format and mode. It shows names and paths, never values.
+
+use std::fmt;
+
+use super::{Address, Auth, Config, Format, SourceKind};
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "sources:")?;
+        for s in &self.sources {
+            match &s.kind {
+                SourceKind::Vault(v) => {
+                    let auth = match &v.auth {
+                        Auth::TokenFile(p) => format!("token_file {}", p.display()),
+                        Auth::AppRole { mount, .. } => format!("approle at auth/{mount}"),
+                        Auth::Kubernetes(l) => {
+                            format!("kubernetes role {} at auth/{}", l.role, l.mount)
+                        }
+                        Auth::Jwt(l) => format!("jwt role {} at auth/{}", l.role, l.mount),
+                    };
+                    let ns = v
+                        .namespace
+                        .as_deref()
+                        .map(|n| format!(", namespace {n}"))
+                        .unwrap_or_default();
+                    writeln!(f, "  {}: vault {} ({auth}{ns})", s.name, v.address)?;
+                }
+                SourceKind::File { path } => writeln!(f, "  {}: file {}", s.name, path.display())?,
+            }
+        }
+        let o = &self.output;
+        let owner = o
+            .owner
+            .map(|(u, g)| format!(", owner {u}:{g}"))
+            .unwrap_or_default();
+        let disk = if o.allow_disk { ", disk allowed" } else { "" };
+        writeln!(
+            f,
+            "output: {} (mode {:04o}{owner}{disk})",
+            o.dir.display(),
+            o.mode
+        )?;
+        if self.mlock {
+            writeln!(f, "memory: locked")?;
+        }
+        writeln!(f, "secrets:")?;
+        for s in &self.secrets {
+            let what = match &s.address {
+                Address::Kv {
+                    version: Some(v), ..
+                } => format!("kv {} @v{v}", s.address.key()),
+                Address::Kv { .. } => format!("kv {}", s.address.key()),
+                Address::Read(p) => format!("read {p}"),
+                Address::Pki { common_name, .. } => {
+                    format!("pki {} cn={common_name}", s.address.key())
+                }
+                Address::SecretId(id) => format!("secret_id {id}"),
+            };
+            let how = match (&s.address, s.format, &s.key) {
+                (Address::Pki { .. }, ..) => "pem".to_owned(),
+                (_, Format::Raw, Some(k)) => format!("raw key {k}"),
+                (_, format, _) => format!("{format:?}").to_lowercase(),
+            };
+            writeln!(
+                f,
+                "  {}: {what} from {} -> {} ({how}, mode {:04o})",
+                s.name,
+                self.sources[s.source].name,
+                s.files().join(", "),
+                s.mode
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,195 @@
+//! The configuration file as written: serde types with `deny_unknown_fields`,
+//! strings where the user writes durations and modes. These types are also
+//! the source of the published JSON Schema. Validation turns them into
+//! [`super::Config`].
+
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A ramsecrets configuration file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Where secrets come from.
+    pub sources: Vec<RawSource>,
+    /// Where files are written.
+    pub output: RawOutput,
+    /// Lock all memory so secrets are never swapped out.
+    #[serde(default)]
+    pub mlock: bool,
+    /// The secrets to fetch and the files to write them to.
+    pub secrets: Vec<RawSecret>,
+}
+
+/// One backend. Exactly one of `vault` or `file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Name that `secrets[].source` refers to; optional when there is one source.
+    pub name: Option<String>,
+    /// HashiCorp Vault or OpenBao.
+    pub vault: Option<RawVault>,
+    /// A local YAML file standing in for any backend (development).
+    pub file: Option<RawFileSource>,
+}
+
+/// A Vault or OpenBao server.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVault {
+    /// `https://vault.example:8200`
+    pub address: String,
+    /// PEM bundle of CA certificates to trust for this server.
+    pub ca_cert: Option<PathBuf>,
+    /// Vault Enterprise / OpenBao namespace.
+    pub namespace: Option<String>,
+    /// How to log in: exactly one method.
+    pub auth: RawAuth,
+    /// Time allowed to open a connection (default 5s).
+    pub connect_timeout: Option<String>,
+    /// Time allowed for one request (default 30s).
+    pub request_timeout: Option<String>,
+}
+
+/// Vault auth methods: exactly one.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// A file holding a Vault token.
+    pub token_file: Option<PathBuf>,
+    /// AppRole login.
+    pub approle: Option<RawAppRole>,
+    /// Kubernetes service-account login.
+    pub kubernetes: Option<RawRoleLogin>,
+    /// JWT login.
+    pub jwt: Option<RawRoleLogin>,
+}
+
+/// AppRole credentials, each read from a file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppRole {
+    /// Auth mount (default `approle`).
+    pub mount: Option<String>,
+    /// File holding the role id.
+    pub role_id_file: PathBuf,
+    /// File holding the secret id.
+    pub secret_id_file: PathBuf,
+}
+
+/// A role-based JWT login (kubernetes or jwt).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoleLogin {
+    /// Auth mount (default `kubernetes` or `jwt`).
+    pub mount: Option<String>,
+    /// Vault role to log in as.
+    pub role: String,
+    /// File holding the JWT (default for kubernetes: the service-account token).
+    pub token_file: Option<PathBuf>,
+}
+
+/// The `file` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileSource {
+    /// YAML file of `address: { field: value }`; relative to the config file.
+    pub path: PathBuf,
+}
+
+/// The output directory.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// Directory to write to; must be tmpfs or ramfs.
+    pub dir: PathBuf,
+    /// Default file mode, an octal string (default "0400").
+    pub mode: Option<String>,
+    /// `uid:gid` to own the files (needs privileges).
+    pub owner: Option<String>,
+    /// Allow a directory that is not in memory (development only).
+    #[serde(default)]
+    pub allow_disk: bool,
+}
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One field's bytes, unchanged.
+    Raw,
+    /// A JSON object of all fields.
+    Json,
+    /// `KEY="value"` lines.
+    Dotenv,
+    /// `export KEY='value'` lines, safe to `source`.
+    Env,
+    /// A YAML mapping of all fields.
+    Yaml,
+    /// A minijinja template over the fields.
+    Template,
+}
+
+/// One secret. Exactly one of `kv`, `read`, `pki` or `secret_id`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSecret {
+    /// Unique name; the default file name.
+    pub name: String,
+    /// The source to read from; optional when there is one source.
+    pub source: Option<String>,
+    /// A KV v1 or v2 secret.
+    pub kv: Option<RawKv>,
+    /// Any logical read, e.g. `database/creds/app`.
+    pub read: Option<String>,
+    /// A certificate issued by a PKI role.
+    pub pki: Option<RawPki>,
+    /// An AWS Secrets Manager secret id (served by the `file` source locally).
+    pub secret_id: Option<String>,
+    /// File name relative to `output.dir` (default: the secret's name).
+    pub file: Option<String>,
+    /// Output format (default: `raw` with `key`, `template` with `template`, else `json`).
+    pub format: Option<Format>,
+    /// Write only this field, raw.
+    pub key: Option<String>,
+    /// minijinja template over the fields; a missing field is an error.
+    pub template: Option<String>,
+    /// File mode, an octal string (default: `output.mode`).
+    pub mode: Option<String>,
+}
+
+/// A KV secret.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKv {
+    /// The KV mount, e.g. `secret`.
+    pub mount: String,
+    /// Path under the mount.
+    pub path: String,
+    /// 1 or 2; detected from the mount when absent.
+    pub kv_version: Option<u8>,
+    /// Pin a KV v2 version.
+    pub version: Option<u64>,
+}
+
+/// A PKI certificate request.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPki {
+    /// The PKI mount, e.g. `pki`.
+    pub mount: String,
+    /// The role to issue from.
+    pub role: String,
+    /// Certificate common name.
+    pub common_name: String,
+    /// Requested lifetime, e.g. `24h`.
+    pub ttl: Option<String>,
+    /// Subject alternative DNS names.
+    #[serde(default)]
+    pub alt_names: Vec<String>,
+    /// Subject alternative IP addresses.
+    #[serde(default)]
+    pub ip_sans: Vec<String>,
+}

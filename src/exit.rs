@@ -1,0 +1,39 @@
+//! Process exit codes, from BSD `sysexits.h`, and the trait every module error
+//! implements to say which one it means.
+
+/// The exit codes ramsecrets uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// Bad command-line usage (EX_USAGE).
+    Usage = 64,
+    /// Bad data: a missing secret, path or field (EX_DATAERR).
+    Data = 65,
+    /// The backend is unreachable or failing (EX_UNAVAILABLE).
+    Unavailable = 69,
+    /// An internal error (EX_SOFTWARE).
+    Software = 70,
+    /// An operating-system call failed (EX_OSERR).
+    OsErr = 71,
+    /// The output cannot be created (EX_CANTCREAT).
+    CantCreate = 73,
+    /// The backend denied permission (EX_NOPERM).
+    NoPerm = 77,
+    /// Bad configuration (EX_CONFIG).
+    Config = 78,
+}
+
+impl Exit {
+    /// The numeric code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error that knows which exit code it stands for.
+pub trait ExitCode {
+    /// The sysexits code for this error.
+    fn exit(&self) -> Exit;
+}

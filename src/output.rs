@@ -1,0 +1,338 @@
+//! The output directory writer. It refuses a directory that is not tmpfs or
+//! ramfs, works only relative to the directory it opened, and replaces files
+//! atomically: a temporary file made with `O_CREAT|O_EXCL|O_NOFOLLOW`, written,
+//! `fchmod`/`fchown`, then `renameat` over the old name. A symlink planted at a
+//! target name is replaced, never followed. Writing is split into [`Staged`]
+//! temporaries and their commit, so a run can write all of its files or none.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::config::Output;
+use crate::exit::{Exit, ExitCode};
+use crate::secret::SecretBytes;
+
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+/// Suffix of temporary files, so that leftovers of a crash can be found.
+const TMP_SUFFIX: &str = ".ramsecrets-tmp";
+
+/// Why the output could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The directory could not be opened.
+    #[error("cannot open output dir {path}: {source}")]
+    OpenDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The directory is on a disk.
+    #[error("output dir {path} is not tmpfs or ramfs (filesystem type {fs_type:#x}): secrets would land on a disk; mount a memory volume there, or set output.allow_disk: true for development")]
+    NotMemory {
+        /// The directory.
+        path: PathBuf,
+        /// `statfs` type.
+        fs_type: i64,
+    },
+    /// A file could not be written.
+    #[error("cannot write {file} in {dir}: {source}")]
+    Write {
+        /// Output directory.
+        dir: PathBuf,
+        /// The file, relative to it.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        Exit::CantCreate
+    }
+}
+
+/// Result alias for this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An opened, checked output directory.
+#[derive(Debug)]
+pub struct OutputDir {
+    fd: Arc<OwnedFd>,
+    path: PathBuf,
+    owner: Option<(u32, u32)>,
+    on_disk: bool,
+}
+
+/// A written temporary file waiting to be renamed into place; dropping it
+/// without [`OutputDir::commit`] removes it.
+#[derive(Debug)]
+pub struct Staged {
+    parent: Arc<OwnedFd>,
+    tmp: String,
+    name: String,
+    file: String,
+    done: bool,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = rustix::fs::unlinkat(&*self.parent, self.tmp.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+impl OutputDir {
+    /// Opens `output.dir`, checks it is in memory (unless `allow_disk`) and
+    /// removes temporaries a crash left behind.
+    pub fn open(output: &Output) -> Result<Self> {
+        let path = output.dir.clone();
+        let open_err = |source: Errno| Error::OpenDir {
+            path: path.clone(),
+            source: source.into(),
+        };
+        let fd = rustix::fs::open(
+            &path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(open_err)?;
+        let fs_type = rustix::fs::fstatfs(&fd).map_err(open_err)?.f_type as i64;
+        let on_disk = fs_type != TMPFS_MAGIC && fs_type != RAMFS_MAGIC;
+        if on_disk {
+            if !output.allow_disk {
+                return Err(Error::NotMemory { path, fs_type });
+            }
+            tracing::warn!(dir = %path.display(), "output dir is not tmpfs or ramfs; allow_disk is set, so secrets are written to a disk");
+        }
+        let dir = Self {
+            fd: Arc::new(fd),
+            path,
+            owner: output.owner,
+            on_disk,
+        };
+        dir.clean_temporaries();
+        Ok(dir)
+    }
+
+    /// The directory's path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn clean_temporaries(&self) {
+        let Ok(entries) = rustix::fs::Dir::read_from(&*self.fd) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy();
+            if name.starts_with('.') && name.ends_with(TMP_SUFFIX) {
+                tracing::info!(file = %name, "removing a temporary file left by an earlier run");
+                let _ = rustix::fs::unlinkat(&*self.fd, entry.file_name(), AtFlags::empty());
+            }
+        }
+    }
+
+    fn err(&self, file: &str, e: impl Into<std::io::Error>) -> Error {
+        Error::Write {
+            dir: self.path.clone(),
+            file: file.to_owned(),
+            source: e.into(),
+        }
+    }
+
+    /// Opens (creating as needed) the directory that holds `file`, one
+    /// component at a time and never through a symlink.
+    fn parent_of<'f>(&self, file: &'f str) -> Result<(Arc<OwnedFd>, &'f str)> {
+        let Some((dirs, name)) = file.rsplit_once('/') else {
+            return Ok((self.fd.clone(), file));
+        };
+        let mut cur = self.fd.clone();
+        for comp in dirs.split('/') {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let next = match rustix::fs::openat(&*cur, comp, flags, Mode::empty()) {
+                Err(Errno::NOENT) => {
+                    match rustix::fs::mkdirat(&*cur, comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(self.err(file, e)),
+                    }
+                    rustix::fs::openat(&*cur, comp, flags, Mode::empty())
+                }
+                other => other,
+            }
+            .map_err(|e| match e {
+                Errno::LOOP | Errno::NOTDIR => self.err(
+                    file,
+                    std::io::Error::other(format!(
+                        "`{comp}` is a symlink or not a directory; refusing to follow it"
+                    )),
+                ),
+                e => self.err(file, e),
+            })?;
+            cur = Arc::new(next);
+        }
+        Ok((cur, name))
+    }
+
+    /// Writes `bytes` to a new temporary file beside `file`, with its mode and owner set.
+    pub fn stage(&self, file: &str, bytes: &SecretBytes, mode: u32) -> Result<Staged> {
+        let (parent, name) = self.parent_of(file)?;
+        let tmp = format!(".{name}.{:016x}{TMP_SUFFIX}", rand::random::<u64>());
+        let fd = rustix::fs::openat(
+            &*parent,
+            tmp.as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| self.err(file, e))?;
+        let staged = Staged {
+            parent,
+            tmp,
+            name: name.to_owned(),
+            file: file.to_owned(),
+            done: false,
+        };
+        let mut f = File::from(fd);
+        f.write_all(bytes.expose()).map_err(|e| self.err(file, e))?;
+        if let Some((uid, gid)) = self.owner {
+            rustix::fs::fchown(
+                f.as_fd(),
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+            )
+            .map_err(|e| self.err(file, e))?;
+        }
+        rustix::fs::fchmod(f.as_fd(), Mode::from_raw_mode(mode)).map_err(|e| self.err(file, e))?;
+        if self.on_disk {
+            f.sync_all().map_err(|e| self.err(file, e))?;
+        }
+        Ok(staged)
+    }
+
+    /// Renames a staged file over its target name.
+    pub fn commit(&self, mut staged: Staged) -> Result<()> {
+        rustix::fs::renameat(
+            &*staged.parent,
+            staged.tmp.as_str(),
+            &*staged.parent,
+            staged.name.as_str(),
+        )
+        .map_err(|e| self.err(&staged.file, e))?;
+        staged.done = true;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn disk_dir() -> (tempfile::TempDir, OutputDir) {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = Output {
+            dir: tmp.path().to_owned(),
+            mode: 0o400,
+            owner: None,
+            allow_disk: true,
+        };
+        let dir = OutputDir::open(&out).unwrap();
+        (tmp, dir)
+    }
+
+    fn put(dir: &OutputDir, file: &str, text: &str, mode: u32) -> Result<()> {
+        let staged = dir.stage(file, &SecretBytes::copy_from(text), mode)?;
+        dir.commit(staged)
+    }
+
+    #[test]
+    fn refuses_a_disk_directory() {
+        let tmp = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let out = Output {
+            dir: tmp.path().to_owned(),
+            mode: 0o400,
+            owner: None,
+            allow_disk: false,
+        };
+        match OutputDir::open(&out) {
+            Err(Error::NotMemory { .. }) => {}
+            other => panic!("expected NotMemory, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn writes_with_mode_and_replaces_atomically() {
+        let (tmp, dir) = disk_dir();
+        put(&dir, "a.txt", "one", 0o440).unwrap();
+        put(&dir, "a.txt", "two", 0o400).unwrap();
+        let p = tmp.path().join("a.txt");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o400
+        );
+        put(&dir, "sub/deeper/b.txt", "b", 0o400).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("sub/deeper/b.txt")).unwrap(),
+            "b"
+        );
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_replaced_not_followed() {
+        let (tmp, dir) = disk_dir();
+        let outside = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(outside.path(), "untouched").unwrap();
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("db")).unwrap();
+        put(&dir, "db", "secret", 0o400).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(outside.path()).unwrap(),
+            "untouched"
+        );
+        let meta = std::fs::symlink_metadata(tmp.path().join("db")).unwrap();
+        assert!(meta.file_type().is_file());
+        std::os::unix::fs::symlink(tmp.path().join("..").as_path(), tmp.path().join("up")).unwrap();
+        let err = put(&dir, "up/x", "secret", 0o400).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+    }
+
+    #[test]
+    fn a_dropped_stage_leaves_nothing() {
+        let (tmp, dir) = disk_dir();
+        let staged = dir.stage("x", &SecretBytes::copy_from("v"), 0o400).unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+        drop(staged);
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn leftover_temporaries_are_cleaned() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(".db.0123.ramsecrets-tmp"), "x").unwrap();
+        std::fs::write(tmp.path().join("keep"), "x").unwrap();
+        let out = Output {
+            dir: tmp.path().to_owned(),
+            mode: 0o400,
+            owner: None,
+            allow_disk: true,
+        };
+        OutputDir::open(&out).unwrap();
+        let names: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("keep")]);
+    }
+}

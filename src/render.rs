@@ -1,0 +1,371 @@
+//! Turns the fields of a fetched secret into file contents: `raw`, `json`,
+//! `dotenv`, `env`, `yaml`, strict minijinja templates, and the three PEM files
+//! of a certificate. Output is built straight into [`SecretBytes`]; errors name
+//! the secret and the field, never a value.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use crate::config::{Address, Format, Secret};
+use crate::exit::{Exit, ExitCode};
+use crate::secret::{Fields, SecretBytes};
+
+/// The fields a certificate must have, and the file suffix each goes to.
+pub const PKI_FILES: [(&str, &str); 3] = [
+    ("certificate", "crt"),
+    ("private_key", "key"),
+    ("ca_chain", "ca.crt"),
+];
+
+/// One file to write.
+#[derive(Debug)]
+pub struct Rendered {
+    /// Path relative to the output directory.
+    pub file: String,
+    /// Contents.
+    pub bytes: SecretBytes,
+    /// Mode.
+    pub mode: u32,
+}
+
+/// Why a secret could not be rendered.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The secret lacks a field the config asks for.
+    #[error("field `{field}` is not in the secret (it has: {available})")]
+    MissingField {
+        /// The field.
+        field: String,
+        /// Field names present.
+        available: String,
+    },
+    /// `raw` without `key` needs exactly one field.
+    #[error("format raw needs `key` when the secret has {count} fields (it has: {available})")]
+    NotOneField {
+        /// How many fields.
+        count: usize,
+        /// Field names present.
+        available: String,
+    },
+    /// A binary value cannot go into a text format.
+    #[error("field `{field}` is binary (not UTF-8 without NUL); only `raw` can write it")]
+    Binary {
+        /// The field.
+        field: String,
+    },
+    /// A field name cannot be a variable name.
+    #[error("field name `{field}` is not a valid variable name for format {format}")]
+    BadName {
+        /// The field.
+        field: String,
+        /// The format.
+        format: &'static str,
+    },
+    /// The template failed.
+    #[error("template failed: {0}")]
+    Template(String),
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        Exit::Data
+    }
+}
+
+/// Result alias for this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Compiles `template` to find syntax errors at config time.
+pub fn check_template(template: &str) -> Result<(), minijinja::Error> {
+    environment().template_from_str(template).map(|_| ())
+}
+
+fn environment() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env
+}
+
+/// Renders `fields` for `secret` into the files it writes.
+pub fn render(secret: &Secret, fields: &Fields) -> Result<Vec<Rendered>> {
+    if let Address::Pki { .. } = secret.address {
+        return PKI_FILES
+            .iter()
+            .map(|(field, ext)| {
+                Ok(Rendered {
+                    file: format!("{}.{ext}", secret.file),
+                    bytes: get(fields, field)?.clone(),
+                    mode: secret.mode,
+                })
+            })
+            .collect();
+    }
+    let bytes = match secret.format {
+        Format::Raw => raw(fields, secret.key.as_deref())?,
+        Format::Json => {
+            let mut out = SecretBytes::default();
+            serde_json::to_writer(&mut out, &text_fields(fields)?)
+                .map_err(|e| Error::Template(e.to_string()))?;
+            out
+        }
+        Format::Yaml => {
+            let mut out = SecretBytes::default();
+            serde_yaml::to_writer(&mut out, &text_fields(fields)?)
+                .map_err(|e| Error::Template(e.to_string()))?;
+            out
+        }
+        Format::Dotenv => lines(fields, "dotenv", dotenv_line)?,
+        Format::Env => lines(fields, "env", env_line)?,
+        Format::Template => template(secret.template.as_deref().unwrap_or_default(), fields)?,
+    };
+    Ok(vec![Rendered {
+        file: secret.file.clone(),
+        bytes,
+        mode: secret.mode,
+    }])
+}
+
+fn names(fields: &Fields) -> String {
+    fields
+        .keys()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn get<'a>(fields: &'a Fields, field: &str) -> Result<&'a SecretBytes> {
+    fields.get(field).ok_or_else(|| Error::MissingField {
+        field: field.to_owned(),
+        available: names(fields),
+    })
+}
+
+fn raw(fields: &Fields, key: Option<&str>) -> Result<SecretBytes> {
+    match key {
+        Some(k) => get(fields, k).cloned(),
+        None if fields.len() == 1 => Ok(fields.values().next().cloned().unwrap_or_default()),
+        None => Err(Error::NotOneField {
+            count: fields.len(),
+            available: names(fields),
+        }),
+    }
+}
+
+/// Text of a field: UTF-8 without NUL, else [`Error::Binary`].
+fn text<'a>(name: &str, value: &'a SecretBytes) -> Result<&'a str> {
+    value
+        .expose_str()
+        .filter(|s| !s.contains('\0'))
+        .ok_or_else(|| Error::Binary {
+            field: name.to_owned(),
+        })
+}
+
+fn text_fields(fields: &Fields) -> Result<BTreeMap<&str, &str>> {
+    fields
+        .iter()
+        .map(|(k, v)| Ok((k.as_str(), text(k, v)?)))
+        .collect()
+}
+
+fn lines(
+    fields: &Fields,
+    format: &'static str,
+    line: fn(&mut SecretBytes, &str, &str),
+) -> Result<SecretBytes> {
+    let mut out = SecretBytes::default();
+    for (k, v) in fields {
+        let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(Error::BadName {
+                field: k.clone(),
+                format,
+            });
+        }
+        line(&mut out, k, text(k, v)?);
+    }
+    Ok(out)
+}
+
+/// `KEY='value'` when that is literal everywhere, else a double-quoted value
+/// with backslash escapes.
+fn dotenv_line(out: &mut SecretBytes, k: &str, v: &str) {
+    if !v.contains(['\'', '\n', '\r']) {
+        let _ = write!(out, "{k}='");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"'\n");
+        return;
+    }
+    let _ = write!(out, "{k}=\"");
+    for c in v.chars() {
+        match c {
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '"' => out.extend_from_slice(b"\\\""),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '$' => out.extend_from_slice(b"\\$"),
+            '`' => out.extend_from_slice(b"\\`"),
+            c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+    }
+    out.extend_from_slice(b"\"\n");
+}
+
+/// `export KEY='value'`, with `'` written as `'\''`: nothing inside single
+/// quotes is special to a POSIX shell.
+fn env_line(out: &mut SecretBytes, k: &str, v: &str) {
+    let _ = write!(out, "export {k}='");
+    for part in v.split('\'').enumerate() {
+        if part.0 > 0 {
+            out.extend_from_slice(b"'\\''");
+        }
+        out.extend_from_slice(part.1.as_bytes());
+    }
+    out.extend_from_slice(b"'\n");
+}
+
+fn template(source: &str, fields: &Fields) -> Result<SecretBytes> {
+    let env = environment();
+    let tmpl = env
+        .template_from_str(source)
+        .map_err(|e| Error::Template(e.to_string()))?;
+    // Strict undefined catches these too, but this names the field.
+    let mut missing: Vec<_> = tmpl
+        .undeclared_variables(false)
+        .into_iter()
+        .filter(|v| !fields.contains_key(v) && env.globals().all(|(g, _)| g != v))
+        .collect();
+    missing.sort();
+    if let Some(field) = missing.into_iter().next() {
+        return Err(Error::MissingField {
+            field,
+            available: names(fields),
+        });
+    }
+    let ctx: BTreeMap<&str, minijinja::Value> = fields
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), minijinja::Value::from(text(k, v).ok()?))))
+        .collect();
+    let mut out = SecretBytes::default();
+    tmpl.render_captured_to(ctx, &mut out).map_err(|e| {
+        // The detail of a runtime error may quote a value: keep only its kind and line.
+        let line = e
+            .line()
+            .map(|l| format!(" at line {l}"))
+            .unwrap_or_default();
+        match e.kind() {
+            minijinja::ErrorKind::UndefinedError => {
+                Error::Template(format!("a field used{line} is missing or binary"))
+            }
+            kind => Error::Template(format!("{kind}{line}")),
+        }
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &[u8])]) -> Fields {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), SecretBytes::new(v.to_vec())))
+            .collect()
+    }
+
+    fn secret(format: Format, key: Option<&str>, template: Option<&str>) -> Secret {
+        Secret {
+            name: "db".into(),
+            source: 0,
+            address: Address::Read("x/y".into()),
+            file: "db".into(),
+            format,
+            key: key.map(Into::into),
+            template: template.map(Into::into),
+            mode: 0o400,
+        }
+    }
+
+    fn one(format: Format, key: Option<&str>, tmpl: Option<&str>, f: &Fields) -> Result<String> {
+        let out = render(&secret(format, key, tmpl), f)?;
+        Ok(String::from_utf8(out[0].bytes.expose().to_vec()).unwrap())
+    }
+
+    #[test]
+    fn formats() {
+        let f = fields(&[("user", b"app"), ("pass", b"p'w\"$x\n")]);
+        assert_eq!(
+            one(Format::Json, None, None, &f).unwrap(),
+            r#"{"pass":"p'w\"$x\n","user":"app"}"#
+        );
+        assert_eq!(
+            one(Format::Yaml, None, None, &f).unwrap(),
+            "pass: |\n  p'w\"$x\nuser: app\n"
+        );
+        assert_eq!(
+            one(Format::Dotenv, None, None, &f).unwrap(),
+            "pass=\"p'w\\\"\\$x\\n\"\nuser='app'\n"
+        );
+        assert_eq!(
+            one(Format::Env, None, None, &f).unwrap(),
+            "export pass='p'\\''w\"$x\n'\nexport user='app'\n"
+        );
+        assert_eq!(one(Format::Raw, Some("user"), None, &f).unwrap(), "app");
+        assert_eq!(
+            one(
+                Format::Template,
+                None,
+                Some("{{ user }}:{{ pass|length }}"),
+                &f
+            )
+            .unwrap(),
+            "app:7"
+        );
+    }
+
+    #[test]
+    fn binary_survives_raw_only() {
+        let bin: &[u8] = &[0, 159, 146, 150, 255];
+        let f = fields(&[("blob", bin)]);
+        let out = render(&secret(Format::Raw, None, None), &f).unwrap();
+        assert_eq!(out[0].bytes.expose(), bin);
+        let err = one(Format::Json, None, None, &f).unwrap_err();
+        assert!(matches!(err, Error::Binary { .. }), "{err}");
+    }
+
+    #[test]
+    fn errors_name_the_field_not_the_value() {
+        let f = fields(&[("user", b"app"), ("pass", b"hunter2")]);
+        let e = one(Format::Template, None, Some("{{ user }}{{ password }}"), &f).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "field `password` is not in the secret (it has: pass, user)"
+        );
+        let e = one(Format::Raw, Some("nope"), None, &f).unwrap_err();
+        assert!(e.to_string().contains("`nope`"));
+        let e = one(Format::Raw, None, None, &f).unwrap_err();
+        assert!(matches!(e, Error::NotOneField { count: 2, .. }));
+        let e = one(Format::Template, None, Some("{{ pass | int }}"), &f).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        let bad = fields(&[("a-b", b"x")]);
+        assert!(matches!(
+            one(Format::Env, None, None, &bad).unwrap_err(),
+            Error::BadName { .. }
+        ));
+    }
+
+    #[test]
+    fn env_output_is_safe_to_source() {
+        let nasty = "a'b\"c$(touch /tmp/x)`id`\\\n$HOME";
+        let f = fields(&[("V", nasty.as_bytes())]);
+        let script = one(Format::Env, None, None, &f).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{script}printf %s \"$V\""))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), nasty);
+    }
+}

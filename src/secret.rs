@@ -1,0 +1,156 @@
+//! The one home of secret bytes: [`SecretBytes`] zeroizes on drop, prints as
+//! `[redacted]`, has no `Display` or `Serialize`, and is read only through an
+//! explicit [`SecretBytes::expose`] at a file, template or socket edge.
+//! [`Fetched`] is what a source returns: the fields with their version and lease.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+use zeroize::{Zeroize, Zeroizing};
+
+/// Secret bytes that are wiped from memory when dropped.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl SecretBytes {
+    /// Takes ownership of `bytes`; no copy is left behind.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    /// Moves a `String`'s buffer in without copying it.
+    pub fn from_string(s: String) -> Self {
+        Self::new(s.into_bytes())
+    }
+
+    /// Copies a borrowed string in; the caller is responsible for the original.
+    pub fn copy_from(s: &str) -> Self {
+        Self::new(s.as_bytes().to_vec())
+    }
+
+    /// The bytes themselves: call only where they go to a file, a template or a socket.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The bytes as UTF-8 text, if they are.
+    pub fn expose_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.0).ok()
+    }
+
+    /// Number of bytes (safe to log).
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there are no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Appends bytes; the old buffer is wiped if the vector has to grow.
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        if self.0.capacity() - self.0.len() < bytes.len() {
+            let mut bigger = Vec::with_capacity((self.0.len() + bytes.len()).max(64) * 2);
+            bigger.extend_from_slice(&self.0);
+            self.0.zeroize();
+            *self.0 = bigger;
+        }
+        self.0.extend_from_slice(bytes);
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::io::Write for SecretBytes {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The named fields of one secret (`username`, `password`, …), in name order.
+/// Names are not secret; values are.
+pub type Fields = BTreeMap<String, SecretBytes>;
+
+/// A lease on a dynamic secret, as Vault reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The lease id (not a secret: it cannot be used without a token).
+    pub id: String,
+    /// How long the lease lasts from the time it was read.
+    pub duration: Duration,
+    /// Whether the lease can be extended.
+    pub renewable: bool,
+}
+
+/// One fetch of one secret from a source.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// The fields of the secret.
+    pub fields: Fields,
+    /// A backend version (KV v2 version, AWS VersionId), when the backend has one.
+    pub version: Option<String>,
+    /// The lease of a dynamic secret, when it has one.
+    pub lease: Option<Lease>,
+    /// When a certificate stops being valid, for certificates.
+    pub expires: Option<SystemTime>,
+}
+
+impl Fetched {
+    /// A secret with fields only: no version, lease or expiry.
+    pub fn fields(fields: Fields) -> Self {
+        Self {
+            fields,
+            version: None,
+            lease: None,
+            expires: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn debug_hides_the_value() {
+        let s = SecretBytes::copy_from("hunter2");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(format!("{s:#?}"), "[redacted]");
+        let mut fields = Fields::new();
+        fields.insert("password".into(), s);
+        let f = Fetched::fields(fields);
+        let shown = format!("{f:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("password"));
+    }
+
+    #[test]
+    fn expose_gives_the_bytes_back() {
+        let s = SecretBytes::new(vec![0, 255, 10]);
+        assert_eq!(s.expose(), &[0, 255, 10]);
+        assert_eq!(s.expose_str(), None);
+        assert_eq!(s.len(), 3);
+    }
+
+    #[test]
+    fn writes_grow_the_buffer() {
+        let mut s = SecretBytes::default();
+        for _ in 0..100 {
+            s.write_all(b"abcdef").unwrap();
+        }
+        assert_eq!(s.len(), 600);
+        assert!(s.expose().starts_with(b"abcdefabcdef"));
+    }
+}

@@ -1,0 +1,149 @@
+//! The `file` source, for local development: a YAML file whose keys are the
+//! addresses secrets use (`secret/app/db` for kv, `database/creds/app` for
+//! read, `pki/issue/web` for pki, `prod/api` for secret_id), each mapping field
+//! names to values. `!!binary` values are base64 and written as bytes. The file
+//! is re-read when it changes, so edits show up on the next fetch.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use base64::Engine;
+use futures::future::BoxFuture;
+use serde_yaml::Value;
+use tokio::time::Instant;
+
+use super::{Error, Result, Source};
+use crate::config::Secret;
+use crate::secret::{Fetched, Fields, SecretBytes};
+
+type Entries = Arc<HashMap<String, Fields>>;
+
+/// A local YAML file of secrets.
+pub struct FileSource {
+    path: PathBuf,
+    cache: Mutex<Option<(SystemTime, Entries)>>,
+}
+
+impl FileSource {
+    /// A source over the file at `path` (read at fetch time).
+    pub fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            cache: Mutex::new(None),
+        }
+    }
+
+    fn entries(&self) -> Result<Entries> {
+        let cant = |e: &dyn std::fmt::Display| {
+            Error::Config(format!("file source {}: {e}", self.path.display()))
+        };
+        let modified = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .map_err(|e| cant(&e))?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, entries)) = cache.as_ref() {
+            if *at == modified {
+                return Ok(entries.clone());
+            }
+        }
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(&self.path).map_err(|e| cant(&e))?);
+        let entries = Arc::new(parse(&text).map_err(|e| cant(&e))?);
+        *cache = Some((modified, entries.clone()));
+        Ok(entries)
+    }
+}
+
+impl Source for FileSource {
+    fn fetch<'a>(
+        &'a self,
+        secret: &'a Secret,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<Fetched>> {
+        Box::pin(async move {
+            let key = secret.address.key();
+            let entries = self.entries()?;
+            let fields = entries.get(&key).ok_or_else(|| {
+                Error::NotFound(format!("`{key}` is not a key of {}", self.path.display()))
+            })?;
+            Ok(Fetched::fields(fields.clone()))
+        })
+    }
+}
+
+/// Parses `address: { field: value }`; messages name keys, never values.
+fn parse(text: &str) -> std::result::Result<HashMap<String, Fields>, String> {
+    let top: serde_yaml::Mapping = serde_yaml::from_str(text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+            .unwrap_or_default();
+        format!("not a YAML mapping of address to fields{at}")
+    })?;
+    let mut out = HashMap::new();
+    for (k, v) in top {
+        let Value::String(address) = k else {
+            return Err("every address must be a string".into());
+        };
+        let Value::Mapping(map) = v else {
+            return Err(format!("`{address}` must map field names to values"));
+        };
+        let mut fields = Fields::new();
+        for (fk, fv) in map {
+            let Value::String(name) = fk else {
+                return Err(format!("`{address}`: field names must be strings"));
+            };
+            let value = value_bytes(fv).ok_or_else(|| {
+                format!("`{address}.{name}`: not a string, number, bool or !!binary")
+            })?;
+            fields.insert(name, value);
+        }
+        out.insert(address, fields);
+    }
+    Ok(out)
+}
+
+fn value_bytes(v: Value) -> Option<SecretBytes> {
+    Some(match v {
+        Value::String(s) => SecretBytes::from_string(s),
+        Value::Bool(b) => SecretBytes::copy_from(if b { "true" } else { "false" }),
+        Value::Number(n) => SecretBytes::from_string(n.to_string()),
+        Value::Null => SecretBytes::default(),
+        Value::Tagged(t) if t.tag == "binary" => {
+            let Value::String(b64) = t.value else {
+                return None;
+            };
+            let clean: String = b64.split_whitespace().collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(clean)
+                .ok()?;
+            SecretBytes::new(bytes)
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_text_numbers_and_binary() {
+        let e = parse("secret/app/db:\n  user: app\n  port: 5432\n  blob: !!binary AJ+SlP8=\n")
+            .unwrap();
+        let f = &e["secret/app/db"];
+        assert_eq!(f["user"].expose(), b"app");
+        assert_eq!(f["port"].expose(), b"5432");
+        assert_eq!(f["blob"].expose(), &[0, 159, 146, 148, 255]);
+    }
+
+    #[test]
+    fn errors_name_keys_not_values() {
+        let err = parse("a:\n  x: [hunter2]\n").unwrap_err();
+        assert!(err.contains("`a.x`") && !err.contains("hunter2"), "{err}");
+        let err = parse("- hunter2\n").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -1,0 +1,95 @@
+//! Secret backends behind one [`Source`] trait: a fetch returns the fields with
+//! their version, lease or expiry, so callers can write, compare and schedule
+//! without knowing the backend. One module per backend.
+
+mod file;
+mod vault;
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use tokio::time::Instant;
+
+use crate::config::{Config, Secret, SourceKind};
+use crate::exit::{Exit, ExitCode};
+use crate::secret::{Fetched, Fields, SecretBytes};
+
+/// Why a fetch failed. Messages name paths and files, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The backend refused the credentials or the path.
+    #[error("permission denied: {0}")]
+    Denied(String),
+    /// The path or secret does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The backend could not be reached or failed (retryable).
+    #[error("backend unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with something unusable.
+    #[error("bad data: {0}")]
+    Data(String),
+    /// Local setup is wrong: a token file, a CA file.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    /// Whether trying again may help.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_))
+    }
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Denied(_) => Exit::NoPerm,
+            Error::NotFound(_) | Error::Data(_) => Exit::Data,
+            Error::Unavailable(_) => Exit::Unavailable,
+            Error::Config(_) => Exit::Config,
+        }
+    }
+}
+
+/// Result alias for this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A secret backend.
+pub trait Source: Send + Sync {
+    /// Reads `secret`, retrying what is worth retrying until `deadline`.
+    fn fetch<'a>(&'a self, secret: &'a Secret, deadline: Instant)
+        -> BoxFuture<'a, Result<Fetched>>;
+}
+
+/// Builds one source per configured source, in config order.
+pub fn build(config: &Config) -> Result<Vec<Arc<dyn Source>>> {
+    config
+        .sources
+        .iter()
+        .map(|s| -> Result<Arc<dyn Source>> {
+            Ok(match &s.kind {
+                SourceKind::Vault(v) => Arc::new(vault::VaultSource::new(&s.name, v)?),
+                SourceKind::File { path } => Arc::new(file::FileSource::new(path)),
+            })
+        })
+        .collect()
+}
+
+/// Turns a JSON object into fields: strings as their bytes, other values as JSON text.
+fn fields_from_json(data: serde_json::Value, what: &str) -> Result<Fields> {
+    let serde_json::Value::Object(map) = data else {
+        return Err(Error::Data(format!("{what}: data is not an object")));
+    };
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| {
+            let bytes = match v {
+                serde_json::Value::String(s) => SecretBytes::from_string(s),
+                serde_json::Value::Null => SecretBytes::default(),
+                other => SecretBytes::from_string(other.to_string()),
+            };
+            (k, bytes)
+        })
+        .collect())
+}

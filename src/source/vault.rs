@@ -1,0 +1,499 @@
+//! HashiCorp Vault and OpenBao, on vaultrs: token, AppRole, Kubernetes and JWT
+//! login; KV v1/v2 with the engine version detected from the mount as the
+//! `vault kv` CLI does; PKI issue; and any logical read with its lease.
+//!
+//! vaultrs has no call for two things we need, so they go straight to the
+//! HTTP client vaultrs itself uses: the mount lookup the CLI does
+//! (`sys/internal/ui/mounts/…`), and a generic logical read that keeps the
+//! lease id, duration and renewability (vaultrs' typed reads drop them).
+//!
+//! vaultrs deserializes responses into plain `String`s; we move values into
+//! [`SecretBytes`] at once, but those transient copies are not zeroized.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use futures::future::BoxFuture;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use vaultrs::api::EndpointMiddleware;
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+
+use super::{fields_from_json, Error, Result, Source};
+use crate::backoff::Backoff;
+use crate::config::{Address, Auth, KvVersion, Secret, Vault};
+use crate::secret::{Fetched, Fields, Lease, SecretBytes};
+
+/// A Vault or OpenBao server, logged in lazily on first use.
+pub struct VaultSource {
+    name: String,
+    address: reqwest::Url,
+    namespace: Option<String>,
+    auth: Auth,
+    http: reqwest::Client,
+    backoff: Backoff,
+    client: Mutex<Option<Arc<VaultClient>>>,
+    kv_versions: Mutex<HashMap<String, KvVersion>>,
+}
+
+impl VaultSource {
+    /// Builds the HTTP client (timeouts, CA bundle); no request is made yet.
+    pub fn new(name: &str, cfg: &Vault) -> Result<Self> {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(cfg.connect_timeout)
+            .timeout(cfg.request_timeout)
+            .tls_backend_rustls();
+        if cfg.address.scheme() == "http" {
+            // As vaultrs does: without this, reqwest's platform verifier fails to build.
+            builder = builder.tls_certs_only(Vec::new());
+        } else if let Some(ca) = &cfg.ca_cert {
+            builder = builder.tls_certs_merge(load_ca(name, ca)?);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::Config(format!("source {name}: cannot build HTTP client: {e}")))?;
+        Ok(Self {
+            name: name.to_owned(),
+            address: cfg.address.clone(),
+            namespace: cfg.namespace.clone(),
+            auth: cfg.auth.clone(),
+            http,
+            backoff: Backoff::default(),
+            client: Mutex::new(None),
+            kv_versions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A vaultrs client over our HTTP client, with `token` (may be empty to log in).
+    fn vaultrs(&self, token: &str) -> Result<VaultClient> {
+        let mut settings = VaultClientSettingsBuilder::default();
+        settings
+            .address(self.address.as_str())
+            .token(token)
+            .ca_certs(Vec::new())
+            .identity(None)
+            .verify(true)
+            .namespace(self.namespace.clone());
+        let settings = settings
+            .build()
+            .map_err(|e| Error::Config(format!("source {}: {e}", self.name)))?;
+        Ok(VaultClient {
+            middle: EndpointMiddleware {
+                token: token.to_owned(),
+                version: "v1".into(),
+                wrap: None,
+                namespace: self.namespace.clone(),
+            },
+            http: rustify::clients::reqwest::Client::new(
+                self.address.as_str().trim_end_matches('/'),
+                self.http.clone(),
+            ),
+            settings,
+        })
+    }
+
+    /// The logged-in client, logging in first if needed.
+    async fn client(&self, deadline: Instant) -> Result<Arc<VaultClient>> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let token = self
+            .backoff
+            .retry(deadline, Error::retryable, || self.login())
+            .await?;
+        let token = token
+            .expose_str()
+            .ok_or_else(|| Error::Data(format!("source {}: token is not text", self.name)))?;
+        let client = Arc::new(self.vaultrs(token)?);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    async fn login(&self) -> Result<SecretBytes> {
+        let (method, info) = match &self.auth {
+            Auth::TokenFile(path) => return read_credential(path, "token_file"),
+            Auth::AppRole {
+                mount,
+                role_id_file,
+                secret_id_file,
+            } => {
+                let role_id = read_credential(role_id_file, "role_id_file")?;
+                let secret_id = read_credential(secret_id_file, "secret_id_file")?;
+                let c = self.vaultrs("")?;
+                let r = vaultrs::auth::approle::login(
+                    &c,
+                    mount,
+                    role_id.expose_str().unwrap_or_default(),
+                    secret_id.expose_str().unwrap_or_default(),
+                )
+                .await;
+                ("approle", r)
+            }
+            Auth::Kubernetes(l) => {
+                let jwt = read_credential(&l.token_file, "token_file")?;
+                let c = self.vaultrs("")?;
+                let r = vaultrs::auth::kubernetes::login(
+                    &c,
+                    &l.mount,
+                    &l.role,
+                    jwt.expose_str().unwrap_or_default(),
+                )
+                .await;
+                ("kubernetes", r)
+            }
+            Auth::Jwt(l) => {
+                let jwt = read_credential(&l.token_file, "token_file")?;
+                let c = self.vaultrs("")?;
+                let r = vaultrs::auth::oidc::login(
+                    &c,
+                    &l.mount,
+                    jwt.expose_str().unwrap_or_default(),
+                    Some(l.role.clone()),
+                )
+                .await;
+                ("jwt", r)
+            }
+        };
+        let info = info.map_err(|e| match classify(e, &format!("{method} login")) {
+            // A rejected login is a 400 in Vault: bad role, bad secret id, bad JWT.
+            Error::Data(m) => Error::Denied(m),
+            other => other,
+        })?;
+        tracing::info!(source = %self.name, method, policies = ?info.policies, ttl = info.lease_duration, "logged in");
+        Ok(SecretBytes::from_string(info.client_token))
+    }
+
+    /// KV engine version of `mount`: asked once per mount, as `vault kv` does.
+    async fn kv_version(
+        &self,
+        c: &VaultClient,
+        mount: &str,
+        deadline: Instant,
+    ) -> Result<KvVersion> {
+        let mut known = self.kv_versions.lock().await;
+        if let Some(v) = known.get(mount) {
+            return Ok(*v);
+        }
+        let what = format!("mount lookup of `{mount}`");
+        let path = format!("sys/internal/ui/mounts/{mount}");
+        let body = self
+            .backoff
+            .retry(deadline, Error::retryable, || self.get(c, &path, &what))
+            .await;
+        let version = match body {
+            // Servers older than the lookup: the CLI assumes v1.
+            Err(Error::NotFound(_)) => KvVersion::V1,
+            Err(e) => return Err(e),
+            Ok(body) => match body
+                .pointer("/data/options/version")
+                .and_then(|v| v.as_str())
+            {
+                Some("2") => KvVersion::V2,
+                _ => KvVersion::V1,
+            },
+        };
+        tracing::debug!(source = %self.name, mount, ?version, "kv engine version");
+        known.insert(mount.to_owned(), version);
+        Ok(version)
+    }
+
+    /// GET `/v1/{path}` with the client's token and namespace; the body as JSON.
+    async fn get(&self, c: &VaultClient, path: &str, what: &str) -> Result<serde_json::Value> {
+        let url = format!("{}/v1/{path}", self.address.as_str().trim_end_matches('/'));
+        let mut req = self
+            .http
+            .get(url)
+            .header("X-Vault-Request", "true")
+            .header("X-Vault-Token", c.middle.token.as_str());
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns.as_str());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("{what}: {}", transport(&e))))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Unavailable(format!("{what}: {}", transport(&e))))?;
+        let body = zeroize::Zeroizing::new(body.to_vec());
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body)
+                .map_err(|_| Error::Data(format!("{what}: answer is not JSON")));
+        }
+        let errors = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("errors").cloned())
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+            .unwrap_or_default();
+        Err(status_error(status, &errors, what))
+    }
+
+    async fn fetch_one(&self, secret: &Secret, deadline: Instant) -> Result<Fetched> {
+        let c = self.client(deadline).await?;
+        let what = format!("{} `{}`", kind(&secret.address), secret.address.key());
+        let retry = |e: &Error| e.retryable();
+        match &secret.address {
+            Address::Kv {
+                mount,
+                path,
+                kv_version,
+                version,
+            } => {
+                let v = match kv_version {
+                    Some(v) => *v,
+                    None => self.kv_version(&c, mount, deadline).await?,
+                };
+                if v == KvVersion::V1 {
+                    let data = self
+                        .backoff
+                        .retry(deadline, retry, || async {
+                            vaultrs::kv1::get_raw(&*c, mount, path)
+                                .await
+                                .map_err(|e| classify(e, &what))
+                        })
+                        .await?;
+                    return Ok(Fetched::fields(fields_from_json(data.data, &what)?));
+                }
+                let endpoint = || {
+                    vaultrs::api::kv2::requests::ReadSecretRequest::builder()
+                        .mount(mount.as_str())
+                        .path(path.as_str())
+                        .version(*version)
+                        .build()
+                        .map_err(|e| Error::Config(format!("{what}: {e}")))
+                };
+                let resp = self
+                    .backoff
+                    .retry(deadline, retry, || async {
+                        vaultrs::api::exec_with_result(&*c, endpoint()?)
+                            .await
+                            .map_err(|e| classify(e, &what))
+                    })
+                    .await?;
+                if resp.data.is_null() {
+                    return Err(Error::NotFound(format!(
+                        "{what}: version {} is deleted",
+                        resp.metadata.version
+                    )));
+                }
+                let mut f = Fetched::fields(fields_from_json(resp.data, &what)?);
+                f.version = Some(resp.metadata.version.to_string());
+                Ok(f)
+            }
+            Address::Read(path) => {
+                let body = self
+                    .backoff
+                    .retry(deadline, retry, || self.get(&c, path, &what))
+                    .await?;
+                let lease_id = body["lease_id"].as_str().unwrap_or_default().to_owned();
+                let lease = (!lease_id.is_empty()).then(|| Lease {
+                    id: lease_id,
+                    duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+                    renewable: body["renewable"].as_bool().unwrap_or(false),
+                });
+                let data = match body {
+                    serde_json::Value::Object(mut m) => m.remove("data").unwrap_or_default(),
+                    _ => serde_json::Value::Null,
+                };
+                if data.is_null() {
+                    return Err(Error::NotFound(format!("{what}: no data at this path")));
+                }
+                let mut f = Fetched::fields(fields_from_json(data, &what)?);
+                f.lease = lease;
+                Ok(f)
+            }
+            Address::Pki {
+                mount,
+                role,
+                common_name,
+                ttl,
+                alt_names,
+                ip_sans,
+            } => {
+                let resp = self
+                    .backoff
+                    .retry(deadline, retry, || async {
+                        let mut opts =
+                            vaultrs::api::pki::requests::GenerateCertificateRequest::builder();
+                        opts.common_name(common_name.as_str());
+                        if let Some(t) = ttl {
+                            opts.ttl(format!("{}s", t.as_secs()));
+                        }
+                        if !alt_names.is_empty() {
+                            opts.alt_names(alt_names.join(","));
+                        }
+                        if !ip_sans.is_empty() {
+                            opts.ip_sans(ip_sans.join(","));
+                        }
+                        vaultrs::pki::cert::generate(&*c, mount, role, Some(&mut opts))
+                            .await
+                            .map_err(|e| classify(e, &what))
+                    })
+                    .await?;
+                let chain = match &resp.ca_chain {
+                    Some(chain) if !chain.is_empty() => chain.join("\n"),
+                    _ => resp.issuing_ca.clone(),
+                };
+                let mut fields = Fields::new();
+                fields.insert(
+                    "certificate".into(),
+                    SecretBytes::copy_from(&resp.certificate),
+                );
+                fields.insert(
+                    "private_key".into(),
+                    SecretBytes::from_string(resp.private_key),
+                );
+                fields.insert("ca_chain".into(), SecretBytes::from_string(chain));
+                fields.insert(
+                    "issuing_ca".into(),
+                    SecretBytes::from_string(resp.issuing_ca),
+                );
+                fields.insert(
+                    "serial_number".into(),
+                    SecretBytes::copy_from(&resp.serial_number),
+                );
+                let mut f = Fetched::fields(fields);
+                f.version = Some(resp.serial_number);
+                f.expires = resp.expiration.map(|s| UNIX_EPOCH + Duration::from_secs(s));
+                Ok(f)
+            }
+            Address::SecretId(_) => Err(Error::Config(format!(
+                "source {}: Vault has no `secret_id` secrets",
+                self.name
+            ))),
+        }
+    }
+}
+
+impl Source for VaultSource {
+    fn fetch<'a>(
+        &'a self,
+        secret: &'a Secret,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Fetched>> {
+        Box::pin(self.fetch_one(secret, deadline))
+    }
+}
+
+fn kind(a: &Address) -> &'static str {
+    match a {
+        Address::Kv { .. } => "kv",
+        Address::Read(_) => "read",
+        Address::Pki { .. } => "pki",
+        Address::SecretId(_) => "secret_id",
+    }
+}
+
+/// Reads a credential file (token, role id, JWT): trimmed, non-empty, and
+/// printable ASCII, since it goes into an HTTP header or a JSON body.
+fn read_credential(path: &Path, key: &str) -> Result<SecretBytes> {
+    let raw = std::fs::read(path)
+        .map(SecretBytes::new)
+        .map_err(|e| Error::Config(format!("{key} {}: {e}", path.display())))?;
+    let text = raw.expose_str().unwrap_or("\u{0}").trim();
+    if text.is_empty() {
+        return Err(Error::Config(format!("{key} {} is empty", path.display())));
+    }
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Config(format!(
+            "{key} {} holds characters that cannot be a credential",
+            path.display()
+        )));
+    }
+    Ok(SecretBytes::copy_from(text))
+}
+
+fn load_ca(name: &str, path: &Path) -> Result<Vec<reqwest::Certificate>> {
+    let bad =
+        |why: String| Error::Config(format!("source {name}: ca_cert {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// Error text of a transport failure, with its causes (reqwest's top line is vague).
+fn transport(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        cur = s.source();
+    }
+    msg
+}
+
+fn status_error(status: u16, errors: &[String], what: &str) -> Error {
+    let detail = if errors.is_empty() {
+        format!("{what}: HTTP {status}")
+    } else {
+        format!("{what}: HTTP {status}: {}", errors.join("; "))
+    };
+    match status {
+        401 | 403 => Error::Denied(detail),
+        404 => Error::NotFound(detail),
+        429 | 500..=599 => Error::Unavailable(detail),
+        _ => Error::Data(detail),
+    }
+}
+
+/// Maps a vaultrs error: HTTP statuses by code, anything else on the way is a transport failure.
+fn classify(e: ClientError, what: &str) -> Error {
+    match e {
+        ClientError::APIError { code, errors } => status_error(code, &errors, what),
+        ClientError::RestClientError {
+            source: rustify::errors::ClientError::ServerResponseError { code, .. },
+        } => status_error(code, &[], what),
+        ClientError::RestClientError { source } => {
+            Error::Unavailable(format!("{what}: {}", transport(&source)))
+        }
+        ClientError::ResponseDataEmptyError | ClientError::ResponseEmptyError => {
+            Error::NotFound(format!("{what}: empty answer"))
+        }
+        other => Error::Data(format!("{what}: {other}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_errors() {
+        assert!(matches!(status_error(403, &[], "x"), Error::Denied(_)));
+        assert!(matches!(status_error(404, &[], "x"), Error::NotFound(_)));
+        assert!(status_error(503, &[], "x").retryable());
+        assert!(status_error(429, &[], "x").retryable());
+        assert!(!status_error(400, &[], "x").retryable());
+    }
+
+    #[test]
+    fn credentials_are_checked_without_showing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, "  s.abc123\n").unwrap();
+        assert_eq!(
+            read_credential(&p, "token_file").unwrap().expose(),
+            b"s.abc123"
+        );
+        std::fs::write(&p, "\n").unwrap();
+        assert!(read_credential(&p, "token_file")
+            .unwrap_err()
+            .to_string()
+            .contains("is empty"));
+        std::fs::write(&p, "abc\ndef").unwrap();
+        let e = read_credential(&p, "token_file").unwrap_err().to_string();
+        assert!(!e.contains("abc"), "{e}");
+        let e = read_credential(&dir.path().join("nope"), "token_file").unwrap_err();
+        assert!(e.to_string().contains("token_file"), "{e}");
+    }
+}
