@@ -320,6 +320,14 @@ struct Validator<'a> {
     problems: Vec<Problem>,
 }
 
+/// A [`RawConfig`] as far as it deserialized: what failed is `None`.
+struct Parts {
+    sources: Vec<Option<RawSource>>,
+    output: Option<RawOutput>,
+    mlock: bool,
+    secrets: Vec<Option<RawSecret>>,
+}
+
 /// Top-level keys of [`RawConfig`], for reporting unknown ones alongside other problems.
 const TOP_KEYS: &[&str] = &["sources", "output", "mlock", "secrets"];
 
@@ -352,9 +360,10 @@ impl Validator<'_> {
         }
     }
 
-    /// Builds the raw config section by section and item by item, so that one
-    /// bad secret does not hide the problems of the next.
-    fn structure(&mut self, value: serde_yaml::Value) -> Option<RawConfig> {
+    /// Deserializes the raw config section by section and item by item, so
+    /// that one bad secret does not hide the problems of the next; items that
+    /// fail stay as `None` so later problems keep their indices.
+    fn structure(&mut self, value: serde_yaml::Value) -> Option<Parts> {
         let serde_yaml::Value::Mapping(mut top) = value else {
             self.problem(
                 "",
@@ -385,14 +394,14 @@ impl Validator<'_> {
             }
         };
         let mlock = match top.remove("mlock") {
-            Some(v) => self.de::<bool>("mlock", v),
-            None => Some(false),
+            Some(v) => self.de::<bool>("mlock", v).unwrap_or_default(),
+            None => false,
         };
-        Some(RawConfig {
-            sources: sources?,
-            output: output?,
-            mlock: mlock?,
-            secrets: secrets?,
+        Some(Parts {
+            sources,
+            output,
+            mlock,
+            secrets,
         })
     }
 
@@ -400,30 +409,28 @@ impl Validator<'_> {
         &mut self,
         top: &mut serde_yaml::Mapping,
         key: &str,
-    ) -> Option<Vec<T>> {
+    ) -> Vec<Option<T>> {
         let Some(value) = top.remove(key) else {
             self.problem(key, "missing: at least one entry is required");
-            return None;
+            return Vec::new();
         };
         let serde_yaml::Value::Sequence(items) = value else {
             self.problem(key, "must be a list");
-            return None;
+            return Vec::new();
         };
-        let mut out = Vec::with_capacity(items.len());
-        for (i, item) in items.into_iter().enumerate() {
-            if let Some(t) = self.de::<T>(&format!("{key}[{i}]"), item) {
-                out.push(t);
-            }
-        }
-        (out.len() == out.capacity()).then_some(out)
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| self.de::<T>(&format!("{key}[{i}]"), item))
+            .collect()
     }
 
-    fn validate(&mut self, raw: RawConfig, base: &Path) -> Config {
+    fn validate(&mut self, raw: Parts, base: &Path) -> Config {
         let sources: Vec<Source> = raw
             .sources
             .into_iter()
             .enumerate()
-            .filter_map(|(i, s)| self.source(i, s, base))
+            .filter_map(|(i, s)| self.source(i, s?, base))
             .collect();
         let mut names = HashSet::new();
         for (i, s) in sources.iter().enumerate() {
@@ -437,13 +444,13 @@ impl Validator<'_> {
         if sources.is_empty() && self.problems.is_empty() {
             self.problem("sources", "at least one source is required");
         }
-        let output = self.output(raw.output);
+        let output = raw.output.and_then(|o| self.output(o));
         let default_mode = output.as_ref().map_or(0o400, |o| o.mode);
         let mut secrets = Vec::new();
         let mut seen_names: HashMap<String, usize> = HashMap::new();
         let mut seen_files: HashMap<String, String> = HashMap::new();
         for (i, s) in raw.secrets.into_iter().enumerate() {
-            let Some(secret) = self.secret(i, s, &sources, default_mode) else {
+            let Some(secret) = s.and_then(|s| self.secret(i, s, &sources, default_mode)) else {
                 continue;
             };
             if let Some(first) = seen_names.insert(secret.name.clone(), i) {

@@ -1,1 +1,190 @@
+//! Table tests of configuration problems: each names its key, and where the
+//! text has one, its line.
 
+use super::*;
+
+const HEAD: &str = "sources:\n  - name: v\n    vault:\n      address: http://127.0.0.1:8200\n      auth: { token_file: /t }\n  - name: f\n    file: { path: dev.yaml }\noutput:\n  dir: /run/x\nsecrets:\n";
+
+fn problems(secrets: &str) -> Vec<Problem> {
+    Config::parse(&format!("{HEAD}{secrets}"), Path::new("/cfg")).unwrap_err()
+}
+
+#[test]
+fn a_valid_config_resolves_defaults() {
+    let c = Config::parse(
+        &format!(
+            "{HEAD}  - name: db\n    source: v\n    kv: {{ mount: /secret/, path: app/db }}\n    key: password\n  - name: tls\n    source: v\n    pki: {{ mount: pki, role: web, common_name: a.b, ttl: 24h }}\n    mode: \"0440\"\n  - name: api\n    source: f\n    secret_id: prod/api\n"
+        ),
+        Path::new("/cfg"),
+    )
+    .unwrap();
+    assert_eq!(c.secrets[0].format, Format::Raw);
+    assert_eq!(c.secrets[0].file, "db");
+    assert_eq!(c.secrets[0].address.key(), "secret/app/db");
+    assert_eq!(c.secrets[1].files(), ["tls.crt", "tls.key", "tls.ca.crt"]);
+    assert_eq!(c.secrets[1].mode, 0o440);
+    assert_eq!(c.secrets[2].format, Format::Json);
+    assert_eq!(c.secrets[2].mode, 0o400);
+    match &c.sources[1].kind {
+        SourceKind::File { path } => assert_eq!(path, Path::new("/cfg/dev.yaml")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_input_names_the_key_and_line() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "  - name: a\n    source: v\n    kv: { mount: s, path: p }\n    formt: json\n",
+            "secrets[0].formt",
+            "unknown field `formt`",
+        ),
+        (
+            "  - name: a\n    source: v\n    kv: { mount: 3, path: p }\n",
+            "secrets[0].kv.mount",
+            "invalid type: integer `3`, expected a string",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n  - name: a\n    source: v\n    read: x/z\n    file: b\n",
+            "secrets[1].name",
+            "duplicate secret name `a`",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    file: same\n  - name: b\n    source: v\n    read: x/z\n    file: same\n",
+            "secrets[1].file",
+            "file `same` is also written by secret `a`",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    file: ../etc/passwd\n",
+            "secrets[0].file",
+            "must not contain `..`",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    file: /etc/passwd\n",
+            "secrets[0].file",
+            "not absolute",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    file: \"a\\0b\"\n",
+            "secrets[0].file",
+            "must not contain NUL",
+        ),
+        (
+            "  - name: a\n    source: nope\n    read: x/y\n",
+            "secrets[0].source",
+            "undefined source `nope` (sources: v, f)",
+        ),
+        (
+            "  - name: a\n    read: x/y\n",
+            "secrets[0].source",
+            "required when there is more than one source",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    mode: \"999\"\n",
+            "secrets[0].mode",
+            "not an octal file mode",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    template: \"{{ user \"\n",
+            "secrets[0].template",
+            "syntax error",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    key: k\n    format: json\n",
+            "secrets[0].key",
+            "cannot be used with format Json",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    kv: { mount: s, path: p }\n",
+            "secrets[0]",
+            "exactly one of `kv`, `read`, `pki` or `secret_id`",
+        ),
+        (
+            "  - name: a\n    source: v\n    secret_id: prod/api\n",
+            "secrets[0].secret_id",
+            "source `v` is Vault",
+        ),
+        (
+            "  - name: a\n    source: v\n    pki: { mount: pki, role: r, common_name: c }\n    key: certificate\n",
+            "secrets[0]",
+            "do not apply",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: ../sys/x\n",
+            "secrets[0].read",
+            "not a plain Vault path",
+        ),
+    ];
+    for (secrets, path, message) in cases {
+        let found = problems(secrets);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.path == *path && p.message.contains(message) && p.at.is_some()),
+            "expected `{path}: …{message}…` with a line for\n{secrets}\ngot {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let found = problems(
+        "  - name: a\n    source: v\n    read: x/y\n    file: /abs\n  - name: b\n    source: zz\n    read: x/z\n  - name: c\n    bogus: 1\n",
+    );
+    let paths: Vec<_> = found.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["secrets[2].bogus", "secrets[0].file", "secrets[1].source"],
+        "{found:#?}"
+    );
+    let shown = found[1].to_string();
+    assert!(
+        shown.starts_with("secrets[0].file (line 14, column"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn top_level_problems() {
+    let found = Config::parse("output: { dir: /x }\nsecret: []\n", Path::new("/")).unwrap_err();
+    let shown: Vec<_> = found.iter().map(ToString::to_string).collect();
+    assert!(
+        shown.iter().any(|p| p.contains("unknown key `secret`")),
+        "{shown:?}"
+    );
+    assert!(
+        shown.iter().any(|p| p.starts_with("sources: missing")),
+        "{shown:?}"
+    );
+    let found = Config::parse("output: [\n", Path::new("/")).unwrap_err();
+    assert!(found[0].message.starts_with("not valid YAML"), "{found:?}");
+    assert!(found[0].at.is_some());
+}
+
+#[test]
+fn auth_needs_exactly_one_method() {
+    let text = "sources:\n  - vault:\n      address: http://x:1\n      auth: { token_file: /t, jwt: { role: r, token_file: /j } }\noutput: { dir: /x }\nsecrets:\n  - name: a\n    read: a/b\n";
+    let found = Config::parse(text, Path::new("/")).unwrap_err();
+    assert_eq!(found[0].path, "sources[0].vault.auth");
+    let text = text.replace("http://x:1", "ftp://x");
+    let found = Config::parse(&text, Path::new("/")).unwrap_err();
+    assert!(
+        found.iter().any(|p| p.path == "sources[0].vault.address"),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn the_schema_lists_the_contract_keys() {
+    let schema = schema().to_string();
+    for key in [
+        "sources",
+        "output",
+        "secrets",
+        "token_file",
+        "kv_version",
+        "template",
+    ] {
+        assert!(schema.contains(&format!("\"{key}\"")), "{key}");
+    }
+}

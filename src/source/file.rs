@@ -1,7 +1,7 @@
 //! The `file` source, for local development: a YAML file whose keys are the
 //! addresses secrets use (`secret/app/db` for kv, `database/creds/app` for
 //! read, `pki/issue/web` for pki, `prod/api` for secret_id), each mapping field
-//! names to values. `!!binary` values are base64 and written as bytes. The file
+//! names to values. `!base64`-tagged values are decoded and written as bytes. The file
 //! is re-read when it changes, so edits show up on the next fetch.
 
 use std::collections::HashMap;
@@ -96,7 +96,7 @@ fn parse(text: &str) -> std::result::Result<HashMap<String, Fields>, String> {
                 return Err(format!("`{address}`: field names must be strings"));
             };
             let value = value_bytes(fv).ok_or_else(|| {
-                format!("`{address}.{name}`: not a string, number, bool or !!binary")
+                format!("`{address}.{name}`: not a string, number, bool or !base64")
             })?;
             fields.insert(name, value);
         }
@@ -111,7 +111,7 @@ fn value_bytes(v: Value) -> Option<SecretBytes> {
         Value::Bool(b) => SecretBytes::copy_from(if b { "true" } else { "false" }),
         Value::Number(n) => SecretBytes::from_string(n.to_string()),
         Value::Null => SecretBytes::default(),
-        Value::Tagged(t) if t.tag == "binary" => {
+        Value::Tagged(t) if t.tag == "base64" => {
             let Value::String(b64) = t.value else {
                 return None;
             };
@@ -131,8 +131,8 @@ mod tests {
 
     #[test]
     fn parses_text_numbers_and_binary() {
-        let e = parse("secret/app/db:\n  user: app\n  port: 5432\n  blob: !!binary AJ+SlP8=\n")
-            .unwrap();
+        let e =
+            parse("secret/app/db:\n  user: app\n  port: 5432\n  blob: !base64 AJ+SlP8=\n").unwrap();
         let f = &e["secret/app/db"];
         assert_eq!(f["user"].expose(), b"app");
         assert_eq!(f["port"].expose(), b"5432");
