@@ -1,0 +1,341 @@
+//! Test bed for integration tests: a real OpenBao dev server on a free
+//! loopback port, real tmpfs output directories (mounted when root), and the
+//! real `ramsecrets` binary. A server that cannot start fails the test.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A scratch directory under target/, removed on drop.
+pub fn scratch() -> tempfile::TempDir {
+    let base = repo().join("target/test-scratch");
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::tempdir_in(base).unwrap()
+}
+
+fn bao_bin() -> PathBuf {
+    let path = std::env::var_os("RAMSECRETS_BAO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/bao"));
+    assert!(
+        path.exists(),
+        "OpenBao is not installed at {}: run `bash scripts/testbed` (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A running `bao server -dev`, stopped on drop.
+pub struct Bao {
+    child: Child,
+    pub addr: String,
+    pub token: String,
+    _log: tempfile::TempDir,
+    http: reqwest::blocking::Client,
+}
+
+impl Bao {
+    /// Starts a dev server and waits until it is unsealed and answering.
+    pub fn start() -> Bao {
+        let port = free_port();
+        let token = format!("root-{:x}", rand_u64());
+        let log = scratch();
+        let out = std::fs::File::create(log.path().join("bao.log")).unwrap();
+        let child = Command::new(bao_bin())
+            .args([
+                "server",
+                "-dev",
+                &format!("-dev-root-token-id={token}"),
+                &format!("-dev-listen-address=127.0.0.1:{port}"),
+            ])
+            .env_remove("VAULT_ADDR")
+            .env_remove("BAO_ADDR")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("cannot start bao server");
+        let bao = Bao {
+            child,
+            addr: format!("http://127.0.0.1:{port}"),
+            token,
+            _log: log,
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = bao.http.get(format!("{}/v1/sys/health", bao.addr)).send() {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "bao server did not answer on {} within 60s; log:\n{}",
+                bao.addr,
+                std::fs::read_to_string(bao._log.path().join("bao.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bao
+    }
+
+    /// Calls the API as root; panics on a non-2xx answer.
+    pub fn api(&self, method: &str, path: &str, body: Value) -> Value {
+        let (status, v) = self.api_as(&self.token, method, path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
+        v
+    }
+
+    /// Calls the API with `token`; returns status and body.
+    pub fn api_as(&self, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("{}/v1/{path}", self.addr);
+        let req = self
+            .http
+            .request(method.parse().unwrap(), url)
+            .header("X-Vault-Token", token);
+        let req = if body.is_null() { req } else { req.json(&body) };
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Writes a KV v2 secret at `secret/<path>`; returns its new version.
+    pub fn kv2_put(&self, path: &str, data: Value) -> u64 {
+        let v = self.api(
+            "POST",
+            &format!("secret/data/{path}"),
+            json!({ "data": data }),
+        );
+        v["data"]["version"].as_u64().unwrap()
+    }
+
+    /// Creates a token with `policy` (HCL) attached.
+    pub fn token_with_policy(&self, name: &str, policy: &str) -> String {
+        self.api(
+            "PUT",
+            &format!("sys/policies/acl/{name}"),
+            json!({ "policy": policy }),
+        );
+        let v = self.api(
+            "POST",
+            "auth/token/create",
+            json!({ "policies": [name], "ttl": "1h" }),
+        );
+        v["auth"]["client_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A random number for unique names.
+pub fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded randomly per instance.
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// True when the tests run as root (and can mount tmpfs).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// An in-memory output directory: a real tmpfs mount of `size` when root,
+/// else a fresh directory under /dev/shm (also tmpfs).
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+impl Tmpfs {
+    /// A tmpfs of `size` (as `mount -o size=` takes it, e.g. `16m`).
+    pub fn new(size: &str) -> Tmpfs {
+        if is_root() {
+            let dir = scratch();
+            let ok = Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={size},mode=0755"),
+                    "tmpfs",
+                ])
+                .arg(dir.path())
+                .status()
+                .expect("cannot run mount");
+            assert!(ok.success(), "mount -t tmpfs failed");
+            Tmpfs { dir, mounted: true }
+        } else {
+            Tmpfs {
+                dir: tempfile::tempdir_in("/dev/shm").expect("no /dev/shm"),
+                mounted: false,
+            }
+        }
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Reads a file in it.
+    pub fn read(&self, file: &str) -> String {
+        std::fs::read_to_string(self.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    }
+
+    /// Names of the entries in it, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<_> = std::fs::read_dir(self.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = Command::new("umount").arg(self.dir.path()).status();
+        }
+    }
+}
+
+/// Runs the ramsecrets binary with `args`.
+pub fn ramsecrets(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ramsecrets"))
+        .args(args)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Writes `config` to a file in `dir` and runs `ramsecrets init` on it.
+pub fn init(dir: &Path, config: &str, extra: &[&str]) -> Output {
+    let path = dir.join("config.yaml");
+    std::fs::write(&path, config).unwrap();
+    let mut args = vec!["init", "--config", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    ramsecrets(&args)
+}
+
+/// stdout and stderr together, for messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Asserts the exit code, showing the output when it differs.
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "output:\n{}", text(o));
+}
+
+/// A file holding `content`, mode 0600, in `dir`.
+pub fn file(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+/// A loopback server that accepts connections and never answers (a hung backend).
+pub fn hanging_server() -> (u16, std::thread::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        l.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until && held.len() < 64 {
+            match l.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    (port, h)
+}
+
+/// A minimal Kubernetes TokenReview endpoint: every review of `jwt` is
+/// authenticated as `system:serviceaccount:<ns>:<sa>`. Returns its port.
+pub fn token_review_server(jwt: String, ns: &'static str, sa: &'static str) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in l.incoming().take(32) {
+            let Ok(mut s) = stream else { continue };
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            std::io::Read::read_exact(&mut reader, &mut body).ok();
+            let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let ok = review["spec"]["token"].as_str() == Some(jwt.as_str());
+            let answer = json!({
+                "apiVersion": "authentication.k8s.io/v1",
+                "kind": "TokenReview",
+                "status": {
+                    "authenticated": ok,
+                    "user": {
+                        "username": format!("system:serviceaccount:{ns}:{sa}"),
+                        "uid": "0b5c1a5e-1111-2222-3333-444455556666",
+                        "groups": ["system:serviceaccounts"]
+                    }
+                }
+            })
+            .to_string();
+            let _ = write!(
+                s,
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    port
+}

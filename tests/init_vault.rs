@@ -1,0 +1,603 @@
+//! `ramsecrets init` against a real OpenBao dev server: every secret kind,
+//! every format, every auth method, and the bad inputs with their exit codes.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+
+use base64::Engine;
+use common::*;
+use serde_json::json;
+
+fn vault_source(bao: &Bao, token_file: &std::path::Path) -> String {
+    format!(
+        "sources:\n  - name: vault\n    vault:\n      address: {}\n      auth: {{ token_file: {} }}\n",
+        bao.addr,
+        token_file.display()
+    )
+}
+
+#[test]
+fn writes_kv_v1_v2_read_and_pki_in_every_format() {
+    let bao = Bao::start();
+    let work = scratch();
+    let out = Tmpfs::new("16m");
+    bao.api(
+        "POST",
+        "sys/mounts/kv1",
+        json!({ "type": "kv", "options": { "version": "1" } }),
+    );
+    bao.api(
+        "POST",
+        "kv1/app/cfg",
+        json!({ "user": "svc", "pass": "v1-pass", "port": 5432 }),
+    );
+    bao.kv2_put(
+        "app/db",
+        json!({ "username": "app", "password": "first-pass" }),
+    );
+    bao.kv2_put(
+        "app/db",
+        json!({ "username": "app", "password": "second pass's \"$x\"\nline2" }),
+    );
+    bao.api(
+        "POST",
+        "sys/mounts/pki",
+        json!({ "type": "pki", "config": { "max_lease_ttl": "87600h" } }),
+    );
+    bao.api(
+        "POST",
+        "pki/root/generate/internal",
+        json!({ "common_name": "Test Root CA", "ttl": "87600h" }),
+    );
+    bao.api(
+        "POST",
+        "pki/roles/web",
+        json!({ "allowed_domains": ["svc"], "allow_subdomains": true, "max_ttl": "72h" }),
+    );
+    let token = file(work.path(), "token", &format!("{}\n", bao.token));
+    let owner = if is_root() {
+        "\n  owner: \"1234:2345\""
+    } else {
+        ""
+    };
+    let config = format!(
+        "{}output:\n  dir: {}\n  mode: \"0440\"{owner}\nsecrets:
+  - name: v1
+    kv: {{ mount: kv1, path: app/cfg }}
+    format: yaml
+  - name: v2
+    kv: {{ mount: secret, path: app/db }}
+    file: db.json
+  - name: v2-pinned
+    kv: {{ mount: secret, path: app/db, version: 1 }}
+    key: password
+    mode: \"0400\"
+  - name: v2-forced
+    kv: {{ mount: secret, path: app/db, kv_version: 2 }}
+    file: sub/db.env
+    format: env
+  - name: dotenv
+    kv: {{ mount: secret, path: app/db }}
+    file: db.dotenv
+    format: dotenv
+  - name: url
+    kv: {{ mount: secret, path: app/db }}
+    template: \"postgres://{{{{ username }}}}@db/{{{{ password | length }}}}\"
+  - name: generic
+    read: kv1/app/cfg
+    key: port
+  - name: tls
+    pki: {{ mount: pki, role: web, common_name: app.default.svc, ttl: 1h, alt_names: [app.svc] }}
+",
+        vault_source(&bao, &token),
+        out.path().display()
+    );
+    let o = init(work.path(), &config, &[]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        out.names(),
+        [
+            "db.dotenv",
+            "db.json",
+            "generic",
+            "sub",
+            "tls.ca.crt",
+            "tls.crt",
+            "tls.key",
+            "url",
+            "v1",
+            "v2-pinned"
+        ]
+    );
+    assert_eq!(out.read("v1"), "pass: v1-pass\nport: '5432'\nuser: svc\n");
+    let db: serde_json::Value = serde_json::from_str(&out.read("db.json")).unwrap();
+    assert_eq!(db["password"], "second pass's \"$x\"\nline2");
+    assert_eq!(out.read("v2-pinned"), "first-pass");
+    assert_eq!(out.read("generic"), "5432");
+    assert_eq!(out.read("url"), "postgres://app@db/24");
+    // The env file is safe to source whatever the value holds.
+    let sourced = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". {}/sub/db.env && printf %s \"$password\"",
+            out.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sourced.stdout),
+        "second pass's \"$x\"\nline2"
+    );
+    assert!(out
+        .read("db.dotenv")
+        .contains("password=\"second pass's \\\"\\$x\\\"\\nline2\""));
+    // The certificate is real and chains to the CA.
+    assert!(out.read("tls.key").contains("PRIVATE KEY"));
+    let verify = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(out.path().join("tls.ca.crt"))
+        .arg(out.path().join("tls.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // Modes and owner as configured.
+    let meta = |f: &str| std::fs::metadata(out.path().join(f)).unwrap();
+    assert_eq!(meta("db.json").permissions().mode() & 0o777, 0o440);
+    assert_eq!(meta("v2-pinned").permissions().mode() & 0o777, 0o400);
+    if is_root() {
+        assert_eq!((meta("tls.key").uid(), meta("tls.key").gid()), (1234, 2345));
+    }
+}
+
+/// A JWT signed with `key` (RS256), by openssl.
+fn sign_jwt(dir: &std::path::Path, claims: serde_json::Value) -> (String, String) {
+    let key = dir.join("jwt.key");
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o.stdout
+    };
+    run(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
+    let public = String::from_utf8(run(&["rsa", "-in", key.to_str().unwrap(), "-pubout"])).unwrap();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let signing_input = format!(
+        "{}.{}",
+        b64(json!({ "alg": "RS256", "typ": "JWT" })
+            .to_string()
+            .as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let input = file(dir, "jwt.input", &signing_input);
+    let sig = run(&[
+        "dgst",
+        "-sha256",
+        "-sign",
+        key.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    (format!("{signing_input}.{}", b64(&sig)), public)
+}
+
+#[test]
+fn logs_in_with_approle_jwt_and_kubernetes() {
+    let bao = Bao::start();
+    let work = scratch();
+    bao.kv2_put("app/db", json!({ "password": "via-login" }));
+    bao.api(
+        "PUT",
+        "sys/policies/acl/app",
+        json!({ "policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }" }),
+    );
+
+    // AppRole
+    bao.api("POST", "sys/auth/approle", json!({ "type": "approle" }));
+    bao.api(
+        "POST",
+        "auth/approle/role/app",
+        json!({ "token_policies": ["app"] }),
+    );
+    let role_id = bao.api("GET", "auth/approle/role/app/role-id", json!(null))["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret_id = bao.api("POST", "auth/approle/role/app/secret-id", json!({}))["data"]
+        ["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rid = file(work.path(), "role_id", &role_id);
+    let sid = file(work.path(), "secret_id", &secret_id);
+
+    // JWT, with a key pair made here.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (jwt, public) = sign_jwt(
+        work.path(),
+        json!({ "sub": "ci-job", "aud": "ramsecrets", "iat": now, "exp": now + 600 }),
+    );
+    bao.api("POST", "sys/auth/jwt", json!({ "type": "jwt" }));
+    bao.api(
+        "POST",
+        "auth/jwt/config",
+        json!({ "jwt_validation_pubkeys": [public] }),
+    );
+    bao.api(
+        "POST",
+        "auth/jwt/role/ci",
+        json!({ "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["ramsecrets"], "token_policies": ["app"] }),
+    );
+    let jwt_file = file(work.path(), "jwt", &jwt);
+
+    // Kubernetes: no API server can run here, so OpenBao's TokenReview calls go
+    // to a small responder this test starts, which vouches for one token.
+    let sa_jwt = format!(
+        "{}.{}.c2ln",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#),
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+            json!({
+                "iss": "kubernetes/serviceaccount",
+                "sub": "system:serviceaccount:default:app",
+                "kubernetes.io/serviceaccount/namespace": "default",
+                "kubernetes.io/serviceaccount/service-account.name": "app",
+                "kubernetes.io/serviceaccount/service-account.uid": "0b5c1a5e-1111-2222-3333-444455556666"
+            })
+            .to_string()
+        )
+    );
+    let review_port = token_review_server(sa_jwt.clone(), "default", "app");
+    // OpenBao insists on a CA for the API server; the responder speaks plain HTTP, so any will do.
+    let ca = work.path().join("k8s-ca");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=k8s",
+        ])
+        .arg("-keyout")
+        .arg(ca.with_extension("key"))
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    bao.api(
+        "POST",
+        "sys/auth/kubernetes",
+        json!({ "type": "kubernetes" }),
+    );
+    bao.api(
+        "POST",
+        "auth/kubernetes/config",
+        json!({
+            "kubernetes_host": format!("http://127.0.0.1:{review_port}"),
+            "token_reviewer_jwt": "reviewer",
+            "kubernetes_ca_cert": std::fs::read_to_string(&ca).unwrap(),
+            "disable_local_ca_jwt": true
+        }),
+    );
+    bao.api(
+        "POST",
+        "auth/kubernetes/role/app",
+        json!({
+            "bound_service_account_names": ["app"],
+            "bound_service_account_namespaces": ["default"],
+            "token_policies": ["app"]
+        }),
+    );
+    let sa_file = file(work.path(), "sa-token", &sa_jwt);
+
+    let auths = [
+        (
+            "approle",
+            format!(
+                "approle: {{ role_id_file: {}, secret_id_file: {} }}",
+                rid.display(),
+                sid.display()
+            ),
+        ),
+        (
+            "jwt",
+            format!("jwt: {{ role: ci, token_file: {} }}", jwt_file.display()),
+        ),
+        (
+            "kubernetes",
+            format!(
+                "kubernetes: {{ role: app, token_file: {} }}",
+                sa_file.display()
+            ),
+        ),
+    ];
+    for (name, auth) in auths {
+        let out = Tmpfs::new("1m");
+        let config = format!(
+            "sources:\n  - vault:\n      address: {}\n      auth:\n        {auth}\noutput: {{ dir: {} }}\nsecrets:\n  - name: pw\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
+            bao.addr,
+            out.path().display()
+        );
+        let o = init(work.path(), &config, &[]);
+        assert_exit(&o, 0);
+        assert_eq!(out.read("pw"), "via-login", "{name}");
+    }
+
+    // A login the server rejects is a permission error.
+    let bad = file(
+        work.path(),
+        "bad-secret-id",
+        "00000000-0000-0000-0000-000000000000",
+    );
+    let out = Tmpfs::new("1m");
+    let config = format!(
+        "sources:\n  - vault:\n      address: {}\n      auth:\n        approle: {{ role_id_file: {}, secret_id_file: {} }}\noutput: {{ dir: {} }}\nsecrets:\n  - name: pw\n    kv: {{ mount: secret, path: app/db }}\n",
+        bao.addr,
+        rid.display(),
+        bad.display(),
+        out.path().display()
+    );
+    let o = init(work.path(), &config, &[]);
+    assert_exit(&o, 77);
+    assert!(text(&o).contains("approle login"), "{}", text(&o));
+}
+
+#[test]
+fn backend_errors_name_every_secret_and_write_nothing() {
+    let bao = Bao::start();
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    bao.kv2_put("app/db", json!({ "password": "pw" }));
+    bao.kv2_put("other/x", json!({ "password": "other" }));
+    std::fs::write(out.path().join("db"), "old").unwrap();
+    let limited = bao.token_with_policy(
+        "limited",
+        "path \"secret/data/app/*\" { capabilities = [\"read\"] }",
+    );
+    let token = file(work.path(), "token", &limited);
+    let run = |secrets: &str| {
+        let config = format!(
+            "{}output: {{ dir: {} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n{secrets}",
+            vault_source(&bao, &token),
+            out.path().display()
+        );
+        init(work.path(), &config, &[])
+    };
+    // 403 → 77
+    let o = run("  - name: denied\n    kv: { mount: secret, path: other/x }\n");
+    assert_exit(&o, 77);
+    assert!(
+        text(&o).contains("secret `denied`") && text(&o).contains("permission denied"),
+        "{}",
+        text(&o)
+    );
+    // Missing path → 65, and every failed secret is named.
+    let o = run("  - name: gone\n    kv: { mount: secret, path: app/nope }\n  - name: nokey\n    kv: { mount: secret, path: app/db }\n    key: user\n");
+    assert_exit(&o, 65);
+    let t = text(&o);
+    assert!(
+        t.contains("secret `gone`") && t.contains("not found"),
+        "{t}"
+    );
+    assert!(
+        t.contains("secret `nokey`") && t.contains("field `user` is not in the secret"),
+        "{t}"
+    );
+    // Template naming a missing field → 65.
+    let o = run("  - name: tmpl\n    kv: { mount: secret, path: app/db }\n    template: \"{{ password }}/{{ username }}\"\n");
+    assert_exit(&o, 65);
+    assert!(
+        text(&o).contains("field `username` is not in the secret (it has: password)"),
+        "{}",
+        text(&o)
+    );
+    // All or nothing: `db` succeeded each time, yet no file changed.
+    assert_eq!(out.names(), ["db"]);
+    assert_eq!(out.read("db"), "old");
+    assert!(!text(&o).contains("\"pw\""));
+    let o = run("");
+    assert_exit(&o, 0);
+    assert_eq!(out.read("db"), "pw");
+}
+
+#[test]
+fn unreachable_and_hanging_backends_exit_69() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let token = file(work.path(), "token", "t");
+    let config = |addr: &str| {
+        format!(
+            "sources:\n  - vault:\n      address: {addr}\n      auth: {{ token_file: {} }}\n      request_timeout: 1s\noutput: {{ dir: {} }}\nsecrets:\n  - name: db\n    read: secret/data/x\n",
+            token.display(),
+            out.path().display()
+        )
+    };
+    let closed = free_port();
+    let o = init(
+        work.path(),
+        &config(&format!("http://127.0.0.1:{closed}")),
+        &["--timeout", "2s"],
+    );
+    assert_exit(&o, 69);
+    assert!(text(&o).contains("backend unavailable"), "{}", text(&o));
+    let (port, _h) = hanging_server();
+    let started = std::time::Instant::now();
+    let o = init(
+        work.path(),
+        &config(&format!("http://127.0.0.1:{port}")),
+        &["--timeout", "3s"],
+    );
+    assert_exit(&o, 69);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(out.names().is_empty());
+}
+
+#[test]
+fn local_setup_errors_exit_78() {
+    let bao = Bao::start();
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let secrets = format!(
+        "output: {{ dir: {} }}\nsecrets:\n  - name: db\n    read: secret/data/x\n",
+        out.path().display()
+    );
+    let missing = work.path().join("missing-token");
+    let o = init(
+        work.path(),
+        &format!("{}{secrets}", vault_source(&bao, &missing)),
+        &[],
+    );
+    assert_exit(&o, 78);
+    assert!(
+        text(&o).contains(&format!("token_file {}", missing.display())),
+        "{}",
+        text(&o)
+    );
+    let empty = file(work.path(), "empty-token", "\n");
+    let o = init(
+        work.path(),
+        &format!("{}{secrets}", vault_source(&bao, &empty)),
+        &[],
+    );
+    assert_exit(&o, 78);
+    assert!(text(&o).contains("is empty"), "{}", text(&o));
+    let ca = file(work.path(), "ca.pem", "not a certificate\n");
+    let token = file(work.path(), "token", &bao.token);
+    let config = format!(
+        "sources:\n  - vault:\n      address: https://127.0.0.1:1\n      ca_cert: {}\n      auth: {{ token_file: {} }}\n{secrets}",
+        ca.display(),
+        token.display()
+    );
+    let o = init(work.path(), &config, &[]);
+    assert_exit(&o, 78);
+    assert!(
+        text(&o).contains(&format!("ca_cert {}", ca.display())),
+        "{}",
+        text(&o)
+    );
+    // A bad config is reported with its key and line, before anything is contacted.
+    let o = init(
+        work.path(),
+        &format!("{}{secrets}    formt: json\n", vault_source(&bao, &token)),
+        &[],
+    );
+    assert_exit(&o, 78);
+    assert!(
+        text(&o).contains("secrets[0].formt (line 10, column 5): unknown field `formt`"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn output_problems_exit_73_and_keep_old_files() {
+    assert!(
+        is_root(),
+        "this test mounts a tiny tmpfs to fill it: run the tests as root (CI does)"
+    );
+    let bao = Bao::start();
+    let work = scratch();
+    bao.kv2_put("big", json!({ "blob": "x".repeat(256 * 1024) }));
+    bao.kv2_put("small", json!({ "v": "fresh" }));
+    let token = file(work.path(), "token", &bao.token);
+    let config = |dir: &std::path::Path, extra: &str| {
+        format!(
+            "{}output: {{ dir: {}{extra} }}\nsecrets:\n  - name: small\n    kv: {{ mount: secret, path: small }}\n    key: v\n  - name: big\n    kv: {{ mount: secret, path: big }}\n    key: blob\n",
+            vault_source(&bao, &token),
+            dir.display()
+        )
+    };
+    // Missing directory.
+    let o = init(work.path(), &config(&work.path().join("nope"), ""), &[]);
+    assert_exit(&o, 73);
+    assert!(text(&o).contains("cannot open output dir"), "{}", text(&o));
+    // A directory on disk, refused unless allow_disk.
+    let disk = work.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let o = init(work.path(), &config(&disk, ""), &[]);
+    assert_exit(&o, 73);
+    assert!(text(&o).contains("is not tmpfs or ramfs"), "{}", text(&o));
+    assert_exit(
+        &init(work.path(), &config(&disk, ", allow_disk: true"), &[]),
+        0,
+    );
+    // ENOSPC: a 64 KiB tmpfs cannot hold the big secret; the old files stay, no temporary is left.
+    let tiny = Tmpfs::new("64k");
+    std::fs::write(tiny.path().join("small"), "old").unwrap();
+    let o = init(work.path(), &config(tiny.path(), ""), &[]);
+    assert_exit(&o, 73);
+    assert!(text(&o).contains("No space left on device"), "{}", text(&o));
+    assert_eq!(tiny.names(), ["small"]);
+    assert_eq!(tiny.read("small"), "old");
+    // A symlink planted at a target name, pointing outside, is replaced and not followed.
+    let out = Tmpfs::new("4m");
+    let victim = file(work.path(), "victim", "untouched");
+    std::os::unix::fs::symlink(&victim, out.path().join("small")).unwrap();
+    assert_exit(&init(work.path(), &config(out.path(), ""), &[]), 0);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    assert_eq!(out.read("small"), "fresh");
+    assert!(std::fs::symlink_metadata(out.path().join("small"))
+        .unwrap()
+        .is_file());
+}
+
+#[test]
+fn trace_logs_never_show_a_secret() {
+    let bao = Bao::start();
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    let values = ["Zq7-kv2-value-a81", "Zq7-kv1-value-b92", "Zq7-pki-never"];
+    bao.kv2_put("app/db", json!({ "password": values[0], "username": "u" }));
+    bao.api(
+        "POST",
+        "sys/mounts/kv1",
+        json!({ "type": "kv", "options": { "version": "1" } }),
+    );
+    bao.api("POST", "kv1/app", json!({ "token": values[1] }));
+    bao.api("POST", "sys/mounts/pki", json!({ "type": "pki" }));
+    bao.api(
+        "POST",
+        "pki/root/generate/internal",
+        json!({ "common_name": "ca", "ttl": "24h" }),
+    );
+    bao.api("POST", "pki/roles/web", json!({ "allow_any_name": true }));
+    let token = file(work.path(), "token", &bao.token);
+    let config = format!(
+        "{}output: {{ dir: {} }}\nsecrets:\n  - name: a\n    kv: {{ mount: secret, path: app/db }}\n    format: json\n  - name: b\n    kv: {{ mount: kv1, path: app }}\n    format: env\n  - name: c\n    read: kv1/app\n    template: \"x{{{{ token }}}}\"\n  - name: tls\n    pki: {{ mount: pki, role: web, common_name: app.svc, ttl: 1h }}\n",
+        vault_source(&bao, &token),
+        out.path().display()
+    );
+    for format in ["text", "json"] {
+        let o = init(
+            work.path(),
+            &config,
+            &["--log-level", "trace", "--log-format", format],
+        );
+        assert_exit(&o, 0);
+        let t = text(&o);
+        assert!(
+            t.lines().count() > 20,
+            "trace output is suspiciously short:\n{t}"
+        );
+        for v in values.iter().take(2).chain([&bao.token.as_str()]) {
+            assert!(
+                !t.contains(v),
+                "a secret value reached the {format} logs:\n{t}"
+            );
+        }
+        let key = out.read("tls.key");
+        let key_body = key.lines().nth(1).unwrap();
+        assert!(!t.contains(key_body), "the private key reached the logs");
+    }
+    assert!(out.read("a").contains(values[0]));
+}
