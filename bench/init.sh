@@ -38,7 +38,9 @@ N=200 # number of secrets
 
 die() { echo "bench/init.sh: error: $*" >&2; exit 1; }
 
-[[ $RUNS =~ ^[0-9]+$ ]] && ((RUNS >= 5)) || die "RUNS must be an integer >= 5 (got '$RUNS')"
+if ! [[ $RUNS =~ ^[0-9]+$ ]] || ((RUNS < 5)); then
+  die "RUNS must be an integer >= 5 (got '$RUNS')"
+fi
 ((EUID == 0)) || die "must run as root (it mounts tmpfs)"
 [[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is required"
 command -v curl >/dev/null || die "curl is required"

@@ -47,7 +47,7 @@ pub struct Source {
 #[derive(Debug)]
 pub enum SourceKind {
     /// Vault or OpenBao.
-    Vault(Vault),
+    Vault(Box<Vault>),
     /// A local YAML file.
     File {
         /// Absolute or relative to the working directory (resolved from the config's directory).
@@ -500,7 +500,7 @@ impl Validator<'_> {
             None => "file".into(),
         };
         let kind = match (s.vault, s.file) {
-            (Some(v), None) => SourceKind::Vault(self.vault(&format!("{at}.vault"), v)?),
+            (Some(v), None) => SourceKind::Vault(Box::new(self.vault(&format!("{at}.vault"), v)?)),
             (None, Some(f)) => SourceKind::File {
                 path: base.join(f.path),
             },
