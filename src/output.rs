@@ -246,6 +246,8 @@ mod tests {
             mode: 0o400,
             owner: None,
             allow_disk: true,
+            state_dir: PathBuf::new(),
+            wipe_on_exit: false,
         };
         let dir = OutputDir::open(&out).unwrap();
         (tmp, dir)
@@ -264,6 +266,8 @@ mod tests {
             mode: 0o400,
             owner: None,
             allow_disk: false,
+            state_dir: PathBuf::new(),
+            wipe_on_exit: false,
         };
         match OutputDir::open(&out) {
             Err(Error::NotMemory { .. }) => {}
@@ -327,6 +331,8 @@ mod tests {
             mode: 0o400,
             owner: None,
             allow_disk: true,
+            state_dir: PathBuf::new(),
+            wipe_on_exit: false,
         };
         OutputDir::open(&out).unwrap();
         let names: Vec<_> = std::fs::read_dir(tmp.path())

@@ -285,6 +285,8 @@ mod tests {
             key: key.map(Into::into),
             template: template.map(Into::into),
             mode: 0o400,
+            refresh: None,
+            on_change: Vec::new(),
         }
     }
 

@@ -32,6 +32,77 @@ pub struct Config {
     pub secrets: Vec<Secret>,
     /// Lock memory.
     pub mlock: bool,
+    /// Sidecar refresh schedule.
+    pub refresh: Refresh,
+    /// Health endpoint address, when enabled.
+    pub health: Option<std::net::SocketAddr>,
+    /// `exec` mode settings.
+    pub exec: Exec,
+}
+
+/// Sidecar refresh schedule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Refresh {
+    /// Poll interval of static secrets.
+    pub interval: Duration,
+    /// Fraction of a lease or certificate lifetime at which to renew, in (0, 1).
+    pub renew_at: f64,
+}
+
+/// What `exec` mode does on a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildOnChange {
+    /// TERM, KILL after the grace period, start again.
+    Restart,
+    /// Send this signal.
+    Signal(Signal),
+}
+
+/// `exec` mode settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exec {
+    /// What to do on a change.
+    pub on_change: ChildOnChange,
+    /// Time between TERM and KILL.
+    pub grace: Duration,
+}
+
+/// A signal, by its number.
+pub type Signal = rustix::process::Signal;
+
+/// An `on_change` action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Signal a process.
+    Signal {
+        /// Which process.
+        target: SignalTarget,
+        /// Which signal.
+        signal: Signal,
+    },
+    /// Run a command.
+    Exec {
+        /// argv.
+        argv: Vec<String>,
+        /// Time limit.
+        timeout: Duration,
+    },
+    /// POST to a URL.
+    Http {
+        /// URL.
+        url: reqwest::Url,
+        /// Time limit.
+        timeout: Duration,
+    },
+}
+
+/// How a signal finds its process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignalTarget {
+    /// The pid in this file.
+    PidFile(PathBuf),
+    /// Every process with this name.
+    Process(String),
 }
 
 /// A named backend.
@@ -70,6 +141,8 @@ pub struct Vault {
     pub connect_timeout: Duration,
     /// Per-request timeout.
     pub request_timeout: Duration,
+    /// Revoke leases on shutdown.
+    pub revoke_on_exit: bool,
 }
 
 /// Vault login methods.
@@ -114,6 +187,10 @@ pub struct Output {
     pub owner: Option<(u32, u32)>,
     /// Allow a disk-backed directory.
     pub allow_disk: bool,
+    /// Hand-off state of `init` for the sidecar.
+    pub state_dir: PathBuf,
+    /// Remove written files when the sidecar stops.
+    pub wipe_on_exit: bool,
 }
 
 /// A validated secret.
@@ -135,6 +212,10 @@ pub struct Secret {
     pub template: Option<String>,
     /// File mode.
     pub mode: u32,
+    /// Poll interval override.
+    pub refresh: Option<Duration>,
+    /// Actions after a change.
+    pub on_change: Vec<Action>,
 }
 
 /// KV engine versions.
@@ -325,11 +406,16 @@ struct Parts {
     sources: Vec<Option<RawSource>>,
     output: Option<RawOutput>,
     mlock: bool,
+    refresh: Option<raw::RawRefresh>,
+    health: Option<raw::RawHealth>,
+    exec: Option<raw::RawExec>,
     secrets: Vec<Option<RawSecret>>,
 }
 
 /// Top-level keys of [`RawConfig`], for reporting unknown ones alongside other problems.
-const TOP_KEYS: &[&str] = &["sources", "output", "mlock", "secrets"];
+const TOP_KEYS: &[&str] = &[
+    "sources", "output", "mlock", "refresh", "health", "exec", "secrets",
+];
 
 impl Validator<'_> {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -397,10 +483,16 @@ impl Validator<'_> {
             Some(v) => self.de::<bool>("mlock", v).unwrap_or_default(),
             None => false,
         };
+        let refresh = top.remove("refresh").and_then(|v| self.de("refresh", v));
+        let health = top.remove("health").and_then(|v| self.de("health", v));
+        let exec = top.remove("exec").and_then(|v| self.de("exec", v));
         Some(Parts {
             sources,
             output,
             mlock,
+            refresh,
+            health,
+            exec,
             secrets,
         })
     }
@@ -475,6 +567,18 @@ impl Validator<'_> {
         if secrets.is_empty() && self.problems.is_empty() {
             self.problem("secrets", "at least one secret is required");
         }
+        let refresh = self.refresh(raw.refresh);
+        let health = raw.health.and_then(|h| match h.listen.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(
+                    "health.listen",
+                    format!("`{}` is not an address like 127.0.0.1:8099", h.listen),
+                );
+                None
+            }
+        });
+        let exec = self.exec(raw.exec);
         Config {
             sources,
             output: output.unwrap_or(Output {
@@ -482,9 +586,14 @@ impl Validator<'_> {
                 mode: 0o400,
                 owner: None,
                 allow_disk: false,
+                state_dir: PathBuf::new(),
+                wipe_on_exit: false,
             }),
             secrets,
             mlock: raw.mlock,
+            refresh,
+            health,
+            exec,
         }
     }
 
@@ -553,6 +662,7 @@ impl Validator<'_> {
             auth: auth?,
             connect_timeout: connect_timeout?,
             request_timeout: request_timeout?,
+            revoke_on_exit: v.revoke_on_exit,
         })
     }
 
@@ -621,11 +731,17 @@ impl Validator<'_> {
         if o.dir.as_os_str().is_empty() {
             self.problem("output.dir", "must not be empty");
         }
+        if owner == Some(Some((u32::MAX, u32::MAX))) {
+            self.problem("output.owner", "-1 is not an owner");
+        }
+        let state_dir = o.state_dir.unwrap_or_else(|| o.dir.join(".ramsecrets"));
         Some(Output {
             dir: o.dir,
             mode: mode?,
             owner: owner?,
             allow_disk: o.allow_disk,
+            state_dir,
+            wipe_on_exit: o.wipe_on_exit,
         })
     }
 
@@ -718,6 +834,16 @@ impl Validator<'_> {
             );
         }
         let mode = self.mode(&format!("{at}.mode"), s.mode.as_deref(), default_mode);
+        let refresh = match &s.refresh {
+            Some(r) => self.duration(&format!("{at}.refresh"), Some(r), Duration::ZERO),
+            None => None,
+        };
+        let on_change: Vec<Action> = s
+            .on_change
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, a)| self.action(&format!("{at}.on_change[{j}]"), a))
+            .collect();
         if self.problems.len() != before {
             return None;
         }
@@ -730,6 +856,8 @@ impl Validator<'_> {
             key: s.key,
             template: s.template,
             mode: mode?,
+            refresh,
+            on_change,
         })
     }
 
@@ -805,6 +933,109 @@ impl Validator<'_> {
         Some(Address::SecretId(id))
     }
 
+    fn refresh(&mut self, r: Option<raw::RawRefresh>) -> Refresh {
+        let r = r.unwrap_or(raw::RawRefresh {
+            interval: None,
+            renew_at: None,
+        });
+        let interval = self
+            .duration(
+                "refresh.interval",
+                r.interval.as_deref(),
+                Duration::from_secs(300),
+            )
+            .unwrap_or(Duration::from_secs(300));
+        let renew_at = r.renew_at.unwrap_or(0.67);
+        if !(renew_at > 0.0 && renew_at < 1.0) {
+            self.problem(
+                "refresh.renew_at",
+                format!("{renew_at} is not a fraction between 0 and 1"),
+            );
+        }
+        Refresh { interval, renew_at }
+    }
+
+    fn exec(&mut self, e: Option<raw::RawExec>) -> Exec {
+        let e = e.unwrap_or(raw::RawExec {
+            on_change: None,
+            grace: None,
+        });
+        let grace = self
+            .duration("exec.grace", e.grace.as_deref(), Duration::from_secs(10))
+            .unwrap_or(Duration::from_secs(10));
+        let on_change = match e.on_change.as_deref() {
+            None | Some("restart") => ChildOnChange::Restart,
+            Some(name) => match parse_signal(name) {
+                Some(sig) => ChildOnChange::Signal(sig),
+                None => {
+                    self.problem(
+                        "exec.on_change",
+                        format!("`{name}` is neither `restart` nor a signal name such as HUP"),
+                    );
+                    ChildOnChange::Restart
+                }
+            },
+        };
+        Exec { on_change, grace }
+    }
+
+    fn action(&mut self, at: &str, a: raw::RawAction) -> Option<Action> {
+        let timeout = self.duration(
+            &format!("{at}.timeout"),
+            a.timeout.as_deref(),
+            Duration::from_secs(30),
+        )?;
+        match (a.signal, a.exec, a.http) {
+            (Some(s), None, None) => {
+                let Some(signal) = parse_signal(&s.signal) else {
+                    self.problem(
+                        format!("{at}.signal.signal"),
+                        format!("`{}` is not a signal name such as HUP", s.signal),
+                    );
+                    return None;
+                };
+                let target = match (s.pid_file, s.process) {
+                    (Some(p), None) => SignalTarget::PidFile(p),
+                    (None, Some(n)) if !n.is_empty() => SignalTarget::Process(n),
+                    _ => {
+                        self.problem(
+                            format!("{at}.signal"),
+                            "needs exactly one of `pid_file` or `process`",
+                        );
+                        return None;
+                    }
+                };
+                Some(Action::Signal { target, signal })
+            }
+            (None, Some(argv), None) => {
+                if argv.is_empty() || argv[0].is_empty() {
+                    self.problem(
+                        format!("{at}.exec"),
+                        "needs a command: [\"/bin/cmd\", \"arg\", …]",
+                    );
+                    return None;
+                }
+                Some(Action::Exec { argv, timeout })
+            }
+            (None, None, Some(h)) => match reqwest::Url::parse(&h.url) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                    Some(Action::Http { url, timeout })
+                }
+                _ => {
+                    self.problem(
+                        format!("{at}.http.url"),
+                        format!("`{}` is not an http(s) URL", h.url),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.problem(at, "needs exactly one of `signal`, `exec` or `http`");
+                None
+            }
+        }
+    }
+
     /// A Vault path must be non-empty and made of plain segments.
     fn vault_path(&mut self, at: &str, p: &str) {
         let bad = p.is_empty()
@@ -849,6 +1080,23 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// A signal by name, with or without `SIG`: HUP, INT, QUIT, USR1, USR2, TERM, KILL, WINCH, ALRM.
+pub fn parse_signal(name: &str) -> Option<Signal> {
+    let name = name.trim().to_ascii_uppercase();
+    Some(match name.strip_prefix("SIG").unwrap_or(&name) {
+        "HUP" => Signal::HUP,
+        "INT" => Signal::INT,
+        "QUIT" => Signal::QUIT,
+        "USR1" => Signal::USR1,
+        "USR2" => Signal::USR2,
+        "TERM" => Signal::TERM,
+        "KILL" => Signal::KILL,
+        "WINCH" => Signal::WINCH,
+        "ALRM" => Signal::ALARM,
+        _ => return None,
+    })
 }
 
 fn clean_mount(m: &str) -> String {

@@ -19,8 +19,42 @@ pub struct RawConfig {
     /// Lock all memory so secrets are never swapped out.
     #[serde(default)]
     pub mlock: bool,
+    /// How often the sidecar refreshes.
+    pub refresh: Option<RawRefresh>,
+    /// Health and metrics endpoint of the sidecar.
+    pub health: Option<RawHealth>,
+    /// What `exec` mode does to its child when a secret changes.
+    pub exec: Option<RawExec>,
     /// The secrets to fetch and the files to write them to.
     pub secrets: Vec<RawSecret>,
+}
+
+/// Refresh schedule of the sidecar.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRefresh {
+    /// Poll interval of static secrets (default 5m), ±10% jitter.
+    pub interval: Option<String>,
+    /// Fraction of a lease or certificate lifetime at which to renew (default 0.67).
+    pub renew_at: Option<f64>,
+}
+
+/// Health endpoint.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// Address to serve /healthz, /readyz and /metrics on, e.g. 127.0.0.1:8099.
+    pub listen: String,
+}
+
+/// `exec` mode settings.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExec {
+    /// `restart` (default), or a signal name such as `HUP` to send instead.
+    pub on_change: Option<String>,
+    /// Time between TERM and KILL on restart and shutdown (default 10s).
+    pub grace: Option<String>,
 }
 
 /// One backend. Exactly one of `vault` or `file`.
@@ -51,6 +85,9 @@ pub struct RawVault {
     pub connect_timeout: Option<String>,
     /// Time allowed for one request (default 30s).
     pub request_timeout: Option<String>,
+    /// Revoke the sidecar's leases when it stops.
+    #[serde(default)]
+    pub revoke_on_exit: bool,
 }
 
 /// Vault auth methods: exactly one.
@@ -112,6 +149,11 @@ pub struct RawOutput {
     /// Allow a directory that is not in memory (development only).
     #[serde(default)]
     pub allow_disk: bool,
+    /// Where `init` leaves leases and the token for the sidecar (default `<dir>/.ramsecrets`).
+    pub state_dir: Option<PathBuf>,
+    /// Remove the written files when the sidecar stops.
+    #[serde(default)]
+    pub wipe_on_exit: bool,
 }
 
 /// Output formats.
@@ -158,6 +200,45 @@ pub struct RawSecret {
     pub template: Option<String>,
     /// File mode, an octal string (default: `output.mode`).
     pub mode: Option<String>,
+    /// Poll interval of this secret, overriding `refresh.interval`.
+    pub refresh: Option<String>,
+    /// What to do after this secret's files changed.
+    #[serde(default)]
+    pub on_change: Vec<RawAction>,
+}
+
+/// One action after a change. Exactly one of `signal`, `exec` or `http`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAction {
+    /// Send a signal to a process.
+    pub signal: Option<RawSignal>,
+    /// Run a command (argv, no shell).
+    pub exec: Option<Vec<String>>,
+    /// POST to a URL.
+    pub http: Option<RawHttp>,
+    /// Time limit of `exec` and `http` (default 30s).
+    pub timeout: Option<String>,
+}
+
+/// A signal to a process found by pid file or by name.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSignal {
+    /// File holding the process id.
+    pub pid_file: Option<PathBuf>,
+    /// Process name (`/proc/*/comm`), in a shared PID namespace.
+    pub process: Option<String>,
+    /// Signal name, e.g. `HUP`.
+    pub signal: String,
+}
+
+/// An HTTP POST.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// URL to POST to.
+    pub url: String,
 }
 
 /// A KV secret.

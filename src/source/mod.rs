@@ -6,13 +6,14 @@ mod file;
 mod vault;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::config::{Config, Secret, SourceKind};
 use crate::exit::{Exit, ExitCode};
-use crate::secret::{Fetched, Fields, SecretBytes};
+use crate::secret::{Fetched, Fields, Lease, SecretBytes};
 
 /// Why a fetch failed. Messages name paths and files, never values.
 #[derive(Debug, thiserror::Error)]
@@ -55,11 +56,41 @@ impl ExitCode for Error {
 /// Result alias for this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// A secret backend.
+/// A secret backend. Only `fetch` is required; sources without leases or
+/// tokens keep the defaults.
 pub trait Source: Send + Sync {
     /// Reads `secret`, retrying what is worth retrying until `deadline`.
     fn fetch<'a>(&'a self, secret: &'a Secret, deadline: Instant)
         -> BoxFuture<'a, Result<Fetched>>;
+
+    /// Extends `lease` by its duration; returns the lease as now granted.
+    fn renew<'a>(&'a self, lease: &'a Lease, _deadline: Instant) -> BoxFuture<'a, Result<Lease>> {
+        Box::pin(async move {
+            Err(Error::Data(format!(
+                "lease {} cannot be renewed here",
+                lease.id
+            )))
+        })
+    }
+
+    /// Revokes `lease` (best effort, at shutdown).
+    fn revoke<'a>(&'a self, _lease: &'a Lease) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Keeps the source's own login alive (renews or replaces its token);
+    /// returns how long until it should be called again.
+    fn maintain(&self, _renew_at: f64, _deadline: Instant) -> BoxFuture<'_, Result<Duration>> {
+        Box::pin(async { Ok(Duration::from_secs(3600)) })
+    }
+
+    /// The token in use, for `init` to hand over to the sidecar.
+    fn session(&self) -> BoxFuture<'_, Option<SecretBytes>> {
+        Box::pin(async { None })
+    }
+
+    /// Takes over a token handed over by `init`; it is checked before use.
+    fn adopt(&self, _token: SecretBytes) {}
 }
 
 /// Builds one source per configured source, in config order.

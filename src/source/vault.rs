@@ -35,8 +35,31 @@ pub struct VaultSource {
     auth: Auth,
     http: reqwest::Client,
     backoff: Backoff,
-    client: Mutex<Option<Arc<VaultClient>>>,
+    session: Mutex<Option<Session>>,
+    /// A token handed over by `init`, tried before logging in.
+    adopted: std::sync::Mutex<Option<SecretBytes>>,
     kv_versions: Mutex<HashMap<String, KvVersion>>,
+}
+
+/// A token in use and what Vault said about it.
+struct Session {
+    client: Arc<VaultClient>,
+    token: SecretBytes,
+    /// Time to live as of `since`; `None` when the token does not expire.
+    ttl: Option<Duration>,
+    renewable: bool,
+    since: Instant,
+}
+
+/// What a login or a token lookup tells.
+struct Grant {
+    token: SecretBytes,
+    ttl: Option<Duration>,
+    renewable: bool,
+}
+
+fn ttl(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 impl VaultSource {
@@ -62,7 +85,8 @@ impl VaultSource {
             auth: cfg.auth.clone(),
             http,
             backoff: Backoff::default(),
-            client: Mutex::new(None),
+            session: Mutex::new(None),
+            adopted: std::sync::Mutex::new(None),
             kv_versions: Mutex::new(HashMap::new()),
         })
     }
@@ -97,25 +121,151 @@ impl VaultSource {
 
     /// The logged-in client, logging in first if needed.
     async fn client(&self, deadline: Instant) -> Result<Arc<VaultClient>> {
-        let mut slot = self.client.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
+        let mut slot = self.session.lock().await;
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.client.clone());
         }
-        let token = self
-            .backoff
-            .retry(deadline, Error::retryable, || self.login())
-            .await?;
-        let token = token
-            .expose_str()
-            .ok_or_else(|| Error::Data(format!("source {}: token is not text", self.name)))?;
-        let client = Arc::new(self.vaultrs(token)?);
-        *slot = Some(client.clone());
-        Ok(client)
+        Ok(self.establish(&mut slot, deadline).await?.client.clone())
     }
 
-    async fn login(&self) -> Result<SecretBytes> {
+    /// Fills `slot` with the adopted token if it still works, else with a new login.
+    async fn establish<'s>(
+        &self,
+        slot: &'s mut Option<Session>,
+        deadline: Instant,
+    ) -> Result<&'s Session> {
+        let adopted = self
+            .adopted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let grant = match adopted {
+            Some(token) => match self.lookup(token, deadline).await {
+                Ok(g) => {
+                    tracing::info!(source = %self.name, "using the token handed over by init");
+                    g
+                }
+                Err(e) => {
+                    tracing::info!(source = %self.name, error = %e, "the handed-over token does not work; logging in");
+                    self.login_retrying(deadline).await?
+                }
+            },
+            None => self.login_retrying(deadline).await?,
+        };
+        let client =
+            Arc::new(self.vaultrs(grant.token.expose_str().ok_or_else(|| {
+                Error::Data(format!("source {}: token is not text", self.name))
+            })?)?);
+        Ok(slot.insert(Session {
+            client,
+            token: grant.token,
+            ttl: grant.ttl,
+            renewable: grant.renewable,
+            since: Instant::now(),
+        }))
+    }
+
+    async fn login_retrying(&self, deadline: Instant) -> Result<Grant> {
+        self.backoff
+            .retry(deadline, Error::retryable, || self.login(deadline))
+            .await
+    }
+
+    /// Asks Vault about `token` (`auth/token/lookup-self`).
+    async fn lookup(&self, token: SecretBytes, deadline: Instant) -> Result<Grant> {
+        let what = "token lookup";
+        let body = self
+            .backoff
+            .retry(deadline, Error::retryable, || {
+                self.call(
+                    &token,
+                    reqwest::Method::GET,
+                    "auth/token/lookup-self",
+                    None,
+                    what,
+                )
+            })
+            .await?;
+        Ok(Grant {
+            token,
+            ttl: ttl(body
+                .pointer("/data/ttl")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0)),
+            renewable: body
+                .pointer("/data/renewable")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+        })
+    }
+
+    /// Drops the token `used` (unless another call already replaced it) so
+    /// the next call logs in again.
+    async fn forget_session(&self, used: &Arc<VaultClient>) {
+        let mut slot = self.session.lock().await;
+        if slot.as_ref().is_some_and(|s| Arc::ptr_eq(&s.client, used)) {
+            *slot = None;
+        }
+    }
+
+    /// Renews the token at `renew_at` of its lifetime, or logs in again when it
+    /// cannot be renewed; returns how long until this should run again.
+    async fn keep_token(&self, renew_at: f64, deadline: Instant) -> Result<Duration> {
+        const IDLE: Duration = Duration::from_secs(300);
+        let mut slot = self.session.lock().await;
+        let s = match slot.as_ref() {
+            Some(s) => s,
+            None => self.establish(&mut slot, deadline).await?,
+        };
+        let Some(ttl) = s.ttl else { return Ok(IDLE) };
+        let due = s.since + ttl.mul_f64(renew_at);
+        let now = Instant::now();
+        if now < due {
+            return Ok(due - now);
+        }
+        if s.renewable {
+            let body = self
+                .call(
+                    &s.token,
+                    reqwest::Method::POST,
+                    "auth/token/renew-self",
+                    Some(serde_json::json!({ "increment": ttl.as_secs() })),
+                    "token renewal",
+                )
+                .await;
+            match body {
+                Ok(b) => {
+                    let granted = b
+                        .pointer("/auth/lease_duration")
+                        .and_then(|v| v.as_u64())
+                        .unwrap_or(0);
+                    // A token near its max TTL gets less than asked: log in again before it ends.
+                    if granted * 2 >= ttl.as_secs() {
+                        let session = slot
+                            .as_mut()
+                            .ok_or_else(|| Error::Data("no session".into()))?;
+                        session.ttl = self::ttl(granted);
+                        session.since = Instant::now();
+                        tracing::debug!(source = %self.name, ttl_s = granted, "token renewed");
+                        return Ok(Duration::from_secs(granted).mul_f64(renew_at));
+                    }
+                }
+                Err(e) if e.retryable() => return Err(e),
+                Err(e) => tracing::info!(source = %self.name, error = %e, "token renewal refused"),
+            }
+        }
+        tracing::info!(source = %self.name, "token cannot be extended; logging in again");
+        *slot = None;
+        let s = self.establish(&mut slot, deadline).await?;
+        Ok(s.ttl.map_or(IDLE, |t| t.mul_f64(renew_at)))
+    }
+
+    async fn login(&self, deadline: Instant) -> Result<Grant> {
         let (method, info) = match &self.auth {
-            Auth::TokenFile(path) => return read_credential(path, "token_file"),
+            Auth::TokenFile(path) => {
+                let token = read_credential(path, "token_file")?;
+                return self.lookup(token, deadline).await;
+            }
             Auth::AppRole {
                 mount,
                 role_id_file,
@@ -164,7 +314,11 @@ impl VaultSource {
             other => other,
         })?;
         tracing::info!(source = %self.name, method, policies = ?info.policies, ttl = info.lease_duration, "logged in");
-        Ok(SecretBytes::from_string(info.client_token))
+        Ok(Grant {
+            ttl: ttl(info.lease_duration),
+            renewable: info.renewable,
+            token: SecretBytes::from_string(info.client_token),
+        })
     }
 
     /// KV engine version of `mount`: asked once per mount, as `vault kv` does.
@@ -201,14 +355,39 @@ impl VaultSource {
         Ok(version)
     }
 
-    /// GET `/v1/{path}` with the client's token and namespace; the body as JSON.
+    /// GET `/v1/{path}` with the client's token.
     async fn get(&self, c: &VaultClient, path: &str, what: &str) -> Result<serde_json::Value> {
+        let token = SecretBytes::copy_from(&c.middle.token);
+        self.call(&token, reqwest::Method::GET, path, None, what)
+            .await
+    }
+
+    /// Calls `/v1/{path}` with `token` and the namespace; the answer as JSON.
+    async fn call(
+        &self,
+        token: &SecretBytes,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        what: &str,
+    ) -> Result<serde_json::Value> {
         let url = format!("{}/v1/{path}", self.address.as_str().trim_end_matches('/'));
         let mut req = self
             .http
-            .get(url)
+            .request(method, url)
             .header("X-Vault-Request", "true")
-            .header("X-Vault-Token", c.middle.token.as_str());
+            .header(
+                "X-Vault-Token",
+                reqwest::header::HeaderValue::from_bytes(token.expose())
+                    .map(|mut v| {
+                        v.set_sensitive(true);
+                        v
+                    })
+                    .map_err(|_| Error::Data(format!("{what}: token is not a header value")))?,
+            );
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
         if let Some(ns) = &self.namespace {
             req = req.header("X-Vault-Namespace", ns.as_str());
         }
@@ -234,8 +413,12 @@ impl VaultSource {
         Err(status_error(status, &errors, what))
     }
 
-    async fn fetch_one(&self, secret: &Secret, deadline: Instant) -> Result<Fetched> {
-        let c = self.client(deadline).await?;
+    async fn fetch_one(
+        &self,
+        c: &Arc<VaultClient>,
+        secret: &Secret,
+        deadline: Instant,
+    ) -> Result<Fetched> {
         let what = format!("{} `{}`", kind(&secret.address), secret.address.key());
         let retry = |e: &Error| e.retryable();
         match &secret.address {
@@ -247,13 +430,13 @@ impl VaultSource {
             } => {
                 let v = match kv_version {
                     Some(v) => *v,
-                    None => self.kv_version(&c, mount, deadline).await?,
+                    None => self.kv_version(c, mount, deadline).await?,
                 };
                 if v == KvVersion::V1 {
                     let data = self
                         .backoff
                         .retry(deadline, retry, || async {
-                            vaultrs::kv1::get_raw(&*c, mount, path)
+                            vaultrs::kv1::get_raw(&**c, mount, path)
                                 .await
                                 .map_err(|e| classify(e, &what))
                         })
@@ -271,7 +454,7 @@ impl VaultSource {
                 let resp = self
                     .backoff
                     .retry(deadline, retry, || async {
-                        vaultrs::api::exec_with_result(&*c, endpoint()?)
+                        vaultrs::api::exec_with_result(&**c, endpoint()?)
                             .await
                             .map_err(|e| classify(e, &what))
                     })
@@ -289,7 +472,7 @@ impl VaultSource {
             Address::Read(path) => {
                 let body = self
                     .backoff
-                    .retry(deadline, retry, || self.get(&c, path, &what))
+                    .retry(deadline, retry, || self.get(c, path, &what))
                     .await?;
                 let lease_id = body["lease_id"].as_str().unwrap_or_default().to_owned();
                 let lease = (!lease_id.is_empty()).then(|| Lease {
@@ -331,7 +514,7 @@ impl VaultSource {
                         if !ip_sans.is_empty() {
                             opts.ip_sans(ip_sans.join(","));
                         }
-                        vaultrs::pki::cert::generate(&*c, mount, role, Some(&mut opts))
+                        vaultrs::pki::cert::generate(&**c, mount, role, Some(&mut opts))
                             .await
                             .map_err(|e| classify(e, &what))
                     })
@@ -377,7 +560,72 @@ impl Source for VaultSource {
         secret: &'a Secret,
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Fetched>> {
-        Box::pin(self.fetch_one(secret, deadline))
+        Box::pin(async move {
+            let c = self.client(deadline).await?;
+            match self.fetch_one(&c, secret, deadline).await {
+                // The token may have been revoked or have expired: log in again, once.
+                Err(Error::Denied(why)) => {
+                    tracing::info!(source = %self.name, secret = %secret.name, error = %why, "permission denied; logging in again and retrying once");
+                    self.forget_session(&c).await;
+                    let c = self.client(deadline).await?;
+                    self.fetch_one(&c, secret, deadline).await
+                }
+                other => other,
+            }
+        })
+    }
+
+    fn renew<'a>(&'a self, lease: &'a Lease, deadline: Instant) -> BoxFuture<'a, Result<Lease>> {
+        Box::pin(async move {
+            let c = self.client(deadline).await?;
+            let token = SecretBytes::copy_from(&c.middle.token);
+            let what = format!("renewal of lease {}", lease.id);
+            let body = self
+                .backoff
+                .retry(deadline, Error::retryable, || {
+                    self.call(
+                        &token,
+                        reqwest::Method::PUT,
+                        "sys/leases/renew",
+                        Some(serde_json::json!({ "lease_id": lease.id, "increment": lease.duration.as_secs() })),
+                        &what,
+                    )
+                })
+                .await?;
+            Ok(Lease {
+                id: body["lease_id"].as_str().unwrap_or(&lease.id).to_owned(),
+                duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+                renewable: body["renewable"].as_bool().unwrap_or(false),
+            })
+        })
+    }
+
+    fn revoke<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let c = self.client(Instant::now() + Duration::from_secs(5)).await?;
+            let token = SecretBytes::copy_from(&c.middle.token);
+            self.call(
+                &token,
+                reqwest::Method::PUT,
+                "sys/leases/revoke",
+                Some(serde_json::json!({ "lease_id": lease.id })),
+                &format!("revocation of lease {}", lease.id),
+            )
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn maintain(&self, renew_at: f64, deadline: Instant) -> BoxFuture<'_, Result<Duration>> {
+        Box::pin(self.keep_token(renew_at, deadline))
+    }
+
+    fn session(&self) -> BoxFuture<'_, Option<SecretBytes>> {
+        Box::pin(async { self.session.lock().await.as_ref().map(|s| s.token.clone()) })
+    }
+
+    fn adopt(&self, token: SecretBytes) {
+        *self.adopted.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
     }
 }
 
