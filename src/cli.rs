@@ -9,9 +9,12 @@ const EXAMPLE: &str = "\
 Example:
   ramsecrets check --config examples/dev.yaml
   ramsecrets init  --config examples/dev.yaml --timeout 30s
+  ramsecrets run   --config examples/dev.yaml
+  ramsecrets exec  --config examples/dev.yaml -- /usr/bin/app --flag
 
 Exit codes (sysexits): 0 ok, 64 usage, 65 missing secret/field, 69 backend
-unavailable, 73 cannot write output, 77 permission denied, 78 bad config.";
+unavailable, 70 internal error, 71 OS error (mlock, listen), 73 cannot write
+output, 77 permission denied, 78 bad config; `exec` exits with the child's code.";
 
 /// Fetches secrets from Vault/OpenBao into an in-memory tmpfs, atomically.
 #[derive(Debug, Parser)]
@@ -43,6 +46,12 @@ pub enum Command {
     /// Fetch every secret once, write them all to the output dir, exit (init container).
     #[command(after_help = EXAMPLE)]
     Init(InitArgs),
+    /// Init, then keep every file fresh until SIGTERM (sidecar).
+    #[command(after_help = EXAMPLE)]
+    Run(RunArgs),
+    /// Run, and start COMMAND once the files are written; signal or restart it on change.
+    #[command(after_help = EXAMPLE)]
+    Exec(ExecArgs),
     /// Validate the config and print the plan: sources, secrets, files, modes (never values).
     Check(ConfigArg),
     /// Print the JSON Schema of the config file, for editors.
@@ -69,4 +78,26 @@ pub struct InitArgs {
     /// Secrets fetched at once.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
+}
+
+/// Options of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config file (watched: valid changes are reloaded).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Give up when the first render is not done by then.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Options of `exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// Options shared with `run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }

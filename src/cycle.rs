@@ -69,17 +69,21 @@ impl ExitCode for Error {
     }
 }
 
-/// What a successful cycle did.
+/// What a successful cycle did, per secret in config order.
 #[derive(Debug)]
 pub struct Report {
-    /// Per secret, in config order: what was fetched.
+    /// What was fetched (or adopted).
     pub fetched: Vec<Fetched>,
-    /// Number of files written.
-    pub files: usize,
+    /// The files rendered from it.
+    pub rendered: Vec<Vec<Rendered>>,
+    /// Whether any of its files changed on disk.
+    pub changed: Vec<bool>,
+    /// When the cycle started: lease durations count from here.
+    pub started: std::time::SystemTime,
 }
 
 /// Fetches and renders one secret, giving up at `deadline`.
-async fn one(
+pub async fn fetch_render(
     secret: &Secret,
     source: &dyn Source,
     deadline: Instant,
@@ -96,20 +100,32 @@ async fn one(
     Ok((fetched, files))
 }
 
-/// Runs one cycle over every secret of `config`.
+/// Runs one all-or-nothing cycle over every secret of `config`. Secrets with
+/// an `adopted` fetch (by index) are rendered from it instead of fetched.
+/// Files that already hold their content and mode are left alone.
 pub async fn run(
     config: &Config,
     sources: &[Arc<dyn Source>],
     dir: &OutputDir,
     deadline: Instant,
     concurrency: usize,
+    mut adopted: Vec<Option<Fetched>>,
 ) -> Result<Report, Error> {
-    let started = std::time::Instant::now();
-    let mut results: Vec<_> = stream::iter(config.secrets.iter().enumerate())
-        .map(|(i, secret)| async move {
-            let r = one(secret, &*sources[secret.source], deadline).await;
+    let started = std::time::SystemTime::now();
+    let clock = std::time::Instant::now();
+    adopted.resize_with(config.secrets.len(), || None);
+    let mut results: Vec<_> = stream::iter(config.secrets.iter().zip(adopted).enumerate())
+        .map(|(i, (secret, adopted))| async move {
+            let r = match adopted {
+                Some(f) => render::render(secret, &f.fields)
+                    .map(|files| (f, files))
+                    .map_err(SecretError::from),
+                None => fetch_render(secret, &*sources[secret.source], deadline).await,
+            };
             match &r {
-                Ok((f, files)) => tracing::debug!(secret = %secret.name, version = ?f.version, files = files.len(), "fetched"),
+                Ok((f, files)) => {
+                    tracing::debug!(secret = %secret.name, version = ?f.version, files = files.len(), "fetched")
+                }
                 Err(e) => tracing::warn!(secret = %secret.name, error = %e, "failed"),
             }
             (i, r)
@@ -120,12 +136,12 @@ pub async fn run(
     results.sort_by_key(|(i, _)| *i);
     let mut failed = Vec::new();
     let mut fetched = Vec::with_capacity(results.len());
-    let mut files = Vec::new();
+    let mut rendered = Vec::with_capacity(results.len());
     for (i, r) in results {
         match r {
-            Ok((f, rendered)) => {
+            Ok((f, files)) => {
                 fetched.push(f);
-                files.extend(rendered);
+                rendered.push(files);
             }
             Err(e) => failed.push((config.secrets[i].name.clone(), e)),
         }
@@ -134,24 +150,35 @@ pub async fn run(
         return Err(Error::Secrets(failed));
     }
     // Stage everything first: a failure drops the staged files, leaving the old ones.
-    let staged = files
-        .iter()
-        .map(|r| dir.stage(&r.file, &r.bytes, r.mode))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Error::Output)?;
-    let count = staged.len();
+    let mut staged = Vec::new();
+    let mut changed = Vec::with_capacity(rendered.len());
+    for files in &rendered {
+        let before = staged.len();
+        for r in files {
+            if let Some(s) = dir
+                .stage_if_changed(&r.file, &r.bytes, r.mode)
+                .map_err(Error::Output)?
+            {
+                staged.push(s);
+            }
+        }
+        changed.push(staged.len() > before);
+    }
+    let written = staged.len();
     for s in staged {
         dir.commit(s).map_err(Error::Output)?;
     }
     tracing::info!(
         secrets = config.secrets.len(),
-        files = count,
+        written,
         dir = %dir.path().display(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "all secrets written"
+        elapsed_ms = clock.elapsed().as_millis() as u64,
+        "all secrets rendered"
     );
     Ok(Report {
         fetched,
-        files: count,
+        rendered,
+        changed,
+        started,
     })
 }

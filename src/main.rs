@@ -5,11 +5,12 @@ use std::process::ExitCode as ProcessExit;
 use std::sync::Arc;
 
 use clap::Parser;
-use ramsecrets::cli::{Cli, Command, InitArgs, LogFormat};
+use ramsecrets::cli::{Cli, Command, InitArgs, LogFormat, RunArgs};
 use ramsecrets::config::{self, Config};
 use ramsecrets::exit::{Exit, ExitCode};
 use ramsecrets::output::OutputDir;
-use ramsecrets::{cycle, harden, source, telemetry};
+use ramsecrets::state::{Held, State};
+use ramsecrets::{cycle, harden, sidecar, source, telemetry};
 
 /// An error on its way out: the message and the exit code it stands for.
 struct Failure {
@@ -40,7 +41,7 @@ fn main() -> ProcessExit {
     };
     telemetry::init(cli.log_format, cli.log_level);
     match run(cli.command) {
-        Ok(()) => ProcessExit::SUCCESS,
+        Ok(code) => ProcessExit::from(code),
         Err(f) => {
             let code = f.exit.code();
             match cli.log_format {
@@ -52,20 +53,47 @@ fn main() -> ProcessExit {
     }
 }
 
-fn run(command: Command) -> Result<(), Failure> {
+/// Runs `command`; returns the exit code.
+fn run(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Schema => {
             println!("{:#}", config::schema());
-            Ok(())
+            Ok(0)
         }
         Command::Check(args) => {
             let config = Config::load(&args.config)?;
             print!("{config}");
             println!("config {} is valid", args.config.display());
-            Ok(())
+            Ok(0)
         }
-        Command::Init(args) => init(args),
+        Command::Init(args) => init(args).map(|()| 0),
+        Command::Run(args) => sidecar(args, None),
+        Command::Exec(args) => sidecar(args.run, Some(args.command)),
     }
+}
+
+/// A single-threaded runtime: the work is I/O-bound and one thread keeps memory low.
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure {
+            exit: Exit::OsErr,
+            error: anyhow::Error::new(e).context("cannot start the async runtime"),
+        })
+}
+
+/// Returns the exit code: 0, or in `exec` mode the child's.
+fn sidecar(args: RunArgs, child: Option<Vec<String>>) -> Result<u8, Failure> {
+    let config = Config::load(&args.config.config)?;
+    harden::harden(config.mlock)?;
+    let opts = sidecar::Options {
+        config_path: args.config.config,
+        timeout: args.timeout,
+        child,
+    };
+    let code = runtime()?.block_on(sidecar::run(config, opts))?;
+    Ok(u8::try_from(code).unwrap_or(1))
 }
 
 fn init(args: InitArgs) -> Result<(), Failure> {
@@ -73,24 +101,42 @@ fn init(args: InitArgs) -> Result<(), Failure> {
     harden::harden(config.mlock)?;
     let sources = source::build(&config)?;
     let dir = OutputDir::open(&config.output)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            exit: Exit::OsErr,
-            error: anyhow::Error::new(e).context("cannot start the async runtime"),
-        })?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         let deadline = tokio::time::Instant::now() + args.timeout;
-        let sources: Vec<Arc<dyn source::Source>> = sources;
-        cycle::run(
-            &config,
-            &sources,
-            &dir,
-            deadline,
-            usize::from(args.concurrency),
-        )
-        .await
-    })?;
+        let concurrency = usize::from(args.concurrency);
+        let report = cycle::run(&config, &sources, &dir, deadline, concurrency, Vec::new()).await?;
+        hand_off(&config, &sources, &report).await
+    })
+}
+
+/// Leaves the tokens and the leased or issued secrets for the sidecar, when
+/// there is anything to hand over.
+async fn hand_off(
+    config: &Config,
+    sources: &[Arc<dyn source::Source>],
+    report: &cycle::Report,
+) -> Result<(), Failure> {
+    let mut state = State::default();
+    for (s, source) in config.sources.iter().zip(sources) {
+        if let Some(token) = source.session().await {
+            state.tokens.insert(s.name.clone(), token);
+        }
+    }
+    for (secret, fetched) in config.secrets.iter().zip(&report.fetched) {
+        if fetched.lease.is_some() || fetched.expires.is_some() {
+            state.secrets.insert(
+                secret.name.clone(),
+                Held {
+                    address: secret.address.identity(),
+                    fetched_at: report.started,
+                    fetched: fetched.clone(),
+                },
+            );
+        }
+    }
+    if state.tokens.is_empty() && state.secrets.is_empty() {
+        return Ok(());
+    }
+    state.save(&config.output)?;
     Ok(())
 }

@@ -220,6 +220,52 @@ impl OutputDir {
         Ok(staged)
     }
 
+    /// The content and mode of `file` as it is now, if it is a regular file
+    /// (a symlink is not followed and counts as absent).
+    pub fn current(&self, file: &str) -> Option<(SecretBytes, u32)> {
+        let (parent, name) = self.parent_of(file).ok()?;
+        let fd = rustix::fs::openat(
+            &*parent,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+            Mode::empty(),
+        )
+        .ok()?;
+        let stat = rustix::fs::fstat(&fd).ok()?;
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
+            return None;
+        }
+        let mut bytes = SecretBytes::new(Vec::with_capacity(stat.st_size.max(0) as usize));
+        std::io::copy(&mut File::from(fd), &mut bytes).ok()?;
+        Some((bytes, stat.st_mode & 0o7777))
+    }
+
+    /// Stages `bytes` for `file` only when the file does not already hold
+    /// them with this mode; `None` when it does.
+    pub fn stage_if_changed(
+        &self,
+        file: &str,
+        bytes: &SecretBytes,
+        mode: u32,
+    ) -> Result<Option<Staged>> {
+        if self
+            .current(file)
+            .is_some_and(|(now, m)| m == mode && now == *bytes)
+        {
+            return Ok(None);
+        }
+        self.stage(file, bytes, mode).map(Some)
+    }
+
+    /// Removes `file` (for `wipe_on_exit`); a missing file is fine.
+    pub fn remove(&self, file: &str) -> Result<()> {
+        let (parent, name) = self.parent_of(file)?;
+        match rustix::fs::unlinkat(&*parent, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(self.err(file, e)),
+        }
+    }
+
     /// Renames a staged file over its target name.
     pub fn commit(&self, mut staged: Staged) -> Result<()> {
         rustix::fs::renameat(
@@ -310,6 +356,22 @@ mod tests {
         std::os::unix::fs::symlink(tmp.path().join("..").as_path(), tmp.path().join("up")).unwrap();
         let err = put(&dir, "up/x", "secret", 0o400).unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
+    }
+
+    #[test]
+    fn unchanged_files_are_not_staged() {
+        let (tmp, dir) = disk_dir();
+        put(&dir, "a", "same", 0o400).unwrap();
+        let same = SecretBytes::copy_from("same");
+        assert!(dir.stage_if_changed("a", &same, 0o400).unwrap().is_none());
+        assert!(dir.stage_if_changed("a", &same, 0o440).unwrap().is_some());
+        assert!(dir
+            .stage_if_changed("a", &SecretBytes::copy_from("new"), 0o400)
+            .unwrap()
+            .is_some());
+        dir.remove("a").unwrap();
+        dir.remove("a").unwrap();
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
     }
 
     #[test]

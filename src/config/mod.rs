@@ -274,6 +274,28 @@ impl Address {
     }
 }
 
+impl Source {
+    /// How long the sidecar gives one refresh of one secret, retries included.
+    pub fn request_budget(&self) -> Duration {
+        match &self.kind {
+            SourceKind::Vault(v) => v.connect_timeout + v.request_timeout * 2,
+            SourceKind::File { .. } => Duration::from_secs(10),
+        }
+    }
+
+    /// Whether leases from this source are revoked when the sidecar stops.
+    pub fn revoke_on_exit(&self) -> bool {
+        matches!(&self.kind, SourceKind::Vault(v) if v.revoke_on_exit)
+    }
+}
+
+impl Address {
+    /// A string that differs whenever the address differs (for hand-off and reload).
+    pub fn identity(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
 impl Secret {
     /// The files this secret writes, relative to the output directory.
     pub fn files(&self) -> Vec<String> {

@@ -701,9 +701,14 @@ fn classify(e: ClientError, what: &str) -> Error {
         ClientError::RestClientError {
             source: rustify::errors::ClientError::ServerResponseError { code, .. },
         } => status_error(code, &[], what),
-        ClientError::RestClientError { source } => {
-            Error::Unavailable(format!("{what}: {}", transport(&source)))
-        }
+        // Only transport failures carry their cause chain: a parse error's
+        // cause may quote the answer, which holds secrets.
+        ClientError::RestClientError {
+            source:
+                source @ (rustify::errors::ClientError::RequestError { .. }
+                | rustify::errors::ClientError::ResponseError { .. }),
+        } => Error::Unavailable(format!("{what}: {}", transport(&source))),
+        ClientError::RestClientError { source } => Error::Data(format!("{what}: {source}")),
         ClientError::ResponseDataEmptyError | ClientError::ResponseEmptyError => {
             Error::NotFound(format!("{what}: empty answer"))
         }

@@ -19,3 +19,6 @@ pub fn init(format: LogFormat, level: tracing::Level) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
 }
+
+pub mod health;
+pub mod metrics;

@@ -1,0 +1,118 @@
+//! `on_change` actions, run once per change after all files of a cycle are
+//! written: a signal to a process (by pid file, or by name in a shared PID
+//! namespace), a command (argv, no shell) with a time limit, or an HTTP POST.
+//! Failures are logged and counted, never retried.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rustix::process::{Pid, Signal};
+
+use crate::config::{Action, SignalTarget};
+use crate::telemetry::metrics::Metrics;
+
+/// Runs `actions` of secret `secret` in order.
+pub async fn run(secret: &str, actions: &[Action], http: &reqwest::Client, metrics: &Metrics) {
+    for action in actions {
+        let (kind, result) = match action {
+            Action::Signal { target, signal } => ("signal", send(target, *signal)),
+            Action::Exec { argv, timeout } => ("exec", exec(argv, *timeout).await),
+            Action::Http { url, timeout } => ("http", post(http, url, *timeout).await),
+        };
+        match &result {
+            Ok(what) => tracing::info!(secret, action = kind, "{what}"),
+            Err(why) => {
+                tracing::warn!(secret, action = kind, error = %why, "on_change action failed")
+            }
+        }
+        metrics.action(secret, kind, result.is_ok());
+    }
+}
+
+fn send(target: &SignalTarget, signal: Signal) -> Result<String, String> {
+    let pids = match target {
+        SignalTarget::PidFile(path) => vec![pid_from(path)?],
+        SignalTarget::Process(name) => {
+            let pids = by_name(name);
+            if pids.is_empty() {
+                return Err(format!(
+                    "no process named `{name}` (is the PID namespace shared?)"
+                ));
+            }
+            pids
+        }
+    };
+    for pid in &pids {
+        rustix::process::kill_process(*pid, signal)
+            .map_err(|e| format!("cannot signal pid {}: {e}", pid.as_raw_nonzero()))?;
+    }
+    Ok(format!("sent {signal:?} to {} process(es)", pids.len()))
+}
+
+fn pid_from(path: &Path) -> Result<Pid, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("pid_file {}: {e}", path.display()))?;
+    text.trim()
+        .parse::<i32>()
+        .ok()
+        .and_then(Pid::from_raw)
+        .ok_or_else(|| format!("pid_file {} does not hold a process id", path.display()))
+}
+
+/// Processes whose `/proc/<pid>/comm` is `name`, except this one.
+fn by_name(name: &str) -> Vec<Pid> {
+    let me = rustix::process::getpid();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(Pid::from_raw)
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{}/comm", pid.as_raw_nonzero()))
+                .is_ok_and(|comm| comm.trim_end() == name)
+        })
+        .collect()
+}
+
+async fn exec(argv: &[String], timeout: Duration) -> Result<String, String> {
+    let mut child = tokio::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", argv[0]))?;
+    match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(format!("ran {}", argv[0])),
+        Ok(Ok(status)) => Err(format!("{} exited with {status}", argv[0])),
+        Ok(Err(e)) => Err(format!("{}: {e}", argv[0])),
+        Err(_) => {
+            let _ = child.kill().await;
+            Err(format!(
+                "{} did not finish within {}s; killed",
+                argv[0],
+                timeout.as_secs()
+            ))
+        }
+    }
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &reqwest::Url,
+    timeout: Duration,
+) -> Result<String, String> {
+    let resp = http
+        .post(url.clone())
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| format!("POST {url}: {e}"))?;
+    if resp.status().is_success() {
+        Ok(format!("POST {url}: {}", resp.status()))
+    } else {
+        Err(format!("POST {url}: {}", resp.status()))
+    }
+}

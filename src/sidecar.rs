@@ -1,0 +1,190 @@
+//! `run` and `exec`: the first cycle (adopting what `init` handed over), then
+//! the scheduler, the health endpoint and the file watch, until SIGTERM/SIGINT
+//! (`run`) or until the child exits (`exec`). Shutdown stops scheduling,
+//! lets in-flight writes finish, revokes and wipes where configured, all
+//! within a grace period.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::exit::{Exit, ExitCode};
+use crate::output::OutputDir;
+use crate::rotation::Engine;
+use crate::telemetry::{health, metrics::Metrics};
+use crate::{cycle, output, source, supervise, watch};
+
+/// Time allowed for revocation and wiping at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Why the sidecar could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A source could not be set up.
+    #[error(transparent)]
+    Source(#[from] source::Error),
+    /// The output directory is unusable.
+    #[error(transparent)]
+    Output(#[from] output::Error),
+    /// The first cycle failed.
+    #[error(transparent)]
+    Cycle(#[from] cycle::Error),
+    /// The health endpoint could not listen.
+    #[error("cannot listen on health.listen {addr}: {source}")]
+    Health {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The files could not be watched.
+    #[error("cannot watch the config and output files: {0}")]
+    Watch(#[from] notify::Error),
+    /// The child could not be started.
+    #[error("cannot start `{command}`: {source}")]
+    Spawn {
+        /// argv[0].
+        command: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Source(e) => e.exit(),
+            Error::Output(e) => e.exit(),
+            Error::Cycle(e) => e.exit(),
+            Error::Health { .. } | Error::Watch(_) => Exit::OsErr,
+            Error::Spawn { .. } => Exit::Unavailable,
+        }
+    }
+}
+
+/// How to run.
+pub struct Options {
+    /// The config file, watched for changes.
+    pub config_path: PathBuf,
+    /// Deadline of the first cycle.
+    pub timeout: Duration,
+    /// `exec` mode: the child's argv.
+    pub child: Option<Vec<String>>,
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// Runs the sidecar; returns the process exit code (the child's in `exec` mode).
+pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
+    let config = Arc::new(config);
+    let sources = source::build(&config)?;
+    let dir = Arc::new(OutputDir::open(&config.output)?);
+    let metrics = Arc::new(Metrics::default());
+    let stop = CancellationToken::new();
+    let health = match config.health {
+        Some(addr) => Some(
+            health::serve(addr, metrics.clone(), stop.clone())
+                .await
+                .map_err(|source| Error::Health { addr, source })?,
+        ),
+        None => None,
+    };
+    let (changes_tx, changes_rx) = mpsc::unbounded_channel();
+    let deadline = tokio::time::Instant::now() + opts.timeout;
+    let exec_mode = opts.child.is_some();
+    let mut engine = Engine::start(
+        config.clone(),
+        sources,
+        dir.clone(),
+        metrics,
+        deadline,
+        exec_mode.then_some(changes_tx),
+    )
+    .await?;
+    tracing::info!(
+        secrets = config.secrets.len(),
+        "ready; keeping secrets fresh"
+    );
+    let (_watch, mut events) = watch::start(&opts.config_path, dir.path())?;
+
+    // The end: SIGTERM/SIGINT in `run`; the child's exit in `exec`, which gets those signals.
+    let child = match opts.child {
+        Some(argv) => {
+            let command = argv[0].clone();
+            let stop = stop.clone();
+            let exec = config.exec;
+            let handle = tokio::spawn(async move {
+                let code = supervise::supervise(argv, exec, changes_rx).await;
+                stop.cancel();
+                code
+            });
+            Some((command, handle))
+        }
+        None => {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                terminated().await;
+                tracing::info!("stopping");
+                stop.cancel();
+            });
+            None
+        }
+    };
+
+    loop {
+        let (e, event) = engine.run(&stop, &mut events).await;
+        engine = e;
+        match event {
+            Some(watch::Event::Config) => match Config::load(&opts.config_path) {
+                Ok(new) => engine = engine.reload(Arc::new(new)).await,
+                Err(err) => {
+                    tracing::error!(error = %err, "config change refused; keeping the running config")
+                }
+            },
+            Some(watch::Event::Output) => engine.restore(),
+            None => break,
+        }
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, engine.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown tasks did not finish within the grace period");
+    }
+    stop.cancel();
+    if let Some(h) = health {
+        let _ = h.await;
+    }
+    match child {
+        Some((command, handle)) => match handle.await {
+            Ok(Ok(code)) => Ok(code),
+            Ok(Err(source)) => Err(Error::Spawn { command, source }),
+            Err(join) => Err(Error::Spawn {
+                command,
+                source: std::io::Error::other(join.to_string()),
+            }),
+        },
+        None => Ok(0),
+    }
+}

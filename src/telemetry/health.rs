@@ -1,0 +1,79 @@
+//! The health endpoint, on hyper: `/healthz` (alive), `/readyz` (200 once every
+//! secret has been written: a native sidecar's startup probe), `/metrics`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::Metrics;
+
+fn answer(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = content_type.parse() {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn route(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n".into());
+    }
+    match req.uri().path() {
+        "/healthz" => answer(StatusCode::OK, TEXT, "ok\n".into()),
+        "/readyz" if metrics.is_ready() => answer(StatusCode::OK, TEXT, "ready\n".into()),
+        "/readyz" => answer(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready\n".into()),
+        "/metrics" => answer(
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.render(),
+        ),
+        _ => answer(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
+    }
+}
+
+/// Binds `addr` now (so a bad address fails at start) and serves until `stop`.
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    stop: CancellationToken,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "health endpoint listening");
+    Ok(tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "health endpoint accept failed");
+                        continue;
+                    }
+                },
+            };
+            let metrics = metrics.clone();
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let r = route(&req, &metrics);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(5))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }))
+}

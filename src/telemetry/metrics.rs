@@ -1,0 +1,235 @@
+//! Prometheus metrics of the sidecar. Labels are secret, source and action
+//! names; values never.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// A secret label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SecretLabel {
+    /// Secret name.
+    pub secret: String,
+}
+
+/// A source label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    /// Source name.
+    pub source: String,
+}
+
+/// An on_change action label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    /// Secret name.
+    pub secret: String,
+    /// `signal`, `exec` or `http`.
+    pub action: String,
+    /// `ok` or `error`.
+    pub result: String,
+}
+
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.002, 2.0, 14))
+}
+
+/// Every metric the sidecar exports.
+pub struct Metrics {
+    registry: Registry,
+    last_success: Family<SecretLabel, F64Gauge>,
+    fetch_errors: Family<SecretLabel, Counter>,
+    writes: Family<SecretLabel, Counter>,
+    renewals: Family<SecretLabel, Counter>,
+    expiry: Family<SecretLabel, F64Gauge>,
+    requests: Family<SourceLabel, Histogram, fn() -> Histogram>,
+    actions: Family<ActionLabel, Counter>,
+    ready: Gauge,
+    expiries: Mutex<HashMap<String, SystemTime>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("ramsecrets");
+        let m = Metrics {
+            last_success: Family::default(),
+            fetch_errors: Family::default(),
+            writes: Family::default(),
+            renewals: Family::default(),
+            expiry: Family::default(),
+            requests: Family::new_with_constructor(request_histogram),
+            actions: Family::default(),
+            ready: Gauge::default(),
+            expiries: Mutex::new(HashMap::new()),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "secret_last_success_timestamp_seconds",
+            "Unix time of the last successful fetch or renewal of a secret",
+            m.last_success.clone(),
+        );
+        registry.register(
+            "secret_fetch_errors",
+            "Failed fetches or renewals of a secret",
+            m.fetch_errors.clone(),
+        );
+        registry.register(
+            "secret_writes",
+            "Times a secret's files were written",
+            m.writes.clone(),
+        );
+        registry.register(
+            "secret_renewals",
+            "Lease renewals of a secret",
+            m.renewals.clone(),
+        );
+        registry.register(
+            "secret_expiry_seconds",
+            "Seconds until a secret's lease or certificate expires",
+            m.expiry.clone(),
+        );
+        registry.register(
+            "backend_request_duration_seconds",
+            "Duration of backend fetches and renewals, retries included",
+            m.requests.clone(),
+        );
+        registry.register(
+            "on_change_actions",
+            "on_change actions run",
+            m.actions.clone(),
+        );
+        registry.register(
+            "ready",
+            "1 once every secret has been written",
+            m.ready.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+fn secret(name: &str) -> SecretLabel {
+    SecretLabel {
+        secret: name.to_owned(),
+    }
+}
+
+impl Metrics {
+    /// A fetch or renewal of `name` succeeded.
+    pub fn success(&self, name: &str) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        self.last_success.get_or_create(&secret(name)).set(now);
+    }
+
+    /// A fetch or renewal of `name` failed.
+    pub fn error(&self, name: &str) {
+        self.fetch_errors.get_or_create(&secret(name)).inc();
+    }
+
+    /// The files of `name` were written.
+    pub fn wrote(&self, name: &str) {
+        self.writes.get_or_create(&secret(name)).inc();
+    }
+
+    /// A lease of `name` was renewed.
+    pub fn renewed(&self, name: &str) {
+        self.renewals.get_or_create(&secret(name)).inc();
+    }
+
+    /// The lease or certificate of `name` ends at `at`.
+    pub fn expires(&self, name: &str, at: SystemTime) {
+        self.expiries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_owned(), at);
+    }
+
+    /// A backend call of `source` that started at `started` ended.
+    pub fn request(&self, source: &str, started: Instant) {
+        self.requests
+            .get_or_create(&SourceLabel {
+                source: source.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// An on_change action ran.
+    pub fn action(&self, secret: &str, action: &str, ok: bool) {
+        self.actions
+            .get_or_create(&ActionLabel {
+                secret: secret.to_owned(),
+                action: action.to_owned(),
+                result: if ok { "ok" } else { "error" }.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Whether every secret has been written once.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// True once every secret has been written.
+    pub fn is_ready(&self) -> bool {
+        self.ready.get() == 1
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn render(&self) -> String {
+        let now = SystemTime::now();
+        for (name, at) in self
+            .expiries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let left = match at.duration_since(now) {
+                Ok(d) => d.as_secs_f64(),
+                Err(e) => -e.duration().as_secs_f64(),
+            };
+            self.expiry.get_or_create(&secret(name)).set(left);
+        }
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_expiry() {
+        let m = Metrics::default();
+        m.error("db");
+        m.wrote("db");
+        m.expires(
+            "db",
+            SystemTime::now() + std::time::Duration::from_secs(100),
+        );
+        m.set_ready(true);
+        let text = m.render();
+        assert!(
+            text.contains("ramsecrets_secret_fetch_errors_total{secret=\"db\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("ramsecrets_ready 1"), "{text}");
+        assert!(
+            text.contains("ramsecrets_secret_expiry_seconds{secret=\"db\"} 9"),
+            "{text}"
+        );
+    }
+}
