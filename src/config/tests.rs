@@ -110,6 +110,31 @@ fn bad_input_names_the_key_and_line() {
             "do not apply",
         ),
         (
+            "  - name: a\n    source: v\n    read: x/y\n    on_change:\n      - signal: { process: app, signal: BOGUS }\n",
+            "secrets[0].on_change[0].signal.signal",
+            "not a signal name",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    on_change:\n      - exec: []\n",
+            "secrets[0].on_change[0].exec",
+            "needs a command",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    on_change:\n      - http: { url: \"ftp://x\" }\n",
+            "secrets[0].on_change[0].http.url",
+            "not an http(s) URL",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    on_change:\n      - signal: { signal: HUP }\n",
+            "secrets[0].on_change[0].signal",
+            "exactly one of `pid_file` or `process`",
+        ),
+        (
+            "  - name: a\n    source: v\n    read: x/y\n    refresh: often\n",
+            "secrets[0].refresh",
+            "not a duration",
+        ),
+        (
             "  - name: a\n    source: v\n    read: ../sys/x\n",
             "secrets[0].read",
             "not a plain Vault path",
@@ -187,4 +212,29 @@ fn the_schema_lists_the_contract_keys() {
     ] {
         assert!(schema.contains(&format!("\"{key}\"")), "{key}");
     }
+}
+
+#[test]
+fn sidecar_settings() {
+    let ok = Config::parse(
+        &format!("{HEAD}  - name: a\n    source: v\n    read: x/y\n    refresh: 30s\n    on_change:\n      - signal: {{ pid_file: /run/app.pid, signal: sighup }}\n      - exec: [nginx, -s, reload]\n        timeout: 5s\nrefresh: {{ interval: 1m, renew_at: 0.5 }}\nhealth: {{ listen: \"127.0.0.1:8099\" }}\nexec: {{ on_change: USR1, grace: 3s }}\n"),
+        Path::new("/"),
+    )
+    .unwrap();
+    assert_eq!(ok.refresh.interval, Duration::from_secs(60));
+    assert_eq!(ok.exec.on_change, ChildOnChange::Signal(Signal::USR1));
+    assert_eq!(ok.secrets[0].refresh, Some(Duration::from_secs(30)));
+    assert_eq!(ok.secrets[0].on_change.len(), 2);
+    assert_eq!(ok.output.state_dir, Path::new("/run/x/.ramsecrets"));
+    let bad = Config::parse(
+        &format!("{HEAD}  - name: a\n    source: v\n    read: x/y\nrefresh: {{ renew_at: 1.5 }}\nhealth: {{ listen: nowhere }}\nexec: {{ on_change: reboot }}\n"),
+        Path::new("/"),
+    )
+    .unwrap_err();
+    let paths: Vec<_> = bad.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["refresh.renew_at", "health.listen", "exec.on_change"],
+        "{bad:#?}"
+    );
 }

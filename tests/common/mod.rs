@@ -6,6 +6,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -124,6 +125,11 @@ impl Bao {
         let status = resp.status().as_u16();
         let text = resp.text().unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// The server's process id (for SIGSTOP/SIGCONT).
+    pub fn pid(&self) -> rustix::process::Pid {
+        rustix::process::Pid::from_raw(self.child.id() as i32).unwrap()
     }
 
     /// Writes a KV v2 secret at `secret/<path>`; returns its new version.
@@ -338,4 +344,222 @@ pub fn token_review_server(jwt: String, ns: &'static str, sa: &'static str) -> u
         }
     });
     port
+}
+
+/// Polls `check` every 100 ms until it holds or `limit` passes; panics with `what`.
+pub fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let until = Instant::now() + limit;
+    while !check() {
+        assert!(
+            Instant::now() < until,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A `ramsecrets run` or `exec` in the background, its logs in a file; killed on drop.
+pub struct Running {
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl Running {
+    /// Starts `ramsecrets <args>` with its stderr captured.
+    pub fn start(dir: &Path, args: &[&str]) -> Running {
+        let log = dir.join(format!("ramsecrets-{:x}.log", rand_u64()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ramsecrets"))
+            .args(args)
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Running { child, log }
+    }
+
+    /// Everything logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the logs contain `text`.
+    pub fn wait_log(&mut self, text: &str, limit: Duration) {
+        let until = Instant::now() + limit;
+        while !self.logs().contains(text) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "ramsecrets exited ({status}) before logging `{text}`:\n{}",
+                    self.logs()
+                );
+            }
+            assert!(
+                Instant::now() < until,
+                "`{text}` not logged within {limit:?}:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `sig` and waits for the exit code.
+    pub fn stop(&mut self, sig: rustix::process::Signal) -> Option<i32> {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, sig).unwrap();
+        let until = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                Instant::now() < until,
+                "ramsecrets did not stop:\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// GETs `url` and returns the body (for /metrics), or None when it does not answer.
+pub fn http_get(url: &str) -> Option<(u16, String)> {
+    let r = reqwest::blocking::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .ok()?;
+    Some((r.status().as_u16(), r.text().unwrap_or_default()))
+}
+
+/// The value of a metric line starting with `prefix` (name and labels).
+pub fn metric(body: &str, prefix: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// A PostgreSQL server from Debian's packages on a free loopback port, with
+/// superuser `postgres` / password `pgroot` over TCP; stopped on drop.
+pub struct Postgres {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Postgres {
+    fn as_owner(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(path);
+            c
+        } else {
+            Command::new(path)
+        }
+    }
+
+    /// initdb + pg_ctl start.
+    pub fn start() -> Postgres {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is not installed: run `bash scripts/testbed`")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|p| p.join("initdb").exists())
+            .expect("no initdb under /usr/lib/postgresql: run `bash scripts/testbed`");
+        let dir = scratch();
+        std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+        let pg = Postgres {
+            port: free_port(),
+            dir,
+            bin,
+        };
+        let data = pg.dir.path().join("data");
+        let pw = file(pg.dir.path(), "pw", "pgroot");
+        std::fs::set_permissions(&pw, PermissionsExt::from_mode(0o644)).unwrap();
+        let o = pg
+            .as_owner("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
+            .arg(format!("--pwfile={}", pw.display()))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let o = pg
+            .as_owner("pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(pg.dir.path().join("pg.log"))
+            .arg("-o")
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1",
+                pg.port,
+                pg.dir.path().display()
+            ))
+            .args(["-w", "start"])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "pg_ctl start: {}{}",
+            String::from_utf8_lossy(&o.stderr),
+            std::fs::read_to_string(pg.dir.path().join("pg.log")).unwrap_or_default()
+        );
+        pg
+    }
+
+    /// Whether `user`/`password` can log in over TCP.
+    pub fn can_login(&self, user: &str, password: &str) -> bool {
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-w",
+                "-tAc",
+                "select 1",
+            ])
+            .env("PGPASSWORD", password)
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = self
+            .as_owner("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
 }
