@@ -393,6 +393,7 @@ impl Config {
         let mut v = Validator {
             marks: &marks,
             problems: Vec::new(),
+            base,
         };
         let value: serde_yaml::Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
@@ -405,7 +406,7 @@ impl Config {
                 }]);
             }
         };
-        let config = v.structure(value).map(|raw| v.validate(raw, base));
+        let config = v.structure(value).map(|raw| v.validate(raw));
         match config {
             Some(config) if v.problems.is_empty() => Ok(config),
             _ => Err(v.problems),
@@ -421,6 +422,8 @@ pub fn schema() -> serde_json::Value {
 struct Validator<'a> {
     marks: &'a Marks,
     problems: Vec<Problem>,
+    /// The config file's directory: relative paths in the config start here.
+    base: &'a Path,
 }
 
 /// A [`RawConfig`] as far as it deserialized: what failed is `None`.
@@ -539,12 +542,12 @@ impl Validator<'_> {
             .collect()
     }
 
-    fn validate(&mut self, raw: Parts, base: &Path) -> Config {
+    fn validate(&mut self, raw: Parts) -> Config {
         let sources: Vec<Source> = raw
             .sources
             .into_iter()
             .enumerate()
-            .filter_map(|(i, s)| self.source(i, s?, base))
+            .filter_map(|(i, s)| self.source(i, s?))
             .collect();
         let mut names = HashSet::new();
         for (i, s) in sources.iter().enumerate() {
@@ -619,7 +622,12 @@ impl Validator<'_> {
         }
     }
 
-    fn source(&mut self, i: usize, s: RawSource, base: &Path) -> Option<Source> {
+    /// `p` relative to the config file's directory (an absolute path stays as it is).
+    fn path(&self, p: PathBuf) -> PathBuf {
+        self.base.join(p)
+    }
+
+    fn source(&mut self, i: usize, s: RawSource) -> Option<Source> {
         let at = format!("sources[{i}]");
         let name = match s.name {
             Some(n) if n.trim().is_empty() => {
@@ -633,7 +641,7 @@ impl Validator<'_> {
         let kind = match (s.vault, s.file) {
             (Some(v), None) => SourceKind::Vault(Box::new(self.vault(&format!("{at}.vault"), v)?)),
             (None, Some(f)) => SourceKind::File {
-                path: base.join(f.path),
+                path: self.path(f.path),
             },
             _ => {
                 self.problem(at, "needs exactly one of `vault` or `file`");
@@ -679,7 +687,7 @@ impl Validator<'_> {
         }
         Some(Vault {
             address: address?,
-            ca_cert: v.ca_cert,
+            ca_cert: v.ca_cert.map(|p| self.path(p)),
             namespace: v.namespace,
             auth: auth?,
             connect_timeout: connect_timeout?,
@@ -705,21 +713,19 @@ impl Validator<'_> {
             );
             return None;
         }
+        let base = self.base;
         let login = |r: raw::RawRoleLogin, mount: &str, token: Option<&str>| RoleLogin {
             mount: clean_mount(r.mount.as_deref().unwrap_or(mount)),
             role: r.role,
-            token_file: r
-                .token_file
-                .or(token.map(PathBuf::from))
-                .unwrap_or_default(),
+            token_file: base.join(r.token_file.or(token.map(PathBuf::from)).unwrap_or_default()),
         };
         if let Some(f) = a.token_file {
-            Some(Auth::TokenFile(f))
+            Some(Auth::TokenFile(self.path(f)))
         } else if let Some(r) = a.approle {
             Some(Auth::AppRole {
                 mount: clean_mount(r.mount.as_deref().unwrap_or("approle")),
-                role_id_file: r.role_id_file,
-                secret_id_file: r.secret_id_file,
+                role_id_file: self.path(r.role_id_file),
+                secret_id_file: self.path(r.secret_id_file),
             })
         } else if let Some(k) = a.kubernetes {
             Some(Auth::Kubernetes(login(
@@ -756,9 +762,10 @@ impl Validator<'_> {
         if owner == Some(Some((u32::MAX, u32::MAX))) {
             self.problem("output.owner", "-1 is not an owner");
         }
-        let state_dir = o.state_dir.unwrap_or_else(|| o.dir.join(".ramsecrets"));
+        let dir = self.path(o.dir);
+        let state_dir = o.state_dir.map_or_else(|| dir.join(".ramsecrets"), |p| self.path(p));
         Some(Output {
-            dir: o.dir,
+            dir,
             mode: mode?,
             owner: owner?,
             allow_disk: o.allow_disk,
@@ -1017,7 +1024,7 @@ impl Validator<'_> {
                     return None;
                 };
                 let target = match (s.pid_file, s.process) {
-                    (Some(p), None) => SignalTarget::PidFile(p),
+                    (Some(p), None) => SignalTarget::PidFile(self.path(p)),
                     (None, Some(n)) if !n.is_empty() => SignalTarget::Process(n),
                     _ => {
                         self.problem(
