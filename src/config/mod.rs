@@ -717,7 +717,11 @@ impl Validator<'_> {
         let login = |r: raw::RawRoleLogin, mount: &str, token: Option<&str>| RoleLogin {
             mount: clean_mount(r.mount.as_deref().unwrap_or(mount)),
             role: r.role,
-            token_file: base.join(r.token_file.or(token.map(PathBuf::from)).unwrap_or_default()),
+            token_file: base.join(
+                r.token_file
+                    .or(token.map(PathBuf::from))
+                    .unwrap_or_default(),
+            ),
         };
         if let Some(f) = a.token_file {
             Some(Auth::TokenFile(self.path(f)))
@@ -763,7 +767,9 @@ impl Validator<'_> {
             self.problem("output.owner", "-1 is not an owner");
         }
         let dir = self.path(o.dir);
-        let state_dir = o.state_dir.map_or_else(|| dir.join(".ramsecrets"), |p| self.path(p));
+        let state_dir = o
+            .state_dir
+            .map_or_else(|| dir.join(".ramsecrets"), |p| self.path(p));
         Some(Output {
             dir,
             mode: mode?,
