@@ -11,6 +11,7 @@ Example:
   ramsecrets init  --config examples/dev.yaml --timeout 30s
   ramsecrets run   --config examples/dev.yaml
   ramsecrets exec  --config examples/dev.yaml -- /usr/bin/app --flag
+  ramsecrets proxy --config examples/dev.yaml
 
 Exit codes (sysexits): 0 ok, 64 usage, 65 missing secret/field, 69 backend
 unavailable, 70 internal error, 71 OS error (mlock, listen), 73 cannot write
@@ -52,6 +53,9 @@ pub enum Command {
     /// Run, and start COMMAND once the files are written; signal or restart it on change.
     #[command(after_help = EXAMPLE)]
     Exec(ExecArgs),
+    /// Run with the local credential proxy (AWS agent and Vault KV APIs); needs a `proxy:` section.
+    #[command(after_help = EXAMPLE)]
+    Proxy(RunArgs),
     /// Validate the config and print the plan: sources, secrets, files, modes (never values).
     Check(ConfigArg),
     /// Print the JSON Schema of the config file, for editors.

@@ -140,7 +140,8 @@ fn get<'a>(fields: &'a Fields, field: &str) -> Result<&'a SecretBytes> {
     })
 }
 
-fn raw(fields: &Fields, key: Option<&str>) -> Result<SecretBytes> {
+/// One field: `key`, or the only one.
+pub fn raw(fields: &Fields, key: Option<&str>) -> Result<SecretBytes> {
     match key {
         Some(k) => get(fields, k).cloned(),
         None if fields.len() == 1 => Ok(fields.values().next().cloned().unwrap_or_default()),
@@ -161,7 +162,8 @@ fn text<'a>(name: &str, value: &'a SecretBytes) -> Result<&'a str> {
         })
 }
 
-fn text_fields(fields: &Fields) -> Result<BTreeMap<&str, &str>> {
+/// The fields as text, or [`Error::Binary`] naming the first that is not.
+pub fn text_fields(fields: &Fields) -> Result<BTreeMap<&str, &str>> {
     fields
         .iter()
         .map(|(k, v)| Ok((k.as_str(), text(k, v)?)))

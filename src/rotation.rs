@@ -24,6 +24,7 @@ use crate::render::{self, Rendered};
 use crate::secret::{Fetched, Lease};
 use crate::source::{self, Source};
 use crate::state::State;
+use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 
 /// Longest wait between retries after failures.
@@ -87,6 +88,7 @@ pub struct Engine {
     sources: Vec<Arc<dyn Source>>,
     dir: Arc<OutputDir>,
     metrics: Arc<Metrics>,
+    store: Arc<Store>,
     http: reqwest::Client,
     tracks: Vec<Track>,
     token_due: Vec<Instant>,
@@ -112,6 +114,7 @@ impl Engine {
         sources: Vec<Arc<dyn Source>>,
         dir: Arc<OutputDir>,
         metrics: Arc<Metrics>,
+        store: Arc<Store>,
         deadline: Instant,
         changes: Option<mpsc::UnboundedSender<()>>,
     ) -> Result<Engine, cycle::Error> {
@@ -147,6 +150,7 @@ impl Engine {
             sources,
             dir,
             metrics,
+            store,
             http: reqwest::Client::new(),
             tracks: Vec::new(),
             backoff: Backoff {
@@ -165,6 +169,7 @@ impl Engine {
                 .map_or(Duration::ZERO, |(_, a)| *a);
             let at = started.checked_sub(age).unwrap_or(started);
             engine.metrics.success(&secret.name);
+            engine.store.put(&secret.name, &fetched);
             if report.changed[i] {
                 engine.metrics.wrote(&secret.name);
             }
@@ -182,6 +187,14 @@ impl Engine {
         engine.tracks = tracks;
         engine.metrics.set_ready(true);
         Ok(engine)
+    }
+
+    /// The running config and its sources (for the proxy).
+    pub fn view(&self) -> crate::proxy::View {
+        crate::proxy::View {
+            config: self.config.clone(),
+            sources: self.sources.clone(),
+        }
     }
 
     /// Sets `track.due` and `track.step` after a success.
@@ -325,6 +338,7 @@ impl Engine {
                     } else {
                         tracing::debug!(secret = %secret.name, "unchanged");
                     }
+                    self.store.put(&secret.name, &fetched);
                     track.fetched = Some(fetched);
                     track.rendered = rendered;
                     track.at = Instant::now();

@@ -15,8 +15,9 @@ use crate::config::Config;
 use crate::exit::{Exit, ExitCode};
 use crate::output::OutputDir;
 use crate::rotation::Engine;
+use crate::store::Store;
 use crate::telemetry::{health, metrics::Metrics};
-use crate::{cycle, output, source, supervise, watch};
+use crate::{cycle, output, proxy, source, supervise, watch};
 
 /// Time allowed for revocation and wiping at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -45,6 +46,9 @@ pub enum Error {
     /// The files could not be watched.
     #[error("cannot watch the config and output files: {0}")]
     Watch(#[from] notify::Error),
+    /// The proxy could not start.
+    #[error(transparent)]
+    Proxy(#[from] proxy::Error),
     /// The child could not be started.
     #[error("cannot start `{command}`: {source}")]
     Spawn {
@@ -63,6 +67,8 @@ impl ExitCode for Error {
             Error::Output(e) => e.exit(),
             Error::Cycle(e) => e.exit(),
             Error::Health { .. } | Error::Watch(_) => Exit::OsErr,
+            Error::Proxy(proxy::Error::Token { .. }) => Exit::Config,
+            Error::Proxy(proxy::Error::Listen { .. }) => Exit::OsErr,
             Error::Spawn { .. } => Exit::Unavailable,
         }
     }
@@ -101,6 +107,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     let sources = source::build(&config)?;
     let dir = Arc::new(OutputDir::open(&config.output)?);
     let metrics = Arc::new(Metrics::default());
+    let store = Arc::new(Store::default());
     let stop = CancellationToken::new();
     let health = match config.health {
         Some(addr) => Some(
@@ -117,11 +124,30 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         config.clone(),
         sources,
         dir.clone(),
-        metrics,
+        metrics.clone(),
+        store.clone(),
         deadline,
         exec_mode.then_some(changes_tx),
     )
     .await?;
+    let proxy = match &config.proxy {
+        Some(cfg) => {
+            let token =
+                proxy::load_token(&cfg.token_file).map_err(|source| proxy::Error::Token {
+                    path: cfg.token_file.clone(),
+                    source,
+                })?;
+            let shared = Arc::new(proxy::Proxy::new(
+                engine.view(),
+                store.clone(),
+                metrics.clone(),
+                token,
+            ));
+            let handle = proxy::serve(shared.clone(), cfg, stop.clone()).await?;
+            Some((shared, handle))
+        }
+        None => None,
+    };
     tracing::info!(
         secrets = config.secrets.len(),
         "ready; keeping secrets fresh"
@@ -157,7 +183,12 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         engine = e;
         match event {
             Some(watch::Event::Config) => match Config::load(&opts.config_path) {
-                Ok(new) => engine = engine.reload(Arc::new(new)).await,
+                Ok(new) => {
+                    engine = engine.reload(Arc::new(new)).await;
+                    if let Some((p, _)) = &proxy {
+                        p.swap(engine.view());
+                    }
+                }
                 Err(err) => {
                     tracing::error!(error = %err, "config change refused; keeping the running config")
                 }
@@ -174,6 +205,9 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     }
     stop.cancel();
     if let Some(h) = health {
+        let _ = h.await;
+    }
+    if let Some((_, h)) = proxy {
         let _ = h.await;
     }
     match child {

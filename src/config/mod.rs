@@ -38,6 +38,19 @@ pub struct Config {
     pub health: Option<std::net::SocketAddr>,
     /// `exec` mode settings.
     pub exec: Exec,
+    /// The local credential proxy, when enabled.
+    pub proxy: Option<Proxy>,
+}
+
+/// The local credential proxy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proxy {
+    /// Listen address.
+    pub listen: std::net::SocketAddr,
+    /// The token file.
+    pub token_file: PathBuf,
+    /// Connections served at once.
+    pub max_connections: usize,
 }
 
 /// Sidecar refresh schedule.
@@ -434,12 +447,13 @@ struct Parts {
     refresh: Option<raw::RawRefresh>,
     health: Option<raw::RawHealth>,
     exec: Option<raw::RawExec>,
+    proxy: Option<raw::RawProxy>,
     secrets: Vec<Option<RawSecret>>,
 }
 
 /// Top-level keys of [`RawConfig`], for reporting unknown ones alongside other problems.
 const TOP_KEYS: &[&str] = &[
-    "sources", "output", "mlock", "refresh", "health", "exec", "secrets",
+    "sources", "output", "mlock", "refresh", "health", "exec", "proxy", "secrets",
 ];
 
 impl Validator<'_> {
@@ -511,6 +525,7 @@ impl Validator<'_> {
         let refresh = top.remove("refresh").and_then(|v| self.de("refresh", v));
         let health = top.remove("health").and_then(|v| self.de("health", v));
         let exec = top.remove("exec").and_then(|v| self.de("exec", v));
+        let proxy = top.remove("proxy").and_then(|v| self.de("proxy", v));
         Some(Parts {
             sources,
             output,
@@ -518,6 +533,7 @@ impl Validator<'_> {
             refresh,
             health,
             exec,
+            proxy,
             secrets,
         })
     }
@@ -604,6 +620,7 @@ impl Validator<'_> {
             }
         });
         let exec = self.exec(raw.exec);
+        let proxy = raw.proxy.and_then(|p| self.proxy(p));
         Config {
             sources,
             output: output.unwrap_or(Output {
@@ -619,6 +636,7 @@ impl Validator<'_> {
             refresh,
             health,
             exec,
+            proxy,
         }
     }
 
@@ -988,6 +1006,34 @@ impl Validator<'_> {
             );
         }
         Refresh { interval, renew_at }
+    }
+
+    fn proxy(&mut self, p: raw::RawProxy) -> Option<Proxy> {
+        let text = p.listen.as_deref().unwrap_or("127.0.0.1:2773");
+        let Ok(listen) = text.parse::<std::net::SocketAddr>() else {
+            self.problem(
+                "proxy.listen",
+                format!("`{text}` is not an address like 127.0.0.1:2773"),
+            );
+            return None;
+        };
+        if !listen.ip().is_loopback() && !p.allow_remote {
+            self.problem(
+                "proxy.listen",
+                format!("{listen} is not a loopback address: other hosts could read secrets; set proxy.allow_remote: true to allow it"),
+            );
+            return None;
+        }
+        let max_connections = p.max_connections.unwrap_or(800);
+        if max_connections == 0 {
+            self.problem("proxy.max_connections", "must be at least 1");
+            return None;
+        }
+        Some(Proxy {
+            listen,
+            token_file: self.path(p.token_file),
+            max_connections,
+        })
     }
 
     fn exec(&mut self, e: Option<raw::RawExec>) -> Exec {

@@ -25,6 +25,8 @@ pub struct RawConfig {
     pub health: Option<RawHealth>,
     /// What `exec` mode does to its child when a secret changes.
     pub exec: Option<RawExec>,
+    /// The local credential proxy (AWS Secrets Manager Agent and Vault KV APIs).
+    pub proxy: Option<RawProxy>,
     /// The secrets to fetch and the files to write them to.
     pub secrets: Vec<RawSecret>,
 }
@@ -45,6 +47,21 @@ pub struct RawRefresh {
 pub struct RawHealth {
     /// Address to serve /healthz, /readyz and /metrics on, e.g. 127.0.0.1:8099.
     pub listen: String,
+}
+
+/// The local credential proxy.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    /// Address to listen on (default 127.0.0.1:2773).
+    pub listen: Option<String>,
+    /// File holding the token every request must carry; created (32 random bytes, hex) if missing.
+    pub token_file: PathBuf,
+    /// Allow a non-loopback `listen` address.
+    #[serde(default)]
+    pub allow_remote: bool,
+    /// Connections served at once; more get 429 (default 800).
+    pub max_connections: Option<usize>,
 }
 
 /// `exec` mode settings.

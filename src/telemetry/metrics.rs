@@ -38,6 +38,20 @@ pub struct ActionLabel {
     pub result: String,
 }
 
+/// A proxy answer's status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    /// HTTP status code.
+    pub status: u16,
+}
+
+/// A refresh result.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
 type F64Gauge = Gauge<f64, AtomicU64>;
 
 fn request_histogram() -> Histogram {
@@ -55,6 +69,9 @@ pub struct Metrics {
     requests: Family<SourceLabel, Histogram, fn() -> Histogram>,
     actions: Family<ActionLabel, Counter>,
     ready: Gauge,
+    proxy_requests: Family<StatusLabel, Counter>,
+    proxy_cache_hits: Counter,
+    proxy_refreshes: Family<ResultLabel, Counter>,
     expiries: Mutex<HashMap<String, SystemTime>>,
 }
 
@@ -70,6 +87,9 @@ impl Default for Metrics {
             requests: Family::new_with_constructor(request_histogram),
             actions: Family::default(),
             ready: Gauge::default(),
+            proxy_requests: Family::default(),
+            proxy_cache_hits: Counter::default(),
+            proxy_refreshes: Family::default(),
             expiries: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
@@ -112,6 +132,21 @@ impl Default for Metrics {
             "ready",
             "1 once every secret has been written",
             m.ready.clone(),
+        );
+        registry.register(
+            "proxy_requests",
+            "Proxy answers by HTTP status",
+            m.proxy_requests.clone(),
+        );
+        registry.register(
+            "proxy_cache_hits",
+            "Proxy answers served from a ready body",
+            m.proxy_cache_hits.clone(),
+        );
+        registry.register(
+            "proxy_refreshes",
+            "refreshNow fetches from the backend",
+            m.proxy_refreshes.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -172,6 +207,26 @@ impl Metrics {
                 action: action.to_owned(),
                 result: if ok { "ok" } else { "error" }.to_owned(),
             })
+            .inc();
+    }
+
+    /// The proxy answered with `status`.
+    pub fn proxy_request(&self, status: u16) {
+        self.proxy_requests
+            .get_or_create(&StatusLabel { status })
+            .inc();
+    }
+
+    /// The proxy answered from a ready body.
+    pub fn proxy_cache_hit(&self) {
+        self.proxy_cache_hits.inc();
+    }
+
+    /// A `refreshNow` fetch finished.
+    pub fn proxy_refresh(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.proxy_refreshes
+            .get_or_create(&ResultLabel { result })
             .inc();
     }
 

@@ -1,0 +1,399 @@
+//! The proxy's HTTP API as pure functions: which configured secret a request
+//! names, and the JSON answers in the shapes the AWS Secrets Manager Agent
+//! (`GetSecretValue`) and Vault (KV v2, KV v1, logical read) give, so existing
+//! clients read them unchanged. Bodies are built straight into [`SecretBytes`].
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use serde::Serialize;
+
+use crate::config::{Address, Config, KvVersion, Secret};
+use crate::render;
+use crate::secret::SecretBytes;
+use crate::store::Entry;
+
+/// What a request asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `/ping`: liveness, no token needed.
+    Ping,
+    /// A secret in the AWS agent's shape.
+    Aws {
+        /// Index into `config.secrets`.
+        secret: usize,
+        /// `versionStage`.
+        stage: Option<String>,
+        /// `versionId`.
+        version_id: Option<String>,
+        /// `refreshNow=true`.
+        refresh: bool,
+    },
+    /// A secret in one of Vault's shapes.
+    Vault {
+        /// Index into `config.secrets`.
+        secret: usize,
+        /// Which shape.
+        shape: Shape,
+    },
+    /// Nothing configured answers to this.
+    NotFound,
+}
+
+/// Response shapes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shape {
+    /// AWS GetSecretValue.
+    Aws,
+    /// Vault KV v2 read.
+    Kv2,
+    /// Vault KV v1 or logical read.
+    Logical,
+}
+
+/// Resolves a request path and query to a configured secret. Only configured
+/// secrets are ever served.
+pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
+    if path == "/ping" {
+        return Route::Ping;
+    }
+    let params: BTreeMap<String, String> = query
+        .map(|q| {
+            reqwest::Url::parse(&format!("http://x/?{q}"))
+                .map(|u| u.query_pairs().into_owned().collect())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let aws = |secret: usize| Route::Aws {
+        secret,
+        stage: params.get("versionStage").cloned(),
+        version_id: params.get("versionId").cloned(),
+        refresh: params.get("refreshNow").is_some_and(|v| v == "true"),
+    };
+    let by_id = |id: &str| {
+        config
+            .secrets
+            .iter()
+            .position(|s| s.name == id || matches!(&s.address, Address::SecretId(sid) if sid == id))
+    };
+    if path == "/secretsmanager/get" {
+        return match params.get("secretId").and_then(|id| by_id(id)) {
+            Some(i) => aws(i),
+            None => Route::NotFound,
+        };
+    }
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return Route::NotFound;
+    };
+    let rest = rest.trim_end_matches('/');
+    for (i, s) in config.secrets.iter().enumerate() {
+        match &s.address {
+            Address::Kv {
+                mount,
+                path,
+                kv_version,
+                ..
+            } => {
+                let under = rest
+                    .strip_prefix(mount.as_str())
+                    .and_then(|r| r.strip_prefix('/'));
+                if under.and_then(|r| r.strip_prefix("data/")) == Some(path.as_str())
+                    && *kv_version != Some(KvVersion::V1)
+                {
+                    return Route::Vault {
+                        secret: i,
+                        shape: Shape::Kv2,
+                    };
+                }
+                if under == Some(path.as_str()) {
+                    return Route::Vault {
+                        secret: i,
+                        shape: Shape::Logical,
+                    };
+                }
+            }
+            Address::Read(p) if p == rest => {
+                return Route::Vault {
+                    secret: i,
+                    shape: Shape::Logical,
+                }
+            }
+            _ => {}
+        }
+    }
+    // The AWS agent also answers `/v1/<secretId>`.
+    match by_id(rest) {
+        Some(i) => aws(i),
+        None => Route::NotFound,
+    }
+}
+
+/// A field value written as JSON text: the text itself, or base64 when binary.
+struct Field<'a>(&'a SecretBytes);
+
+impl Serialize for Field<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.expose_str() {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&zeroize::Zeroizing::new(
+                base64::engine::general_purpose::STANDARD.encode(self.0.expose()),
+            )),
+        }
+    }
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The version a client sees: the backend's, or the store's revision.
+pub fn version(entry: &Entry) -> String {
+    entry
+        .fetched
+        .version
+        .clone()
+        .unwrap_or_else(|| format!("rev-{}", entry.revision))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct AwsBody<'a> {
+    #[serde(rename = "ARN")]
+    arn: String,
+    name: &'a str,
+    version_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_string: Option<Field<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret_binary: Option<Field<'a>>,
+    version_stages: [&'a str; 1],
+    created_date: f64,
+}
+
+#[derive(Serialize)]
+struct Metadata {
+    created_time: String,
+    custom_metadata: Option<()>,
+    deletion_time: &'static str,
+    destroyed: bool,
+    version: u64,
+}
+
+#[derive(Serialize)]
+struct Kv2Data<'a> {
+    data: BTreeMap<&'a str, Field<'a>>,
+    metadata: Metadata,
+}
+
+#[derive(Serialize)]
+struct VaultBody<'a, D: Serialize> {
+    request_id: &'static str,
+    lease_id: &'a str,
+    renewable: bool,
+    lease_duration: u64,
+    data: D,
+    wrap_info: Option<()>,
+    warnings: Option<()>,
+    auth: Option<()>,
+}
+
+/// The answer body for `secret` in `shape`, from its latest `entry`.
+pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes, render::Error> {
+    let fields = &entry.fetched.fields;
+    let data = || {
+        fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), Field(v)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let mut out = SecretBytes::default();
+    let written = match shape {
+        Shape::Aws => {
+            // With `key`, the one field as the secret string; else the fields as a JSON object.
+            let value = match &secret.key {
+                Some(k) => render::raw(fields, Some(k))?,
+                None if matches!(secret.address, Address::SecretId(_)) && fields.len() == 1 => {
+                    render::raw(fields, None)?
+                }
+                None => {
+                    let mut json = SecretBytes::default();
+                    serde_json::to_writer(&mut json, &render::text_fields(fields)?)
+                        .map_err(|e| render::Error::Template(e.to_string()))?;
+                    json
+                }
+            };
+            let name = match &secret.address {
+                Address::SecretId(id) => id.as_str(),
+                _ => secret.name.as_str(),
+            };
+            let text = value.expose_str().is_some();
+            serde_json::to_writer(
+                &mut out,
+                &AwsBody {
+                    arn: format!("arn:aws:secretsmanager:local:000000000000:secret:{name}"),
+                    name,
+                    version_id: version(entry),
+                    secret_string: text.then_some(Field(&value)),
+                    secret_binary: (!text).then_some(Field(&value)),
+                    version_stages: ["AWSCURRENT"],
+                    created_date: unix(entry.changed_at),
+                },
+            )
+        }
+        Shape::Kv2 => serde_json::to_writer(
+            &mut out,
+            &VaultBody {
+                request_id: "",
+                lease_id: "",
+                renewable: false,
+                lease_duration: 0,
+                data: Kv2Data {
+                    data: data(),
+                    metadata: Metadata {
+                        created_time: humantime::format_rfc3339_micros(entry.changed_at)
+                            .to_string(),
+                        custom_metadata: None,
+                        deletion_time: "",
+                        destroyed: false,
+                        version: entry
+                            .fetched
+                            .version
+                            .as_deref()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(entry.revision),
+                    },
+                },
+                wrap_info: None,
+                warnings: None,
+                auth: None,
+            },
+        ),
+        Shape::Logical => {
+            let lease = entry.fetched.lease.as_ref();
+            serde_json::to_writer(
+                &mut out,
+                &VaultBody {
+                    request_id: "",
+                    lease_id: lease.map_or("", |l| l.id.as_str()),
+                    renewable: lease.is_some_and(|l| l.renewable),
+                    lease_duration: lease.map_or(0, |l| l.duration.as_secs()),
+                    data: data(),
+                    wrap_info: None,
+                    warnings: None,
+                    auth: None,
+                },
+            )
+        }
+    };
+    written.map_err(|e| render::Error::Template(e.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::{Fetched, Fields};
+    use std::path::Path;
+
+    fn config() -> Config {
+        Config::parse(
+            "sources:\n  - file: { path: x }\noutput: { dir: /x }\nsecrets:\n  - name: db\n    kv: { mount: secret, path: app/db }\n  - name: old\n    kv: { mount: kv, path: cfg, kv_version: 1 }\n  - name: api\n    secret_id: prod/api\n  - name: creds\n    read: database/creds/app\n",
+            Path::new("/"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn routes_only_configured_secrets() {
+        let c = config();
+        assert_eq!(route(&c, "/ping", None), Route::Ping);
+        assert_eq!(
+            route(&c, "/v1/secret/data/app/db", None),
+            Route::Vault {
+                secret: 0,
+                shape: Shape::Kv2
+            }
+        );
+        assert_eq!(
+            route(&c, "/v1/kv/cfg", None),
+            Route::Vault {
+                secret: 1,
+                shape: Shape::Logical
+            }
+        );
+        assert_eq!(route(&c, "/v1/kv/data/cfg", None), Route::NotFound);
+        assert_eq!(
+            route(&c, "/v1/database/creds/app", None),
+            Route::Vault {
+                secret: 3,
+                shape: Shape::Logical
+            }
+        );
+        assert_eq!(
+            route(
+                &c,
+                "/secretsmanager/get",
+                Some("secretId=prod%2Fapi&refreshNow=true")
+            ),
+            Route::Aws {
+                secret: 2,
+                stage: None,
+                version_id: None,
+                refresh: true
+            }
+        );
+        assert!(matches!(
+            route(&c, "/secretsmanager/get", Some("secretId=db")),
+            Route::Aws { secret: 0, .. }
+        ));
+        assert!(matches!(
+            route(&c, "/v1/prod/api", Some("versionStage=AWSCURRENT")),
+            Route::Aws {
+                secret: 2,
+                stage: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            route(&c, "/secretsmanager/get", Some("secretId=nope")),
+            Route::NotFound
+        );
+        assert_eq!(
+            route(&c, "/v1/secret/data/app/other", None),
+            Route::NotFound
+        );
+        assert_eq!(route(&c, "/etc/passwd", None), Route::NotFound);
+    }
+
+    #[test]
+    fn bodies_have_the_shapes_clients_expect() {
+        let c = config();
+        let mut fields = Fields::new();
+        fields.insert("password".into(), SecretBytes::copy_from("p\"w"));
+        let mut fetched = Fetched::fields(fields);
+        fetched.version = Some("3".into());
+        let entry = Entry {
+            fetched,
+            changed_at: UNIX_EPOCH,
+            revision: 1,
+        };
+        let kv2: serde_json::Value =
+            serde_json::from_slice(body(&c.secrets[0], &entry, Shape::Kv2).unwrap().expose())
+                .unwrap();
+        assert_eq!(kv2["data"]["data"]["password"], "p\"w");
+        assert_eq!(kv2["data"]["metadata"]["version"], 3);
+        let aws: serde_json::Value =
+            serde_json::from_slice(body(&c.secrets[2], &entry, Shape::Aws).unwrap().expose())
+                .unwrap();
+        assert_eq!(aws["Name"], "prod/api");
+        assert_eq!(aws["SecretString"], "p\"w");
+        assert_eq!(aws["VersionId"], "3");
+        assert_eq!(aws["VersionStages"][0], "AWSCURRENT");
+        let aws: serde_json::Value =
+            serde_json::from_slice(body(&c.secrets[0], &entry, Shape::Aws).unwrap().expose())
+                .unwrap();
+        assert_eq!(aws["SecretString"], r#"{"password":"p\"w"}"#);
+    }
+}

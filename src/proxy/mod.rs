@@ -1,0 +1,352 @@
+//! The local credential proxy: a hyper server on loopback that answers the
+//! AWS Secrets Manager Agent API and Vault's KV read API from the sidecar's
+//! refreshed state, for configured secrets only. Every request but `/ping`
+//! carries the token from `proxy.token_file` (compared in constant time);
+//! GET only; `X-Forwarded-For` refused; accepted sockets get IP TTL 1 so an
+//! answer cannot be routed off the host; connections are capped, slow or huge
+//! headers cut off, and `refreshNow` fetches at most once a second per secret.
+
+pub mod api;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use subtle::ConstantTimeEq;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::secret::SecretBytes;
+use crate::source::Source;
+use crate::store::Store;
+use crate::telemetry::metrics::Metrics;
+use api::{Route, Shape};
+
+/// Time allowed for a request, `refreshNow` included (the AWS agent's is 61 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(61);
+/// Time allowed for a client to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The token file could not be read or created.
+    #[error("proxy.token_file {path}: {source}")]
+    Token {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on proxy.listen {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Reads the token, or creates the file with 32 random bytes in hex, mode
+/// 0440, so that a container sharing the volume can read it.
+pub fn load_token(path: &Path) -> std::io::Result<SecretBytes> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let token = SecretBytes::new(bytes);
+            let text = token.expose_str().unwrap_or_default().trim();
+            if text.is_empty() {
+                return Err(std::io::Error::other("the token file is empty"));
+            }
+            Ok(SecretBytes::copy_from(text))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut raw = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+            let mut token = SecretBytes::default();
+            for b in raw {
+                let _ = write!(token, "{b:02x}");
+            }
+            zeroize::Zeroize::zeroize(&mut raw);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .mode(0o440)
+                .open(path)?;
+            f.write_all(token.expose())?;
+            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o440))?;
+            tracing::info!(path = %path.display(), "created the proxy token file");
+            Ok(token)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+
+/// What the proxy serves from: swapped as a whole when the config is reloaded.
+pub struct View {
+    /// The running config.
+    pub config: Arc<Config>,
+    /// Its sources, for `refreshNow`.
+    pub sources: Vec<Arc<dyn Source>>,
+}
+
+/// Shared state of the proxy.
+pub struct Proxy {
+    view: RwLock<Arc<View>>,
+    store: Arc<Store>,
+    metrics: Arc<Metrics>,
+    token: SecretBytes,
+    /// Rendered bodies by (secret, shape), with the revision they were made from.
+    bodies: RwLock<HashMap<(String, Shape), (u64, Bytes)>>,
+    /// Last `refreshNow` per secret; the lock makes concurrent refreshes share one fetch.
+    refreshes: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
+}
+
+/// A zeroizing body buffer that `Bytes` can share without copying.
+struct Body(SecretBytes);
+
+impl AsRef<[u8]> for Body {
+    fn as_ref(&self) -> &[u8] {
+        self.0.expose()
+    }
+}
+
+fn text(status: StatusCode, msg: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(msg.as_bytes())));
+    *r.status_mut() = status;
+    r
+}
+
+impl Proxy {
+    /// A proxy over `store`, answering for `view`.
+    pub fn new(view: View, store: Arc<Store>, metrics: Arc<Metrics>, token: SecretBytes) -> Self {
+        Proxy {
+            view: RwLock::new(Arc::new(view)),
+            store,
+            metrics,
+            token,
+            bodies: RwLock::new(HashMap::new()),
+            refreshes: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Serves a reloaded config from now on.
+    pub fn swap(&self, view: View) {
+        *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+    }
+
+    fn authorized(&self, req: &Request<Incoming>) -> Result<(), StatusCode> {
+        let given = req
+            .headers()
+            .get("x-aws-parameters-secrets-token")
+            .or_else(|| req.headers().get("x-vault-token"))
+            .ok_or(StatusCode::UNAUTHORIZED)?;
+        if bool::from(given.as_bytes().ct_eq(self.token.expose())) {
+            Ok(())
+        } else {
+            Err(StatusCode::FORBIDDEN)
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let view = self.view.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let route = api::route(&view.config, req.uri().path(), req.uri().query());
+        if route == Route::Ping {
+            return text(StatusCode::OK, "healthy");
+        }
+        if req.method() != Method::GET {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+        }
+        if req.headers().contains_key("x-forwarded-for") {
+            return text(StatusCode::BAD_REQUEST, "forwarded requests are refused\n");
+        }
+        if let Err(status) = self.authorized(&req) {
+            return text(
+                status,
+                "a valid X-Aws-Parameters-Secrets-Token or X-Vault-Token header is required\n",
+            );
+        }
+        let (secret, shape, refresh) = match route {
+            Route::Aws {
+                secret,
+                stage,
+                version_id,
+                refresh,
+            } => {
+                if stage.as_deref().is_some_and(|s| s != "AWSCURRENT") {
+                    return text(StatusCode::NOT_FOUND, "only AWSCURRENT is served\n");
+                }
+                if let (Some(want), Some(entry)) = (
+                    version_id,
+                    self.store.get(&view.config.secrets[secret].name),
+                ) {
+                    if want != api::version(&entry) {
+                        return text(StatusCode::NOT_FOUND, "no such version\n");
+                    }
+                }
+                (secret, Shape::Aws, refresh)
+            }
+            Route::Vault { secret, shape } => (secret, shape, false),
+            Route::Ping | Route::NotFound => return text(StatusCode::NOT_FOUND, "not found\n"),
+        };
+        let secret = &view.config.secrets[secret];
+        if refresh {
+            self.refresh(&view, secret).await;
+        }
+        let Some(entry) = self.store.get(&secret.name) else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "not fetched yet\n");
+        };
+        let key = (secret.name.clone(), shape);
+        let cached = self
+            .bodies
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .filter(|(rev, _)| *rev == entry.revision)
+            .map(|(_, b)| b.clone());
+        let body = match cached {
+            Some(b) => {
+                self.metrics.proxy_cache_hit();
+                b
+            }
+            None => match api::body(secret, &entry, shape) {
+                Ok(b) => {
+                    let b = Bytes::from_owner(Body(b));
+                    self.bodies
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(key, (entry.revision, b.clone()));
+                    b
+                }
+                Err(e) => {
+                    tracing::warn!(secret = %secret.name, error = %e, "cannot answer for this secret");
+                    return text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "this secret cannot be served in this shape\n",
+                    );
+                }
+            },
+        };
+        let mut r = Response::new(Full::new(body));
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    /// Fetches `secret` from its backend now, at most once a second; callers
+    /// arriving meanwhile wait for that fetch and share it.
+    async fn refresh(&self, view: &View, secret: &crate::config::Secret) {
+        let slot = self
+            .refreshes
+            .lock()
+            .await
+            .entry(secret.name.clone())
+            .or_default()
+            .clone();
+        let mut last = slot.lock().await;
+        if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        let source = &view.sources[secret.source];
+        let deadline = Instant::now() + view.config.sources[secret.source].request_budget();
+        match source.fetch(secret, deadline).await {
+            Ok(fetched) => {
+                self.store.put(&secret.name, &fetched);
+                self.metrics.proxy_refresh(true);
+            }
+            Err(e) => {
+                tracing::warn!(secret = %secret.name, error = %e, "refreshNow failed; serving the last value");
+                self.metrics.proxy_refresh(false);
+            }
+        }
+        *last = Some(Instant::now());
+    }
+}
+
+/// Binds `listen` and serves until `stop`, at most `max` connections at once.
+pub async fn serve(
+    proxy: Arc<Proxy>,
+    cfg: &crate::config::Proxy,
+    stop: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, Error> {
+    let addr = cfg.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Listen { addr, source })?;
+    if !addr.ip().is_loopback() {
+        tracing::warn!(%addr, "the proxy listens beyond loopback (allow_remote: true)");
+    }
+    tracing::info!(%addr, "proxy listening");
+    let max = cfg.max_connections;
+    let active = Arc::new(AtomicUsize::new(0));
+    Ok(tokio::spawn(async move {
+        loop {
+            let (mut stream, _) = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "proxy accept failed");
+                        continue;
+                    }
+                },
+            };
+            let _ = stream.set_ttl(1);
+            let _ = stream.set_nodelay(true);
+            if active.fetch_add(1, Ordering::AcqRel) >= max {
+                active.fetch_sub(1, Ordering::AcqRel);
+                proxy.metrics.proxy_request(429);
+                tokio::spawn(async move {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+                continue;
+            }
+            let proxy = proxy.clone();
+            let active = active.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|req: Request<Incoming>| {
+                    let proxy = proxy.clone();
+                    async move {
+                        let r = match tokio::time::timeout(REQUEST_TIMEOUT, proxy.handle(req)).await
+                        {
+                            Ok(r) => r,
+                            Err(_) => text(StatusCode::GATEWAY_TIMEOUT, "timed out\n"),
+                        };
+                        proxy.metrics.proxy_request(r.status().as_u16());
+                        Ok::<_, Infallible>(r)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .max_buf_size(MAX_HEAD)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+                active.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+    }))
+}
