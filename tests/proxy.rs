@@ -1,0 +1,260 @@
+//! The local credential proxy, read by clients nobody here wrote: Python's
+//! `hvac` (the Vault SDK) and plain HTTP as in the AWS agent's docs (Python
+//! `requests`), backed by real OpenBao and by the `file` source; and each
+//! hardening rule.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use rustix::process::Signal;
+use serde_json::json;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs a Python snippet with the test bed's interpreter; returns stdout.
+fn python(code: &str) -> String {
+    let py = repo().join(".venv/bin/python");
+    assert!(py.exists(), "run `bash scripts/testbed` first");
+    let o = Command::new(py).arg("-c").arg(code).output().unwrap();
+    assert!(
+        o.status.success(),
+        "python failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+fn hvac_read(port: u16, token: &str, mount: &str, path: &str) -> String {
+    python(&format!(
+        "import hvac, json\nc = hvac.Client(url='http://127.0.0.1:{port}', token='{token}')\nr = c.secrets.kv.v2.read_secret_version(path='{path}', mount_point='{mount}', raise_on_deleted_version=True)\nprint(json.dumps(r['data']['data'], sort_keys=True))"
+    ))
+}
+
+fn aws_get(port: u16, token: &str, id: &str, extra: &str) -> String {
+    python(&format!(
+        "import requests\nr = requests.get('http://127.0.0.1:{port}/secretsmanager/get?secretId={id}{extra}', headers={{'X-Aws-Parameters-Secrets-Token': '{token}'}}, timeout=30)\nr.raise_for_status()\nprint(r.json()['SecretString'])"
+    ))
+}
+
+fn status(port: u16, request: &str) -> u16 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n])
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Starts `ramsecrets proxy`; returns it and the token it created.
+fn start(work: &Path, config: &str) -> (Running, String) {
+    let cfg = file(work, "config.yaml", config);
+    let mut run = Running::start(work, &["proxy", "--config", cfg.to_str().unwrap()]);
+    run.wait_log("proxy listening", LIMIT);
+    let token = std::fs::read_to_string(work.join("proxy-token")).unwrap();
+    (run, token)
+}
+
+#[test]
+fn vault_sdk_and_aws_agent_clients_read_through_the_proxy_backed_by_openbao() {
+    let bao = Bao::start();
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    bao.kv2_put("app/db", json!({ "username": "app", "password": "one" }));
+    let token = file(work.path(), "token", &bao.token);
+    let port = free_port();
+    let config = format!(
+        "sources:\n  - vault:\n      address: {}\n      auth: {{ token_file: {} }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    format: json\n",
+        bao.addr,
+        token.display(),
+        out.path().display()
+    );
+    let (mut run, ptoken) = start(work.path(), &config);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(work.path().join("proxy-token"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o440);
+    assert_eq!(ptoken.len(), 64);
+    assert_eq!(
+        hvac_read(port, &ptoken, "secret", "app/db"),
+        r#"{"password": "one", "username": "app"}"#
+    );
+    assert_eq!(
+        aws_get(port, &ptoken, "db", ""),
+        r#"{"password":"one","username":"app"}"#
+    );
+    // A rotation shows after the next refresh…
+    bao.kv2_put("app/db", json!({ "username": "app", "password": "two" }));
+    wait_until(LIMIT, "the proxy to serve the new value", || {
+        hvac_read(port, &ptoken, "secret", "app/db").contains("two")
+    });
+    // …and at once with refreshNow=true.
+    bao.kv2_put("app/db", json!({ "username": "app", "password": "three" }));
+    assert_eq!(
+        aws_get(port, &ptoken, "db", "&refreshNow=true"),
+        r#"{"password":"three","username":"app"}"#
+    );
+    assert!(!run.logs().contains("three"));
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn the_file_source_serves_both_apis_and_every_hardening_rule_holds() {
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    file(
+        work.path(),
+        "dev.yaml",
+        "secret/app/db:\n  password: dev\nprod/api:\n  token: t0k\n",
+    );
+    let port = free_port();
+    let config = format!(
+        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token, max_connections: 3 }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n  - name: api\n    secret_id: prod/api\n    key: token\n",
+        out.path().display()
+    );
+    let (mut run, token) = start(work.path(), &config);
+    assert_eq!(
+        hvac_read(port, &token, "secret", "app/db"),
+        r#"{"password": "dev"}"#
+    );
+    assert_eq!(
+        aws_get(port, &token, "prod/api", "&versionStage=AWSCURRENT"),
+        "t0k"
+    );
+    // The AWS agent's /v1/<secretId> path, with the Vault token header.
+    let (code, body) = {
+        let r = reqwest::blocking::Client::new()
+            .get(format!("http://127.0.0.1:{port}/v1/prod/api"))
+            .header("X-Vault-Token", &token)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["SecretString"],
+        "t0k"
+    );
+    let req = |method: &str, path: &str, headers: &str| {
+        status(
+            port,
+            &format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"),
+        )
+    };
+    let auth = format!("X-Aws-Parameters-Secrets-Token: {token}\r\n");
+    assert_eq!(req("GET", "/ping", ""), 200);
+    assert_eq!(req("GET", "/secretsmanager/get?secretId=db", ""), 401);
+    assert_eq!(
+        req(
+            "GET",
+            "/secretsmanager/get?secretId=db",
+            "X-Aws-Parameters-Secrets-Token: wrong\r\n"
+        ),
+        403
+    );
+    assert_eq!(req("GET", "/secretsmanager/get?secretId=db", &auth), 200);
+    assert_eq!(req("POST", "/secretsmanager/get?secretId=db", &auth), 405);
+    assert_eq!(
+        req(
+            "GET",
+            "/secretsmanager/get?secretId=db",
+            &format!("{auth}X-Forwarded-For: 10.1.2.3\r\n")
+        ),
+        400
+    );
+    assert_eq!(
+        req("GET", "/secretsmanager/get?secretId=unknown", &auth),
+        404
+    );
+    assert_eq!(req("GET", "/v1/sys/seal-status", &auth), 404);
+    assert_eq!(
+        req(
+            "GET",
+            "/secretsmanager/get?secretId=db&versionStage=AWSPENDING",
+            &auth
+        ),
+        404
+    );
+    // Slow headers are cut off.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let started = std::time::Instant::now();
+    let n = slow.read(&mut buf).unwrap_or(0);
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(
+        n == 0 || answer.starts_with("HTTP/1.1 408"),
+        "a slow request got {answer:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // A huge request head is refused.
+    let huge = format!("X-Big: {}\r\n", "a".repeat(64 * 1024));
+    assert_ne!(
+        req(
+            "GET",
+            "/secretsmanager/get?secretId=db",
+            &format!("{auth}{huge}")
+        ),
+        200
+    );
+    // Too many connections: the ones over the limit get 429.
+    let held: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(req("GET", "/ping", ""), 429);
+    drop(held);
+    wait_until(LIMIT, "connections to be served again", || {
+        req("GET", "/ping", "") == 200
+    });
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn a_non_loopback_listen_address_needs_allow_remote() {
+    let work = scratch();
+    let base = "sources:\n  - file: { path: dev.yaml }\noutput: { dir: /dev/shm }\nsecrets:\n  - name: db\n    kv: { mount: secret, path: app/db }\n";
+    let cfg = file(
+        work.path(),
+        "c.yaml",
+        &format!("{base}proxy: {{ listen: \"0.0.0.0:2773\", token_file: t }}\n"),
+    );
+    let o = ramsecrets(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_exit(&o, 78);
+    assert!(
+        text(&o).contains("proxy.listen") && text(&o).contains("allow_remote"),
+        "{}",
+        text(&o)
+    );
+    let cfg = file(
+        work.path(),
+        "c.yaml",
+        &format!(
+            "{base}proxy: {{ listen: \"0.0.0.0:2773\", token_file: t, allow_remote: true }}\n"
+        ),
+    );
+    assert_exit(
+        &ramsecrets(&["check", "--config", cfg.to_str().unwrap()]),
+        0,
+    );
+    // `ramsecrets proxy` needs a proxy section.
+    let cfg = file(work.path(), "c.yaml", base);
+    let o = ramsecrets(&["proxy", "--config", cfg.to_str().unwrap()]);
+    assert_exit(&o, 78);
+    assert!(text(&o).contains("no `proxy:` section"), "{}", text(&o));
+}
