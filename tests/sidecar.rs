@@ -191,7 +191,7 @@ fn database_credentials_are_handed_over_renewed_and_replaced() {
     let token = file(work.path(), "token", &bao.token);
     let health = free_port();
     let config = format!(
-        "{}output: {{ dir: {} }}\nrefresh: {{ renew_at: 0.5 }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n  - name: db\n    read: database/creds/app\n    format: json\n",
+        "{}      revoke_on_exit: true\noutput: {{ dir: {}, wipe_on_exit: true }}\nrefresh: {{ renew_at: 0.5 }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n  - name: db\n    read: database/creds/app\n    format: json\n",
         token_source(&bao, &token),
         out.path().display()
     );
@@ -252,7 +252,12 @@ fn database_credentials_are_handed_over_renewed_and_replaced() {
         "{m}"
     );
     assert!(!run.logs().contains(&second.1));
+    // SIGTERM: the lease is revoked (revoke_on_exit) and the files removed (wipe_on_exit).
     assert_eq!(run.stop(Signal::TERM), Some(0));
+    assert!(run.logs().contains("lease revoked"), "{}", run.logs());
+    assert_eq!(leases(), 0);
+    assert!(!pg.can_login(&second.0, &second.1));
+    assert!(!out.path().join("db").exists());
 }
 
 #[test]

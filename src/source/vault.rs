@@ -401,6 +401,9 @@ impl VaultSource {
             .await
             .map_err(|e| Error::Unavailable(format!("{what}: {}", transport(&e))))?;
         let body = zeroize::Zeroizing::new(body.to_vec());
+        if (200..300).contains(&status) && body.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
         if (200..300).contains(&status) {
             return serde_json::from_slice(&body)
                 .map_err(|_| Error::Data(format!("{what}: answer is not JSON")));
