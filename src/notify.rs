@@ -116,3 +116,29 @@ async fn post(
         Err(format!("POST {url}: {}", resp.status()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_processes_by_name_and_by_pid_file() {
+        // A `sleep` under a name no other process has.
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("rs-sleep-{:04x}", rand::random::<u16>());
+        let bin = dir.path().join(&name);
+        std::fs::copy("/bin/sleep", &bin).unwrap();
+        let mut child = std::process::Command::new(&bin).arg("30").spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        let target = SignalTarget::Process(name.clone());
+        assert!(send(&target, Signal::TERM).unwrap().contains("1 process"));
+        assert!(!child.wait().unwrap().success());
+        assert!(send(&target, Signal::TERM)
+            .unwrap_err()
+            .contains("no process named"));
+        let pid_file = dir.path().join("pid");
+        std::fs::write(&pid_file, "not a pid").unwrap();
+        let e = send(&SignalTarget::PidFile(pid_file), Signal::HUP).unwrap_err();
+        assert!(e.contains("does not hold a process id"), "{e}");
+    }
+}

@@ -537,3 +537,48 @@ fn config_reloads_deleted_files_return_and_a_rotated_jwt_is_used() {
     });
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }
+
+#[test]
+fn as_pid_1_exec_mode_reaps_orphans() {
+    assert!(
+        is_root(),
+        "this test makes a PID namespace with unshare: run the tests as root (CI does)"
+    );
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    file(work.path(), "dev.yaml", "secret/app/db:\n  password: x\n");
+    let cfg = file(
+        work.path(),
+        "config.yaml",
+        &format!(
+            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
+            out.path().display()
+        ),
+    );
+    let result = work.path().join("zombies");
+    // The child orphans a short-lived process, which becomes PID 1's to reap.
+    let script = format!(
+        "(sleep 0.1 &); (sleep 0.1 &); sleep 2; grep -s '^State:.*Z' /proc/[0-9]*/status | wc -l > {}",
+        result.display()
+    );
+    let o = std::process::Command::new("unshare")
+        .args(["--fork", "--pid", "--mount-proc"])
+        .arg(env!("CARGO_BIN_EXE_ramsecrets"))
+        .args([
+            "exec",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    assert_eq!(
+        std::fs::read_to_string(&result).unwrap().trim(),
+        "0",
+        "zombies were left"
+    );
+}
