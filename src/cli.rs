@@ -66,7 +66,7 @@ pub struct InitArgs {
     /// Give up (and write nothing) when all secrets are not fetched by then.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Secrets fetched at once.
+    /// Vault secrets fetched at once (AWS secrets are batched, 20 per call).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
 }

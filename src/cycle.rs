@@ -1,13 +1,18 @@
 //! One render cycle: fetch every secret concurrently (bounded), render each,
 //! then write them all or none. `init` is one cycle; the sidecar repeats it.
+//!
+//! The bound applies to sources that make one request per fetch (Vault, file).
+//! AWS Secrets Manager fetches are all started at once: the source queues them
+//! and batches them, 20 per BatchGetSecretValue call, and bounds its own calls.
 
 use std::fmt;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, SourceKind};
 use crate::exit::{Exit, ExitCode};
 use crate::output::{self, OutputDir};
 use crate::render::{self, Rendered};
@@ -92,7 +97,7 @@ async fn one(
                 secret.address.key()
             ))
         })??;
-    let files = render::render(secret, &fetched.fields)?;
+    let files = render::render_fetched(secret, &fetched)?;
     Ok((fetched, files))
 }
 
@@ -105,8 +110,20 @@ pub async fn run(
     concurrency: usize,
 ) -> Result<Report, Error> {
     let started = std::time::Instant::now();
+    let permits = Semaphore::new(concurrency.max(1));
+    let permits = &permits;
     let mut results: Vec<_> = stream::iter(config.secrets.iter().enumerate())
         .map(|(i, secret)| async move {
+            let batched = matches!(
+                config.sources[secret.source].kind,
+                SourceKind::AwsSecretsManager(_)
+            );
+            // Never fails: the semaphore is not closed.
+            let _permit = if batched {
+                None
+            } else {
+                permits.acquire().await.ok()
+            };
             let r = one(secret, &*sources[secret.source], deadline).await;
             match &r {
                 Ok((f, files)) => tracing::debug!(secret = %secret.name, version = ?f.version, files = files.len(), "fetched"),
@@ -114,7 +131,7 @@ pub async fn run(
             }
             (i, r)
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(config.secrets.len().max(1))
         .collect()
         .await;
     results.sort_by_key(|(i, _)| *i);

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::config::{Address, Format, Secret};
+use crate::config::{previous_file, Address, Format, Secret};
 use crate::exit::{Exit, ExitCode};
-use crate::secret::{Fields, SecretBytes};
+use crate::secret::{Fetched, Fields, SecretBytes};
 
 /// The fields a certificate must have, and the file suffix each goes to.
 pub const PKI_FILES: [(&str, &str); 3] = [
@@ -64,6 +64,9 @@ pub enum Error {
     /// The template failed.
     #[error("template failed: {0}")]
     Template(String),
+    /// The previous version (`previous: true`) could not be rendered.
+    #[error("the AWSPREVIOUS version: {0}")]
+    Previous(Box<Error>),
 }
 
 impl ExitCode for Error {
@@ -84,6 +87,20 @@ fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env
+}
+
+/// Renders what was fetched for `secret`: its files, and with a previous
+/// version (AWS `previous: true`) the same files again as `<file>.previous`.
+pub fn render_fetched(secret: &Secret, fetched: &Fetched) -> Result<Vec<Rendered>> {
+    let mut files = render(secret, &fetched.fields)?;
+    if let Some(previous) = &fetched.previous {
+        let old = render(secret, &previous.fields).map_err(|e| Error::Previous(Box::new(e)))?;
+        files.extend(old.into_iter().map(|r| Rendered {
+            file: previous_file(&r.file),
+            ..r
+        }));
+    }
+    Ok(files)
 }
 
 /// Renders `fields` for `secret` into the files it writes.

@@ -104,6 +104,9 @@ pub struct Fetched {
     pub lease: Option<Lease>,
     /// When a certificate stops being valid, for certificates.
     pub expires: Option<SystemTime>,
+    /// The version before this one, for AWS secrets with `previous: true`:
+    /// written to `<file>.previous` so apps can fall back during a rotation.
+    pub previous: Option<Box<Fetched>>,
 }
 
 impl Fetched {
@@ -114,6 +117,7 @@ impl Fetched {
             version: None,
             lease: None,
             expires: None,
+            previous: None,
         }
     }
 }
