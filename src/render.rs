@@ -92,9 +92,10 @@ fn environment() -> minijinja::Environment<'static> {
 /// Renders what was fetched for `secret`: its files, and with a previous
 /// version (AWS `previous: true`) the same files again as `<file>.previous`.
 pub fn render_fetched(secret: &Secret, fetched: &Fetched) -> Result<Vec<Rendered>> {
-    let mut files = render(secret, &fetched.fields)?;
+    let mut files = render_value(secret, &fetched.fields, fetched.stored.as_ref())?;
     if let Some(previous) = &fetched.previous {
-        let old = render(secret, &previous.fields).map_err(|e| Error::Previous(Box::new(e)))?;
+        let old = render_value(secret, &previous.fields, previous.stored.as_ref())
+            .map_err(|e| Error::Previous(Box::new(e)))?;
         files.extend(old.into_iter().map(|r| Rendered {
             file: previous_file(&r.file),
             ..r
@@ -105,6 +106,15 @@ pub fn render_fetched(secret: &Secret, fetched: &Fetched) -> Result<Vec<Rendered
 
 /// Renders `fields` for `secret` into the files it writes.
 pub fn render(secret: &Secret, fields: &Fields) -> Result<Vec<Rendered>> {
+    render_value(secret, fields, None)
+}
+
+/// As [`render`]; `raw` without `key` writes `stored` when the backend gave one.
+fn render_value(
+    secret: &Secret,
+    fields: &Fields,
+    stored: Option<&SecretBytes>,
+) -> Result<Vec<Rendered>> {
     if let Address::Pki { .. } = secret.address {
         return PKI_FILES
             .iter()
@@ -118,7 +128,10 @@ pub fn render(secret: &Secret, fields: &Fields) -> Result<Vec<Rendered>> {
             .collect();
     }
     let bytes = match secret.format {
-        Format::Raw => raw(fields, secret.key.as_deref())?,
+        Format::Raw => match (secret.key.as_deref(), stored) {
+            (None, Some(stored)) => stored.clone(),
+            (key, _) => raw(fields, key)?,
+        },
         Format::Json => {
             let mut out = SecretBytes::default();
             serde_json::to_writer(&mut out, &text_fields(fields)?)

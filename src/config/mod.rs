@@ -780,6 +780,14 @@ impl Validator<'_> {
             (Some(f), _, _) => f,
             (None, Some(_), _) => Format::Raw,
             (None, None, Some(_)) => Format::Template,
+            // An AWS secret is one stored value: written as it is by default.
+            (None, None, None)
+                if source.is_some_and(|i| {
+                    matches!(sources[i].kind, SourceKind::AwsSecretsManager(_))
+                }) =>
+            {
+                Format::Raw
+            }
             (None, None, None) => Format::Json,
         };
         if s.key.is_some() && format != Format::Raw {

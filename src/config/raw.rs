@@ -139,7 +139,8 @@ pub struct RawOutput {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// One field's bytes, unchanged.
+    /// One field's bytes, unchanged; for an AWS secret without `key`, its
+    /// SecretString or SecretBinary exactly as stored.
     Raw,
     /// A JSON object of all fields.
     Json,
@@ -177,7 +178,8 @@ pub struct RawSecret {
     pub previous: Option<bool>,
     /// File name relative to `output.dir` (default: the secret's name).
     pub file: Option<String>,
-    /// Output format (default: `raw` with `key`, `template` with `template`, else `json`).
+    /// Output format (default: `raw` with `key`, `template` with `template`,
+    /// `raw` for an AWS secret (its value as stored), else `json`).
     pub format: Option<Format>,
     /// Write only this field, raw.
     pub key: Option<String>,

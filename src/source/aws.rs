@@ -13,13 +13,16 @@
 //! secret per GetSecretValue from then on. N current secrets thus cost ⌈N/20⌉
 //! calls, plus one per pinned or `previous` secret.
 //!
-//! **Fields.** A `SecretString` that is a JSON object gives one field per
-//! member (strings as their text, other values as JSON text, `null` as empty),
-//! as the console's key/value secrets expect; `key` picks one. Any other string
-//! (plain text, or JSON that is not an object) is one field named `value`, as
-//! is a `SecretBinary`, whose bytes are written exactly. `Fetched::version` is
-//! the VersionId. With `previous: true` and no `AWSPREVIOUS` version yet (a
-//! secret never rotated), `<file>.previous` holds the current version.
+//! **Values and fields.** By default a secret's file holds its `SecretString`
+//! or `SecretBinary` exactly as stored (format `raw` without `key`, the
+//! default for AWS secrets), as the CSI driver and the AWS agent give it. For
+//! `key` and the other formats, a `SecretString` that is a JSON object gives
+//! one field per member (strings as their text, other values as JSON text,
+//! `null` as empty), as the console's key/value secrets expect; any other
+//! string (plain text, or JSON that is not an object) is one field named
+//! `value`, as is a `SecretBinary`. `Fetched::version` is the VersionId. With
+//! `previous: true` and no `AWSPREVIOUS` version yet (a secret never rotated),
+//! `<file>.previous` holds the current version.
 //!
 //! **Errors.** Throttling, 5xx, timeouts and connection failures are retried
 //! with [`Backoff`] (the SDK's own retries are off) until the deadline, then
@@ -497,17 +500,19 @@ fn value_of(string: Option<String>, binary: Option<Blob>) -> Value {
 
 /// Fields of a value: a JSON object's members, else one field `value`.
 fn fetched(what: &str, value: Value, version_id: Option<String>) -> Result<Fetched> {
-    let fields = match value {
+    let (fields, stored) = match value {
         Value::Text(text) => match text.expose_str() {
             Some(s) if s.trim_start().starts_with('{') => {
                 match serde_json::from_str::<serde_json::Value>(s) {
-                    Ok(object @ serde_json::Value::Object(_)) => fields_from_json(object, what)?,
-                    _ => one_field(text),
+                    Ok(object @ serde_json::Value::Object(_)) => {
+                        (fields_from_json(object, what)?, text)
+                    }
+                    _ => (one_field(text.clone()), text),
                 }
             }
-            _ => one_field(text),
+            _ => (one_field(text.clone()), text),
         },
-        Value::Binary(bytes) => one_field(bytes),
+        Value::Binary(bytes) => (one_field(bytes.clone()), bytes),
         Value::None => {
             return Err(Error::Data(format!(
                 "{what}: the version has neither SecretString nor SecretBinary"
@@ -516,6 +521,7 @@ fn fetched(what: &str, value: Value, version_id: Option<String>) -> Result<Fetch
     };
     let mut f = Fetched::fields(fields);
     f.version = version_id;
+    f.stored = Some(stored);
     Ok(f)
 }
 
@@ -673,10 +679,15 @@ mod tests {
         assert_eq!(f.fields["on"].expose(), b"true");
         assert_eq!(f.fields["n"].expose(), b"");
         assert_eq!(f.version.as_deref(), Some("v1"));
+        assert_eq!(
+            f.stored.as_ref().map(SecretBytes::expose),
+            Some(br#"{"user":"app","port":5432,"on":true,"n":null}"#.as_slice())
+        );
         for plain in ["hunter2", "[1,2]", "\"quoted\"", "{not json", " 42 "] {
             let f = fetched("x", text(plain), None).unwrap();
             assert_eq!(f.fields.len(), 1, "{plain}");
             assert_eq!(f.fields[VALUE_FIELD].expose(), plain.as_bytes());
+            assert_eq!(f.stored.unwrap().expose(), plain.as_bytes());
         }
         let f = fetched("x", Value::Binary(SecretBytes::new(vec![0, 255, 10])), None).unwrap();
         assert_eq!(f.fields[VALUE_FIELD].expose(), &[0, 255, 10]);
