@@ -13,7 +13,7 @@ Example:
 Exit codes (sysexits): 0 ok, 64 usage, 65 missing secret/field, 69 backend
 unavailable, 73 cannot write output, 77 permission denied, 78 bad config.";
 
-/// Fetches secrets from Vault/OpenBao into an in-memory tmpfs, atomically.
+/// Fetches secrets from Vault/OpenBao or AWS Secrets Manager into an in-memory tmpfs, atomically.
 #[derive(Debug, Parser)]
 #[command(name = "ramsecrets", version, about, after_help = EXAMPLE)]
 pub struct Cli {

@@ -562,3 +562,22 @@ fn a_trace_level_run_shows_no_secret_value() {
         assert!(!t.contains(value), "`{value}` is in the trace output");
     }
 }
+
+#[test]
+fn check_prints_the_aws_plan_of_the_example() {
+    let o = ramsecrets(&[
+        "check",
+        "--config",
+        repo().join("examples/aws.yaml").to_str().unwrap(),
+    ]);
+    assert_exit(&o, 0);
+    let t = text(&o);
+    for line in [
+        "  aws: aws_secrets_manager (region eu-west-1, credentials from the SDK default chain; BatchGetSecretValue, 20 per call)",
+        "  api: secret_id prod/api from aws -> api (raw, mode 0400)",
+        "  db-password: secret_id prod/db +AWSPREVIOUS from aws -> db-password, db-password.previous (raw key password, mode 0400)",
+        "  db-pending: secret_id prod/db @AWSPENDING from aws -> db-pending (template, mode 0400)",
+    ] {
+        assert!(t.contains(line), "{line}\nnot in\n{t}");
+    }
+}

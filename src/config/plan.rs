@@ -37,9 +37,11 @@ impl fmt::Display for Config {
                     if let Some(e) = &a.endpoint {
                         how.push(format!("endpoint {e}"));
                     }
-                    if a.region.is_none() || a.profile.is_none() {
-                        how.push("the rest from the SDK default chain".into());
-                    }
+                    how.push(if a.region.is_none() {
+                        "region and credentials from the SDK default chain".into()
+                    } else {
+                        "credentials from the SDK default chain".into()
+                    });
                     writeln!(
                         f,
                         "  {}: aws_secrets_manager ({}; BatchGetSecretValue, 20 per call)",

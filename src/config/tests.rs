@@ -248,7 +248,7 @@ fn aws_secrets_get_versions_and_previous_files() {
     assert_eq!(c.secrets[3].files(), ["dev"]);
     let plan = c.to_string();
     for line in [
-        "  a: aws_secrets_manager (region eu-west-1, endpoint http://127.0.0.1:5000/, the rest from the SDK default chain; BatchGetSecretValue, 20 per call)",
+        "  a: aws_secrets_manager (region eu-west-1, endpoint http://127.0.0.1:5000/, credentials from the SDK default chain; BatchGetSecretValue, 20 per call)",
         "  api: secret_id prod/api +AWSPREVIOUS from a -> api, api.previous (raw key token, mode 0400)",
         "  pending: secret_id prod/api @AWSPENDING from a -> pending (raw, mode 0400)",
         "  pinned: secret_id prod/api version 0e3c from a -> pinned (raw, mode 0400)",
