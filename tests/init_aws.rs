@@ -442,7 +442,11 @@ fn throttling_is_retried_with_backoff_and_faults_map_to_exit_codes() {
     );
     let o = env.init(work.path(), &one, &["--timeout", "3s"]);
     assert_exit(&o, 69);
-    assert!(text(&o).contains("ThrottlingException"), "{}", text(&o));
+    assert!(
+        text(&o).contains("backend unavailable: secret_id `f/db`: BatchGetSecretValue of 1 secret(s): ThrottlingException"),
+        "{}",
+        text(&o)
+    );
     let tries = proxy.count("BatchGetSecretValue");
     assert!(
         (3..=12).contains(&tries),

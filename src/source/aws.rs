@@ -328,8 +328,8 @@ impl Inner {
                     break;
                 }
                 Err(f) => {
-                    for a in answers.iter_mut().filter(|a| a.is_none()) {
-                        *a = Some(Err(f.error.clone()));
+                    for (id, a) in ids.iter().zip(&mut answers).filter(|(_, a)| a.is_none()) {
+                        *a = Some(Err(naming(&f.error, id)));
                     }
                     break;
                 }
@@ -468,6 +468,18 @@ fn what(id: &str, version: Option<&AwsVersion>) -> String {
         Some(AwsVersion::Stage(s)) => format!("secret_id `{id}` ({s})"),
         Some(AwsVersion::Id(v)) => format!("secret_id `{id}` (version {v})"),
         None => format!("secret_id `{id}`"),
+    }
+}
+
+/// A batch's error as one secret's: the same kind, its message led by the id.
+fn naming(e: &Error, id: &str) -> Error {
+    let named = |m: &str| format!("secret_id `{id}`: {m}");
+    match e {
+        Error::Denied(m) => Error::Denied(named(m)),
+        Error::NotFound(m) => Error::NotFound(named(m)),
+        Error::Unavailable(m) => Error::Unavailable(named(m)),
+        Error::Data(m) => Error::Data(named(m)),
+        Error::Config(m) => Error::Config(named(m)),
     }
 }
 
