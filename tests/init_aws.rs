@@ -481,6 +481,21 @@ fn throttling_is_retried_with_backoff_and_faults_map_to_exit_codes() {
     assert_exit(&o, 69);
     assert!(text(&o).contains("backend unavailable"), "{}", text(&o));
     assert!(!text(&o).contains("pw-"), "{}", text(&o));
+
+    // A server that accepts and never answers: 69 at the deadline, not a hang.
+    let (port, _held) = hanging_server();
+    let hung = config(
+        &format!("http://127.0.0.1:{port}"),
+        &out,
+        "  - name: db\n    secret_id: f/db\n",
+    );
+    let o = env.init(work.path(), &hung, &["--timeout", "2s"]);
+    assert_exit(&o, 69);
+    assert!(
+        text(&o).contains("secret_id `f/db`: no answer before the deadline"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
