@@ -17,7 +17,7 @@ Exit codes (sysexits): 0 ok, 64 usage, 65 missing secret/field, 69 backend
 unavailable, 70 internal error, 71 OS error (mlock, listen), 73 cannot write
 output, 77 permission denied, 78 bad config; `exec` exits with the child's code.";
 
-/// Fetches secrets from Vault/OpenBao into an in-memory tmpfs, atomically.
+/// Fetches secrets from Vault/OpenBao or AWS Secrets Manager into an in-memory tmpfs, atomically.
 #[derive(Debug, Parser)]
 #[command(name = "ramsecrets", version, about, after_help = EXAMPLE)]
 pub struct Cli {
@@ -79,7 +79,7 @@ pub struct InitArgs {
     /// Give up (and write nothing) when all secrets are not fetched by then.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// Secrets fetched at once.
+    /// Vault secrets fetched at once (AWS secrets are batched, 20 per call).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
 }

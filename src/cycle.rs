@@ -1,13 +1,18 @@
 //! One render cycle: fetch every secret concurrently (bounded), render each,
 //! then write them all or none. `init` is one cycle; the sidecar repeats it.
+//!
+//! The bound applies to sources that make one request per fetch (Vault, file).
+//! AWS Secrets Manager fetches are all started at once: the source queues them
+//! and batches them, 20 per BatchGetSecretValue call, and bounds its own calls.
 
 use std::fmt;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, SourceKind};
 use crate::exit::{Exit, ExitCode};
 use crate::output::{self, OutputDir};
 use crate::render::{self, Rendered};
@@ -96,7 +101,7 @@ pub async fn fetch_render(
                 secret.address.key()
             ))
         })??;
-    let files = render::render(secret, &fetched.fields)?;
+    let files = render::render_fetched(secret, &fetched)?;
     Ok((fetched, files))
 }
 
@@ -114,10 +119,22 @@ pub async fn run(
     let started = std::time::SystemTime::now();
     let clock = std::time::Instant::now();
     adopted.resize_with(config.secrets.len(), || None);
+    let permits = Semaphore::new(concurrency.max(1));
+    let permits = &permits;
     let mut results: Vec<_> = stream::iter(config.secrets.iter().zip(adopted).enumerate())
         .map(|(i, (secret, adopted))| async move {
+            let batched = matches!(
+                config.sources[secret.source].kind,
+                SourceKind::AwsSecretsManager(_)
+            );
+            // Never fails: the semaphore is not closed.
+            let _permit = if batched || adopted.is_some() {
+                None
+            } else {
+                permits.acquire().await.ok()
+            };
             let r = match adopted {
-                Some(f) => render::render(secret, &f.fields)
+                Some(f) => render::render_fetched(secret, &f)
                     .map(|files| (f, files))
                     .map_err(SecretError::from),
                 None => fetch_render(secret, &*sources[secret.source], deadline).await,
@@ -130,7 +147,7 @@ pub async fn run(
             }
             (i, r)
         })
-        .buffer_unordered(concurrency.max(1))
+        .buffer_unordered(config.secrets.len().max(1))
         .collect()
         .await;
     results.sort_by_key(|(i, _)| *i);

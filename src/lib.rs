@@ -1,5 +1,6 @@
-//! ramsecrets fetches secrets from HashiCorp Vault / OpenBao into an in-memory
-//! tmpfs, atomically, so that images and environments never carry credentials.
+//! ramsecrets fetches secrets from HashiCorp Vault / OpenBao or AWS Secrets
+//! Manager into an in-memory tmpfs, atomically, so that images and
+//! environments never carry credentials.
 //!
 //! The binary's modes are built from these modules: [`config`] (validated
 //! configuration), [`source`] (backends), [`render`] (file formats), [`output`]

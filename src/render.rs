@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::config::{Address, Format, Secret};
+use crate::config::{previous_file, Address, Format, Secret};
 use crate::exit::{Exit, ExitCode};
-use crate::secret::{Fields, SecretBytes};
+use crate::secret::{Fetched, Fields, SecretBytes};
 
 /// The fields a certificate must have, and the file suffix each goes to.
 pub const PKI_FILES: [(&str, &str); 3] = [
@@ -64,6 +64,9 @@ pub enum Error {
     /// The template failed.
     #[error("template failed: {0}")]
     Template(String),
+    /// The previous version (`previous: true`) could not be rendered.
+    #[error("the AWSPREVIOUS version: {0}")]
+    Previous(Box<Error>),
 }
 
 impl ExitCode for Error {
@@ -86,8 +89,32 @@ fn environment() -> minijinja::Environment<'static> {
     env
 }
 
+/// Renders what was fetched for `secret`: its files, and with a previous
+/// version (AWS `previous: true`) the same files again as `<file>.previous`.
+pub fn render_fetched(secret: &Secret, fetched: &Fetched) -> Result<Vec<Rendered>> {
+    let mut files = render_value(secret, &fetched.fields, fetched.stored.as_ref())?;
+    if let Some(previous) = &fetched.previous {
+        let old = render_value(secret, &previous.fields, previous.stored.as_ref())
+            .map_err(|e| Error::Previous(Box::new(e)))?;
+        files.extend(old.into_iter().map(|r| Rendered {
+            file: previous_file(&r.file),
+            ..r
+        }));
+    }
+    Ok(files)
+}
+
 /// Renders `fields` for `secret` into the files it writes.
 pub fn render(secret: &Secret, fields: &Fields) -> Result<Vec<Rendered>> {
+    render_value(secret, fields, None)
+}
+
+/// As [`render`]; `raw` without `key` writes `stored` when the backend gave one.
+fn render_value(
+    secret: &Secret,
+    fields: &Fields,
+    stored: Option<&SecretBytes>,
+) -> Result<Vec<Rendered>> {
     if let Address::Pki { .. } = secret.address {
         return PKI_FILES
             .iter()
@@ -101,7 +128,10 @@ pub fn render(secret: &Secret, fields: &Fields) -> Result<Vec<Rendered>> {
             .collect();
     }
     let bytes = match secret.format {
-        Format::Raw => raw(fields, secret.key.as_deref())?,
+        Format::Raw => match (secret.key.as_deref(), stored) {
+            (None, Some(stored)) => stored.clone(),
+            (key, _) => raw(fields, key)?,
+        },
         Format::Json => {
             let mut out = SecretBytes::default();
             serde_json::to_writer(&mut out, &text_fields(fields)?)

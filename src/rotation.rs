@@ -491,7 +491,7 @@ impl Engine {
                 .map(|p| old.swap_remove(p).3);
             let mut track = kept.unwrap_or_else(Track::new);
             if let Some(f) = &track.fetched {
-                match render::render(secret, &f.fields) {
+                match render::render_fetched(secret, f) {
                     Ok(r) => track.rendered = r,
                     Err(e) => {
                         tracing::warn!(secret = %secret.name, error = %e, "cannot render with the new config");

@@ -104,6 +104,13 @@ pub struct Fetched {
     pub lease: Option<Lease>,
     /// When a certificate stops being valid, for certificates.
     pub expires: Option<SystemTime>,
+    /// The value exactly as the backend stores it, for backends that store one
+    /// value per secret (an AWS SecretString or SecretBinary): what `raw`
+    /// without `key` writes.
+    pub stored: Option<SecretBytes>,
+    /// The version before this one, for AWS secrets with `previous: true`:
+    /// written to `<file>.previous` so apps can fall back during a rotation.
+    pub previous: Option<Box<Fetched>>,
 }
 
 impl Fetched {
@@ -114,6 +121,8 @@ impl Fetched {
             version: None,
             lease: None,
             expires: None,
+            stored: None,
+            previous: None,
         }
     }
 }

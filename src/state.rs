@@ -217,6 +217,9 @@ impl State {
                         renewable: l.renewable,
                     }),
                     expires: h.expires.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
+                    // Only Vault leases and certificates are handed over: neither has these.
+                    stored: None,
+                    previous: None,
                 };
                 let held = Held {
                     address: h.address,

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use crate::exit::{Exit, ExitCode};
 use marks::Marks;
 pub use raw::Format;
-use raw::{RawAuth, RawConfig, RawOutput, RawSecret, RawSource, RawVault};
+use raw::{RawAuth, RawAws, RawConfig, RawOutput, RawSecret, RawSource, RawVault};
 
 /// The default service-account token of a Kubernetes pod.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -132,6 +132,8 @@ pub struct Source {
 pub enum SourceKind {
     /// Vault or OpenBao.
     Vault(Box<Vault>),
+    /// AWS Secrets Manager.
+    AwsSecretsManager(Aws),
     /// A local YAML file.
     File {
         /// Absolute or relative to the working directory (resolved from the config's directory).
@@ -156,6 +158,39 @@ pub struct Vault {
     pub request_timeout: Duration,
     /// Revoke leases on shutdown.
     pub revoke_on_exit: bool,
+}
+
+/// Settings of an AWS Secrets Manager source; what is absent comes from the
+/// SDK's default chain (environment, profile, web identity, container, IMDS).
+#[derive(Clone, Debug, Default)]
+pub struct Aws {
+    /// Region.
+    pub region: Option<String>,
+    /// Named profile.
+    pub profile: Option<String>,
+    /// Secrets Manager endpoint override.
+    pub endpoint: Option<reqwest::Url>,
+}
+
+/// The staging label of the current version of an AWS secret.
+pub const AWS_CURRENT: &str = "AWSCURRENT";
+/// The staging label of the version before the current one.
+pub const AWS_PREVIOUS: &str = "AWSPREVIOUS";
+
+/// Which version of an AWS secret to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AwsVersion {
+    /// The version carrying a staging label (`AWSCURRENT`, `AWSPENDING`, …).
+    Stage(String),
+    /// One exact version id.
+    Id(String),
+}
+
+impl AwsVersion {
+    /// True for `AWSCURRENT`, the version BatchGetSecretValue returns.
+    pub fn is_current(&self) -> bool {
+        matches!(self, AwsVersion::Stage(s) if s == AWS_CURRENT)
+    }
 }
 
 /// Vault login methods.
@@ -271,8 +306,15 @@ pub enum Address {
         /// IP SANs.
         ip_sans: Vec<String>,
     },
-    /// An AWS Secrets Manager id.
-    SecretId(String),
+    /// An AWS Secrets Manager secret (name or ARN).
+    SecretId {
+        /// Name or ARN.
+        id: String,
+        /// Which version (default: stage `AWSCURRENT`).
+        version: AwsVersion,
+        /// Also write `AWSPREVIOUS` to `<file>.previous`.
+        previous: bool,
+    },
 }
 
 impl Address {
@@ -282,7 +324,18 @@ impl Address {
             Address::Kv { mount, path, .. } => format!("{mount}/{path}"),
             Address::Read(path) => path.clone(),
             Address::Pki { mount, role, .. } => format!("{mount}/issue/{role}"),
-            Address::SecretId(id) => id.clone(),
+            Address::SecretId { id, .. } => id.clone(),
+        }
+    }
+}
+
+impl SourceKind {
+    /// What kind of backend this is, for messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            SourceKind::Vault(_) => "Vault",
+            SourceKind::AwsSecretsManager(_) => "AWS Secrets Manager",
+            SourceKind::File { .. } => "a file",
         }
     }
 }
@@ -292,6 +345,7 @@ impl Source {
     pub fn request_budget(&self) -> Duration {
         match &self.kind {
             SourceKind::Vault(v) => v.connect_timeout + v.request_timeout * 2,
+            SourceKind::AwsSecretsManager(_) => Duration::from_secs(65),
             SourceKind::File { .. } => Duration::from_secs(10),
         }
     }
@@ -317,9 +371,17 @@ impl Secret {
                 .iter()
                 .map(|ext| format!("{}.{ext}", self.file))
                 .collect(),
+            Address::SecretId { previous: true, .. } => {
+                vec![self.file.clone(), previous_file(&self.file)]
+            }
             _ => vec![self.file.clone()],
         }
     }
+}
+
+/// Where the `AWSPREVIOUS` version of a secret written to `file` goes.
+pub fn previous_file(file: &str) -> String {
+    format!("{file}.previous")
 }
 
 /// One problem in a configuration file.
@@ -654,15 +716,24 @@ impl Validator<'_> {
             }
             Some(n) => n,
             None if s.vault.is_some() => "vault".into(),
+            None if s.aws_secrets_manager.is_some() => "aws".into(),
             None => "file".into(),
         };
-        let kind = match (s.vault, s.file) {
-            (Some(v), None) => SourceKind::Vault(Box::new(self.vault(&format!("{at}.vault"), v)?)),
-            (None, Some(f)) => SourceKind::File {
+        let kind = match (s.vault, s.aws_secrets_manager, s.file) {
+            (Some(v), None, None) => {
+                SourceKind::Vault(Box::new(self.vault(&format!("{at}.vault"), v)?))
+            }
+            (None, Some(a), None) => {
+                SourceKind::AwsSecretsManager(self.aws(&format!("{at}.aws_secrets_manager"), a)?)
+            }
+            (None, None, Some(f)) => SourceKind::File {
                 path: self.path(f.path),
             },
             _ => {
-                self.problem(at, "needs exactly one of `vault` or `file`");
+                self.problem(
+                    at,
+                    "needs exactly one of `vault`, `aws_secrets_manager` or `file`",
+                );
                 return None;
             }
         };
@@ -711,6 +782,49 @@ impl Validator<'_> {
             connect_timeout: connect_timeout?,
             request_timeout: request_timeout?,
             revoke_on_exit: v.revoke_on_exit,
+        })
+    }
+
+    fn aws(&mut self, at: &str, a: RawAws) -> Option<Aws> {
+        let before = self.problems.len();
+        if let Some(r) = &a.region {
+            let ok = !r.is_empty()
+                && r.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            if !ok {
+                self.problem(
+                    format!("{at}.region"),
+                    format!("`{}` is not a region name like eu-west-1", r.escape_debug()),
+                );
+            }
+        }
+        if let Some(p) = &a.profile {
+            if p.trim().is_empty() {
+                self.problem(format!("{at}.profile"), "must not be empty");
+            }
+        }
+        let endpoint = match a.endpoint.as_deref().map(reqwest::Url::parse) {
+            None => None,
+            Some(Ok(u)) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+            Some(Ok(_)) => {
+                self.problem(
+                    format!("{at}.endpoint"),
+                    "must be an http:// or https:// URL with a host",
+                );
+                None
+            }
+            Some(Err(e)) => {
+                self.problem(format!("{at}.endpoint"), format!("not a URL: {e}"));
+                None
+            }
+        };
+        if self.problems.len() != before {
+            return None;
+        }
+        Some(Aws {
+            region: a.region,
+            profile: a.profile,
+            endpoint,
         })
     }
 
@@ -836,6 +950,14 @@ impl Validator<'_> {
             (Some(f), _, _) => f,
             (None, Some(_), _) => Format::Raw,
             (None, None, Some(_)) => Format::Template,
+            // An AWS secret is one stored value: written as it is by default.
+            (None, None, None)
+                if source.is_some_and(|i| {
+                    matches!(sources[i].kind, SourceKind::AwsSecretsManager(_))
+                }) =>
+            {
+                Format::Raw
+            }
             (None, None, None) => Format::Json,
         };
         if s.key.is_some() && format != Format::Raw {
@@ -868,16 +990,8 @@ impl Validator<'_> {
                 "a `pki` secret writes <file>.crt, <file>.key and <file>.ca.crt: `format`, `key` and `template` do not apply",
             );
         }
-        if let (Some(src), Some(addr)) = (source, &address) {
-            if let (SourceKind::Vault(_), Address::SecretId(_)) = (&sources[src].kind, addr) {
-                self.problem(
-                    format!("{at}.secret_id"),
-                    format!(
-                        "source `{}` is Vault: use `kv`, `read` or `pki`",
-                        sources[src].name
-                    ),
-                );
-            }
+        if let Some(src) = source {
+            self.fits_source(&at, &s, &sources[src]);
         }
         let file = s.file.unwrap_or_else(|| s.name.clone());
         if let Err(why) = check_relative(&file) {
@@ -912,6 +1026,55 @@ impl Validator<'_> {
             refresh,
             on_change,
         })
+    }
+
+    /// Keys a secret may only use with some kinds of source: `secret_id` not
+    /// with Vault; the AWS version keys only with AWS; AWS only with `secret_id`.
+    /// The `file` source stands in for any backend, except for AWS versions.
+    fn fits_source(&mut self, at: &str, s: &RawSecret, source: &Source) {
+        let name = &source.name;
+        let aws_keys = [
+            ("version_stage", s.version_stage.is_some()),
+            ("version_id", s.version_id.is_some()),
+            ("previous", s.previous.is_some()),
+        ];
+        match &source.kind {
+            SourceKind::Vault(_) => {
+                if s.secret_id.is_some() {
+                    self.problem(
+                        format!("{at}.secret_id"),
+                        format!("source `{name}` is Vault: use `kv`, `read` or `pki`"),
+                    );
+                }
+            }
+            SourceKind::AwsSecretsManager(_) => {
+                for (key, given) in [
+                    ("kv", s.kv.is_some()),
+                    ("read", s.read.is_some()),
+                    ("pki", s.pki.is_some()),
+                ] {
+                    if given {
+                        self.problem(
+                            format!("{at}.{key}"),
+                            format!("source `{name}` is AWS Secrets Manager: use `secret_id`"),
+                        );
+                    }
+                }
+                return;
+            }
+            SourceKind::File { .. } => {}
+        }
+        for (key, given) in aws_keys {
+            if given {
+                self.problem(
+                    format!("{at}.{key}"),
+                    format!(
+                        "only an `aws_secrets_manager` source has versions; source `{name}` is {}",
+                        source.kind.describe()
+                    ),
+                );
+            }
+        }
     }
 
     fn address(&mut self, at: &str, s: &RawSecret) -> Option<Address> {
@@ -983,7 +1146,37 @@ impl Validator<'_> {
         if id.is_empty() {
             self.problem(format!("{at}.secret_id"), "must not be empty");
         }
-        Some(Address::SecretId(id))
+        let version = match (&s.version_stage, &s.version_id) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    format!("{at}.version_id"),
+                    "cannot be used with `version_stage`: give one or the other",
+                );
+                return None;
+            }
+            (Some(stage), None) => AwsVersion::Stage(stage.clone()),
+            (None, Some(id)) => AwsVersion::Id(id.clone()),
+            (None, None) => AwsVersion::Stage(AWS_CURRENT.into()),
+        };
+        let (key, value) = match &version {
+            AwsVersion::Stage(v) => ("version_stage", v),
+            AwsVersion::Id(v) => ("version_id", v),
+        };
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            self.problem(format!("{at}.{key}"), "must be non-empty printable ASCII");
+        }
+        let previous = s.previous.unwrap_or(false);
+        if previous && !version.is_current() {
+            self.problem(
+                format!("{at}.previous"),
+                format!("writes {AWS_PREVIOUS} beside {AWS_CURRENT}: it cannot be used with `{key}: {value}`"),
+            );
+        }
+        Some(Address::SecretId {
+            id,
+            version,
+            previous,
+        })
     }
 
     fn refresh(&mut self, r: Option<raw::RawRefresh>) -> Refresh {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{Address, Auth, Config, Format, SourceKind};
+use super::{Address, Auth, AwsVersion, Config, Format, SourceKind, AWS_PREVIOUS};
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -25,6 +25,29 @@ impl fmt::Display for Config {
                         .map(|n| format!(", namespace {n}"))
                         .unwrap_or_default();
                     writeln!(f, "  {}: vault {} ({auth}{ns})", s.name, v.address)?;
+                }
+                SourceKind::AwsSecretsManager(a) => {
+                    let mut how = Vec::new();
+                    if let Some(r) = &a.region {
+                        how.push(format!("region {r}"));
+                    }
+                    if let Some(p) = &a.profile {
+                        how.push(format!("profile {p}"));
+                    }
+                    if let Some(e) = &a.endpoint {
+                        how.push(format!("endpoint {e}"));
+                    }
+                    how.push(if a.region.is_none() {
+                        "region and credentials from the SDK default chain".into()
+                    } else {
+                        "credentials from the SDK default chain".into()
+                    });
+                    writeln!(
+                        f,
+                        "  {}: aws_secrets_manager ({}; BatchGetSecretValue, 20 per call)",
+                        s.name,
+                        how.join(", ")
+                    )?;
                 }
                 SourceKind::File { path } => writeln!(f, "  {}: file {}", s.name, path.display())?,
             }
@@ -55,7 +78,23 @@ impl fmt::Display for Config {
                 Address::Pki { common_name, .. } => {
                     format!("pki {} cn={common_name}", s.address.key())
                 }
-                Address::SecretId(id) => format!("secret_id {id}"),
+                Address::SecretId {
+                    id,
+                    version,
+                    previous,
+                } => {
+                    let version = match version {
+                        v if v.is_current() => String::new(),
+                        AwsVersion::Stage(stage) => format!(" @{stage}"),
+                        AwsVersion::Id(v) => format!(" version {v}"),
+                    };
+                    let previous = if *previous {
+                        format!(" +{AWS_PREVIOUS}")
+                    } else {
+                        String::new()
+                    };
+                    format!("secret_id {id}{version}{previous}")
+                }
             };
             let how = match (&s.address, s.format, &s.key) {
                 (Address::Pki { .. }, ..) => "pem".to_owned(),

@@ -74,7 +74,7 @@ pub struct RawExec {
     pub grace: Option<String>,
 }
 
-/// One backend. Exactly one of `vault` or `file`.
+/// One backend. Exactly one of `vault`, `aws_secrets_manager` or `file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSource {
@@ -82,6 +82,9 @@ pub struct RawSource {
     pub name: Option<String>,
     /// HashiCorp Vault or OpenBao.
     pub vault: Option<RawVault>,
+    /// AWS Secrets Manager (`aws_secrets_manager: {}` or with no value: all defaults).
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub aws_secrets_manager: Option<RawAws>,
     /// A local YAML file standing in for any backend (development).
     pub file: Option<RawFileSource>,
 }
@@ -119,6 +122,24 @@ pub struct RawAuth {
     pub kubernetes: Option<RawRoleLogin>,
     /// JWT login.
     pub jwt: Option<RawRoleLogin>,
+}
+
+/// AWS Secrets Manager. Credentials come from the SDK's default chain:
+/// environment, profile, web identity (IRSA), EKS Pod Identity or ECS, IMDS.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    /// Region, e.g. `eu-west-1` (default: `AWS_REGION` or the profile's region).
+    pub region: Option<String>,
+    /// Named profile of the shared config files (default: `AWS_PROFILE` or `default`).
+    pub profile: Option<String>,
+    /// Secrets Manager endpoint URL, e.g. a VPC endpoint or a local emulator.
+    pub endpoint: Option<String>,
+}
+
+/// A key present with no value (`aws_secrets_manager:`) means "all defaults".
+fn null_is_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RawAws>, D::Error> {
+    Option::<RawAws>::deserialize(d).map(|a| Some(a.unwrap_or_default()))
 }
 
 /// AppRole credentials, each read from a file.
@@ -177,7 +198,8 @@ pub struct RawOutput {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// One field's bytes, unchanged.
+    /// One field's bytes, unchanged; for an AWS secret without `key`, its
+    /// SecretString or SecretBinary exactly as stored.
     Raw,
     /// A JSON object of all fields.
     Json,
@@ -207,9 +229,16 @@ pub struct RawSecret {
     pub pki: Option<RawPki>,
     /// An AWS Secrets Manager secret id (served by the `file` source locally).
     pub secret_id: Option<String>,
+    /// AWS: the staging label to read (default `AWSCURRENT`).
+    pub version_stage: Option<String>,
+    /// AWS: one exact version to read (instead of `version_stage`).
+    pub version_id: Option<String>,
+    /// AWS: also write the `AWSPREVIOUS` version to `<file>.previous`.
+    pub previous: Option<bool>,
     /// File name relative to `output.dir` (default: the secret's name).
     pub file: Option<String>,
-    /// Output format (default: `raw` with `key`, `template` with `template`, else `json`).
+    /// Output format (default: `raw` with `key`, `template` with `template`,
+    /// `raw` for an AWS secret (its value as stored), else `json`).
     pub format: Option<Format>,
     /// Write only this field, raw.
     pub key: Option<String>,

@@ -3,7 +3,7 @@
 
 use super::*;
 
-const HEAD: &str = "sources:\n  - name: v\n    vault:\n      address: http://127.0.0.1:8200\n      auth: { token_file: /t }\n  - name: f\n    file: { path: dev.yaml }\noutput:\n  dir: /run/x\nsecrets:\n";
+const HEAD: &str = "sources:\n  - name: v\n    vault:\n      address: http://127.0.0.1:8200\n      auth: { token_file: /t }\n  - name: f\n    file: { path: dev.yaml }\n  - name: a\n    aws_secrets_manager: { region: eu-west-1, endpoint: \"http://127.0.0.1:5000\" }\noutput:\n  dir: /run/x\nsecrets:\n";
 
 fn problems(secrets: &str) -> Vec<Problem> {
     Config::parse(&format!("{HEAD}{secrets}"), Path::new("/cfg")).unwrap_err()
@@ -72,7 +72,7 @@ fn bad_input_names_the_key_and_line() {
         (
             "  - name: a\n    source: nope\n    read: x/y\n",
             "secrets[0].source",
-            "undefined source `nope` (sources: v, f)",
+            "undefined source `nope` (sources: v, f, a)",
         ),
         (
             "  - name: a\n    read: x/y\n",
@@ -103,6 +103,66 @@ fn bad_input_names_the_key_and_line() {
             "  - name: a\n    source: v\n    secret_id: prod/api\n",
             "secrets[0].secret_id",
             "source `v` is Vault",
+        ),
+        (
+            "  - name: a\n    source: v\n    secret_id: prod/api\n    version_stage: AWSPENDING\n",
+            "secrets[0].version_stage",
+            "only an `aws_secrets_manager` source has versions; source `v` is Vault",
+        ),
+        (
+            "  - name: a\n    source: f\n    secret_id: prod/api\n    version_id: abc\n",
+            "secrets[0].version_id",
+            "source `f` is a file",
+        ),
+        (
+            "  - name: a\n    source: f\n    secret_id: prod/api\n    previous: true\n",
+            "secrets[0].previous",
+            "only an `aws_secrets_manager` source",
+        ),
+        (
+            "  - name: a\n    source: v\n    kv: { mount: s, path: p }\n    previous: true\n",
+            "secrets[0].previous",
+            "source `v` is Vault",
+        ),
+        (
+            "  - name: a\n    source: a\n    secret_id: prod/api\n    version_stage: AWSPENDING\n    version_id: abc\n",
+            "secrets[0].version_id",
+            "cannot be used with `version_stage`",
+        ),
+        (
+            "  - name: a\n    source: a\n    secret_id: prod/api\n    version_stage: AWSPENDING\n    previous: true\n",
+            "secrets[0].previous",
+            "cannot be used with `version_stage: AWSPENDING`",
+        ),
+        (
+            "  - name: a\n    source: a\n    secret_id: prod/api\n    version_id: abc\n    previous: true\n",
+            "secrets[0].previous",
+            "cannot be used with `version_id: abc`",
+        ),
+        (
+            "  - name: a\n    source: a\n    secret_id: prod/api\n    version_stage: \"\"\n",
+            "secrets[0].version_stage",
+            "must be non-empty printable ASCII",
+        ),
+        (
+            "  - name: a\n    source: a\n    secret_id: \"\"\n",
+            "secrets[0].secret_id",
+            "must not be empty",
+        ),
+        (
+            "  - name: a\n    source: a\n    kv: { mount: s, path: p }\n",
+            "secrets[0].kv",
+            "source `a` is AWS Secrets Manager: use `secret_id`",
+        ),
+        (
+            "  - name: a\n    source: a\n    secret_id: prod/api\n    previous: true\n    file: x\n  - name: b\n    source: a\n    secret_id: prod/b\n    file: x.previous\n",
+            "secrets[1].file",
+            "file `x.previous` is also written by secret `a`",
+        ),
+        (
+            "  - name: a\n    source: a\n    secret_id: prod/api\n    previous: yes please\n",
+            "secrets[0].previous",
+            "invalid type",
         ),
         (
             "  - name: a\n    source: v\n    pki: { mount: pki, role: r, common_name: c }\n    key: certificate\n",
@@ -164,7 +224,7 @@ fn every_problem_is_reported_at_once() {
     );
     let shown = found[1].to_string();
     assert!(
-        shown.starts_with("secrets[0].file (line 14, column"),
+        shown.starts_with("secrets[0].file (line 16, column"),
         "{shown}"
     );
 }
@@ -184,6 +244,101 @@ fn top_level_problems() {
     let found = Config::parse("output: [\n", Path::new("/")).unwrap_err();
     assert!(found[0].message.starts_with("not valid YAML"), "{found:?}");
     assert!(found[0].at.is_some());
+}
+
+#[test]
+fn aws_secrets_get_versions_and_previous_files() {
+    let c = Config::parse(
+        &format!(
+            "{HEAD}  - name: api\n    source: a\n    secret_id: prod/api\n    key: token\n    previous: true\n  - name: pending\n    source: a\n    secret_id: prod/api\n    version_stage: AWSPENDING\n  - name: pinned\n    source: a\n    secret_id: prod/api\n    version_id: 0e3c\n  - name: dev\n    source: f\n    secret_id: prod/api\n"
+        ),
+        Path::new("/cfg"),
+    )
+    .unwrap();
+    assert_eq!(c.secrets[0].files(), ["api", "api.previous"]);
+    assert_eq!(
+        c.secrets[0].address,
+        Address::SecretId {
+            id: "prod/api".into(),
+            version: AwsVersion::Stage(AWS_CURRENT.into()),
+            previous: true
+        }
+    );
+    assert!(
+        matches!(&c.secrets[1].address, Address::SecretId { version: AwsVersion::Stage(s), .. } if s == "AWSPENDING")
+    );
+    assert!(
+        matches!(&c.secrets[2].address, Address::SecretId { version: AwsVersion::Id(v), .. } if v == "0e3c")
+    );
+    assert_eq!(c.secrets[3].files(), ["dev"]);
+    let plan = c.to_string();
+    for line in [
+        "  a: aws_secrets_manager (region eu-west-1, endpoint http://127.0.0.1:5000/, credentials from the SDK default chain; BatchGetSecretValue, 20 per call)",
+        "  api: secret_id prod/api +AWSPREVIOUS from a -> api, api.previous (raw key token, mode 0400)",
+        "  pending: secret_id prod/api @AWSPENDING from a -> pending (raw, mode 0400)",
+        "  pinned: secret_id prod/api version 0e3c from a -> pinned (raw, mode 0400)",
+        "  dev: secret_id prod/api from f -> dev (json, mode 0400)",
+    ] {
+        assert!(plan.contains(line), "{line}\nnot in\n{plan}");
+    }
+}
+
+#[test]
+fn aws_sources_default_their_name_and_check_their_keys() {
+    let one = |source: &str| {
+        Config::parse(
+            &format!("sources:\n  - {source}\noutput: {{ dir: /x }}\nsecrets:\n  - name: s\n    secret_id: prod/s\n"),
+            Path::new("/"),
+        )
+    };
+    for empty in ["aws_secrets_manager: {}", "aws_secrets_manager:"] {
+        let c = one(empty).unwrap();
+        assert_eq!(c.sources[0].name, "aws");
+        assert!(
+            matches!(&c.sources[0].kind, SourceKind::AwsSecretsManager(a) if a.region.is_none() && a.endpoint.is_none())
+        );
+    }
+    let cases = [
+        (
+            "aws_secrets_manager: { region: EU West }",
+            "sources[0].aws_secrets_manager.region",
+            "not a region name",
+        ),
+        (
+            "aws_secrets_manager: { endpoint: \"ftp://x\" }",
+            "sources[0].aws_secrets_manager.endpoint",
+            "http:// or https://",
+        ),
+        (
+            "aws_secrets_manager: { endpoint: \"::\" }",
+            "sources[0].aws_secrets_manager.endpoint",
+            "not a URL",
+        ),
+        (
+            "aws_secrets_manager: { profile: \" \" }",
+            "sources[0].aws_secrets_manager.profile",
+            "must not be empty",
+        ),
+        (
+            "aws_secrets_manager: { regoin: eu-west-1 }",
+            "sources[0].aws_secrets_manager.regoin",
+            "unknown field",
+        ),
+        (
+            "{ aws_secrets_manager: {}, file: { path: x } }",
+            "sources[0]",
+            "exactly one of `vault`, `aws_secrets_manager` or `file`",
+        ),
+    ];
+    for (source, path, message) in cases {
+        let found = one(source).unwrap_err();
+        assert!(
+            found
+                .iter()
+                .any(|p| p.path == path && p.message.contains(message)),
+            "expected `{path}: …{message}…` for {source}, got {found:#?}"
+        );
+    }
 }
 
 #[test]
@@ -209,6 +364,10 @@ fn the_schema_lists_the_contract_keys() {
         "token_file",
         "kv_version",
         "template",
+        "aws_secrets_manager",
+        "version_stage",
+        "version_id",
+        "previous",
     ] {
         assert!(schema.contains(&format!("\"{key}\"")), "{key}");
     }

@@ -72,10 +72,9 @@ pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
         refresh: params.get("refreshNow").is_some_and(|v| v == "true"),
     };
     let by_id = |id: &str| {
-        config
-            .secrets
-            .iter()
-            .position(|s| s.name == id || matches!(&s.address, Address::SecretId(sid) if sid == id))
+        config.secrets.iter().position(|s| {
+            s.name == id || matches!(&s.address, Address::SecretId { id: sid, .. } if sid == id)
+        })
     };
     if path == "/secretsmanager/get" {
         return match params.get("secretId").and_then(|id| by_id(id)) {
@@ -212,12 +211,16 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
     let written = match shape {
         Shape::Aws => {
             // With `key`, the one field as the secret string; else the fields as a JSON object.
-            let value = match &secret.key {
-                Some(k) => render::raw(fields, Some(k))?,
-                None if matches!(secret.address, Address::SecretId(_)) && fields.len() == 1 => {
+            let value = match (&secret.key, &entry.fetched.stored) {
+                (Some(k), _) => render::raw(fields, Some(k))?,
+                // An AWS secret as stored, as the AWS agent gives it.
+                (None, Some(stored)) => stored.clone(),
+                (None, None)
+                    if matches!(secret.address, Address::SecretId { .. }) && fields.len() == 1 =>
+                {
                     render::raw(fields, None)?
                 }
-                None => {
+                (None, None) => {
                     let mut json = SecretBytes::default();
                     serde_json::to_writer(&mut json, &render::text_fields(fields)?)
                         .map_err(|e| render::Error::Template(e.to_string()))?;
@@ -225,7 +228,7 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
                 }
             };
             let name = match &secret.address {
-                Address::SecretId(id) => id.as_str(),
+                Address::SecretId { id, .. } => id.as_str(),
                 _ => secret.name.as_str(),
             };
             let text = value.expose_str().is_some();

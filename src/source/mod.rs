@@ -2,6 +2,7 @@
 //! their version, lease or expiry, so callers can write, compare and schedule
 //! without knowing the backend. One module per backend.
 
+mod aws;
 mod file;
 mod vault;
 
@@ -16,7 +17,7 @@ use crate::exit::{Exit, ExitCode};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
 
 /// Why a fetch failed. Messages name paths and files, never values.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// The backend refused the credentials or the path.
     #[error("permission denied: {0}")]
@@ -101,6 +102,7 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Source>>> {
         .map(|s| -> Result<Arc<dyn Source>> {
             Ok(match &s.kind {
                 SourceKind::Vault(v) => Arc::new(vault::VaultSource::new(&s.name, v)?),
+                SourceKind::AwsSecretsManager(a) => Arc::new(aws::AwsSource::new(&s.name, a)),
                 SourceKind::File { path } => Arc::new(file::FileSource::new(path)),
             })
         })

@@ -549,7 +549,7 @@ impl VaultSource {
                 f.expires = resp.expiration.map(|s| UNIX_EPOCH + Duration::from_secs(s));
                 Ok(f)
             }
-            Address::SecretId(_) => Err(Error::Config(format!(
+            Address::SecretId { .. } => Err(Error::Config(format!(
                 "source {}: Vault has no `secret_id` secrets",
                 self.name
             ))),
@@ -637,7 +637,7 @@ fn kind(a: &Address) -> &'static str {
         Address::Kv { .. } => "kv",
         Address::Read(_) => "read",
         Address::Pki { .. } => "pki",
-        Address::SecretId(_) => "secret_id",
+        Address::SecretId { .. } => "secret_id",
     }
 }
 

@@ -1,8 +1,11 @@
 //! Test bed for integration tests: a real OpenBao dev server on a free
-//! loopback port, real tmpfs output directories (mounted when root), and the
-//! real `ramsecrets` binary. A server that cannot start fails the test.
+//! loopback port (and a real moto server, in [`moto`]), real tmpfs output
+//! directories (mounted when root), and the real `ramsecrets` binary. A server
+//! that cannot start fails the test.
 
 #![allow(dead_code)]
+
+pub mod moto;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;

@@ -1,0 +1,602 @@
+//! `ramsecrets init` against a real moto server (AWS Secrets Manager and STS):
+//! formats, JSON keys, binary secrets, version stages, `previous: true`
+//! during a rotation, batching counted on the wire, the fallback when a policy
+//! denies the batch call, faults and their exit codes, and the web identity
+//! credential flow.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use common::moto::{AwsEnv, Moto, Recorder};
+use common::*;
+
+/// An unnamed `aws_secrets_manager` source (named `aws`) at `endpoint`.
+fn source(endpoint: &str) -> String {
+    format!(
+        "sources:\n  - aws_secrets_manager:\n      region: us-east-1\n      endpoint: {endpoint}\n"
+    )
+}
+
+fn config(endpoint: &str, out: &Tmpfs, secrets: &str) -> String {
+    format!(
+        "{}output:\n  dir: {}\nsecrets:\n{secrets}",
+        source(endpoint),
+        out.path().display()
+    )
+}
+
+#[test]
+fn writes_aws_secrets_through_every_format() {
+    let moto = Moto::start();
+    let work = scratch();
+    let out = Tmpfs::new("16m");
+    let first = moto.create(
+        "app/db",
+        r#"{"username":"app","password":"first-pass","port":5432}"#,
+    );
+    moto.put(
+        "app/db",
+        r#"{"username":"app","password":"second pass's \"$x\"","port":5432}"#,
+        &[],
+    );
+    moto.put(
+        "app/db",
+        r#"{"username":"app","password":"pending-pass","port":5432}"#,
+        &["AWSPENDING"],
+    );
+    moto.create("app/token", "plain-token-value\n");
+    let blob = [0u8, 159, 146, 150, 255, 10, 13, 0];
+    moto.create_binary("app/keystore", &blob);
+    let arn = moto.arn("app/token");
+    let o = AwsEnv::keys().init(
+        work.path(),
+        &config(
+            &moto.url,
+            &out,
+            &format!(
+                "  - name: db
+    secret_id: app/db
+    file: db.json
+    format: json
+  - name: stored
+    secret_id: app/db
+  - name: db-env
+    secret_id: app/db
+    file: db.env
+    format: env
+  - name: db-yaml
+    secret_id: app/db
+    file: db.yaml
+    format: yaml
+  - name: url
+    secret_id: app/db
+    template: \"postgres://{{{{ username }}}}@db:{{{{ port }}}}/{{{{ password | length }}}}\"
+  - name: password
+    secret_id: app/db
+    key: password
+    mode: \"0440\"
+  - name: pending
+    secret_id: app/db
+    version_stage: AWSPENDING
+    key: password
+  - name: first
+    secret_id: app/db
+    version_id: {first}
+    key: password
+  - name: token
+    secret_id: {arn}
+  - name: token-key
+    secret_id: app/token
+    key: value
+  - name: keystore
+    secret_id: app/keystore
+    file: keystore.p12
+"
+            ),
+        ),
+        &[],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(
+        out.names(),
+        [
+            "db.env",
+            "db.json",
+            "db.yaml",
+            "first",
+            "keystore.p12",
+            "password",
+            "pending",
+            "stored",
+            "token",
+            "token-key",
+            "url"
+        ]
+    );
+    let db: serde_json::Value = serde_json::from_str(&out.read("db.json")).unwrap();
+    assert_eq!(
+        db,
+        serde_json::json!({ "username": "app", "password": "second pass's \"$x\"", "port": "5432" })
+    );
+    assert_eq!(
+        out.read("db.yaml"),
+        "password: second pass's \"$x\"\nport: '5432'\nusername: app\n"
+    );
+    let sourced = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            ". {}/db.env && printf %s \"$password\"",
+            out.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&sourced.stdout),
+        "second pass's \"$x\""
+    );
+    // By default, the SecretString exactly as stored.
+    assert_eq!(
+        out.read("stored"),
+        r#"{"username":"app","password":"second pass's \"$x\"","port":5432}"#
+    );
+    assert_eq!(out.read("url"), "postgres://app@db:5432/18");
+    assert_eq!(out.read("password"), "second pass's \"$x\"");
+    assert_eq!(out.read("pending"), "pending-pass");
+    assert_eq!(out.read("first"), "first-pass");
+    assert_eq!(out.read("token"), "plain-token-value\n");
+    assert_eq!(out.read("token-key"), "plain-token-value\n");
+    assert_eq!(
+        std::fs::read(out.path().join("keystore.p12")).unwrap(),
+        blob
+    );
+    let mode = |f: &str| {
+        std::fs::metadata(out.path().join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!((mode("password"), mode("db.json")), (0o440, 0o400));
+    let t = text(&o);
+    for value in [
+        "first-pass",
+        "second pass",
+        "pending-pass",
+        "plain-token-value",
+    ] {
+        assert!(!t.contains(value), "`{value}` in the output:\n{t}");
+    }
+}
+
+#[test]
+fn a_missing_secret_or_field_exits_65_and_names_it() {
+    let moto = Moto::start();
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    moto.create("app/db", r#"{"username":"app","password":"pw-65"}"#);
+    let env = AwsEnv::keys();
+    let o = env.init(
+        work.path(),
+        &config(&moto.url, &out, "  - name: gone\n    secret_id: app/nope\n"),
+        &[],
+    );
+    assert_exit(&o, 65);
+    let t = text(&o);
+    assert!(
+        t.contains("secret `gone`")
+            && t.contains("secret_id `app/nope`")
+            && t.contains("not found"),
+        "{t}"
+    );
+    let o = env.init(
+        work.path(),
+        &config(
+            &moto.url,
+            &out,
+            "  - name: db\n    secret_id: app/db\n    key: passwd\n",
+        ),
+        &[],
+    );
+    assert_exit(&o, 65);
+    let t = text(&o);
+    assert!(
+        t.contains("field `passwd` is not in the secret (it has: password, username)"),
+        "{t}"
+    );
+    assert!(!t.contains("pw-65"), "{t}");
+    let o = env.init(
+        work.path(),
+        &config(
+            &moto.url,
+            &out,
+            "  - name: db\n    secret_id: app/db\n    version_stage: AWSPENDING\n",
+        ),
+        &[],
+    );
+    assert_exit(&o, 65);
+    assert!(
+        text(&o).contains("secret_id `app/db` (AWSPENDING)"),
+        "{}",
+        text(&o)
+    );
+    assert!(out.names().is_empty(), "{:?}", out.names());
+}
+
+#[test]
+fn forty_five_secrets_cost_three_batch_calls_on_the_wire() {
+    let moto = Moto::start();
+    let proxy = Recorder::start(moto.port);
+    let work = scratch();
+    let out = Tmpfs::new("16m");
+    let mut secrets = String::new();
+    for i in 0..45 {
+        moto.create(
+            &format!("bulk/s{i:02}"),
+            &format!("{{\"n\":\"value-{i}\"}}"),
+        );
+        secrets.push_str(&format!(
+            "  - name: s{i:02}\n    secret_id: bulk/s{i:02}\n    key: n\n"
+        ));
+    }
+    // The same secret twice costs no second entry in a batch.
+    secrets.push_str("  - name: again\n    secret_id: bulk/s00\n    format: json\n");
+    let o = AwsEnv::keys().init(
+        work.path(),
+        &config(&proxy.url(), &out, &secrets),
+        &["--log-level", "debug"],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(out.names().len(), 46);
+    assert_eq!(out.read("s07"), "value-7");
+    assert_eq!(out.read("s44"), "value-44");
+    assert_eq!(out.read("again"), r#"{"n":"value-0"}"#);
+    assert_eq!(
+        proxy.calls(),
+        ["BatchGetSecretValue"; 3],
+        "calls on the wire"
+    );
+    assert!(
+        text(&o).contains("batch_get_secret_value=3 get_secret_value=0"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// Calls per refresh cycle for 1, 20, 45 and 200 secrets, counted on the
+/// wire; `cargo test --test init_aws calls_per -- --nocapture` prints them.
+#[test]
+fn calls_per_refresh_cycle_are_one_per_twenty_secrets() {
+    let moto = Moto::start();
+    let proxy = Recorder::start(moto.port);
+    let work = scratch();
+    let env = AwsEnv::keys();
+    for i in 0..200 {
+        moto.create(&format!("n/s{i:03}"), &format!("v{i}"));
+    }
+    let mut table = String::from("secrets  BatchGetSecretValue  GetSecretValue  total\n");
+    for n in [1usize, 20, 45, 200] {
+        let out = Tmpfs::new("16m");
+        let secrets: String = (0..n)
+            .map(|i| format!("  - name: s{i:03}\n    secret_id: n/s{i:03}\n"))
+            .collect();
+        proxy.reset();
+        let o = env.init(work.path(), &config(&proxy.url(), &out, &secrets), &[]);
+        assert_exit(&o, 0);
+        assert_eq!(out.names().len(), n);
+        let (batch, get) = (
+            proxy.count("BatchGetSecretValue"),
+            proxy.count("GetSecretValue"),
+        );
+        table.push_str(&format!(
+            "{n:>7}  {batch:>19}  {get:>14}  {:>5}\n",
+            proxy.calls().len()
+        ));
+        assert_eq!((batch, get), (n.div_ceil(20), 0), "{n} secrets");
+        assert_eq!(proxy.calls().len(), n.div_ceil(20), "{n} secrets");
+    }
+    println!("AWS calls per refresh cycle (on the wire):\n{table}");
+}
+
+#[test]
+fn previous_true_follows_a_staged_rotation() {
+    let moto = Moto::start();
+    let proxy = Recorder::start(moto.port);
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    let env = AwsEnv::keys();
+    let v1 = moto.create("rot/db", r#"{"username":"user-a","password":"pw-one"}"#);
+    let cfg = config(
+        &proxy.url(),
+        &out,
+        "  - name: db\n    secret_id: rot/db\n    file: db.json\n    previous: true\n  - name: plain\n    secret_id: rot/db\n    key: password\n",
+    );
+    let user = |f: &str| -> (String, String) {
+        let v: serde_json::Value = serde_json::from_str(&out.read(f)).unwrap();
+        (
+            v["username"].as_str().unwrap().to_owned(),
+            v["password"].as_str().unwrap().to_owned(),
+        )
+    };
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+
+    // Never rotated: no AWSPREVIOUS yet, so .previous holds the current version.
+    let o = env.init(work.path(), &cfg, &[]);
+    assert_exit(&o, 0);
+    assert_eq!(out.names(), ["db.json", "db.json.previous", "plain"]);
+    assert_eq!(user("db.json"), pair("user-a", "pw-one"));
+    assert_eq!(user("db.json.previous"), pair("user-a", "pw-one"));
+    // One batch call for both secrets, one GetSecretValue for AWSPREVIOUS.
+    let mut calls = proxy.calls();
+    calls.sort();
+    assert_eq!(calls, ["BatchGetSecretValue", "GetSecretValue"]);
+
+    // put-secret-value: the new version is current, the old one previous.
+    let v2 = moto.put(
+        "rot/db",
+        r#"{"username":"user-b","password":"pw-two"}"#,
+        &[],
+    );
+    assert_exit(&env.init(work.path(), &cfg, &[]), 0);
+    assert_eq!(user("db.json"), pair("user-b", "pw-two"));
+    assert_eq!(user("db.json.previous"), pair("user-a", "pw-one"));
+
+    // A rotation in progress: AWSPENDING changes nothing yet.
+    let v3 = moto.put(
+        "rot/db",
+        r#"{"username":"user-a","password":"pw-three"}"#,
+        &["AWSPENDING"],
+    );
+    assert_exit(&env.init(work.path(), &cfg, &[]), 0);
+    assert_eq!(user("db.json"), pair("user-b", "pw-two"));
+    assert_eq!(user("db.json.previous"), pair("user-a", "pw-one"));
+    assert_eq!(out.read("plain"), "pw-two");
+    // Moving AWSCURRENT with UpdateSecretVersionStage is not tested: moto
+    // 5.2 moves the labels but keeps serving the old version as current.
+
+    // The next rotation: the pending value is put as current.
+    moto.put(
+        "rot/db",
+        r#"{"username":"user-a","password":"pw-three"}"#,
+        &[],
+    );
+    assert_exit(&env.init(work.path(), &cfg, &[]), 0);
+    assert_eq!(user("db.json"), pair("user-a", "pw-three"));
+    assert_eq!(user("db.json.previous"), pair("user-b", "pw-two"));
+    assert_eq!(out.read("plain"), "pw-three");
+    assert_ne!(v1, v2);
+    assert_ne!(v2, v3);
+}
+
+#[test]
+fn a_denied_batch_call_falls_back_to_one_call_per_secret_and_says_why_once() {
+    let moto = Moto::start();
+    let proxy = Recorder::start(moto.port);
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    let mut secrets = String::new();
+    for i in 0..25 {
+        moto.create(&format!("fb/s{i:02}"), &format!("value-{i}"));
+        secrets.push_str(&format!("  - name: s{i:02}\n    secret_id: fb/s{i:02}\n"));
+    }
+    proxy.fail(
+        "BatchGetSecretValue",
+        400,
+        "AccessDeniedException",
+        usize::MAX,
+    );
+    let o = AwsEnv::keys().init(work.path(), &config(&proxy.url(), &out, &secrets), &[]);
+    assert_exit(&o, 0);
+    assert_eq!(out.names().len(), 25);
+    assert_eq!(out.read("s24"), "value-24");
+    assert_eq!(proxy.count("BatchGetSecretValue"), 2, "{:?}", proxy.calls());
+    assert_eq!(proxy.count("GetSecretValue"), 25);
+    let t = text(&o);
+    assert_eq!(
+        t.matches("BatchGetSecretValue is denied by policy").count(),
+        1,
+        "{t}"
+    );
+    assert!(
+        t.contains("allow secretsmanager:BatchGetSecretValue"),
+        "{t}"
+    );
+}
+
+#[test]
+fn throttling_is_retried_with_backoff_and_faults_map_to_exit_codes() {
+    let moto = Moto::start();
+    let proxy = Recorder::start(moto.port);
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    let env = AwsEnv::keys();
+    moto.create("f/db", r#"{"password":"pw-fault"}"#);
+    moto.put("f/db", r#"{"password":"pw-staged"}"#, &["AWSPENDING"]);
+    let one = config(
+        &proxy.url(),
+        &out,
+        "  - name: db\n    secret_id: f/db\n    key: password\n",
+    );
+    let staged = config(
+        &proxy.url(),
+        &out,
+        "  - name: db\n    secret_id: f/db\n    version_stage: AWSPENDING\n    key: password\n",
+    );
+
+    // Throttled twice, a 500 once: retried, then written.
+    proxy.fail("BatchGetSecretValue", 400, "ThrottlingException", 2);
+    proxy.fail("BatchGetSecretValue", 500, "InternalServiceError", 1);
+    let o = env.init(work.path(), &one, &[]);
+    assert_exit(&o, 0);
+    assert_eq!(out.read("db"), "pw-fault");
+    assert_eq!(proxy.count("BatchGetSecretValue"), 4, "{:?}", proxy.calls());
+
+    // Throttled for good: gives up at the deadline with 69.
+    proxy.reset();
+    proxy.fail(
+        "BatchGetSecretValue",
+        400,
+        "ThrottlingException",
+        usize::MAX,
+    );
+    let o = env.init(work.path(), &one, &["--timeout", "3s"]);
+    assert_exit(&o, 69);
+    assert!(
+        text(&o).contains("backend unavailable: secret_id `f/db`: BatchGetSecretValue of 1 secret(s): ThrottlingException"),
+        "{}",
+        text(&o)
+    );
+    let tries = proxy.count("BatchGetSecretValue");
+    assert!(
+        (3..=12).contains(&tries),
+        "backoff, not a storm: {tries} calls in 3s"
+    );
+
+    // AccessDenied on one secret → 77; a KMS failure → 65, said plainly.
+    proxy.fail("GetSecretValue", 400, "AccessDeniedException", 1);
+    let o = env.init(work.path(), &staged, &[]);
+    assert_exit(&o, 77);
+    assert!(
+        text(&o).contains("permission denied: secret_id `f/db` (AWSPENDING)"),
+        "{}",
+        text(&o)
+    );
+    proxy.fail("GetSecretValue", 400, "DecryptionFailure", 1);
+    let o = env.init(work.path(), &staged, &[]);
+    assert_exit(&o, 65);
+    assert!(
+        text(&o).contains("secret_id `f/db` (AWSPENDING): KMS could not decrypt the secret"),
+        "{}",
+        text(&o)
+    );
+
+    // Nothing listening: unreachable → 69.
+    let closed = config(
+        &format!("http://127.0.0.1:{}", free_port()),
+        &out,
+        "  - name: db\n    secret_id: f/db\n",
+    );
+    let o = env.init(work.path(), &closed, &["--timeout", "2s"]);
+    assert_exit(&o, 69);
+    assert!(text(&o).contains("backend unavailable"), "{}", text(&o));
+    assert!(!text(&o).contains("pw-"), "{}", text(&o));
+
+    // A server that accepts and never answers: 69 at the deadline, not a hang.
+    let (port, _held) = hanging_server();
+    let hung = config(
+        &format!("http://127.0.0.1:{port}"),
+        &out,
+        "  - name: db\n    secret_id: f/db\n",
+    );
+    let o = env.init(work.path(), &hung, &["--timeout", "2s"]);
+    assert_exit(&o, 69);
+    assert!(
+        text(&o).contains("secret_id `f/db`: no answer before the deadline"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn web_identity_credentials_come_from_sts() {
+    let moto = Moto::start();
+    let proxy = Recorder::start(moto.port);
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    moto.create("wi/api", r#"{"token":"tok-web-identity"}"#);
+    let cfg = config(
+        &proxy.url(),
+        &out,
+        "  - name: api\n    secret_id: wi/api\n    key: token\n",
+    );
+
+    // No credentials anywhere: a configuration error that says what was tried.
+    let o = AwsEnv::bare().init(work.path(), &cfg, &[]);
+    assert_exit(&o, 78);
+    let t = text(&o);
+    assert!(t.contains("no AWS credentials found"), "{t}");
+    assert!(t.contains("AWS_WEB_IDENTITY_TOKEN_FILE"), "{t}");
+
+    // IRSA: a role and a projected token; STS (moto's, through the proxy) swaps them for keys.
+    let mut env = AwsEnv::bare();
+    let token = file(
+        env.dir(),
+        "token",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhcHAifQ.c2ln",
+    );
+    env.set("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/app");
+    env.set("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap());
+    env.set("AWS_ROLE_SESSION_NAME", "ramsecrets-test");
+    env.set("AWS_ENDPOINT_URL_STS", &proxy.url());
+    proxy.reset();
+    let o = env.init(work.path(), &cfg, &[]);
+    assert_exit(&o, 0);
+    assert_eq!(out.read("api"), "tok-web-identity");
+    assert_eq!(
+        proxy.calls(),
+        ["AssumeRoleWithWebIdentity", "BatchGetSecretValue"]
+    );
+}
+
+#[test]
+fn a_trace_level_run_shows_no_secret_value() {
+    let moto = Moto::start();
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    moto.create(
+        "tr/db",
+        r#"{"username":"trace-user-x","password":"trace-pw-9f3k"}"#,
+    );
+    moto.put(
+        "tr/db",
+        r#"{"username":"trace-user-x","password":"trace-pw-next-7q"}"#,
+        &[],
+    );
+    moto.create("tr/plain", "trace-plain-z81");
+    moto.create_binary("tr/bin", b"trace-binary-q55");
+    let o = AwsEnv::keys().init(
+        work.path(),
+        &config(
+            &moto.url,
+            &out,
+            "  - name: db\n    secret_id: tr/db\n    previous: true\n  - name: plain\n    secret_id: tr/plain\n  - name: bin\n    secret_id: tr/bin\n  - name: pinned\n    secret_id: tr/db\n    version_stage: AWSPREVIOUS\n    key: password\n",
+        ),
+        &["--log-level", "trace"],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(out.read("bin"), "trace-binary-q55");
+    assert_eq!(out.read("pinned"), "trace-pw-9f3k");
+    let t = text(&o);
+    assert!(t.contains("TRACE"), "not a trace-level run:\n{t}");
+    for value in [
+        "trace-user-x",
+        "trace-pw-9f3k",
+        "trace-pw-next-7q",
+        "trace-plain-z81",
+        "trace-binary-q55",
+        // SecretBinary travels base64-encoded.
+        "dHJhY2UtYmluYXJ5LXE1NQ",
+    ] {
+        assert!(!t.contains(value), "`{value}` is in the trace output");
+    }
+}
+
+#[test]
+fn check_prints_the_aws_plan_of_the_example() {
+    let o = ramsecrets(&[
+        "check",
+        "--config",
+        repo().join("examples/aws.yaml").to_str().unwrap(),
+    ]);
+    assert_exit(&o, 0);
+    let t = text(&o);
+    for line in [
+        "  aws: aws_secrets_manager (region eu-west-1, credentials from the SDK default chain; BatchGetSecretValue, 20 per call)",
+        "  api: secret_id prod/api from aws -> api (raw, mode 0400)",
+        "  db-password: secret_id prod/db +AWSPREVIOUS from aws -> db-password, db-password.previous (raw key password, mode 0400)",
+        "  db-pending: secret_id prod/db @AWSPENDING from aws -> db-pending (template, mode 0400)",
+    ] {
+        assert!(t.contains(line), "{line}\nnot in\n{t}");
+    }
+}
