@@ -18,7 +18,7 @@ pub const PKI_FILES: [(&str, &str); 3] = [
 ];
 
 /// One file to write.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Rendered {
     /// Path relative to the output directory.
     pub file: String,

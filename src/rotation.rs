@@ -31,6 +31,9 @@ use crate::telemetry::metrics::Metrics;
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// Secrets worked on at once.
 const CONCURRENCY: usize = 16;
+/// Secrets due within this much of a round join it, so that jittered
+/// schedules share wake-ups (capped at a tenth of the refresh interval).
+const COALESCE: Duration = Duration::from_secs(1);
 
 /// What to do when a secret is due.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -186,6 +189,7 @@ impl Engine {
         }
         engine.tracks = tracks;
         engine.metrics.set_ready(true);
+        engine.count_calls();
         Ok(engine)
     }
 
@@ -194,6 +198,15 @@ impl Engine {
         crate::proxy::View {
             config: self.config.clone(),
             sources: self.sources.clone(),
+        }
+    }
+
+    /// Copies the sources' API call counts into the metrics.
+    fn count_calls(&self) {
+        for (s, source) in self.config.sources.iter().zip(&self.sources) {
+            for (operation, total) in source.api_calls() {
+                self.metrics.api_calls(&s.name, operation, total);
+            }
         }
     }
 
@@ -301,8 +314,9 @@ impl Engine {
                 };
             }
         }
+        let horizon = now + COALESCE.min(self.config.refresh.interval / 10);
         let due: Vec<usize> = (0..self.tracks.len())
-            .filter(|&i| self.tracks[i].due <= now)
+            .filter(|&i| self.tracks[i].due <= horizon)
             .collect();
         if due.is_empty() {
             return;
@@ -321,6 +335,7 @@ impl Engine {
         }
         changed.sort_unstable();
         self.notify(&changed).await;
+        self.count_calls();
     }
 
     /// Records one outcome; true when the secret's files changed.
@@ -330,28 +345,37 @@ impl Engine {
         let mut track = std::mem::replace(&mut self.tracks[i], Track::new());
         let mut changed = false;
         match outcome {
-            Outcome::Fetched(fetched, rendered) => match self.write(secret, &rendered) {
-                Ok(c) => {
-                    changed = c;
-                    if c {
-                        tracing::info!(secret = %secret.name, version = ?fetched.version, "secret changed; files written");
-                    } else {
-                        tracing::debug!(secret = %secret.name, "unchanged");
+            Outcome::Fetched(fetched, rendered) => {
+                // The same files as last time need no look at the disk: the
+                // watch catches files changed behind our back.
+                let written = if rendered == track.rendered {
+                    Ok(false)
+                } else {
+                    self.write(secret, &rendered)
+                };
+                match written {
+                    Ok(c) => {
+                        changed = c;
+                        if c {
+                            tracing::info!(secret = %secret.name, version = ?fetched.version, "secret changed; files written");
+                        } else {
+                            tracing::debug!(secret = %secret.name, "unchanged");
+                        }
+                        self.store.put(&secret.name, &fetched);
+                        track.fetched = Some(fetched);
+                        track.rendered = rendered;
+                        track.at = Instant::now();
+                        track.failures = 0;
+                        self.metrics.success(&secret.name);
+                        self.schedule(secret, &mut track);
                     }
-                    self.store.put(&secret.name, &fetched);
-                    track.fetched = Some(fetched);
-                    track.rendered = rendered;
-                    track.at = Instant::now();
-                    track.failures = 0;
-                    self.metrics.success(&secret.name);
-                    self.schedule(secret, &mut track);
+                    Err(e) => self.failed(
+                        secret,
+                        &mut track,
+                        &SecretError::Source(source::Error::Data(e.to_string())),
+                    ),
                 }
-                Err(e) => self.failed(
-                    secret,
-                    &mut track,
-                    &SecretError::Source(source::Error::Data(e.to_string())),
-                ),
-            },
+            }
             Outcome::Renewed(lease) => {
                 let asked = track
                     .fetched

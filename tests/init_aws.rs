@@ -600,3 +600,64 @@ fn check_prints_the_aws_plan_of_the_example() {
         assert!(t.contains(line), "{line}\nnot in\n{t}");
     }
 }
+
+#[test]
+fn in_run_mode_a_put_secret_value_reaches_the_file_and_the_proxy() {
+    let moto = Moto::start();
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    moto.create("app/db", r#"{"password":"one"}"#);
+    let recorder = Recorder::start(moto.port);
+    let (health, proxy) = (free_port(), free_port());
+    let cfg = file(
+        work.path(),
+        "config.yaml",
+        &format!(
+            "{}output: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nhealth: {{ listen: \"127.0.0.1:{health}\" }}\nproxy: {{ listen: \"127.0.0.1:{proxy}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    secret_id: app/db\n    key: password\n",
+            source(&recorder.url()),
+            out.path().display()
+        ),
+    );
+    let env = AwsEnv::keys();
+    let mut run = Running::spawn(
+        work.path(),
+        env.command(&["run", "--config", cfg.to_str().unwrap()]),
+    );
+    run.wait_log(
+        "ready; keeping secrets fresh",
+        std::time::Duration::from_secs(60),
+    );
+    assert_eq!(out.read("db"), "one");
+    moto.put("app/db", r#"{"password":"two"}"#, &[]);
+    wait_until(
+        std::time::Duration::from_secs(30),
+        "the new value in the file",
+        || out.read("db") == "two",
+    );
+    // The proxy answers as the AWS agent does, from the same refreshed state.
+    let token = std::fs::read_to_string(work.path().join("proxy-token")).unwrap();
+    let answer: serde_json::Value = reqwest::blocking::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{proxy}/secretsmanager/get?secretId=app/db"
+        ))
+        .header("X-Aws-Parameters-Secrets-Token", token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(answer["SecretString"], "two");
+    assert_eq!(answer["Name"], "app/db");
+    // Calls per API operation are in the metrics, and match the wire.
+    let (_, m) = http_get(&format!("http://127.0.0.1:{health}/metrics")).unwrap();
+    let batch = metric(
+        &m,
+        "ramsecrets_backend_api_calls_total{source=\"aws\",operation=\"BatchGetSecretValue\"}",
+    )
+    .unwrap();
+    assert!(batch >= 2.0, "{m}");
+    assert!(
+        (batch - recorder.count("BatchGetSecretValue") as f64).abs() <= 1.0,
+        "{m}"
+    );
+    assert_eq!(run.stop(rustix::process::Signal::TERM), Some(0));
+}

@@ -211,6 +211,17 @@ impl Source for AwsSource {
     ) -> BoxFuture<'a, Result<Fetched>> {
         Box::pin(self.fetch_one(secret, deadline))
     }
+
+    fn api_calls(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.inner.calls;
+        vec![
+            (
+                "BatchGetSecretValue",
+                c.batch_get_secret_value.load(Ordering::Relaxed),
+            ),
+            ("GetSecretValue", c.get_secret_value.load(Ordering::Relaxed)),
+        ]
+    }
 }
 
 impl Inner {

@@ -92,6 +92,11 @@ pub trait Source: Send + Sync {
 
     /// Takes over a token handed over by `init`; it is checked before use.
     fn adopt(&self, _token: SecretBytes) {}
+
+    /// API calls made so far, per operation, for sources billed per call.
+    fn api_calls(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// Builds one source per configured source, in config order.

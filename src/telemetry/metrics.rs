@@ -45,6 +45,15 @@ pub struct StatusLabel {
     pub status: u16,
 }
 
+/// A backend API operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabel {
+    /// Source name.
+    pub source: String,
+    /// API operation, e.g. `BatchGetSecretValue`.
+    pub operation: &'static str,
+}
+
 /// A refresh result.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabel {
@@ -70,6 +79,7 @@ pub struct Metrics {
     actions: Family<ActionLabel, Counter>,
     ready: Gauge,
     proxy_requests: Family<StatusLabel, Counter>,
+    api_calls: Family<CallLabel, Counter>,
     proxy_cache_hits: Counter,
     proxy_refreshes: Family<ResultLabel, Counter>,
     expiries: Mutex<HashMap<String, SystemTime>>,
@@ -88,6 +98,7 @@ impl Default for Metrics {
             actions: Family::default(),
             ready: Gauge::default(),
             proxy_requests: Family::default(),
+            api_calls: Family::default(),
             proxy_cache_hits: Counter::default(),
             proxy_refreshes: Family::default(),
             expiries: Mutex::new(HashMap::new()),
@@ -132,6 +143,11 @@ impl Default for Metrics {
             "ready",
             "1 once every secret has been written",
             m.ready.clone(),
+        );
+        registry.register(
+            "backend_api_calls",
+            "Backend API calls by operation, for backends billed per call",
+            m.api_calls.clone(),
         );
         registry.register(
             "proxy_requests",
@@ -208,6 +224,15 @@ impl Metrics {
                 result: if ok { "ok" } else { "error" }.to_owned(),
             })
             .inc();
+    }
+
+    /// `source` has made `total` calls of `operation` so far.
+    pub fn api_calls(&self, source: &str, operation: &'static str, total: u64) {
+        let c = self.api_calls.get_or_create(&CallLabel {
+            source: source.to_owned(),
+            operation,
+        });
+        c.inc_by(total.saturating_sub(c.get()));
     }
 
     /// The proxy answered with `status`.

@@ -60,7 +60,19 @@ pub struct Bao {
 
 impl Bao {
     /// Starts a dev server and waits until it is unsealed and answering.
+    /// The dev server also binds the port after its own (cluster traffic),
+    /// which another test may have taken: a server that exits at start is
+    /// tried again on other ports.
     pub fn start() -> Bao {
+        for _ in 0..5 {
+            if let Some(bao) = Bao::try_start() {
+                return bao;
+            }
+        }
+        panic!("bao server exited at start five times: see the logs above");
+    }
+
+    fn try_start() -> Option<Bao> {
         let port = free_port();
         let token = format!("root-{:x}", rand_u64());
         let log = scratch();
@@ -78,7 +90,7 @@ impl Bao {
             .stderr(out)
             .spawn()
             .expect("cannot start bao server");
-        let bao = Bao {
+        let mut bao = Bao {
             child,
             addr: format!("http://127.0.0.1:{port}"),
             token,
@@ -89,21 +101,29 @@ impl Bao {
                 .unwrap(),
         };
         let started = Instant::now();
+        let log = || std::fs::read_to_string(bao._log.path().join("bao.log")).unwrap_or_default();
         loop {
             if let Ok(r) = bao.http.get(format!("{}/v1/sys/health", bao.addr)).send() {
                 if r.status().is_success() {
-                    break;
+                    return Some(bao);
                 }
+            }
+            if let Ok(Some(status)) = bao.child.try_wait() {
+                eprintln!(
+                    "bao server on {} exited ({status}) at start; log:\n{}",
+                    bao.addr,
+                    log()
+                );
+                return None;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
                 "bao server did not answer on {} within 60s; log:\n{}",
                 bao.addr,
-                std::fs::read_to_string(bao._log.path().join("bao.log")).unwrap_or_default()
+                log()
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        bao
     }
 
     /// Calls the API as root; panics on a non-2xx answer.
@@ -370,12 +390,18 @@ pub struct Running {
 impl Running {
     /// Starts `ramsecrets <args>` with its stderr captured.
     pub fn start(dir: &Path, args: &[&str]) -> Running {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ramsecrets"));
+        cmd.args(args)
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN");
+        Running::spawn(dir, cmd)
+    }
+
+    /// Starts `cmd` (a ramsecrets command line) with its output captured in `dir`.
+    pub fn spawn(dir: &Path, mut cmd: Command) -> Running {
         let log = dir.join(format!("ramsecrets-{:x}.log", rand_u64()));
         let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ramsecrets"))
-            .args(args)
-            .env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN")
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

@@ -357,10 +357,15 @@ impl AwsEnv {
     pub fn init(&self, work: &Path, config: &str, extra: &[&str]) -> Output {
         let path = work.join("config.yaml");
         std::fs::write(&path, config).unwrap();
+        let mut args = vec!["init", "--config", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.command(&args).stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// `ramsecrets ARGS` with this environment and nothing else of AWS from the host's.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ramsecrets"));
-        cmd.args(["init", "--config", path.to_str().unwrap()])
-            .args(extra)
-            .stdin(Stdio::null());
+        cmd.args(args);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
             let proxy = k.to_ascii_lowercase().ends_with("_proxy");
@@ -373,6 +378,6 @@ impl AwsEnv {
             }
         }
         cmd.envs(self.vars.iter().map(|(k, v)| (k, v)));
-        cmd.output().unwrap()
+        cmd
     }
 }
