@@ -29,8 +29,9 @@
 //! reported as unavailable; AccessDenied is denied, ResourceNotFound is not
 //! found, a KMS DecryptionFailure says so. Messages name the secret id.
 //!
-//! **Cost.** Calls are counted per API operation and logged at debug after each
-//! batch, until the sidecar's metrics take them over.
+//! **Cost.** Calls are counted per API operation ([`Source::api_calls`]): the
+//! sidecar's `/metrics` shows them as `ramsecrets_backend_api_calls_total`, and
+//! each batch logs them at debug.
 //!
 //! Values move into [`SecretBytes`] as soon as the SDK hands them over; the
 //! SDK's response buffer and its deserialized `String` are not zeroized.
