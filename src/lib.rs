@@ -1,10 +1,14 @@
 //! ramsecrets fetches secrets from HashiCorp Vault / OpenBao or AWS Secrets
-//! Manager into an in-memory tmpfs, atomically, so that images and
-//! environments never carry credentials.
+//! Manager into an in-memory tmpfs, atomically, and keeps them fresh, so that
+//! images and environments never carry credentials.
 //!
 //! The binary's modes are built from these modules: [`config`] (validated
 //! configuration), [`source`] (backends), [`render`] (file formats), [`output`]
-//! (the tmpfs writer) and [`cycle`] (fetch all, write all or none).
+//! (the tmpfs writer), [`cycle`] (fetch all, write all or none: `init`),
+//! [`rotation`] and [`sidecar`] (`run`, `exec`), [`supervise`] (the `exec`
+//! child), [`proxy`] (the local credential proxy) over [`store`], [`notify`]
+//! (on_change actions), [`watch`], [`state`] (init → sidecar hand-off) and
+//! [`telemetry`] (logs, metrics, health).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

@@ -104,12 +104,8 @@ pub fn render_fetched(secret: &Secret, fetched: &Fetched) -> Result<Vec<Rendered
     Ok(files)
 }
 
-/// Renders `fields` for `secret` into the files it writes.
-pub fn render(secret: &Secret, fields: &Fields) -> Result<Vec<Rendered>> {
-    render_value(secret, fields, None)
-}
-
-/// As [`render`]; `raw` without `key` writes `stored` when the backend gave one.
+/// Renders `fields` for `secret` into the files it writes; `raw` without
+/// `key` writes `stored` when the backend gave one.
 fn render_value(
     secret: &Secret,
     fields: &Fields,
@@ -323,7 +319,7 @@ mod tests {
     }
 
     fn one(format: Format, key: Option<&str>, tmpl: Option<&str>, f: &Fields) -> Result<String> {
-        let out = render(&secret(format, key, tmpl), f)?;
+        let out = render_value(&secret(format, key, tmpl), f, None)?;
         Ok(String::from_utf8(out[0].bytes.expose().to_vec()).unwrap())
     }
 
@@ -363,7 +359,7 @@ mod tests {
     fn binary_survives_raw_only() {
         let bin: &[u8] = &[0, 159, 146, 150, 255];
         let f = fields(&[("blob", bin)]);
-        let out = render(&secret(Format::Raw, None, None), &f).unwrap();
+        let out = render_value(&secret(Format::Raw, None, None), &f, None).unwrap();
         assert_eq!(out[0].bytes.expose(), bin);
         let err = one(Format::Json, None, None, &f).unwrap_err();
         assert!(matches!(err, Error::Binary { .. }), "{err}");
