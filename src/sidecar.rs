@@ -52,7 +52,7 @@ pub enum Error {
     /// The child could not be started.
     #[error("cannot start `{command}`: {source}")]
     Spawn {
-        /// argv[0].
+        /// The command (first word of argv).
         command: String,
         /// Why.
         #[source]
