@@ -198,6 +198,7 @@ impl Engine {
         crate::proxy::View {
             config: self.config.clone(),
             sources: self.sources.clone(),
+            bodies: Default::default(),
         }
     }
 

@@ -58,18 +58,21 @@ pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
     if path == "/ping" {
         return Route::Ping;
     }
-    let params: BTreeMap<String, String> = query
-        .map(|q| {
-            reqwest::Url::parse(&format!("http://x/?{q}"))
-                .map(|u| u.query_pairs().into_owned().collect())
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
+    let (mut id, mut stage, mut version_id, mut refresh) = (None, None, None, false);
+    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match &*k {
+            "secretId" => id = Some(v),
+            "versionStage" => stage = Some(v.into_owned()),
+            "versionId" => version_id = Some(v.into_owned()),
+            "refreshNow" => refresh = v == "true",
+            _ => {}
+        }
+    }
     let aws = |secret: usize| Route::Aws {
         secret,
-        stage: params.get("versionStage").cloned(),
-        version_id: params.get("versionId").cloned(),
-        refresh: params.get("refreshNow").is_some_and(|v| v == "true"),
+        stage,
+        version_id,
+        refresh,
     };
     let by_id = |id: &str| {
         config.secrets.iter().position(|s| {
@@ -77,7 +80,7 @@ pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
         })
     };
     if path == "/secretsmanager/get" {
-        return match params.get("secretId").and_then(|id| by_id(id)) {
+        return match id.and_then(|id| by_id(&id)) {
             Some(i) => aws(i),
             None => Route::NotFound,
         };

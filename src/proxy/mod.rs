@@ -107,6 +107,9 @@ pub struct View {
     pub config: Arc<Config>,
     /// Its sources, for `refreshNow`.
     pub sources: Vec<Arc<dyn Source>>,
+    /// Rendered bodies by (secret index, shape), with the store revision they
+    /// were made from; they go with the config they were made for.
+    pub bodies: RwLock<HashMap<(usize, Shape), (u64, Bytes)>>,
 }
 
 /// Shared state of the proxy.
@@ -115,8 +118,6 @@ pub struct Proxy {
     store: Arc<Store>,
     metrics: Arc<Metrics>,
     token: SecretBytes,
-    /// Rendered bodies by (secret, shape), with the revision they were made from.
-    bodies: RwLock<HashMap<(String, Shape), (u64, Bytes)>>,
     /// Last `refreshNow` per secret; the lock makes concurrent refreshes share one fetch.
     refreshes: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
 }
@@ -144,7 +145,6 @@ impl Proxy {
             store,
             metrics,
             token,
-            bodies: RwLock::new(HashMap::new()),
             refreshes: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -208,6 +208,7 @@ impl Proxy {
             Route::Vault { secret, shape } => (secret, shape, false),
             Route::Ping | Route::NotFound => return text(StatusCode::NOT_FOUND, "not found\n"),
         };
+        let key = (secret, shape);
         let secret = &view.config.secrets[secret];
         if refresh {
             self.refresh(&view, secret).await;
@@ -215,8 +216,7 @@ impl Proxy {
         let Some(entry) = self.store.get(&secret.name) else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "not fetched yet\n");
         };
-        let key = (secret.name.clone(), shape);
-        let cached = self
+        let cached = view
             .bodies
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -231,7 +231,7 @@ impl Proxy {
             None => match api::body(secret, &entry, shape) {
                 Ok(b) => {
                     let b = Bytes::from_owner(Body(b));
-                    self.bodies
+                    view.bodies
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(key, (entry.revision, b.clone()));
