@@ -167,7 +167,17 @@ impl OutputDir {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(self.err(file, e)),
                     }
-                    rustix::fs::openat(&*cur, comp, flags, Mode::empty())
+                    let dir = rustix::fs::openat(&*cur, comp, flags, Mode::empty());
+                    // A directory we made belongs to the files' owner too.
+                    if let (Ok(d), Some((uid, gid))) = (&dir, self.owner) {
+                        rustix::fs::fchown(
+                            d,
+                            Some(rustix::fs::Uid::from_raw(uid)),
+                            Some(rustix::fs::Gid::from_raw(gid)),
+                        )
+                        .map_err(|e| self.err(file, e))?;
+                    }
+                    dir
                 }
                 other => other,
             }

@@ -634,17 +634,19 @@ fn in_run_mode_a_put_secret_value_reaches_the_file_and_the_proxy() {
         "the new value in the file",
         || out.read("db") == "two",
     );
-    // The proxy answers as the AWS agent does, from the same refreshed state.
+    // The proxy answers as the AWS agent does (called with curl, as its docs do),
+    // from the same refreshed state.
     let token = std::fs::read_to_string(work.path().join("proxy-token")).unwrap();
-    let answer: serde_json::Value = reqwest::blocking::Client::new()
-        .get(format!(
+    let curl = Command::new("curl")
+        .args(["-sf", "-H"])
+        .arg(format!("X-Aws-Parameters-Secrets-Token: {token}"))
+        .arg(format!(
             "http://127.0.0.1:{proxy}/secretsmanager/get?secretId=app/db"
         ))
-        .header("X-Aws-Parameters-Secrets-Token", token)
-        .send()
-        .unwrap()
-        .json()
+        .output()
         .unwrap();
+    assert!(curl.status.success(), "curl failed");
+    let answer: serde_json::Value = serde_json::from_slice(&curl.stdout).unwrap();
     assert_eq!(answer["SecretString"], "two");
     assert_eq!(answer["Name"], "app/db");
     // Calls per API operation are in the metrics, and match the wire.

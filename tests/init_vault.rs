@@ -369,7 +369,7 @@ fn backend_errors_name_every_secret_and_write_nothing() {
     std::fs::write(out.path().join("db"), "old").unwrap();
     let limited = bao.token_with_policy(
         "limited",
-        "path \"secret/data/app/*\" { capabilities = [\"read\"] }",
+        "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"kv1/*\" { capabilities = [\"read\"] }",
     );
     let token = file(work.path(), "token", &limited);
     let run = |secrets: &str| {
@@ -400,6 +400,15 @@ fn backend_errors_name_every_secret_and_write_nothing() {
         t.contains("secret `nokey`") && t.contains("field `user` is not in the secret"),
         "{t}"
     );
+    // A pinned version on a KV v1 mount → 65, naming the mount.
+    bao.api(
+        "POST",
+        "sys/mounts/kv1",
+        json!({ "type": "kv", "options": { "version": "1" } }),
+    );
+    let o = run("  - name: pinned\n    kv: { mount: kv1, path: x, version: 2 }\n");
+    assert_exit(&o, 65);
+    assert!(text(&o).contains("mount `kv1` is KV v1"), "{}", text(&o));
     // Template naming a missing field → 65.
     let o = run("  - name: tmpl\n    kv: { mount: secret, path: app/db }\n    template: \"{{ password }}/{{ username }}\"\n");
     assert_exit(&o, 65);

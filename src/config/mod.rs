@@ -541,7 +541,11 @@ impl Validator<'_> {
                     (false, false) if inner.starts_with('[') => format!("{path}{inner}"),
                     (false, false) => format!("{path}.{inner}"),
                 };
-                self.problem(full, e.into_inner().to_string());
+                let mut message = e.into_inner().to_string();
+                if full.ends_with(".mode") && message.starts_with("invalid type: integer") {
+                    message.push_str(": quote the mode, as in mode: \"0440\"");
+                }
+                self.problem(full, message);
                 None
             }
         }

@@ -203,7 +203,7 @@ pub enum Format {
     Raw,
     /// A JSON object of all fields.
     Json,
-    /// `KEY="value"` lines.
+    /// `KEY='value'` lines (double-quoted with escapes when the value needs it).
     Dotenv,
     /// `export KEY='value'` lines, safe to `source`.
     Env,

@@ -80,6 +80,11 @@ fn bad_input_names_the_key_and_line() {
             "required when there is more than one source",
         ),
         (
+            "  - name: a\n    source: v\n    read: x/y\n    mode: 440\n",
+            "secrets[0].mode",
+            "quote the mode",
+        ),
+        (
             "  - name: a\n    source: v\n    read: x/y\n    mode: \"999\"\n",
             "secrets[0].mode",
             "not an octal file mode",

@@ -70,6 +70,12 @@ impl VaultSource {
             .timeout(cfg.request_timeout)
             .tls_backend_rustls();
         if cfg.address.scheme() == "http" {
+            if cfg.ca_cert.is_some() {
+                tracing::warn!(
+                    source = name,
+                    "ca_cert is ignored: the address is plain http://"
+                );
+            }
             // As vaultrs does: without this, reqwest's platform verifier fails to build.
             builder = builder.tls_certs_only(Vec::new());
         } else if let Some(ca) = &cfg.ca_cert {
@@ -435,6 +441,11 @@ impl VaultSource {
                     Some(v) => *v,
                     None => self.kv_version(c, mount, deadline).await?,
                 };
+                if v == KvVersion::V1 && version.is_some() {
+                    return Err(Error::Data(format!(
+                        "{what}: `version` pins a KV v2 version, but mount `{mount}` is KV v1"
+                    )));
+                }
                 if v == KvVersion::V1 {
                     let data = self
                         .backoff
