@@ -149,3 +149,17 @@ fn file_source_binary_values_and_missing_keys() {
     );
     assert_eq!(out.names(), ["bin"]);
 }
+
+#[test]
+fn mlock_locks_memory_when_allowed() {
+    assert!(
+        is_root(),
+        "mlockall needs CAP_IPC_LOCK: run the tests as root (CI does)"
+    );
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let config = dev_config(out.path()).replacen("output:", "mlock: true\n\noutput:", 1);
+    let o = init(work.path(), &config, &["--log-level", "debug"]);
+    assert_exit(&o, 0);
+    assert!(text(&o).contains("memory locked"), "{}", text(&o));
+}
