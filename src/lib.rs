@@ -10,7 +10,8 @@
 //! (on_change actions), [`watch`], [`state`] (init → sidecar hand-off) and
 //! [`telemetry`] (logs, metrics, health).
 
-#![forbid(unsafe_code)]
+// One audited exception, in `memory`.
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backoff;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod cycle;
 pub mod exit;
 pub mod harden;
+pub mod memory;
 pub mod notify;
 pub mod output;
 pub mod proxy;

@@ -116,6 +116,8 @@ fn init(args: InitArgs) -> Result<(), Failure> {
     harden::harden(config.mlock)?;
     let sources = source::build(&config)?;
     let dir = OutputDir::open(&config.output)?;
+    // What parsing and set-up touched is not needed to fetch and write.
+    ramsecrets::memory::trim();
     runtime()?.block_on(async {
         let deadline = tokio::time::Instant::now() + args.timeout;
         let concurrency = usize::from(args.concurrency);

@@ -148,6 +148,8 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         }
         None => None,
     };
+    let trimmed = crate::memory::trim();
+    tracing::debug!(bytes = trimmed, "start-up code pages given back");
     tracing::info!(
         secrets = config.secrets.len(),
         "ready; keeping secrets fresh"
