@@ -1,9 +1,10 @@
 //! Gives back to the kernel the pages of code and read-only data that
-//! start-up touched (argument parsing, config validation, TLS and client
-//! set-up) and that a long-running sidecar rarely needs again. Those pages are
-//! clean copies of files (the executable, libc): dropping them loses nothing,
-//! and a page used again is mapped back from the page cache. Per pod this
-//! takes the resident set from about 9 MiB to about 5 MiB.
+//! start-up touched (argument parsing, config validation, client set-up)
+//! before the fetching starts. Those pages are clean copies of files (the
+//! executable, libc): dropping them loses nothing, and a page used again is
+//! mapped back from the page cache. It lowers `init`'s peak resident set
+//! (measured: 10.0 to 9.3 MiB for 200 secrets); a sidecar maps most of them
+//! back within its first refresh, as the kernel maps code in large chunks.
 //!
 //! This is the crate's one `unsafe` block: `madvise(MADV_DONTNEED)` on memory
 //! the program is using. It is sound only for mappings that are file-backed,
@@ -110,7 +111,10 @@ Private_Dirty:         0 kB
     fn trimming_keeps_the_program_working() {
         assert!(trim() > 0);
         // Code and read-only data used after the trim are mapped back.
-        assert_eq!(crate::config::parse_signal("sighup"), Some(rustix::process::Signal::HUP));
+        assert_eq!(
+            crate::config::parse_signal("sighup"),
+            Some(rustix::process::Signal::HUP)
+        );
         assert_eq!(crate::exit::Exit::Config.code(), 78);
     }
 }

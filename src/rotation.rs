@@ -31,8 +31,6 @@ use crate::telemetry::metrics::Metrics;
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// Secrets worked on at once.
 const CONCURRENCY: usize = 16;
-/// How often code pages faulted in by rare paths are given back.
-const TRIM_EVERY: Duration = Duration::from_secs(60);
 /// Secrets due within this much of a round join it, so that jittered
 /// schedules share wake-ups (capped at a tenth of the refresh interval).
 const COALESCE: Duration = Duration::from_secs(1);
@@ -99,8 +97,6 @@ pub struct Engine {
     token_due: Vec<Instant>,
     backoff: Backoff,
     changes: Option<mpsc::UnboundedSender<()>>,
-    /// When code pages were last given back (see [`crate::memory`]).
-    trimmed: Instant,
 }
 
 /// Converts a future instant to wall-clock time, for metrics and hand-off.
@@ -165,7 +161,6 @@ impl Engine {
                 cap: BACKOFF_CAP,
             },
             changes,
-            trimmed: Instant::now(),
         };
         let mut tracks = Vec::with_capacity(report.fetched.len());
         for (i, (fetched, rendered)) in report.fetched.into_iter().zip(report.rendered).enumerate()
@@ -342,10 +337,6 @@ impl Engine {
         changed.sort_unstable();
         self.notify(&changed).await;
         self.count_calls();
-        if self.trimmed.elapsed() > TRIM_EVERY {
-            crate::memory::trim();
-            self.trimmed = Instant::now();
-        }
     }
 
     /// Records one outcome; true when the secret's files changed.
