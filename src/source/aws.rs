@@ -581,8 +581,12 @@ where
                 code: Some(code),
             };
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
             Error::Unavailable(format!("{what}: {}", DisplayErrorContext(&e)))
+        }
+        // A parse error's context may quote the answer, which holds secrets.
+        SdkError::ResponseError(_) => {
+            Error::Unavailable(format!("{what}: the answer could not be read"))
         }
         SdkError::ConstructionFailure(_) => {
             Error::Config(format!("{what}: {}", DisplayErrorContext(&e)))
