@@ -162,83 +162,24 @@ fn writes_kv_v1_v2_read_and_pki_in_every_format() {
     );
 }
 
-/// A JWT signed with `key` (RS256), by openssl.
-fn sign_jwt(dir: &std::path::Path, claims: serde_json::Value) -> (String, String) {
-    let key = dir.join("jwt.key");
-    let run = |args: &[&str]| {
-        let o = Command::new("openssl").args(args).output().unwrap();
-        assert!(
-            o.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        o.stdout
-    };
-    run(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
-    let public = String::from_utf8(run(&["rsa", "-in", key.to_str().unwrap(), "-pubout"])).unwrap();
-    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let signing_input = format!(
-        "{}.{}",
-        b64(json!({ "alg": "RS256", "typ": "JWT" })
-            .to_string()
-            .as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let input = file(dir, "jwt.input", &signing_input);
-    let sig = run(&[
-        "dgst",
-        "-sha256",
-        "-sign",
-        key.to_str().unwrap(),
-        input.to_str().unwrap(),
-    ]);
-    (format!("{signing_input}.{}", b64(&sig)), public)
-}
-
 #[test]
 fn logs_in_with_approle_jwt_and_kubernetes() {
     let bao = Bao::start();
     let work = scratch();
     bao.kv2_put("app/db", json!({ "password": "via-login" }));
-    bao.api(
-        "PUT",
-        "sys/policies/acl/app",
-        json!({ "policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }" }),
-    );
-
-    // AppRole
-    bao.api("POST", "sys/auth/approle", json!({ "type": "approle" }));
-    bao.api(
-        "POST",
-        "auth/approle/role/app",
-        json!({ "token_policies": ["app"] }),
-    );
-    let role_id = bao.api("GET", "auth/approle/role/app/role-id", json!(null))["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao.api("POST", "auth/approle/role/app/secret-id", json!({}))["data"]
-        ["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rid = file(work.path(), "role_id", &role_id);
-    let sid = file(work.path(), "secret_id", &secret_id);
+    bao.app_policy();
+    let (rid, sid) = bao.approle(work.path());
 
     // JWT, with a key pair made here.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let (jwt, public) = sign_jwt(
-        work.path(),
-        json!({ "sub": "ci-job", "aud": "ramsecrets", "iat": now, "exp": now + 600 }),
-    );
+    let signer = JwtSigner::new(work.path());
+    let now = now_unix();
+    let jwt =
+        signer.sign(json!({ "sub": "ci-job", "aud": "ramsecrets", "iat": now, "exp": now + 600 }));
     bao.api("POST", "sys/auth/jwt", json!({ "type": "jwt" }));
     bao.api(
         "POST",
         "auth/jwt/config",
-        json!({ "jwt_validation_pubkeys": [public] }),
+        json!({ "jwt_validation_pubkeys": [signer.public_pem] }),
     );
     bao.api(
         "POST",

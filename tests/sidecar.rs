@@ -297,28 +297,8 @@ fn an_outage_keeps_files_and_the_first_success_catches_up_and_a_revoked_token_lo
     let work = scratch();
     let out = Tmpfs::new("4m");
     bao.kv2_put("app/db", json!({ "password": "before" }));
-    bao.api(
-        "PUT",
-        "sys/policies/acl/app",
-        json!({ "policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }" }),
-    );
-    bao.api("POST", "sys/auth/approle", json!({ "type": "approle" }));
-    bao.api(
-        "POST",
-        "auth/approle/role/app",
-        json!({ "token_policies": ["app"] }),
-    );
-    let role_id = bao.api("GET", "auth/approle/role/app/role-id", json!(null))["data"]["role_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let secret_id = bao.api("POST", "auth/approle/role/app/secret-id", json!({}))["data"]
-        ["secret_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let rid = file(work.path(), "role_id", &role_id);
-    let sid = file(work.path(), "secret_id", &secret_id);
+    bao.app_policy();
+    let (rid, sid) = bao.approle(work.path());
     let health = free_port();
     let config = format!(
         "sources:\n  - vault:\n      address: {}\n      request_timeout: 1s\n      auth:\n        approle: {{ role_id_file: {}, secret_id_file: {} }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 2s }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
@@ -441,57 +421,19 @@ fn config_reloads_deleted_files_return_and_a_rotated_jwt_is_used() {
     let out = Tmpfs::new("4m");
     bao.kv2_put("app/a", json!({ "v": "a1" }));
     bao.kv2_put("app/b", json!({ "v": "b1" }));
-    bao.api(
-        "PUT",
-        "sys/policies/acl/app",
-        json!({ "policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }" }),
-    );
+    bao.app_policy();
     // JWT auth with a key pair made here; tokens live 1 minute at most.
-    let key = work.path().join("jwt.key");
-    let o = std::process::Command::new("openssl")
-        .args(["genrsa", "-out", key.to_str().unwrap(), "2048"])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    let public = std::process::Command::new("openssl")
-        .args(["rsa", "-in", key.to_str().unwrap(), "-pubout"])
-        .output()
-        .unwrap();
+    let signer = JwtSigner::new(work.path());
     bao.api("POST", "sys/auth/jwt", json!({ "type": "jwt" }));
     bao.api(
         "POST",
         "auth/jwt/config",
-        json!({ "jwt_validation_pubkeys": [String::from_utf8_lossy(&public.stdout)] }),
+        json!({ "jwt_validation_pubkeys": [signer.public_pem] }),
     );
     bao.api("POST", "auth/jwt/role/ci", json!({ "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["ramsecrets"], "token_policies": ["app"], "token_ttl": "1m" }));
     let sign = |sub: &str, exp_in: u64| {
-        use base64::Engine;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-        let input = format!(
-            "{}.{}",
-            b64(br#"{"alg":"RS256","typ":"JWT"}"#),
-            b64(
-                json!({ "sub": sub, "aud": "ramsecrets", "iat": now, "exp": now + exp_in })
-                    .to_string()
-                    .as_bytes()
-            )
-        );
-        let f = file(work.path(), "jwt.input", &input);
-        let sig = std::process::Command::new("openssl")
-            .args([
-                "dgst",
-                "-sha256",
-                "-sign",
-                key.to_str().unwrap(),
-                f.to_str().unwrap(),
-            ])
-            .output()
-            .unwrap();
-        format!("{input}.{}", b64(&sig.stdout))
+        let now = now_unix();
+        signer.sign(json!({ "sub": sub, "aud": "ramsecrets", "iat": now, "exp": now + exp_in }))
     };
     let jwt = file(work.path(), "jwt", &sign("first", 4));
     let config = |extra: &str| {

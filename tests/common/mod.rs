@@ -592,3 +592,96 @@ impl Drop for Postgres {
             .output();
     }
 }
+
+/// An RSA key pair made with openssl, to sign JWTs for OpenBao's jwt auth.
+pub struct JwtSigner {
+    key: PathBuf,
+    /// The public key, PEM, for `auth/jwt/config`'s `jwt_validation_pubkeys`.
+    pub public_pem: String,
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let o = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o.stdout
+}
+
+impl JwtSigner {
+    /// A new key pair in `dir`.
+    pub fn new(dir: &Path) -> JwtSigner {
+        let key = dir.join(format!("jwt-{:x}.key", rand_u64()));
+        openssl(&["genrsa", "-out", key.to_str().unwrap(), "2048"]);
+        let public_pem =
+            String::from_utf8(openssl(&["rsa", "-in", key.to_str().unwrap(), "-pubout"])).unwrap();
+        JwtSigner { key, public_pem }
+    }
+
+    /// An RS256 JWT of `claims`.
+    pub fn sign(&self, claims: Value) -> String {
+        use base64::Engine;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let input = format!(
+            "{}.{}",
+            b64(br#"{"alg":"RS256","typ":"JWT"}"#),
+            b64(claims.to_string().as_bytes())
+        );
+        let path = self.key.with_extension("input");
+        std::fs::write(&path, &input).unwrap();
+        let sig = openssl(&[
+            "dgst",
+            "-sha256",
+            "-sign",
+            self.key.to_str().unwrap(),
+            path.to_str().unwrap(),
+        ]);
+        format!("{input}.{}", b64(&sig))
+    }
+}
+
+/// Seconds since the Unix epoch, for JWT claims.
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+impl Bao {
+    /// Policy `app`: read `secret/data/app/*`.
+    pub fn app_policy(&self) {
+        self.api(
+            "PUT",
+            "sys/policies/acl/app",
+            json!({ "policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }" }),
+        );
+    }
+
+    /// AppRole auth with role `app` (policy `app`); its role id and secret id
+    /// written to files in `dir`, returned as (role_id_file, secret_id_file).
+    pub fn approle(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        self.api("POST", "sys/auth/approle", json!({ "type": "approle" }));
+        self.api(
+            "POST",
+            "auth/approle/role/app",
+            json!({ "token_policies": ["app"] }),
+        );
+        let role_id = self.api("GET", "auth/approle/role/app/role-id", Value::Null)["data"]
+            ["role_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let secret_id = self.api("POST", "auth/approle/role/app/secret-id", json!({}))["data"]
+            ["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (
+            file(dir, "role_id", &role_id),
+            file(dir, "secret_id", &secret_id),
+        )
+    }
+}
