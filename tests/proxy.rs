@@ -72,9 +72,9 @@ fn vault_sdk_and_aws_agent_clients_read_through_the_proxy_backed_by_openbao() {
     let out = Tmpfs::new("4m");
     bao.kv2_put("app/db", json!({ "username": "app", "password": "one" }));
     let token = file(work.path(), "token", &bao.token);
-    let port = free_port();
+    let (port, health) = (free_port(), free_port());
     let config = format!(
-        "sources:\n  - vault:\n      address: {}\n      auth: {{ token_file: {} }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    format: json\n",
+        "sources:\n  - vault:\n      address: {}\n      auth: {{ token_file: {} }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nhealth: {{ listen: \"127.0.0.1:{health}\" }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    format: json\n",
         bao.addr,
         token.display(),
         out.path().display()
@@ -105,6 +105,36 @@ fn vault_sdk_and_aws_agent_clients_read_through_the_proxy_backed_by_openbao() {
     assert_eq!(
         aws_get(port, &ptoken, "db", "&refreshNow=true"),
         r#"{"password":"three","username":"app"}"#
+    );
+    // Concurrent refreshNow requests share one fetch, and there is at most one a second.
+    let refreshes = || {
+        http_get(&format!("http://127.0.0.1:{health}/metrics"))
+            .and_then(|(_, m)| metric(&m, "ramsecrets_proxy_refreshes_total{result=\"ok\"}"))
+            .unwrap_or(0.0)
+    };
+    std::thread::sleep(Duration::from_millis(1100));
+    let before = refreshes();
+    let url = format!("http://127.0.0.1:{port}/secretsmanager/get?secretId=db&refreshNow=true");
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, token) = (url.clone(), ptoken.clone());
+            std::thread::spawn(move || {
+                reqwest::blocking::Client::new()
+                    .get(url)
+                    .header("X-Aws-Parameters-Secrets-Token", token)
+                    .send()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    assert_eq!(
+        refreshes() - before,
+        1.0,
+        "8 concurrent refreshNow requests within a second"
     );
     assert!(!run.logs().contains("three"));
     assert_eq!(run.stop(Signal::TERM), Some(0));
