@@ -251,25 +251,27 @@ impl Engine {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
     }
 
-    /// Runs until `stop`; returns the engine for [`Engine::shutdown`] or a reload.
+    /// Runs until `stop` or a change of the config file, writing back output
+    /// files changed behind its back meanwhile; returns the engine and whether
+    /// the config changed (then [`Engine::reload`], else [`Engine::shutdown`]).
     pub async fn run(
         mut self,
         stop: &CancellationToken,
         events: &mut mpsc::Receiver<crate::watch::Event>,
-    ) -> (Engine, Option<crate::watch::Event>) {
+    ) -> (Engine, bool) {
         loop {
             let next = self.next_due();
             tokio::select! {
-                _ = stop.cancelled() => return (self, None),
+                _ = stop.cancelled() => return (self, false),
                 _ = tokio::time::sleep_until(next) => {
                     tokio::select! {
-                        _ = stop.cancelled() => return (self, None),
+                        _ = stop.cancelled() => return (self, false),
                         _ = self.round() => {}
                     }
                 }
                 Some(event) = events.recv() => match event {
                     crate::watch::Event::Output => self.restore(),
-                    other => return (self, Some(other)),
+                    crate::watch::Event::Config => return (self, true),
                 },
             }
         }
@@ -465,7 +467,7 @@ impl Engine {
     }
 
     /// Writes back files that were deleted or altered outside ramsecrets.
-    pub fn restore(&self) {
+    fn restore(&self) {
         for (secret, track) in self.config.secrets.iter().zip(&self.tracks) {
             match self.write(secret, &track.rendered) {
                 Ok(true) => {

@@ -181,22 +181,21 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     };
 
     loop {
-        let (e, event) = engine.run(&stop, &mut events).await;
+        let (e, reload) = engine.run(&stop, &mut events).await;
         engine = e;
-        match event {
-            Some(watch::Event::Config) => match Config::load(&opts.config_path) {
-                Ok(new) => {
-                    engine = engine.reload(Arc::new(new)).await;
-                    if let Some((p, _)) = &proxy {
-                        p.swap(engine.view());
-                    }
+        if !reload {
+            break;
+        }
+        match Config::load(&opts.config_path) {
+            Ok(new) => {
+                engine = engine.reload(Arc::new(new)).await;
+                if let Some((p, _)) = &proxy {
+                    p.swap(engine.view());
                 }
-                Err(err) => {
-                    tracing::error!(error = %err, "config change refused; keeping the running config")
-                }
-            },
-            Some(watch::Event::Output) => engine.restore(),
-            None => break,
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "config change refused; keeping the running config")
+            }
         }
     }
     if tokio::time::timeout(SHUTDOWN_GRACE, engine.shutdown())

@@ -11,6 +11,7 @@ pub mod api;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -98,8 +99,6 @@ pub fn load_token(path: &Path) -> std::io::Result<SecretBytes> {
         Err(e) => Err(e),
     }
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 /// What the proxy serves from: swapped as a whole when the config is reloaded.
 pub struct View {
