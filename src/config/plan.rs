@@ -67,6 +67,25 @@ impl fmt::Display for Config {
         if self.mlock {
             writeln!(f, "memory: locked")?;
         }
+        let r = &self.refresh;
+        writeln!(
+            f,
+            "sidecar: poll every {}, renew at {:.0}% of a lease",
+            humantime::format_duration(r.interval),
+            r.renew_at * 100.0
+        )?;
+        if let Some(addr) = self.health {
+            writeln!(f, "health: http://{addr}/healthz /readyz /metrics")?;
+        }
+        if let Some(p) = &self.proxy {
+            writeln!(
+                f,
+                "proxy: http://{} (token file {}, at most {} connections)",
+                p.listen,
+                p.token_file.display(),
+                p.max_connections
+            )?;
+        }
         writeln!(f, "secrets:")?;
         for s in &self.secrets {
             let what = match &s.address {
@@ -101,9 +120,17 @@ impl fmt::Display for Config {
                 (_, Format::Raw, Some(k)) => format!("raw key {k}"),
                 (_, format, _) => format!("{format:?}").to_lowercase(),
             };
+            let every = s
+                .refresh
+                .map(|d| format!(", every {}", humantime::format_duration(d)))
+                .unwrap_or_default();
+            let actions = match s.on_change.len() {
+                0 => String::new(),
+                n => format!(", {n} on_change action(s)"),
+            };
             writeln!(
                 f,
-                "  {}: {what} from {} -> {} ({how}, mode {:04o})",
+                "  {}: {what} from {} -> {} ({how}, mode {:04o}{every}{actions})",
                 s.name,
                 self.sources[s.source].name,
                 s.files().join(", "),
