@@ -613,7 +613,7 @@ fn in_run_mode_a_put_secret_value_reaches_the_file_and_the_proxy() {
         work.path(),
         "config.yaml",
         &format!(
-            "{}output: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nhealth: {{ listen: \"127.0.0.1:{health}\" }}\nproxy: {{ listen: \"127.0.0.1:{proxy}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    secret_id: app/db\n    key: password\n",
+            "{}output: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nhealth: {{ listen: \"127.0.0.1:{health}\" }}\nproxy: {{ listen: \"127.0.0.1:{proxy}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    secret_id: app/db\n    key: password\n    previous: true\n",
             source(&recorder.url()),
             out.path().display()
         ),
@@ -637,16 +637,33 @@ fn in_run_mode_a_put_secret_value_reaches_the_file_and_the_proxy() {
     // The proxy answers as the AWS agent does (called with curl, as its docs do),
     // from the same refreshed state.
     let token = std::fs::read_to_string(work.path().join("proxy-token")).unwrap();
-    let curl = Command::new("curl")
-        .args(["-sf", "-H"])
-        .arg(format!("X-Aws-Parameters-Secrets-Token: {token}"))
-        .arg(format!(
-            "http://127.0.0.1:{proxy}/secretsmanager/get?secretId=app/db"
-        ))
-        .output()
-        .unwrap();
-    assert!(curl.status.success(), "curl failed");
-    let answer: serde_json::Value = serde_json::from_slice(&curl.stdout).unwrap();
+    let get = |query: &str| -> serde_json::Value {
+        let curl = Command::new("curl")
+            .args(["-sf", "-H"])
+            .arg(format!("X-Aws-Parameters-Secrets-Token: {token}"))
+            .arg(format!(
+                "http://127.0.0.1:{proxy}/secretsmanager/get?secretId=app/db{query}"
+            ))
+            .output()
+            .unwrap();
+        assert!(curl.status.success(), "curl failed for {query}");
+        serde_json::from_slice(&curl.stdout).unwrap()
+    };
+    let answer = get("");
+    // `previous: true` keeps AWSPREVIOUS at hand, in the file and through the proxy.
+    wait_until(
+        std::time::Duration::from_secs(30),
+        "the previous value",
+        || std::fs::read_to_string(out.path().join("db.previous")).is_ok_and(|v| v == "one"),
+    );
+    let previous = get("&versionStage=AWSPREVIOUS");
+    assert_eq!(previous["SecretString"], "one");
+    assert_eq!(previous["VersionStages"][0], "AWSPREVIOUS");
+    let by_id = get(&format!(
+        "&versionId={}",
+        previous["VersionId"].as_str().unwrap()
+    ));
+    assert_eq!(by_id["SecretString"], "one");
     assert_eq!(answer["SecretString"], "two");
     assert_eq!(answer["Name"], "app/db");
     // Calls per API operation are in the metrics, and match the wire.

@@ -46,6 +46,8 @@ pub enum Route {
 pub enum Shape {
     /// AWS GetSecretValue.
     Aws,
+    /// AWS GetSecretValue of the `AWSPREVIOUS` version (secrets with `previous: true`).
+    AwsPrevious,
     /// Vault KV v2 read.
     Kv2,
     /// Vault KV v1 or logical read.
@@ -212,9 +214,20 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
     };
     let mut out = SecretBytes::default();
     let written = match shape {
-        Shape::Aws => {
+        Shape::Aws | Shape::AwsPrevious => {
+            let (fetched, stage) = match (shape, &entry.fetched.previous) {
+                (Shape::AwsPrevious, Some(previous)) => (&**previous, "AWSPREVIOUS"),
+                (Shape::AwsPrevious, None) => {
+                    return Err(render::Error::MissingField {
+                        field: "AWSPREVIOUS".into(),
+                        available: "AWSCURRENT".into(),
+                    })
+                }
+                _ => (&entry.fetched, "AWSCURRENT"),
+            };
+            let fields = &fetched.fields;
             // With `key`, the one field as the secret string; else the fields as a JSON object.
-            let value = match (&secret.key, &entry.fetched.stored) {
+            let value = match (&secret.key, &fetched.stored) {
                 (Some(k), _) => render::raw(fields, Some(k))?,
                 // An AWS secret as stored, as the AWS agent gives it.
                 (None, Some(stored)) => stored.clone(),
@@ -240,10 +253,10 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
                 &AwsBody {
                     arn: format!("arn:aws:secretsmanager:local:000000000000:secret:{name}"),
                     name,
-                    version_id: version(entry),
+                    version_id: fetched.version.clone().unwrap_or_else(|| version(entry)),
                     secret_string: text.then_some(Field(&value)),
                     secret_binary: (!text).then_some(Field(&value)),
-                    version_stages: ["AWSCURRENT"],
+                    version_stages: [stage],
                     created_date: unix(entry.changed_at),
                 },
             )

@@ -191,18 +191,25 @@ impl Proxy {
                 version_id,
                 refresh,
             } => {
-                if stage.as_deref().is_some_and(|s| s != "AWSCURRENT") {
-                    return text(StatusCode::NOT_FOUND, "only AWSCURRENT is served\n");
-                }
-                if let (Some(want), Some(entry)) = (
-                    version_id,
-                    self.store.get(&view.config.secrets[secret].name),
-                ) {
-                    if want != api::version(&entry) {
-                        return text(StatusCode::NOT_FOUND, "no such version\n");
+                let entry = self.store.get(&view.config.secrets[secret].name);
+                let current = entry.as_ref().map(|e| api::version(e));
+                let previous = entry
+                    .as_ref()
+                    .and_then(|e| e.fetched.previous.as_ref())
+                    .map(|p| p.version.clone().unwrap_or_default());
+                // AWSCURRENT, and AWSPREVIOUS for secrets kept with `previous: true`.
+                let shape = match (stage.as_deref(), version_id.as_deref()) {
+                    (None | Some("AWSCURRENT"), None) => Shape::Aws,
+                    (Some("AWSPREVIOUS"), None) if previous.is_some() => Shape::AwsPrevious,
+                    (None | Some("AWSCURRENT"), Some(id)) if Some(id) == current.as_deref() => {
+                        Shape::Aws
                     }
-                }
-                (secret, Shape::Aws, refresh)
+                    (None | Some("AWSPREVIOUS"), Some(id)) if Some(id) == previous.as_deref() => {
+                        Shape::AwsPrevious
+                    }
+                    _ => return text(StatusCode::NOT_FOUND, "no such version or stage\n"),
+                };
+                (secret, shape, refresh)
             }
             Route::Vault { secret, shape } => (secret, shape, false),
             Route::Ping | Route::NotFound => return text(StatusCode::NOT_FOUND, "not found\n"),
