@@ -358,11 +358,8 @@ fn exec_mode_restarts_or_signals_the_child_forwards_signals_and_returns_its_code
         )
     };
     let read = || std::fs::read_to_string(&events).unwrap_or_default();
-    // restart: TERM, then a new child that sees the new value.
-    let cfg = file(work.path(), "restart.yaml", &config("restart"));
-    let mut run = Running::start(
-        work.path(),
-        &[
+    let exec = |cfg: &std::path::Path| {
+        let args = [
             "exec",
             "--config",
             cfg.to_str().unwrap(),
@@ -370,8 +367,12 @@ fn exec_mode_restarts_or_signals_the_child_forwards_signals_and_returns_its_code
             "sh",
             "-c",
             &script,
-        ],
-    );
+        ];
+        Running::start(work.path(), &args)
+    };
+    // restart: TERM, then a new child that sees the new value.
+    let cfg = file(work.path(), "restart.yaml", &config("restart"));
+    let mut run = exec(&cfg);
     wait_until(LIMIT, "the child", || read() == "start:one\n");
     bao.kv2_put("app/db", json!({ "password": "two" }));
     wait_until(LIMIT, "the restart", || {
@@ -385,18 +386,7 @@ fn exec_mode_restarts_or_signals_the_child_forwards_signals_and_returns_its_code
     // A signal instead of a restart.
     std::fs::remove_file(&events).unwrap();
     let cfg = file(work.path(), "hup.yaml", &config("HUP"));
-    let mut run = Running::start(
-        work.path(),
-        &[
-            "exec",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
-    );
+    let mut run = exec(&cfg);
     wait_until(LIMIT, "the child", || read() == "start:two\n");
     bao.kv2_put("app/db", json!({ "password": "three" }));
     wait_until(LIMIT, "the HUP", || read() == "start:two\nhup\n");
