@@ -35,7 +35,8 @@ use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use api::{Route, Shape};
 
-/// Time allowed for a request, `refreshNow` included (the AWS agent's is 61 s).
+/// Time allowed for a request's `refreshNow` (the AWS agent's request timeout
+/// is 61 s); everything else answers from memory without waiting.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(61);
 /// Time allowed for a client to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -216,8 +217,15 @@ impl Proxy {
         };
         let key = (secret, shape);
         let secret = &view.config.secrets[secret];
-        if refresh {
-            self.refresh(&view, secret).await;
+        if refresh
+            && tokio::time::timeout(REQUEST_TIMEOUT, self.refresh(&view, secret))
+                .await
+                .is_err()
+        {
+            return text(
+                StatusCode::GATEWAY_TIMEOUT,
+                "the backend did not answer in time\n",
+            );
         }
         let Some(entry) = self.store.get(&secret.name) else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "not fetched yet\n");
@@ -336,11 +344,7 @@ pub async fn serve(
                 let service = hyper::service::service_fn(|req: Request<Incoming>| {
                     let proxy = proxy.clone();
                     async move {
-                        let r = match tokio::time::timeout(REQUEST_TIMEOUT, proxy.handle(req)).await
-                        {
-                            Ok(r) => r,
-                            Err(_) => text(StatusCode::GATEWAY_TIMEOUT, "timed out\n"),
-                        };
+                        let r = proxy.handle(req).await;
                         proxy.metrics.proxy_request(r.status().as_u16());
                         Ok::<_, Infallible>(r)
                     }
@@ -348,6 +352,7 @@ pub async fn serve(
                 let _ = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_TIMEOUT)
+                    .auto_date_header(false)
                     .max_buf_size(MAX_HEAD)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;

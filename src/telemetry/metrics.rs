@@ -79,6 +79,8 @@ pub struct Metrics {
     actions: Family<ActionLabel, Counter>,
     ready: Gauge,
     proxy_requests: Family<StatusLabel, Counter>,
+    /// `proxy_requests` for status 200, resolved once: the proxy's hot path.
+    proxy_ok: Counter,
     api_calls: Family<CallLabel, Counter>,
     proxy_cache_hits: Counter,
     proxy_refreshes: Family<ResultLabel, Counter>,
@@ -98,6 +100,7 @@ impl Default for Metrics {
             actions: Family::default(),
             ready: Gauge::default(),
             proxy_requests: Family::default(),
+            proxy_ok: Counter::default(),
             api_calls: Family::default(),
             proxy_cache_hits: Counter::default(),
             proxy_refreshes: Family::default(),
@@ -164,7 +167,15 @@ impl Default for Metrics {
             "refreshNow fetches from the backend",
             m.proxy_refreshes.clone(),
         );
-        Metrics { registry, ..m }
+        let proxy_ok = m
+            .proxy_requests
+            .get_or_create(&StatusLabel { status: 200 })
+            .clone();
+        Metrics {
+            registry,
+            proxy_ok,
+            ..m
+        }
     }
 }
 
@@ -237,9 +248,13 @@ impl Metrics {
 
     /// The proxy answered with `status`.
     pub fn proxy_request(&self, status: u16) {
-        self.proxy_requests
-            .get_or_create(&StatusLabel { status })
-            .inc();
+        if status == 200 {
+            self.proxy_ok.inc();
+        } else {
+            self.proxy_requests
+                .get_or_create(&StatusLabel { status })
+                .inc();
+        }
     }
 
     /// The proxy answered from a ready body.
@@ -301,7 +316,12 @@ mod tests {
             SystemTime::now() + std::time::Duration::from_secs(100),
         );
         m.set_ready(true);
+        m.proxy_request(200);
+        m.proxy_request(200);
+        m.proxy_request(403);
         let text = m.render();
+        assert!(text.contains("ramsecrets_proxy_requests_total{status=\"200\"} 2"), "{text}");
+        assert!(text.contains("ramsecrets_proxy_requests_total{status=\"403\"} 1"), "{text}");
         assert!(
             text.contains("ramsecrets_secret_fetch_errors_total{secret=\"db\"} 1"),
             "{text}"
