@@ -163,3 +163,12 @@ fn mlock_locks_memory_when_allowed() {
     assert_exit(&o, 0);
     assert!(text(&o).contains("memory locked"), "{}", text(&o));
 }
+
+#[test]
+fn every_example_config_is_valid() {
+    for example in ["dev.yaml", "vault.yaml", "aws.yaml"] {
+        let path = repo().join("examples").join(example);
+        let o = ramsecrets(&["check", "--config", path.to_str().unwrap()]);
+        assert_exit(&o, 0);
+    }
+}
