@@ -67,21 +67,9 @@ fn run(command: Command) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Init(args) => init(args).map(|()| 0),
-        Command::Run(args) => sidecar(args, None),
-        Command::Exec(args) => sidecar(args.run, Some(args.command)),
-        Command::Proxy(args) => {
-            let config = Config::load(&args.config.config)?;
-            if config.proxy.is_none() {
-                return Err(Failure {
-                    exit: Exit::Config,
-                    error: anyhow::anyhow!(
-                        "config {} has no `proxy:` section, which `ramsecrets proxy` needs",
-                        args.config.config.display()
-                    ),
-                });
-            }
-            sidecar(args, None)
-        }
+        Command::Run(args) => sidecar(args, None, false),
+        Command::Exec(args) => sidecar(args.run, Some(args.command), false),
+        Command::Proxy(args) => sidecar(args, None, true),
     }
 }
 
@@ -98,9 +86,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         })
 }
 
-/// Returns the exit code: 0, or in `exec` mode the child's.
-fn sidecar(args: RunArgs, child: Option<Vec<String>>) -> Result<u8, Failure> {
+/// `run`, `exec` (with `child`) and `proxy` (which needs a `proxy:` section);
+/// returns the exit code: 0, or in `exec` mode the child's.
+fn sidecar(args: RunArgs, child: Option<Vec<String>>, proxy: bool) -> Result<u8, Failure> {
     let config = Config::load(&args.config.config)?;
+    if proxy && config.proxy.is_none() {
+        return Err(Failure {
+            exit: Exit::Config,
+            error: anyhow::anyhow!(
+                "config {} has no `proxy:` section, which `ramsecrets proxy` needs",
+                args.config.config.display()
+            ),
+        });
+    }
     harden::harden(config.mlock)?;
     let opts = sidecar::Options {
         config_path: args.config.config,

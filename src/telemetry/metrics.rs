@@ -320,8 +320,14 @@ mod tests {
         m.proxy_request(200);
         m.proxy_request(403);
         let text = m.render();
-        assert!(text.contains("ramsecrets_proxy_requests_total{status=\"200\"} 2"), "{text}");
-        assert!(text.contains("ramsecrets_proxy_requests_total{status=\"403\"} 1"), "{text}");
+        assert!(
+            text.contains("ramsecrets_proxy_requests_total{status=\"200\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ramsecrets_proxy_requests_total{status=\"403\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("ramsecrets_secret_fetch_errors_total{secret=\"db\"} 1"),
             "{text}"
