@@ -9,10 +9,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use crate::config::{Config, Secret, SourceKind};
+use crate::config::{Config, Secret};
 use crate::exit::{Exit, ExitCode};
 use crate::output::{self, OutputDir};
 use crate::render::{self, Rendered};
@@ -105,6 +105,27 @@ pub async fn fetch_render(
     Ok((fetched, files))
 }
 
+/// Bounds how many fetches run at once, except for sources that batch
+/// concurrent fetches themselves: holding those back would shrink their batches.
+pub struct Limiter(Semaphore);
+
+impl Limiter {
+    /// At most `n` (at least 1) fetches at once.
+    pub fn new(n: usize) -> Self {
+        Limiter(Semaphore::new(n.max(1)))
+    }
+
+    /// Waits for a turn to fetch from `source`; hold the result while fetching.
+    pub async fn enter(&self, source: &dyn Source) -> Option<SemaphorePermit<'_>> {
+        if source.batches() {
+            None
+        } else {
+            // Never fails: the semaphore is never closed.
+            self.0.acquire().await.ok()
+        }
+    }
+}
+
 /// Runs one all-or-nothing cycle over every secret of `config`. Secrets with
 /// an `adopted` fetch (by index) are rendered from it instead of fetched.
 /// Files that already hold their content and mode are left alone.
@@ -119,25 +140,19 @@ pub async fn run(
     let started = std::time::SystemTime::now();
     let clock = std::time::Instant::now();
     adopted.resize_with(config.secrets.len(), || None);
-    let permits = Semaphore::new(concurrency.max(1));
-    let permits = &permits;
+    let limiter = Limiter::new(concurrency);
+    let limiter = &limiter;
     let mut results: Vec<_> = stream::iter(config.secrets.iter().zip(adopted).enumerate())
         .map(|(i, (secret, adopted))| async move {
-            let batched = matches!(
-                config.sources[secret.source].kind,
-                SourceKind::AwsSecretsManager(_)
-            );
-            // Never fails: the semaphore is not closed.
-            let _permit = if batched || adopted.is_some() {
-                None
-            } else {
-                permits.acquire().await.ok()
-            };
             let r = match adopted {
                 Some(f) => render::render_fetched(secret, &f)
                     .map(|files| (f, files))
                     .map_err(SecretError::from),
-                None => fetch_render(secret, &*sources[secret.source], deadline).await,
+                None => {
+                    let source = &*sources[secret.source];
+                    let _turn = limiter.enter(source).await;
+                    fetch_render(secret, source, deadline).await
+                }
             };
             match &r {
                 Ok((f, files)) => {

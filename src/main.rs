@@ -35,7 +35,7 @@ fn main() -> ProcessExit {
             return ProcessExit::from(if e.use_stderr() {
                 Exit::Usage.code()
             } else {
-                0
+                Exit::Ok.code()
             });
         }
     };
@@ -58,15 +58,15 @@ fn run(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Schema => {
             println!("{:#}", config::schema());
-            Ok(0)
+            Ok(Exit::Ok.code())
         }
         Command::Check(args) => {
             let config = Config::load(&args.config)?;
             print!("{config}");
             println!("config {} is valid", args.config.display());
-            Ok(0)
+            Ok(Exit::Ok.code())
         }
-        Command::Init(args) => init(args).map(|()| 0),
+        Command::Init(args) => init(args).map(|()| Exit::Ok.code()),
         Command::Run(args) => sidecar(args, None, false),
         Command::Exec(args) => sidecar(args.run, Some(args.command), false),
         Command::Proxy(args) => sidecar(args, None, true),

@@ -97,6 +97,7 @@ pub struct Engine {
     token_due: Vec<Instant>,
     backoff: Backoff,
     changes: Option<mpsc::UnboundedSender<()>>,
+    limiter: cycle::Limiter,
 }
 
 /// Converts a future instant to wall-clock time, for metrics and hand-off.
@@ -161,6 +162,7 @@ impl Engine {
                 cap: BACKOFF_CAP,
             },
             changes,
+            limiter: cycle::Limiter::new(CONCURRENCY),
         };
         let mut tracks = Vec::with_capacity(report.fetched.len());
         for (i, (fetched, rendered)) in report.fetched.into_iter().zip(report.rendered).enumerate()
@@ -281,6 +283,7 @@ impl Engine {
         let secret = &self.config.secrets[i];
         let track = &self.tracks[i];
         let source = &*self.sources[secret.source];
+        let _turn = self.limiter.enter(source).await;
         let started = std::time::Instant::now();
         let deadline = Instant::now() + self.config.sources[secret.source].request_budget();
         let outcome = match (
@@ -327,7 +330,7 @@ impl Engine {
         let this = &*self;
         let outcomes: Vec<(usize, Outcome)> = stream::iter(due)
             .map(|i| async move { (i, this.step(i).await) })
-            .buffer_unordered(CONCURRENCY)
+            .buffer_unordered(this.tracks.len().max(1))
             .collect()
             .await;
         let mut changed: Vec<usize> = Vec::new();

@@ -213,6 +213,10 @@ impl Source for AwsSource {
         Box::pin(self.fetch_one(secret, deadline))
     }
 
+    fn batches(&self) -> bool {
+        true
+    }
+
     fn api_calls(&self) -> Vec<(&'static str, u64)> {
         let c = &self.inner.calls;
         vec![

@@ -93,6 +93,12 @@ pub trait Source: Send + Sync {
     /// Takes over a token handed over by `init`; it is checked before use.
     fn adopt(&self, _token: SecretBytes) {}
 
+    /// Whether concurrent fetches are collected into batch calls by the source
+    /// itself; callers then must not hold fetches back.
+    fn batches(&self) -> bool {
+        false
+    }
+
     /// API calls made so far, per operation, for sources billed per call.
     fn api_calls(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
