@@ -124,18 +124,7 @@ fn writes_aws_secrets_through_every_format() {
         out.read("db.yaml"),
         "password: second pass's \"$x\"\nport: '5432'\nusername: app\n"
     );
-    let sourced = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            ". {}/db.env && printf %s \"$password\"",
-            out.path().display()
-        ))
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&sourced.stdout),
-        "second pass's \"$x\""
-    );
+    assert_eq!(out.source_var("db.env", "password"), "second pass's \"$x\"");
     // By default, the SecretString exactly as stored.
     assert_eq!(
         out.read("stored"),

@@ -119,16 +119,8 @@ fn writes_kv_v1_v2_read_and_pki_in_every_format() {
     assert_eq!(out.read("generic"), "5432");
     assert_eq!(out.read("url"), "postgres://app@db/24");
     // The env file is safe to source whatever the value holds.
-    let sourced = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            ". {}/sub/db.env && printf %s \"$password\"",
-            out.path().display()
-        ))
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&sourced.stdout),
+        out.source_var("sub/db.env", "password"),
         "second pass's \"$x\"\nline2"
     );
     assert!(out

@@ -98,8 +98,7 @@ fn kv_updates_reach_the_file_and_actions_fire_once_per_change() {
         exec_log.display()
     );
     let cfg = file(work.path(), "config.yaml", &config);
-    let mut run = Running::start(work.path(), &["run", "--config", cfg.to_str().unwrap()]);
-    run.wait_log("ready; keeping secrets fresh", LIMIT);
+    let mut run = Running::sidecar(work.path(), &cfg);
     let (status, _) = http_get(&format!("http://127.0.0.1:{health}/readyz")).unwrap();
     assert_eq!(status, 200);
     assert_eq!(out.read("db"), "one");
@@ -283,8 +282,7 @@ fn certificates_are_reissued_before_they_expire() {
         out.path().display()
     );
     let cfg = file(work.path(), "config.yaml", &config);
-    let mut run = Running::start(work.path(), &["run", "--config", cfg.to_str().unwrap()]);
-    run.wait_log("ready; keeping secrets fresh", LIMIT);
+    let mut run = Running::sidecar(work.path(), &cfg);
     let first = out.read("tls.crt");
     wait_until(LIMIT, "a new certificate", || out.read("tls.crt") != first);
     assert_ne!(out.read("tls.key"), "");
@@ -308,8 +306,7 @@ fn an_outage_keeps_files_and_the_first_success_catches_up_and_a_revoked_token_lo
         out.path().display()
     );
     let cfg = file(work.path(), "config.yaml", &config);
-    let mut run = Running::start(work.path(), &["run", "--config", cfg.to_str().unwrap()]);
-    run.wait_log("ready; keeping secrets fresh", LIMIT);
+    let mut run = Running::sidecar(work.path(), &cfg);
     // The server hangs (SIGSTOP) right after a change: polls fail, the file stays.
     bao.kv2_put("app/db", json!({ "password": "after" }));
     rustix::process::kill_process(bao.pid(), Signal::STOP).unwrap();
@@ -435,8 +432,7 @@ fn config_reloads_deleted_files_return_and_a_rotated_jwt_is_used() {
         )
     };
     let cfg = file(work.path(), "config.yaml", &config(""));
-    let mut run = Running::start(work.path(), &["run", "--config", cfg.to_str().unwrap()]);
-    run.wait_log("ready; keeping secrets fresh", LIMIT);
+    let mut run = Running::sidecar(work.path(), &cfg);
     assert_eq!(out.names(), ["a"]);
     // A valid change is reloaded: a new secret appears, the old one is rendered anew.
     std::fs::write(

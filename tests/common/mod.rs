@@ -245,6 +245,24 @@ impl Tmpfs {
         std::fs::read_to_string(self.path().join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
     }
 
+    /// `$var` after a POSIX shell sources `file` (an `env`-format file).
+    pub fn source_var(&self, file: &str, var: &str) -> String {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                ". {}/{file} && printf %s \"${var}\"",
+                self.path().display()
+            ))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "sourcing {file}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
     /// Names of the entries in it, sorted.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<_> = std::fs::read_dir(self.path())
@@ -395,6 +413,13 @@ impl Running {
             .env_remove("VAULT_ADDR")
             .env_remove("VAULT_TOKEN");
         Running::spawn(dir, cmd)
+    }
+
+    /// `ramsecrets run --config <cfg>`, once it has written every file and is ready.
+    pub fn sidecar(dir: &Path, cfg: &Path) -> Running {
+        let mut run = Running::start(dir, &["run", "--config", cfg.to_str().unwrap()]);
+        run.wait_log("ready; keeping secrets fresh", Duration::from_secs(60));
+        run
     }
 
     /// Starts `cmd` (a ramsecrets command line) with its output captured in `dir`.
