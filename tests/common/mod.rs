@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod helm;
 pub mod moto;
 
 use std::io::{BufRead, BufReader, Write};

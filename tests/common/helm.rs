@@ -1,0 +1,145 @@
+//! The Helm chart `helm/ramsecrets` through Helm's own Go SDK (`tests/helm/chart.py`, which
+//! drives libhelm_c from PyPI helm-python-sdk, installed by `scripts/testbed`): lint reports
+//! and rendered documents as JSON values.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::repo;
+
+/// The release name every render uses.
+pub const RELEASE: &str = "rs";
+/// The namespace the chart is rendered for.
+pub const NAMESPACE: &str = "ramsecrets";
+
+/// The chart's directory.
+pub fn chart_dir() -> PathBuf {
+    repo().join("helm/ramsecrets")
+}
+
+fn helm(action: &str, values: &Value) -> std::process::Output {
+    let py = repo().join(".venv/bin/python");
+    assert!(
+        py.exists(),
+        "{} is missing: run `bash scripts/testbed`",
+        py.display()
+    );
+    let mut child = Command::new(py)
+        .arg(repo().join("tests/helm/chart.py"))
+        .args([action, chart_dir().to_str().unwrap(), NAMESPACE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(values.to_string().as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// One finding of `helm lint`.
+#[derive(Debug, Deserialize)]
+pub struct LintMessage {
+    /// 1 info, 2 warning, 3 error.
+    pub severity: u8,
+    pub path: String,
+    pub error: String,
+}
+
+/// `helm lint --strict` of the chart with `values`: every finding.
+pub fn lint(values: &Value) -> Vec<LintMessage> {
+    #[derive(Deserialize)]
+    struct Report {
+        messages: Vec<LintMessage>,
+    }
+    let o = helm("lint", values);
+    assert!(
+        o.status.success(),
+        "helm lint could not run: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice::<Report>(&o.stdout)
+        .unwrap()
+        .messages
+}
+
+/// What `helm template` made of the chart.
+pub struct Rendered {
+    /// Every non-empty document, in template order.
+    pub docs: Vec<Value>,
+    /// NOTES.txt.
+    pub notes: String,
+}
+
+/// `helm template` of the chart with `values`, or Helm's message when it refuses them.
+pub fn render(values: &Value) -> Result<Rendered, String> {
+    let o = helm("render", values);
+    if !o.status.success() {
+        return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+    }
+    let files: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(&o.stdout).unwrap();
+    let mut docs = Vec::new();
+    let mut notes = String::new();
+    for (path, text) in files {
+        if path.ends_with("NOTES.txt") {
+            notes = text;
+            continue;
+        }
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value = Value::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{path} is not YAML: {e}\n{text}"));
+            if !value.is_null() {
+                docs.push(value);
+            }
+        }
+    }
+    Ok(Rendered { docs, notes })
+}
+
+impl Rendered {
+    /// Every document of `kind`.
+    pub fn all(&self, kind: &str) -> Vec<&Value> {
+        self.docs.iter().filter(|d| d["kind"] == kind).collect()
+    }
+
+    /// The one document of `kind`.
+    pub fn one(&self, kind: &str) -> &Value {
+        match self.all(kind).as_slice() {
+            [one] => one,
+            many => panic!("{} documents of kind {kind}, not one", many.len()),
+        }
+    }
+
+    /// The sorted kinds of the documents.
+    pub fn kinds(&self) -> Vec<String> {
+        let mut kinds: Vec<String> = self
+            .docs
+            .iter()
+            .map(|d| d["kind"].as_str().unwrap().to_string())
+            .collect();
+        kinds.sort();
+        kinds
+    }
+
+    /// The injector's config file, parsed.
+    pub fn config(&self) -> Value {
+        let text = self.one("ConfigMap")["data"]["config.yaml"]
+            .as_str()
+            .unwrap();
+        serde_yaml::from_str(text).unwrap()
+    }
+
+    /// The injector's pod spec.
+    pub fn pod_spec(&self) -> &Value {
+        &self.one("Deployment")["spec"]["template"]["spec"]
+    }
+}
