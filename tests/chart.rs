@@ -390,3 +390,35 @@ fn the_chart_schema_shares_the_config_schema() {
         "#/$defs/RawSource"
     );
 }
+
+/// The documents of cert-manager's and prometheus-operator's kinds satisfy those projects'
+/// published schemas; a broken one is caught.
+#[test]
+fn cert_manager_and_service_monitor_documents_match_their_published_schemas() {
+    let monitor = json!({"enabled": true});
+    for values in [
+        json!({"tls": {"mode": "certManager"}, "metrics": {"serviceMonitor": monitor}}),
+        json!({"tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "corp", "kind": "ClusterIssuer"}}}}),
+        json!({"tls": {"mode": "auto"}, "metrics": {"serviceMonitor": monitor}}),
+    ] {
+        let r = rendered(&values);
+        let docs: Vec<&Value> = r
+            .docs
+            .iter()
+            .filter(|d| helm::is_custom_resource(d))
+            .collect();
+        assert!(!docs.is_empty());
+        let report =
+            helm::check_published_schemas(&docs).unwrap_or_else(|e| panic!("{values}: {e}"));
+        assert_eq!(
+            report.lines().filter(|l| l.starts_with("ok ")).count(),
+            docs.len(),
+            "{report}"
+        );
+    }
+    let r = rendered(&tls("certManager"));
+    let mut broken = r.all("Certificate")[0].clone();
+    broken["spec"]["privateKey"]["algorithm"] = json!("EC");
+    let err = helm::check_published_schemas(&[&broken]).unwrap_err();
+    assert!(err.contains("privateKey/algorithm"), "{err}");
+}

@@ -143,3 +143,47 @@ impl Rendered {
         &self.one("Deployment")["spec"]["template"]["spec"]
     }
 }
+
+/// Whether `doc` is of a kind that cert-manager or prometheus-operator defines.
+pub fn is_custom_resource(doc: &Value) -> bool {
+    let api = doc["apiVersion"].as_str().unwrap_or_default();
+    api.starts_with("cert-manager.io/") || api.starts_with("monitoring.coreos.com/")
+}
+
+/// Checks cert-manager and prometheus-operator documents against those projects' published
+/// CRD schemas (`tests/helm/crds.mjs`): its report, or the report of what is invalid.
+pub fn check_published_schemas(docs: &[&Value]) -> Result<String, String> {
+    let models = repo().join(".testbed/node");
+    assert!(
+        models
+            .join("node_modules/@kubernetes-models/cert-manager")
+            .exists(),
+        "{} lacks the CRD models: run `bash scripts/testbed`",
+        models.display()
+    );
+    let mut child = Command::new("node")
+        .arg(repo().join("tests/helm/crds.mjs"))
+        .arg(models)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node (scripts/testbed installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(docs).unwrap().as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    if o.status.success() {
+        Ok(report)
+    } else {
+        Err(report)
+    }
+}
