@@ -1,5 +1,6 @@
-//! One render cycle: fetch every secret concurrently (bounded), render each,
-//! then write them all or none. `init` is one cycle; the sidecar repeats it.
+//! One render cycle: fetch every address concurrently (bounded), once for all
+//! the secrets that read it, render each secret, then write them all or none.
+//! `init` is one cycle; the sidecar repeats it.
 //!
 //! The bound applies to sources that make one request per fetch (Vault, file).
 //! AWS Secrets Manager fetches are all started at once: the source queues them
@@ -48,13 +49,47 @@ pub enum Error {
     Output(output::Error),
 }
 
+/// Failures with one cause, said once: `(message, secret names)` in the order
+/// of their first secret.
+pub fn by_cause<'a, E: fmt::Display + 'a>(
+    failed: impl IntoIterator<Item = (&'a str, E)>,
+) -> Vec<(String, Vec<&'a str>)> {
+    let mut causes: Vec<(String, Vec<&str>)> = Vec::new();
+    for (name, e) in failed {
+        let message = e.to_string();
+        match causes.iter_mut().find(|(m, _)| *m == message) {
+            Some((_, names)) => names.push(name),
+            None => causes.push((message, vec![name])),
+        }
+    }
+    causes
+}
+
+/// `` `a` `` or `` `a`, `b` and `c` ``.
+pub fn names(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.concat(),
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Secrets(failed) => {
-                write!(f, "{} secret(s) failed, no file was written:", failed.len())?;
-                for (name, e) in failed {
-                    write!(f, "\n  - secret `{name}`: {e}")?;
+                let causes = by_cause(failed.iter().map(|(n, e)| (n.as_str(), e)));
+                match failed.len() {
+                    1 => write!(f, "1 secret failed, no file was written:")?,
+                    n => write!(f, "{n} secrets failed, no file was written:")?,
+                }
+                for (message, secrets) in causes {
+                    let noun = if secrets.len() == 1 {
+                        "secret"
+                    } else {
+                        "secrets"
+                    };
+                    write!(f, "\n  - {noun} {}: {message}", names(&secrets))?;
                 }
                 Ok(())
             }
@@ -77,7 +112,7 @@ impl ExitCode for Error {
 /// What a successful cycle did, per secret in config order.
 #[derive(Debug)]
 pub struct Report {
-    /// What was fetched (or adopted).
+    /// What was fetched (or adopted); secrets of one address share one fetch.
     pub fetched: Vec<Fetched>,
     /// The files rendered from it.
     pub rendered: Vec<Vec<Rendered>>,
@@ -87,21 +122,79 @@ pub struct Report {
     pub started: std::time::SystemTime,
 }
 
-/// Fetches and renders one secret, giving up at `deadline`.
-pub async fn fetch_render(
+/// Secrets that read the same address of the same source, as indices into
+/// `config.secrets` in config order: each group is fetched once per round
+/// and its files are written together.
+pub fn groups(config: &Config) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(usize, String, Vec<usize>)> = Vec::new();
+    for (i, s) in config.secrets.iter().enumerate() {
+        let identity = s.address.identity();
+        match groups
+            .iter_mut()
+            .find(|(src, id, _)| *src == s.source && *id == identity)
+        {
+            Some((_, _, members)) => members.push(i),
+            None => groups.push((s.source, identity, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, _, m)| m).collect()
+}
+
+/// Reads `secret`'s address, giving up at `deadline`.
+pub async fn fetch(
     secret: &Secret,
     source: &dyn Source,
     deadline: Instant,
-) -> Result<(Fetched, Vec<Rendered>), SecretError> {
-    let fetched = tokio::time::timeout_at(deadline, source.fetch(secret, deadline))
+) -> Result<Fetched, source::Error> {
+    tokio::time::timeout_at(deadline, source.fetch(secret, deadline))
         .await
         .map_err(|_| {
             source::Error::Unavailable(format!(
                 "`{}`: no answer before the deadline",
                 secret.address.key()
             ))
-        })??;
-    let files = render::render_fetched(secret, &fetched)?;
+        })?
+}
+
+/// Renders one fetch for every secret of a group; on failure, every secret
+/// that failed, by index.
+pub fn render_group(
+    config: &Config,
+    members: &[usize],
+    fetched: &Fetched,
+) -> Result<Vec<Vec<Rendered>>, Vec<(usize, SecretError)>> {
+    let mut files = Vec::with_capacity(members.len());
+    let mut failed = Vec::new();
+    for &i in members {
+        match render::render_fetched(&config.secrets[i], fetched) {
+            Ok(r) => files.push(r),
+            Err(e) => failed.push((i, SecretError::Render(e))),
+        }
+    }
+    if failed.is_empty() {
+        Ok(files)
+    } else {
+        Err(failed)
+    }
+}
+
+/// Fetches a group's address once and renders it for every secret of the
+/// group; on failure, every secret that failed, by index.
+pub async fn fetch_group(
+    config: &Config,
+    members: &[usize],
+    source: &dyn Source,
+    deadline: Instant,
+) -> Result<(Fetched, Vec<Vec<Rendered>>), Vec<(usize, SecretError)>> {
+    let fetched = fetch(&config.secrets[members[0]], source, deadline)
+        .await
+        .map_err(|e| {
+            members
+                .iter()
+                .map(|&i| (i, SecretError::Source(e.clone())))
+                .collect::<Vec<_>>()
+        })?;
+    let files = render_group(config, members, &fetched)?;
     Ok((fetched, files))
 }
 
@@ -126,9 +219,10 @@ impl Limiter {
     }
 }
 
-/// Runs one all-or-nothing cycle over every secret of `config`. Secrets with
-/// an `adopted` fetch (by index) are rendered from it instead of fetched.
-/// Files that already hold their content and mode are left alone.
+/// Runs one all-or-nothing cycle over every secret of `config`, one fetch per
+/// address. Secrets with an `adopted` fetch (by index) are rendered from it
+/// instead of fetched, with the rest of their group. Files that already hold
+/// their content and mode are left alone.
 pub async fn run(
     config: &Config,
     sources: &[Arc<dyn Source>],
@@ -142,45 +236,60 @@ pub async fn run(
     adopted.resize_with(config.secrets.len(), || None);
     let limiter = Limiter::new(concurrency);
     let limiter = &limiter;
-    let mut results: Vec<_> = stream::iter(config.secrets.iter().zip(adopted).enumerate())
-        .map(|(i, (secret, adopted))| async move {
-            let r = match adopted {
-                Some(f) => render::render_fetched(secret, &f)
-                    .map(|files| (f, files))
-                    .map_err(SecretError::from),
+    let work: Vec<(Vec<usize>, Option<Fetched>)> = groups(config)
+        .into_iter()
+        .map(|members| {
+            let held = members.iter().find_map(|&i| adopted[i].take());
+            (members, held)
+        })
+        .collect();
+    let results: Vec<_> = stream::iter(work)
+        .map(|(members, held)| async move {
+            let r = match held {
+                Some(f) => render_group(config, &members, &f).map(|files| (f, files)),
                 None => {
-                    let source = &*sources[secret.source];
+                    let source = &*sources[config.secrets[members[0]].source];
                     let _turn = limiter.enter(source).await;
-                    fetch_render(secret, source, deadline).await
+                    fetch_group(config, &members, source, deadline).await
                 }
             };
-            match &r {
-                Ok((f, files)) => {
-                    tracing::debug!(secret = %secret.name, version = ?f.version, files = files.len(), "fetched")
-                }
-                Err(e) => tracing::warn!(secret = %secret.name, error = %e, "failed"),
+            if let Ok((f, files)) = &r {
+                tracing::debug!(
+                    secrets = members.len(),
+                    version = f.version.as_deref().unwrap_or("none"),
+                    files = files.iter().map(Vec::len).sum::<usize>(),
+                    "fetched"
+                );
             }
-            (i, r)
+            (members, r)
         })
         .buffer_unordered(config.secrets.len().max(1))
         .collect()
         .await;
-    results.sort_by_key(|(i, _)| *i);
     let mut failed = Vec::new();
-    let mut fetched = Vec::with_capacity(results.len());
-    let mut rendered = Vec::with_capacity(results.len());
-    for (i, r) in results {
+    let mut done: Vec<Option<(Fetched, Vec<Rendered>)>> =
+        (0..config.secrets.len()).map(|_| None).collect();
+    for (members, r) in results {
         match r {
             Ok((f, files)) => {
-                fetched.push(f);
-                rendered.push(files);
+                for (&i, files) in members.iter().zip(files) {
+                    done[i] = Some((f.clone(), files));
+                }
             }
-            Err(e) => failed.push((config.secrets[i].name.clone(), e)),
+            Err(e) => failed.extend(e),
         }
     }
     if !failed.is_empty() {
-        return Err(Error::Secrets(failed));
+        failed.sort_by_key(|(i, _)| *i);
+        return Err(Error::Secrets(
+            failed
+                .into_iter()
+                .map(|(i, e)| (config.secrets[i].name.clone(), e))
+                .collect(),
+        ));
     }
+    let (fetched, rendered): (Vec<Fetched>, Vec<Vec<Rendered>>) =
+        done.into_iter().flatten().unzip();
     // Stage everything first: a failure drops the staged files, leaving the old ones.
     let mut staged = Vec::new();
     let mut changed = Vec::with_capacity(rendered.len());
@@ -213,4 +322,70 @@ pub async fn run(
         changed,
         started,
     })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Output;
+    use crate::source::fake::Counting;
+
+    /// Three secrets of one address, one of another; a disk directory is allowed.
+    pub(crate) fn setup() -> (Config, tempfile::TempDir, OutputDir) {
+        let config = Config::parse(
+            "sources:\n  - file: { path: x }\noutput: { dir: /x }\nsecrets:\n  - name: a\n    kv: { mount: secret, path: db }\n  - name: b\n    kv: { mount: secret, path: db }\n    key: password\n  - name: c\n    kv: { mount: secret, path: other }\n  - name: d\n    kv: { mount: secret, path: db }\n    template: \"{{ password }}\"\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutputDir::open(&Output {
+            dir: tmp.path().to_owned(),
+            mode: 0o400,
+            owner: None,
+            allow_disk: true,
+            state_dir: tmp.path().join("state"),
+            wipe_on_exit: false,
+        })
+        .unwrap();
+        (config, tmp, dir)
+    }
+
+    #[tokio::test]
+    async fn secrets_of_one_address_are_fetched_once() {
+        let (config, tmp, dir) = setup();
+        assert_eq!(groups(&config), [vec![0, 1, 3], vec![2]]);
+        let source = Arc::new(Counting::default());
+        source.set("one");
+        let sources: Vec<Arc<dyn Source>> = vec![source.clone()];
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let report = run(&config, &sources, &dir, deadline, 4, Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(source.fetches(), 2);
+        assert_eq!(report.changed, [true; 4]);
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("d")).unwrap(),
+            "one"
+        );
+    }
+
+    #[test]
+    fn failures_with_one_cause_are_said_once() {
+        let e = || SecretError::Source(source::Error::Config("file source x: bad".into()));
+        let failed = Error::Secrets(vec![
+            ("a".into(), e()),
+            ("b".into(), e()),
+            (
+                "c".into(),
+                SecretError::Source(source::Error::NotFound("y".into())),
+            ),
+        ]);
+        assert_eq!(
+            failed.to_string(),
+            "3 secrets failed, no file was written:\n  - secrets `a` and `b`: file source x: bad\n  - secret `c`: not found: y"
+        );
+        assert_eq!(failed.exit(), Exit::Config);
+    }
 }

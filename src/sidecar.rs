@@ -154,7 +154,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         secrets = config.secrets.len(),
         "ready; keeping secrets fresh"
     );
-    let (_watch, mut events) = watch::start(&opts.config_path, dir.path())?;
+    let (mut watch, mut events) = watch::start(&opts.config_path, &config, dir.path())?;
 
     // The end: SIGTERM/SIGINT in `run`; the child's exit in `exec`, which gets those signals.
     let child = match opts.child {
@@ -188,6 +188,15 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         }
         match Config::load(&opts.config_path) {
             Ok(new) => {
+                let running = engine.config();
+                if watch::source_files(&new) != watch::source_files(&running) {
+                    match watch::start(&opts.config_path, &new, dir.path()) {
+                        Ok(w) => (watch, events) = w,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot watch the new config's source files; they are polled")
+                        }
+                    }
+                }
                 engine = engine.reload(Arc::new(new)).await;
                 if let Some((p, _)) = &proxy {
                     p.swap(engine.view());
@@ -198,6 +207,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
             }
         }
     }
+    drop(watch);
     if tokio::time::timeout(SHUTDOWN_GRACE, engine.shutdown())
         .await
         .is_err()

@@ -1,19 +1,28 @@
 //! File watching (notify/inotify) for the sidecar: the config file, whose
-//! valid changes are reloaded, and the output directory, where a file deleted
-//! or altered by someone else is written back. Credential files (tokens,
-//! JWTs, AppRole ids) need no watch: they are read afresh at every login.
+//! valid changes are reloaded; the files of `file` sources, whose edits are
+//! read at once; and the output directory, where a file deleted or altered by
+//! someone else is written back. Files are watched through their directory,
+//! so an editor or a ConfigMap that swaps in a new inode is seen too.
+//! Credential files (tokens, JWTs, AppRole ids) need no watch: they are read
+//! afresh at every login.
 
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use crate::config::{Config, SourceKind};
+
 /// What changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Event {
     /// The config file (or the directory entry it hangs off, as with a ConfigMap).
     Config,
+    /// The file of the `file` source at this index of `config.sources`.
+    Source(usize),
     /// Something in the output directory.
     Output,
 }
@@ -23,20 +32,69 @@ pub struct Watch {
     _watcher: notify::RecommendedWatcher,
 }
 
-/// Starts watching `config` and `output`; events arrive on the returned
-/// channel, debounced (a burst becomes one event of each kind).
-pub fn start(config: &Path, output: &Path) -> notify::Result<(Watch, mpsc::Receiver<Event>)> {
-    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Event>();
-    // Events carry the watched path joined with the entry's name: watch canonical paths.
-    let config_dir = std::fs::canonicalize(
-        config
+/// A file watched through its directory.
+struct Target {
+    dir: PathBuf,
+    name: Option<OsString>,
+    event: Event,
+}
+
+impl Target {
+    /// Events carry the watched path joined with the entry's name: watch canonical paths.
+    fn new(file: &Path, event: Event) -> std::io::Result<Target> {
+        let dir = file
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new(".")),
-    )?;
-    let config_name = config.file_name().map(|n| n.to_os_string());
+            .unwrap_or(Path::new("."));
+        Ok(Target {
+            dir: std::fs::canonicalize(dir)?,
+            name: file.file_name().map(|n| n.to_os_string()),
+            event,
+        })
+    }
+
+    /// Whether a change at `path` is a change of this file (or of the `..data`
+    /// link a Kubernetes volume swaps).
+    fn hit(&self, path: &Path) -> bool {
+        let name = path.file_name();
+        path.parent() == Some(self.dir.as_path())
+            && (name == self.name.as_deref()
+                || name
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("..")))
+    }
+}
+
+/// The `file` sources' files of `config`, by source index: what a watch of
+/// it covers besides the config file and the output directory.
+pub fn source_files(config: &Config) -> Vec<(usize, &Path)> {
+    config
+        .sources
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| match &s.kind {
+            SourceKind::File { path } => Some((i, path.as_path())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Starts watching the config file at `config_path`, the files of the `file`
+/// sources of `config`, and `output`; events arrive on the returned channel,
+/// debounced (a burst becomes one event of each kind).
+pub fn start(
+    config_path: &Path,
+    config: &Config,
+    output: &Path,
+) -> notify::Result<(Watch, mpsc::Receiver<Event>)> {
+    let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Event>();
+    let mut targets = vec![Target::new(config_path, Event::Config)?];
+    for (i, path) in source_files(config) {
+        targets.push(Target::new(path, Event::Source(i))?);
+    }
     let output_dir: PathBuf = std::fs::canonicalize(output)?;
-    let (watch_config, watch_output) = (config_dir.clone(), output_dir.clone());
+    let dirs: BTreeSet<PathBuf> = targets.iter().map(|t| t.dir.clone()).collect();
+    let watch_output = output_dir.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         let Ok(ev) = res else { return };
         // Reads (our own comparisons) are not changes.
@@ -47,37 +105,35 @@ pub fn start(config: &Path, output: &Path) -> notify::Result<(Watch, mpsc::Recei
             return;
         }
         for path in &ev.paths {
-            let name = path.file_name();
             if path.starts_with(&output_dir) {
-                let tmp = name
+                let tmp = path
+                    .file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.ends_with(".ramsecrets-tmp"));
                 if !tmp {
                     let _ = raw_tx.send(Event::Output);
                 }
-            } else if path.parent() == Some(config_dir.as_path())
-                && (name == config_name.as_deref()
-                    || name
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with("..")))
-            {
-                let _ = raw_tx.send(Event::Config);
+                continue;
+            }
+            for t in targets.iter().filter(|t| t.hit(path)) {
+                let _ = raw_tx.send(t.event);
             }
         }
     })?;
-    watcher.watch(&watch_config, RecursiveMode::NonRecursive)?;
+    for dir in &dirs {
+        watcher.watch(dir, RecursiveMode::NonRecursive)?;
+    }
     watcher.watch(&watch_output, RecursiveMode::Recursive)?;
-    let (tx, rx) = mpsc::channel(4);
+    let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         while let Some(first) = raw_rx.recv().await {
-            let (mut config, mut output) = (first == Event::Config, first == Event::Output);
+            let mut seen = BTreeSet::from([first]);
             tokio::time::sleep(Duration::from_millis(200)).await;
             while let Ok(more) = raw_rx.try_recv() {
-                config |= more == Event::Config;
-                output |= more == Event::Output;
+                seen.insert(more);
             }
-            for (hit, ev) in [(config, Event::Config), (output, Event::Output)] {
-                if hit && tx.send(ev).await.is_err() {
+            for ev in seen {
+                if tx.send(ev).await.is_err() {
                     return;
                 }
             }

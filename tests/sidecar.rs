@@ -355,18 +355,7 @@ fn exec_mode_restarts_or_signals_the_child_forwards_signals_and_returns_its_code
         )
     };
     let read = || std::fs::read_to_string(&events).unwrap_or_default();
-    let exec = |cfg: &std::path::Path| {
-        let args = [
-            "exec",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ];
-        Running::start(work.path(), &args)
-    };
+    let exec = |cfg: &std::path::Path| Running::exec(work.path(), cfg, &script);
     // restart: TERM, then a new child that sees the new value.
     let cfg = file(work.path(), "restart.yaml", &config("restart"));
     let mut run = exec(&cfg);

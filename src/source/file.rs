@@ -2,12 +2,13 @@
 //! addresses secrets use (`secret/app/db` for kv, `database/creds/app` for
 //! read, `pki/issue/web` for pki, `prod/api` for secret_id), each mapping field
 //! names to values. `!base64`-tagged values are decoded and written as bytes. The file
-//! is re-read when it changes, so edits show up on the next fetch.
+//! is re-read when it changes, so edits show up on the next fetch (the
+//! sidecar watches it and fetches at once).
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
 
 use base64::Engine;
 use futures::future::BoxFuture;
@@ -20,10 +21,31 @@ use crate::secret::{Fetched, Fields, SecretBytes};
 
 type Entries = Arc<HashMap<String, Fields>>;
 
+/// What tells one version of the file from the next: an editor that saves
+/// twice within a clock tick, or swaps in a new file, changes one of these.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    fn of(m: &std::fs::Metadata) -> Self {
+        Stamp {
+            inode: m.ino(),
+            len: m.len(),
+            modified: (m.mtime(), m.mtime_nsec()),
+            changed: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
 /// A local YAML file of secrets.
 pub struct FileSource {
     path: PathBuf,
-    cache: Mutex<Option<(SystemTime, Entries)>>,
+    cache: Mutex<Option<(Stamp, Entries)>>,
 }
 
 impl FileSource {
@@ -40,7 +62,7 @@ impl FileSource {
             Error::Config(format!("file source {}: {e}", self.path.display()))
         };
         let modified = std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
+            .map(|m| Stamp::of(&m))
             .map_err(|e| cant(&e))?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, entries)) = cache.as_ref() {

@@ -137,3 +137,43 @@ fn fields_from_json(data: serde_json::Value, what: &str) -> Result<Fields> {
         })
         .collect())
 }
+
+/// A stand-in source for unit tests.
+#[cfg(test)]
+pub mod fake {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// Answers every address with one field, `password`, and counts its fetches.
+    #[derive(Default)]
+    pub struct Counting {
+        fetches: AtomicUsize,
+        password: Mutex<String>,
+    }
+
+    impl Counting {
+        /// Fetches so far.
+        pub fn fetches(&self) -> usize {
+            self.fetches.load(Ordering::SeqCst)
+        }
+
+        /// What the next fetches answer.
+        pub fn set(&self, password: &str) {
+            *self.password.lock().unwrap() = password.to_owned();
+        }
+    }
+
+    impl Source for Counting {
+        fn fetch<'a>(&'a self, _: &'a Secret, _: Instant) -> BoxFuture<'a, Result<Fetched>> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            let mut fields = crate::secret::Fields::new();
+            fields.insert(
+                "password".into(),
+                SecretBytes::copy_from(&self.password.lock().unwrap()),
+            );
+            Box::pin(async move { Ok(Fetched::fields(fields)) })
+        }
+    }
+}

@@ -423,6 +423,20 @@ impl Running {
         run
     }
 
+    /// `ramsecrets exec --config <cfg> -- sh -c <script>`.
+    pub fn exec(dir: &Path, cfg: &Path, script: &str) -> Running {
+        let args = [
+            "exec",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            script,
+        ];
+        Running::start(dir, &args)
+    }
+
     /// Starts `cmd` (a ramsecrets command line) with its output captured in `dir`.
     pub fn spawn(dir: &Path, mut cmd: Command) -> Running {
         let log = dir.join(format!("ramsecrets-{:x}.log", rand_u64()));

@@ -1,0 +1,180 @@
+//! The engine's life around its rounds: writing back files changed behind its
+//! back, taking over a reloaded config, and shutting down (revoke, wipe).
+
+use std::sync::Arc;
+
+use tokio::time::Instant;
+
+use super::{Engine, Group};
+use crate::config::Config;
+use crate::cycle;
+use crate::output::Staged;
+use crate::render::Rendered;
+use crate::source;
+
+impl Engine {
+    /// Writes the files of these secrets that differ from disk, all staged
+    /// before the first is renamed into place; returns the secrets whose
+    /// files changed. A secret that cannot be written is logged and skipped.
+    fn write_back<'a>(
+        &self,
+        files: impl IntoIterator<Item = (usize, &'a [Rendered])>,
+    ) -> Vec<usize> {
+        let mut staged: Vec<(usize, Vec<Staged>)> = Vec::new();
+        for (i, rendered) in files {
+            let mut mine = Vec::new();
+            for r in rendered {
+                match self.dir.stage_if_changed(&r.file, &r.bytes, r.mode) {
+                    Ok(Some(s)) => mine.push(s),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(secret = %self.config.secrets[i].name, error = %e, "cannot write");
+                        mine.clear();
+                        break;
+                    }
+                }
+            }
+            if !mine.is_empty() {
+                staged.push((i, mine));
+            }
+        }
+        let mut changed = Vec::new();
+        for (i, files) in staged {
+            for s in files {
+                if let Err(e) = self.dir.commit(s) {
+                    tracing::warn!(secret = %self.config.secrets[i].name, error = %e, "cannot write");
+                }
+            }
+            changed.push(i);
+        }
+        changed
+    }
+
+    /// Writes back files that were deleted or altered outside ramsecrets.
+    pub(super) fn restore(&self) {
+        let files = self
+            .rendered
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i, r.as_slice()));
+        for i in self.write_back(files) {
+            tracing::warn!(secret = %self.config.secrets[i].name, "a file was deleted or altered outside ramsecrets; written back");
+        }
+    }
+
+    /// Takes over a new configuration: sources are kept when unchanged, and
+    /// so is what every address still read from the same source holds (its
+    /// secrets re-rendered with the new settings, its polls rescheduled at
+    /// the new intervals); new addresses are fetched now.
+    pub async fn reload(mut self, config: Arc<Config>) -> Engine {
+        let same_sources = format!("{:?}", self.config.sources) == format!("{:?}", config.sources);
+        if !same_sources {
+            match source::build(&config) {
+                Ok(s) => {
+                    self.sources = s;
+                    self.token_due = vec![Instant::now(); self.sources.len()];
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "new config refused: its sources cannot be built; keeping the old one");
+                    return self;
+                }
+            }
+        }
+        let key = |c: &Config, i: usize| {
+            let s = &c.secrets[i];
+            (c.sources[s.source].name.clone(), s.address.identity())
+        };
+        let mut old: Vec<((String, String), Group)> = std::mem::take(&mut self.groups)
+            .into_iter()
+            .map(|g| (key(&self.config, g.members[0]), g))
+            .collect();
+        let mut old_rendered: Vec<(String, Vec<Rendered>)> = std::mem::take(&mut self.rendered)
+            .into_iter()
+            .zip(&self.config.secrets)
+            .map(|(r, s)| (s.name.clone(), r))
+            .collect();
+        self.config = config.clone();
+        self.rendered = config
+            .secrets
+            .iter()
+            .map(|s| {
+                old_rendered
+                    .iter()
+                    .position(|(n, _)| *n == s.name)
+                    .map(|p| old_rendered.swap_remove(p).1)
+                    .unwrap_or_default()
+            })
+            .collect();
+        let mut fresh = Vec::new();
+        for members in cycle::groups(&config) {
+            let k = key(&config, members[0]);
+            let kept = old
+                .iter()
+                .position(|(o, _)| same_sources && *o == k)
+                .map(|p| old.swap_remove(p).1);
+            let mut group = Group::new(members);
+            if let Some(kept) = kept {
+                group.fetched = kept.fetched;
+                group.at = kept.at;
+                group.failures = kept.failures;
+                group.due = kept.due;
+                group.step = kept.step;
+            }
+            if let Some(f) = &group.fetched {
+                match cycle::render_group(&config, &group.members, f) {
+                    Ok(files) => {
+                        for (&i, files) in group.members.iter().zip(files) {
+                            fresh.push((i, files));
+                        }
+                        // A poll planned at the old interval follows the new one.
+                        if group.failures == 0 {
+                            self.schedule(&mut group);
+                        }
+                    }
+                    Err(failed) => {
+                        for (i, e) in failed {
+                            tracing::warn!(secret = %config.secrets[i].name, error = %e, "cannot render with the new config");
+                        }
+                        group.due = Instant::now();
+                    }
+                }
+            }
+            self.groups.push(group);
+        }
+        let changed = self.write_back(fresh.iter().map(|(i, f)| (*i, f.as_slice())));
+        for (i, files) in fresh {
+            self.rendered[i] = files;
+        }
+        tracing::info!(secrets = self.config.secrets.len(), "config reloaded");
+        self.notify(&changed).await;
+        self
+    }
+
+    /// On shutdown: revokes leases where `revoke_on_exit` is set and removes
+    /// the files where `wipe_on_exit` is set.
+    pub async fn shutdown(self) {
+        for group in &self.groups {
+            let Some(lease) = group.fetched.as_ref().and_then(|f| f.lease.as_ref()) else {
+                continue;
+            };
+            let source = self.config.secrets[group.members[0]].source;
+            if self.config.sources[source].revoke_on_exit() {
+                let secrets = self.names(&group.members);
+                match self.sources[source].revoke(lease).await {
+                    Ok(()) => tracing::info!(secrets = %secrets, "lease revoked"),
+                    Err(e) => {
+                        tracing::warn!(secrets = %secrets, error = %e, "cannot revoke lease")
+                    }
+                }
+            }
+        }
+        if self.config.output.wipe_on_exit {
+            for r in self.rendered.iter().flatten() {
+                if let Err(e) = self.dir.remove(&r.file) {
+                    tracing::warn!(error = %e, "cannot remove file");
+                }
+            }
+            tracing::info!("files wiped");
+        }
+    }
+}

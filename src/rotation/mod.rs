@@ -1,0 +1,652 @@
+//! The sidecar's scheduler. After the first cycle it keeps each secret fresh:
+//! static secrets are polled every interval (±10% jitter) and rewritten only
+//! when they changed; leases are renewed at `renew_at` of their duration and,
+//! once they cannot be extended, replaced by a new read; certificates are
+//! re-issued at `renew_at` of their validity; each source's token is kept
+//! alive. Secrets that read the same address form one group: fetched once per
+//! round, their files written together. Failures leave files as they are and
+//! back off with jitter, never past a lease's expiry. After all the files of
+//! a round are written, each changed secret's `on_change` actions run once
+//! (an action listed by several of them runs once), and `exec`'s child hears
+//! of it once.
+
+mod lifecycle;
+mod schedule;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures::stream::{self, StreamExt};
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::config::{Action, Config};
+use crate::cycle::{self, SecretError};
+use crate::output::{OutputDir, Staged};
+use crate::render::Rendered;
+use crate::secret::{Fetched, Lease};
+use crate::source::{self, Source};
+use crate::state::State;
+use crate::store::Store;
+use crate::telemetry::metrics::Metrics;
+use schedule::{Now, Step};
+
+/// Longest wait between retries after failures.
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// Secrets worked on at once.
+const CONCURRENCY: usize = 16;
+/// Secrets due within this much of a round join it, so that jittered
+/// schedules share wake-ups (capped at a tenth of the refresh interval).
+const COALESCE: Duration = Duration::from_secs(1);
+
+/// The secrets that read one address: fetched once per round, with one
+/// schedule and one lease.
+struct Group {
+    /// Indices into `config.secrets`, in config order.
+    members: Vec<usize>,
+    fetched: Option<Fetched>,
+    /// When `fetched` was read (or its lease last renewed).
+    at: Instant,
+    due: Instant,
+    step: Step,
+    failures: u32,
+}
+
+impl Group {
+    fn new(members: Vec<usize>) -> Self {
+        Group {
+            members,
+            fetched: None,
+            at: Instant::now(),
+            due: Instant::now(),
+            step: Step::Fetch,
+            failures: 0,
+        }
+    }
+
+    /// When the lease or certificate ends, if it does.
+    fn expiry(&self) -> Option<Instant> {
+        schedule::expiry(self.fetched.as_ref()?, self.at, Now::read())
+    }
+}
+
+enum Outcome {
+    Fetched(Fetched, Vec<Vec<Rendered>>),
+    Renewed(Lease),
+    /// Every secret of the group that failed, with why.
+    Failed(Vec<(usize, SecretError)>),
+}
+
+/// A group's new files, staged, waiting for the rest of the round.
+struct Pending {
+    group: usize,
+    fetched: Fetched,
+    rendered: Vec<Vec<Rendered>>,
+    staged: Vec<(usize, Vec<Staged>)>,
+}
+
+/// Keeps the files of one configuration fresh.
+pub struct Engine {
+    config: Arc<Config>,
+    sources: Vec<Arc<dyn Source>>,
+    dir: Arc<OutputDir>,
+    metrics: Arc<Metrics>,
+    store: Arc<Store>,
+    http: reqwest::Client,
+    groups: Vec<Group>,
+    /// The files of each secret as last written, by index into `config.secrets`.
+    rendered: Vec<Vec<Rendered>>,
+    token_due: Vec<Instant>,
+    backoff: Backoff,
+    changes: Option<mpsc::UnboundedSender<()>>,
+    limiter: cycle::Limiter,
+}
+
+/// Converts a future instant to wall-clock time, for metrics and hand-off.
+fn wall(at: Instant) -> SystemTime {
+    let now = Instant::now();
+    if at >= now {
+        SystemTime::now() + (at - now)
+    } else {
+        SystemTime::now() - (now - at)
+    }
+}
+
+impl Engine {
+    /// Runs the first cycle (all or nothing, adopting what `init` handed over)
+    /// and returns the engine ready to keep the files fresh.
+    pub async fn start(
+        config: Arc<Config>,
+        sources: Vec<Arc<dyn Source>>,
+        dir: Arc<OutputDir>,
+        metrics: Arc<Metrics>,
+        store: Arc<Store>,
+        deadline: Instant,
+        changes: Option<mpsc::UnboundedSender<()>>,
+    ) -> Result<Engine, cycle::Error> {
+        let state = State::load(&config);
+        for (s, source) in config.sources.iter().zip(&sources) {
+            if let Some(token) = state.tokens.get(&s.name) {
+                source.adopt(token.clone());
+            }
+        }
+        let now = SystemTime::now();
+        let mut ages = vec![None; config.secrets.len()];
+        let adopted: Vec<Option<Fetched>> = config
+            .secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let held = state
+                    .secrets
+                    .get(&s.name)
+                    .filter(|h| h.address == s.address.identity() && h.usable(now))?;
+                tracing::info!(secret = %s.name, "adopting the lease or certificate init took");
+                ages[i] = Some(now.duration_since(held.fetched_at).unwrap_or_default());
+                Some(held.fetched.clone())
+            })
+            .collect();
+        let report = cycle::run(&config, &sources, &dir, deadline, CONCURRENCY, adopted).await?;
+        let started = Instant::now();
+        for (i, secret) in config.secrets.iter().enumerate() {
+            metrics.success(&secret.name);
+            store.put(&secret.name, &report.fetched[i]);
+            if report.changed[i] {
+                metrics.wrote(&secret.name);
+            }
+        }
+        let mut engine = Engine {
+            token_due: vec![Instant::now(); sources.len()],
+            groups: Vec::new(),
+            rendered: report.rendered,
+            config,
+            sources,
+            dir,
+            metrics,
+            store,
+            http: reqwest::Client::new(),
+            backoff: Backoff {
+                base: Duration::from_secs(1),
+                cap: BACKOFF_CAP,
+            },
+            changes,
+            limiter: cycle::Limiter::new(CONCURRENCY),
+        };
+        let mut fetched: Vec<Option<Fetched>> = report.fetched.into_iter().map(Some).collect();
+        for members in cycle::groups(&engine.config) {
+            let age = members.iter().find_map(|&i| ages[i]).unwrap_or_default();
+            let mut group = Group::new(members);
+            group.fetched = fetched[group.members[0]].take();
+            group.at = started.checked_sub(age).unwrap_or(started);
+            engine.schedule(&mut group);
+            engine.groups.push(group);
+        }
+        engine.metrics.set_ready(true);
+        engine.count_calls();
+        Ok(engine)
+    }
+
+    /// The running config.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.clone()
+    }
+
+    /// The running config and its sources (for the proxy).
+    pub fn view(&self) -> crate::proxy::View {
+        crate::proxy::View {
+            config: self.config.clone(),
+            sources: self.sources.clone(),
+            bodies: Default::default(),
+        }
+    }
+
+    /// Copies the sources' API call counts into the metrics.
+    fn count_calls(&self) {
+        for (s, source) in self.config.sources.iter().zip(&self.sources) {
+            for (operation, total) in source.api_calls() {
+                self.metrics.api_calls(&s.name, operation, total);
+            }
+        }
+    }
+
+    /// Sets the group's next step and its time after a success; the group
+    /// polls at the shortest interval of its secrets.
+    fn schedule(&self, group: &mut Group) {
+        let Some(f) = &group.fetched else {
+            group.due = Instant::now();
+            group.step = Step::Fetch;
+            return;
+        };
+        let every = group
+            .members
+            .iter()
+            .filter_map(|&i| self.config.secrets[i].refresh)
+            .min()
+            .unwrap_or(self.config.refresh.interval);
+        let jitter = rand::thread_rng().gen_range(0.9..1.1);
+        (group.due, group.step) = schedule::next(
+            f,
+            group.at,
+            every,
+            self.config.refresh.renew_at,
+            jitter,
+            Now::read(),
+        );
+        if let Some(end) = group.expiry() {
+            for &i in &group.members {
+                self.metrics
+                    .expires(&self.config.secrets[i].name, wall(end));
+            }
+        }
+    }
+
+    /// When the next group or token is due.
+    fn next_due(&self) -> Instant {
+        self.groups
+            .iter()
+            .map(|g| g.due)
+            .chain(self.token_due.iter().copied())
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    }
+
+    /// Runs until `stop` or a change of the config file, writing back output
+    /// files changed behind its back and reading a changed `file` source at
+    /// once; returns the engine and whether the config changed (then
+    /// [`Engine::reload`], else [`Engine::shutdown`]).
+    pub async fn run(
+        mut self,
+        stop: &CancellationToken,
+        events: &mut mpsc::Receiver<crate::watch::Event>,
+    ) -> (Engine, bool) {
+        loop {
+            let next = self.next_due();
+            tokio::select! {
+                _ = stop.cancelled() => return (self, false),
+                _ = tokio::time::sleep_until(next) => {
+                    tokio::select! {
+                        _ = stop.cancelled() => return (self, false),
+                        _ = self.round() => {}
+                    }
+                }
+                Some(event) = events.recv() => match event {
+                    crate::watch::Event::Output => self.restore(),
+                    crate::watch::Event::Config => return (self, true),
+                    crate::watch::Event::Source(i) => self.source_changed(i),
+                },
+            }
+        }
+    }
+
+    /// Makes every group that reads source `source` due now.
+    fn source_changed(&mut self, source: usize) {
+        let now = Instant::now();
+        for g in &mut self.groups {
+            if self.config.secrets[g.members[0]].source == source {
+                tracing::debug!(source = %self.config.sources[source].name, "source file changed");
+                g.due = g.due.min(now);
+            }
+        }
+    }
+
+    async fn step(&self, g: usize) -> Outcome {
+        let group = &self.groups[g];
+        let lead = &self.config.secrets[group.members[0]];
+        let source = &*self.sources[lead.source];
+        let _turn = self.limiter.enter(source).await;
+        let started = std::time::Instant::now();
+        let deadline = Instant::now() + self.config.sources[lead.source].request_budget();
+        let lease = group.fetched.as_ref().and_then(|f| f.lease.as_ref());
+        let outcome = match (group.step, lease) {
+            (Step::Renew, Some(lease)) => match source.renew(lease, deadline).await {
+                Ok(l) => Outcome::Renewed(l),
+                Err(e) => Outcome::Failed(
+                    group
+                        .members
+                        .iter()
+                        .map(|&i| (i, SecretError::Source(e.clone())))
+                        .collect(),
+                ),
+            },
+            _ => match cycle::fetch_group(&self.config, &group.members, source, deadline).await {
+                Ok((f, r)) => Outcome::Fetched(f, r),
+                Err(e) => Outcome::Failed(e),
+            },
+        };
+        self.metrics
+            .request(&self.config.sources[lead.source].name, started);
+        outcome
+    }
+
+    /// Keeps each due token alive.
+    async fn maintain_tokens(&mut self, now: Instant) {
+        let renew_at = self.config.refresh.renew_at;
+        for (i, source) in self.sources.iter().enumerate() {
+            if self.token_due[i] <= now {
+                let deadline = now + self.config.sources[i].request_budget();
+                self.token_due[i] = match source.maintain(renew_at, deadline).await {
+                    Ok(wait) => Instant::now() + wait.max(Duration::from_secs(1)),
+                    Err(e) => {
+                        tracing::warn!(source = %self.config.sources[i].name, error = %e, "cannot keep the token alive");
+                        Instant::now() + self.backoff.wait(3)
+                    }
+                };
+            }
+        }
+    }
+
+    /// Works on every due group and token, writes the files of every change
+    /// together, then notifies once.
+    async fn round(&mut self) {
+        let now = Instant::now();
+        self.maintain_tokens(now).await;
+        let horizon = now + COALESCE.min(self.config.refresh.interval / 10);
+        let due: Vec<usize> = (0..self.groups.len())
+            .filter(|&g| self.groups[g].due <= horizon)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let this = &*self;
+        let outcomes: Vec<(usize, Outcome)> = stream::iter(due)
+            .map(|g| async move { (g, this.step(g).await) })
+            .buffer_unordered(this.groups.len().max(1))
+            .collect()
+            .await;
+        let mut pending = Vec::new();
+        let mut failures = Vec::new();
+        let mut waits = Vec::new();
+        for (g, outcome) in outcomes {
+            match outcome {
+                Outcome::Fetched(fetched, rendered) => {
+                    match self.stage(&self.groups[g].members, &rendered) {
+                        Ok(staged) => pending.push(Pending {
+                            group: g,
+                            fetched,
+                            rendered,
+                            staged,
+                        }),
+                        Err(e) => {
+                            let e = SecretError::Source(source::Error::Data(e.to_string()));
+                            let errors = self.groups[g]
+                                .members
+                                .iter()
+                                .map(|&i| (i, e.to_string()))
+                                .collect();
+                            failures.push(self.failed(g, errors, &mut waits));
+                        }
+                    }
+                }
+                Outcome::Renewed(lease) => self.renewed(g, lease),
+                Outcome::Failed(errors) => {
+                    let renewing = self.groups[g].step == Step::Renew;
+                    let retryable = errors
+                        .iter()
+                        .all(|(_, e)| matches!(e, SecretError::Source(s) if s.retryable()));
+                    if renewing && !retryable {
+                        tracing::info!(secrets = %self.names(&self.groups[g].members), error = %errors[0].1, "lease cannot be renewed; reading new credentials");
+                        self.groups[g].step = Step::Fetch;
+                    }
+                    let errors = errors
+                        .into_iter()
+                        .map(|(i, e)| (i, e.to_string()))
+                        .collect();
+                    failures.push(self.failed(g, errors, &mut waits));
+                }
+            }
+        }
+        let changed = self.commit(pending, &mut failures, &mut waits);
+        self.log_failures(failures);
+        self.notify(&changed).await;
+        self.count_calls();
+    }
+
+    /// `` `a`, `b` `` for the secrets at these indices.
+    fn names(&self, members: &[usize]) -> String {
+        let names: Vec<&str> = members
+            .iter()
+            .map(|&i| self.config.secrets[i].name.as_str())
+            .collect();
+        cycle::names(&names)
+    }
+
+    /// Stages the files of `members` that differ from what was written last.
+    fn stage(
+        &self,
+        members: &[usize],
+        rendered: &[Vec<Rendered>],
+    ) -> crate::output::Result<Vec<(usize, Vec<Staged>)>> {
+        let mut staged = Vec::with_capacity(members.len());
+        for (&i, files) in members.iter().zip(rendered) {
+            // The same files as last time need no look at the disk: the
+            // watch catches files changed behind our back.
+            if *files == self.rendered[i] {
+                continue;
+            }
+            let mut mine = Vec::new();
+            for r in files {
+                if let Some(s) = self.dir.stage_if_changed(&r.file, &r.bytes, r.mode)? {
+                    mine.push(s);
+                }
+            }
+            staged.push((i, mine));
+        }
+        Ok(staged)
+    }
+
+    /// Renames every staged file of the round into place and records the new
+    /// state of each group; returns the secrets whose files changed.
+    fn commit(
+        &mut self,
+        pending: Vec<Pending>,
+        failures: &mut Vec<Failure>,
+        waits: &mut Vec<(String, Duration)>,
+    ) -> Vec<usize> {
+        let mut changed = Vec::new();
+        for p in pending {
+            let mut error = None;
+            for (i, staged) in p.staged {
+                let wrote = !staged.is_empty();
+                for s in staged {
+                    if let Err(e) = self.dir.commit(s) {
+                        error.get_or_insert(e.to_string());
+                    }
+                }
+                if wrote {
+                    changed.push(i);
+                }
+            }
+            let members = self.groups[p.group].members.clone();
+            if let Some(e) = error {
+                let errors = members.iter().map(|&i| (i, e.clone())).collect();
+                failures.push(self.failed(p.group, errors, waits));
+                continue;
+            }
+            for (&i, files) in members.iter().zip(p.rendered) {
+                let secret = &self.config.secrets[i];
+                if changed.contains(&i) {
+                    tracing::info!(secret = %secret.name, version = p.fetched.version.as_deref().unwrap_or("none"), "secret changed; files written");
+                    self.metrics.wrote(&secret.name);
+                }
+                self.store.put(&secret.name, &p.fetched);
+                self.metrics.success(&secret.name);
+                self.rendered[i] = files;
+            }
+            let mut group = std::mem::replace(&mut self.groups[p.group], Group::new(Vec::new()));
+            group.fetched = Some(p.fetched);
+            group.at = Instant::now();
+            group.failures = 0;
+            self.schedule(&mut group);
+            self.groups[p.group] = group;
+        }
+        changed.sort_unstable();
+        changed
+    }
+
+    fn renewed(&mut self, g: usize, lease: Lease) {
+        let mut group = std::mem::replace(&mut self.groups[g], Group::new(Vec::new()));
+        let asked = group
+            .fetched
+            .as_ref()
+            .and_then(|f| f.lease.as_ref())
+            .map_or(lease.duration, |l| l.duration);
+        // Less than asked: the max TTL is near, so read new credentials next time.
+        let capped = lease.duration < asked.mul_f64(0.9) || !lease.renewable;
+        tracing::info!(secrets = %self.names(&group.members), ttl_s = lease.duration.as_secs(), capped, "lease renewed");
+        if let Some(f) = group.fetched.as_mut() {
+            f.lease = Some(lease);
+        }
+        group.at = Instant::now();
+        group.failures = 0;
+        for &i in &group.members {
+            self.metrics.renewed(&self.config.secrets[i].name);
+            self.metrics.success(&self.config.secrets[i].name);
+        }
+        self.schedule(&mut group);
+        if capped {
+            group.step = Step::Fetch;
+        }
+        self.groups[g] = group;
+    }
+
+    /// Records a failure of group `g` and schedules its retry.
+    /// Groups that fail for one cause in a round are retried together (one
+    /// wait per cause in `waits`), so that their next failure is said once too.
+    fn failed(
+        &mut self,
+        g: usize,
+        errors: Vec<(usize, String)>,
+        waits: &mut Vec<(String, Duration)>,
+    ) -> Failure {
+        let failures = self.groups[g].failures + 1;
+        let left = self.groups[g]
+            .expiry()
+            .map(|end| end.saturating_duration_since(Instant::now()));
+        let cause = &errors[0].1;
+        let wait = match waits.iter().find(|(c, _)| c == cause) {
+            Some((_, w)) => *w,
+            None => {
+                let w = self.backoff.wait(failures);
+                waits.push((cause.clone(), w));
+                w
+            }
+        };
+        let retry = schedule::retry_in(wait, left);
+        if let Some(left) = left {
+            let life = self.groups[g]
+                .fetched
+                .as_ref()
+                .and_then(|f| f.lease.as_ref().map(|l| l.duration))
+                .unwrap_or(left);
+            if schedule::about_to_expire(left, life) {
+                tracing::error!(secrets = %self.names(&self.groups[g].members), expires_in_s = left.as_secs(), error = %errors[0].1, "lease or certificate about to expire and the backend is still failing");
+            }
+        }
+        let group = &mut self.groups[g];
+        group.failures = failures;
+        group.due = Instant::now() + retry;
+        for &i in &group.members {
+            self.metrics.error(&self.config.secrets[i].name);
+        }
+        Failure {
+            failures,
+            retry,
+            errors,
+        }
+    }
+
+    /// Logs the failures of a round, one line per cause.
+    fn log_failures(&self, failures: Vec<Failure>) {
+        let all = failures.iter().flat_map(|f| {
+            f.errors
+                .iter()
+                .map(move |(i, e)| (self.config.secrets[*i].name.as_str(), (e, f)))
+        });
+        let mut causes: Vec<(&String, &Failure, Vec<&str>)> = Vec::new();
+        for (name, (message, failure)) in all {
+            match causes.iter_mut().find(|(m, _, _)| *m == message) {
+                Some((_, _, names)) => names.push(name),
+                None => causes.push((message, failure, vec![name])),
+            }
+        }
+        for (message, f, names) in causes {
+            tracing::warn!(
+                secrets = %cycle::names(&names),
+                failures = f.failures,
+                retry_in_ms = f.retry.as_millis() as u64,
+                error = %message,
+                "refresh failed; files left as they are"
+            );
+        }
+    }
+
+    /// Runs the `on_change` actions of changed secrets, each distinct action
+    /// once, then tells the child.
+    async fn notify(&self, changed: &[usize]) {
+        let mut done: Vec<&Action> = Vec::new();
+        for &i in changed {
+            let secret = &self.config.secrets[i];
+            let fresh: Vec<Action> = secret
+                .on_change
+                .iter()
+                .filter(|a| !done.contains(a))
+                .cloned()
+                .collect();
+            done.extend(&secret.on_change);
+            crate::notify::run(&secret.name, &fresh, &self.http, &self.metrics).await;
+        }
+        if let (Some(tx), false) = (&self.changes, changed.is_empty()) {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// One failed group of a round, for the log.
+struct Failure {
+    failures: u32,
+    retry: Duration,
+    /// `(secret index, message)`.
+    errors: Vec<(usize, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::fake::Counting;
+
+    #[tokio::test]
+    async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
+        let (config, tmp, dir) = crate::cycle::tests::setup();
+        let source = Arc::new(Counting::default());
+        source.set("one");
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut engine = Engine::start(
+            Arc::new(config),
+            vec![source.clone()],
+            Arc::new(dir),
+            Arc::new(Metrics::default()),
+            Arc::new(Store::default()),
+            Instant::now() + Duration::from_secs(10),
+            Some(tx),
+        )
+        .await
+        .unwrap();
+        assert_eq!(engine.groups.len(), 2);
+        assert_eq!(source.fetches(), 2);
+        source.set("two");
+        for g in &mut engine.groups {
+            g.due = Instant::now();
+        }
+        engine.round().await;
+        assert_eq!(source.fetches(), 4);
+        for file in ["a", "b", "d"] {
+            let text = std::fs::read_to_string(tmp.path().join(file)).unwrap();
+            assert!(text.contains("two"), "{file}: {text}");
+        }
+        assert!(rx.try_recv().is_ok());
+        assert!(rx.try_recv().is_err(), "the child was told twice");
+    }
+}

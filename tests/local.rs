@@ -1,0 +1,172 @@
+//! `run` and `exec` on the `file` source, as a new user runs them on a laptop:
+//! one restart per change, edits seen at once, reloads that reschedule, and
+//! the child as a real entrypoint. No server is needed; waits poll for events
+//! with generous limits and nothing asserts a duration.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use rustix::process::Signal;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// Backend fetches and renewals the sidecar has made so far, from /metrics.
+fn polls(health: u16) -> f64 {
+    http_get(&format!("http://127.0.0.1:{health}/metrics"))
+        .and_then(|(_, m)| metric(&m, "ramsecrets_backend_request_duration_seconds_count"))
+        .unwrap_or(0.0)
+}
+
+/// Waits until the sidecar has polled `more` times after now.
+fn wait_polls(health: u16, more: f64) {
+    let from = polls(health);
+    wait_until(LIMIT, "more polls", || polls(health) >= from + more);
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn secrets_file(dir: &Path, password: &str) {
+    // Written to a new name, then renamed, as editors save.
+    let tmp = dir.join("dev.yaml.new");
+    std::fs::write(
+        &tmp,
+        format!("secret/app/db:\n  username: app\n  password: {password}\n"),
+    )
+    .unwrap();
+    std::fs::rename(tmp, dir.join("dev.yaml")).unwrap();
+}
+
+#[test]
+fn one_edit_read_by_three_secrets_restarts_the_child_once_with_every_file_new() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    secrets_file(work.path(), "one");
+    let actions = work.path().join("actions");
+    let events = work.path().join("events");
+    let health = free_port();
+    let action = format!(
+        "    on_change: [ {{ exec: [\"/bin/sh\", \"-c\", \"echo ran >> {}\"] }} ]\n",
+        actions.display()
+    );
+    let config = format!(
+        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nexec: {{ on_change: restart, grace: 5s }}\nsecrets:
+  - name: db
+    kv: {{ mount: secret, path: app/db }}
+    format: json
+{action}  - name: db-url
+    kv: {{ mount: secret, path: app/db }}
+    template: \"{{{{ password }}}}\"
+{action}  - name: db-password
+    kv: {{ mount: secret, path: app/db }}
+    key: password
+{action}",
+        out.path().display()
+    );
+    let cfg = file(work.path(), "config.yaml", &config);
+    let o = out.path().display();
+    let script = format!(
+        "echo start:$(cat {o}/db-url):$(cat {o}/db-password):$(grep -o 'one\\|two\\|three' {o}/db) >> {}; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        events.display()
+    );
+    let mut run = Running::exec(work.path(), &cfg, &script);
+    wait_until(LIMIT, "the child", || {
+        lines(&events) == ["start:one:one:one"]
+    });
+    for (n, value) in [(2, "two"), (3, "three")] {
+        secrets_file(work.path(), value);
+        wait_until(LIMIT, "the restart", || lines(&events).len() == n);
+        // Polls after the change bring no second restart and no second action.
+        wait_polls(health, 4.0);
+        let seen = lines(&events);
+        assert_eq!(seen.len(), n, "{seen:?}\n{}", run.logs());
+        assert_eq!(seen[n - 1], format!("start:{value}:{value}:{value}"));
+        assert_eq!(lines(&actions).len(), n - 1, "{}", run.logs());
+    }
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn an_edit_of_the_file_source_shows_at_once_and_a_reload_reschedules_polls() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    secrets_file(work.path(), "one");
+    let health = free_port();
+    let config = |interval: &str| {
+        format!(
+            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: {interval} }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
+            out.path().display()
+        )
+    };
+    let cfg = file(work.path(), "config.yaml", &config("5m"));
+    let mut run = Running::sidecar(work.path(), &cfg);
+    assert_eq!(out.read("db"), "one");
+    // Saved in place, and saved as editors do (a new file renamed over it).
+    std::fs::write(
+        work.path().join("dev.yaml"),
+        "secret/app/db:\n  password: two\n",
+    )
+    .unwrap();
+    wait_until(LIMIT, "the edit in the file", || out.read("db") == "two");
+    secrets_file(work.path(), "three");
+    wait_until(LIMIT, "the second edit", || out.read("db") == "three");
+    // The poll planned 5 minutes ahead follows a reload to 1s.
+    std::fs::write(&cfg, config("1s")).unwrap();
+    run.wait_log("config reloaded", LIMIT);
+    wait_polls(health, 2.0);
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn a_broken_file_source_is_reported_once_per_cause() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let config = format!(
+        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nsecrets:
+  - name: alpha
+    kv: {{ mount: secret, path: app/a }}
+  - name: beta
+    kv: {{ mount: secret, path: app/b }}
+  - name: gamma
+    read: database/creds/app
+",
+        out.path().display()
+    );
+    let broken = "secret/app/a:\n  - x\n   y: [\n";
+    let good = "secret/app/a: { v: 1 }\nsecret/app/b: { v: 2 }\ndatabase/creds/app: { v: 3 }\n";
+    // init: one cause, said once.
+    file(work.path(), "dev.yaml", broken);
+    let o = init(work.path(), &config, &[]);
+    assert_exit(&o, 78);
+    let t = text(&o);
+    let path = work.path().join("dev.yaml").display().to_string();
+    assert_eq!(t.matches(&path).count(), 1, "{t}");
+    assert!(t.contains("`alpha`, `beta` and `gamma`"), "{t}");
+    // run: each failed round logs the cause once, naming every secret.
+    file(work.path(), "dev.yaml", good);
+    let cfg = file(work.path(), "config.yaml", &config);
+    let mut run = Running::sidecar(work.path(), &cfg);
+    file(work.path(), "dev.yaml", broken);
+    let failed = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("refresh failed"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    wait_until(LIMIT, "two failed rounds", || {
+        failed(&run.logs()).len() >= 2
+    });
+    for line in failed(&run.logs()) {
+        assert!(line.contains("`alpha`, `beta` and `gamma`"), "{line}");
+        assert_eq!(line.matches(&path).count(), 1, "{line}");
+    }
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
