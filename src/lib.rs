@@ -20,6 +20,7 @@ pub mod config;
 pub mod cycle;
 pub mod exit;
 pub mod harden;
+pub mod http;
 pub mod memory;
 pub mod notify;
 pub mod output;

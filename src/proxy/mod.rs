@@ -2,9 +2,10 @@
 //! AWS Secrets Manager Agent API and Vault's KV read API from the sidecar's
 //! refreshed state, for configured secrets only. Every request but `/ping`
 //! carries the token from `proxy.token_file` (compared in constant time);
-//! GET only; `X-Forwarded-For` refused; accepted sockets get IP TTL 1 so an
-//! answer cannot be routed off the host; connections are capped, slow or huge
-//! headers cut off, and `refreshNow` fetches at most once a second per secret.
+//! GET only; `X-Forwarded-For` refused; accepted sockets get IPv4 TTL 1 / IPv6
+//! hop limit 1 so an answer cannot be routed off the host; connections are
+//! capped, slow or huge headers cut off ([`crate::http`]), and `refreshNow`
+//! fetches at most once a second per secret.
 
 pub mod api;
 
@@ -13,7 +14,6 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,14 +21,13 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use subtle::ConstantTimeEq;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::http;
 use crate::secret::SecretBytes;
 use crate::source::Source;
 use crate::store::Store;
@@ -42,6 +41,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(61);
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
+/// At shutdown, time a request in flight (a `refreshNow`) gets to finish.
+const DRAIN_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
@@ -298,7 +299,23 @@ impl Proxy {
     }
 }
 
-/// Binds `listen` and serves until `stop`, at most `max` connections at once.
+/// Plain TCP whose connections over the cap are counted as 429 answers.
+struct Counted(Arc<Metrics>);
+
+impl http::Transport for Counted {
+    type Io = TcpStream;
+
+    async fn wrap(&self, tcp: TcpStream) -> std::io::Result<TcpStream> {
+        Ok(tcp)
+    }
+
+    async fn busy(&self, tcp: TcpStream) {
+        self.0.proxy_request(429);
+        http::too_many(tcp).await;
+    }
+}
+
+/// Binds `listen` and serves until `stop`, at most `max_connections` at once.
 pub async fn serve(
     proxy: Arc<Proxy>,
     cfg: &crate::config::Proxy,
@@ -312,52 +329,23 @@ pub async fn serve(
         tracing::warn!(%addr, "the proxy listens beyond loopback (allow_remote: true)");
     }
     tracing::info!(%addr, "proxy listening");
-    let max = cfg.max_connections;
-    let active = Arc::new(AtomicUsize::new(0));
-    Ok(tokio::spawn(async move {
-        loop {
-            let (mut stream, _) = tokio::select! {
-                _ = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "proxy accept failed");
-                        continue;
-                    }
-                },
-            };
-            let _ = stream.set_ttl(1);
-            let _ = stream.set_nodelay(true);
-            if active.fetch_add(1, Ordering::AcqRel) >= max {
-                active.fetch_sub(1, Ordering::AcqRel);
-                proxy.metrics.proxy_request(429);
-                tokio::spawn(async move {
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                        .await;
-                });
-                continue;
-            }
-            let proxy = proxy.clone();
-            let active = active.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req: Request<Incoming>| {
-                    let proxy = proxy.clone();
-                    async move {
-                        let r = proxy.handle(req).await;
-                        proxy.metrics.proxy_request(r.status().as_u16());
-                        Ok::<_, Infallible>(r)
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(HEADER_TIMEOUT)
-                    .auto_date_header(false)
-                    .max_buf_size(MAX_HEAD)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-                active.fetch_sub(1, Ordering::AcqRel);
-            });
+    let limits = http::Limits {
+        max_connections: cfg.max_connections,
+        header_timeout: HEADER_TIMEOUT,
+        max_head: MAX_HEAD,
+        one_hop: true,
+        grace: DRAIN_GRACE,
+    };
+    let transport = Counted(proxy.metrics.clone());
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let proxy = proxy.clone();
+        async move {
+            let r = proxy.handle(req).await;
+            proxy.metrics.proxy_request(r.status().as_u16());
+            Ok::<_, Infallible>(r)
         }
-    }))
+    });
+    Ok(http::serve(
+        "proxy", listener, transport, service, limits, stop,
+    ))
 }

@@ -1,5 +1,6 @@
 //! The health endpoint, on hyper: `/healthz` (alive), `/readyz` (200 once every
-//! secret has been written: a native sidecar's startup probe), `/metrics`.
+//! secret has been written: a native sidecar's startup probe), `/metrics`;
+//! with the limits of [`crate::http`] (connections, header time and size).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,11 +10,11 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
+use crate::http;
 
 fn answer(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -42,6 +43,15 @@ fn route(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
     }
 }
 
+/// What the endpoint allows: probes and scrapes are few and small.
+const LIMITS: http::Limits = http::Limits {
+    max_connections: 32,
+    header_timeout: Duration::from_secs(5),
+    max_head: 16 * 1024,
+    one_hop: false,
+    grace: Duration::from_secs(2),
+};
+
 /// Binds `addr` now (so a bad address fails at start) and serves until `stop`.
 pub async fn serve(
     addr: SocketAddr,
@@ -50,30 +60,16 @@ pub async fn serve(
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(%addr, "health endpoint listening");
-    Ok(tokio::spawn(async move {
-        loop {
-            let (stream, _) = tokio::select! {
-                _ = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "health endpoint accept failed");
-                        continue;
-                    }
-                },
-            };
-            let metrics = metrics.clone();
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let r = route(&req, &metrics);
-                async move { Ok::<_, Infallible>(r) }
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(5))
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    }))
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let r = route(&req, &metrics);
+        async move { Ok::<_, Infallible>(r) }
+    });
+    Ok(http::serve(
+        "health",
+        listener,
+        http::Plain,
+        service,
+        LIMITS,
+        stop,
+    ))
 }

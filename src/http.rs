@@ -1,0 +1,406 @@
+//! One HTTP/1 server loop for the health endpoint, the proxy and (later) the
+//! admission webhook: a connection cap (over it the [`Transport`] answers 429
+//! or closes), a header read timeout and a head size limit, a backoff when the
+//! process runs out of descriptors instead of a spinning accept loop, optional
+//! single-hop sockets (IPv4 TTL 1, IPv6 hop limit 1), and a graceful drain on
+//! shutdown. TLS layers on as a [`Transport`] whose `wrap` does the handshake.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The smallest head limit hyper accepts (its initial read buffer).
+const MIN_HEAD: usize = 8192;
+/// First and longest pause of the accept loop when descriptors run out.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
+/// What one server allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections served at once; the ones over it get [`Transport::busy`].
+    pub max_connections: usize,
+    /// Time a client has to send each request head (and a transport to wrap
+    /// the socket); an idle keep-alive connection is closed after it too.
+    pub header_timeout: Duration,
+    /// Largest request head, in bytes (at least 8 KiB).
+    pub max_head: usize,
+    /// Accepted sockets get IPv4 TTL 1 / IPv6 hop limit 1, so an answer cannot
+    /// be routed off the host.
+    pub one_hop: bool,
+    /// At shutdown, time in-flight requests get to finish before they are cut.
+    pub grace: Duration,
+}
+
+/// How an accepted socket becomes the stream HTTP is spoken over.
+pub trait Transport: Send + Sync + 'static {
+    /// The stream: the socket itself, or a TLS stream over it.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Wraps an accepted socket (a TLS handshake goes here); bounded by
+    /// [`Limits::header_timeout`].
+    fn wrap(&self, tcp: TcpStream) -> impl Future<Output = std::io::Result<Self::Io>> + Send;
+
+    /// Answers a connection over [`Limits::max_connections`] before it is
+    /// closed: by default a plain `429 Too Many Requests`.
+    fn busy(&self, tcp: TcpStream) -> impl Future<Output = ()> + Send {
+        too_many(tcp)
+    }
+}
+
+/// Plain HTTP over TCP.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plain;
+
+impl Transport for Plain {
+    type Io = TcpStream;
+
+    async fn wrap(&self, tcp: TcpStream) -> std::io::Result<TcpStream> {
+        Ok(tcp)
+    }
+}
+
+/// Writes a bare `429 Too Many Requests` and closes.
+pub async fn too_many(mut tcp: TcpStream) {
+    let _ = tcp
+        .write_all(
+            b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        )
+        .await;
+    let _ = tcp.shutdown().await;
+}
+
+/// IPv4 TTL 1 or IPv6 hop limit 1 on `tcp`.
+fn one_hop(tcp: &TcpStream, peer: SocketAddr) -> std::io::Result<()> {
+    match peer {
+        SocketAddr::V4(_) => tcp.set_ttl(1),
+        SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_some() => tcp.set_ttl(1),
+        SocketAddr::V6(_) => Ok(rustix::net::sockopt::set_ipv6_unicast_hops(tcp, Some(1))?),
+    }
+}
+
+/// Whether an accept error means the process or system is out of descriptors
+/// or buffers: retrying at once would spin.
+fn exhausted(e: &std::io::Error) -> bool {
+    use rustix::io::Errno;
+    Errno::from_io_error(e)
+        .is_some_and(|n| [Errno::MFILE, Errno::NFILE, Errno::NOBUFS, Errno::NOMEM].contains(&n))
+}
+
+/// Serves `service` on `listener` until `shutdown`, then stops accepting, lets
+/// in-flight requests finish within [`Limits::grace`] (says so when it had to
+/// cut them), and resolves. `name` names the server in logs.
+pub fn serve<T, S, B>(
+    name: &'static str,
+    listener: TcpListener,
+    transport: T,
+    service: S,
+    limits: Limits,
+    shutdown: CancellationToken,
+) -> JoinHandle<()>
+where
+    T: Transport,
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let transport = Arc::new(transport);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let tracker = TaskTracker::new();
+    let force = CancellationToken::new();
+    tokio::spawn(async move {
+        let mut pause = BACKOFF.0;
+        let mut starved = false;
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = listener.accept() => a,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) if exhausted(&e) => {
+                    if !starved {
+                        tracing::warn!(server = name, error = %e, "cannot accept connections; backing off until descriptors are free");
+                        starved = true;
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                    pause = (pause * 2).min(BACKOFF.1);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::debug!(server = name, error = %e, "accept failed");
+                    continue;
+                }
+            };
+            if starved {
+                tracing::info!(server = name, "accepting connections again");
+                (starved, pause) = (false, BACKOFF.0);
+            }
+            if limits.one_hop {
+                if let Err(e) = one_hop(&tcp, peer) {
+                    tracing::debug!(server = name, error = %e, "cannot limit the socket to one hop; closing it");
+                    continue;
+                }
+            }
+            let _ = tcp.set_nodelay(true);
+            let transport = transport.clone();
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                tracker.spawn(async move {
+                    let _ = tokio::time::timeout(limits.header_timeout, transport.busy(tcp)).await;
+                });
+                continue;
+            };
+            let (service, shutdown, force) = (service.clone(), shutdown.clone(), force.clone());
+            tracker.spawn(async move {
+                let _slot = slot;
+                let io = tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    io = tokio::time::timeout(limits.header_timeout, transport.wrap(tcp)) => match io {
+                        Ok(Ok(io)) => io,
+                        Ok(Err(e)) => {
+                            tracing::debug!(server = name, error = %e, "connection set-up failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    },
+                };
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(limits.header_timeout)
+                    .max_buf_size(limits.max_head.max(MIN_HEAD))
+                    .auto_date_header(false)
+                    .serve_connection(TokioIo::new(io), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+                }
+                tokio::select! {
+                    _ = conn => {}
+                    _ = force.cancelled() => {}
+                }
+            });
+        }
+        drop(listener);
+        tracker.close();
+        if tokio::time::timeout(limits.grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                server = name,
+                connections = tracker.len(),
+                "requests still open after the grace period were cut"
+            );
+            force.cancel();
+            tracker.wait().await;
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::convert::Infallible;
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use tokio::io::AsyncReadExt;
+
+    const LIMITS: Limits = Limits {
+        max_connections: 2,
+        header_timeout: Duration::from_secs(5),
+        max_head: 16 * 1024,
+        one_hop: true,
+        grace: Duration::from_secs(30),
+    };
+
+    /// Plain TCP that records the hop limit each socket had when wrapped.
+    #[derive(Default)]
+    struct Recorder(Arc<Mutex<Vec<u32>>>);
+
+    impl Transport for Recorder {
+        type Io = TcpStream;
+
+        async fn wrap(&self, tcp: TcpStream) -> std::io::Result<TcpStream> {
+            let hops = match tcp.local_addr()? {
+                SocketAddr::V4(_) => tcp.ttl()?,
+                SocketAddr::V6(_) => u32::from(rustix::net::sockopt::ipv6_unicast_hops(&tcp)?),
+            };
+            self.0.lock().unwrap().push(hops);
+            Ok(tcp)
+        }
+    }
+
+    /// Answers `ok`; on /slow, says it `entered` and waits for `wait`.
+    fn service(
+        wait: CancellationToken,
+        entered: Arc<tokio::sync::Notify>,
+    ) -> impl Service<
+        Request<Incoming>,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone {
+        hyper::service::service_fn(move |req: Request<Incoming>| {
+            let (wait, entered) = (wait.clone(), entered.clone());
+            async move {
+                if req.uri().path() == "/slow" {
+                    entered.notify_one();
+                    wait.cancelled().await;
+                }
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            }
+        })
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    }
+
+    /// A running test server.
+    struct Test {
+        addr: SocketAddr,
+        stop: CancellationToken,
+        release: CancellationToken,
+        entered: Arc<tokio::sync::Notify>,
+        handle: JoinHandle<()>,
+    }
+
+    impl Test {
+        async fn start<T: Transport>(addr: &str, transport: T, limits: Limits) -> Test {
+            let listener = TcpListener::bind(addr).await.unwrap();
+            let local = listener.local_addr().unwrap();
+            let (stop, release) = (CancellationToken::new(), CancellationToken::new());
+            let entered = Arc::new(tokio::sync::Notify::new());
+            let svc = service(release.clone(), entered.clone());
+            let handle = serve("test", listener, transport, svc, limits, stop.clone());
+            Test {
+                addr: local,
+                stop,
+                release,
+                entered,
+                handle,
+            }
+        }
+
+        /// Stops the server and waits (generously) for its drain.
+        async fn stopped(self) {
+            self.stop.cancel();
+            tokio::time::timeout(Duration::from_secs(60), self.handle)
+                .await
+                .expect("the server did not stop")
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn accepted_sockets_get_one_hop_on_ipv4_and_ipv6() {
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let t = Test::start(addr, Recorder(seen.clone()), LIMITS).await;
+            assert!(get(t.addr, "/").await.starts_with("HTTP/1.1 200"));
+            assert_eq!(*seen.lock().unwrap(), [1], "{addr}");
+            t.stopped().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn connections_over_the_cap_get_429_until_one_frees() {
+        let t = Test::start("127.0.0.1:0", Plain, LIMITS).await;
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            held.push(tokio::spawn(get(t.addr, "/slow")));
+            t.entered.notified().await;
+        }
+        assert!(get(t.addr, "/").await.starts_with("HTTP/1.1 429"));
+        t.release.cancel();
+        for h in held {
+            assert!(h.await.unwrap().starts_with("HTTP/1.1 200"));
+        }
+        assert!(get(t.addr, "/").await.starts_with("HTTP/1.1 200"));
+        t.stopped().await;
+    }
+
+    #[tokio::test]
+    async fn a_huge_head_is_refused() {
+        let t = Test::start("127.0.0.1:0", Plain, LIMITS).await;
+        let mut s = TcpStream::connect(t.addr).await.unwrap();
+        let head = format!("GET / HTTP/1.1\r\nx-big: {}\r\n\r\n", "a".repeat(64 * 1024));
+        let _ = s.write_all(head.as_bytes()).await;
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        assert!(out.is_empty() || out.starts_with("HTTP/1.1 431"), "{out}");
+        t.stopped().await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_drains_requests_in_flight_and_closes_idle_ones() {
+        let t = Test::start("127.0.0.1:0", Plain, LIMITS).await;
+        let slow = tokio::spawn(get(t.addr, "/slow"));
+        t.entered.notified().await;
+        let mut idle = TcpStream::connect(t.addr).await.unwrap();
+        idle.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let n = idle.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        t.stop.cancel();
+        // The idle keep-alive connection is closed; the one in flight is not cut.
+        let mut rest = Vec::new();
+        let _ = idle.read_to_end(&mut rest).await;
+        let mut refused = false;
+        for _ in 0..600 {
+            refused = TcpStream::connect(t.addr).await.is_err();
+            if refused {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(refused, "still accepting after shutdown");
+        assert!(!t.handle.is_finished());
+        t.release.cancel();
+        assert!(slow.await.unwrap().starts_with("HTTP/1.1 200"));
+        t.stopped().await;
+    }
+
+    #[tokio::test]
+    async fn a_request_that_outlives_the_grace_period_is_cut() {
+        let limits = Limits {
+            grace: Duration::from_millis(100),
+            ..LIMITS
+        };
+        let t = Test::start("127.0.0.1:0", Plain, limits).await;
+        let slow = tokio::spawn(get(t.addr, "/slow"));
+        t.entered.notified().await;
+        t.stopped().await;
+        assert_eq!(slow.await.unwrap(), "");
+    }
+}

@@ -1,0 +1,137 @@
+//! Hardening of the long-running modes against a neighbour on the same host:
+//! the health endpoint's limits, an accept loop that runs out of descriptors,
+//! signals during start-up, pid files that point at the wrong process, and
+//! config files built to exhaust memory. Every case checks that no secret
+//! reached the log. Waits poll with generous limits; nothing asserts a duration.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use rustix::process::Signal;
+
+const LIMIT: Duration = Duration::from_secs(60);
+const VALUE: &str = "s3cr3t-value-7f1c";
+
+/// A `file` source config with one secret, writing to `out`, plus `extra`.
+fn config(work: &Path, out: &Path, extra: &str) -> std::path::PathBuf {
+    file(
+        work,
+        "dev.yaml",
+        &format!("secret/app/db:\n  password: {VALUE}\n"),
+    );
+    file(
+        work,
+        "config.yaml",
+        &format!(
+            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\n{extra}secrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
+            out.display()
+        ),
+    )
+}
+
+/// Sends `request` on a new connection; returns what came back (empty when closed).
+fn exchange(port: u16, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A ready `ramsecrets run` with a health endpoint; returns it and the port.
+fn with_health(work: &Path, out: &Path) -> (Running, u16) {
+    let port = free_port();
+    let health = format!("health: {{ listen: \"127.0.0.1:{port}\" }}\n");
+    let cfg = config(work, out, &health);
+    (Running::sidecar(work, &cfg), port)
+}
+
+const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn the_health_endpoint_caps_connections_and_cuts_slow_or_huge_heads() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let (mut run, port) = with_health(work.path(), out.path());
+    assert!(exchange(port, HEALTHZ).starts_with("HTTP/1.1 200"));
+    // A head over 16 KiB is refused.
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let answer = exchange(port, huge.as_bytes());
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+        "{answer}"
+    );
+    // A head that never ends is cut off.
+    let answer = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    // 32 idle connections fill the endpoint: the next one gets 429. Each try
+    // opens them afresh, as idle ones are cut after the header timeout.
+    let mut busy = false;
+    for _ in 0..10 {
+        let held: Vec<TcpStream> = (0..32)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        busy = exchange(port, HEALTHZ).starts_with("HTTP/1.1 429");
+        drop(held);
+        if busy {
+            break;
+        }
+    }
+    assert!(busy, "the 33rd connection was served");
+    wait_until(LIMIT, "the endpoint to serve again", || {
+        exchange(port, HEALTHZ).starts_with("HTTP/1.1 200")
+    });
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+    assert!(!run.logs().contains(VALUE));
+}
+
+#[test]
+fn an_accept_loop_out_of_descriptors_backs_off_and_recovers() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let (mut run, port) = with_health(work.path(), out.path());
+    let pid = run.child.id();
+    // Leave room for exactly one more descriptor.
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count();
+    let o = std::process::Command::new("prlimit")
+        .args(["--pid", &pid.to_string(), &format!("--nofile={}", open + 1)])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    // The first connection takes the last descriptor and is held open; the
+    // others wait in the backlog while accept fails with EMFILE.
+    let held = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let waiting: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(move || exchange(port, HEALTHZ)))
+        .collect();
+    run.wait_log("backing off until descriptors are free", LIMIT);
+    // While starved, the loop retries quietly instead of spinning (a spinning
+    // loop logged a warning per failed accept): a warning starts each spell
+    // of starvation, and only an accepted connection (4 here) ends one.
+    std::thread::sleep(Duration::from_secs(2));
+    let failures = run
+        .logs()
+        .lines()
+        .filter(|l| l.contains("accept") && l.contains("WARN"))
+        .count();
+    assert!((1..=5).contains(&failures), "{}", run.logs());
+    drop(held);
+    for w in waiting {
+        assert!(w.join().unwrap().starts_with("HTTP/1.1 200"));
+    }
+    run.wait_log("accepting connections again", LIMIT);
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+    assert!(!run.logs().contains(VALUE));
+}
