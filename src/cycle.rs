@@ -1,6 +1,6 @@
 //! One render cycle: fetch every address concurrently (bounded), once for all
-//! the secrets that read it, render each secret, then write them all or none.
-//! `init` is one cycle; the sidecar repeats it.
+//! the secrets that read it, render each secret and every template, then write
+//! them all or none. `init` is one cycle; the sidecar starts with one.
 //!
 //! The bound applies to sources that make one request per fetch (Vault, file).
 //! AWS Secrets Manager fetches are all started at once: the source queues them
@@ -19,6 +19,7 @@ use crate::output::{self, OutputDir};
 use crate::render::{self, Rendered};
 use crate::secret::Fetched;
 use crate::source::{self, Source};
+use crate::template;
 
 /// Why one secret failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,8 @@ impl ExitCode for SecretError {
 pub enum Error {
     /// These secrets failed (in config order); no file of this cycle was written.
     Secrets(Vec<(String, SecretError)>),
+    /// These templates (by file) failed; no file of this cycle was written.
+    Templates(Vec<(String, template::Error)>),
     /// Writing failed; no file of this cycle was written.
     Output(output::Error),
 }
@@ -93,6 +96,16 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Templates(failed) => {
+                match failed.len() {
+                    1 => write!(f, "1 template failed, no file was written:")?,
+                    n => write!(f, "{n} templates failed, no file was written:")?,
+                }
+                for (file, e) in failed {
+                    write!(f, "\n  - template `{file}`: {e}")?;
+                }
+                Ok(())
+            }
             Error::Output(e) => write!(f, "{e}; no file of this run was written"),
         }
     }
@@ -104,6 +117,7 @@ impl ExitCode for Error {
     fn exit(&self) -> Exit {
         match self {
             Error::Secrets(failed) => failed.first().map_or(Exit::Software, |(_, e)| e.exit()),
+            Error::Templates(failed) => failed.first().map_or(Exit::Software, |(_, e)| e.exit()),
             Error::Output(e) => e.exit(),
         }
     }
@@ -118,6 +132,8 @@ pub struct Report {
     pub rendered: Vec<Vec<Rendered>>,
     /// Whether any of its files changed on disk.
     pub changed: Vec<bool>,
+    /// The file of each template, in config order.
+    pub templates: Vec<Rendered>,
     /// When the cycle started: lease durations count from here.
     pub started: std::time::SystemTime,
 }
@@ -290,6 +306,20 @@ pub async fn run(
     }
     let (fetched, rendered): (Vec<Fetched>, Vec<Vec<Rendered>>) =
         done.into_iter().flatten().unzip();
+    let mut templates = Vec::with_capacity(config.templates.len());
+    let mut failed = Vec::new();
+    for t in &config.templates {
+        match template::render(t, &config.secrets, |i| fetched.get(i)) {
+            Ok(r) => templates.push(r),
+            Err(e) => {
+                tracing::warn!(template = %t.file, error = %e, "failed");
+                failed.push((t.file.clone(), e));
+            }
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Error::Templates(failed));
+    }
     // Stage everything first: a failure drops the staged files, leaving the old ones.
     let mut staged = Vec::new();
     let mut changed = Vec::with_capacity(rendered.len());
@@ -305,12 +335,21 @@ pub async fn run(
         }
         changed.push(staged.len() > before);
     }
+    for r in &templates {
+        if let Some(s) = dir
+            .stage_if_changed(&r.file, &r.bytes, r.mode)
+            .map_err(Error::Output)?
+        {
+            staged.push(s);
+        }
+    }
     let written = staged.len();
     for s in staged {
         dir.commit(s).map_err(Error::Output)?;
     }
     tracing::info!(
         secrets = config.secrets.len(),
+        templates = config.templates.len(),
         written,
         dir = %dir.path().display(),
         elapsed_ms = clock.elapsed().as_millis() as u64,
@@ -320,6 +359,7 @@ pub async fn run(
         fetched,
         rendered,
         changed,
+        templates,
         started,
     })
 }

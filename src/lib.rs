@@ -34,4 +34,5 @@ pub mod state;
 pub mod store;
 pub mod supervise;
 pub mod telemetry;
+pub mod template;
 pub mod watch;

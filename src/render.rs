@@ -83,15 +83,21 @@ pub fn check_template(template: &str) -> Result<(), minijinja::Error> {
     environment().template_from_str(template).map(|_| ())
 }
 
-fn environment() -> minijinja::Environment<'static> {
+/// The one template environment (strict undefined), for secrets' own
+/// templates and for `templates:`.
+pub(crate) fn environment() -> minijinja::Environment<'static> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env
 }
 
 /// Renders what was fetched for `secret`: its files, and with a previous
-/// version (AWS `previous: true`) the same files again as `<file>.previous`.
+/// version (AWS `previous: true`) the same files again as `<file>.previous`;
+/// nothing for a secret with `write: false`.
 pub fn render_fetched(secret: &Secret, fetched: &Fetched) -> Result<Vec<Rendered>> {
+    if !secret.write {
+        return Ok(Vec::new());
+    }
     let mut files = render_value(secret, &fetched.fields, fetched.stored.as_ref())?;
     if let Some(previous) = &fetched.previous {
         let old = render_value(secret, &previous.fields, previous.stored.as_ref())
@@ -315,6 +321,7 @@ mod tests {
             mode: 0o400,
             refresh: None,
             on_change: Vec::new(),
+            write: true,
         }
     }
 

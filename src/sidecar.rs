@@ -189,11 +189,13 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         match Config::load(&opts.config_path) {
             Ok(new) => {
                 let running = engine.config();
-                if watch::source_files(&new) != watch::source_files(&running) {
+                if watch::source_files(&new) != watch::source_files(&running)
+                    || new.template_files != running.template_files
+                {
                     match watch::start(&opts.config_path, &new, dir.path()) {
                         Ok(w) => (watch, events) = w,
                         Err(e) => {
-                            tracing::warn!(error = %e, "cannot watch the new config's source files; they are polled")
+                            tracing::warn!(error = %e, "cannot watch the new config's source or template files; source files are polled, template edits are not seen")
                         }
                     }
                 }

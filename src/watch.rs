@@ -1,5 +1,5 @@
-//! File watching (notify/inotify) for the sidecar: the config file, whose
-//! valid changes are reloaded; the files of `file` sources, whose edits are
+//! File watching (notify/inotify) for the sidecar: the config file and the
+//! template files it reads, whose valid changes are reloaded; the files of `file` sources, whose edits are
 //! read at once; and the output directory, where a file deleted or altered by
 //! someone else is written back. Files are watched through their directory,
 //! so an editor or a ConfigMap that swaps in a new inode is seen too.
@@ -19,7 +19,8 @@ use crate::config::{Config, SourceKind};
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Event {
-    /// The config file (or the directory entry it hangs off, as with a ConfigMap).
+    /// The config file or a template file it reads (or the directory entry
+    /// it hangs off, as with a ConfigMap).
     Config,
     /// The file of the `file` source at this index of `config.sources`.
     Source(usize),
@@ -80,7 +81,7 @@ pub fn source_files(config: &Config) -> Vec<(usize, &Path)> {
 }
 
 /// Starts watching the config file at `config_path`, the files of the `file`
-/// sources of `config`, and `output`; events arrive on the returned channel,
+/// sources and the template files of `config`, and `output`; events arrive on the returned channel,
 /// debounced (a burst becomes one event of each kind).
 pub fn start(
     config_path: &Path,
@@ -89,6 +90,9 @@ pub fn start(
 ) -> notify::Result<(Watch, mpsc::Receiver<Event>)> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Event>();
     let mut targets = vec![Target::new(config_path, Event::Config)?];
+    for path in &config.template_files {
+        targets.push(Target::new(path, Event::Config)?);
+    }
     for (i, path) in source_files(config) {
         targets.push(Target::new(path, Event::Source(i))?);
     }

@@ -74,7 +74,7 @@ fn schema_is_json_with_the_contract_keys() {
     assert_exit(&o, 0);
     let schema: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let props = &schema["properties"];
-    for key in ["sources", "output", "secrets", "mlock"] {
+    for key in ["sources", "output", "secrets", "mlock", "templates"] {
         assert!(props.get(key).is_some(), "{key} missing from {props}");
     }
 }

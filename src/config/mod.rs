@@ -5,6 +5,7 @@
 mod marks;
 mod plan;
 pub mod raw;
+mod templates;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -16,7 +17,8 @@ use serde::de::DeserializeOwned;
 use crate::exit::{Exit, ExitCode};
 use marks::Marks;
 pub use raw::Format;
-use raw::{RawAuth, RawAws, RawConfig, RawOutput, RawSecret, RawSource, RawVault};
+use raw::{RawAuth, RawAws, RawConfig, RawOutput, RawSecret, RawSource, RawTemplate, RawVault};
+pub use templates::Template;
 
 /// The default service-account token of a Kubernetes pod.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -40,6 +42,10 @@ pub struct Config {
     pub exec: Exec,
     /// The local credential proxy, when enabled.
     pub proxy: Option<Proxy>,
+    /// Files rendered from several secrets, in file order.
+    pub templates: Vec<Template>,
+    /// The template files the config read, which the sidecar watches.
+    pub template_files: Vec<PathBuf>,
 }
 
 /// The local credential proxy.
@@ -264,6 +270,8 @@ pub struct Secret {
     pub refresh: Option<Duration>,
     /// Actions after a change.
     pub on_change: Vec<Action>,
+    /// Whether it writes files of its own (`write: false`: for templates only).
+    pub write: bool,
 }
 
 /// KV engine versions.
@@ -366,6 +374,9 @@ impl Address {
 impl Secret {
     /// The files this secret writes, relative to the output directory.
     pub fn files(&self) -> Vec<String> {
+        if !self.write {
+            return Vec::new();
+        }
         match self.address {
             Address::Pki { .. } => ["crt", "key", "ca.crt"]
                 .iter()
@@ -469,6 +480,7 @@ impl Config {
             marks: &marks,
             problems: Vec::new(),
             base,
+            template_files: Vec::new(),
         };
         let value: serde_yaml::Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
@@ -499,6 +511,8 @@ struct Validator<'a> {
     problems: Vec<Problem>,
     /// The config file's directory: relative paths in the config start here.
     base: &'a Path,
+    /// Template files read so far.
+    template_files: Vec<PathBuf>,
 }
 
 /// A [`RawConfig`] as far as it deserialized: what failed is `None`.
@@ -511,11 +525,20 @@ struct Parts {
     exec: Option<raw::RawExec>,
     proxy: Option<raw::RawProxy>,
     secrets: Vec<Option<RawSecret>>,
+    templates: Vec<Option<RawTemplate>>,
 }
 
 /// Top-level keys of [`RawConfig`], for reporting unknown ones alongside other problems.
 const TOP_KEYS: &[&str] = &[
-    "sources", "output", "mlock", "refresh", "health", "exec", "proxy", "secrets",
+    "sources",
+    "output",
+    "mlock",
+    "refresh",
+    "health",
+    "exec",
+    "proxy",
+    "secrets",
+    "templates",
 ];
 
 impl Validator<'_> {
@@ -574,6 +597,7 @@ impl Validator<'_> {
         }
         let sources = self.list::<RawSource>(&mut top, "sources");
         let secrets = self.list::<RawSecret>(&mut top, "secrets");
+        let templates = self.optional_list::<RawTemplate>(&mut top, "templates");
         let output = match top.remove("output") {
             Some(v) => self.de::<RawOutput>("output", v),
             None => {
@@ -601,6 +625,7 @@ impl Validator<'_> {
             exec,
             proxy,
             secrets,
+            templates,
         })
     }
 
@@ -674,6 +699,7 @@ impl Validator<'_> {
         if secrets.is_empty() && self.problems.is_empty() {
             self.problem("secrets", "at least one secret is required");
         }
+        let templates = self.templates(raw.templates, &secrets, default_mode, &seen_files);
         let refresh = self.refresh(raw.refresh);
         let health = raw.health.and_then(|h| match h.listen.parse() {
             Ok(a) => Some(a),
@@ -703,6 +729,8 @@ impl Validator<'_> {
             health,
             exec,
             proxy,
+            templates,
+            template_files: std::mem::take(&mut self.template_files),
         }
     }
 
@@ -950,7 +978,17 @@ impl Validator<'_> {
             }
         };
         let address = self.address(&at, &s);
-        let format = match (s.format, &s.key, &s.template) {
+        let write = s.write.unwrap_or(true);
+        if !write {
+            self.unwritten(&at, &s);
+        }
+        let template_key = if s.template_file.is_some() {
+            "template_file"
+        } else {
+            "template"
+        };
+        let template = self.template_text(&at, s.template.clone(), s.template_file.clone());
+        let format = match (s.format, &s.key, &template) {
             (Some(f), _, _) => f,
             (None, Some(_), _) => Format::Raw,
             (None, None, Some(_)) => Format::Template,
@@ -970,10 +1008,10 @@ impl Validator<'_> {
                 format!("`key` writes one field raw; it cannot be used with format {format:?}"),
             );
         }
-        match (&s.template, format) {
+        match (&template, format) {
             (Some(t), Format::Template) => {
                 if let Err(e) = crate::render::check_template(t) {
-                    self.problem(format!("{at}.template"), e.to_string());
+                    self.problem(format!("{at}.{template_key}"), e.to_string());
                 }
             }
             (None, Format::Template) => self.problem(
@@ -981,13 +1019,13 @@ impl Validator<'_> {
                 "missing: format template needs one",
             ),
             (Some(_), _) => self.problem(
-                format!("{at}.template"),
+                format!("{at}.{template_key}"),
                 "only used with `format: template`",
             ),
             (None, _) => {}
         }
         if matches!(address, Some(Address::Pki { .. }))
-            && (s.format.is_some() || s.key.is_some() || s.template.is_some())
+            && (s.format.is_some() || s.key.is_some() || template.is_some())
         {
             self.problem(
                 at.clone(),
@@ -1025,10 +1063,11 @@ impl Validator<'_> {
             file,
             format,
             key: s.key,
-            template: s.template,
+            template,
             mode: mode?,
             refresh,
             on_change,
+            write,
         })
     }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::{Address, Auth, AwsVersion, Config, Format, SourceKind, AWS_PREVIOUS};
+use super::{Action, Address, Auth, AwsVersion, Config, Format, SourceKind, AWS_PREVIOUS};
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,6 +115,11 @@ impl fmt::Display for Config {
                     format!("secret_id {id}{version}{previous}")
                 }
             };
+            let source = &self.sources[s.source].name;
+            if !s.write {
+                writeln!(f, "  {}: {what} from {source} (write: false)", s.name)?;
+                continue;
+            }
             let how = match (&s.address, s.format, &s.key) {
                 (Address::Pki { .. }, ..) => "pem".to_owned(),
                 (_, Format::Raw, Some(k)) => format!("raw key {k}"),
@@ -124,19 +129,24 @@ impl fmt::Display for Config {
                 .refresh
                 .map(|d| format!(", every {}", humantime::format_duration(d)))
                 .unwrap_or_default();
-            let actions = match s.on_change.len() {
-                0 => String::new(),
-                n => format!(", {n} on_change action(s)"),
-            };
+            let actions = actions(&s.on_change);
             writeln!(
                 f,
                 "  {}: {what} from {} -> {} ({how}, mode {:04o}{every}{actions})",
                 s.name,
-                self.sources[s.source].name,
+                source,
                 s.files().join(", "),
                 s.mode
             )?;
         }
-        Ok(())
+        super::templates::plan(self, f)
+    }
+}
+
+/// `, N on_change action(s)`, or nothing.
+pub(super) fn actions(list: &[Action]) -> String {
+    match list.len() {
+        0 => String::new(),
+        n => format!(", {n} on_change action(s)"),
     }
 }

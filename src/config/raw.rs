@@ -29,6 +29,26 @@ pub struct RawConfig {
     pub proxy: Option<RawProxy>,
     /// The secrets to fetch and the files to write them to.
     pub secrets: Vec<RawSecret>,
+    /// Files rendered from several secrets.
+    #[serde(default)]
+    pub templates: Vec<RawTemplate>,
+}
+
+/// One file rendered from several secrets. Exactly one of `template` or `template_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplate {
+    /// File name relative to `output.dir`.
+    pub file: String,
+    /// minijinja template over `secrets["<name>"].<field>`; a missing secret or field is an error.
+    pub template: Option<String>,
+    /// A file holding the template, relative to the config file; the sidecar watches it.
+    pub template_file: Option<PathBuf>,
+    /// File mode, an octal string (default: `output.mode`).
+    pub mode: Option<String>,
+    /// What to do after the file changed (once per change).
+    #[serde(default)]
+    pub on_change: Vec<RawAction>,
 }
 
 /// Refresh schedule of the sidecar.
@@ -244,6 +264,10 @@ pub struct RawSecret {
     pub key: Option<String>,
     /// minijinja template over the fields; a missing field is an error.
     pub template: Option<String>,
+    /// A file holding the template, relative to the config file (instead of `template`).
+    pub template_file: Option<PathBuf>,
+    /// `false`: fetched and kept fresh for templates (and the proxy), never written on its own.
+    pub write: Option<bool>,
     /// File mode, an octal string (default: `output.mode`).
     pub mode: Option<String>,
     /// Poll interval of this secret, overriding `refresh.interval`.

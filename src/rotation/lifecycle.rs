@@ -60,6 +60,7 @@ impl Engine {
         for i in self.write_back(files) {
             tracing::warn!(secret = %self.config.secrets[i].name, "a file was deleted or altered outside ramsecrets; written back");
         }
+        self.restore_templates();
     }
 
     /// Takes over a new configuration: sources are kept when unchanged, and
@@ -145,8 +146,10 @@ impl Engine {
         for (i, files) in fresh {
             self.rendered[i] = files;
         }
+        self.templates.reload(&self.config.templates);
+        let templates = self.write_templates(None);
         tracing::info!(secrets = self.config.secrets.len(), "config reloaded");
-        self.notify(&changed).await;
+        self.notify(&changed, &templates).await;
         self
     }
 
@@ -169,7 +172,7 @@ impl Engine {
             }
         }
         if self.config.output.wipe_on_exit {
-            for r in self.rendered.iter().flatten() {
+            for r in self.rendered.iter().flatten().chain(self.templates.files()) {
                 if let Err(e) = self.dir.remove(&r.file) {
                     tracing::warn!(error = %e, "cannot remove file");
                 }

@@ -5,13 +5,15 @@
 //! re-issued at `renew_at` of their validity; each source's token is kept
 //! alive. Secrets that read the same address form one group: fetched once per
 //! round, their files written together. Failures leave files as they are and
-//! back off with jitter, never past a lease's expiry. After all the files of
-//! a round are written, each changed secret's `on_change` actions run once
-//! (an action listed by several of them runs once), and `exec`'s child hears
-//! of it once.
+//! back off with jitter, never past a lease's expiry. Templates that read a
+//! secret fetched in a round are rendered again and written when their bytes
+//! changed. After all the files of a round are written, each changed secret's
+//! and template's `on_change` actions run once (an action listed by several
+//! of them runs once), and `exec`'s child hears of it once.
 
 mod lifecycle;
 mod schedule;
+mod templates;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -32,6 +34,7 @@ use crate::source::{self, Source};
 use crate::state::State;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
+use crate::template::Rendering;
 use schedule::{Now, Step};
 
 /// Longest wait between retries after failures.
@@ -99,6 +102,8 @@ pub struct Engine {
     groups: Vec<Group>,
     /// The files of each secret as last written, by index into `config.secrets`.
     rendered: Vec<Vec<Rendered>>,
+    /// The file of each template as last written.
+    templates: Rendering,
     token_due: Vec<Instant>,
     backoff: Backoff,
     changes: Option<mpsc::UnboundedSender<()>>,
@@ -162,6 +167,7 @@ impl Engine {
             token_due: vec![Instant::now(); sources.len()],
             groups: Vec::new(),
             rendered: report.rendered,
+            templates: Rendering::new(report.templates),
             config,
             sources,
             dir,
@@ -398,9 +404,14 @@ impl Engine {
                 }
             }
         }
+        let fresh: Vec<usize> = pending
+            .iter()
+            .flat_map(|p| self.groups[p.group].members.iter().copied())
+            .collect();
         let changed = self.commit(pending, &mut failures, &mut waits);
         self.log_failures(failures);
-        self.notify(&changed).await;
+        let templates = self.write_templates(Some(&fresh));
+        self.notify(&changed, &templates).await;
         self.count_calls();
     }
 
@@ -583,22 +594,30 @@ impl Engine {
         }
     }
 
-    /// Runs the `on_change` actions of changed secrets, each distinct action
-    /// once, then tells the child.
-    async fn notify(&self, changed: &[usize]) {
+    /// Runs the `on_change` actions of changed secrets and templates, each
+    /// distinct action once, then tells the child.
+    async fn notify(&self, changed: &[usize], templates: &[usize]) {
+        let secrets = changed.iter().map(|&i| {
+            let s = &self.config.secrets[i];
+            (s.name.as_str(), &s.on_change)
+        });
+        let templates = templates.iter().map(|&i| {
+            let t = &self.config.templates[i];
+            (t.file.as_str(), &t.on_change)
+        });
         let mut done: Vec<&Action> = Vec::new();
-        for &i in changed {
-            let secret = &self.config.secrets[i];
-            let fresh: Vec<Action> = secret
-                .on_change
+        let mut any = false;
+        for (name, actions) in secrets.chain(templates) {
+            any = true;
+            let fresh: Vec<Action> = actions
                 .iter()
                 .filter(|a| !done.contains(a))
                 .cloned()
                 .collect();
-            done.extend(&secret.on_change);
-            crate::notify::run(&secret.name, &fresh, &self.http, &self.metrics).await;
+            done.extend(actions);
+            crate::notify::run(name, &fresh, &self.http, &self.metrics).await;
         }
-        if let (Some(tx), false) = (&self.changes, changed.is_empty()) {
+        if let (Some(tx), true) = (&self.changes, any) {
             let _ = tx.send(());
         }
     }

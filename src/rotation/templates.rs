@@ -1,0 +1,61 @@
+//! The engine's templates: rendered again when a secret they read was
+//! fetched, written when their bytes changed, written back when altered.
+
+use super::Engine;
+use crate::render::Rendered;
+use crate::secret::Fetched;
+
+impl Engine {
+    /// What the group holding secret `i` fetched last.
+    fn fetched_of(&self, i: usize) -> Option<&Fetched> {
+        self.groups
+            .iter()
+            .find(|g| g.members.contains(&i))
+            .and_then(|g| g.fetched.as_ref())
+    }
+
+    /// Renders the templates that read a secret of `fresh` (every template
+    /// when `None`) and writes those whose bytes changed; returns their indices.
+    pub(super) fn write_templates(&mut self, fresh: Option<&[usize]>) -> Vec<usize> {
+        let rendered = self
+            .templates
+            .render(&self.config, fresh, |i| self.fetched_of(i));
+        let mut changed = Vec::new();
+        for (i, r) in rendered {
+            match self.write_template(&r) {
+                Ok(wrote) => {
+                    if wrote {
+                        tracing::info!(template = %r.file, "template changed; file written");
+                        changed.push(i);
+                    }
+                    self.templates.keep(i, r);
+                }
+                Err(e) => tracing::warn!(template = %r.file, error = %e, "cannot write"),
+            }
+        }
+        changed
+    }
+
+    /// Writes one template's file when it differs from disk; true when it did.
+    fn write_template(&self, r: &Rendered) -> crate::output::Result<bool> {
+        match self.dir.stage_if_changed(&r.file, &r.bytes, r.mode)? {
+            Some(s) => self.dir.commit(s).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Writes back template files that were deleted or altered outside ramsecrets.
+    pub(super) fn restore_templates(&self) {
+        for r in self.templates.files() {
+            match self.write_template(r) {
+                Ok(true) => {
+                    tracing::warn!(template = %r.file, "a file was deleted or altered outside ramsecrets; written back")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(template = %r.file, error = %e, "cannot write back a file")
+                }
+            }
+        }
+    }
+}
