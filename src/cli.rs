@@ -57,7 +57,7 @@ pub enum Command {
     #[command(after_help = EXAMPLE)]
     Proxy(RunArgs),
     /// Validate the config and print the plan: sources, secrets, files, modes (never values).
-    Check(ConfigArg),
+    Check(CheckArgs),
     /// Print the JSON Schema of the config file, for editors.
     Schema,
 }
@@ -68,6 +68,18 @@ pub struct ConfigArg {
     /// The YAML config file.
     #[arg(long, short, value_name = "FILE")]
     pub config: PathBuf,
+}
+
+/// Options of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file.
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Validate the file alone, not the directories and files it names (for
+    /// CI, where the pod's volumes do not exist).
+    #[arg(long)]
+    pub config_only: bool,
 }
 
 /// Options of `init`.

@@ -52,17 +52,43 @@ pub enum Error {
     Output(output::Error),
 }
 
-/// Failures with one cause, said once: `(message, secret names)` in the order
-/// of their first secret.
-pub fn by_cause<'a, E: fmt::Display + 'a>(
+/// Secrets that failed for one cause.
+pub struct Cause<'a, E> {
+    /// The cause, as said.
+    pub message: String,
+    /// The secrets it hit.
+    pub secrets: Vec<&'a str>,
+    /// The first failure with this cause.
+    pub first: E,
+}
+
+impl<E> Cause<'_, E> {
+    /// `` secret `a`: … `` or `` secrets `a` and `b`: … ``.
+    pub fn line(&self) -> String {
+        let noun = if self.secrets.len() == 1 {
+            "secret"
+        } else {
+            "secrets"
+        };
+        format!("{noun} {}: {}", names(&self.secrets), self.message)
+    }
+}
+
+/// Failures `(secret name, error)` grouped so that each cause is said once,
+/// in the order of their first secret.
+pub fn by_cause<'a, E: fmt::Display>(
     failed: impl IntoIterator<Item = (&'a str, E)>,
-) -> Vec<(String, Vec<&'a str>)> {
-    let mut causes: Vec<(String, Vec<&str>)> = Vec::new();
+) -> Vec<Cause<'a, E>> {
+    let mut causes: Vec<Cause<'a, E>> = Vec::new();
     for (name, e) in failed {
         let message = e.to_string();
-        match causes.iter_mut().find(|(m, _)| *m == message) {
-            Some((_, names)) => names.push(name),
-            None => causes.push((message, vec![name])),
+        match causes.iter_mut().find(|c| c.message == message) {
+            Some(c) => c.secrets.push(name),
+            None => causes.push(Cause {
+                message,
+                secrets: vec![name],
+                first: e,
+            }),
         }
     }
     causes
@@ -81,18 +107,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Secrets(failed) => {
-                let causes = by_cause(failed.iter().map(|(n, e)| (n.as_str(), e)));
                 match failed.len() {
                     1 => write!(f, "1 secret failed, no file was written:")?,
                     n => write!(f, "{n} secrets failed, no file was written:")?,
                 }
-                for (message, secrets) in causes {
-                    let noun = if secrets.len() == 1 {
-                        "secret"
-                    } else {
-                        "secrets"
-                    };
-                    write!(f, "\n  - {noun} {}: {message}", names(&secrets))?;
+                for cause in by_cause(failed.iter().map(|(n, e)| (n.as_str(), e))) {
+                    write!(f, "\n  - {}", cause.line())?;
                 }
                 Ok(())
             }

@@ -1,5 +1,6 @@
-//! Process exit codes, from BSD `sysexits.h`, and the trait every module error
-//! implements to say which one it means.
+//! Process exit codes, from BSD `sysexits.h` (and a shell's 126 and 127 for a
+//! command `exec` cannot run), and the trait every module error implements to
+//! say which one it means.
 
 /// The exit codes ramsecrets uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -23,6 +24,10 @@ pub enum Exit {
     NoPerm = 77,
     /// Bad configuration (EX_CONFIG).
     Config = 78,
+    /// `exec`: the command exists but cannot be executed (as a shell says).
+    CannotExecute = 126,
+    /// `exec`: the command does not exist (as a shell says).
+    CommandNotFound = 127,
 }
 
 impl Exit {

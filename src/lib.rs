@@ -8,13 +8,15 @@
 //! [`rotation`] and [`sidecar`] (`run`, `exec`), [`supervise`] (the `exec`
 //! child), [`proxy`] (the local credential proxy) over [`store`], [`notify`]
 //! (on_change actions), [`watch`], [`state`] (init → sidecar hand-off) and
-//! [`telemetry`] (logs, metrics, health).
+//! [`telemetry`] (logs, metrics, health); [`check`] is what `check` verifies
+//! beyond the file.
 
 // One audited exception, in `memory`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod cycle;

@@ -10,7 +10,7 @@ use ramsecrets::config::{self, Config};
 use ramsecrets::exit::{Exit, ExitCode};
 use ramsecrets::output::OutputDir;
 use ramsecrets::state::{Held, State};
-use ramsecrets::{cycle, harden, sidecar, source, telemetry};
+use ramsecrets::{check, cycle, harden, sidecar, source, telemetry};
 
 /// An error on its way out: the message and the exit code it stands for.
 struct Failure {
@@ -44,12 +44,44 @@ fn main() -> ProcessExit {
         Ok(code) => ProcessExit::from(code),
         Err(f) => {
             let code = f.exit.code();
+            let message = describe(&f.error);
             match cli.log_format {
-                LogFormat::Text => eprintln!("ramsecrets: error: {:#}", f.error),
-                LogFormat::Json => tracing::error!(exit_code = code, "{:#}", f.error),
+                LogFormat::Text => {
+                    use std::io::Write;
+                    let _ = writeln!(std::io::stderr(), "ramsecrets: error: {message}");
+                }
+                LogFormat::Json => tracing::error!(exit_code = code, "{message}"),
             }
             ProcessExit::from(code)
         }
+    }
+}
+
+/// The error and its causes, each said once: module errors already name
+/// their cause in their message, so a cause whose text is there is left out.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+/// Writes `text` to stdout. A reader that went away (`| head -1`) is no
+/// error: the rest is dropped quietly.
+fn print(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure {
+            exit: Exit::OsErr,
+            error: anyhow::Error::new(e).context("cannot write to stdout"),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -57,13 +89,22 @@ fn main() -> ProcessExit {
 fn run(command: Command) -> Result<u8, Failure> {
     match command {
         Command::Schema => {
-            println!("{:#}", config::schema());
+            print(&format!("{:#}\n", config::schema()))?;
             Ok(Exit::Ok.code())
         }
         Command::Check(args) => {
-            let config = Config::load(&args.config)?;
-            print!("{config}");
-            println!("config {} is valid", args.config.display());
+            let path = &args.config.config;
+            let config = Config::load(path)?;
+            print(&config.to_string())?;
+            if args.config_only {
+                print(&format!("config {} is valid\n", path.display()))?;
+            } else {
+                runtime()?.block_on(check::local(&config, path))?;
+                print(&format!(
+                    "config {} is valid, and its local files and directories are ready\n",
+                    path.display()
+                ))?;
+            }
             Ok(Exit::Ok.code())
         }
         Command::Init(args) => init(args).map(|()| Exit::Ok.code()),

@@ -46,7 +46,11 @@ fn send(target: &SignalTarget, signal: Signal) -> Result<String, String> {
         rustix::process::kill_process(*pid, signal)
             .map_err(|e| format!("cannot signal pid {}: {e}", pid.as_raw_nonzero()))?;
     }
-    Ok(format!("sent {signal:?} to {} process(es)", pids.len()))
+    Ok(format!(
+        "sent {} to {} process(es)",
+        crate::config::signal_name(signal),
+        pids.len()
+    ))
 }
 
 fn pid_from(path: &Path) -> Result<Pid, String> {

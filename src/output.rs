@@ -35,6 +35,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The directory does not exist.
+    #[error("output dir {path} does not exist: create it, or mount a memory volume there")]
+    Missing {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The directory is on a disk.
     #[error("output dir {path} is not tmpfs or ramfs (filesystem type {fs_type:#x}): secrets would land on a disk; mount a memory volume there, or set output.allow_disk: true for development")]
     NotMemory {
@@ -97,33 +103,50 @@ impl OutputDir {
     /// Opens `output.dir`, checks it is in memory (unless `allow_disk`) and
     /// removes temporaries a crash left behind.
     pub fn open(output: &Output) -> Result<Self> {
-        let path = output.dir.clone();
-        let open_err = |source: Errno| Error::OpenDir {
-            path: path.clone(),
-            source: source.into(),
+        let (fd, on_disk) = Self::probe(output)?;
+        if on_disk {
+            tracing::warn!(dir = %output.dir.display(), "output dir is not tmpfs or ramfs; allow_disk is set, so secrets are written to a disk");
+        }
+        let dir = Self {
+            fd: Arc::new(fd),
+            path: output.dir.clone(),
+            owner: output.owner,
+            on_disk,
+        };
+        dir.clean_temporaries();
+        Ok(dir)
+    }
+
+    /// Checks what [`OutputDir::open`] checks, and changes nothing.
+    pub fn check(output: &Output) -> Result<()> {
+        Self::probe(output).map(drop)
+    }
+
+    /// Opens the directory and tells whether it is on a disk (allowed only with `allow_disk`).
+    fn probe(output: &Output) -> Result<(OwnedFd, bool)> {
+        let path = &output.dir;
+        let open_err = |source: Errno| match source {
+            Errno::NOENT => Error::Missing { path: path.clone() },
+            _ => Error::OpenDir {
+                path: path.clone(),
+                source: source.into(),
+            },
         };
         let fd = rustix::fs::open(
-            &path,
+            path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .map_err(open_err)?;
         let fs_type = rustix::fs::fstatfs(&fd).map_err(open_err)?.f_type as i64;
         let on_disk = fs_type != TMPFS_MAGIC && fs_type != RAMFS_MAGIC;
-        if on_disk {
-            if !output.allow_disk {
-                return Err(Error::NotMemory { path, fs_type });
-            }
-            tracing::warn!(dir = %path.display(), "output dir is not tmpfs or ramfs; allow_disk is set, so secrets are written to a disk");
+        if on_disk && !output.allow_disk {
+            return Err(Error::NotMemory {
+                path: path.clone(),
+                fs_type,
+            });
         }
-        let dir = Self {
-            fd: Arc::new(fd),
-            path,
-            owner: output.owner,
-            on_disk,
-        };
-        dir.clean_temporaries();
-        Ok(dir)
+        Ok((fd, on_disk))
     }
 
     /// The directory's path, for messages.

@@ -69,7 +69,10 @@ impl ExitCode for Error {
             Error::Health { .. } | Error::Watch(_) => Exit::OsErr,
             Error::Proxy(proxy::Error::Token { .. }) => Exit::Config,
             Error::Proxy(proxy::Error::Listen { .. }) => Exit::OsErr,
-            Error::Spawn { .. } => Exit::Unavailable,
+            Error::Spawn { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => Exit::CommandNotFound,
+                _ => Exit::CannotExecute,
+            },
         }
     }
 }
@@ -106,6 +109,8 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     let config = Arc::new(config);
     let sources = source::build(&config)?;
     let dir = Arc::new(OutputDir::open(&config.output)?);
+    // Watching from before the first cycle: nothing changed meanwhile is missed.
+    let (mut watch, mut events) = watch::start(&opts.config_path, &config, dir.path())?;
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(Store::default());
     let stop = CancellationToken::new();
@@ -154,7 +159,6 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         secrets = config.secrets.len(),
         "ready; keeping secrets fresh"
     );
-    let (mut watch, mut events) = watch::start(&opts.config_path, &config, dir.path())?;
 
     // The end: SIGTERM/SIGINT in `run`; the child's exit in `exec`, which gets those signals.
     let child = match opts.child {

@@ -4,6 +4,12 @@
 //! and reaped; when ramsecrets is PID 1 it also reaps orphans. The child's exit
 //! code (128 + signal when killed) becomes ramsecrets' own.
 //!
+//! Without a terminal the child leads its own process group, and the signals
+//! that end a process (TERM, INT, QUIT, KILL) go to that whole group, so a
+//! shell's children stop with it; HUP, USR1 and USR2 go to the child alone.
+//! On a terminal the child stays in the terminal's foreground group, which
+//! Ctrl-C already reaches as a whole.
+//!
 //! When ramsecrets is PID 1 it reaps every child, so `exec` actions that
 //! `on_change` runs may lose their exit status there (they are still killed
 //! on timeout).
@@ -14,7 +20,7 @@ use rustix::process::{Pid, Signal, WaitOptions, WaitStatus};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::config::{ChildOnChange, Exec};
+use crate::config::{signal_name, ChildOnChange, Exec};
 
 /// The signals passed on to the child.
 const FORWARDED: [(SignalKind, Signal); 6] = [
@@ -26,16 +32,44 @@ const FORWARDED: [(SignalKind, Signal); 6] = [
     (SignalKind::user_defined2(), Signal::USR2),
 ];
 
-fn spawn(argv: &[String]) -> std::io::Result<Pid> {
-    let child = std::process::Command::new(&argv[0])
-        .args(&argv[1..])
-        .spawn()?;
+/// A started child: its pid, and whether it leads its own process group.
+#[derive(Clone, Copy)]
+struct Child {
+    pid: Pid,
+    group: bool,
+}
+
+impl Child {
+    /// Sends `sig` to the child, or to its whole group for signals that end a process.
+    fn signal(self, sig: Signal) {
+        let ends = matches!(
+            sig,
+            Signal::TERM | Signal::INT | Signal::QUIT | Signal::KILL
+        );
+        let _ = if ends && self.group {
+            rustix::process::kill_process_group(self.pid, sig)
+        } else {
+            rustix::process::kill_process(self.pid, sig)
+        };
+    }
+}
+
+fn spawn(argv: &[String]) -> std::io::Result<Child> {
+    use std::io::IsTerminal;
+    use std::os::unix::process::CommandExt;
+    let group = !std::io::stdin().is_terminal();
+    let mut command = std::process::Command::new(&argv[0]);
+    command.args(&argv[1..]);
+    if group {
+        command.process_group(0);
+    }
+    let child = command.spawn()?;
     let pid = Pid::from_raw(child.id() as i32)
         .ok_or_else(|| std::io::Error::other("child has no pid"))?;
     // The std handle is dropped without waiting: this module reaps the child itself.
     drop(child);
     tracing::info!(pid = pid.as_raw_nonzero(), command = %argv[0], "child started");
-    Ok(pid)
+    Ok(Child { pid, group })
 }
 
 fn code(status: WaitStatus) -> i32 {
@@ -74,18 +108,18 @@ async fn wait_exit(child: Pid, grace: Duration) -> Option<i32> {
 }
 
 /// TERM, then KILL after `grace`; returns the exit code.
-async fn stop(child: Pid, grace: Duration) -> i32 {
-    let _ = rustix::process::kill_process(child, Signal::TERM);
-    if let Some(c) = wait_exit(child, grace).await {
+async fn stop(child: Child, grace: Duration) -> i32 {
+    child.signal(Signal::TERM);
+    if let Some(c) = wait_exit(child.pid, grace).await {
         return c;
     }
     tracing::warn!(
-        pid = child.as_raw_nonzero(),
+        pid = child.pid.as_raw_nonzero(),
         grace_s = grace.as_secs(),
         "child did not stop in time; killing it"
     );
-    let _ = rustix::process::kill_process(child, Signal::KILL);
-    wait_exit(child, Duration::from_secs(5))
+    child.signal(Signal::KILL);
+    wait_exit(child.pid, Duration::from_secs(5))
         .await
         .unwrap_or(128 + 9)
 }
@@ -111,15 +145,15 @@ pub async fn supervise(
         );
         tokio::select! {
             (Some(sig), _, _) = forwarded => {
-                tracing::info!(signal = ?sig, "forwarding signal to the child");
-                let _ = rustix::process::kill_process(child, sig);
+                tracing::info!(signal = signal_name(sig), "forwarding signal to the child");
+                child.signal(sig);
             }
             Some(()) = changes.recv() => {
                 while changes.try_recv().is_ok() {}
                 match exec.on_change {
                     ChildOnChange::Signal(sig) => {
-                        tracing::info!(signal = ?sig, "secrets changed; signalling the child");
-                        let _ = rustix::process::kill_process(child, sig);
+                        tracing::info!(signal = signal_name(sig), "secrets changed; signalling the child");
+                        child.signal(sig);
                     }
                     ChildOnChange::Restart => {
                         tracing::info!("secrets changed; restarting the child");
@@ -131,7 +165,7 @@ pub async fn supervise(
             _ = sigchld.recv() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        if let Some(code) = reap(child) {
+        if let Some(code) = reap(child.pid) {
             tracing::info!(code, "child exited");
             return Ok(code);
         }

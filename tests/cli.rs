@@ -48,11 +48,10 @@ fn the_readme_main_job_writes_every_file() {
 
 #[test]
 fn check_prints_the_plan_without_values() {
-    let o = ramsecrets(&[
-        "check",
-        "--config",
-        repo().join("examples/dev.yaml").to_str().unwrap(),
-    ]);
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let cfg = file(work.path(), "config.yaml", &dev_config(out.path()));
+    let o = ramsecrets(&["check", "--config", cfg.to_str().unwrap()]);
     assert_exit(&o, 0);
     let t = text(&o);
     assert!(
@@ -65,7 +64,114 @@ fn check_prints_the_plan_without_values() {
         ),
         "{t}"
     );
+    assert!(
+        t.contains("its local files and directories are ready"),
+        "{t}"
+    );
     assert!(!t.contains("dev-only-password"), "{t}");
+    assert!(out.names().is_empty(), "check wrote {:?}", out.names());
+}
+
+#[test]
+fn check_finds_what_init_would_reject_without_a_server() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let config = |source: &str, dir: &str, template: &str| {
+        format!(
+            "sources:\n  - file: {{ path: {source} }}\noutput: {{ dir: {dir} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    template: \"{template}\"\n"
+        )
+    };
+    let check = |config: &str, extra: &[&str]| {
+        let cfg = file(work.path(), "config.yaml", config);
+        let mut args = vec!["check", "--config", cfg.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        ramsecrets(&args)
+    };
+    // A missing output dir and a missing file source, both named at once.
+    let missing = format!("{}/missing", out.path().display());
+    let o = check(&config("nope.yaml", &missing, "{{ password }}"), &[]);
+    assert_exit(&o, 73);
+    let t = text(&o);
+    assert!(
+        t.contains(&format!(
+            "output dir {missing} does not exist: create it, or mount a memory volume there"
+        )),
+        "{t}"
+    );
+    assert!(t.contains("nope.yaml") && !t.contains("is valid\n"), "{t}");
+    // A field the file source's secret lacks.
+    file(work.path(), "dev.yaml", "secret/app/db:\n  password: x\n");
+    let dir = out.path().display().to_string();
+    let o = check(&config("dev.yaml", &dir, "{{ username }}"), &[]);
+    assert_exit(&o, 65);
+    assert!(
+        text(&o).contains("secret `db`: field `username` is not in the secret (it has: password)"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains(": x"), "{}", text(&o));
+    // --config-only: the file alone.
+    let o = check(
+        &config("nope.yaml", &missing, "{{ username }}"),
+        &["--config-only"],
+    );
+    assert_exit(&o, 0);
+    let o = check(&config("dev.yaml", &dir, "{{ password }}"), &[]);
+    assert_exit(&o, 0);
+    assert!(out.names().is_empty());
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dev = repo().join("examples/dev.yaml");
+    let dev = dev.to_str().unwrap();
+    for args in [
+        vec!["schema"],
+        vec!["check", "--config-only", "--config", dev],
+        vec!["--help"],
+        vec!["exec", "--help"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ramsecrets"))
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", text(&o));
+        assert!(o.stderr.is_empty(), "{args:?}: {}", text(&o));
+    }
+}
+
+#[test]
+fn os_errors_are_said_once() {
+    let once = |o: &std::process::Output, what: &str| {
+        assert_eq!(text(o).matches(what).count(), 1, "{}", text(o));
+    };
+    let o = ramsecrets(&["check", "--config", "/nonexistent/ramsecrets.yaml"]);
+    once(&o, "No such file or directory");
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let missing = out.path().join("missing");
+    let o = init(work.path(), &dev_config(&missing), &[]);
+    assert_exit(&o, 73);
+    once(
+        &o,
+        "does not exist: create it, or mount a memory volume there",
+    );
+    assert!(!text(&o).contains("os error"), "{}", text(&o));
+    // A busy health port.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let config = dev_config(out.path()).replacen(
+        "output:",
+        &format!("health: {{ listen: 127.0.0.1:{port} }}\noutput:"),
+        1,
+    );
+    let cfg = file(work.path(), "config.yaml", &config);
+    let o = ramsecrets(&["run", "--config", cfg.to_str().unwrap()]);
+    assert_exit(&o, 71);
+    once(&o, "Address already in use");
 }
 
 #[test]
@@ -168,7 +274,7 @@ fn mlock_locks_memory_when_allowed() {
 fn every_example_config_is_valid() {
     for example in ["dev.yaml", "vault.yaml", "aws.yaml"] {
         let path = repo().join("examples").join(example);
-        let o = ramsecrets(&["check", "--config", path.to_str().unwrap()]);
+        let o = ramsecrets(&["check", "--config-only", "--config", path.to_str().unwrap()]);
         assert_exit(&o, 0);
     }
 }

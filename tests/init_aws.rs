@@ -575,6 +575,7 @@ fn a_trace_level_run_shows_no_secret_value() {
 fn check_prints_the_aws_plan_of_the_example() {
     let o = ramsecrets(&[
         "check",
+        "--config-only",
         "--config",
         repo().join("examples/aws.yaml").to_str().unwrap(),
     ]);

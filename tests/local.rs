@@ -170,3 +170,68 @@ fn a_broken_file_source_is_reported_once_per_cause() {
     }
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }
+
+/// A config of one secret from a `file` source in `work`, written to `out`.
+fn simple_config(work: &Path, out: &Path, extra: &str) -> std::path::PathBuf {
+    file(work, "dev.yaml", "secret/app/db:\n  password: one\n");
+    file(
+        work,
+        "config.yaml",
+        &format!(
+            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\n{extra}secrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
+            out.display()
+        ),
+    )
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn exec_is_a_real_entrypoint() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let cfg = simple_config(work.path(), out.path(), "");
+    let cfg = cfg.to_str().unwrap();
+    // A command that does not exist: 127, as a shell says; one that cannot run: 126.
+    let o = ramsecrets(&["exec", "--config", cfg, "--", "/nonexistent/app"]);
+    assert_exit(&o, 127);
+    assert_eq!(
+        text(&o).matches("No such file or directory").count(),
+        1,
+        "{}",
+        text(&o)
+    );
+    let script = file(work.path(), "not-executable.sh", "echo hi\n");
+    let o = ramsecrets(&["exec", "--config", cfg, "--", script.to_str().unwrap()]);
+    assert_exit(&o, 126);
+    // SIGTERM reaches what the child started, too.
+    let pid_file = work.path().join("sleep.pid");
+    let mut run = Running::exec(
+        work.path(),
+        Path::new(cfg),
+        &format!("sleep 100 & echo $! > {}; wait", pid_file.display()),
+    );
+    wait_until(LIMIT, "the child's child", || {
+        std::fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))
+    });
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(alive(&pid));
+    assert_eq!(run.stop(Signal::TERM), Some(128 + 15));
+    let ended = std::time::Instant::now() + LIMIT;
+    while alive(&pid) && std::time::Instant::now() < ended {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if alive(&pid) {
+        let _ = std::process::Command::new("kill").arg(&pid).status();
+        panic!("the shell's `sleep` outlived SIGTERM:\n{}", run.logs());
+    }
+}

@@ -1399,21 +1399,32 @@ impl Validator<'_> {
     }
 }
 
+/// The signals a config may name, by their names without `SIG`.
+const SIGNALS: [(&str, Signal); 9] = [
+    ("HUP", Signal::HUP),
+    ("INT", Signal::INT),
+    ("QUIT", Signal::QUIT),
+    ("USR1", Signal::USR1),
+    ("USR2", Signal::USR2),
+    ("TERM", Signal::TERM),
+    ("KILL", Signal::KILL),
+    ("WINCH", Signal::WINCH),
+    ("ALRM", Signal::ALARM),
+];
+
 /// A signal by name, with or without `SIG`: HUP, INT, QUIT, USR1, USR2, TERM, KILL, WINCH, ALRM.
 pub fn parse_signal(name: &str) -> Option<Signal> {
     let name = name.trim().to_ascii_uppercase();
-    Some(match name.strip_prefix("SIG").unwrap_or(&name) {
-        "HUP" => Signal::HUP,
-        "INT" => Signal::INT,
-        "QUIT" => Signal::QUIT,
-        "USR1" => Signal::USR1,
-        "USR2" => Signal::USR2,
-        "TERM" => Signal::TERM,
-        "KILL" => Signal::KILL,
-        "WINCH" => Signal::WINCH,
-        "ALRM" => Signal::ALARM,
-        _ => return None,
-    })
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    SIGNALS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// A signal's name as a user writes it, e.g. `HUP`.
+pub fn signal_name(signal: Signal) -> &'static str {
+    SIGNALS
+        .iter()
+        .find(|(_, s)| *s == signal)
+        .map_or("a signal", |(n, _)| n)
 }
 
 fn clean_mount(m: &str) -> String {

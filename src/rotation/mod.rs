@@ -572,23 +572,19 @@ impl Engine {
     /// Logs the failures of a round, one line per cause.
     fn log_failures(&self, failures: Vec<Failure>) {
         let all = failures.iter().flat_map(|f| {
-            f.errors
-                .iter()
-                .map(move |(i, e)| (self.config.secrets[*i].name.as_str(), (e, f)))
+            f.errors.iter().map(move |(i, message)| {
+                (
+                    self.config.secrets[*i].name.as_str(),
+                    Said { message, of: f },
+                )
+            })
         });
-        let mut causes: Vec<(&String, &Failure, Vec<&str>)> = Vec::new();
-        for (name, (message, failure)) in all {
-            match causes.iter_mut().find(|(m, _, _)| *m == message) {
-                Some((_, _, names)) => names.push(name),
-                None => causes.push((message, failure, vec![name])),
-            }
-        }
-        for (message, f, names) in causes {
+        for cause in cycle::by_cause(all) {
             tracing::warn!(
-                secrets = %cycle::names(&names),
-                failures = f.failures,
-                retry_in_ms = f.retry.as_millis() as u64,
-                error = %message,
+                secrets = %cycle::names(&cause.secrets),
+                failures = cause.first.of.failures,
+                retry_in_ms = cause.first.of.retry.as_millis() as u64,
+                error = %cause.message,
                 "refresh failed; files left as they are"
             );
         }
@@ -620,6 +616,18 @@ impl Engine {
         if let (Some(tx), true) = (&self.changes, any) {
             let _ = tx.send(());
         }
+    }
+}
+
+/// One failure message of a group, for [`cycle::by_cause`].
+struct Said<'a> {
+    message: &'a str,
+    of: &'a Failure,
+}
+
+impl std::fmt::Display for Said<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message)
     }
 }
 

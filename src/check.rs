@@ -1,0 +1,94 @@
+//! What `check` verifies beyond the config file, without contacting a server:
+//! the output directory exists and is in memory, CA bundles load, and every
+//! secret a `file` source serves is there and renders. These are the local
+//! facts `init` would otherwise reject. Credential files (tokens, JWTs,
+//! AppRole ids) are left alone: they are read at login, and a projected
+//! service-account token exists only in the pod.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::config::{Config, SourceKind};
+use crate::cycle;
+use crate::exit::{Exit, ExitCode};
+use crate::output::OutputDir;
+use crate::source;
+
+/// Time allowed to read a `file` source.
+const FILE_BUDGET: Duration = Duration::from_secs(10);
+
+/// Every local fact that `init` would reject, in the order found.
+#[derive(Debug)]
+pub struct Error {
+    path: PathBuf,
+    problems: Vec<(String, Exit)>,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "config {} is valid, but `init` would fail:",
+            self.path.display()
+        )?;
+        for (message, _) in &self.problems {
+            write!(f, "\n  - {message}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        self.problems.first().map_or(Exit::Software, |(_, e)| *e)
+    }
+}
+
+/// Checks the local facts of `config`, read from `path`.
+pub async fn local(config: &Config, path: &Path) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    if let Err(e) = OutputDir::check(&config.output) {
+        problems.push((e.to_string(), e.exit()));
+    }
+    let sources = match source::build(config) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push((e.to_string(), e.exit()));
+            return Err(Error {
+                path: path.to_owned(),
+                problems,
+            });
+        }
+    };
+    let deadline = Instant::now() + FILE_BUDGET;
+    let mut failed = Vec::new();
+    for members in cycle::groups(config) {
+        let source = config.secrets[members[0]].source;
+        if !matches!(config.sources[source].kind, SourceKind::File { .. }) {
+            continue;
+        }
+        if let Err(e) = cycle::fetch_group(config, &members, &*sources[source], deadline).await {
+            failed.extend(e);
+        }
+    }
+    failed.sort_by_key(|(i, _)| *i);
+    let named = failed
+        .iter()
+        .map(|(i, e)| (config.secrets[*i].name.as_str(), e));
+    for cause in cycle::by_cause(named) {
+        problems.push((cause.line(), cause.first.exit()));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+}
