@@ -1,6 +1,7 @@
 //! What `check` verifies beyond the config file, without contacting a server:
 //! the output directory exists and is in memory, CA bundles load, and every
-//! secret a `file` source serves is there and renders. These are the local
+//! secret a `file` source serves is there and renders, and so is every
+//! template over such secrets. These are the local
 //! facts `init` would otherwise reject. Credential files (tokens, JWTs,
 //! AppRole ids) are left alone: they are read at login, and a projected
 //! service-account token exists only in the pod.
@@ -16,6 +17,7 @@ use crate::cycle;
 use crate::exit::{Exit, ExitCode};
 use crate::output::OutputDir;
 use crate::source;
+use crate::template;
 
 /// Time allowed to read a `file` source.
 const FILE_BUDGET: Duration = Duration::from_secs(10);
@@ -67,13 +69,15 @@ pub async fn local(config: &Config, path: &Path) -> Result<(), Error> {
     };
     let deadline = Instant::now() + FILE_BUDGET;
     let mut failed = Vec::new();
+    let mut fetched = vec![None; config.secrets.len()];
     for members in cycle::groups(config) {
         let source = config.secrets[members[0]].source;
         if !matches!(config.sources[source].kind, SourceKind::File { .. }) {
             continue;
         }
-        if let Err(e) = cycle::fetch_group(config, &members, &*sources[source], deadline).await {
-            failed.extend(e);
+        match cycle::fetch_group(config, &members, &*sources[source], deadline).await {
+            Ok((f, _)) => members.iter().for_each(|&i| fetched[i] = Some(f.clone())),
+            Err(e) => failed.extend(e),
         }
     }
     failed.sort_by_key(|(i, _)| *i);
@@ -82,6 +86,14 @@ pub async fn local(config: &Config, path: &Path) -> Result<(), Error> {
         .map(|(i, e)| (config.secrets[*i].name.as_str(), e));
     for cause in cycle::by_cause(named) {
         problems.push((cause.line(), cause.first.exit()));
+    }
+    // Templates whose secrets all come from `file` sources.
+    for t in &config.templates {
+        if t.inputs.iter().all(|&i| fetched[i].is_some()) {
+            if let Err(e) = template::render(t, &config.secrets, |i| fetched[i].as_ref()) {
+                problems.push((format!("template `{}`: {e}", t.file), e.exit()));
+            }
+        }
     }
     if problems.is_empty() {
         Ok(())

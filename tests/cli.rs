@@ -110,6 +110,18 @@ fn check_finds_what_init_would_reject_without_a_server() {
         text(&o)
     );
     assert!(!text(&o).contains(": x"), "{}", text(&o));
+    // A field a template over several secrets reads.
+    let with_template = format!(
+        "{}templates:\n  - file: app.conf\n    template: \"{{{{ secrets.db.password }}}} {{{{ secrets.db.user }}}}\"\n",
+        config("dev.yaml", &dir, "{{ password }}")
+    );
+    let o = check(&with_template, &[]);
+    assert_exit(&o, 65);
+    assert!(
+        text(&o).contains("template `app.conf`:") && text(&o).contains("`user`"),
+        "{}",
+        text(&o)
+    );
     // --config-only: the file alone.
     let o = check(
         &config("nope.yaml", &missing, "{{ username }}"),
