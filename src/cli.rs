@@ -89,7 +89,7 @@ pub struct InitArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     /// Give up (and write nothing) when all secrets are not fetched by then.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::config::duration::parse)]
     pub timeout: Duration,
     /// Vault secrets fetched at once (AWS secrets are batched, 20 per call).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -103,7 +103,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     /// Give up when the first render is not done by then.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::config::duration::parse)]
     pub timeout: Duration,
 }
 

@@ -290,3 +290,39 @@ fn every_example_config_is_valid() {
         assert_exit(&o, 0);
     }
 }
+
+#[test]
+fn durations_take_the_documented_units_and_print_as_written() {
+    let work = scratch();
+    let config = |interval: &str| {
+        file(
+            work.path(),
+            "config.yaml",
+            &format!("sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: /dev/shm }}\nrefresh: {{ interval: \"{interval}\" }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    refresh: 1h30m\n"),
+        )
+    };
+    let check = |interval: &str| {
+        let cfg = config(interval);
+        ramsecrets(&["check", "--config-only", "--config", cfg.to_str().unwrap()])
+    };
+    let o = check("1d");
+    assert_exit(&o, 0);
+    assert!(text(&o).contains("poll every 1d,"), "{}", text(&o));
+    assert!(text(&o).contains(", every 1h30m"), "{}", text(&o));
+    let o = check("5M");
+    assert_exit(&o, 78);
+    let t = text(&o);
+    assert!(
+        t.contains("refresh.interval")
+            && t.contains("unknown unit `M`")
+            && t.contains("ms, s, m, h or d"),
+        "{t}"
+    );
+    let o = ramsecrets(&["init", "--config", "x", "--timeout", "soon"]);
+    assert_exit(&o, 64);
+    let t = text(&o);
+    assert!(
+        t.contains("ms, s, m, h or d") && !t.contains("expected number at 0"),
+        "{t}"
+    );
+}

@@ -2,6 +2,7 @@
 //! types below. Every problem is collected and reported at once, each with its
 //! key path and, where the text has one, its line and column.
 
+pub mod duration;
 mod marks;
 mod plan;
 pub mod raw;
@@ -1370,14 +1371,14 @@ impl Validator<'_> {
     fn duration(&mut self, at: &str, s: Option<&str>, default: Duration) -> Option<Duration> {
         match s {
             None => Some(default),
-            Some(s) => match humantime::parse_duration(s) {
+            Some(s) => match duration::parse(s) {
                 Ok(d) if !d.is_zero() => Some(d),
                 Ok(_) => {
                     self.problem(at, "must be longer than zero");
                     None
                 }
                 Err(e) => {
-                    self.problem(at, format!("`{s}` is not a duration like 30s, 5m, 1h: {e}"));
+                    self.problem(at, e);
                     None
                 }
             },

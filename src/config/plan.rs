@@ -71,7 +71,7 @@ impl fmt::Display for Config {
         writeln!(
             f,
             "sidecar: poll every {}, renew at {:.0}% of a lease",
-            humantime::format_duration(r.interval),
+            super::duration::format(r.interval),
             r.renew_at * 100.0
         )?;
         if let Some(addr) = self.health {
@@ -127,7 +127,7 @@ impl fmt::Display for Config {
             };
             let every = s
                 .refresh
-                .map(|d| format!(", every {}", humantime::format_duration(d)))
+                .map(|d| format!(", every {}", super::duration::format(d)))
                 .unwrap_or_default();
             let actions = actions(&s.on_change);
             writeln!(
