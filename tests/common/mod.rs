@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod helm;
+pub mod kube;
 pub mod moto;
 
 use std::io::{BufRead, BufReader, Write};
@@ -658,6 +659,11 @@ impl JwtSigner {
         let public_pem =
             String::from_utf8(openssl(&["rsa", "-in", key.to_str().unwrap(), "-pubout"])).unwrap();
         JwtSigner { key, public_pem }
+    }
+
+    /// The private key file, PEM.
+    pub fn key_file(&self) -> &Path {
+        &self.key
     }
 
     /// An RS256 JWT of `claims`.
