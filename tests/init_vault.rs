@@ -6,7 +6,6 @@ mod common;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::process::Command;
 
-use base64::Engine;
 use common::*;
 use serde_json::json;
 
@@ -155,7 +154,7 @@ fn writes_kv_v1_v2_read_and_pki_in_every_format() {
 }
 
 #[test]
-fn logs_in_with_approle_jwt_and_kubernetes() {
+fn logs_in_with_approle_and_jwt() {
     let bao = Bao::start();
     let work = scratch();
     bao.kv2_put("app/db", json!({ "password": "via-login" }));
@@ -180,66 +179,6 @@ fn logs_in_with_approle_jwt_and_kubernetes() {
     );
     let jwt_file = file(work.path(), "jwt", &jwt);
 
-    // Kubernetes: no API server can run here, so OpenBao's TokenReview calls go
-    // to a small responder this test starts, which vouches for one token.
-    let sa_jwt = format!(
-        "{}.{}.c2ln",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256"}"#),
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
-            json!({
-                "iss": "kubernetes/serviceaccount",
-                "sub": "system:serviceaccount:default:app",
-                "kubernetes.io/serviceaccount/namespace": "default",
-                "kubernetes.io/serviceaccount/service-account.name": "app",
-                "kubernetes.io/serviceaccount/service-account.uid": "0b5c1a5e-1111-2222-3333-444455556666"
-            })
-            .to_string()
-        )
-    );
-    let review_port = token_review_server(sa_jwt.clone(), "default", "app");
-    // OpenBao insists on a CA for the API server; the responder speaks plain HTTP, so any will do.
-    let ca = work.path().join("k8s-ca");
-    let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=k8s",
-        ])
-        .arg("-keyout")
-        .arg(ca.with_extension("key"))
-        .arg("-out")
-        .arg(&ca)
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    bao.api(
-        "POST",
-        "sys/auth/kubernetes",
-        json!({ "type": "kubernetes" }),
-    );
-    bao.api(
-        "POST",
-        "auth/kubernetes/config",
-        json!({
-            "kubernetes_host": format!("http://127.0.0.1:{review_port}"),
-            "token_reviewer_jwt": "reviewer",
-            "kubernetes_ca_cert": std::fs::read_to_string(&ca).unwrap(),
-            "disable_local_ca_jwt": true
-        }),
-    );
-    bao.api(
-        "POST",
-        "auth/kubernetes/role/app",
-        json!({
-            "bound_service_account_names": ["app"],
-            "bound_service_account_namespaces": ["default"],
-            "token_policies": ["app"]
-        }),
-    );
-    let sa_file = file(work.path(), "sa-token", &sa_jwt);
-
     let auths = [
         (
             "approle",
@@ -252,13 +191,6 @@ fn logs_in_with_approle_jwt_and_kubernetes() {
         (
             "jwt",
             format!("jwt: {{ role: ci, token_file: {} }}", jwt_file.display()),
-        ),
-        (
-            "kubernetes",
-            format!(
-                "kubernetes: {{ role: app, token_file: {} }}",
-                sa_file.display()
-            ),
         ),
     ];
     for (name, auth) in auths {

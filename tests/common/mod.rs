@@ -9,7 +9,6 @@ pub mod helm;
 pub mod kube;
 pub mod moto;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -341,52 +340,6 @@ pub fn hanging_server() -> (u16, std::thread::JoinHandle<()>) {
         }
     });
     (port, h)
-}
-
-/// A minimal Kubernetes TokenReview endpoint: every review of `jwt` is
-/// authenticated as `system:serviceaccount:<ns>:<sa>`. Returns its port.
-pub fn token_review_server(jwt: String, ns: &'static str, sa: &'static str) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in l.incoming().take(32) {
-            let Ok(mut s) = stream else { continue };
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0; len];
-            std::io::Read::read_exact(&mut reader, &mut body).ok();
-            let review: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let ok = review["spec"]["token"].as_str() == Some(jwt.as_str());
-            let answer = json!({
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenReview",
-                "status": {
-                    "authenticated": ok,
-                    "user": {
-                        "username": format!("system:serviceaccount:{ns}:{sa}"),
-                        "uid": "0b5c1a5e-1111-2222-3333-444455556666",
-                        "groups": ["system:serviceaccounts"]
-                    }
-                }
-            })
-            .to_string();
-            let _ = write!(
-                s,
-                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
-    });
-    port
 }
 
 /// Polls `check` every 100 ms until it holds or `limit` passes; panics with `what`.
