@@ -18,6 +18,16 @@ impl fmt::Display for Config {
                             format!("kubernetes role {} at auth/{}", l.role, l.mount)
                         }
                         Auth::Jwt(l) => format!("jwt role {} at auth/{}", l.role, l.mount),
+                        Auth::Aws(l) => format!(
+                            "aws role {} at auth/{}, signed for {}",
+                            l.role,
+                            l.mount,
+                            l.sts_url()
+                        ),
+                        Auth::Cert(l) => match &l.name {
+                            Some(n) => format!("cert {n} at auth/{}", l.mount),
+                            None => format!("cert at auth/{}", l.mount),
+                        },
                     };
                     let ns = v
                         .namespace

@@ -142,6 +142,39 @@ pub struct RawAuth {
     pub kubernetes: Option<RawRoleLogin>,
     /// JWT login.
     pub jwt: Option<RawRoleLogin>,
+    /// AWS IAM login: a signed sts:GetCallerIdentity, with the AWS SDK's default credential chain.
+    pub aws: Option<RawAwsLogin>,
+    /// TLS client certificate login.
+    pub cert: Option<RawCertLogin>,
+}
+
+/// AWS IAM login (EKS IRSA or Pod Identity, instance profiles, any credential of the chain).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAwsLogin {
+    /// Auth mount (default `aws`).
+    pub mount: Option<String>,
+    /// Vault role to log in as.
+    pub role: String,
+    /// Region of the STS endpoint the request is signed for (default `us-east-1`, the global
+    /// endpoint); must match the server's `sts_region`.
+    pub region: Option<String>,
+    /// Value of the `X-Vault-AWS-IAM-Server-ID` header, when the server requires one.
+    pub header_value: Option<String>,
+}
+
+/// TLS client certificate login; the files are read at each login.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertLogin {
+    /// Auth mount (default `cert`).
+    pub mount: Option<String>,
+    /// The certificate role to log in as (default: any role the certificate matches).
+    pub name: Option<String>,
+    /// PEM file of the client certificate (and its chain).
+    pub client_cert: PathBuf,
+    /// PEM file of the client certificate's private key.
+    pub client_key: PathBuf,
 }
 
 /// AWS Secrets Manager. Credentials come from the SDK's default chain:

@@ -5,6 +5,7 @@
 mod aws;
 mod file;
 mod vault;
+mod vault_login;
 
 use std::sync::Arc;
 use std::time::Duration;

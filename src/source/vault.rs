@@ -1,5 +1,5 @@
 //! HashiCorp Vault and OpenBao, on vaultrs: token, AppRole, Kubernetes and JWT
-//! login; KV v1/v2 with the engine version detected from the mount as the
+//! login, and AWS IAM and TLS certificate login (in [`super::vault_login`]); KV v1/v2 with the engine version detected from the mount as the
 //! `vault kv` CLI does; PKI issue; and any logical read with its lease.
 //!
 //! vaultrs has no call for two things we need, so they go straight to the
@@ -22,7 +22,7 @@ use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use super::{fields_from_json, Error, Result, Source};
+use super::{fields_from_json, vault_login, Error, Result, Source};
 use crate::backoff::Backoff;
 use crate::config::{Address, Auth, KvVersion, Secret, Vault};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
@@ -33,6 +33,10 @@ pub struct VaultSource {
     address: reqwest::Url,
     namespace: Option<String>,
     auth: Auth,
+    /// The source's settings, for the client a certificate login builds.
+    settings: Vault,
+    /// The AWS credential chain of an `aws` login, built at the first login.
+    aws_credentials: vault_login::AwsCredentials,
     http: reqwest::Client,
     backoff: Backoff,
     session: Mutex<Option<Session>>,
@@ -65,30 +69,20 @@ fn ttl(secs: u64) -> Option<Duration> {
 impl VaultSource {
     /// Builds the HTTP client (timeouts, CA bundle); no request is made yet.
     pub fn new(name: &str, cfg: &Vault) -> Result<Self> {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(cfg.connect_timeout)
-            .timeout(cfg.request_timeout)
-            .tls_backend_rustls();
-        if cfg.address.scheme() == "http" {
-            if cfg.ca_cert.is_some() {
-                tracing::warn!(
-                    source = name,
-                    "ca_cert is ignored: the address is plain http://"
-                );
-            }
-            // As vaultrs does: without this, reqwest's platform verifier fails to build.
-            builder = builder.tls_certs_only(Vec::new());
-        } else if let Some(ca) = &cfg.ca_cert {
-            builder = builder.tls_certs_merge(load_ca(name, ca)?);
+        if cfg.address.scheme() == "http" && cfg.ca_cert.is_some() {
+            tracing::warn!(
+                source = name,
+                "ca_cert is ignored: the address is plain http://"
+            );
         }
-        let http = builder
-            .build()
-            .map_err(|e| Error::Config(format!("source {name}: cannot build HTTP client: {e}")))?;
+        let http = http_client(name, cfg, None)?;
         Ok(Self {
             name: name.to_owned(),
             address: cfg.address.clone(),
             namespace: cfg.namespace.clone(),
             auth: cfg.auth.clone(),
+            settings: cfg.clone(),
+            aws_credentials: tokio::sync::OnceCell::new(),
             http,
             backoff: Backoff::default(),
             session: Mutex::new(None),
@@ -301,6 +295,16 @@ impl VaultSource {
                 .await;
                 ("kubernetes", r)
             }
+            Auth::Aws(l) => {
+                let body = vault_login::aws_body(&self.name, l, &self.aws_credentials).await?;
+                return self.login_raw("aws", &self.http, &l.mount, body).await;
+            }
+            Auth::Cert(l) => {
+                let identity = vault_login::cert_identity(l)?;
+                let client = http_client(&self.name, &self.settings, Some(identity))?;
+                let body = serde_json::json!({ "name": l.name });
+                return self.login_raw("cert", &client, &l.mount, body).await;
+            }
             Auth::Jwt(l) => {
                 let jwt = read_credential(&l.token_file, "token_file")?;
                 let c = self.vaultrs("")?;
@@ -368,6 +372,43 @@ impl VaultSource {
             .await
     }
 
+    /// POSTs a login to `auth/{mount}/login` on `http` (no token); a
+    /// rejected login is denied.
+    async fn login_raw(
+        &self,
+        method: &str,
+        http: &reqwest::Client,
+        mount: &str,
+        body: serde_json::Value,
+    ) -> Result<Grant> {
+        let what = format!("{method} login");
+        let path = format!("auth/{mount}/login");
+        let none = SecretBytes::default();
+        let answer = self
+            .call_on(http, &none, reqwest::Method::POST, &path, Some(body), &what)
+            .await
+            .map_err(|e| match e {
+                // A rejected login is a 400 in Vault: bad role, bad signature, bad certificate.
+                Error::Data(m) => Error::Denied(m),
+                other => other,
+            })?;
+        let auth = answer
+            .get("auth")
+            .filter(|a| !a.is_null())
+            .ok_or_else(|| Error::Data(format!("{what}: the answer has no `auth`")))?;
+        let token = auth["client_token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Data(format!("{what}: the answer has no token")))?;
+        let lease = auth["lease_duration"].as_u64().unwrap_or(0);
+        tracing::info!(source = %self.name, method, policies = ?auth["policies"], ttl = lease, "logged in");
+        Ok(Grant {
+            token: SecretBytes::copy_from(token),
+            ttl: ttl(lease),
+            renewable: auth["renewable"].as_bool().unwrap_or(false),
+        })
+    }
+
     /// Calls `/v1/{path}` with `token` and the namespace; the answer as JSON.
     async fn call(
         &self,
@@ -377,12 +418,24 @@ impl VaultSource {
         body: Option<serde_json::Value>,
         what: &str,
     ) -> Result<serde_json::Value> {
+        self.call_on(&self.http, token, method, path, body, what)
+            .await
+    }
+
+    /// [`Self::call`] on the client `http`; an empty `token` is not sent.
+    async fn call_on(
+        &self,
+        http: &reqwest::Client,
+        token: &SecretBytes,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        what: &str,
+    ) -> Result<serde_json::Value> {
         let url = format!("{}/v1/{path}", self.address.as_str().trim_end_matches('/'));
-        let mut req = self
-            .http
-            .request(method, url)
-            .header("X-Vault-Request", "true")
-            .header(
+        let mut req = http.request(method, url).header("X-Vault-Request", "true");
+        if !token.is_empty() {
+            req = req.header(
                 "X-Vault-Token",
                 reqwest::header::HeaderValue::from_bytes(token.expose())
                     .map(|mut v| {
@@ -391,6 +444,7 @@ impl VaultSource {
                     })
                     .map_err(|_| Error::Data(format!("{what}: token is not a header value")))?,
             );
+        }
         if let Some(body) = body {
             req = req.json(&body);
         }
@@ -669,6 +723,31 @@ fn read_credential(path: &Path, key: &str) -> Result<SecretBytes> {
         )));
     }
     Ok(SecretBytes::copy_from(text))
+}
+
+/// The HTTP client of a Vault source (timeouts, CA bundle), with a client
+/// certificate for a `cert` login.
+fn http_client(
+    name: &str,
+    cfg: &Vault,
+    identity: Option<reqwest::Identity>,
+) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(cfg.request_timeout)
+        .tls_backend_rustls();
+    if cfg.address.scheme() == "http" {
+        // As vaultrs does: without this, reqwest's platform verifier fails to build.
+        builder = builder.tls_certs_only(Vec::new());
+    } else if let Some(ca) = &cfg.ca_cert {
+        builder = builder.tls_certs_merge(load_ca(name, ca)?);
+    }
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("source {name}: cannot build HTTP client: {e}")))
 }
 
 fn load_ca(name: &str, path: &Path) -> Result<Vec<reqwest::Certificate>> {

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod auth;
 pub mod helm;
 pub mod kube;
 pub mod moto;
@@ -55,6 +56,8 @@ pub struct Bao {
     child: Child,
     pub addr: String,
     pub token: String,
+    /// With TLS (`start_tls`): the CA that signed the server's certificate.
+    pub ca: Option<PathBuf>,
     _log: tempfile::TempDir,
     http: reqwest::blocking::Client,
 }
@@ -65,45 +68,65 @@ impl Bao {
     /// which another test may have taken: a server that exits at start is
     /// tried again on other ports.
     pub fn start() -> Bao {
+        Bao::start_with(false)
+    }
+
+    /// A dev server on https:// (`-dev-tls`), its CA in [`Bao::ca`].
+    pub fn start_tls() -> Bao {
+        Bao::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Bao {
         for _ in 0..5 {
-            if let Some(bao) = Bao::try_start() {
+            if let Some(bao) = Bao::try_start(tls) {
                 return bao;
             }
         }
         panic!("bao server exited at start five times: see the logs above");
     }
 
-    fn try_start() -> Option<Bao> {
+    fn try_start(tls: bool) -> Option<Bao> {
         let port = free_port();
         let token = format!("root-{:x}", rand_u64());
         let log = scratch();
         let out = std::fs::File::create(log.path().join("bao.log")).unwrap();
-        let child = Command::new(bao_bin())
-            .args([
-                "server",
-                "-dev",
-                &format!("-dev-root-token-id={token}"),
-                &format!("-dev-listen-address=127.0.0.1:{port}"),
-            ])
+        let mut cmd = Command::new(bao_bin());
+        cmd.args([
+            "server",
+            "-dev",
+            &format!("-dev-root-token-id={token}"),
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ]);
+        if tls {
+            cmd.arg("-dev-tls")
+                .arg(format!("-dev-tls-cert-dir={}", log.path().display()));
+        }
+        let child = cmd
             .env_remove("VAULT_ADDR")
             .env_remove("BAO_ADDR")
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
             .expect("cannot start bao server");
+        let scheme = if tls { "https" } else { "http" };
+        let ca = tls.then(|| log.path().join("vault-ca.pem"));
         let mut bao = Bao {
             child,
-            addr: format!("http://127.0.0.1:{port}"),
+            addr: format!("{scheme}://127.0.0.1:{port}"),
             token,
+            ca,
             _log: log,
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            http: reqwest::blocking::Client::new(),
         };
         let started = Instant::now();
         let log = || std::fs::read_to_string(bao._log.path().join("bao.log")).unwrap_or_default();
         loop {
+            // The CA is written once the server has made it.
+            let mut http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30));
+            if let Some(pem) = bao.ca.as_ref().and_then(|p| std::fs::read(p).ok()) {
+                http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+            }
+            bao.http = http.build().unwrap();
             if let Ok(r) = bao.http.get(format!("{}/v1/sys/health", bao.addr)).send() {
                 if r.status().is_success() {
                     return Some(bao);

@@ -1,0 +1,172 @@
+//! The two Vault logins that are more than a role and a file. `aws` (IAM)
+//! signs an sts:GetCallerIdentity request with the AWS SDK's default
+//! credential chain (aws-sigv4, as the SDK itself signs) and hands Vault the
+//! signed request, which Vault sends to STS to learn who is calling: the way
+//! EKS workloads (IRSA, Pod Identity) and instances log in. `cert` presents a
+//! TLS client certificate, read from its files at each login.
+//!
+//! The AWS credentials stay in the SDK's types and the signed headers (with a
+//! session token) in the login body, neither zeroized; the client key goes
+//! from a zeroizing buffer into rustls, which keeps its own copy for the life
+//! of the one login client.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use base64::Engine;
+
+use super::{Error, Result};
+use crate::config::{AwsLogin, CertLogin};
+use crate::secret::SecretBytes;
+
+/// The one request Vault accepts: GetCallerIdentity, form-encoded.
+const BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
+const CONTENT_TYPE: &str = "application/x-www-form-urlencoded; charset=utf-8";
+/// The header that binds a signed request to one Vault server.
+const SERVER_ID: &str = "X-Vault-AWS-IAM-Server-ID";
+
+/// The credential chain of an `aws` login, built at the first login; the
+/// SDK refreshes what it caches (web identity, container, IMDS credentials).
+pub(super) type AwsCredentials = tokio::sync::OnceCell<SharedCredentialsProvider>;
+
+/// The body of an `aws` login: a freshly signed GetCallerIdentity.
+pub(super) async fn aws_body(
+    source: &str,
+    login: &AwsLogin,
+    chain: &AwsCredentials,
+) -> Result<serde_json::Value> {
+    let what = format!("source {source}: aws login");
+    let provider = chain
+        .get_or_try_init(|| async {
+            aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new(login.region.clone()))
+                .load()
+                .await
+                .credentials_provider()
+                .ok_or_else(|| Error::Config(format!("{what}: no AWS credential chain")))
+        })
+        .await?;
+    let credentials = provider
+        .provide_credentials()
+        .await
+        .map_err(|e| super::aws::credentials(&e, &what))?;
+    let url = login.sts_url();
+    let host = reqwest::Url::parse(&url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut unsigned = vec![("Content-Type", CONTENT_TYPE)];
+    if let Some(v) = &login.header_value {
+        unsigned.push((SERVER_ID, v.as_str()));
+    }
+    let identity = credentials.into();
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(&login.region)
+        .name("sts")
+        .time(SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .map_err(|e| Error::Config(format!("{what}: cannot sign: {e}")))?
+        .into();
+    let signed_headers = unsigned.iter().copied().chain([("Host", host.as_str())]);
+    let request = SignableRequest::new(
+        "POST",
+        url.as_str(),
+        signed_headers,
+        SignableBody::Bytes(BODY.as_bytes()),
+    )
+    .and_then(|r| sign(r, &params))
+    .map_err(|e| Error::Config(format!("{what}: cannot sign: {e}")))?;
+    let (instructions, _) = request.into_parts();
+    // As Go's http.Header, which Vault decodes: canonical names, lists of values.
+    let mut headers: BTreeMap<String, Vec<String>> = unsigned
+        .iter()
+        .map(|(k, v)| (canonical(k), vec![(*v).to_owned()]))
+        .collect();
+    for (k, v) in instructions.headers() {
+        headers.entry(canonical(k)).or_default().push(v.to_owned());
+    }
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let headers = serde_json::to_vec(&headers)
+        .map_err(|e| Error::Config(format!("{what}: cannot encode headers: {e}")))?;
+    Ok(serde_json::json!({
+        "role": login.role,
+        "iam_http_request_method": "POST",
+        "iam_request_url": b64(url.as_bytes()),
+        "iam_request_body": b64(BODY.as_bytes()),
+        "iam_request_headers": b64(&headers),
+    }))
+}
+
+/// `x-amz-date` → `X-Amz-Date`.
+fn canonical(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + &chars.as_str().to_ascii_lowercase()
+            })
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// The client certificate and key of a `cert` login, read now.
+pub(super) fn cert_identity(login: &CertLogin) -> Result<reqwest::Identity> {
+    let read = |path: &Path, key: &str| {
+        std::fs::read(path)
+            .map(SecretBytes::new)
+            .map_err(|e| Error::Config(format!("{key} {}: {e}", path.display())))
+    };
+    let mut pem = read(&login.client_key, "client_key")?;
+    pem.extend_from_slice(b"\n");
+    pem.extend_from_slice(read(&login.client_cert, "client_cert")?.expose());
+    reqwest::Identity::from_pem(pem.expose()).map_err(|_| {
+        Error::Config(format!(
+            "client_cert {} and client_key {}: not a PEM certificate and its private key",
+            login.client_cert.display(),
+            login.client_key.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_are_canonical() {
+        assert_eq!(canonical("x-amz-date"), "X-Amz-Date");
+        assert_eq!(canonical("authorization"), "Authorization");
+        assert_eq!(
+            canonical("X-Vault-AWS-IAM-Server-ID"),
+            "X-Vault-Aws-Iam-Server-Id"
+        );
+    }
+
+    #[test]
+    fn a_bad_key_file_is_named_not_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = dir.path().join("c.pem");
+        let key = dir.path().join("k.pem");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        std::fs::write(&key, "hunter2").unwrap();
+        let login = CertLogin {
+            mount: "cert".into(),
+            name: None,
+            client_cert: cert,
+            client_key: key.clone(),
+        };
+        let e = cert_identity(&login).unwrap_err().to_string();
+        assert!(e.contains("k.pem") && !e.contains("hunter2"), "{e}");
+        std::fs::remove_file(&key).unwrap();
+        let e = cert_identity(&login).unwrap_err().to_string();
+        assert!(e.starts_with("client_key "), "{e}");
+    }
+}
