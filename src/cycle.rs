@@ -405,7 +405,7 @@ pub(crate) mod tests {
             mode: 0o400,
             owner: None,
             allow_disk: true,
-            state_dir: tmp.path().join("state"),
+            state_dir: None,
             wipe_on_exit: false,
         })
         .unwrap();

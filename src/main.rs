@@ -2,15 +2,14 @@
 //! hardening, run the command, and map its error to a sysexits code.
 
 use std::process::ExitCode as ProcessExit;
-use std::sync::Arc;
 
 use clap::Parser;
 use ramsecrets::cli::{Cli, Command, InitArgs, LogFormat, RunArgs};
 use ramsecrets::config::{self, Config};
 use ramsecrets::exit::{Exit, ExitCode};
 use ramsecrets::output::OutputDir;
-use ramsecrets::state::{Held, State};
-use ramsecrets::{check, cycle, harden, sidecar, source, telemetry};
+use ramsecrets::signals::{self, Signals};
+use ramsecrets::{check, cycle, harden, sidecar, source, state, telemetry};
 
 /// An error on its way out: the message and the exit code it stands for.
 struct Failure {
@@ -107,7 +106,7 @@ fn run(command: Command) -> Result<u8, Failure> {
             }
             Ok(Exit::Ok.code())
         }
-        Command::Init(args) => init(args).map(|()| Exit::Ok.code()),
+        Command::Init(args) => init(args),
         Command::Run(args) => sidecar(args, None, false),
         Command::Exec(args) => sidecar(args.run, Some(args.command), false),
         Command::Proxy(args) => sidecar(args, None, true),
@@ -150,49 +149,31 @@ fn sidecar(args: RunArgs, child: Option<Vec<String>>, proxy: bool) -> Result<u8,
     Ok(u8::try_from(code).unwrap_or(1))
 }
 
-fn init(args: InitArgs) -> Result<(), Failure> {
+/// `init`; returns the exit code: 0, or 128 + the signal that stopped it.
+fn init(args: InitArgs) -> Result<u8, Failure> {
     let config = Config::load(&args.config.config)?;
     harden::harden(config.mlock)?;
     let sources = source::build(&config)?;
     let dir = OutputDir::open(&config.output)?;
+    let state_dir = state::prepare(&config.output, &dir)?;
     // What parsing and set-up touched is not needed to fetch and write.
     ramsecrets::memory::trim();
     runtime()?.block_on(async {
+        let signals = Signals::install(false).map_err(|e| Failure {
+            exit: Exit::OsErr,
+            error: anyhow::Error::new(e).context("cannot install signal handlers"),
+        })?;
         let deadline = tokio::time::Instant::now() + args.timeout;
         let concurrency = usize::from(args.concurrency);
-        let report = cycle::run(&config, &sources, &dir, deadline, concurrency, Vec::new()).await?;
-        hand_off(&config, &sources, &report).await
+        let work = async {
+            let report =
+                cycle::run(&config, &sources, &dir, deadline, concurrency, Vec::new()).await?;
+            state::hand_off(&config, &sources, &report, state_dir.as_ref()).await?;
+            Ok(Exit::Ok.code())
+        };
+        tokio::select! {
+            done = work => done,
+            sig = signals.stopped() => Ok(u8::try_from(signals::interrupted(sig)).unwrap_or(1)),
+        }
     })
-}
-
-/// Leaves the tokens and the leased or issued secrets for the sidecar, when
-/// there is anything to hand over.
-async fn hand_off(
-    config: &Config,
-    sources: &[Arc<dyn source::Source>],
-    report: &cycle::Report,
-) -> Result<(), Failure> {
-    let mut state = State::default();
-    for (s, source) in config.sources.iter().zip(sources) {
-        if let Some(token) = source.session().await {
-            state.tokens.insert(s.name.clone(), token);
-        }
-    }
-    for (secret, fetched) in config.secrets.iter().zip(&report.fetched) {
-        if fetched.lease.is_some() || fetched.expires.is_some() {
-            state.secrets.insert(
-                secret.name.clone(),
-                Held {
-                    address: secret.address.identity(),
-                    fetched_at: report.started,
-                    fetched: fetched.clone(),
-                },
-            );
-        }
-    }
-    if state.tokens.is_empty() && state.secrets.is_empty() {
-        return Ok(());
-    }
-    state.save(&config.output)?;
-    Ok(())
 }

@@ -6,7 +6,7 @@
 //! temporaries and their commit, so a run can write all of its files or none.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,8 +18,6 @@ use crate::config::Output;
 use crate::exit::{Exit, ExitCode};
 use crate::secret::SecretBytes;
 
-const TMPFS_MAGIC: i64 = 0x0102_1994;
-const RAMFS_MAGIC: i64 = 0x8584_58f6;
 /// Suffix of temporary files, so that leftovers of a crash can be found.
 const TMP_SUFFIX: &str = ".ramsecrets-tmp";
 
@@ -139,7 +137,7 @@ impl OutputDir {
         )
         .map_err(open_err)?;
         let fs_type = rustix::fs::fstatfs(&fd).map_err(open_err)?.f_type as i64;
-        let on_disk = fs_type != TMPFS_MAGIC && fs_type != RAMFS_MAGIC;
+        let on_disk = !crate::trust::memory_fs(fs_type);
         if on_disk && !output.allow_disk {
             return Err(Error::NotMemory {
                 path: path.clone(),
@@ -149,9 +147,55 @@ impl OutputDir {
         Ok((fd, on_disk))
     }
 
+    /// A directory its caller opened and checked (the hand-off state's), to
+    /// write into the same way.
+    pub fn opened(fd: OwnedFd, path: PathBuf) -> Self {
+        let on_disk = !crate::trust::in_memory(&fd).unwrap_or(false);
+        Self {
+            fd: Arc::new(fd),
+            path,
+            owner: None,
+            on_disk,
+        }
+    }
+
     /// The directory's path, for messages.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The opened directory.
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// Whether the directory `other` is this one or lies anywhere under it,
+    /// found by walking up its `..` entries (so no path or symlink can hide it).
+    pub fn encloses(&self, other: &OwnedFd) -> std::io::Result<bool> {
+        let id = |fd: &OwnedFd| rustix::fs::fstat(fd).map(|s| (s.st_dev, s.st_ino));
+        let me = id(&self.fd)?;
+        let mut cur = rustix::fs::openat(
+            other,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        loop {
+            let here = id(&cur)?;
+            if here == me {
+                return Ok(true);
+            }
+            let up = rustix::fs::openat(
+                &cur,
+                "..",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            if id(&up)? == here {
+                return Ok(false);
+            }
+            cur = up;
+        }
     }
 
     fn clean_temporaries(&self) {
@@ -253,24 +297,35 @@ impl OutputDir {
         Ok(staged)
     }
 
-    /// The content and mode of `file` as it is now, if it is a regular file
-    /// (a symlink is not followed and counts as absent).
-    pub fn current(&self, file: &str) -> Option<(SecretBytes, u32)> {
-        let (parent, name) = self.parent_of(file).ok()?;
-        let fd = rustix::fs::openat(
+    /// Whether `file` is a regular file (not a symlink) that already holds
+    /// `bytes` with `mode`. Its size is checked first, and no more than
+    /// `bytes.len() + 1` bytes of it are read, whatever its size.
+    fn holds(&self, file: &str, bytes: &SecretBytes, mode: u32) -> bool {
+        let Ok((parent, name)) = self.parent_of(file) else {
+            return false;
+        };
+        let Ok(fd) = rustix::fs::openat(
             &*parent,
             name,
             OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
             Mode::empty(),
-        )
-        .ok()?;
-        let stat = rustix::fs::fstat(&fd).ok()?;
-        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile {
-            return None;
+        ) else {
+            return false;
+        };
+        let Ok(stat) = rustix::fs::fstat(&fd) else {
+            return false;
+        };
+        if rustix::fs::FileType::from_raw_mode(stat.st_mode) != rustix::fs::FileType::RegularFile
+            || stat.st_mode & 0o7777 != mode
+            || u64::try_from(stat.st_size) != Ok(bytes.len() as u64)
+        {
+            return false;
         }
-        let mut bytes = SecretBytes::new(Vec::with_capacity(stat.st_size.max(0) as usize));
-        std::io::copy(&mut File::from(fd), &mut bytes).ok()?;
-        Some((bytes, stat.st_mode & 0o7777))
+        let mut now = zeroize::Zeroizing::new(Vec::with_capacity(bytes.len() + 1));
+        let read = File::from(fd)
+            .take(bytes.len() as u64 + 1)
+            .read_to_end(&mut now);
+        read.is_ok() && now.as_slice() == bytes.expose()
     }
 
     /// Stages `bytes` for `file` only when the file does not already hold
@@ -281,10 +336,7 @@ impl OutputDir {
         bytes: &SecretBytes,
         mode: u32,
     ) -> Result<Option<Staged>> {
-        if self
-            .current(file)
-            .is_some_and(|(now, m)| m == mode && now == *bytes)
-        {
+        if self.holds(file, bytes, mode) {
             return Ok(None);
         }
         self.stage(file, bytes, mode).map(Some)
@@ -325,7 +377,7 @@ mod tests {
             mode: 0o400,
             owner: None,
             allow_disk: true,
-            state_dir: PathBuf::new(),
+            state_dir: None,
             wipe_on_exit: false,
         };
         let dir = OutputDir::open(&out).unwrap();
@@ -345,7 +397,7 @@ mod tests {
             mode: 0o400,
             owner: None,
             allow_disk: false,
-            state_dir: PathBuf::new(),
+            state_dir: None,
             wipe_on_exit: false,
         };
         match OutputDir::open(&out) {
@@ -408,6 +460,19 @@ mod tests {
     }
 
     #[test]
+    fn a_huge_sparse_file_is_compared_by_size_and_replaced() {
+        let (tmp, dir) = disk_dir();
+        let f = std::fs::File::create(tmp.path().join("a")).unwrap();
+        f.set_len(1 << 40).unwrap();
+        std::fs::set_permissions(tmp.path().join("a"), PermissionsExt::from_mode(0o400)).unwrap();
+        let v = SecretBytes::copy_from("v");
+        let staged = dir.stage_if_changed("a", &v, 0o400).unwrap().unwrap();
+        dir.commit(staged).unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("a")).unwrap(), b"v");
+        assert!(dir.stage_if_changed("a", &v, 0o400).unwrap().is_none());
+    }
+
+    #[test]
     fn a_dropped_stage_leaves_nothing() {
         let (tmp, dir) = disk_dir();
         let staged = dir.stage("x", &SecretBytes::copy_from("v"), 0o400).unwrap();
@@ -426,7 +491,7 @@ mod tests {
             mode: 0o400,
             owner: None,
             allow_disk: true,
-            state_dir: PathBuf::new(),
+            state_dir: None,
             wipe_on_exit: false,
         };
         OutputDir::open(&out).unwrap();

@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::exit::{Exit, ExitCode};
 use crate::output::OutputDir;
 use crate::rotation::Engine;
+use crate::signals::{self, Signals};
 use crate::store::Store;
 use crate::telemetry::{health, metrics::Metrics};
 use crate::{cycle, output, proxy, source, supervise, watch};
@@ -49,6 +50,9 @@ pub enum Error {
     /// The proxy could not start.
     #[error(transparent)]
     Proxy(#[from] proxy::Error),
+    /// The signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
     /// The child could not be started.
     #[error("cannot start `{command}`: {source}")]
     Spawn {
@@ -66,8 +70,9 @@ impl ExitCode for Error {
             Error::Source(e) => e.exit(),
             Error::Output(e) => e.exit(),
             Error::Cycle(e) => e.exit(),
-            Error::Health { .. } | Error::Watch(_) => Exit::OsErr,
+            Error::Health { .. } | Error::Watch(_) | Error::Signals(_) => Exit::OsErr,
             Error::Proxy(proxy::Error::Token { .. }) => Exit::Config,
+            Error::Proxy(proxy::Error::Untrusted { .. }) => Exit::NoPerm,
             Error::Proxy(proxy::Error::Listen { .. }) => Exit::OsErr,
             Error::Spawn { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Exit::CommandNotFound,
@@ -87,25 +92,11 @@ pub struct Options {
     pub child: Option<Vec<String>>,
 }
 
-/// Resolves when SIGTERM or SIGINT arrives.
-async fn terminated() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => std::future::pending().await,
-    }
-}
-
 /// Runs the sidecar; returns the process exit code (the child's in `exec` mode).
 pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
+    let exec_mode = opts.child.is_some();
+    // Before any backend call; in `exec` mode SIGHUP is the child's.
+    let signals = Signals::install(!exec_mode).map_err(Error::Signals)?;
     let config = Arc::new(config);
     let sources = source::build(&config)?;
     let dir = Arc::new(OutputDir::open(&config.output)?);
@@ -114,6 +105,11 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(Store::default());
     let stop = CancellationToken::new();
+    // A token file that cannot be trusted stops the run before any backend call.
+    let proxy_token = match &config.proxy {
+        Some(cfg) => Some(proxy::load_token(&cfg.token_file)?),
+        None => None,
+    };
     let health = match config.health {
         Some(addr) => Some(
             health::serve(addr, metrics.clone(), stop.clone())
@@ -124,8 +120,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     };
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();
     let deadline = tokio::time::Instant::now() + opts.timeout;
-    let exec_mode = opts.child.is_some();
-    let mut engine = Engine::start(
+    let start = Engine::start(
         config.clone(),
         sources,
         dir.clone(),
@@ -133,15 +128,13 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         store.clone(),
         deadline,
         exec_mode.then_some(changes_tx),
-    )
-    .await?;
-    let proxy = match &config.proxy {
-        Some(cfg) => {
-            let token =
-                proxy::load_token(&cfg.token_file).map_err(|source| proxy::Error::Token {
-                    path: cfg.token_file.clone(),
-                    source,
-                })?;
+    );
+    let mut engine = tokio::select! {
+        engine = start => engine?,
+        sig = signals.stopped() => return Ok(signals::interrupted(sig)),
+    };
+    let proxy = match (&config.proxy, proxy_token) {
+        (Some(cfg), Some(token)) => {
             let shared = Arc::new(proxy::Proxy::new(
                 engine.view(),
                 store.clone(),
@@ -151,7 +144,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
             let handle = proxy::serve(shared.clone(), cfg, stop.clone()).await?;
             Some((shared, handle))
         }
-        None => None,
+        _ => None,
     };
     let trimmed = crate::memory::trim();
     tracing::debug!(bytes = trimmed, "start-up code pages given back");
@@ -174,9 +167,9 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
             Some((command, handle))
         }
         None => {
-            let stop = stop.clone();
+            let (stop, signals) = (stop.clone(), signals.clone());
             tokio::spawn(async move {
-                terminated().await;
+                signals.stopped().await;
                 tracing::info!("stopping");
                 stop.cancel();
             });
@@ -185,7 +178,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     };
 
     loop {
-        let (e, reload) = engine.run(&stop, &mut events).await;
+        let (e, reload) = engine.run(&stop, &mut events, signals.reloads()).await;
         engine = e;
         if !reload {
             break;

@@ -1,22 +1,68 @@
 //! Hand-off from `init` to the sidecar, so that one pod takes one set of
 //! dynamic credentials: `init` leaves the tokens it used and the leased or
 //! issued secrets it wrote in `output.state_dir/state.json` (mode 0400, in a
-//! 0700 directory on tmpfs that only ramsecrets' own containers mount), and
-//! `run` adopts them, renewing those leases instead of taking new ones.
+//! 0700 directory on tmpfs that only ramsecrets' own containers mount, never
+//! under `output.dir`), and `run` adopts them, renewing those leases instead of
+//! taking new ones. Without `state_dir` nothing is handed over. The sidecar
+//! trusts the state only as [`crate::trust`] allows, range-checks every number
+//! in it, and takes only leases and certificates from it, never a static secret.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde::{Deserialize, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use crate::config::{Config, Output};
+use crate::config::{Address, Config, Output, Secret};
+use crate::cycle;
+use crate::exit::{Exit, ExitCode};
 use crate::output::{self, OutputDir};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
+use crate::source::Source;
+use crate::trust::{self, Refused, Rules};
 
 const FILE: &str = "state.json";
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+/// Largest state file read.
+const MAX_SIZE: u64 = 1 << 20;
+/// Longest lease, and furthest expiry, taken from a state file.
+const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// How far in the future `fetched_at` may lie (the clocks of one node agree).
+const SKEW: Duration = Duration::from_secs(300);
+
+/// Why the state directory cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The directory or file is not safe to keep credentials in.
+    #[error("output.state_dir {path}: {reason}; ramsecrets keeps its Vault token there, so only ramsecrets' uid may write it, on tmpfs")]
+    Untrusted {
+        /// The directory or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        reason: Refused,
+    },
+    /// The directory is the output directory or inside it.
+    #[error("output.state_dir {path} lies inside output.dir {dir}, which the app reads; give output.state_dir its own volume")]
+    InsideOutput {
+        /// The state directory.
+        path: PathBuf,
+        /// The output directory.
+        dir: PathBuf,
+    },
+    /// The state could not be written.
+    #[error(transparent)]
+    Write(#[from] output::Error),
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        Exit::CantCreate
+    }
+}
 
 /// What `init` hands over.
 #[derive(Debug, Default)]
@@ -39,15 +85,22 @@ pub struct Held {
 }
 
 impl Held {
-    /// Whether a sidecar should keep this secret rather than fetch it again
-    /// (it holds a lease or certificate that has not yet expired).
-    pub fn usable(&self, now: SystemTime) -> bool {
-        let end = match (&self.fetched.lease, self.fetched.expires) {
-            (Some(l), _) => self.fetched_at + l.duration,
-            (None, Some(e)) => e,
-            (None, None) => return false,
+    /// Whether a sidecar should keep this rather than fetch `secret` again: a
+    /// lease taken at the same read path, or a certificate, not yet expired.
+    /// Static secrets are never taken from the state.
+    pub fn usable(&self, secret: &Secret, now: SystemTime) -> bool {
+        if self.address != secret.address.identity() {
+            return false;
+        }
+        let end = match (&secret.address, &self.fetched.lease, self.fetched.expires) {
+            // A lease id is `<read path>/<id>`: one for another path is not this secret's.
+            (Address::Read(path), Some(l), _) if l.id.starts_with(&format!("{path}/")) => {
+                self.fetched_at.checked_add(l.duration)
+            }
+            (Address::Pki { .. }, None, Some(e)) => Some(e),
+            _ => None,
         };
-        end > now + Duration::from_secs(5)
+        end.is_some_and(|end| end > now + Duration::from_secs(5))
     }
 }
 
@@ -109,33 +162,96 @@ fn decode(b64: &str) -> Option<SecretBytes> {
     B64.decode(b64).ok().map(SecretBytes::new)
 }
 
-/// The state directory, opened like the output directory (tmpfs check, no-follow writes).
-fn open_dir(output: &Output) -> output::Result<OutputDir> {
-    if let Err(e) = std::fs::create_dir(&output.state_dir) {
-        if e.kind() != std::io::ErrorKind::AlreadyExists {
-            return Err(output::Error::OpenDir {
-                path: output.state_dir.clone(),
-                source: e,
-            });
+/// Seconds since the epoch as a time, if it is no further than `MAX_SPAN` past `now`.
+fn time(secs: u64, now: SystemTime) -> Option<SystemTime> {
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(secs))
+        .filter(|t| *t <= now + MAX_SPAN)
+}
+
+fn rules(output: &Output) -> Rules {
+    Rules {
+        root_may_own: false,
+        memory_only: !output.allow_disk,
+    }
+}
+
+/// Opens the state directory and checks that it can be trusted: no symlink,
+/// ramsecrets' own, not group/other writable, in memory (unless `allow_disk`),
+/// and neither the output directory nor under it.
+fn open_dir(output: &Output, path: &Path, out: &OutputDir) -> Result<OutputDir, Error> {
+    let untrusted = |reason| Error::Untrusted {
+        path: path.to_owned(),
+        reason,
+    };
+    let fd = trust::open_dir(rustix::fs::CWD, path, rules(output)).map_err(untrusted)?;
+    if out.encloses(&fd).map_err(|e| untrusted(Refused::Io(e)))? {
+        return Err(Error::InsideOutput {
+            path: path.to_owned(),
+            dir: out.path().to_owned(),
+        });
+    }
+    Ok(OutputDir::opened(fd, path.to_owned()))
+}
+
+/// The state directory `init` writes to, created 0700 if missing; `None`
+/// when `output.state_dir` is not set. `init` opens it before it fetches
+/// anything, so that a bad one fails the run before a file is written.
+pub fn prepare(output: &Output, out: &OutputDir) -> Result<Option<OutputDir>, Error> {
+    let Some(path) = &output.state_dir else {
+        return Ok(None);
+    };
+    match rustix::fs::mkdir(path, rustix::fs::Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => {
+            return Err(Error::Untrusted {
+                path: path.clone(),
+                reason: Refused::Io(e.into()),
+            })
         }
     }
-    let _ = std::fs::set_permissions(
-        &output.state_dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    );
-    OutputDir::open(&Output {
-        dir: output.state_dir.clone(),
-        mode: 0o400,
-        owner: None,
-        allow_disk: output.allow_disk,
-        state_dir: output.state_dir.clone(),
-        wipe_on_exit: false,
-    })
+    open_dir(output, path, out).map(Some)
+}
+
+/// Leaves the tokens and the leased or issued secrets of `init` in `dir`
+/// for the sidecar; without a state directory, says once that it will not.
+pub async fn hand_off(
+    config: &Config,
+    sources: &[Arc<dyn Source>],
+    report: &cycle::Report,
+    dir: Option<&OutputDir>,
+) -> Result<(), Error> {
+    let mut state = State::default();
+    for (s, source) in config.sources.iter().zip(sources) {
+        if let Some(token) = source.session().await {
+            state.tokens.insert(s.name.clone(), token);
+        }
+    }
+    for (secret, fetched) in config.secrets.iter().zip(&report.fetched) {
+        if fetched.lease.is_some() || fetched.expires.is_some() {
+            state.secrets.insert(
+                secret.name.clone(),
+                Held {
+                    address: secret.address.identity(),
+                    fetched_at: report.started,
+                    fetched: fetched.clone(),
+                },
+            );
+        }
+    }
+    match dir {
+        _ if state.tokens.is_empty() && state.secrets.is_empty() => Ok(()),
+        Some(dir) => state.save(dir),
+        None => {
+            tracing::info!("output.state_dir is not set: nothing is handed over, so the sidecar will log in and fetch afresh");
+            Ok(())
+        }
+    }
 }
 
 impl State {
-    /// Writes the state atomically.
-    pub fn save(&self, output: &Output) -> output::Result<()> {
+    /// Writes the state atomically into `dir` (from [`prepare`]).
+    pub fn save(&self, dir: &OutputDir) -> Result<(), Error> {
         let doc = DocOut {
             version: 1,
             tokens: self
@@ -170,118 +286,208 @@ impl State {
         };
         let mut bytes = SecretBytes::default();
         serde_json::to_writer(&mut bytes, &doc).map_err(|e| output::Error::Write {
-            dir: output.state_dir.clone(),
+            dir: dir.path().to_owned(),
             file: FILE.into(),
             source: e.into(),
         })?;
-        let dir = open_dir(output)?;
         let staged = dir.stage(FILE, &bytes, 0o400)?;
-        dir.commit(staged)
+        Ok(dir.commit(staged)?)
     }
 
-    /// Reads the state `init` left, if any; a damaged file is logged and ignored.
-    pub fn load(config: &Config) -> State {
-        let path = config.output.state_dir.join(FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => SecretBytes::new(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return State::default(),
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot read the hand-off state; starting fresh");
-                return State::default();
-            }
-        };
-        let Ok(doc) = serde_json::from_slice::<DocIn>(bytes.expose()) else {
-            tracing::warn!(path = %path.display(), "the hand-off state is damaged; starting fresh");
+    /// Reads the state `init` left, if any. A state that cannot be trusted or
+    /// fails any check is logged once (why, never what it holds) and unused.
+    pub fn load(output: &Output, out: &OutputDir) -> State {
+        let Some(path) = &output.state_dir else {
             return State::default();
         };
-        let tokens = doc
-            .tokens
-            .into_iter()
-            .filter_map(|(k, v)| Some((k, decode(&v)?)))
-            .collect();
-        let secrets = doc
-            .secrets
-            .into_iter()
-            .filter_map(|(name, h)| {
-                let fields: Option<Fields> = h
-                    .fields
-                    .iter()
-                    .map(|(k, v)| Some((k.clone(), decode(v)?)))
-                    .collect();
-                let fetched = Fetched {
-                    fields: fields?,
-                    version: h.version,
-                    lease: h.lease.map(|l| Lease {
-                        id: l.id,
-                        duration: Duration::from_secs(l.duration),
-                        renewable: l.renewable,
-                    }),
-                    expires: h.expires.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
-                    // Only Vault leases and certificates are handed over: neither has these.
-                    stored: None,
-                    previous: None,
-                };
-                let held = Held {
-                    address: h.address,
-                    fetched_at: UNIX_EPOCH + Duration::from_secs(h.fetched_at),
-                    fetched,
-                };
-                Some((name, held))
-            })
-            .collect();
-        State { tokens, secrets }
+        match State::read(output, path, out) {
+            Ok(state) => state,
+            Err(Error::Untrusted { reason, .. }) if reason.is_missing() => State::default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the hand-off state is not used; fetching afresh");
+                State::default()
+            }
+        }
+    }
+
+    fn read(output: &Output, path: &Path, out: &OutputDir) -> Result<State, Error> {
+        let dir = open_dir(output, path, out)?;
+        let file = path.join(FILE);
+        let untrusted = |reason| Error::Untrusted {
+            path: file.clone(),
+            reason,
+        };
+        let bytes =
+            trust::read(dir.fd(), Path::new(FILE), rules(output), MAX_SIZE).map_err(untrusted)?;
+        // serde's message can quote the content: only the position is kept.
+        let doc = serde_json::from_slice::<DocIn>(bytes.expose()).map_err(|e| {
+            untrusted(Refused::Io(std::io::Error::other(format!(
+                "it is not a hand-off state (line {}, column {})",
+                e.line(),
+                e.column()
+            ))))
+        })?;
+        doc.into_state(SystemTime::now())
+            .map_err(|what| untrusted(Refused::Io(std::io::Error::other(what))))
+    }
+}
+
+impl DocIn {
+    /// The state, if every value in it is in range.
+    fn into_state(self, now: SystemTime) -> Result<State, String> {
+        let mut state = State::default();
+        for (name, token) in self.tokens {
+            let token = decode(&token)
+                .filter(|t| !t.is_empty() && t.expose().iter().all(u8::is_ascii_graphic))
+                .ok_or_else(|| format!("the token of source {name} is not a token"))?;
+            state.tokens.insert(name, token);
+        }
+        for (name, h) in self.secrets {
+            let bad = |what: &str| format!("secret {name}: {what} is out of range");
+            let fetched_at = time(h.fetched_at, now)
+                .filter(|t| *t <= now + SKEW)
+                .ok_or_else(|| bad("fetched_at"))?;
+            let lease = match h.lease {
+                Some(l) if Duration::from_secs(l.duration) <= MAX_SPAN => Some(Lease {
+                    id: l.id,
+                    duration: Duration::from_secs(l.duration),
+                    renewable: l.renewable,
+                }),
+                Some(_) => return Err(bad("lease.duration")),
+                None => None,
+            };
+            let expires = match h.expires {
+                Some(e) => Some(time(e, now).ok_or_else(|| bad("expires"))?),
+                None => None,
+            };
+            let fields = h
+                .fields
+                .iter()
+                .map(|(k, v)| Some((k.clone(), decode(v)?)))
+                .collect::<Option<Fields>>()
+                .ok_or_else(|| format!("secret {name}: a field is not base64"))?;
+            let fetched = Fetched {
+                fields,
+                version: h.version,
+                lease,
+                expires,
+                // Only Vault leases and certificates are handed over: neither has these.
+                stored: None,
+                previous: None,
+            };
+            let held = Held {
+                address: h.address,
+                fetched_at,
+                fetched,
+            };
+            state.secrets.insert(name, held);
+        }
+        Ok(state)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
-    #[test]
-    fn round_trips_with_values_encoded() {
+    /// A config with a leased secret and a state dir beside the output dir.
+    fn setup() -> (tempfile::TempDir, Config, OutputDir) {
         let dir = tempfile::tempdir().unwrap();
-        let text = format!(
-            "sources:\n  - file: {{ path: x }}\noutput: {{ dir: {}, allow_disk: true }}\nsecrets:\n  - name: a\n    read: db/creds/app\n",
-            dir.path().display()
-        );
-        let config = Config::parse(&text, dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("out")).unwrap();
+        let text = "sources:\n  - file: { path: x }\noutput: { dir: out, state_dir: state, allow_disk: true }\nsecrets:\n  - name: a\n    read: db/creds/app\n  - name: k\n    kv: { mount: secret, path: k }\n";
+        let config = Config::parse(text, dir.path()).unwrap();
+        let out = OutputDir::open(&config.output).unwrap();
+        (dir, config, out)
+    }
+
+    fn held(lease_id: &str, address: &str) -> Held {
         let mut fields = Fields::new();
         fields.insert("password".into(), SecretBytes::copy_from("hunter2"));
         let mut fetched = Fetched::fields(fields);
         fetched.lease = Some(Lease {
-            id: "database/creds/app/abc".into(),
+            id: lease_id.into(),
             duration: Duration::from_secs(60),
             renewable: true,
         });
+        Held {
+            address: address.into(),
+            fetched_at: UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now())),
+            fetched,
+        }
+    }
+
+    #[test]
+    fn round_trips_with_values_encoded_and_adopts_only_matching_leases() {
+        let (dir, config, out) = setup();
         let mut state = State::default();
         state
             .tokens
             .insert("vault".into(), SecretBytes::copy_from("s.token"));
-        state.secrets.insert(
-            "a".into(),
-            Held {
-                address: "db/creds/app".into(),
-                fetched_at: UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now())),
-                fetched,
-            },
-        );
-        state.save(&config.output).unwrap();
-        let on_disk = std::fs::read_to_string(dir.path().join(".ramsecrets/state.json")).unwrap();
+        let address = config.secrets[0].address.identity();
+        state
+            .secrets
+            .insert("a".into(), held("db/creds/app/abc", &address));
+        let kv = config.secrets[1].address.identity();
+        state
+            .secrets
+            .insert("k".into(), held("db/creds/app/abc", &kv));
+        state
+            .save(&prepare(&config.output, &out).unwrap().unwrap())
+            .unwrap();
+        let on_disk = std::fs::read_to_string(dir.path().join("state/state.json")).unwrap();
         assert!(!on_disk.contains("hunter2") && !on_disk.contains("s.token"));
-        let meta = std::fs::metadata(dir.path().join(".ramsecrets")).unwrap();
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
-            0o700
-        );
-        let back = State::load(&config);
+        let meta = std::fs::metadata(dir.path().join("state")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+        let back = State::load(&config.output, &out);
         assert_eq!(back.tokens["vault"].expose(), b"s.token");
-        let held = &back.secrets["a"];
-        assert_eq!(held.fetched.fields["password"].expose(), b"hunter2");
-        assert_eq!(
-            held.fetched.lease.as_ref().unwrap().duration,
-            Duration::from_secs(60)
-        );
-        assert!(held.usable(SystemTime::now()));
-        assert!(!held.usable(SystemTime::now() + Duration::from_secs(60)));
+        let a = &back.secrets["a"];
+        assert_eq!(a.fetched.fields["password"].expose(), b"hunter2");
+        let now = SystemTime::now();
+        assert!(a.usable(&config.secrets[0], now));
+        assert!(!a.usable(&config.secrets[0], now + Duration::from_secs(60)));
+        // A static secret is never taken from the state.
+        assert!(!back.secrets["k"].usable(&config.secrets[1], now));
+        // Nor a lease of another path.
+        assert!(!held("sys/other/abc", &address).usable(&config.secrets[0], now));
+    }
+
+    #[test]
+    fn out_of_range_numbers_and_bad_documents_are_refused_without_panic() {
+        let (dir, config, out) = setup();
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        std::fs::set_permissions(dir.path().join("state"), PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let max = u64::MAX;
+        for doc in [
+            format!(
+                r#"{{"tokens":{{}},"secrets":{{"a":{{"address":"x","fetched_at":{max},"version":null,"lease":null,"expires":null,"fields":{{}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"tokens":{{}},"secrets":{{"a":{{"address":"x","fetched_at":1,"version":null,"lease":{{"id":"db/creds/app/x","duration":{max},"renewable":true}},"expires":null,"fields":{{}}}}}}}}"#
+            ),
+            format!(
+                r#"{{"tokens":{{}},"secrets":{{"a":{{"address":"x","fetched_at":1,"version":null,"lease":null,"expires":{max},"fields":{{}}}}}}}}"#
+            ),
+            r#"{"tokens":{"vault":"bm90IGEgdG9rZW4K"},"secrets":{}}"#.to_owned(),
+            r#"{"tokens":{"vault":"hunter2-not-base64"#.to_owned(),
+        ] {
+            let path = dir.path().join("state/state.json");
+            let _ = std::fs::remove_file(&path);
+            std::fs::write(&path, &doc).unwrap();
+            let err = State::read(&config.output, dir.path().join("state").as_path(), &out)
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("hunter2") && !err.contains("bm90"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_state_dir_inside_the_output_dir_is_refused_even_through_a_symlink() {
+        let (dir, mut config, out) = setup();
+        std::os::unix::fs::symlink(dir.path().join("out"), dir.path().join("link")).unwrap();
+        config.output.state_dir = Some(dir.path().join("link/sub"));
+        let err = prepare(&config.output, &out).unwrap_err();
+        assert!(matches!(err, Error::InsideOutput { .. }), "{err}");
     }
 }

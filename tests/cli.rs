@@ -326,3 +326,26 @@ fn durations_take_the_documented_units_and_print_as_written() {
         "{t}"
     );
 }
+
+#[test]
+fn the_dev_example_keeps_its_proxy_token_in_the_directory_made_for_it() {
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    let port = free_port();
+    let config = dev_config(out.path()).replace("127.0.0.1:2773", &format!("127.0.0.1:{port}"));
+    let cfg = file(work.path(), "dev.yaml", &config);
+    let mut run = Running::start(work.path(), &["proxy", "--config", cfg.to_str().unwrap()]);
+    run.wait_log("proxy listening", std::time::Duration::from_secs(60));
+    // Not in /dev/shm itself, where any uid could have planted it first.
+    let token = std::fs::read_to_string(out.path().join("proxy-token")).unwrap();
+    let answer = reqwest::blocking::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{port}/secretsmanager/get?secretId=prod/api"
+        ))
+        .header("X-Aws-Parameters-Secrets-Token", &token)
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(run.stop(rustix::process::Signal::TERM), Some(0));
+    assert!(!run.logs().contains(&token));
+}

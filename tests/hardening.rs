@@ -135,3 +135,74 @@ fn an_accept_loop_out_of_descriptors_backs_off_and_recovers() {
     assert_eq!(run.stop(Signal::TERM), Some(0));
     assert!(!run.logs().contains(VALUE));
 }
+
+/// The pid of the only child of `parent` (what `unshare --fork` runs), once it exists.
+fn child_of(parent: u32) -> i32 {
+    let mut pid = 0;
+    wait_until(LIMIT, "unshare to start its child", || {
+        pid = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        pid != 0
+    });
+    pid
+}
+
+#[test]
+fn sigterm_and_sigint_stop_a_start_up_that_waits_on_a_backend_even_as_pid_1() {
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    let (port, _hang) = hanging_server();
+    let token = file(work.path(), "token", VALUE);
+    let cfg = file(
+        work.path(),
+        "config.yaml",
+        &format!(
+            "sources:\n  - vault:\n      address: http://127.0.0.1:{port}\n      request_timeout: 10m\n      auth: {{ token_file: {} }}\noutput: {{ dir: {} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db, kv_version: 2 }}\n",
+            token.display(),
+            out.path().display()
+        ),
+    );
+    for (mode, sig, code) in [("init", Signal::TERM, 143), ("run", Signal::INT, 130)] {
+        let mut cmd = std::process::Command::new("unshare");
+        cmd.args(["--pid", "--fork", "--kill-child"])
+            .arg(env!("CARGO_BIN_EXE_ramsecrets"))
+            .args([mode, "--config", cfg.to_str().unwrap(), "--timeout", "10m"]);
+        let mut run = Running::spawn(work.path(), cmd);
+        let pid = rustix::process::Pid::from_raw(child_of(run.child.id())).unwrap();
+        // The signal is sent until it is handled: one sent before the handlers
+        // exist is ignored by PID 1, as it was for the whole start-up before.
+        let mut exited = None;
+        wait_until(LIMIT, "ramsecrets to stop", || {
+            let _ = rustix::process::kill_process(pid, sig);
+            std::thread::sleep(Duration::from_millis(200));
+            exited = run.child.try_wait().unwrap();
+            exited.is_some()
+        });
+        let logs = run.logs();
+        assert_eq!(exited.unwrap().code(), Some(code), "{mode}:\n{logs}");
+        assert!(logs.contains("stopped during start-up"), "{mode}:\n{logs}");
+        assert!(!logs.contains(VALUE));
+        assert!(out.names().is_empty());
+    }
+}
+
+#[test]
+fn sighup_reloads_the_config_of_run() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let cfg = config(work.path(), out.path(), "");
+    let mut run = Running::sidecar(work.path(), &cfg);
+    let pid = rustix::process::Pid::from_raw(run.child.id() as i32).unwrap();
+    // Nothing changed on disk: only the signal asks for the reload, and the
+    // sidecar keeps running (SIGHUP used to kill it).
+    rustix::process::kill_process(pid, Signal::HUP).unwrap();
+    run.wait_log("config reloaded", LIMIT);
+    assert_eq!(out.read("db"), VALUE);
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+    let logs = run.logs();
+    assert!(logs.contains("SIGHUP"), "{logs}");
+    assert!(!logs.contains(VALUE));
+}

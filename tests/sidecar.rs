@@ -164,35 +164,15 @@ fn database_credentials_are_handed_over_renewed_and_replaced() {
     let pg = Postgres::start();
     let bao = Bao::start();
     let work = scratch();
-    let out = Tmpfs::new("4m");
-    bao.api("POST", "sys/mounts/database", json!({ "type": "database" }));
-    bao.api(
-        "POST",
-        "database/config/pg",
-        json!({
-            "plugin_name": "postgresql-database-plugin",
-            "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port),
-            "username": "postgres",
-            "password": "pgroot",
-            "allowed_roles": ["app"]
-        }),
-    );
-    bao.api(
-        "POST",
-        "database/roles/app",
-        json!({
-            "db_name": "pg",
-            "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
-            "default_ttl": "6s",
-            "max_ttl": "16s"
-        }),
-    );
+    let (out, state) = (Tmpfs::new("4m"), Tmpfs::new("1m"));
+    bao.database(&pg, "6s", "16s");
     let token = file(work.path(), "token", &bao.token);
     let health = free_port();
     let config = format!(
-        "{}      revoke_on_exit: true\noutput: {{ dir: {}, wipe_on_exit: true }}\nrefresh: {{ renew_at: 0.5 }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n  - name: db\n    read: database/creds/app\n    format: json\n",
+        "{}      revoke_on_exit: true\noutput: {{ dir: {}, state_dir: {}, wipe_on_exit: true }}\nrefresh: {{ renew_at: 0.5 }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n  - name: db\n    read: database/creds/app\n    format: json\n",
         token_source(&bao, &token),
-        out.path().display()
+        out.path().display(),
+        state.path().join("state").display()
     );
     let cfg = file(work.path(), "config.yaml", &config);
     let creds = || -> (String, String) {
@@ -202,21 +182,9 @@ fn database_credentials_are_handed_over_renewed_and_replaced() {
             v["password"].as_str().unwrap().into(),
         )
     };
-    let leases = || {
-        let (status, v) = bao.api_as(
-            &bao.token,
-            "LIST",
-            "sys/leases/lookup/database/creds/app",
-            json!(null),
-        );
-        if status == 404 {
-            0
-        } else {
-            v["data"]["keys"].as_array().map_or(0, Vec::len)
-        }
-    };
+    let leases = || bao.leases("database/creds/app");
     assert_exit(&init(work.path(), &config, &[]), 0);
-    assert!(out.path().join(".ramsecrets/state.json").exists());
+    assert!(state.path().join("state/state.json").exists());
     let first = creds();
     assert!(
         pg.can_login(&first.0, &first.1),

@@ -248,8 +248,8 @@ pub struct Output {
     pub owner: Option<(u32, u32)>,
     /// Allow a disk-backed directory.
     pub allow_disk: bool,
-    /// Hand-off state of `init` for the sidecar.
-    pub state_dir: PathBuf,
+    /// Hand-off state of `init` for the sidecar; `None`: no hand-off.
+    pub state_dir: Option<PathBuf>,
     /// Remove written files when the sidecar stops.
     pub wipe_on_exit: bool,
 }
@@ -727,7 +727,7 @@ impl Validator<'_> {
                 mode: 0o400,
                 owner: None,
                 allow_disk: false,
-                state_dir: PathBuf::new(),
+                state_dir: None,
                 wipe_on_exit: false,
             }),
             secrets,
@@ -942,9 +942,19 @@ impl Validator<'_> {
             self.problem("output.owner", "-1 is not an owner");
         }
         let dir = self.path(o.dir);
-        let state_dir = o
-            .state_dir
-            .map_or_else(|| dir.join(".ramsecrets"), |p| self.path(p));
+        let state_dir = o.state_dir.map(|p| self.path(p));
+        if let Some(state) = &state_dir {
+            if within(state, &dir) {
+                self.problem(
+                    "output.state_dir",
+                    format!(
+                        "{} is inside output.dir {}, which the app reads: the token and leases kept there would be the app's to take; give output.state_dir its own volume",
+                        state.display(),
+                        dir.display()
+                    ),
+                );
+            }
+        }
         Some(Output {
             dir,
             mode: mode?,
@@ -1436,6 +1446,31 @@ pub fn signal_name(signal: Signal) -> &'static str {
         .iter()
         .find(|(_, s)| *s == signal)
         .map_or("a signal", |(n, _)| n)
+}
+
+/// Whether `inner` is `outer` or lies under it: by the paths as written
+/// (`.` and `..` resolved), and by the real paths when both exist.
+fn within(inner: &Path, outer: &Path) -> bool {
+    fn lexical(p: &Path) -> PathBuf {
+        let mut out = PathBuf::new();
+        for c in p.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+    if lexical(inner).starts_with(lexical(outer)) {
+        return true;
+    }
+    matches!(
+        (inner.canonicalize(), outer.canonicalize()),
+        (Ok(i), Ok(o)) if i.starts_with(&o)
+    )
 }
 
 fn clean_mount(m: &str) -> String {

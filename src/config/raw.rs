@@ -240,7 +240,9 @@ pub struct RawOutput {
     /// Allow a directory that is not in memory (development only).
     #[serde(default)]
     pub allow_disk: bool,
-    /// Where `init` leaves leases and the token for the sidecar (default `<dir>/.ramsecrets`).
+    /// Where `init` leaves leases and the token for the sidecar: its own
+    /// volume, mounted only in ramsecrets' containers, never under `dir`.
+    /// Absent: no hand-off (the sidecar fetches afresh).
     pub state_dir: Option<PathBuf>,
     /// Remove the written files when the sidecar stops.
     #[serde(default)]

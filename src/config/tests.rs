@@ -389,7 +389,8 @@ fn sidecar_settings() {
     assert_eq!(ok.exec.on_change, ChildOnChange::Signal(Signal::USR1));
     assert_eq!(ok.secrets[0].refresh, Some(Duration::from_secs(30)));
     assert_eq!(ok.secrets[0].on_change.len(), 2);
-    assert_eq!(ok.output.state_dir, Path::new("/run/x/.ramsecrets"));
+    // No hand-off unless asked for.
+    assert_eq!(ok.output.state_dir, None);
     let bad = Config::parse(
         &format!("{HEAD}  - name: a\n    source: v\n    read: x/y\nrefresh: {{ renew_at: 1.5 }}\nhealth: {{ listen: nowhere }}\nexec: {{ on_change: reboot }}\n"),
         Path::new("/"),
@@ -400,5 +401,36 @@ fn sidecar_settings() {
         paths,
         ["refresh.renew_at", "health.listen", "exec.on_change"],
         "{bad:#?}"
+    );
+}
+
+#[test]
+fn a_state_dir_inside_the_output_dir_is_refused_naming_both_keys() {
+    let head = HEAD.replace("  dir: /run/x\n", "  dir: /run/x\n  state_dir: STATE\n");
+    let secret = "  - name: a\n    source: v\n    read: x/y\n";
+    for state in [
+        "/run/x",
+        "/run/x/.ramsecrets",
+        "/run/y/../x/s",
+        "../run/x/./s",
+    ] {
+        let err = Config::parse(
+            &format!("{}{secret}", head.replace("STATE", state)),
+            Path::new("/cfg"),
+        )
+        .unwrap_err();
+        assert_eq!(err.len(), 1, "{state}: {err:?}");
+        assert_eq!(err[0].path, "output.state_dir");
+        assert!(err[0].message.contains("output.dir"), "{}", err[0].message);
+        assert!(err[0].at.is_some());
+    }
+    let ok = Config::parse(
+        &format!("{}{secret}", head.replace("STATE", "/run/ramsecrets/state")),
+        Path::new("/cfg"),
+    )
+    .unwrap();
+    assert_eq!(
+        ok.output.state_dir.as_deref(),
+        Some(Path::new("/run/ramsecrets/state"))
     );
 }

@@ -32,6 +32,7 @@ use crate::secret::SecretBytes;
 use crate::source::Source;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
+use crate::trust;
 use api::{Route, Shape};
 
 /// Time allowed for a request's `refreshNow` (the AWS agent's request timeout
@@ -56,6 +57,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An existing token file could have been planted by someone else.
+    #[error("proxy.token_file {path} is not trusted: {reason}")]
+    Untrusted {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        #[source]
+        reason: trust::Refused,
+    },
     /// The address could not be bound.
     #[error("cannot listen on proxy.listen {addr}: {source}")]
     Listen {
@@ -67,39 +77,62 @@ pub enum Error {
     },
 }
 
+/// Largest token file read.
+const MAX_TOKEN: u64 = 4096;
+
 /// Reads the token, or creates the file with 32 random bytes in hex, mode
-/// 0440, so that a container sharing the volume can read it.
-pub fn load_token(path: &Path) -> std::io::Result<SecretBytes> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let token = SecretBytes::new(bytes);
+/// 0440 (`O_EXCL|O_NOFOLLOW`), so that a container sharing the volume can
+/// read it. An existing file is used only when [`crate::trust`] allows: a
+/// regular file owned by ramsecrets' euid or root, not group/other writable.
+pub fn load_token(path: &Path) -> Result<SecretBytes, Error> {
+    let rules = trust::Rules {
+        root_may_own: true,
+        memory_only: false,
+    };
+    match trust::read(rustix::fs::CWD, path, rules, MAX_TOKEN) {
+        Ok(token) => {
             let text = token.expose_str().unwrap_or_default().trim();
             if text.is_empty() {
-                return Err(std::io::Error::other("the token file is empty"));
+                return Err(Error::Token {
+                    path: path.to_owned(),
+                    source: std::io::Error::other("the token file is empty"),
+                });
             }
             Ok(SecretBytes::copy_from(text))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut raw = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
-            let mut token = SecretBytes::default();
-            for b in raw {
-                let _ = write!(token, "{b:02x}");
-            }
-            zeroize::Zeroize::zeroize(&mut raw);
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-                .mode(0o440)
-                .open(path)?;
-            f.write_all(token.expose())?;
-            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o440))?;
-            tracing::info!(path = %path.display(), "created the proxy token file");
-            Ok(token)
-        }
-        Err(e) => Err(e),
+        Err(e) if e.is_missing() => create_token(path).map_err(|source| Error::Token {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(trust::Refused::Io(source)) => Err(Error::Token {
+            path: path.to_owned(),
+            source,
+        }),
+        Err(reason) => Err(Error::Untrusted {
+            path: path.to_owned(),
+            reason,
+        }),
     }
+}
+
+fn create_token(path: &Path) -> std::io::Result<SecretBytes> {
+    let mut raw = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    let mut token = SecretBytes::default();
+    for b in raw {
+        let _ = write!(token, "{b:02x}");
+    }
+    zeroize::Zeroize::zeroize(&mut raw);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .mode(0o440)
+        .open(path)?;
+    f.write_all(token.expose())?;
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o440))?;
+    tracing::info!(path = %path.display(), "created the proxy token file");
+    Ok(token)
 }
 
 /// What the proxy serves from: swapped as a whole when the config is reloaded.

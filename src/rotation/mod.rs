@@ -132,7 +132,7 @@ impl Engine {
         deadline: Instant,
         changes: Option<mpsc::UnboundedSender<()>>,
     ) -> Result<Engine, cycle::Error> {
-        let state = State::load(&config);
+        let state = State::load(&config.output, &dir);
         for (s, source) in config.sources.iter().zip(&sources) {
             if let Some(token) = state.tokens.get(&s.name) {
                 source.adopt(token.clone());
@@ -145,10 +145,7 @@ impl Engine {
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                let held = state
-                    .secrets
-                    .get(&s.name)
-                    .filter(|h| h.address == s.address.identity() && h.usable(now))?;
+                let held = state.secrets.get(&s.name).filter(|h| h.usable(s, now))?;
                 tracing::info!(secret = %s.name, "adopting the lease or certificate init took");
                 ages[i] = Some(now.duration_since(held.fetched_at).unwrap_or_default());
                 Some(held.fetched.clone())
@@ -259,19 +256,21 @@ impl Engine {
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
     }
 
-    /// Runs until `stop` or a change of the config file, writing back output
-    /// files changed behind its back and reading a changed `file` source at
-    /// once; returns the engine and whether the config changed (then
-    /// [`Engine::reload`], else [`Engine::shutdown`]).
+    /// Runs until `stop`, a change of the config file or a `reload` request
+    /// (SIGHUP), writing back output files changed behind its back and reading
+    /// a changed `file` source at once; returns the engine and whether to
+    /// reload (then [`Engine::reload`], else [`Engine::shutdown`]).
     pub async fn run(
         mut self,
         stop: &CancellationToken,
         events: &mut mpsc::Receiver<crate::watch::Event>,
+        reload: &tokio::sync::Notify,
     ) -> (Engine, bool) {
         loop {
             let next = self.next_due();
             tokio::select! {
                 _ = stop.cancelled() => return (self, false),
+                _ = reload.notified() => return (self, true),
                 _ = tokio::time::sleep_until(next) => {
                     tokio::select! {
                         _ = stop.cancelled() => return (self, false),

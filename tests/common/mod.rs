@@ -707,3 +707,47 @@ impl Bao {
         )
     }
 }
+
+impl Bao {
+    /// The database engine on `pg`, with role `app` (credentials that last
+    /// `default_ttl`, at most `max_ttl`).
+    pub fn database(&self, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
+        self.api("POST", "sys/mounts/database", json!({ "type": "database" }));
+        self.api(
+            "POST",
+            "database/config/pg",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port),
+                "username": "postgres",
+                "password": "pgroot",
+                "allowed_roles": ["app"]
+            }),
+        );
+        self.api(
+            "POST",
+            "database/roles/app",
+            json!({
+                "db_name": "pg",
+                "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
+                "default_ttl": default_ttl,
+                "max_ttl": max_ttl
+            }),
+        );
+    }
+
+    /// How many leases are live under `prefix` (e.g. `database/creds/app`).
+    pub fn leases(&self, prefix: &str) -> usize {
+        let (status, v) = self.api_as(
+            &self.token,
+            "LIST",
+            &format!("sys/leases/lookup/{prefix}"),
+            Value::Null,
+        );
+        if status == 404 {
+            0
+        } else {
+            v["data"]["keys"].as_array().map_or(0, Vec::len)
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! The init → sidecar hand-off against real OpenBao (and PostgreSQL for
+//! leases): nothing ramsecrets keeps for itself lands in the app's volume,
+//! the state lives only in `output.state_dir`, and a state planted by another
+//! uid is neither adopted nor able to make the sidecar renew or revoke a lease
+//! it does not own. Every case checks that no secret reached the log.
+
+mod common;
+
+use std::path::Path;
+
+use base64::Engine;
+use common::*;
+use rustix::process::Signal;
+use serde_json::{json, Value};
+
+const VALUE: &str = "kv-value-4e2d";
+
+fn chown(path: &Path, uid: u32) {
+    rustix::fs::chown(path, Some(rustix::fs::Uid::from_raw(uid)), None).unwrap();
+}
+
+/// Every regular file under `dir`, recursively, with its content.
+fn files_under(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    out
+}
+
+/// The token `init` left in `state.json`.
+fn handed_over_token(state: &Path) -> String {
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap();
+    let b64 = doc["tokens"]["vault"].as_str().unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn init_keeps_its_token_out_of_the_output_dir_and_hands_over_only_through_state_dir() {
+    let bao = Bao::start();
+    let (work, out, vol) = (scratch(), Tmpfs::new("4m"), Tmpfs::new("1m"));
+    bao.kv2_put("app/db", json!({ "password": VALUE }));
+    bao.app_policy();
+    let (role_id, secret_id) = bao.approle(work.path());
+    let config = |output: &str| {
+        format!(
+            "sources:\n  - name: vault\n    vault:\n      address: {}\n      auth: {{ approle: {{ role_id_file: {}, secret_id_file: {} }} }}\noutput: {{ {output} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
+            bao.addr,
+            role_id.display(),
+            secret_id.display()
+        )
+    };
+    // No state_dir: no hand-off, said once, and nothing but the secret's file.
+    let o = init(
+        work.path(),
+        &config(&format!("dir: {}", out.path().display())),
+        &[],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(text(&o).matches("nothing is handed over").count(), 1);
+    let written: Vec<_> = files_under(out.path())
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(written, [out.path().join("db").display().to_string()]);
+    // A state_dir inside the output dir is a config error naming both keys.
+    let inside = format!(
+        "dir: {}, state_dir: {}/.ramsecrets",
+        out.path().display(),
+        out.path().display()
+    );
+    let o = init(work.path(), &config(&inside), &[]);
+    assert_exit(&o, 78);
+    assert!(
+        text(&o).contains("output.state_dir") && text(&o).contains("output.dir"),
+        "{}",
+        text(&o)
+    );
+    // Its own volume: the token lands there (0400 in a 0700 directory) and nowhere in dir.
+    let state = vol.path().join("state");
+    let own = format!(
+        "dir: {}, state_dir: {}",
+        out.path().display(),
+        state.display()
+    );
+    let cfg_text = config(&own);
+    let o = init(work.path(), &cfg_text, &[]);
+    assert_exit(&o, 0);
+    let mode = |p: &Path| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
+            & 0o777
+    };
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("state.json")), 0o400);
+    let token = handed_over_token(&state);
+    assert_eq!(
+        bao.api_as(&token, "GET", "auth/token/lookup-self", Value::Null)
+            .0,
+        200
+    );
+    for (path, content) in files_under(out.path()) {
+        let text = String::from_utf8_lossy(&content);
+        assert!(!text.contains(&token), "the token is in {path}");
+    }
+    assert!(!text(&o).contains(&token) && !text(&o).contains(VALUE));
+    // The sidecar adopts the token after checking it…
+    let cfg = file(work.path(), "config.yaml", &cfg_text);
+    let mut run = Running::sidecar(work.path(), &cfg);
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+    assert!(
+        run.logs().contains("using the token handed over by init"),
+        "{}",
+        run.logs()
+    );
+    // …but not when another uid owns the file: it logs in afresh.
+    let o = init(work.path(), &cfg_text, &[]);
+    assert_exit(&o, 0);
+    chown(&state.join("state.json"), 65534);
+    let mut run = Running::sidecar(work.path(), &cfg);
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+    let logs = run.logs();
+    assert_eq!(
+        logs.matches("the hand-off state is not used").count(),
+        1,
+        "{logs}"
+    );
+    assert!(logs.contains("owned by uid 65534"), "{logs}");
+    assert!(
+        !logs.contains("using the token handed over by init"),
+        "{logs}"
+    );
+    assert!(!logs.contains(&token) && !logs.contains(VALUE));
+}
+
+#[test]
+fn a_planted_state_cannot_make_the_sidecar_renew_or_revoke_a_lease_it_does_not_own() {
+    let pg = Postgres::start();
+    let bao = Bao::start();
+    let (work, out, vol) = (scratch(), Tmpfs::new("4m"), Tmpfs::new("1m"));
+    bao.database(&pg, "1h", "2h");
+    // Someone else's lease, and their token, planted in a state another uid wrote.
+    let theirs = bao.api("GET", "database/creds/app", Value::Null);
+    let lease_id = theirs["lease_id"].as_str().unwrap().to_owned();
+    let user = theirs["data"]["username"].as_str().unwrap().to_owned();
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let doc = json!({
+        "version": 1,
+        "tokens": { "vault": b64(&bao.token) },
+        "secrets": { "db": {
+            "address": "Read(\"database/creds/app\")",
+            "fetched_at": now_unix(),
+            "version": null,
+            "lease": { "id": lease_id, "duration": 3600, "renewable": true },
+            "expires": null,
+            "fields": { "username": b64(&user), "password": b64("planted-pw") }
+        } }
+    });
+    let state = vol.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::write(state.join("state.json"), doc.to_string()).unwrap();
+    chown(&state.join("state.json"), 65534);
+    let app_token = bao.token_with_policy(
+        "db",
+        "path \"database/creds/app\" { capabilities = [\"read\"] }\npath \"sys/leases/*\" { capabilities = [\"update\"] }",
+    );
+    let token = file(work.path(), "token", &app_token);
+    let config = format!(
+        "sources:\n  - name: vault\n    vault:\n      address: {}\n      revoke_on_exit: true\n      auth: {{ token_file: {} }}\noutput: {{ dir: {}, state_dir: {} }}\nsecrets:\n  - name: db\n    read: database/creds/app\n    format: json\n",
+        bao.addr,
+        token.display(),
+        out.path().display(),
+        state.display()
+    );
+    let cfg = file(work.path(), "config.yaml", &config);
+    assert_eq!(bao.leases("database/creds/app"), 1);
+    let mut run = Running::sidecar(work.path(), &cfg);
+    // Its own credentials, on its own lease.
+    let db: Value = serde_json::from_str(&out.read("db")).unwrap();
+    assert_ne!(db["username"], user.as_str());
+    assert_eq!(bao.leases("database/creds/app"), 2);
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+    let logs = run.logs();
+    assert!(logs.contains("lease revoked"), "{logs}");
+    // Its own lease is revoked at exit; the planted one is untouched.
+    assert_eq!(bao.leases("database/creds/app"), 1);
+    let (status, _) = bao.api_as(
+        &bao.token,
+        "PUT",
+        "sys/leases/lookup",
+        json!({ "lease_id": lease_id }),
+    );
+    assert_eq!(status, 200);
+    assert!(logs.contains("owned by uid 65534"), "{logs}");
+    assert!(!logs.contains(&bao.token) && !logs.contains("planted-pw"));
+    assert!(!logs.contains(db["password"].as_str().unwrap()));
+}
