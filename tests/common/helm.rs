@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::repo;
 
@@ -43,6 +43,21 @@ fn helm(action: &str, values: &Value) -> std::process::Output {
         .write_all(values.to_string().as_bytes())
         .unwrap();
     child.wait_with_output().unwrap()
+}
+
+/// Values for the API-server tests in `mode`: Vault and AWS sources (so that every example
+/// finds its own) and a ServiceMonitor.
+pub fn values(mode: &str) -> Value {
+    json!({
+        "tls": {"mode": mode},
+        "replicaCount": if mode == "auto" { 1 } else { 2 },
+        "sources": [
+            {"name": "vault", "vault": {"address": "https://vault.vault.svc:8200",
+                "auth": {"kubernetes": {"mount": "kubernetes", "role": "default"}}}},
+            {"name": "aws", "aws_secrets_manager": {"region": "eu-west-1"}}
+        ],
+        "metrics": {"serviceMonitor": {"enabled": true}}
+    })
 }
 
 /// One finding of `helm lint`.

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod apply;
 pub mod auth;
 pub mod helm;
 pub mod kube;
