@@ -292,7 +292,7 @@ pub async fn run(
             if let Ok((f, files)) = &r {
                 tracing::debug!(
                     secrets = members.len(),
-                    version = f.version.as_deref().unwrap_or("none"),
+                    version = %f.version.as_deref().unwrap_or("none"),
                     files = files.iter().map(Vec::len).sum::<usize>(),
                     "fetched"
                 );

@@ -145,14 +145,14 @@ pub async fn supervise(
         );
         tokio::select! {
             (Some(sig), _, _) = forwarded => {
-                tracing::info!(signal = signal_name(sig), "forwarding signal to the child");
+                tracing::info!(signal = %signal_name(sig), "forwarding signal to the child");
                 child.signal(sig);
             }
             Some(()) = changes.recv() => {
                 while changes.try_recv().is_ok() {}
                 match exec.on_change {
                     ChildOnChange::Signal(sig) => {
-                        tracing::info!(signal = signal_name(sig), "secrets changed; signalling the child");
+                        tracing::info!(signal = %signal_name(sig), "secrets changed; signalling the child");
                         child.signal(sig);
                     }
                     ChildOnChange::Restart => {

@@ -349,3 +349,83 @@ fn the_dev_example_keeps_its_proxy_token_in_the_directory_made_for_it() {
     assert_eq!(run.stop(rustix::process::Signal::TERM), Some(0));
     assert!(!run.logs().contains(&token));
 }
+
+#[test]
+fn a_yaml_syntax_error_is_said_once_in_plain_words() {
+    let work = scratch();
+    let cfg = file(
+        work.path(),
+        "config.yaml",
+        "sources:\n  - file: { path: dev.yaml }\noutput:\n    dir: /dev/shm\n  mode: \"0400\"\nsecrets: []\n",
+    );
+    let o = ramsecrets(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_exit(&o, 78);
+    let t = text(&o);
+    assert!(
+        t.contains("line 5, column 3: not valid YAML: a line is indented differently"),
+        "{t}"
+    );
+    assert_eq!(t.matches("column").count(), 1, "{t}");
+    assert!(!t.contains("(top)") && !t.contains("while parsing"), "{t}");
+}
+
+#[test]
+fn the_schema_carries_the_rules_an_editor_checks() {
+    let work = scratch();
+    let o = ramsecrets(&["schema"]);
+    assert_exit(&o, 0);
+    let schema = file(
+        work.path(),
+        "schema.json",
+        &String::from_utf8_lossy(&o.stdout),
+    );
+    let schema_value: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(schema_value["title"], "ramsecrets configuration");
+    assert!(
+        !o.stdout.windows(3).any(|w| w == b"Raw"),
+        "Rust type names in the schema"
+    );
+    // Every example passes; each mistake fails.
+    let good = ["dev.yaml", "vault.yaml", "aws.yaml"].map(|e| repo().join("examples").join(e));
+    let base = "sources:\n  - file: { path: d.yaml }\noutput: { dir: /x }\nsecrets:\n  - name: a\n    kv: { mount: m, path: p }\n";
+    let bad = [
+        ("two kinds of source", base.replace("- file: { path: d.yaml }", "- file: { path: d.yaml }\n    vault: { address: http://v, auth: { token_file: t } }")),
+        ("a secret with no address", base.replace("    kv: { mount: m, path: p }\n", "")),
+        ("two auth methods", base.replace("- file: { path: d.yaml }", "- vault: { address: http://v, auth: { token_file: t, jwt: { role: r, token_file: j } } }")),
+        ("a month", format!("{base}refresh: {{ interval: 5M }}\n")),
+        ("a fraction", format!("{base}    refresh: 1.5h\n")),
+        ("a mode", base.replace("/x }", "/x, mode: \"0648\" }")),
+    ];
+    let mut docs = Vec::new();
+    for path in &good {
+        docs.push(("good", path.clone()));
+    }
+    for (i, (_, text)) in bad.iter().enumerate() {
+        docs.push(("bad", file(work.path(), &format!("bad{i}.yaml"), text)));
+    }
+    let mut script = format!(
+        "import json, sys, yaml, jsonschema\nschema = json.load(open({:?}))\nv = jsonschema.Draft202012Validator(schema)\n",
+        schema.display()
+    );
+    for (want, path) in &docs {
+        script.push_str(&format!(
+            "errors = list(v.iter_errors(yaml.safe_load(open({:?}))))\nprint({want:?}, 'valid' if not errors else 'invalid', {:?}, errors[0].message if errors else '')\n",
+            path.display(),
+            path.file_name().unwrap().to_string_lossy()
+        ));
+    }
+    let out = std::process::Command::new(repo().join(".venv/bin/python"))
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python from .venv: run `bash scripts/testbed`");
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    for line in report.lines() {
+        assert!(
+            line.starts_with("good valid") || line.starts_with("bad invalid"),
+            "{report}"
+        );
+    }
+    assert_eq!(report.lines().count(), docs.len(), "{report}");
+}

@@ -26,6 +26,13 @@ fn wait_polls(health: u16, more: f64) {
     wait_until(LIMIT, "more polls", || polls(health) >= from + more);
 }
 
+/// Logs are for people: no Rust `Debug` text in them.
+fn assert_plain(logs: &str) {
+    for debug in ["Signal::", "=None", "Some(", "=[\"", "Json", "Raw"] {
+        assert!(!logs.contains(debug), "`{debug}` in the logs:\n{logs}");
+    }
+}
+
 fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -92,6 +99,19 @@ fn one_edit_read_by_three_secrets_restarts_the_child_once_with_every_file_new() 
         assert_eq!(lines(&actions).len(), n - 1, "{}", run.logs());
     }
     assert_eq!(run.stop(Signal::TERM), Some(0));
+    assert!(
+        run.logs()
+            .contains("secret changed; files written secret=db version=none"),
+        "{}",
+        run.logs()
+    );
+    assert!(
+        run.logs()
+            .contains("forwarding signal to the child signal=TERM"),
+        "{}",
+        run.logs()
+    );
+    assert_plain(&run.logs());
 }
 
 #[test]

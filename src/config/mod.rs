@@ -7,6 +7,7 @@ pub mod duration;
 mod marks;
 mod plan;
 pub mod raw;
+pub mod syntax;
 mod templates;
 
 use std::collections::{HashMap, HashSet};
@@ -415,14 +416,11 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let path = if self.path.is_empty() {
-            "(top)"
-        } else {
-            &self.path
-        };
-        match self.at {
-            Some((l, c)) => write!(f, "{path} (line {l}, column {c}): {}", self.message),
-            None => write!(f, "{path}: {}", self.message),
+        match (self.path.as_str(), self.at) {
+            ("", Some((l, c))) => write!(f, "line {l}, column {c}: {}", self.message),
+            ("", None) => write!(f, "{}", self.message),
+            (path, Some((l, c))) => write!(f, "{path} (line {l}, column {c}): {}", self.message),
+            (path, None) => write!(f, "{path}: {}", self.message),
         }
     }
 }
@@ -496,7 +494,7 @@ impl Config {
                 return Err(vec![Problem {
                     path: String::new(),
                     at,
-                    message: format!("not valid YAML: {e}"),
+                    message: format!("not valid YAML: {}", syntax::explain(&e)),
                 }]);
             }
         };
@@ -1026,7 +1024,10 @@ impl Validator<'_> {
         if s.key.is_some() && format != Format::Raw {
             self.problem(
                 format!("{at}.key"),
-                format!("`key` writes one field raw; it cannot be used with format {format:?}"),
+                format!(
+                    "`key` writes one field raw; it cannot be used with format {}",
+                    format.name()
+                ),
             );
         }
         match (&template, format) {

@@ -133,7 +133,7 @@ impl fmt::Display for Config {
             let how = match (&s.address, s.format, &s.key) {
                 (Address::Pki { .. }, ..) => "pem".to_owned(),
                 (_, Format::Raw, Some(k)) => format!("raw key {k}"),
-                (_, format, _) => format!("{format:?}").to_lowercase(),
+                (_, format, _) => format.name().to_owned(),
             };
             let every = s
                 .refresh

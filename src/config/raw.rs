@@ -8,9 +8,13 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+/// The JSON Schema pattern of a file mode: an octal string from "000" to "0777".
+const MODE: &str = r"^0?[0-7]{3}$";
+
 /// A ramsecrets configuration file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Config", title = "ramsecrets configuration")]
 pub struct RawConfig {
     /// Where secrets come from.
     pub sources: Vec<RawSource>,
@@ -37,6 +41,7 @@ pub struct RawConfig {
 /// One file rendered from several secrets. Exactly one of `template` or `template_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Template", extend("oneOf" = [{"required": ["template"]}, {"required": ["template_file"]}]))]
 pub struct RawTemplate {
     /// File name relative to `output.dir`.
     pub file: String,
@@ -45,6 +50,7 @@ pub struct RawTemplate {
     /// A file holding the template, relative to the config file; the sidecar watches it.
     pub template_file: Option<PathBuf>,
     /// File mode, an octal string (default: `output.mode`).
+    #[schemars(regex(pattern = MODE))]
     pub mode: Option<String>,
     /// What to do after the file changed (once per change).
     #[serde(default)]
@@ -54,8 +60,10 @@ pub struct RawTemplate {
 /// Refresh schedule of the sidecar.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Refresh")]
 pub struct RawRefresh {
     /// Poll interval of static secrets (default 5m), ±10% jitter.
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub interval: Option<String>,
     /// Fraction of a lease or certificate lifetime at which to renew (default 0.67).
     pub renew_at: Option<f64>,
@@ -64,6 +72,7 @@ pub struct RawRefresh {
 /// Health endpoint.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Health")]
 pub struct RawHealth {
     /// Address to serve /healthz, /readyz and /metrics on, e.g. 127.0.0.1:8099.
     pub listen: String,
@@ -72,6 +81,7 @@ pub struct RawHealth {
 /// The local credential proxy.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Proxy")]
 pub struct RawProxy {
     /// Address to listen on (default 127.0.0.1:2773).
     pub listen: Option<String>,
@@ -87,16 +97,19 @@ pub struct RawProxy {
 /// `exec` mode settings.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Exec")]
 pub struct RawExec {
     /// `restart` (default), or a signal name such as `HUP` to send instead.
     pub on_change: Option<String>,
     /// Time between TERM and KILL on restart and shutdown (default 10s).
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub grace: Option<String>,
 }
 
 /// One backend. Exactly one of `vault`, `aws_secrets_manager` or `file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Source", extend("oneOf" = [{"required": ["vault"]}, {"required": ["aws_secrets_manager"]}, {"required": ["file"]}]))]
 pub struct RawSource {
     /// Name that `secrets[].source` refers to; optional when there is one source.
     pub name: Option<String>,
@@ -112,6 +125,7 @@ pub struct RawSource {
 /// A Vault or OpenBao server.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Vault")]
 pub struct RawVault {
     /// `https://vault.example:8200`
     pub address: String,
@@ -122,8 +136,10 @@ pub struct RawVault {
     /// How to log in: exactly one method.
     pub auth: RawAuth,
     /// Time allowed to open a connection (default 5s).
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub connect_timeout: Option<String>,
     /// Time allowed for one request (default 30s).
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub request_timeout: Option<String>,
     /// Revoke the sidecar's leases when it stops.
     #[serde(default)]
@@ -133,6 +149,7 @@ pub struct RawVault {
 /// Vault auth methods: exactly one.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Auth", extend("oneOf" = [{"required": ["token_file"]}, {"required": ["approle"]}, {"required": ["kubernetes"]}, {"required": ["jwt"]}]))]
 pub struct RawAuth {
     /// A file holding a Vault token.
     pub token_file: Option<PathBuf>,
@@ -181,6 +198,7 @@ pub struct RawCertLogin {
 /// environment, profile, web identity (IRSA), EKS Pod Identity or ECS, IMDS.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "AwsSecretsManager")]
 pub struct RawAws {
     /// Region, e.g. `eu-west-1` (default: `AWS_REGION` or the profile's region).
     pub region: Option<String>,
@@ -198,6 +216,7 @@ fn null_is_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RawAws
 /// AppRole credentials, each read from a file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "AppRole")]
 pub struct RawAppRole {
     /// Auth mount (default `approle`).
     pub mount: Option<String>,
@@ -210,6 +229,7 @@ pub struct RawAppRole {
 /// A role-based JWT login (kubernetes or jwt).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "RoleLogin")]
 pub struct RawRoleLogin {
     /// Auth mount (default `kubernetes` or `jwt`).
     pub mount: Option<String>,
@@ -222,6 +242,7 @@ pub struct RawRoleLogin {
 /// The `file` source.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "FileSource")]
 pub struct RawFileSource {
     /// YAML file of `address: { field: value }`; relative to the config file.
     pub path: PathBuf,
@@ -230,10 +251,12 @@ pub struct RawFileSource {
 /// The output directory.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Output")]
 pub struct RawOutput {
     /// Directory to write to; must be tmpfs or ramfs.
     pub dir: PathBuf,
     /// Default file mode, an octal string (default "0400").
+    #[schemars(regex(pattern = MODE))]
     pub mode: Option<String>,
     /// `uid:gid` to own the files (needs privileges).
     pub owner: Option<String>,
@@ -268,9 +291,24 @@ pub enum Format {
     Template,
 }
 
+impl Format {
+    /// The name the config uses, e.g. `json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Json => "json",
+            Format::Dotenv => "dotenv",
+            Format::Env => "env",
+            Format::Yaml => "yaml",
+            Format::Template => "template",
+        }
+    }
+}
+
 /// One secret. Exactly one of `kv`, `read`, `pki` or `secret_id`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Secret", extend("oneOf" = [{"required": ["kv"]}, {"required": ["read"]}, {"required": ["pki"]}, {"required": ["secret_id"]}]))]
 pub struct RawSecret {
     /// Unique name; the default file name.
     pub name: String,
@@ -304,8 +342,10 @@ pub struct RawSecret {
     /// `false`: fetched and kept fresh for templates (and the proxy), never written on its own.
     pub write: Option<bool>,
     /// File mode, an octal string (default: `output.mode`).
+    #[schemars(regex(pattern = MODE))]
     pub mode: Option<String>,
     /// Poll interval of this secret, overriding `refresh.interval`.
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub refresh: Option<String>,
     /// What to do after this secret's files changed.
     #[serde(default)]
@@ -315,6 +355,7 @@ pub struct RawSecret {
 /// One action after a change. Exactly one of `signal`, `exec` or `http`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Action", extend("oneOf" = [{"required": ["signal"]}, {"required": ["exec"]}, {"required": ["http"]}]))]
 pub struct RawAction {
     /// Send a signal to a process.
     pub signal: Option<RawSignal>,
@@ -323,12 +364,14 @@ pub struct RawAction {
     /// POST to a URL.
     pub http: Option<RawHttp>,
     /// Time limit of `exec` and `http` (default 30s).
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub timeout: Option<String>,
 }
 
 /// A signal to a process found by pid file or by name.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Signal", extend("oneOf" = [{"required": ["pid_file"]}, {"required": ["process"]}]))]
 pub struct RawSignal {
     /// File holding the process id.
     pub pid_file: Option<PathBuf>,
@@ -341,6 +384,7 @@ pub struct RawSignal {
 /// An HTTP POST.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Http")]
 pub struct RawHttp {
     /// URL to POST to.
     pub url: String,
@@ -349,6 +393,7 @@ pub struct RawHttp {
 /// A KV secret.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Kv")]
 pub struct RawKv {
     /// The KV mount, e.g. `secret`.
     pub mount: String,
@@ -363,6 +408,7 @@ pub struct RawKv {
 /// A PKI certificate request.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "Pki")]
 pub struct RawPki {
     /// The PKI mount, e.g. `pki`.
     pub mount: String,
@@ -371,6 +417,7 @@ pub struct RawPki {
     /// Certificate common name.
     pub common_name: String,
     /// Requested lifetime, e.g. `24h`.
+    #[schemars(regex(pattern = super::duration::PATTERN))]
     pub ttl: Option<String>,
     /// Subject alternative DNS names.
     #[serde(default)]

@@ -97,7 +97,7 @@ fn bad_input_names_the_key_and_line() {
         (
             "  - name: a\n    source: v\n    read: x/y\n    key: k\n    format: json\n",
             "secrets[0].key",
-            "cannot be used with format Json",
+            "cannot be used with format json",
         ),
         (
             "  - name: a\n    source: v\n    read: x/y\n    kv: { mount: s, path: p }\n",

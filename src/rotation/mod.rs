@@ -478,7 +478,7 @@ impl Engine {
             for (&i, files) in members.iter().zip(p.rendered) {
                 let secret = &self.config.secrets[i];
                 if changed.contains(&i) {
-                    tracing::info!(secret = %secret.name, version = p.fetched.version.as_deref().unwrap_or("none"), "secret changed; files written");
+                    tracing::info!(secret = %secret.name, version = %p.fetched.version.as_deref().unwrap_or("none"), "secret changed; files written");
                     self.metrics.wrote(&secret.name);
                 }
                 self.store.put(&secret.name, &p.fetched);

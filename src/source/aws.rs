@@ -264,7 +264,7 @@ impl Inner {
                 if let Some(endpoint) = &self.settings.endpoint {
                     config = config.endpoint_url(endpoint.as_str());
                 }
-                tracing::debug!(source = %self.name, region = ?sdk.region(), endpoint = ?self.settings.endpoint, "aws client ready");
+                tracing::debug!(source = %self.name, region = sdk.region().map_or("none", |r| r.as_ref()), endpoint = self.settings.endpoint.as_ref().map_or("default", |u| u.as_str()), "aws client ready");
                 Ok(Client::from_conf(config.build()))
             })
             .await

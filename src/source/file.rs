@@ -97,13 +97,16 @@ impl Source for FileSource {
 
 /// Parses `address: { field: value }`; messages name keys, never values.
 fn parse(text: &str) -> std::result::Result<HashMap<String, Fields>, String> {
-    let top: serde_yaml::Mapping = serde_yaml::from_str(text).map_err(|e| {
+    let value: Value = serde_yaml::from_str(text).map_err(|e| {
         let at = e
             .location()
             .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
             .unwrap_or_default();
-        format!("not a YAML mapping of address to fields{at}")
+        format!("not valid YAML{at}: {}", crate::config::syntax::explain(&e))
     })?;
+    let Value::Mapping(top) = value else {
+        return Err("not a YAML mapping of address to fields".into());
+    };
     let mut out = HashMap::new();
     for (k, v) in top {
         let Value::String(address) = k else {

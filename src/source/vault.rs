@@ -323,7 +323,7 @@ impl VaultSource {
             Error::Data(m) => Error::Denied(m),
             other => other,
         })?;
-        tracing::info!(source = %self.name, method, policies = ?info.policies, ttl = info.lease_duration, "logged in");
+        tracing::info!(source = %self.name, method, policies = %info.policies.join(","), ttl = info.lease_duration, "logged in");
         Ok(Grant {
             ttl: ttl(info.lease_duration),
             renewable: info.renewable,
