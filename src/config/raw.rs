@@ -149,7 +149,7 @@ pub struct RawVault {
 /// Vault auth methods: exactly one.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Auth", extend("oneOf" = [{"required": ["token_file"]}, {"required": ["approle"]}, {"required": ["kubernetes"]}, {"required": ["jwt"]}]))]
+#[schemars(rename = "Auth", extend("oneOf" = [{"required": ["token_file"]}, {"required": ["approle"]}, {"required": ["kubernetes"]}, {"required": ["jwt"]}, {"required": ["aws"]}, {"required": ["cert"]}]))]
 pub struct RawAuth {
     /// A file holding a Vault token.
     pub token_file: Option<PathBuf>,

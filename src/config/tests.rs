@@ -434,3 +434,34 @@ fn a_state_dir_inside_the_output_dir_is_refused_naming_both_keys() {
         Some(Path::new("/run/ramsecrets/state"))
     );
 }
+
+#[test]
+fn the_schema_says_exactly_one_of_every_choice() {
+    let schema = schema();
+    // Each listed key of these definitions is one of the choices; the rest are not.
+    for (def, not_choices) in [
+        ("Auth", &[][..]),
+        ("Source", &["name"][..]),
+        ("Action", &["timeout"][..]),
+        ("Signal", &["signal"][..]),
+        ("Template", &["file", "mode", "on_change"][..]),
+    ] {
+        let d = &schema["$defs"][def];
+        let mut choices: Vec<&str> = d["oneOf"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{def} has no oneOf"))
+            .iter()
+            .map(|c| c["required"][0].as_str().unwrap())
+            .collect();
+        let mut keys: Vec<&str> = d["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !not_choices.contains(k))
+            .collect();
+        choices.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(choices, keys, "{def}");
+    }
+}
