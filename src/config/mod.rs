@@ -508,7 +508,33 @@ impl Config {
 
 /// Publishes the JSON Schema of the configuration file.
 pub fn schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or_default()
+    let mut schema = serde_json::to_value(schemars::schema_for!(RawConfig)).unwrap_or_default();
+    plain_names(&mut schema);
+    schema
+}
+
+/// The definitions under their names without Rust's `Raw` prefix, which is
+/// no help in an editor.
+fn plain_names(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::Object(defs)) = map.get_mut("$defs") {
+                *defs = std::mem::take(defs)
+                    .into_iter()
+                    .map(|(k, d)| (k.strip_prefix("Raw").map_or(k.clone(), str::to_owned), d))
+                    .collect();
+            }
+            for (k, val) in map.iter_mut() {
+                match (k.as_str(), val) {
+                    ("$ref", Value::String(r)) => *r = r.replace("/$defs/Raw", "/$defs/"),
+                    (_, val) => plain_names(val),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(plain_names),
+        _ => {}
+    }
 }
 
 struct Validator<'a> {

@@ -14,7 +14,7 @@ const MODE: &str = r"^0?[0-7]{3}$";
 /// A ramsecrets configuration file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Config", title = "ramsecrets configuration")]
+#[schemars(title = "ramsecrets configuration")]
 pub struct RawConfig {
     /// Where secrets come from.
     pub sources: Vec<RawSource>,
@@ -41,7 +41,7 @@ pub struct RawConfig {
 /// One file rendered from several secrets. Exactly one of `template` or `template_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Template", extend("oneOf" = [{"required": ["template"]}, {"required": ["template_file"]}]))]
+#[schemars(extend("oneOf" = [{"required": ["template"]}, {"required": ["template_file"]}]))]
 pub struct RawTemplate {
     /// File name relative to `output.dir`.
     pub file: String,
@@ -60,7 +60,6 @@ pub struct RawTemplate {
 /// Refresh schedule of the sidecar.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Refresh")]
 pub struct RawRefresh {
     /// Poll interval of static secrets (default 5m), ±10% jitter.
     #[schemars(regex(pattern = super::duration::PATTERN))]
@@ -72,7 +71,6 @@ pub struct RawRefresh {
 /// Health endpoint.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Health")]
 pub struct RawHealth {
     /// Address to serve /healthz, /readyz and /metrics on, e.g. 127.0.0.1:8099.
     pub listen: String,
@@ -81,7 +79,6 @@ pub struct RawHealth {
 /// The local credential proxy.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Proxy")]
 pub struct RawProxy {
     /// Address to listen on (default 127.0.0.1:2773).
     pub listen: Option<String>,
@@ -97,7 +94,6 @@ pub struct RawProxy {
 /// `exec` mode settings.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Exec")]
 pub struct RawExec {
     /// `restart` (default), or a signal name such as `HUP` to send instead.
     pub on_change: Option<String>,
@@ -109,7 +105,7 @@ pub struct RawExec {
 /// One backend. Exactly one of `vault`, `aws_secrets_manager` or `file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Source", extend("oneOf" = [{"required": ["vault"]}, {"required": ["aws_secrets_manager"]}, {"required": ["file"]}]))]
+#[schemars(extend("oneOf" = [{"required": ["vault"]}, {"required": ["aws_secrets_manager"]}, {"required": ["file"]}]))]
 pub struct RawSource {
     /// Name that `secrets[].source` refers to; optional when there is one source.
     pub name: Option<String>,
@@ -125,7 +121,6 @@ pub struct RawSource {
 /// A Vault or OpenBao server.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Vault")]
 pub struct RawVault {
     /// `https://vault.example:8200`
     pub address: String,
@@ -149,7 +144,7 @@ pub struct RawVault {
 /// Vault auth methods: exactly one.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Auth", extend("oneOf" = [{"required": ["token_file"]}, {"required": ["approle"]}, {"required": ["kubernetes"]}, {"required": ["jwt"]}, {"required": ["aws"]}, {"required": ["cert"]}]))]
+#[schemars(extend("oneOf" = [{"required": ["token_file"]}, {"required": ["approle"]}, {"required": ["kubernetes"]}, {"required": ["jwt"]}, {"required": ["aws"]}, {"required": ["cert"]}]))]
 pub struct RawAuth {
     /// A file holding a Vault token.
     pub token_file: Option<PathBuf>,
@@ -198,7 +193,6 @@ pub struct RawCertLogin {
 /// environment, profile, web identity (IRSA), EKS Pod Identity or ECS, IMDS.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "AwsSecretsManager")]
 pub struct RawAws {
     /// Region, e.g. `eu-west-1` (default: `AWS_REGION` or the profile's region).
     pub region: Option<String>,
@@ -216,7 +210,6 @@ fn null_is_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RawAws
 /// AppRole credentials, each read from a file.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "AppRole")]
 pub struct RawAppRole {
     /// Auth mount (default `approle`).
     pub mount: Option<String>,
@@ -229,7 +222,6 @@ pub struct RawAppRole {
 /// A role-based JWT login (kubernetes or jwt).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "RoleLogin")]
 pub struct RawRoleLogin {
     /// Auth mount (default `kubernetes` or `jwt`).
     pub mount: Option<String>,
@@ -242,7 +234,6 @@ pub struct RawRoleLogin {
 /// The `file` source.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "FileSource")]
 pub struct RawFileSource {
     /// YAML file of `address: { field: value }`; relative to the config file.
     pub path: PathBuf,
@@ -251,7 +242,6 @@ pub struct RawFileSource {
 /// The output directory.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Output")]
 pub struct RawOutput {
     /// Directory to write to; must be tmpfs or ramfs.
     pub dir: PathBuf,
@@ -308,7 +298,7 @@ impl Format {
 /// One secret. Exactly one of `kv`, `read`, `pki` or `secret_id`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Secret", extend("oneOf" = [{"required": ["kv"]}, {"required": ["read"]}, {"required": ["pki"]}, {"required": ["secret_id"]}]))]
+#[schemars(extend("oneOf" = [{"required": ["kv"]}, {"required": ["read"]}, {"required": ["pki"]}, {"required": ["secret_id"]}]))]
 pub struct RawSecret {
     /// Unique name; the default file name.
     pub name: String,
@@ -355,7 +345,7 @@ pub struct RawSecret {
 /// One action after a change. Exactly one of `signal`, `exec` or `http`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Action", extend("oneOf" = [{"required": ["signal"]}, {"required": ["exec"]}, {"required": ["http"]}]))]
+#[schemars(extend("oneOf" = [{"required": ["signal"]}, {"required": ["exec"]}, {"required": ["http"]}]))]
 pub struct RawAction {
     /// Send a signal to a process.
     pub signal: Option<RawSignal>,
@@ -371,7 +361,7 @@ pub struct RawAction {
 /// A signal to a process found by pid file or by name.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Signal", extend("oneOf" = [{"required": ["pid_file"]}, {"required": ["process"]}]))]
+#[schemars(extend("oneOf" = [{"required": ["pid_file"]}, {"required": ["process"]}]))]
 pub struct RawSignal {
     /// File holding the process id.
     pub pid_file: Option<PathBuf>,
@@ -384,7 +374,6 @@ pub struct RawSignal {
 /// An HTTP POST.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Http")]
 pub struct RawHttp {
     /// URL to POST to.
     pub url: String,
@@ -393,7 +382,6 @@ pub struct RawHttp {
 /// A KV secret.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Kv")]
 pub struct RawKv {
     /// The KV mount, e.g. `secret`.
     pub mount: String,
@@ -408,7 +396,6 @@ pub struct RawKv {
 /// A PKI certificate request.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(rename = "Pki")]
 pub struct RawPki {
     /// The PKI mount, e.g. `pki`.
     pub mount: String,
