@@ -387,7 +387,7 @@ fn the_chart_schema_shares_the_config_schema() {
     }
     assert_eq!(
         chart["properties"]["sources"]["items"]["$ref"],
-        "#/$defs/RawSource"
+        "#/$defs/Source"
     );
 }
 
