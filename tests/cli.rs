@@ -429,3 +429,42 @@ fn the_schema_carries_the_rules_an_editor_checks() {
     }
     assert_eq!(report.lines().count(), docs.len(), "{report}");
 }
+
+#[test]
+fn templates_escape_values_with_urlencode_tojson_and_base64() {
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    let password = "p@ss:w/rd#?%&=+ \"q\"";
+    file(
+        work.path(),
+        "dev.yaml",
+        &format!(
+            "secret/app/db:\n  username: app\n  password: {}\n  cert_b64: aGVsbG8=\n",
+            serde_json::to_string(password).unwrap()
+        ),
+    );
+    let config = format!(
+        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nsecrets:\n  - name: url\n    kv: {{ mount: secret, path: app/db }}\n    template: \"postgres://{{{{ username | urlencode }}}}:{{{{ password | urlencode }}}}@db:5432/app?sslmode=require\"\n  - name: json\n    kv: {{ mount: secret, path: app/db }}\n    template: '{{\"password\": {{{{ password | tojson }}}}}}'\n  - name: b64\n    kv: {{ mount: secret, path: app/db }}\n    template: \"{{{{ password | b64encode }}}} {{{{ cert_b64 | b64decode }}}}\"\n",
+        out.path().display()
+    );
+    let o = init(work.path(), &config, &[]);
+    assert_exit(&o, 0);
+    // A URL parser gets the password back, and the host and path are intact.
+    let py = repo().join(".venv/bin/python");
+    let parsed = std::process::Command::new(py)
+        .arg("-c")
+        .arg("import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1]); print(u.unquote(p.password), p.hostname, p.port, p.path, p.query, sep='|')")
+        .arg(out.read("url"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&parsed.stdout).trim_end(),
+        format!("{password}|db|5432|/app|sslmode=require")
+    );
+    let json: serde_json::Value = serde_json::from_str(&out.read("json")).unwrap();
+    assert_eq!(json["password"], password);
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(password);
+    assert_eq!(out.read("b64"), format!("{b64} hello"));
+    assert!(!text(&o).contains("p@ss"));
+}
