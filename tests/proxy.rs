@@ -286,3 +286,72 @@ fn a_non_loopback_listen_address_needs_allow_remote() {
     assert_exit(&o, 78);
     assert!(text(&o).contains("no `proxy:` section"), "{}", text(&o));
 }
+
+#[test]
+fn errors_come_in_the_shape_each_client_parses() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    file(work.path(), "dev.yaml", "secret/app/db:\n  password: dev\n");
+    let port = free_port();
+    let config = format!(
+        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n",
+        out.path().display()
+    );
+    let (mut run, token) = start(work.path(), &config);
+    // Vault's SDK reads `errors` and raises the exception of each status.
+    let said = python(&format!(
+        "import hvac\nfor token, path in [('{token}', 'nope'), ('wrong', 'app/db'), (None, 'app/db')]:\n    c = hvac.Client(url='http://127.0.0.1:{port}', token=token)\n    c.token = token  # not ~/.vault-token\n    try:\n        c.secrets.kv.v2.read_secret_version(path=path, mount_point='secret', raise_on_deleted_version=True)\n        print('read')\n    except hvac.exceptions.VaultError as e:\n        print(type(e).__name__, '|', e.errors[0])"
+    ));
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 3, "{said}");
+    assert_eq!(
+        lines[0],
+        "InvalidPath | no secret is configured at `secret/data/nope` in this proxy"
+    );
+    assert!(
+        lines[1].starts_with("Forbidden | permission denied"),
+        "{said}"
+    );
+    assert!(
+        lines[2].starts_with("Unauthorized | missing client token"),
+        "{said}"
+    );
+    // The AWS agent API answers with the service's JSON error.
+    let get = |query: &str, token: Option<&str>| {
+        let mut r = reqwest::blocking::Client::new()
+            .get(format!("http://127.0.0.1:{port}/secretsmanager/get{query}"));
+        if let Some(t) = token {
+            r = r.header("X-Aws-Parameters-Secrets-Token", t);
+        }
+        let r = r.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().unwrap())
+    };
+    assert_eq!(
+        get("?versionStage=AWSCURRENT", Some(&token)),
+        (
+            400,
+            json!({ "__type": "InvalidParameterException", "message": "secretId is required" })
+        )
+    );
+    let (status, body) = get("?secretId=prod/nope", Some(&token));
+    assert_eq!(
+        (status, &body["__type"]),
+        (404, &json!("ResourceNotFoundException"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("`prod/nope`"),
+        "{body}"
+    );
+    let (missing, wrong) = (
+        get("?secretId=db", None),
+        get("?secretId=db", Some("wrong")),
+    );
+    assert_eq!((missing.0, wrong.0), (401, 403));
+    assert_ne!(missing.1["message"], wrong.1["message"]);
+    assert!(missing.1["message"]
+        .as_str()
+        .unwrap()
+        .contains("X-Aws-Parameters-Secrets-Token"));
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}

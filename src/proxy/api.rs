@@ -9,6 +9,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use serde::Serialize;
 
+pub use super::refusal::Api;
 use crate::config::{Address, Config, KvVersion, Secret};
 use crate::render;
 use crate::secret::SecretBytes;
@@ -37,8 +38,28 @@ pub enum Route {
         /// Which shape.
         shape: Shape,
     },
+    /// `/secretsmanager/get` without `secretId`.
+    MissingId,
     /// Nothing configured answers to this.
-    NotFound,
+    NotFound {
+        /// What was asked for: a secret id, or the path under `/v1/`.
+        what: String,
+        /// Whether it was asked by `secretId` (the AWS agent API).
+        by_id: bool,
+    },
+}
+
+impl Route {
+    /// The API whose shape the answer takes: what the route says, else the
+    /// token header the client sent.
+    pub fn api(&self, aws_header: bool) -> Api {
+        match self {
+            Route::Aws { .. } | Route::MissingId | Route::NotFound { by_id: true, .. } => Api::Aws,
+            Route::Vault { .. } => Api::Vault,
+            Route::Ping | Route::NotFound { .. } if aws_header => Api::Aws,
+            Route::Ping | Route::NotFound { .. } => Api::Vault,
+        }
+    }
 }
 
 /// Response shapes.
@@ -82,13 +103,22 @@ pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
         })
     };
     if path == "/secretsmanager/get" {
-        return match id.and_then(|id| by_id(&id)) {
-            Some(i) => aws(i),
-            None => Route::NotFound,
+        return match id.filter(|id| !id.is_empty()) {
+            None => Route::MissingId,
+            Some(id) => match by_id(&id) {
+                Some(i) => aws(i),
+                None => Route::NotFound {
+                    what: id.into_owned(),
+                    by_id: true,
+                },
+            },
         };
     }
     let Some(rest) = path.strip_prefix("/v1/") else {
-        return Route::NotFound;
+        return Route::NotFound {
+            what: path.to_owned(),
+            by_id: false,
+        };
     };
     let rest = rest.trim_end_matches('/');
     for (i, s) in config.secrets.iter().enumerate() {
@@ -129,7 +159,10 @@ pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
     // The AWS agent also answers `/v1/<secretId>`.
     match by_id(rest) {
         Some(i) => aws(i),
-        None => Route::NotFound,
+        None => Route::NotFound {
+            what: rest.to_owned(),
+            by_id: false,
+        },
     }
 }
 
@@ -324,6 +357,13 @@ mod tests {
         .unwrap()
     }
 
+    fn not_found(what: &str) -> Route {
+        Route::NotFound {
+            what: what.into(),
+            by_id: false,
+        }
+    }
+
     #[test]
     fn routes_only_configured_secrets() {
         let c = config();
@@ -342,7 +382,7 @@ mod tests {
                 shape: Shape::Logical
             }
         );
-        assert_eq!(route(&c, "/v1/kv/data/cfg", None), Route::NotFound);
+        assert_eq!(route(&c, "/v1/kv/data/cfg", None), not_found("kv/data/cfg"));
         assert_eq!(
             route(&c, "/v1/database/creds/app", None),
             Route::Vault {
@@ -375,15 +415,27 @@ mod tests {
                 ..
             }
         ));
+        let nope = route(&c, "/secretsmanager/get", Some("secretId=nope"));
         assert_eq!(
-            route(&c, "/secretsmanager/get", Some("secretId=nope")),
-            Route::NotFound
+            nope,
+            Route::NotFound {
+                what: "nope".into(),
+                by_id: true
+            }
+        );
+        assert_eq!(nope.api(false), Api::Aws);
+        assert_eq!(
+            route(&c, "/secretsmanager/get", Some("versionStage=AWSCURRENT")),
+            Route::MissingId
         );
         assert_eq!(
-            route(&c, "/v1/secret/data/app/other", None),
-            Route::NotFound
+            route(&c, "/secretsmanager/get", Some("secretId=")),
+            Route::MissingId
         );
-        assert_eq!(route(&c, "/etc/passwd", None), Route::NotFound);
+        let other = route(&c, "/v1/secret/data/app/other", None);
+        assert_eq!(other, not_found("secret/data/app/other"));
+        assert_eq!((other.api(false), other.api(true)), (Api::Vault, Api::Aws));
+        assert_eq!(route(&c, "/etc/passwd", None), not_found("/etc/passwd"));
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! fetches at most once a second per secret.
 
 pub mod api;
+mod refusal;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -34,6 +35,7 @@ use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use crate::trust;
 use api::{Route, Shape};
+use refusal::{Api, Refusal};
 
 /// Time allowed for a request's `refreshNow` (the AWS agent's request timeout
 /// is 61 s); everything else answers from memory without waiting.
@@ -171,6 +173,23 @@ fn text(status: StatusCode, msg: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
+/// A JSON answer.
+fn json(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A refusal in the shape of `api`.
+fn refuse(api: Api, refusal: Refusal) -> Response<Full<Bytes>> {
+    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(status, Bytes::from(refusal.body(api)))
+}
+
 impl Proxy {
     /// A proxy over `store`, answering for `view`.
     pub fn new(view: View, store: Arc<Store>, metrics: Arc<Metrics>, token: SecretBytes) -> Self {
@@ -188,16 +207,16 @@ impl Proxy {
         *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
     }
 
-    fn authorized(&self, req: &Request<Incoming>) -> Result<(), StatusCode> {
+    fn authorized(&self, req: &Request<Incoming>, api: Api) -> Result<(), Refusal> {
         let given = req
             .headers()
             .get("x-aws-parameters-secrets-token")
             .or_else(|| req.headers().get("x-vault-token"))
-            .ok_or(StatusCode::UNAUTHORIZED)?;
+            .ok_or_else(|| Refusal::no_token(api))?;
         if bool::from(given.as_bytes().ct_eq(self.token.expose())) {
             Ok(())
         } else {
-            Err(StatusCode::FORBIDDEN)
+            Err(Refusal::bad_token())
         }
     }
 
@@ -207,17 +226,15 @@ impl Proxy {
         if route == Route::Ping {
             return text(StatusCode::OK, "healthy");
         }
+        let api = route.api(req.headers().contains_key("x-aws-parameters-secrets-token"));
         if req.method() != Method::GET {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+            return refuse(api, Refusal::method());
         }
         if req.headers().contains_key("x-forwarded-for") {
-            return text(StatusCode::BAD_REQUEST, "forwarded requests are refused\n");
+            return refuse(api, Refusal::forwarded());
         }
-        if let Err(status) = self.authorized(&req) {
-            return text(
-                status,
-                "a valid X-Aws-Parameters-Secrets-Token or X-Vault-Token header is required\n",
-            );
+        if let Err(refusal) = self.authorized(&req, api) {
+            return refuse(api, refusal);
         }
         let (secret, shape, refresh) = match route {
             Route::Aws {
@@ -242,12 +259,17 @@ impl Proxy {
                     (None | Some("AWSPREVIOUS"), Some(id)) if Some(id) == previous.as_deref() => {
                         Shape::AwsPrevious
                     }
-                    _ => return text(StatusCode::NOT_FOUND, "no such version or stage\n"),
+                    _ => {
+                        let name = &view.config.secrets[secret].name;
+                        return refuse(api, Refusal::no_version(name));
+                    }
                 };
                 (secret, shape, refresh)
             }
             Route::Vault { secret, shape } => (secret, shape, false),
-            Route::Ping | Route::NotFound => return text(StatusCode::NOT_FOUND, "not found\n"),
+            Route::MissingId => return refuse(api, Refusal::missing_id()),
+            Route::NotFound { what, .. } => return refuse(api, Refusal::not_found(api, &what)),
+            Route::Ping => return text(StatusCode::OK, "healthy"),
         };
         let key = (secret, shape);
         let secret = &view.config.secrets[secret];
@@ -256,13 +278,10 @@ impl Proxy {
                 .await
                 .is_err()
         {
-            return text(
-                StatusCode::GATEWAY_TIMEOUT,
-                "the backend did not answer in time\n",
-            );
+            return refuse(api, Refusal::timeout(&secret.name));
         }
         let Some(entry) = self.store.get(&secret.name) else {
-            return text(StatusCode::SERVICE_UNAVAILABLE, "not fetched yet\n");
+            return refuse(api, Refusal::not_fetched(&secret.name));
         };
         let cached = view
             .bodies
@@ -287,19 +306,11 @@ impl Proxy {
                 }
                 Err(e) => {
                     tracing::warn!(secret = %secret.name, error = %e, "cannot answer for this secret");
-                    return text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "this secret cannot be served in this shape\n",
-                    );
+                    return refuse(api, Refusal::unservable(&secret.name));
                 }
             },
         };
-        let mut r = Response::new(Full::new(body));
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/json"),
-        );
-        r
+        json(StatusCode::OK, body)
     }
 
     /// Fetches `secret` from its backend now, at most once a second; callers
