@@ -206,3 +206,54 @@ fn sighup_reloads_the_config_of_run() {
     assert!(logs.contains("SIGHUP"), "{logs}");
     assert!(!logs.contains(VALUE));
 }
+
+/// `ramsecrets check` on `text`, in at most 512 MiB of address space (an
+/// allocation past it aborts the run instead of exhausting the machine).
+fn check_bounded(work: &Path, text: &str) -> std::process::Output {
+    let cfg = file(work, "big.yaml", text);
+    std::process::Command::new("prlimit")
+        .arg("--as=536870912")
+        .arg(env!("CARGO_BIN_EXE_ramsecrets"))
+        .args(["check", "--config-only", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn configs_built_to_exhaust_memory_are_refused_with_78() {
+    let work = scratch();
+    // Over the size cap.
+    let o = check_bounded(work.path(), &format!("#{}\n", "x".repeat(1 << 20)));
+    assert_exit(&o, 78);
+    assert!(text(&o).contains("larger than 1024 KiB"), "{}", text(&o));
+    // An alias bomb: ten aliases of ten aliases… of ten values.
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..9 {
+        let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+        bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+    }
+    let o = check_bounded(work.path(), &bomb);
+    assert_exit(&o, 78);
+    assert!(
+        text(&o).contains("once its aliases are expanded"),
+        "{}",
+        text(&o)
+    );
+    // Long keys nested deep, over a long list: the key paths of every item
+    // once took gigabytes. Too deep is refused; 60 levels are indexed in
+    // linear space and the config is then judged as usual.
+    let key = "k".repeat(1000);
+    let nested = |levels: usize, items: usize| {
+        let mut t = String::new();
+        for l in 0..levels {
+            t.push_str(&format!("{}{key}{l}:\n", " ".repeat(l)));
+        }
+        format!("{t}{}[{}x]\n", " ".repeat(levels), "x,".repeat(items))
+    };
+    let o = check_bounded(work.path(), &nested(300, 400));
+    assert_exit(&o, 78);
+    assert!(text(&o).contains("nests deeper than 64"), "{}", text(&o));
+    let o = check_bounded(work.path(), &nested(60, 100_000));
+    assert_exit(&o, 78);
+    assert!(text(&o).contains("unknown key"), "{}", text(&o));
+}

@@ -20,6 +20,9 @@ use serde::de::DeserializeOwned;
 use crate::exit::{Exit, ExitCode};
 pub use auth::{AwsLogin, CertLogin};
 use marks::Marks;
+
+/// Largest config file read.
+const MAX_SIZE: u64 = 1 << 20;
 pub use raw::Format;
 use raw::{RawAuth, RawAws, RawConfig, RawOutput, RawSecret, RawSource, RawTemplate, RawVault};
 pub use templates::Template;
@@ -467,10 +470,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        // Never more than the cap (and one byte to tell it was over) is read.
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_SIZE + 1), &mut text)
+            })
+            .map_err(|source| Error::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, base).map_err(|problems| Error::Invalid {
             path: path.to_owned(),
@@ -480,7 +489,20 @@ impl Config {
 
     /// Parses and validates `text`; relative source paths are resolved against `base`.
     pub fn parse(text: &str, base: &Path) -> std::result::Result<Config, Vec<Problem>> {
-        let marks = Marks::index(text);
+        let refuse = |message: String| {
+            vec![Problem {
+                path: String::new(),
+                at: None,
+                message,
+            }]
+        };
+        if text.len() as u64 > MAX_SIZE {
+            return Err(refuse(format!(
+                "the config is larger than {} KiB; a config needs far less",
+                MAX_SIZE / 1024
+            )));
+        }
+        let marks = Marks::index(text).map_err(|e| refuse(format!("not accepted: {e}")))?;
         let mut v = Validator {
             marks: &marks,
             problems: Vec::new(),
