@@ -54,7 +54,8 @@ impl ExitCode for Error {
 /// Checks the local facts of `config`, read from `path`.
 pub async fn local(config: &Config, path: &Path) -> Result<(), Error> {
     let mut problems = Vec::new();
-    if let Err(e) = OutputDir::check(&config.output) {
+    // A proxy-only config has no directory: its secrets stay in memory.
+    if let Some(Err(e)) = config.output.as_ref().map(OutputDir::check) {
         problems.push((e.to_string(), e.exit()));
     }
     let sources = match source::build(config) {

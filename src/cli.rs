@@ -12,6 +12,7 @@ Example:
   ramsecrets run   --config examples/dev.yaml
   ramsecrets exec  --config examples/dev.yaml -- /usr/bin/app --flag
   ramsecrets proxy --config examples/dev.yaml
+  eval \"$(ramsecrets proxy --config examples/dev.yaml --print-env)\"
 
 Exit codes (sysexits): 0 ok, 64 usage, 65 missing secret/field, 69 backend
 unavailable, 70 internal error, 71 OS error (mlock, listen), 73 cannot write
@@ -55,7 +56,7 @@ pub enum Command {
     Exec(ExecArgs),
     /// Run with the local credential proxy (AWS agent and Vault KV APIs); needs a `proxy:` section.
     #[command(after_help = EXAMPLE)]
-    Proxy(RunArgs),
+    Proxy(ProxyArgs),
     /// Validate the config and print the plan: sources, secrets, files, modes (never values).
     Check(CheckArgs),
     /// Print the JSON Schema of the config file, for editors.
@@ -105,6 +106,18 @@ pub struct RunArgs {
     /// Give up when the first render is not done by then.
     #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::config::duration::parse)]
     pub timeout: Duration,
+}
+
+/// Options of `proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Options shared with `run`.
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print the environment an app needs (VAULT_ADDR, the token read from
+    /// its file by the shell, the AWS agent URL) for `eval`, and exit.
+    #[arg(long)]
+    pub print_env: bool,
 }
 
 /// Options of `exec`.

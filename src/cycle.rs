@@ -258,11 +258,12 @@ impl Limiter {
 /// Runs one all-or-nothing cycle over every secret of `config`, one fetch per
 /// address. Secrets with an `adopted` fetch (by index) are rendered from it
 /// instead of fetched, with the rest of their group. Files that already hold
-/// their content and mode are left alone.
+/// their content and mode are left alone; without a `dir` (a proxy-only
+/// config) nothing is written.
 pub async fn run(
     config: &Config,
     sources: &[Arc<dyn Source>],
-    dir: &OutputDir,
+    dir: Option<&OutputDir>,
     deadline: Instant,
     concurrency: usize,
     mut adopted: Vec<Option<Fetched>>,
@@ -340,6 +341,20 @@ pub async fn run(
     if !failed.is_empty() {
         return Err(Error::Templates(failed));
     }
+    let Some(dir) = dir else {
+        tracing::info!(
+            secrets = config.secrets.len(),
+            elapsed_ms = clock.elapsed().as_millis() as u64,
+            "all secrets fetched; held in memory for the proxy, no file written"
+        );
+        return Ok(Report {
+            changed: vec![false; fetched.len()],
+            fetched,
+            rendered,
+            templates,
+            started,
+        });
+    };
     // Stage everything first: a failure drops the staged files, leaving the old ones.
     let mut staged = Vec::new();
     let mut changed = Vec::with_capacity(rendered.len());
@@ -420,7 +435,7 @@ pub(crate) mod tests {
         source.set("one");
         let sources: Vec<Arc<dyn Source>> = vec![source.clone()];
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        let report = run(&config, &sources, &dir, deadline, 4, Vec::new())
+        let report = run(&config, &sources, Some(&dir), deadline, 4, Vec::new())
             .await
             .unwrap();
         assert_eq!(source.fetches(), 2);

@@ -4,12 +4,12 @@
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
-use ramsecrets::cli::{Cli, Command, InitArgs, LogFormat, RunArgs};
+use ramsecrets::cli::{Cli, Command, InitArgs, LogFormat, ProxyArgs, RunArgs};
 use ramsecrets::config::{self, Config};
 use ramsecrets::exit::{Exit, ExitCode};
 use ramsecrets::output::OutputDir;
 use ramsecrets::signals::{self, Signals};
-use ramsecrets::{check, cycle, harden, sidecar, source, state, telemetry};
+use ramsecrets::{check, cycle, harden, proxy, sidecar, source, state, telemetry};
 
 /// An error on its way out: the message and the exit code it stands for.
 struct Failure {
@@ -39,7 +39,7 @@ fn main() -> ProcessExit {
         }
     };
     telemetry::init(cli.log_format, cli.log_level);
-    match run(cli.command) {
+    match run(cli.command, cli.log_format) {
         Ok(code) => ProcessExit::from(code),
         Err(f) => {
             let code = f.exit.code();
@@ -85,7 +85,7 @@ fn print(text: &str) -> Result<(), Failure> {
 }
 
 /// Runs `command`; returns the exit code.
-fn run(command: Command) -> Result<u8, Failure> {
+fn run(command: Command, log_format: LogFormat) -> Result<u8, Failure> {
     match command {
         Command::Schema => {
             print(&format!("{:#}\n", config::schema()))?;
@@ -107,10 +107,42 @@ fn run(command: Command) -> Result<u8, Failure> {
             Ok(Exit::Ok.code())
         }
         Command::Init(args) => init(args),
-        Command::Run(args) => sidecar(args, None, false),
-        Command::Exec(args) => sidecar(args.run, Some(args.command), false),
-        Command::Proxy(args) => sidecar(args, None, true),
+        Command::Run(args) => sidecar(args, None, false, log_format),
+        Command::Exec(args) => sidecar(args.run, Some(args.command), false, log_format),
+        Command::Proxy(ProxyArgs {
+            run,
+            print_env: true,
+        }) => print_env(&run.config.config),
+        Command::Proxy(args) => sidecar(args.run, None, true, log_format),
     }
+}
+
+/// `proxy --print-env`: the lines an app's shell evaluates to reach the proxy.
+fn print_env(path: &std::path::Path) -> Result<u8, Failure> {
+    let config = Config::load(path)?;
+    let cfg = needs_proxy(&config, path)?;
+    print(&proxy::env::for_config(&config).unwrap_or_default())?;
+    if !cfg.token_file.exists() {
+        eprintln!(
+            "ramsecrets: {} does not exist yet: the proxy creates it when it starts",
+            cfg.token_file.display()
+        );
+    }
+    Ok(Exit::Ok.code())
+}
+
+/// The proxy section, which `ramsecrets proxy` needs.
+fn needs_proxy<'c>(
+    config: &'c Config,
+    path: &std::path::Path,
+) -> Result<&'c config::Proxy, Failure> {
+    config.proxy.as_ref().ok_or_else(|| Failure {
+        exit: Exit::Config,
+        error: anyhow::anyhow!(
+            "config {} has no `proxy:` section, which `ramsecrets proxy` needs",
+            path.display()
+        ),
+    })
 }
 
 /// A single-threaded runtime: the work is I/O-bound, one thread keeps memory
@@ -128,22 +160,22 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// `run`, `exec` (with `child`) and `proxy` (which needs a `proxy:` section);
 /// returns the exit code: 0, or in `exec` mode the child's.
-fn sidecar(args: RunArgs, child: Option<Vec<String>>, proxy: bool) -> Result<u8, Failure> {
+fn sidecar(
+    args: RunArgs,
+    child: Option<Vec<String>>,
+    proxy: bool,
+    log_format: LogFormat,
+) -> Result<u8, Failure> {
     let config = Config::load(&args.config.config)?;
-    if proxy && config.proxy.is_none() {
-        return Err(Failure {
-            exit: Exit::Config,
-            error: anyhow::anyhow!(
-                "config {} has no `proxy:` section, which `ramsecrets proxy` needs",
-                args.config.config.display()
-            ),
-        });
+    if proxy {
+        needs_proxy(&config, &args.config.config)?;
     }
     harden::harden(config.mlock)?;
     let opts = sidecar::Options {
         config_path: args.config.config,
         timeout: args.timeout,
         child,
+        print_env: log_format == LogFormat::Text,
     };
     let code = runtime()?.block_on(sidecar::run(config, opts))?;
     Ok(u8::try_from(code).unwrap_or(1))
@@ -152,10 +184,19 @@ fn sidecar(args: RunArgs, child: Option<Vec<String>>, proxy: bool) -> Result<u8,
 /// `init`; returns the exit code: 0, or 128 + the signal that stopped it.
 fn init(args: InitArgs) -> Result<u8, Failure> {
     let config = Config::load(&args.config.config)?;
+    let Some(output) = &config.output else {
+        return Err(Failure {
+            exit: Exit::Config,
+            error: anyhow::anyhow!(
+                "config {} has no `output:` section, which `ramsecrets init` needs to write files; its secrets are served from memory by `ramsecrets proxy`",
+                args.config.config.display()
+            ),
+        });
+    };
     harden::harden(config.mlock)?;
     let sources = source::build(&config)?;
-    let dir = OutputDir::open(&config.output)?;
-    let state_dir = state::prepare(&config.output, &dir)?;
+    let dir = OutputDir::open(output)?;
+    let state_dir = state::prepare(output, &dir)?;
     // What parsing and set-up touched is not needed to fetch and write.
     ramsecrets::memory::trim();
     runtime()?.block_on(async {
@@ -166,8 +207,15 @@ fn init(args: InitArgs) -> Result<u8, Failure> {
         let deadline = tokio::time::Instant::now() + args.timeout;
         let concurrency = usize::from(args.concurrency);
         let work = async {
-            let report =
-                cycle::run(&config, &sources, &dir, deadline, concurrency, Vec::new()).await?;
+            let report = cycle::run(
+                &config,
+                &sources,
+                Some(&dir),
+                deadline,
+                concurrency,
+                Vec::new(),
+            )
+            .await?;
             state::hand_off(&config, &sources, &report, state_dir.as_ref()).await?;
             Ok(Exit::Ok.code())
         };

@@ -90,6 +90,24 @@ pub struct Options {
     pub timeout: Duration,
     /// `exec` mode: the child's argv.
     pub child: Option<Vec<String>>,
+    /// Print what an app needs to reach the proxy to stderr as shell lines,
+    /// once it listens (text logs); JSON logs get one event instead.
+    pub print_env: bool,
+}
+
+/// Tells the user, once, how an app reaches the proxy; never the token itself.
+fn announce(config: &Config, opts: &Options) {
+    let Some(lines) = proxy::env::for_config(config) else {
+        return;
+    };
+    if opts.print_env {
+        eprint!(
+            "The proxy is ready. In an app's shell, paste these lines or run\n  eval \"$(ramsecrets proxy --config {} --print-env)\"\n{lines}",
+            opts.config_path.display()
+        );
+    } else {
+        tracing::info!(env = %lines, "the environment an app needs to reach the proxy");
+    }
 }
 
 /// Runs the sidecar; returns the process exit code (the child's in `exec` mode).
@@ -99,9 +117,14 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     let signals = Signals::install(!exec_mode).map_err(Error::Signals)?;
     let config = Arc::new(config);
     let sources = source::build(&config)?;
-    let dir = Arc::new(OutputDir::open(&config.output)?);
+    // Without `output:` the secrets live in memory and go out through the proxy only.
+    let dir = match &config.output {
+        Some(o) => Some(Arc::new(OutputDir::open(o)?)),
+        None => None,
+    };
     // Watching from before the first cycle: nothing changed meanwhile is missed.
-    let (mut watch, mut events) = watch::start(&opts.config_path, &config, dir.path())?;
+    let (mut watch, mut events) =
+        watch::start(&opts.config_path, &config, dir.as_ref().map(|d| d.path()))?;
     let metrics = Arc::new(Metrics::default());
     let store = Arc::new(Store::default());
     let stop = CancellationToken::new();
@@ -142,6 +165,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
                 token,
             ));
             let handle = proxy::serve(shared.clone(), cfg, stop.clone()).await?;
+            announce(&config, &opts);
             Some((shared, handle))
         }
         _ => None,
@@ -184,12 +208,15 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
             break;
         }
         match Config::load(&opts.config_path) {
+            Ok(new) if new.output.is_some() != dir.is_some() => {
+                tracing::error!("config change refused: adding or removing the `output` section needs a restart; keeping the running config")
+            }
             Ok(new) => {
                 let running = engine.config();
                 if watch::source_files(&new) != watch::source_files(&running)
                     || new.template_files != running.template_files
                 {
-                    match watch::start(&opts.config_path, &new, dir.path()) {
+                    match watch::start(&opts.config_path, &new, dir.as_ref().map(|d| d.path())) {
                         Ok(w) => (watch, events) = w,
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot watch the new config's source or template files; source files are polled, template edits are not seen")

@@ -397,7 +397,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("out")).unwrap();
         let text = "sources:\n  - file: { path: x }\noutput: { dir: out, state_dir: state, allow_disk: true }\nsecrets:\n  - name: a\n    read: db/creds/app\n  - name: k\n    kv: { mount: secret, path: k }\n";
         let config = Config::parse(text, dir.path()).unwrap();
-        let out = OutputDir::open(&config.output).unwrap();
+        let out = OutputDir::open(config.output.as_ref().unwrap()).unwrap();
         (dir, config, out)
     }
 
@@ -433,13 +433,17 @@ mod tests {
             .secrets
             .insert("k".into(), held("db/creds/app/abc", &kv));
         state
-            .save(&prepare(&config.output, &out).unwrap().unwrap())
+            .save(
+                &prepare(config.output.as_ref().unwrap(), &out)
+                    .unwrap()
+                    .unwrap(),
+            )
             .unwrap();
         let on_disk = std::fs::read_to_string(dir.path().join("state/state.json")).unwrap();
         assert!(!on_disk.contains("hunter2") && !on_disk.contains("s.token"));
         let meta = std::fs::metadata(dir.path().join("state")).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o700);
-        let back = State::load(&config.output, &out);
+        let back = State::load(config.output.as_ref().unwrap(), &out);
         assert_eq!(back.tokens["vault"].expose(), b"s.token");
         let a = &back.secrets["a"];
         assert_eq!(a.fetched.fields["password"].expose(), b"hunter2");
@@ -475,9 +479,13 @@ mod tests {
             let path = dir.path().join("state/state.json");
             let _ = std::fs::remove_file(&path);
             std::fs::write(&path, &doc).unwrap();
-            let err = State::read(&config.output, dir.path().join("state").as_path(), &out)
-                .unwrap_err()
-                .to_string();
+            let err = State::read(
+                config.output.as_ref().unwrap(),
+                dir.path().join("state").as_path(),
+                &out,
+            )
+            .unwrap_err()
+            .to_string();
             assert!(!err.contains("hunter2") && !err.contains("bm90"), "{err}");
         }
     }
@@ -486,8 +494,8 @@ mod tests {
     fn a_state_dir_inside_the_output_dir_is_refused_even_through_a_symlink() {
         let (dir, mut config, out) = setup();
         std::os::unix::fs::symlink(dir.path().join("out"), dir.path().join("link")).unwrap();
-        config.output.state_dir = Some(dir.path().join("link/sub"));
-        let err = prepare(&config.output, &out).unwrap_err();
+        config.output.as_mut().unwrap().state_dir = Some(dir.path().join("link/sub"));
+        let err = prepare(config.output.as_ref().unwrap(), &out).unwrap_err();
         assert!(matches!(err, Error::InsideOutput { .. }), "{err}");
     }
 }

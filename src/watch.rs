@@ -81,12 +81,13 @@ pub fn source_files(config: &Config) -> Vec<(usize, &Path)> {
 }
 
 /// Starts watching the config file at `config_path`, the files of the `file`
-/// sources and the template files of `config`, and `output`; events arrive on the returned channel,
-/// debounced (a burst becomes one event of each kind).
+/// sources and the template files of `config`, and `output` (when there is
+/// one); events arrive on the returned channel, debounced (a burst becomes one
+/// event of each kind).
 pub fn start(
     config_path: &Path,
     config: &Config,
-    output: &Path,
+    output: Option<&Path>,
 ) -> notify::Result<(Watch, mpsc::Receiver<Event>)> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Event>();
     let mut targets = vec![Target::new(config_path, Event::Config)?];
@@ -96,7 +97,7 @@ pub fn start(
     for (i, path) in source_files(config) {
         targets.push(Target::new(path, Event::Source(i))?);
     }
-    let output_dir: PathBuf = std::fs::canonicalize(output)?;
+    let output_dir: Option<PathBuf> = output.map(std::fs::canonicalize).transpose()?;
     let dirs: BTreeSet<PathBuf> = targets.iter().map(|t| t.dir.clone()).collect();
     let watch_output = output_dir.clone();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -109,7 +110,7 @@ pub fn start(
             return;
         }
         for path in &ev.paths {
-            if path.starts_with(&output_dir) {
+            if output_dir.as_ref().is_some_and(|d| path.starts_with(d)) {
                 let tmp = path
                     .file_name()
                     .and_then(|n| n.to_str())
@@ -127,7 +128,9 @@ pub fn start(
     for dir in &dirs {
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
     }
-    watcher.watch(&watch_output, RecursiveMode::Recursive)?;
+    if let Some(out) = &watch_output {
+        watcher.watch(out, RecursiveMode::Recursive)?;
+    }
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         while let Some(first) = raw_rx.recv().await {

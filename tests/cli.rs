@@ -284,11 +284,29 @@ fn mlock_locks_memory_when_allowed() {
 
 #[test]
 fn every_example_config_is_valid() {
-    for example in ["dev.yaml", "vault.yaml", "aws.yaml"] {
-        let path = repo().join("examples").join(example);
+    let mut checked = Vec::new();
+    for entry in std::fs::read_dir(repo().join("examples")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        // The stand-in values of the `file` source, not a config.
+        if name == "dev-secrets.yaml" || !name.ends_with(".yaml") {
+            continue;
+        }
         let o = ramsecrets(&["check", "--config-only", "--config", path.to_str().unwrap()]);
         assert_exit(&o, 0);
+        checked.push(name);
     }
+    checked.sort();
+    assert_eq!(
+        checked,
+        [
+            "aws.yaml",
+            "dev-proxy.yaml",
+            "dev.yaml",
+            "laptop.yaml",
+            "vault.yaml"
+        ]
+    );
 }
 
 #[test]

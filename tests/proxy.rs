@@ -355,3 +355,254 @@ fn errors_come_in_the_shape_each_client_parses() {
         .contains("X-Aws-Parameters-Secrets-Token"));
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }
+
+/// `ramsecrets <args>` under strace, which records every call that can
+/// create, change or remove a file; HOME is `home`.
+fn traced(work: &Path, home: &Path, args: &[&str]) -> (Running, std::path::PathBuf) {
+    assert!(
+        Command::new("strace").arg("-V").output().is_ok(),
+        "strace is missing: run `bash scripts/testbed` (the README's test command does)"
+    );
+    let trace = work.join(format!("strace-{:x}.txt", rand_u64()));
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-o"])
+        .arg(&trace)
+        .args([
+            "-e",
+            "trace=open,openat,openat2,creat,mkdir,mkdirat,mknod,mknodat,rename,renameat,renameat2,link,linkat,symlink,symlinkat,unlink,unlinkat,rmdir,truncate,chmod,fchmodat,chown,lchown,fchownat",
+            env!("CARGO_BIN_EXE_ramsecrets"),
+        ])
+        .args(args)
+        .current_dir(work)
+        .env("HOME", home)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN");
+    (Running::spawn(work, cmd), trace)
+}
+
+/// Stops the ramsecrets that strace runs with SIGTERM; returns its exit code.
+fn stop_traced(run: &mut Running) -> Option<i32> {
+    let strace = run.child.id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children")).unwrap();
+    let pid: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), Signal::TERM)
+        .unwrap();
+    let until = std::time::Instant::now() + LIMIT;
+    loop {
+        if let Some(status) = run.child.try_wait().unwrap() {
+            return status.code();
+        }
+        assert!(std::time::Instant::now() < until, "ramsecrets did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The paths that the traced process created, opened for writing, renamed,
+/// linked, removed or changed the mode or owner of (successful calls only).
+fn written(trace: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(trace).unwrap();
+    let mut paths = Vec::new();
+    for line in text.lines() {
+        let Some((call, rest)) = line
+            .split_once(' ')
+            .map(|(_, l)| l.trim_start())
+            .and_then(|l| l.split_once('('))
+        else {
+            continue;
+        };
+        if rest.contains(") = -1") || !rest.contains(") = ") {
+            continue;
+        }
+        let writes = ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
+            .iter()
+            .any(|f| rest.contains(f));
+        if call.starts_with("open") && !writes {
+            continue;
+        }
+        if let Some(path) = rest.split('"').nth(1) {
+            paths.push(format!("{call} {path}"));
+        }
+    }
+    paths
+}
+
+/// `ramsecrets proxy --config cfg` under strace with HOME `home`, once it is
+/// ready and has announced, once, the env an app needs (without the token);
+/// returns it, its trace and the token in `token_file`.
+fn proxy_traced(
+    work: &Path,
+    home: &Path,
+    cfg: &str,
+    port: u16,
+    token_file: &Path,
+) -> (Running, std::path::PathBuf, String) {
+    let (mut run, trace) = traced(work, home, &["proxy", "--config", cfg]);
+    run.wait_log("ready; keeping secrets fresh", LIMIT);
+    let token = std::fs::read_to_string(token_file).unwrap();
+    let logs = run.logs();
+    let line = format!("export VAULT_ADDR='http://127.0.0.1:{port}'");
+    assert_eq!(logs.matches(&line).count(), 1, "{logs}");
+    assert!(logs.contains("export VAULT_TOKEN=\"$(cat '"), "{logs}");
+    assert!(
+        !logs.contains(token.trim()),
+        "the token was printed:\n{logs}"
+    );
+    (run, trace, token)
+}
+
+/// Stops a traced proxy and checks that the one file it made is its token.
+fn stop_having_written_only(mut run: Running, trace: &Path, token_file: &Path) {
+    assert_eq!(stop_traced(&mut run), Some(0));
+    assert_eq!(
+        written(trace),
+        [format!("openat {}", token_file.display())],
+        "{}",
+        run.logs()
+    );
+}
+
+#[test]
+fn the_quick_start_proxy_only_config_writes_no_file_and_its_printed_env_works() {
+    // examples/dev-proxy.yaml as the README runs it, on a free port.
+    let work = scratch();
+    let home = work.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let examples = repo().join("examples");
+    std::fs::copy(
+        examples.join("dev-secrets.yaml"),
+        work.path().join("dev-secrets.yaml"),
+    )
+    .unwrap();
+    let port = free_port();
+    let example = std::fs::read_to_string(examples.join("dev-proxy.yaml")).unwrap();
+    assert!(!example.contains("\noutput:"), "{example}");
+    let cfg = file(
+        work.path(),
+        "dev-proxy.yaml",
+        &example.replace("127.0.0.1:2773", &format!("127.0.0.1:{port}")),
+    );
+    let cfg = cfg.to_str().unwrap();
+    // `check` says where each secret goes.
+    let o = ramsecrets(&["check", "--config", cfg]);
+    assert_exit(&o, 0);
+    assert!(text(&o).contains("output: none"), "{}", text(&o));
+    assert!(
+        text(&o).contains("db: kv secret/app/db from dev -> the proxy only, in memory"),
+        "{}",
+        text(&o)
+    );
+    // `init` has nothing to write to.
+    let o = ramsecrets(&["init", "--config", cfg]);
+    assert_exit(&o, 78);
+    assert!(text(&o).contains("no `output:` section"), "{}", text(&o));
+
+    let token_file = home.join(".ramsecrets-proxy-token");
+    let (run, trace, token) = proxy_traced(work.path(), &home, cfg, port, &token_file);
+    assert_eq!(
+        hvac_read(port, &token, "secret", "app/db"),
+        r#"{"password": "dev-only-password", "username": "app"}"#
+    );
+    // What --print-env prints, evaluated by sh, is all an app needs: hvac
+    // with no arguments (VAULT_ADDR, VAULT_TOKEN) and curl with AWS_TOKEN.
+    let py = repo().join(".venv/bin/python");
+    let script = format!(
+        "set -e\neval \"$('{bin}' proxy --config '{cfg}' --print-env)\"\n'{py}' -c \"import hvac; print(hvac.Client().secrets.kv.v2.read_secret_version(path='app/db', mount_point='secret', raise_on_deleted_version=True)['data']['data']['password'])\"\ncurl -sf -H \"X-Aws-Parameters-Secrets-Token: $AWS_TOKEN\" \"$VAULT_ADDR/secretsmanager/get?secretId=prod/api\"\n",
+        bin = env!("CARGO_BIN_EXE_ramsecrets"),
+        py = py.display()
+    );
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("HOME", &home)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .output()
+        .unwrap();
+    assert_exit(&o, 0);
+    let out = String::from_utf8_lossy(&o.stdout);
+    let (password, aws) = out.split_once('\n').unwrap();
+    assert_eq!(password, "dev-only-password");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(aws).unwrap()["SecretString"],
+        "dev-api-token"
+    );
+    assert!(!text(&o).contains(token.trim()), "{}", text(&o));
+    stop_having_written_only(run, &trace, &token_file);
+}
+
+#[test]
+fn the_developers_vault_token_in_home_is_read_again_after_it_expires() {
+    let bao = Bao::start();
+    bao.app_policy();
+    bao.kv2_put("app/db", json!({ "password": "one" }));
+    let work = scratch();
+    let home = work.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let create = |ttl: &str| {
+        bao.api(
+            "POST",
+            "auth/token/create",
+            json!({ "policies": ["app"], "ttl": ttl, "renewable": false }),
+        )["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    // As `bao login` leaves it.
+    let vault_token = home.join(".vault-token");
+    let first = create("1h");
+    std::fs::write(&vault_token, &first).unwrap();
+    let port = free_port();
+    let cfg = file(
+        work.path(),
+        "config.yaml",
+        &format!(
+            "sources:\n  - vault:\n      address: {}\n      auth: {{ token_file: ~/.vault-token }}\nrefresh: {{ interval: 1s }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: ~/proxy-token }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db, kv_version: 2 }}\n",
+            bao.addr
+        ),
+    );
+    let token_file = home.join("proxy-token");
+    let cfg = cfg.to_str().unwrap();
+    let (mut run, trace, token) = proxy_traced(work.path(), &home, cfg, port, &token_file);
+    assert_eq!(
+        hvac_read(port, &token, "secret", "app/db"),
+        r#"{"password": "one"}"#
+    );
+    assert_eq!(aws_get(port, &token, "db", ""), r#"{"password":"one"}"#);
+    // The login runs out: the file now holds a token that expires in a
+    // second, and the one in use is revoked, so the next login reads it.
+    std::fs::write(&vault_token, create("1s")).unwrap();
+    bao.api("POST", "auth/token/revoke", json!({ "token": first }));
+    let get = || {
+        let r = reqwest::blocking::Client::new()
+            .get(format!("http://127.0.0.1:{port}/v1/secret/data/app/db"))
+            .header("X-Vault-Token", token.trim())
+            .timeout(LIMIT)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let mut answer = (0, String::new());
+    wait_until(LIMIT * 2, "the proxy to answer 503", || {
+        answer = get();
+        answer.0 == 503
+    });
+    // In Vault's error shape, which the SDKs show.
+    let body: serde_json::Value = serde_json::from_str(&answer.1).unwrap();
+    let said = body["errors"][0].as_str().unwrap_or_default();
+    assert!(said.contains("log in again"), "{body}");
+    assert!(said.contains(&vault_token.display().to_string()), "{body}");
+    assert!(run.child.try_wait().unwrap().is_none(), "the proxy stopped");
+    // A new login: the next request reads the file again, no restart. (At
+    // most one backend read a second per secret: let the last one age.)
+    bao.kv2_put("app/db", json!({ "password": "two" }));
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::write(&vault_token, create("1h")).unwrap();
+    assert_eq!(
+        hvac_read(port, &token, "secret", "app/db"),
+        r#"{"password": "two"}"#
+    );
+    assert!(!run.logs().contains(&first), "a Vault token was logged");
+    stop_having_written_only(run, &trace, &token_file);
+}

@@ -88,12 +88,12 @@ impl Validator<'_> {
         }))
     }
 
-    pub(super) fn cert_login(&mut self, l: RawCertLogin) -> Auth {
+    pub(super) fn cert_login(&mut self, at: &str, l: RawCertLogin) -> Auth {
         Auth::Cert(CertLogin {
             mount: clean_mount(l.mount.as_deref().unwrap_or("cert")),
             name: l.name.filter(|n| !n.is_empty()),
-            client_cert: self.path(l.client_cert),
-            client_key: self.path(l.client_key),
+            client_cert: self.path(&format!("{at}.client_cert"), l.client_cert),
+            client_key: self.path(&format!("{at}.client_key"), l.client_key),
         })
     }
 }

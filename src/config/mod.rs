@@ -4,6 +4,7 @@
 
 mod auth;
 pub mod duration;
+mod home;
 mod marks;
 mod plan;
 pub mod raw;
@@ -35,8 +36,9 @@ pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/servicea
 pub struct Config {
     /// Backends, in file order.
     pub sources: Vec<Source>,
-    /// The output directory and its defaults.
-    pub output: Output,
+    /// The output directory and its defaults; `None` when the secrets are
+    /// held in memory and served only through the proxy.
+    pub output: Option<Output>,
     /// Secrets, in file order.
     pub secrets: Vec<Secret>,
     /// Lock memory.
@@ -508,6 +510,7 @@ impl Config {
             problems: Vec::new(),
             base,
             template_files: Vec::new(),
+            home: std::env::var_os("HOME"),
         };
         let value: serde_yaml::Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
@@ -566,12 +569,15 @@ struct Validator<'a> {
     base: &'a Path,
     /// Template files read so far.
     template_files: Vec<PathBuf>,
+    /// `$HOME`, which a leading `~` in a path stands for.
+    home: Option<std::ffi::OsString>,
 }
 
 /// A [`RawConfig`] as far as it deserialized: what failed is `None`.
 struct Parts {
     sources: Vec<Option<RawSource>>,
-    output: Option<RawOutput>,
+    /// `None`: no `output` key; `Some(None)`: one that failed to deserialize.
+    output: Option<Option<RawOutput>>,
     mlock: bool,
     refresh: Option<raw::RawRefresh>,
     health: Option<raw::RawHealth>,
@@ -651,16 +657,9 @@ impl Validator<'_> {
         let sources = self.list::<RawSource>(&mut top, "sources");
         let secrets = self.list::<RawSecret>(&mut top, "secrets");
         let templates = self.optional_list::<RawTemplate>(&mut top, "templates");
-        let output = match top.remove("output") {
-            Some(v) => self.de::<RawOutput>("output", v),
-            None => {
-                self.problem(
-                    "output",
-                    "missing: the `output` section with `dir` is required",
-                );
-                None
-            }
-        };
+        let output = top
+            .remove("output")
+            .map(|v| self.de::<RawOutput>("output", v));
         let mlock = match top.remove("mlock") {
             Some(v) => self.de::<bool>("mlock", v).unwrap_or_default(),
             None => false,
@@ -721,7 +720,18 @@ impl Validator<'_> {
         if sources.is_empty() && self.problems.is_empty() {
             self.problem("sources", "at least one source is required");
         }
-        let output = raw.output.and_then(|o| self.output(o));
+        if raw.output.is_none() && raw.proxy.is_none() {
+            self.problem(
+                "output",
+                "missing: an `output` section with `dir` is required, unless a `proxy` section serves the secrets from memory only",
+            );
+        } else if raw.output.is_none() && !raw.templates.is_empty() {
+            self.problem(
+                "templates",
+                "templates write files to `output.dir`: a config without an `output` section cannot have them",
+            );
+        }
+        let output = raw.output.flatten().and_then(|o| self.output(o));
         let default_mode = output.as_ref().map_or(0o400, |o| o.mode);
         let mut secrets = Vec::new();
         let mut seen_names: HashMap<String, usize> = HashMap::new();
@@ -768,14 +778,7 @@ impl Validator<'_> {
         let proxy = raw.proxy.and_then(|p| self.proxy(p));
         Config {
             sources,
-            output: output.unwrap_or(Output {
-                dir: PathBuf::new(),
-                mode: 0o400,
-                owner: None,
-                allow_disk: false,
-                state_dir: None,
-                wipe_on_exit: false,
-            }),
+            output,
             secrets,
             mlock: raw.mlock,
             refresh,
@@ -787,9 +790,16 @@ impl Validator<'_> {
         }
     }
 
-    /// `p` relative to the config file's directory (an absolute path stays as it is).
-    fn path(&self, p: PathBuf) -> PathBuf {
-        self.base.join(p)
+    /// `p` at key `at`, with a leading `~` expanded, relative to the config
+    /// file's directory (an absolute path stays as it is).
+    fn path(&mut self, at: &str, p: PathBuf) -> PathBuf {
+        match home::expand(&p, self.home.as_deref()) {
+            Ok(p) => self.base.join(p),
+            Err(why) => {
+                self.problem(at, why);
+                p
+            }
+        }
     }
 
     fn source(&mut self, i: usize, s: RawSource) -> Option<Source> {
@@ -812,7 +822,7 @@ impl Validator<'_> {
                 SourceKind::AwsSecretsManager(self.aws(&format!("{at}.aws_secrets_manager"), a)?)
             }
             (None, None, Some(f)) => SourceKind::File {
-                path: self.path(f.path),
+                path: self.path(&format!("{at}.file.path"), f.path),
             },
             _ => {
                 self.problem(
@@ -869,7 +879,7 @@ impl Validator<'_> {
         }
         Some(Vault {
             address: address?,
-            ca_cert: v.ca_cert.map(|p| self.path(p)),
+            ca_cert: v.ca_cert.map(|p| self.path(&format!("{at}.ca_cert"), p)),
             namespace: v.namespace,
             auth: auth?,
             connect_timeout: connect_timeout?,
@@ -932,26 +942,29 @@ impl Validator<'_> {
             );
             return None;
         }
-        let base = self.base;
-        let login = |r: raw::RawRoleLogin, mount: &str, token: Option<&str>| RoleLogin {
-            mount: clean_mount(r.mount.as_deref().unwrap_or(mount)),
-            role: r.role,
-            token_file: base.join(
-                r.token_file
-                    .or(token.map(PathBuf::from))
-                    .unwrap_or_default(),
-            ),
+        let login = |this: &mut Self, r: raw::RawRoleLogin, mount: &str, token: Option<&str>| {
+            let file = r
+                .token_file
+                .or(token.map(PathBuf::from))
+                .unwrap_or_default();
+            RoleLogin {
+                mount: clean_mount(r.mount.as_deref().unwrap_or(mount)),
+                role: r.role,
+                token_file: this.path(&format!("{at}.{mount}.token_file"), file),
+            }
         };
         if let Some(f) = a.token_file {
-            Some(Auth::TokenFile(self.path(f)))
+            Some(Auth::TokenFile(self.path(&format!("{at}.token_file"), f)))
         } else if let Some(r) = a.approle {
             Some(Auth::AppRole {
                 mount: clean_mount(r.mount.as_deref().unwrap_or("approle")),
-                role_id_file: self.path(r.role_id_file),
-                secret_id_file: self.path(r.secret_id_file),
+                role_id_file: self.path(&format!("{at}.approle.role_id_file"), r.role_id_file),
+                secret_id_file: self
+                    .path(&format!("{at}.approle.secret_id_file"), r.secret_id_file),
             })
         } else if let Some(k) = a.kubernetes {
             Some(Auth::Kubernetes(login(
+                self,
                 k,
                 "kubernetes",
                 Some(SERVICE_ACCOUNT_TOKEN),
@@ -961,11 +974,11 @@ impl Validator<'_> {
                 self.problem(format!("{at}.jwt.token_file"), "missing: the JWT file");
                 return None;
             }
-            Some(Auth::Jwt(login(j, "jwt", None)))
+            Some(Auth::Jwt(login(self, j, "jwt", None)))
         } else if let Some(l) = a.aws {
             self.aws_login(&format!("{at}.aws"), l)
         } else {
-            a.cert.map(|l| self.cert_login(l))
+            a.cert.map(|l| self.cert_login(&format!("{at}.cert"), l))
         }
     }
 
@@ -987,8 +1000,8 @@ impl Validator<'_> {
         if owner == Some(Some((u32::MAX, u32::MAX))) {
             self.problem("output.owner", "-1 is not an owner");
         }
-        let dir = self.path(o.dir);
-        let state_dir = o.state_dir.map(|p| self.path(p));
+        let dir = self.path("output.dir", o.dir);
+        let state_dir = o.state_dir.map(|p| self.path("output.state_dir", p));
         if let Some(state) = &state_dir {
             if within(state, &dir) {
                 self.problem(
@@ -1337,7 +1350,7 @@ impl Validator<'_> {
         }
         Some(Proxy {
             listen,
-            token_file: self.path(p.token_file),
+            token_file: self.path("proxy.token_file", p.token_file),
             max_connections,
         })
     }
@@ -1382,7 +1395,9 @@ impl Validator<'_> {
                     return None;
                 };
                 let target = match (s.pid_file, s.process) {
-                    (Some(p), None) => SignalTarget::PidFile(self.path(p)),
+                    (Some(p), None) => {
+                        SignalTarget::PidFile(self.path(&format!("{at}.signal.pid_file"), p))
+                    }
                     (None, Some(n)) if !n.is_empty() => SignalTarget::Process(n),
                     _ => {
                         self.problem(

@@ -62,18 +62,25 @@ impl fmt::Display for Config {
                 SourceKind::File { path } => writeln!(f, "  {}: file {}", s.name, path.display())?,
             }
         }
-        let o = &self.output;
-        let owner = o
-            .owner
-            .map(|(u, g)| format!(", owner {u}:{g}"))
-            .unwrap_or_default();
-        let disk = if o.allow_disk { ", disk allowed" } else { "" };
-        writeln!(
-            f,
-            "output: {} (mode {:04o}{owner}{disk})",
-            o.dir.display(),
-            o.mode
-        )?;
+        match &self.output {
+            Some(o) => {
+                let owner = o
+                    .owner
+                    .map(|(u, g)| format!(", owner {u}:{g}"))
+                    .unwrap_or_default();
+                let disk = if o.allow_disk { ", disk allowed" } else { "" };
+                writeln!(
+                    f,
+                    "output: {} (mode {:04o}{owner}{disk})",
+                    o.dir.display(),
+                    o.mode
+                )?;
+            }
+            None => writeln!(
+                f,
+                "output: none: secrets are held in memory and served only by the proxy; no file is written"
+            )?,
+        }
         if self.mlock {
             writeln!(f, "memory: locked")?;
         }
@@ -126,8 +133,30 @@ impl fmt::Display for Config {
                 }
             };
             let source = &self.sources[s.source].name;
+            let every = s
+                .refresh
+                .map(|d| format!(", every {}", super::duration::format(d)))
+                .unwrap_or_default();
+            let actions = actions(&s.on_change);
+            if self.output.is_none() {
+                writeln!(
+                    f,
+                    "  {}: {what} from {source} -> the proxy only, in memory (no file{every}{actions})",
+                    s.name
+                )?;
+                continue;
+            }
             if !s.write {
-                writeln!(f, "  {}: {what} from {source} (write: false)", s.name)?;
+                let proxy = if self.proxy.is_some() {
+                    " -> the proxy only"
+                } else {
+                    ""
+                };
+                writeln!(
+                    f,
+                    "  {}: {what} from {source}{proxy} (write: false)",
+                    s.name
+                )?;
                 continue;
             }
             let how = match (&s.address, s.format, &s.key) {
@@ -135,18 +164,17 @@ impl fmt::Display for Config {
                 (_, Format::Raw, Some(k)) => format!("raw key {k}"),
                 (_, format, _) => format.name().to_owned(),
             };
-            let every = s
-                .refresh
-                .map(|d| format!(", every {}", super::duration::format(d)))
-                .unwrap_or_default();
-            let actions = actions(&s.on_change);
             writeln!(
                 f,
-                "  {}: {what} from {} -> {} ({how}, mode {:04o}{every}{actions})",
+                "  {}: {what} from {source} -> {} ({how}, mode {:04o}{every}{actions}){}",
                 s.name,
-                source,
                 s.files().join(", "),
-                s.mode
+                s.mode,
+                if self.proxy.is_some() {
+                    ", and the proxy"
+                } else {
+                    ""
+                }
             )?;
         }
         super::templates::plan(self, f)

@@ -18,8 +18,8 @@ const MODE: &str = r"^0?[0-7]{3}$";
 pub struct RawConfig {
     /// Where secrets come from.
     pub sources: Vec<RawSource>,
-    /// Where files are written.
-    pub output: RawOutput,
+    /// Where files are written; optional when `proxy` serves the secrets from memory only.
+    pub output: Option<RawOutput>,
     /// Lock all memory so secrets are never swapped out.
     #[serde(default)]
     pub mlock: bool,

@@ -63,7 +63,7 @@ impl Validator<'_> {
             }
             (Some(t), None) => Some(t),
             (None, Some(p)) => {
-                let path = self.path(p);
+                let path = self.path(&format!("{at}.template_file"), p);
                 let text = read_template(&path);
                 self.template_files.push(path);
                 match text {

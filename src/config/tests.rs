@@ -390,7 +390,7 @@ fn sidecar_settings() {
     assert_eq!(ok.secrets[0].refresh, Some(Duration::from_secs(30)));
     assert_eq!(ok.secrets[0].on_change.len(), 2);
     // No hand-off unless asked for.
-    assert_eq!(ok.output.state_dir, None);
+    assert_eq!(ok.output.unwrap().state_dir, None);
     let bad = Config::parse(
         &format!("{HEAD}  - name: a\n    source: v\n    read: x/y\nrefresh: {{ renew_at: 1.5 }}\nhealth: {{ listen: nowhere }}\nexec: {{ on_change: reboot }}\n"),
         Path::new("/"),
@@ -430,7 +430,7 @@ fn a_state_dir_inside_the_output_dir_is_refused_naming_both_keys() {
     )
     .unwrap();
     assert_eq!(
-        ok.output.state_dir.as_deref(),
+        ok.output.unwrap().state_dir.as_deref(),
         Some(Path::new("/run/ramsecrets/state"))
     );
 }
@@ -464,4 +464,49 @@ fn the_schema_says_exactly_one_of_every_choice() {
         keys.sort_unstable();
         assert_eq!(choices, keys, "{def}");
     }
+}
+
+#[test]
+fn output_is_optional_only_with_a_proxy() {
+    let body = "sources:\n  - file: { path: dev.yaml }\nsecrets:\n  - name: db\n    kv: { mount: secret, path: app/db }\n";
+    let found = Config::parse(body, Path::new("/cfg")).unwrap_err();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].path, "output");
+    assert!(found[0].message.contains("`proxy`"), "{found:?}");
+    let c = Config::parse(
+        &format!("{body}proxy: {{ token_file: t }}\n"),
+        Path::new("/cfg"),
+    )
+    .unwrap();
+    assert!(c.output.is_none());
+    let plan = c.to_string();
+    assert!(plan.contains("output: none"), "{plan}");
+    assert!(
+        plan.contains("db: kv secret/app/db from file -> the proxy only, in memory"),
+        "{plan}"
+    );
+    // With both, each secret goes to its files and the proxy.
+    let c = Config::parse(
+        &format!("{body}output: {{ dir: /x }}\nproxy: {{ token_file: t }}\n"),
+        Path::new("/cfg"),
+    )
+    .unwrap();
+    let plan = c.to_string();
+    assert!(
+        plan.contains("-> db (json, mode 0400), and the proxy"),
+        "{plan}"
+    );
+    // Templates are files: they need the output directory.
+    let found = Config::parse(
+        &format!("{body}proxy: {{ token_file: t }}\ntemplates:\n  - {{ file: f, template: \"{{{{ secrets['db'].password }}}}\" }}\n"),
+        Path::new("/cfg"),
+    )
+    .unwrap_err();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].path, "templates", "{found:?}");
+    // A broken output section is reported once, not also as missing.
+    let found =
+        Config::parse(&format!("{body}output: {{ dri: /x }}\n"), Path::new("/cfg")).unwrap_err();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].path.starts_with("output"), "{found:?}");
 }

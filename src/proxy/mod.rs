@@ -8,6 +8,7 @@
 //! fetches at most once a second per secret.
 
 pub mod api;
+pub mod env;
 mod refusal;
 
 use std::collections::HashMap;
@@ -273,12 +274,21 @@ impl Proxy {
         };
         let key = (secret, shape);
         let secret = &view.config.secrets[secret];
-        if refresh
+        // A refused or expired login (the developer's own token, say): what the
+        // proxy holds was read with a login that no longer holds, so try again
+        // now (credential files are read afresh), and say so if it still fails.
+        let source = &view.sources[secret.source];
+        let relogin = source.login_problem().is_some();
+        if (refresh || relogin)
             && tokio::time::timeout(REQUEST_TIMEOUT, self.refresh(&view, secret))
                 .await
                 .is_err()
         {
             return refuse(api, Refusal::timeout(&secret.name));
+        }
+        if let Some(why) = relogin.then(|| source.login_problem()).flatten() {
+            let name = &view.config.sources[secret.source].name;
+            return refuse(api, Refusal::login(name, &why));
         }
         let Some(entry) = self.store.get(&secret.name) else {
             return refuse(api, Refusal::not_fetched(&secret.name));

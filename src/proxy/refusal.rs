@@ -97,6 +97,18 @@ impl Refusal {
         )
     }
 
+    /// The login of source `source` is refused or has run out; `why` says
+    /// how to log in again.
+    pub fn login(source: &str, why: &str) -> Self {
+        Refusal::new(
+            503,
+            "ServiceUnavailableException",
+            format!(
+                "source `{source}` cannot log in: {why}; the proxy tries again at the next request"
+            ),
+        )
+    }
+
     /// `refreshNow` did not finish in time.
     pub fn timeout(id: &str) -> Self {
         Refusal::new(

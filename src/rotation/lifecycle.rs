@@ -20,11 +20,14 @@ impl Engine {
         &self,
         files: impl IntoIterator<Item = (usize, &'a [Rendered])>,
     ) -> Vec<usize> {
+        let Some(dir) = &self.dir else {
+            return Vec::new();
+        };
         let mut staged: Vec<(usize, Vec<Staged>)> = Vec::new();
         for (i, rendered) in files {
             let mut mine = Vec::new();
             for r in rendered {
-                match self.dir.stage_if_changed(&r.file, &r.bytes, r.mode) {
+                match dir.stage_if_changed(&r.file, &r.bytes, r.mode) {
                     Ok(Some(s)) => mine.push(s),
                     Ok(None) => {}
                     Err(e) => {
@@ -41,7 +44,7 @@ impl Engine {
         let mut changed = Vec::new();
         for (i, files) in staged {
             for s in files {
-                if let Err(e) = self.dir.commit(s) {
+                if let Err(e) = dir.commit(s) {
                     tracing::warn!(secret = %self.config.secrets[i].name, error = %e, "cannot write");
                 }
             }
@@ -171,9 +174,10 @@ impl Engine {
                 }
             }
         }
-        if self.config.output.wipe_on_exit {
+        let wipe = self.config.output.as_ref().is_some_and(|o| o.wipe_on_exit);
+        if let (Some(dir), true) = (&self.dir, wipe) {
             for r in self.rendered.iter().flatten().chain(self.templates.files()) {
-                if let Err(e) = self.dir.remove(&r.file) {
+                if let Err(e) = dir.remove(&r.file) {
                     tracing::warn!(error = %e, "cannot remove file");
                 }
             }

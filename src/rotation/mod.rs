@@ -95,7 +95,8 @@ struct Pending {
 pub struct Engine {
     config: Arc<Config>,
     sources: Vec<Arc<dyn Source>>,
-    dir: Arc<OutputDir>,
+    /// `None` in a proxy-only config: values are served from `store`, never written.
+    dir: Option<Arc<OutputDir>>,
     metrics: Arc<Metrics>,
     store: Arc<Store>,
     http: reqwest::Client,
@@ -126,13 +127,16 @@ impl Engine {
     pub async fn start(
         config: Arc<Config>,
         sources: Vec<Arc<dyn Source>>,
-        dir: Arc<OutputDir>,
+        dir: Option<Arc<OutputDir>>,
         metrics: Arc<Metrics>,
         store: Arc<Store>,
         deadline: Instant,
         changes: Option<mpsc::UnboundedSender<()>>,
     ) -> Result<Engine, cycle::Error> {
-        let state = State::load(&config.output, &dir);
+        let state = match (&config.output, &dir) {
+            (Some(output), Some(dir)) => State::load(output, dir),
+            _ => State::default(),
+        };
         for (s, source) in config.sources.iter().zip(&sources) {
             if let Some(token) = state.tokens.get(&s.name) {
                 source.adopt(token.clone());
@@ -151,7 +155,15 @@ impl Engine {
                 Some(held.fetched.clone())
             })
             .collect();
-        let report = cycle::run(&config, &sources, &dir, deadline, CONCURRENCY, adopted).await?;
+        let report = cycle::run(
+            &config,
+            &sources,
+            dir.as_deref(),
+            deadline,
+            CONCURRENCY,
+            adopted,
+        )
+        .await?;
         let started = Instant::now();
         for (i, secret) in config.secrets.iter().enumerate() {
             metrics.success(&secret.name);
@@ -436,9 +448,13 @@ impl Engine {
             if *files == self.rendered[i] {
                 continue;
             }
+            let Some(dir) = &self.dir else {
+                staged.push((i, Vec::new()));
+                continue;
+            };
             let mut mine = Vec::new();
             for r in files {
-                if let Some(s) = self.dir.stage_if_changed(&r.file, &r.bytes, r.mode)? {
+                if let Some(s) = dir.stage_if_changed(&r.file, &r.bytes, r.mode)? {
                     mine.push(s);
                 }
             }
@@ -459,9 +475,11 @@ impl Engine {
         for p in pending {
             let mut error = None;
             for (i, staged) in p.staged {
-                let wrote = !staged.is_empty();
+                // Without files, a new value is the change (for on_change and the child).
+                let wrote = !staged.is_empty() || self.dir.is_none();
                 for s in staged {
-                    if let Err(e) = self.dir.commit(s) {
+                    let committed = self.dir.as_ref().map_or(Ok(()), |d| d.commit(s));
+                    if let Err(e) = committed {
                         error.get_or_insert(e.to_string());
                     }
                 }
@@ -477,9 +495,11 @@ impl Engine {
             }
             for (&i, files) in members.iter().zip(p.rendered) {
                 let secret = &self.config.secrets[i];
-                if changed.contains(&i) {
+                if changed.contains(&i) && self.dir.is_some() {
                     tracing::info!(secret = %secret.name, version = %p.fetched.version.as_deref().unwrap_or("none"), "secret changed; files written");
                     self.metrics.wrote(&secret.name);
+                } else if changed.contains(&i) {
+                    tracing::info!(secret = %secret.name, version = p.fetched.version.as_deref().unwrap_or("none"), "secret changed");
                 }
                 self.store.put(&secret.name, &p.fetched);
                 self.metrics.success(&secret.name);
@@ -652,7 +672,7 @@ mod tests {
         let mut engine = Engine::start(
             Arc::new(config),
             vec![source.clone()],
-            Arc::new(dir),
+            Some(Arc::new(dir)),
             Arc::new(Metrics::default()),
             Arc::new(Store::default()),
             Instant::now() + Duration::from_secs(10),
@@ -674,5 +694,41 @@ mod tests {
         }
         assert!(rx.try_recv().is_ok());
         assert!(rx.try_recv().is_err(), "the child was told twice");
+    }
+
+    #[tokio::test]
+    async fn without_output_a_new_value_goes_to_the_store_and_the_child_only() {
+        let config = Config::parse(
+            "sources:\n  - file: { path: x }\nproxy: { token_file: t }\nsecrets:\n  - name: a\n    kv: { mount: secret, path: db }\n",
+            std::path::Path::new("/nonexistent"),
+        )
+        .unwrap();
+        let source = Arc::new(Counting::default());
+        source.set("one");
+        let store = Arc::new(Store::default());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let mut engine = Engine::start(
+            Arc::new(config),
+            vec![source.clone()],
+            None,
+            Arc::new(Metrics::default()),
+            store.clone(),
+            Instant::now() + Duration::from_secs(10),
+            Some(tx),
+        )
+        .await
+        .unwrap();
+        let password = |s: &Store| s.get("a").unwrap().fetched.fields["password"].clone();
+        assert_eq!(password(&store).expose(), b"one");
+        source.set("two");
+        engine.groups[0].due = Instant::now();
+        engine.round().await;
+        assert_eq!(password(&store).expose(), b"two");
+        assert!(rx.try_recv().is_ok(), "the child was not told");
+        // The same value again is no change.
+        engine.groups[0].due = Instant::now();
+        engine.round().await;
+        assert_eq!(source.fetches(), 3);
+        assert!(rx.try_recv().is_err(), "the child was told of no change");
     }
 }

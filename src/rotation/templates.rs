@@ -36,10 +36,14 @@ impl Engine {
         changed
     }
 
-    /// Writes one template's file when it differs from disk; true when it did.
+    /// Writes one template's file when it differs from disk; true when it did
+    /// (a config without an output directory has no templates).
     fn write_template(&self, r: &Rendered) -> crate::output::Result<bool> {
-        match self.dir.stage_if_changed(&r.file, &r.bytes, r.mode)? {
-            Some(s) => self.dir.commit(s).map(|()| true),
+        let Some(dir) = &self.dir else {
+            return Ok(false);
+        };
+        match dir.stage_if_changed(&r.file, &r.bytes, r.mode)? {
+            Some(s) => dir.commit(s).map(|()| true),
             None => Ok(false),
         }
     }

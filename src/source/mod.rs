@@ -94,6 +94,13 @@ pub trait Source: Send + Sync {
     /// Takes over a token handed over by `init`; it is checked before use.
     fn adopt(&self, _token: SecretBytes) {}
 
+    /// Why the source cannot read now because its own login is refused or
+    /// has run out, with what the user can do about it; the next fetch tries
+    /// to log in again. Answered from memory, without waiting.
+    fn login_problem(&self) -> Option<String> {
+        None
+    }
+
     /// Whether concurrent fetches are collected into batch calls by the source
     /// itself; callers then must not hold fetches back.
     fn batches(&self) -> bool {

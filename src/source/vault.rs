@@ -43,6 +43,17 @@ pub struct VaultSource {
     /// A token handed over by `init`, tried before logging in.
     adopted: std::sync::Mutex<Option<SecretBytes>>,
     kv_versions: Mutex<HashMap<String, KvVersion>>,
+    /// What the proxy asks before serving: whether the login works.
+    login: std::sync::Mutex<LoginState>,
+}
+
+/// Whether the source can log in, readable without waiting for a login in progress.
+#[derive(Default)]
+struct LoginState {
+    /// Why the last login was refused; cleared by the next good one.
+    refused: Option<String>,
+    /// When the token in use runs out, if it does.
+    ends: Option<Instant>,
 }
 
 /// A token in use and what Vault said about it.
@@ -53,6 +64,13 @@ struct Session {
     ttl: Option<Duration>,
     renewable: bool,
     since: Instant,
+}
+
+impl Session {
+    /// Whether its lifetime, as Vault last told it, is over.
+    fn expired(&self) -> bool {
+        self.ttl.is_some_and(|t| self.since.elapsed() >= t)
+    }
 }
 
 /// What a login or a token lookup tells.
@@ -88,6 +106,7 @@ impl VaultSource {
             session: Mutex::new(None),
             adopted: std::sync::Mutex::new(None),
             kv_versions: Mutex::new(HashMap::new()),
+            login: std::sync::Mutex::new(LoginState::default()),
         })
     }
 
@@ -119,13 +138,35 @@ impl VaultSource {
         })
     }
 
-    /// The logged-in client, logging in first if needed.
+    /// The logged-in client, logging in first if there is no token or it has
+    /// run out (a token file is then read again: the user may have logged in).
     async fn client(&self, deadline: Instant) -> Result<Arc<VaultClient>> {
         let mut slot = self.session.lock().await;
-        if let Some(s) = slot.as_ref() {
-            return Ok(s.client.clone());
+        match slot.as_ref() {
+            Some(s) if !s.expired() => return Ok(s.client.clone()),
+            Some(_) => {
+                tracing::info!(source = %self.name, "the token has expired; logging in again");
+                *slot = None;
+            }
+            None => {}
         }
         Ok(self.establish(&mut slot, deadline).await?.client.clone())
+    }
+
+    /// How the user gets a working login again, after a message that named
+    /// the credential file.
+    fn relogin(&self) -> &'static str {
+        match &self.auth {
+            Auth::TokenFile(path) if path.file_name() == Some(".vault-token".as_ref()) => {
+                "log in again with `bao login` or `vault login`, which write a new one there"
+            }
+            Auth::TokenFile(_) => "put a valid token there",
+            _ => "check the login's role and credential files",
+        }
+    }
+
+    fn login_state(&self) -> std::sync::MutexGuard<'_, LoginState> {
+        self.login.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Fills `slot` with the adopted token if it still works, else with a new login.
@@ -152,6 +193,10 @@ impl VaultSource {
             },
             None => self.login_retrying(deadline).await?,
         };
+        *self.login_state() = LoginState {
+            refused: None,
+            ends: grant.ttl.map(|t| Instant::now() + t),
+        };
         let client =
             Arc::new(self.vaultrs(grant.token.expose_str().ok_or_else(|| {
                 Error::Data(format!("source {}: token is not text", self.name))
@@ -166,9 +211,15 @@ impl VaultSource {
     }
 
     async fn login_retrying(&self, deadline: Instant) -> Result<Grant> {
-        self.backoff
+        let r = self
+            .backoff
             .retry(deadline, Error::retryable, || self.login(deadline))
-            .await
+            .await;
+        // Refused, or the credential file is missing or empty: the user must act.
+        if let Err(e @ (Error::Denied(_) | Error::Config(_))) = &r {
+            self.login_state().refused = Some(e.to_string());
+        }
+        r
     }
 
     /// Asks Vault about `token` (`auth/token/lookup-self`).
@@ -246,6 +297,7 @@ impl VaultSource {
                             .ok_or_else(|| Error::Data("no session".into()))?;
                         session.ttl = self::ttl(granted);
                         session.since = Instant::now();
+                        self.login_state().ends = session.ttl.map(|t| session.since + t);
                         tracing::debug!(source = %self.name, ttl_s = granted, "token renewed");
                         return Ok(Duration::from_secs(granted).mul_f64(renew_at));
                     }
@@ -263,8 +315,16 @@ impl VaultSource {
     async fn login(&self, deadline: Instant) -> Result<Grant> {
         let (method, info) = match &self.auth {
             Auth::TokenFile(path) => {
-                let token = read_credential(path, "token_file")?;
-                return self.lookup(token, deadline).await;
+                let token = read_credential(path, "token_file")
+                    .map_err(|e| Error::Config(format!("{e}: {}", self.relogin())))?;
+                return self.lookup(token, deadline).await.map_err(|e| match e {
+                    Error::Denied(why) => Error::Denied(format!(
+                        "the token in {} was refused ({why}): {}",
+                        path.display(),
+                        self.relogin()
+                    )),
+                    other => other,
+                });
             }
             Auth::AppRole {
                 mount,
@@ -694,6 +754,21 @@ impl Source for VaultSource {
 
     fn adopt(&self, token: SecretBytes) {
         *self.adopted.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+    }
+
+    fn login_problem(&self) -> Option<String> {
+        let state = self.login_state();
+        if let Some(why) = &state.refused {
+            return Some(why.clone());
+        }
+        let what = match &self.auth {
+            Auth::TokenFile(path) => format!("the token from {}", path.display()),
+            _ => "its token".into(),
+        };
+        state
+            .ends
+            .filter(|end| *end <= Instant::now())
+            .map(|_| format!("{what} has expired: {}", self.relogin()))
     }
 }
 
