@@ -53,14 +53,36 @@ fn send(target: &SignalTarget, signal: Signal) -> Result<String, String> {
     ))
 }
 
+/// The process a pid file names: a pid above 1 that is not ramsecrets' own
+/// (pid 1 is init or the container's entrypoint, and 0 or a negative number
+/// would signal whole process groups). Reads at most 64 bytes of the file.
 fn pid_from(path: &Path) -> Result<Pid, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("pid_file {}: {e}", path.display()))?;
-    text.trim()
-        .parse::<i32>()
-        .ok()
-        .and_then(Pid::from_raw)
-        .ok_or_else(|| format!("pid_file {} does not hold a process id", path.display()))
+    use std::io::Read;
+    let shown = path.display();
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64).read_to_string(&mut text))
+        .map_err(|e| format!("pid_file {shown}: {e}"))?;
+    let raw: i32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("pid_file {shown} does not hold a process id"))?;
+    if raw == 1 {
+        return Err(format!(
+            "pid_file {shown} holds pid 1 (init, or the container's entrypoint): refusing to signal it"
+        ));
+    }
+    if raw == rustix::process::getpid().as_raw_nonzero().get() {
+        return Err(format!(
+            "pid_file {shown} holds ramsecrets' own pid {raw}: refusing to signal itself"
+        ));
+    }
+    (raw > 1)
+        .then(|| Pid::from_raw(raw))
+        .flatten()
+        .ok_or_else(|| {
+            format!("pid_file {shown} holds {raw}, not a process id above 1: refusing to signal it")
+        })
 }
 
 /// Processes whose `/proc/<pid>/comm` is `name`, except this one.
@@ -142,7 +164,20 @@ mod tests {
             .contains("no process named"));
         let pid_file = dir.path().join("pid");
         std::fs::write(&pid_file, "not a pid").unwrap();
-        let e = send(&SignalTarget::PidFile(pid_file), Signal::HUP).unwrap_err();
+        let e = send(&SignalTarget::PidFile(pid_file.clone()), Signal::HUP).unwrap_err();
         assert!(e.contains("does not hold a process id"), "{e}");
+        // Never pid 1, ramsecrets itself, or a process group (0, negative).
+        let me = std::process::id().to_string();
+        for (text, says) in [
+            ("1", "holds pid 1"),
+            (me.as_str(), "own pid"),
+            ("0", "not a process id above 1"),
+            ("-1", "not a process id above 1"),
+            ("-42", "not a process id above 1"),
+        ] {
+            std::fs::write(&pid_file, text).unwrap();
+            let e = pid_from(&pid_file).unwrap_err();
+            assert!(e.contains(says) && e.contains("refusing"), "{text}: {e}");
+        }
     }
 }

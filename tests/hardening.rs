@@ -257,3 +257,54 @@ fn configs_built_to_exhaust_memory_are_refused_with_78() {
     assert_exit(&o, 78);
     assert!(text(&o).contains("unknown key"), "{}", text(&o));
 }
+
+#[test]
+fn a_pid_file_naming_pid_1_a_process_group_or_ramsecrets_itself_is_refused() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let pid_file = work.path().join("app.pid");
+    let cfg = config(work.path(), out.path(), "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "    key: password\n",
+        &format!(
+            "    key: password\n    on_change:\n      - signal: {{ pid_file: {}, signal: HUP }}\n",
+            pid_file.display()
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    // In a PID namespace of its own (a shell as its PID 1), so that no
+    // signal, refused or not, can reach a process outside the test.
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--pid", "--fork", "--kill-child", "sh", "-c"])
+        .arg("\"$0\" run --config \"$1\" & echo $! > \"$2\"; wait $!")
+        .arg(env!("CARGO_BIN_EXE_ramsecrets"))
+        .arg(&cfg)
+        .arg(&pid_file);
+    let mut run = Running::spawn(work.path(), cmd);
+    run.wait_log("ready; keeping secrets fresh", LIMIT);
+    let own = std::fs::read_to_string(&pid_file).unwrap();
+    for (i, (pid, says)) in [
+        (own.trim(), "own pid"),
+        ("1", "holds pid 1"),
+        ("0", "not a process id above 1"),
+        ("-1", "not a process id above 1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&pid_file, pid).unwrap();
+        // A new value: the change runs the action.
+        file(
+            work.path(),
+            "dev.yaml",
+            &format!("secret/app/db:\n  password: {VALUE}-{i}\n"),
+        );
+        wait_until(LIMIT, "the action to be refused", || {
+            run.logs().matches("refusing to signal").count() > i
+        });
+        let logs = run.logs();
+        let last = logs.lines().rfind(|l| l.contains("refusing")).unwrap();
+        assert!(last.contains(says), "{pid}: {last}");
+    }
+    assert!(run.child.try_wait().unwrap().is_none(), "{}", run.logs());
+    assert!(!run.logs().contains(VALUE));
+}
