@@ -14,10 +14,11 @@ use crate::telemetry::metrics::Metrics;
 /// Runs `actions` of secret `secret` in order.
 pub async fn run(secret: &str, actions: &[Action], http: &reqwest::Client, metrics: &Metrics) {
     for action in actions {
-        let (kind, result) = match action {
-            Action::Signal { target, signal } => ("signal", send(target, *signal)),
-            Action::Exec { argv, timeout } => ("exec", exec(argv, *timeout).await),
-            Action::Http { url, timeout } => ("http", post(http, url, *timeout).await),
+        let kind = kind(action);
+        let result = match action {
+            Action::Signal { target, signal } => send(target, *signal),
+            Action::Exec { argv, timeout } => exec(argv, *timeout).await,
+            Action::Http { url, timeout } => post(http, url, *timeout).await,
         };
         match &result {
             Ok(what) => tracing::info!(secret, action = kind, "{what}"),
@@ -26,6 +27,15 @@ pub async fn run(secret: &str, actions: &[Action], http: &reqwest::Client, metri
             }
         }
         metrics.action(secret, kind, result.is_ok());
+    }
+}
+
+/// The kind of an action, as metrics and logs name it.
+pub fn kind(action: &Action) -> &'static str {
+    match action {
+        Action::Signal { .. } => "signal",
+        Action::Exec { .. } => "exec",
+        Action::Http { .. } => "http",
     }
 }
 

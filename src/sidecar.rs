@@ -125,7 +125,8 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     // Watching from before the first cycle: nothing changed meanwhile is missed.
     let (mut watch, mut events) =
         watch::start(&opts.config_path, &config, dir.as_ref().map(|d| d.path()))?;
-    let metrics = Arc::new(Metrics::default());
+    let metrics = Arc::new(Metrics::new(config.proxy.is_some()));
+    metrics.declare(&config);
     let store = Arc::new(Store::default());
     let stop = CancellationToken::new();
     // A token file that cannot be trusted stops the run before any backend call.

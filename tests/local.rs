@@ -255,3 +255,40 @@ fn exec_is_a_real_entrypoint() {
         panic!("the shell's `sleep` outlived SIGTERM:\n{}", run.logs());
     }
 }
+
+#[test]
+fn metrics_have_every_series_from_the_start() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let health = free_port();
+    let cfg = simple_config(
+        work.path(),
+        out.path(),
+        &format!("health: {{ listen: 127.0.0.1:{health} }}\n"),
+    );
+    let mut run = Running::sidecar(work.path(), &cfg);
+    let r = reqwest::blocking::Client::new()
+        .get(format!("http://127.0.0.1:{health}/metrics"))
+        .send()
+        .unwrap();
+    // The content type the README names.
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let m = r.text().unwrap();
+    for series in [
+        "ramsecrets_secret_fetch_errors_total{secret=\"db\"} 0",
+        "ramsecrets_secret_renewals_total{secret=\"db\"} 0",
+        "ramsecrets_ready 1",
+    ] {
+        assert!(m.contains(series), "{series} not in\n{m}");
+    }
+    assert!(
+        !m.contains("ramsecrets_proxy"),
+        "proxy series without a proxy:\n{m}"
+    );
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(readme.contains("application/openmetrics-text; version=1.0.0;"));
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}

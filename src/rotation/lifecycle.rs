@@ -98,6 +98,7 @@ impl Engine {
             .map(|(r, s)| (s.name.clone(), r))
             .collect();
         self.config = config.clone();
+        self.metrics.declare(&config);
         self.rendered = config
             .secrets
             .iter()

@@ -673,7 +673,7 @@ mod tests {
             Arc::new(config),
             vec![source.clone()],
             Some(Arc::new(dir)),
-            Arc::new(Metrics::default()),
+            Arc::new(Metrics::new(false)),
             Arc::new(Store::default()),
             Instant::now() + Duration::from_secs(10),
             Some(tx),

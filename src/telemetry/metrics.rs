@@ -13,6 +13,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::config::Config;
+
 /// A secret label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SecretLabel {
@@ -87,8 +89,9 @@ pub struct Metrics {
     expiries: Mutex<HashMap<String, SystemTime>>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
+impl Metrics {
+    /// The metrics of a sidecar; the proxy's series only when it serves one.
+    pub fn new(proxy: bool) -> Self {
         let mut registry = Registry::with_prefix("ramsecrets");
         let m = Metrics {
             last_success: Family::default(),
@@ -152,21 +155,26 @@ impl Default for Metrics {
             "Backend API calls by operation, for backends billed per call",
             m.api_calls.clone(),
         );
-        registry.register(
-            "proxy_requests",
-            "Proxy answers by HTTP status",
-            m.proxy_requests.clone(),
-        );
-        registry.register(
-            "proxy_cache_hits",
-            "Proxy answers served from a ready body",
-            m.proxy_cache_hits.clone(),
-        );
-        registry.register(
-            "proxy_refreshes",
-            "refreshNow fetches from the backend",
-            m.proxy_refreshes.clone(),
-        );
+        if proxy {
+            registry.register(
+                "proxy_requests",
+                "Proxy answers by HTTP status",
+                m.proxy_requests.clone(),
+            );
+            registry.register(
+                "proxy_cache_hits",
+                "Proxy answers served from a ready body",
+                m.proxy_cache_hits.clone(),
+            );
+            registry.register(
+                "proxy_refreshes",
+                "refreshNow fetches from the backend",
+                m.proxy_refreshes.clone(),
+            );
+            for result in ["ok", "error"] {
+                drop(m.proxy_refreshes.get_or_create(&ResultLabel { result }));
+            }
+        }
         let proxy_ok = m
             .proxy_requests
             .get_or_create(&StatusLabel { status: 200 })
@@ -175,6 +183,33 @@ impl Default for Metrics {
             registry,
             proxy_ok,
             ..m
+        }
+    }
+
+    /// Makes every series of `config`'s secrets, sources and actions present
+    /// (counters at 0), so that a dashboard and an alert see them before the
+    /// first event; called again after a reload.
+    pub fn declare(&self, config: &Config) {
+        for s in &config.sources {
+            drop(self.requests.get_or_create(&SourceLabel {
+                source: s.name.clone(),
+            }));
+        }
+        for s in &config.secrets {
+            let label = secret(&s.name);
+            drop(self.fetch_errors.get_or_create(&label));
+            drop(self.writes.get_or_create(&label));
+            drop(self.renewals.get_or_create(&label));
+            drop(self.last_success.get_or_create(&label));
+            for a in &s.on_change {
+                for result in ["ok", "error"] {
+                    drop(self.actions.get_or_create(&ActionLabel {
+                        secret: s.name.clone(),
+                        action: crate::notify::kind(a).to_owned(),
+                        result: result.to_owned(),
+                    }));
+                }
+            }
         }
     }
 }
@@ -307,8 +342,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_series_is_there_from_the_start_and_the_proxy_only_with_one() {
+        let config = Config::parse(
+            "sources:\n  - file: { path: x }\noutput: { dir: /x }\nsecrets:\n  - name: db\n    kv: { mount: secret, path: db }\n    on_change: [ { signal: { process: app, signal: HUP } } ]\n",
+            std::path::Path::new("/"),
+        )
+        .unwrap();
+        let m = Metrics::new(false);
+        m.declare(&config);
+        let text = m.render();
+        for line in [
+            "ramsecrets_secret_fetch_errors_total{secret=\"db\"} 0",
+            "ramsecrets_secret_renewals_total{secret=\"db\"} 0",
+            "ramsecrets_secret_writes_total{secret=\"db\"} 0",
+            "ramsecrets_backend_request_duration_seconds_count{source=\"file\"} 0",
+            "ramsecrets_on_change_actions_total{secret=\"db\",action=\"signal\",result=\"error\"} 0",
+            "ramsecrets_ready 0",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        assert!(!text.contains("proxy"), "{text}");
+        let with_proxy = Metrics::new(true).render();
+        for line in [
+            "ramsecrets_proxy_requests_total{status=\"200\"} 0",
+            "ramsecrets_proxy_cache_hits_total 0",
+            "ramsecrets_proxy_refreshes_total{result=\"error\"} 0",
+        ] {
+            assert!(with_proxy.contains(line), "{line} not in\n{with_proxy}");
+        }
+    }
+
+    #[test]
     fn renders_counters_and_expiry() {
-        let m = Metrics::default();
+        let m = Metrics::new(true);
         m.error("db");
         m.wrote("db");
         m.expires(
