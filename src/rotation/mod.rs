@@ -711,7 +711,7 @@ mod tests {
             Arc::new(config),
             vec![source.clone()],
             None,
-            Arc::new(Metrics::default()),
+            Arc::new(Metrics::new(false)),
             store.clone(),
             Instant::now() + Duration::from_secs(10),
             Some(tx),
