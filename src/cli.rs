@@ -16,7 +16,8 @@ Example:
 
 Exit codes (sysexits): 0 ok, 64 usage, 65 missing secret/field, 69 backend
 unavailable, 70 internal error, 71 OS error (mlock, listen), 73 cannot write
-output, 77 permission denied, 78 bad config; `exec` exits with the child's code.";
+output, 77 permission denied, 78 bad config; `exec` exits with the child's code
+(127/126 when it cannot start). Each command's --help says more.";
 
 /// Fetches secrets from Vault/OpenBao or AWS Secrets Manager into an in-memory tmpfs, atomically.
 #[derive(Debug, Parser)]
@@ -42,24 +43,103 @@ pub enum LogFormat {
     Json,
 }
 
+/// Help after `init --help`.
+const INIT_HELP: &str = "\
+Example:
+  ramsecrets init --config examples/dev.yaml --timeout 30s
+
+Every secret is fetched and rendered and every file staged before the first is
+renamed into place: a failure writes nothing. With output.state_dir set, the
+tokens and leases are left there for `run`.
+
+Exit codes: 0 every file written; 65 a missing secret, field or template
+error; 69 backend unavailable, or --timeout passed; 73 the output dir is
+missing, not in memory, or cannot be written; 77 permission denied by the
+backend; 78 bad config, token or credential file.";
+
+/// Help after `run --help`.
+const RUN_HELP: &str = "\
+Example:
+  ramsecrets run --config examples/dev.yaml
+
+The first cycle is `init`'s. Then static secrets are polled every
+refresh.interval, leases renewed and certificates re-issued at
+refresh.renew_at, `file` source edits read at once, and each changed secret's
+on_change actions run once after its files are written. SIGHUP or an edit of
+the config file reloads it. /healthz, /readyz and /metrics on health.listen.
+
+Exit codes: 0 after SIGTERM or SIGINT; the first cycle fails as `init` does
+(65, 69, 73, 77, 78); 71 when health.listen cannot be bound or the files
+cannot be watched.";
+
+/// Help after `exec --help`.
+const EXEC_HELP: &str = "\
+Example:
+  ramsecrets exec --config examples/dev.yaml -- /usr/bin/app --flag
+
+COMMAND starts once every file is written. TERM, INT, HUP, QUIT, USR1 and USR2
+are forwarded to it (TERM, INT and QUIT to its whole process group when there
+is no terminal). When secrets change, exec.on_change restarts it (TERM, KILL
+after exec.grace, start again: the default) or sends it a signal such as HUP,
+once per change, after all files are written. As PID 1, ramsecrets reaps
+orphans.
+
+Exit codes: COMMAND's own, or 128+N when signal N ended it; 127 when COMMAND
+does not exist, 126 when it cannot be executed; before it starts, as `run`.";
+
+/// Help after `proxy --help`.
+const PROXY_HELP: &str = "\
+Example:
+  ramsecrets proxy --config examples/dev.yaml
+  eval \"$(ramsecrets proxy --config examples/dev.yaml --print-env)\"
+
+Serves the configured secrets on proxy.listen (loopback) in the AWS Secrets
+Manager Agent's shape (GET /secretsmanager/get?secretId=ID) and Vault's
+(GET /v1/<mount>/data/<path>), from memory, with the token of
+proxy.token_file in X-Aws-Parameters-Secrets-Token or X-Vault-Token.
+
+Exit codes: as `run`; 78 when the config has no `proxy:` section.";
+
+/// Help after `check --help`.
+const CHECK_HELP: &str = "\
+Example:
+  ramsecrets check --config examples/dev.yaml
+  ramsecrets check --config-only --config examples/vault.yaml
+
+No server is contacted. Beyond the file, check verifies what `init` would
+refuse locally: the output dir exists and is in memory, CA bundles load, and
+every secret of a `file` source is there and renders.
+
+Exit codes: 0 valid (and ready, without --config-only); 78 an invalid config;
+otherwise the code `init` would exit with (65, 73, 78).";
+
+/// Help after `schema --help`.
+const SCHEMA_HELP: &str = "\
+Example, for editors with the YAML language server (VS Code, Neovim, Helix…):
+  ramsecrets schema > ramsecrets.schema.json
+and as the first line of the config file:
+  # yaml-language-server: $schema=ramsecrets.schema.json";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Fetch every secret once, write them all to the output dir, exit (init container).
-    #[command(after_help = EXAMPLE)]
+    #[command(after_help = INIT_HELP)]
     Init(InitArgs),
     /// Init, then keep every file fresh until SIGTERM (sidecar).
-    #[command(after_help = EXAMPLE)]
+    #[command(after_help = RUN_HELP)]
     Run(RunArgs),
     /// Run, and start COMMAND once the files are written; signal or restart it on change.
-    #[command(after_help = EXAMPLE)]
+    #[command(after_help = EXEC_HELP)]
     Exec(ExecArgs),
     /// Run with the local credential proxy (AWS agent and Vault KV APIs); needs a `proxy:` section.
-    #[command(after_help = EXAMPLE)]
+    #[command(after_help = PROXY_HELP)]
     Proxy(ProxyArgs),
     /// Validate the config and print the plan: sources, secrets, files, modes (never values).
+    #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
     /// Print the JSON Schema of the config file, for editors.
+    #[command(after_help = SCHEMA_HELP)]
     Schema,
 }
 

@@ -351,6 +351,30 @@ impl OutputDir {
         }
     }
 
+    /// Removes the directories above `file` that are left empty, deepest
+    /// first, up to the output directory (for `wipe_on_exit`); a directory
+    /// that still holds something, or is a symlink, stays.
+    pub fn prune(&self, file: &str) {
+        let Some((dirs, _)) = file.rsplit_once('/') else {
+            return;
+        };
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut chain = vec![self.fd.clone()];
+        let comps: Vec<&str> = dirs.split('/').collect();
+        for comp in &comps[..comps.len() - 1] {
+            let Some(cur) = chain.last() else { return };
+            match rustix::fs::openat(&**cur, *comp, flags, Mode::empty()) {
+                Ok(fd) => chain.push(Arc::new(fd)),
+                Err(_) => return,
+            }
+        }
+        for (parent, comp) in chain.iter().zip(&comps).rev() {
+            if rustix::fs::unlinkat(&**parent, *comp, AtFlags::REMOVEDIR).is_err() {
+                return;
+            }
+        }
+    }
+
     /// Renames a staged file over its target name.
     pub fn commit(&self, mut staged: Staged) -> Result<()> {
         rustix::fs::renameat(
@@ -470,6 +494,22 @@ mod tests {
         dir.commit(staged).unwrap();
         assert_eq!(std::fs::read(tmp.path().join("a")).unwrap(), b"v");
         assert!(dir.stage_if_changed("a", &v, 0o400).unwrap().is_none());
+    }
+
+    #[test]
+    fn pruning_removes_only_directories_left_empty() {
+        let (tmp, dir) = disk_dir();
+        put(&dir, "a/b/one", "1", 0o400).unwrap();
+        put(&dir, "a/two", "2", 0o400).unwrap();
+        dir.remove("a/b/one").unwrap();
+        dir.prune("a/b/one");
+        assert!(!tmp.path().join("a/b").exists());
+        assert!(tmp.path().join("a/two").exists());
+        dir.remove("a/two").unwrap();
+        dir.prune("a/two");
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+        dir.prune("top-level-file");
+        assert!(tmp.path().exists());
     }
 
     #[test]

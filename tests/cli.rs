@@ -486,3 +486,49 @@ fn templates_escape_values_with_urlencode_tojson_and_base64() {
     assert_eq!(out.read("b64"), format!("{b64} hello"));
     assert!(!text(&o).contains("p@ss"));
 }
+
+#[test]
+fn each_command_has_its_own_help_and_the_readme_covers_what_users_look_for() {
+    let help = |cmd: &str| {
+        let o = ramsecrets(&[cmd, "--help"]);
+        assert_exit(&o, 0);
+        text(&o)
+    };
+    let exec = help("exec");
+    for said in [
+        "forwarded",
+        "exec.on_change",
+        "127",
+        "126",
+        "128+N",
+        "-- /usr/bin/app",
+    ] {
+        assert!(exec.contains(said), "`{said}` not in exec --help:\n{exec}");
+    }
+    let tails: Vec<String> = ["init", "run", "exec", "proxy", "check", "schema"]
+        .iter()
+        .map(|c| {
+            let h = help(c);
+            assert!(
+                h.contains(&format!("ramsecrets {c} ")) || *c == "schema",
+                "{c}:\n{h}"
+            );
+            h.split("Example").nth(1).unwrap_or_default().to_owned()
+        })
+        .collect();
+    for (i, a) in tails.iter().enumerate() {
+        for b in &tails[i + 1..] {
+            assert_ne!(a, b, "two commands share one help text");
+        }
+    }
+    assert!(help("schema").contains("yaml-language-server"));
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    for said in [
+        "exactly one of `vault`, `aws_secrets_manager` or `file`",
+        "# yaml-language-server: $schema=ramsecrets.schema.json",
+        "`ramsecrets exec --config F [--timeout 2m] -- CMD ARGS…`",
+        "the subdirectories they needed",
+    ] {
+        assert!(readme.contains(said), "the README lacks `{said}`");
+    }
+}

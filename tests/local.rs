@@ -292,3 +292,22 @@ fn metrics_have_every_series_from_the_start() {
     assert!(readme.contains("application/openmetrics-text; version=1.0.0;"));
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }
+
+#[test]
+fn wipe_on_exit_leaves_the_output_dir_as_it_found_it() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    file(work.path(), "dev.yaml", "secret/app/db:\n  password: one\n");
+    let cfg = file(
+        work.path(),
+        "config.yaml",
+        &format!(
+            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {}, wipe_on_exit: true }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n    file: config/app/db\n  - name: top\n    kv: {{ mount: secret, path: app/db }}\n",
+            out.path().display()
+        ),
+    );
+    let mut run = Running::sidecar(work.path(), &cfg);
+    assert_eq!(out.read("config/app/db"), "one");
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+    assert_eq!(out.names(), Vec::<String>::new(), "{}", run.logs());
+}

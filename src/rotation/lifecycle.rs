@@ -177,10 +177,21 @@ impl Engine {
         }
         let wipe = self.config.output.as_ref().is_some_and(|o| o.wipe_on_exit);
         if let (Some(dir), true) = (&self.dir, wipe) {
-            for r in self.rendered.iter().flatten().chain(self.templates.files()) {
-                if let Err(e) = dir.remove(&r.file) {
+            let files: Vec<&str> = self
+                .rendered
+                .iter()
+                .flatten()
+                .chain(self.templates.files())
+                .map(|r| r.file.as_str())
+                .collect();
+            for file in &files {
+                if let Err(e) = dir.remove(file) {
                     tracing::warn!(error = %e, "cannot remove file");
                 }
+            }
+            // The subdirectories the files needed, once empty.
+            for file in &files {
+                dir.prune(file);
             }
             tracing::info!("files wiped");
         }
