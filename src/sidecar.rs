@@ -157,6 +157,8 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         engine = start => engine?,
         sig = signals.stopped() => return Ok(signals::interrupted(sig)),
     };
+    // The proxy's refreshNow goes through the engine.
+    let (refresh_tx, mut refresh_rx) = mpsc::channel(64);
     let proxy = match (&config.proxy, proxy_token) {
         (Some(cfg), Some(token)) => {
             let shared = Arc::new(proxy::Proxy::new(
@@ -164,6 +166,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
                 store.clone(),
                 metrics.clone(),
                 token,
+                refresh_tx,
             ));
             let handle = proxy::serve(shared.clone(), cfg, stop.clone()).await?;
             announce(&config, &opts);
@@ -203,7 +206,9 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     };
 
     loop {
-        let (e, reload) = engine.run(&stop, &mut events, signals.reloads()).await;
+        let (e, reload) = engine
+            .run(&stop, &mut events, signals.reloads(), &mut refresh_rx)
+            .await;
         engine = e;
         if !reload {
             break;

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::http;
+use crate::rotation::{RefreshNow, Refreshed};
 use crate::secret::SecretBytes;
 use crate::source::Source;
 use crate::store::Store;
@@ -142,7 +143,7 @@ fn create_token(path: &Path) -> std::io::Result<SecretBytes> {
 pub struct View {
     /// The running config.
     pub config: Arc<Config>,
-    /// Its sources, for `refreshNow`.
+    /// Its sources, to tell when their login fails.
     pub sources: Vec<Arc<dyn Source>>,
     /// Rendered bodies by (secret index, shape), with the store revision they
     /// were made from; they go with the config they were made for.
@@ -157,6 +158,8 @@ pub struct Proxy {
     token: SecretBytes,
     /// Last `refreshNow` per secret; the lock makes concurrent refreshes share one fetch.
     refreshes: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
+    /// The engine, which does every fetch: the proxy never fetches on its own.
+    engine: tokio::sync::mpsc::Sender<RefreshNow>,
 }
 
 /// A zeroizing body buffer that `Bytes` can share without copying.
@@ -192,14 +195,21 @@ fn refuse(api: Api, refusal: Refusal) -> Response<Full<Bytes>> {
 }
 
 impl Proxy {
-    /// A proxy over `store`, answering for `view`.
-    pub fn new(view: View, store: Arc<Store>, metrics: Arc<Metrics>, token: SecretBytes) -> Self {
+    /// A proxy over `store`, answering for `view`, asking `engine` for `refreshNow`.
+    pub fn new(
+        view: View,
+        store: Arc<Store>,
+        metrics: Arc<Metrics>,
+        token: SecretBytes,
+        engine: tokio::sync::mpsc::Sender<RefreshNow>,
+    ) -> Self {
         Proxy {
             view: RwLock::new(Arc::new(view)),
             store,
             metrics,
             token,
             refreshes: tokio::sync::Mutex::new(HashMap::new()),
+            engine,
         }
     }
 
@@ -280,7 +290,7 @@ impl Proxy {
         let source = &view.sources[secret.source];
         let relogin = source.login_problem().is_some();
         if (refresh || relogin)
-            && tokio::time::timeout(REQUEST_TIMEOUT, self.refresh(&view, secret))
+            && tokio::time::timeout(REQUEST_TIMEOUT, self.refresh(secret))
                 .await
                 .is_err()
         {
@@ -323,9 +333,10 @@ impl Proxy {
         json(StatusCode::OK, body)
     }
 
-    /// Fetches `secret` from its backend now, at most once a second; callers
-    /// arriving meanwhile wait for that fetch and share it.
-    async fn refresh(&self, view: &View, secret: &crate::config::Secret) {
+    /// Has the engine fetch `secret` now (its files written too), at most once
+    /// a second; callers arriving meanwhile wait for that fetch and share it.
+    /// A leased or issued secret is not fetched: what the engine holds is served.
+    async fn refresh(&self, secret: &crate::config::Secret) {
         let slot = self
             .refreshes
             .lock()
@@ -337,17 +348,26 @@ impl Proxy {
         if last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
             return;
         }
-        let source = &view.sources[secret.source];
-        let deadline = Instant::now() + view.config.sources[secret.source].request_budget();
-        match source.fetch(secret, deadline).await {
-            Ok(fetched) => {
-                self.store.put(&secret.name, &fetched);
-                self.metrics.proxy_refresh(true);
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let request = RefreshNow {
+            secret: secret.name.clone(),
+            done,
+        };
+        let outcome = match self.engine.send(request).await {
+            Ok(()) => answer.await.unwrap_or(Refreshed::Unknown),
+            Err(_) => Refreshed::Unknown,
+        };
+        match outcome {
+            Refreshed::Fetched(ok) => {
+                if !ok {
+                    tracing::warn!(secret = %secret.name, "refreshNow failed; serving the last value");
+                }
+                self.metrics.proxy_refresh(ok);
             }
-            Err(e) => {
-                tracing::warn!(secret = %secret.name, error = %e, "refreshNow failed; serving the last value");
-                self.metrics.proxy_refresh(false);
+            Refreshed::Held => {
+                tracing::debug!(secret = %secret.name, "refreshNow on a leased or issued secret: serving what the sidecar holds");
             }
+            Refreshed::Unknown => self.metrics.proxy_refresh(false),
         }
         *last = Some(Instant::now());
     }

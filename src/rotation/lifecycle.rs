@@ -71,6 +71,10 @@ impl Engine {
     /// secrets re-rendered with the new settings, its polls rescheduled at
     /// the new intervals); new addresses are fetched now.
     pub async fn reload(mut self, config: Arc<Config>) -> Engine {
+        // Their groups are numbered anew: the proxy serves what it holds.
+        for (_, done) in self.waiting.drain(..) {
+            let _ = done.send(super::Refreshed::Unknown);
+        }
         let same_sources = format!("{:?}", self.config.sources) == format!("{:?}", config.sources);
         if !same_sources {
             match source::build(&config) {

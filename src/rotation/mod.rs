@@ -12,8 +12,11 @@
 //! of them runs once), and `exec`'s child hears of it once.
 
 mod lifecycle;
+mod requests;
 mod schedule;
 mod templates;
+
+pub use requests::{RefreshNow, Refreshed};
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -109,6 +112,8 @@ pub struct Engine {
     backoff: Backoff,
     changes: Option<mpsc::UnboundedSender<()>>,
     limiter: cycle::Limiter,
+    /// `refreshNow` requests waiting for the next round, by group.
+    waiting: Vec<(usize, tokio::sync::oneshot::Sender<Refreshed>)>,
 }
 
 /// Converts a future instant to wall-clock time, for metrics and hand-off.
@@ -189,6 +194,7 @@ impl Engine {
             },
             changes,
             limiter: cycle::Limiter::new(CONCURRENCY),
+            waiting: Vec::new(),
         };
         let mut fetched: Vec<Option<Fetched>> = report.fetched.into_iter().map(Some).collect();
         for members in cycle::groups(&engine.config) {
@@ -269,14 +275,16 @@ impl Engine {
     }
 
     /// Runs until `stop`, a change of the config file or a `reload` request
-    /// (SIGHUP), writing back output files changed behind its back and reading
-    /// a changed `file` source at once; returns the engine and whether to
-    /// reload (then [`Engine::reload`], else [`Engine::shutdown`]).
+    /// (SIGHUP), writing back output files changed behind its back, reading
+    /// a changed `file` source at once, and fetching what the proxy's
+    /// `refreshNow` asks for; returns the engine and whether to reload (then
+    /// [`Engine::reload`], else [`Engine::shutdown`]).
     pub async fn run(
         mut self,
         stop: &CancellationToken,
         events: &mut mpsc::Receiver<crate::watch::Event>,
         reload: &tokio::sync::Notify,
+        refresh: &mut mpsc::Receiver<RefreshNow>,
     ) -> (Engine, bool) {
         loop {
             let next = self.next_due();
@@ -286,9 +294,10 @@ impl Engine {
                 _ = tokio::time::sleep_until(next) => {
                     tokio::select! {
                         _ = stop.cancelled() => return (self, false),
-                        _ = self.round() => {}
+                        _ = self.round() => self.answer_waiting(),
                     }
                 }
+                Some(request) = refresh.recv() => self.refresh_now(request),
                 Some(event) = events.recv() => match event {
                     crate::watch::Event::Output => self.restore(),
                     crate::watch::Event::Config => return (self, true),
