@@ -58,6 +58,10 @@ pub async fn local(config: &Config, path: &Path) -> Result<(), Error> {
     if let Some(Err(e)) = config.output.as_ref().map(OutputDir::check) {
         problems.push((e.to_string(), e.exit()));
     }
+    // The injector's own file: its certificate files load.
+    if let Some(Err(e)) = config.inject.as_ref().map(crate::inject::check) {
+        problems.push((e.to_string(), e.exit()));
+    }
     let sources = match source::build(config) {
         Ok(s) => s,
         Err(e) => {

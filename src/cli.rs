@@ -120,6 +120,18 @@ Example, for editors with the YAML language server (VS Code, Neovim, Helix…):
 and as the first line of the config file:
   # yaml-language-server: $schema=ramsecrets.schema.json";
 
+const INJECT_HELP: &str = "\
+Example:
+  ramsecrets inject --config examples/inject.yaml
+
+The Kubernetes admission webhook, over HTTPS (inject.tls): POST /mutate answers
+an AdmissionReview of a Pod CREATE with a JSONPatch that adds ramsecrets to pods
+annotated ramsecrets.io/inject: \"true\", or a denial that names the bad
+ramsecrets.io/ annotation; /healthz, /readyz and /metrics beside it. It asks the
+API server's /version at start unless inject.kubernetes_version is set.
+Exit codes: 78 bad config or certificate, 69 API server unreachable, 77 refused
+by it, 71 cannot listen.";
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -135,6 +147,10 @@ pub enum Command {
     /// Run with the local credential proxy (AWS agent and Vault KV APIs); needs a `proxy:` section.
     #[command(after_help = PROXY_HELP)]
     Proxy(ProxyArgs),
+    /// Serve the Kubernetes admission webhook that injects ramsecrets into
+    /// annotated pods; needs an `inject:` section.
+    #[command(after_help = INJECT_HELP)]
+    Inject(ConfigArg),
     /// Validate the config and print the plan: sources, secrets, files, modes (never values).
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),

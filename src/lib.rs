@@ -23,6 +23,7 @@ pub mod cycle;
 pub mod exit;
 pub mod harden;
 pub mod http;
+pub mod inject;
 pub mod memory;
 pub mod notify;
 pub mod output;

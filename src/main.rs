@@ -9,7 +9,7 @@ use ramsecrets::config::{self, Config};
 use ramsecrets::exit::{Exit, ExitCode};
 use ramsecrets::output::OutputDir;
 use ramsecrets::signals::{self, Signals};
-use ramsecrets::{check, cycle, harden, proxy, sidecar, source, state, telemetry};
+use ramsecrets::{check, cycle, harden, inject, proxy, sidecar, source, state, telemetry};
 
 /// An error on its way out: the message and the exit code it stands for.
 struct Failure {
@@ -114,6 +114,11 @@ fn run(command: Command, log_format: LogFormat) -> Result<u8, Failure> {
             print_env: true,
         }) => print_env(&run.config.config),
         Command::Proxy(args) => sidecar(args.run, None, true, log_format),
+        Command::Inject(args) => {
+            let config = Config::load(&args.config)?;
+            runtime()?.block_on(inject::server::run(config))?;
+            Ok(Exit::Ok.code())
+        }
     }
 }
 

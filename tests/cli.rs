@@ -192,7 +192,14 @@ fn schema_is_json_with_the_contract_keys() {
     assert_exit(&o, 0);
     let schema: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let props = &schema["properties"];
-    for key in ["sources", "output", "secrets", "mlock", "templates"] {
+    for key in [
+        "sources",
+        "output",
+        "secrets",
+        "mlock",
+        "templates",
+        "inject",
+    ] {
         assert!(props.get(key).is_some(), "{key} missing from {props}");
     }
 }
@@ -303,6 +310,7 @@ fn every_example_config_is_valid() {
             "aws.yaml",
             "dev-proxy.yaml",
             "dev.yaml",
+            "inject.yaml",
             "laptop.yaml",
             "vault.yaml"
         ]
@@ -505,7 +513,7 @@ fn each_command_has_its_own_help_and_the_readme_covers_what_users_look_for() {
     ] {
         assert!(exec.contains(said), "`{said}` not in exec --help:\n{exec}");
     }
-    let tails: Vec<String> = ["init", "run", "exec", "proxy", "check", "schema"]
+    let tails: Vec<String> = ["init", "run", "exec", "proxy", "inject", "check", "schema"]
         .iter()
         .map(|c| {
             let h = help(c);
@@ -531,4 +539,22 @@ fn each_command_has_its_own_help_and_the_readme_covers_what_users_look_for() {
     ] {
         assert!(readme.contains(said), "the README lacks `{said}`");
     }
+}
+
+#[test]
+fn inject_needs_an_inject_section_and_says_what_is_wrong_with_it() {
+    let dev = repo().join("examples/dev.yaml");
+    let o = ramsecrets(&["inject", "--config", dev.to_str().unwrap()]);
+    assert_exit(&o, 78);
+    assert!(text(&o).contains("no `inject:` section"), "{}", text(&o));
+
+    let work = scratch();
+    let cfg = file(
+        work.path(),
+        "inject.yaml",
+        "sources:\n  - vault: { address: https://v:8200, auth: { kubernetes: { role: r } } }\ninject:\n  tls: { cert_file: missing.crt, key_file: missing.key }\n  image: ramsecrets:test\n  kubernetes_version: \"1.35\"\n",
+    );
+    let o = ramsecrets(&["inject", "--config", cfg.to_str().unwrap()]);
+    assert_exit(&o, 78);
+    assert!(text(&o).contains("missing.crt"), "{}", text(&o));
 }

@@ -5,6 +5,7 @@
 mod auth;
 pub mod duration;
 mod home;
+pub mod inject;
 mod marks;
 mod plan;
 pub mod raw;
@@ -55,6 +56,8 @@ pub struct Config {
     pub templates: Vec<Template>,
     /// The template files the config read, which the sidecar watches.
     pub template_files: Vec<PathBuf>,
+    /// The admission webhook (`ramsecrets inject`), when configured.
+    pub inject: Option<inject::Inject>,
 }
 
 /// The local credential proxy.
@@ -585,6 +588,9 @@ struct Parts {
     proxy: Option<raw::RawProxy>,
     secrets: Vec<Option<RawSecret>>,
     templates: Vec<Option<RawTemplate>>,
+    inject: Option<inject::RawInject>,
+    /// The file has an `inject:` key (even one that did not deserialize).
+    injector: bool,
 }
 
 /// Top-level keys of [`RawConfig`], for reporting unknown ones alongside other problems.
@@ -598,6 +604,7 @@ const TOP_KEYS: &[&str] = &[
     "proxy",
     "secrets",
     "templates",
+    "inject",
 ];
 
 impl Validator<'_> {
@@ -654,8 +661,14 @@ impl Validator<'_> {
                 None => self.problem("", "keys must be strings"),
             }
         }
+        // The injector's file needs only `sources:` besides `inject:`.
+        let injector = top.contains_key("inject");
+        let inject = top.remove("inject").and_then(|v| self.de("inject", v));
         let sources = self.list::<RawSource>(&mut top, "sources");
-        let secrets = self.list::<RawSecret>(&mut top, "secrets");
+        let secrets = match top.contains_key("secrets") || !injector {
+            true => self.list::<RawSecret>(&mut top, "secrets"),
+            false => Vec::new(),
+        };
         let templates = self.optional_list::<RawTemplate>(&mut top, "templates");
         let output = top
             .remove("output")
@@ -678,6 +691,8 @@ impl Validator<'_> {
             proxy,
             secrets,
             templates,
+            inject,
+            injector,
         })
     }
 
@@ -720,7 +735,7 @@ impl Validator<'_> {
         if sources.is_empty() && self.problems.is_empty() {
             self.problem("sources", "at least one source is required");
         }
-        if raw.output.is_none() && raw.proxy.is_none() {
+        if raw.output.is_none() && raw.proxy.is_none() && !raw.injector {
             self.problem(
                 "output",
                 "missing: an `output` section with `dir` is required, unless a `proxy` section serves the secrets from memory only",
@@ -759,7 +774,7 @@ impl Validator<'_> {
             }
             secrets.push(secret);
         }
-        if secrets.is_empty() && self.problems.is_empty() {
+        if secrets.is_empty() && self.problems.is_empty() && !raw.injector {
             self.problem("secrets", "at least one secret is required");
         }
         let templates = self.templates(raw.templates, &secrets, default_mode, &seen_files);
@@ -776,6 +791,7 @@ impl Validator<'_> {
         });
         let exec = self.exec(raw.exec);
         let proxy = raw.proxy.and_then(|p| self.proxy(p));
+        let inject = raw.inject.and_then(|i| self.inject(i, &sources));
         Config {
             sources,
             output,
@@ -787,6 +803,7 @@ impl Validator<'_> {
             proxy,
             templates,
             template_files: std::mem::take(&mut self.template_files),
+            inject,
         }
     }
 

@@ -62,6 +62,12 @@ impl fmt::Display for Config {
                 SourceKind::File { path } => writeln!(f, "  {}: file {}", s.name, path.display())?,
             }
         }
+        if let Some(inject) = &self.inject {
+            write!(f, "{inject}")?;
+            if self.secrets.is_empty() {
+                return Ok(());
+            }
+        }
         match &self.output {
             Some(o) => {
                 let owner = o

@@ -18,7 +18,8 @@ const MODE: &str = r"^0?[0-7]{3}$";
 pub struct RawConfig {
     /// Where secrets come from.
     pub sources: Vec<RawSource>,
-    /// Where files are written; optional when `proxy` serves the secrets from memory only.
+    /// Where files are written; optional when `proxy` serves the secrets from memory only,
+    /// and beside `inject:`.
     pub output: Option<RawOutput>,
     /// Lock all memory so secrets are never swapped out.
     #[serde(default)]
@@ -31,11 +32,15 @@ pub struct RawConfig {
     pub exec: Option<RawExec>,
     /// The local credential proxy (AWS Secrets Manager Agent and Vault KV APIs).
     pub proxy: Option<RawProxy>,
-    /// The secrets to fetch and the files to write them to.
+    /// The secrets to fetch and the files to write them to (not needed beside `inject:`).
+    #[serde(default)]
     pub secrets: Vec<RawSecret>,
     /// Files rendered from several secrets.
     #[serde(default)]
     pub templates: Vec<RawTemplate>,
+    /// The admission webhook, read by `ramsecrets inject` only (a file with
+    /// `inject:` needs no `output:` or `secrets:`).
+    pub inject: Option<super::inject::RawInject>,
 }
 
 /// One file rendered from several secrets. Exactly one of `template` or `template_file`.

@@ -1,0 +1,499 @@
+//! The `inject:` section, read by `ramsecrets inject` only: where the admission
+//! webhook listens, its certificate, the image injected containers run, and
+//! the defaults of injected pods. The pods use the file's `sources:` (Vault
+//! address, CA and kubernetes auth mount; AWS region), so a file with `inject:`
+//! needs no `output:` or `secrets:`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::{Auth, Source, SourceKind, Validator};
+
+/// `inject:` as written.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawInject {
+    /// Address of the HTTPS server (default `0.0.0.0:8443`): `POST /mutate`,
+    /// `/healthz`, `/readyz`, `/metrics`.
+    pub listen: Option<String>,
+    /// The serving certificate: files, or `auto`.
+    pub tls: RawInjectTls,
+    /// The image injected containers run, e.g. `ghcr.io/example/ramsecrets:0.1.0`.
+    pub image: String,
+    /// Audience of the projected service-account token pods log in to Vault with
+    /// (default `vault`); the Vault role's `audience` must match.
+    pub audience: Option<String>,
+    /// The API server's version, e.g. `"1.28"`: below 1.29 pods get an init
+    /// container and a regular sidecar instead of a native sidecar. Default:
+    /// asked of the API server (`/version`) at start.
+    pub kubernetes_version: Option<String>,
+    /// How the injector reaches the API server (default: in-cluster).
+    pub kubernetes: Option<RawKubernetes>,
+    /// Defaults of injected pods.
+    pub defaults: Option<RawInjectDefaults>,
+}
+
+/// The webhook's serving certificate.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawInjectTls {
+    /// PEM certificate chain (e.g. from cert-manager); reloaded when it changes.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key; reloaded when it changes.
+    pub key_file: Option<PathBuf>,
+    /// Make a CA and a serving certificate at start and patch the CA into the
+    /// webhook's MutatingWebhookConfiguration.
+    pub auto: Option<RawAutoTls>,
+}
+
+/// `tls.auto`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAutoTls {
+    /// Name of the MutatingWebhookConfiguration whose webhooks get the CA bundle.
+    pub webhook: String,
+    /// The injector's Service: the certificate names `SERVICE.NAMESPACE.svc` and
+    /// its longer and shorter forms.
+    pub service: Option<String>,
+    /// The Service's namespace (with `service`).
+    pub namespace: Option<String>,
+    /// More DNS names and IP addresses of the certificate.
+    #[serde(default)]
+    pub names: Vec<String>,
+}
+
+/// Access to the API server.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKubernetes {
+    /// `https://HOST:PORT` (default: from `KUBERNETES_SERVICE_HOST` and `_PORT`).
+    pub host: Option<String>,
+    /// CA of the API server (default: the service account's `ca.crt`).
+    pub ca_file: Option<PathBuf>,
+    /// Bearer token file (default: the service account's token).
+    pub token_file: Option<PathBuf>,
+}
+
+/// Defaults of injected pods.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawInjectDefaults {
+    /// Refresh interval of the sidecar (default 5m).
+    pub refresh: Option<String>,
+    /// Where app containers see the secrets (default `/run/secrets/ramsecrets`).
+    pub mount_path: Option<String>,
+    /// Size limit of the secrets memory volume (default `16Mi`).
+    pub size_limit: Option<String>,
+    /// Resources of injected containers (default requests 5m CPU, 16Mi;
+    /// limit 64Mi memory).
+    pub resources: Option<RawResources>,
+    /// User id of injected containers (default 65532).
+    pub run_as_user: Option<i64>,
+    /// Port of the sidecar's /readyz, probed by the kubelet (default 8099).
+    pub health_port: Option<u16>,
+}
+
+/// Requests and limits.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawResources {
+    /// `cpu` and `memory` requests.
+    pub requests: Option<RawQuantities>,
+    /// `cpu` and `memory` limits.
+    pub limits: Option<RawQuantities>,
+}
+
+/// Kubernetes quantities, e.g. `5m`, `16Mi`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuantities {
+    /// CPU, e.g. `5m`.
+    pub cpu: Option<String>,
+    /// Memory, e.g. `16Mi`.
+    pub memory: Option<String>,
+}
+
+/// Validated `inject:` settings.
+#[derive(Debug, Clone)]
+pub struct Inject {
+    /// HTTPS listen address.
+    pub listen: SocketAddr,
+    /// Certificate.
+    pub tls: InjectTls,
+    /// Image of injected containers.
+    pub image: String,
+    /// Audience of the projected token.
+    pub audience: String,
+    /// `(major, minor)` of the API server when set in the file.
+    pub kubernetes_version: Option<(u32, u32)>,
+    /// API server access.
+    pub kubernetes: Kubernetes,
+    /// Pod defaults.
+    pub defaults: PodDefaults,
+}
+
+/// Where the certificate comes from.
+#[derive(Debug, Clone)]
+pub enum InjectTls {
+    /// PEM files, reloaded when they change.
+    Files {
+        /// Certificate chain.
+        cert_file: PathBuf,
+        /// Private key.
+        key_file: PathBuf,
+    },
+    /// Generated at start; the CA is patched into the named webhook configuration.
+    Auto {
+        /// MutatingWebhookConfiguration name.
+        webhook: String,
+        /// Certificate names.
+        names: Vec<String>,
+    },
+}
+
+/// API server access; `None` fields mean in-cluster defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Kubernetes {
+    /// Base URL.
+    pub host: Option<String>,
+    /// CA file.
+    pub ca_file: Option<PathBuf>,
+    /// Token file.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Defaults of injected pods.
+#[derive(Debug, Clone)]
+pub struct PodDefaults {
+    /// Sidecar refresh interval.
+    pub refresh: Duration,
+    /// Secrets mount path.
+    pub mount_path: String,
+    /// Secrets volume size limit.
+    pub size_limit: String,
+    /// Requests `(cpu, memory)`.
+    pub requests: (Option<String>, Option<String>),
+    /// Limits `(cpu, memory)`.
+    pub limits: (Option<String>, Option<String>),
+    /// User id.
+    pub run_as_user: i64,
+    /// Health port.
+    pub health_port: u16,
+}
+
+impl std::fmt::Display for Inject {
+    /// The injector's part of `check`'s plan.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tls = match &self.tls {
+            InjectTls::Files { cert_file, .. } => {
+                format!("certificate {} (reloaded on change)", cert_file.display())
+            }
+            InjectTls::Auto { webhook, names } => {
+                format!(
+                    "certificate made at start for {}, CA patched into webhook {webhook}",
+                    names.join(", ")
+                )
+            }
+        };
+        writeln!(f, "inject: https://{}/mutate, {tls}", self.listen)?;
+        let version = match self.kubernetes_version {
+            Some((major, minor)) => format!("Kubernetes {major}.{minor} (set)"),
+            None => "Kubernetes version from the API server".into(),
+        };
+        let d = &self.defaults;
+        writeln!(
+            f,
+            "  pods: image {}, token audience {}, secrets at {} ({}), refresh {}, {version}",
+            self.image,
+            self.audience,
+            d.mount_path,
+            d.size_limit,
+            super::duration::format(d.refresh)
+        )
+    }
+}
+
+/// Whether `q` reads as a Kubernetes quantity (`5m`, `16Mi`, `0.5`, `1e3`).
+pub fn is_quantity(q: &str) -> bool {
+    const SUFFIXES: &[&str] = &[
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P", "E", "",
+    ];
+    SUFFIXES.iter().any(|s| {
+        q.strip_suffix(s).is_some_and(|n| {
+            let mut parts = n.splitn(2, '.');
+            let whole = parts.next().unwrap_or_default();
+            let frac = parts.next();
+            !n.is_empty()
+                && whole.chars().all(|c| c.is_ascii_digit())
+                && frac.is_none_or(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
+        })
+    })
+}
+
+/// An absolute path with no `..`, as a container mount path.
+fn is_mount_path(p: &str) -> bool {
+    p.starts_with('/') && p.len() > 1 && !p.split('/').any(|s| s == "..") && !p.contains(':')
+}
+
+impl Validator<'_> {
+    pub(super) fn inject(&mut self, raw: RawInject, sources: &[Source]) -> Option<Inject> {
+        let listen = raw.listen.as_deref().unwrap_or("0.0.0.0:8443");
+        let listen = match listen.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.problem(
+                    "inject.listen",
+                    format!("`{listen}` is not an address like 0.0.0.0:8443"),
+                );
+                None
+            }
+        };
+        let tls = match (raw.tls.cert_file, raw.tls.key_file, raw.tls.auto) {
+            (Some(cert_file), Some(key_file), None) => Some(InjectTls::Files {
+                cert_file: self.path("inject.tls.cert_file", cert_file),
+                key_file: self.path("inject.tls.key_file", key_file),
+            }),
+            (None, None, Some(auto)) => {
+                let mut names = match (&auto.service, &auto.namespace) {
+                    (Some(svc), Some(ns)) => vec![
+                        svc.clone(),
+                        format!("{svc}.{ns}"),
+                        format!("{svc}.{ns}.svc"),
+                        format!("{svc}.{ns}.svc.cluster.local"),
+                    ],
+                    (None, None) => Vec::new(),
+                    _ => {
+                        self.problem("inject.tls.auto", "`service` and `namespace` go together");
+                        Vec::new()
+                    }
+                };
+                names.extend(auto.names);
+                if auto.webhook.is_empty() || names.is_empty() {
+                    self.problem(
+                        "inject.tls.auto",
+                        "needs `webhook` (the MutatingWebhookConfiguration) and the certificate's names (`service` and `namespace`, or `names`)",
+                    );
+                    None
+                } else {
+                    Some(InjectTls::Auto {
+                        webhook: auto.webhook,
+                        names,
+                    })
+                }
+            }
+            _ => {
+                self.problem(
+                    "inject.tls",
+                    "needs `cert_file` and `key_file`, or `auto` (not both)",
+                );
+                None
+            }
+        };
+        if raw.image.trim().is_empty() {
+            self.problem("inject.image", "must not be empty");
+        }
+        let kubernetes_version = raw.kubernetes_version.as_deref().and_then(|v| {
+            let parsed = parse_version(v);
+            if parsed.is_none() {
+                self.problem(
+                    "inject.kubernetes_version",
+                    format!("`{v}` is not a version like \"1.28\""),
+                );
+            }
+            parsed
+        });
+        let kubernetes = match raw.kubernetes {
+            Some(k) => Kubernetes {
+                host: k.host,
+                ca_file: k.ca_file.map(|p| self.path("inject.kubernetes.ca_file", p)),
+                token_file: k
+                    .token_file
+                    .map(|p| self.path("inject.kubernetes.token_file", p)),
+            },
+            None => Kubernetes::default(),
+        };
+        for (i, s) in sources.iter().enumerate() {
+            match &s.kind {
+                SourceKind::Vault(v) if !matches!(v.auth, Auth::Kubernetes(_)) => self.problem(
+                    format!("sources[{i}].vault.auth"),
+                    "injected pods log in with kubernetes auth: set `kubernetes: { role: … }` (the default role; pods may name another)",
+                ),
+                SourceKind::File { .. } => self.problem(
+                    format!("sources[{i}].file"),
+                    "a file source cannot be injected into pods",
+                ),
+                _ => {}
+            }
+        }
+        let defaults = self.pod_defaults(raw.defaults);
+        Some(Inject {
+            listen: listen?,
+            tls: tls?,
+            image: raw.image,
+            audience: raw.audience.unwrap_or_else(|| "vault".into()),
+            kubernetes_version,
+            kubernetes,
+            defaults: defaults?,
+        })
+    }
+
+    fn pod_defaults(&mut self, raw: Option<RawInjectDefaults>) -> Option<PodDefaults> {
+        let d = raw.unwrap_or(RawInjectDefaults {
+            refresh: None,
+            mount_path: None,
+            size_limit: None,
+            resources: None,
+            run_as_user: None,
+            health_port: None,
+        });
+        let refresh = self.duration(
+            "inject.defaults.refresh",
+            d.refresh.as_deref(),
+            Duration::from_secs(300),
+        );
+        let mount_path = d
+            .mount_path
+            .unwrap_or_else(|| "/run/secrets/ramsecrets".into());
+        if !is_mount_path(&mount_path) {
+            self.problem(
+                "inject.defaults.mount_path",
+                format!("`{mount_path}` is not an absolute path without `..`"),
+            );
+        }
+        let size_limit = d.size_limit.unwrap_or_else(|| "16Mi".into());
+        let mut quantity = |at: &str, q: Option<String>, default: Option<&str>| {
+            let q = q.or(default.map(String::from));
+            if let Some(bad) = q.as_deref().filter(|q| !is_quantity(q)) {
+                self.problem(
+                    format!("inject.defaults.{at}"),
+                    format!("`{bad}` is not a Kubernetes quantity like 5m or 16Mi"),
+                );
+            }
+            q
+        };
+        let size_limit = quantity("size_limit", Some(size_limit), None);
+        let (requests, limits) = match d.resources {
+            Some(r) => (r.requests, r.limits),
+            None => (None, None),
+        };
+        let requests = match requests {
+            Some(q) => (
+                quantity("resources.requests.cpu", q.cpu, None),
+                quantity("resources.requests.memory", q.memory, None),
+            ),
+            None => (Some("5m".into()), Some("16Mi".into())),
+        };
+        let limits = match limits {
+            Some(q) => (
+                quantity("resources.limits.cpu", q.cpu, None),
+                quantity("resources.limits.memory", q.memory, None),
+            ),
+            None => (None, Some("64Mi".into())),
+        };
+        let run_as_user = d.run_as_user.unwrap_or(65532);
+        if run_as_user <= 0 {
+            self.problem(
+                "inject.defaults.run_as_user",
+                "injected containers run as non-root: use a uid above 0",
+            );
+        }
+        Some(PodDefaults {
+            refresh: refresh?,
+            mount_path,
+            size_limit: size_limit.unwrap_or_default(),
+            requests,
+            limits,
+            run_as_user,
+            health_port: d.health_port.unwrap_or(8099),
+        })
+    }
+}
+
+/// `"1.28"`, `"v1.28.3"` or a `/version` `gitVersion` → `(1, 28)`.
+pub fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let v = v.trim().trim_start_matches('v');
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities() {
+        for good in ["5m", "16Mi", "0.5", "1", "64Mi", "100k"] {
+            assert!(is_quantity(good), "{good}");
+        }
+        for bad in ["", "Mi", "5 m", "1.2.3", "-1", "16MB", "1."] {
+            assert!(!is_quantity(bad), "{bad}");
+        }
+    }
+
+    fn problems(inject: &str) -> Vec<String> {
+        let text = format!(
+            "sources:\n  - vault: {{ address: https://v:8200, auth: {{ kubernetes: {{ role: r }} }} }}\ninject:\n{inject}"
+        );
+        match super::super::Config::parse(&text, std::path::Path::new("/")) {
+            Ok(_) => Vec::new(),
+            Err(p) => p
+                .iter()
+                .map(|p| format!("{}: {}", p.path, p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_injector_file_needs_no_output_or_secrets() {
+        let ok = "  tls: { auto: { webhook: w, service: s, namespace: n } }\n  image: i\n";
+        assert_eq!(problems(ok), Vec::<String>::new());
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        let cases = [
+            ("  tls: {}\n  image: i\n", "inject.tls: needs `cert_file`"),
+            ("  tls: { cert_file: c }\n  image: i\n", "inject.tls: needs `cert_file`"),
+            ("  tls: { auto: { webhook: w } }\n  image: i\n", "inject.tls.auto: needs"),
+            ("  tls: { auto: { webhook: w, service: s } }\n  image: i\n", "inject.tls.auto: `service` and `namespace`"),
+            ("  tls: { auto: { webhook: w, names: [a] } }\n  image: ' '\n", "inject.image: must not be empty"),
+            ("  tls: { auto: { webhook: w, names: [a] } }\n  image: i\n  listen: nowhere\n", "inject.listen: `nowhere`"),
+            ("  tls: { auto: { webhook: w, names: [a] } }\n  image: i\n  kubernetes_version: latest\n", "inject.kubernetes_version"),
+            ("  tls: { auto: { webhook: w, names: [a] } }\n  image: i\n  defaults: { size_limit: 16MB }\n", "inject.defaults.size_limit"),
+            ("  tls: { auto: { webhook: w, names: [a] } }\n  image: i\n  defaults: { mount_path: rel }\n", "inject.defaults.mount_path"),
+            ("  tls: { auto: { webhook: w, names: [a] } }\n  image: i\n  defaults: { run_as_user: 0 }\n", "inject.defaults.run_as_user"),
+            ("  tls: { auto: { webhook: w, names: [a] } }\n  image: i\n  defaults: { refresh: soon }\n", "inject.defaults.refresh"),
+            ("  tls: { auto: { webhook: w, names: [a] } }\n  image: i\n  colour: red\n", "inject.colour: unknown field `colour`"),
+        ];
+        for (inject, expected) in cases {
+            let p = problems(inject);
+            assert!(p.iter().any(|p| p.starts_with(expected)), "{inject}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn injected_pods_log_in_with_kubernetes_auth() {
+        let text = "sources:\n  - vault: { address: https://v:8200, auth: { token_file: /t } }\ninject:\n  tls: { auto: { webhook: w, names: [a] } }\n  image: i\n";
+        let p = super::super::Config::parse(text, std::path::Path::new("/")).unwrap_err();
+        assert_eq!(p[0].path, "sources[0].vault.auth", "{p:?}");
+    }
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("1.28"), Some((1, 28)));
+        assert_eq!(parse_version("v1.35.4"), Some((1, 35)));
+        assert_eq!(parse_version("v1.29.0-eks-1234"), Some((1, 29)));
+        assert_eq!(parse_version("1"), None);
+        assert_eq!(parse_version("one.two"), None);
+    }
+}

@@ -1,0 +1,183 @@
+//! `ramsecrets inject`: the Kubernetes mutating admission webhook. [`spec`]
+//! reads a pod's `ramsecrets.io/` annotations, [`podconfig`] makes the config
+//! its injected containers run, [`mutate`] is the pure decision (pod →
+//! JSONPatch or denial), [`tls`] the serving certificate (files reloaded on
+//! change, or made at start with the CA patched into the webhook
+//! configuration through [`apiserver`]), and [`server`] the HTTPS layer.
+
+pub mod apiserver;
+pub mod mutate;
+pub mod podconfig;
+pub mod server;
+pub mod spec;
+pub mod tls;
+
+use crate::config::inject::{Inject, InjectTls};
+use crate::config::{Auth, Config, SourceKind};
+use crate::exit::{Exit, ExitCode};
+
+/// Why the injector cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config has no `inject:` section.
+    #[error("the config has no `inject:` section, which `ramsecrets inject` needs")]
+    NoSection,
+    /// A Vault source's CA bundle cannot be read.
+    #[error("source {source_name}: ca_cert {path}: {source}")]
+    Ca {
+        /// The source.
+        source_name: String,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The certificate.
+    #[error(transparent)]
+    Tls(#[from] tls::Error),
+    /// The API server.
+    #[error(transparent)]
+    Api(#[from] apiserver::Error),
+    /// The signal handlers.
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+    /// The listener.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::NoSection | Error::Ca { .. } => Exit::Config,
+            Error::Tls(e) => e.exit(),
+            Error::Api(e) => e.exit(),
+            Error::Listen { .. } | Error::Signals(_) => Exit::OsErr,
+        }
+    }
+}
+
+/// A source as injected pods see it.
+#[derive(Debug, Clone)]
+pub enum PodSource {
+    /// Vault or OpenBao, logged in to with the pod's projected token.
+    Vault {
+        /// Source name.
+        name: String,
+        /// Server URL.
+        address: String,
+        /// Namespace.
+        namespace: Option<String>,
+        /// Kubernetes auth mount.
+        mount: String,
+        /// Default role.
+        role: String,
+        /// CA bundle, PEM, shipped in the pod.
+        ca_pem: Option<String>,
+    },
+    /// AWS Secrets Manager, with the pod's own AWS identity.
+    Aws {
+        /// Source name.
+        name: String,
+        /// Region.
+        region: Option<String>,
+        /// Endpoint override.
+        endpoint: Option<String>,
+    },
+}
+
+impl PodSource {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        match self {
+            PodSource::Vault { name, .. } | PodSource::Aws { name, .. } => name,
+        }
+    }
+
+    /// Whether it is a Vault source.
+    pub fn is_vault(&self) -> bool {
+        matches!(self, PodSource::Vault { .. })
+    }
+}
+
+/// Everything the decision needs, fixed at start.
+#[derive(Debug, Clone)]
+pub struct Injector {
+    /// The `inject:` section.
+    pub settings: Inject,
+    /// The sources injected pods use.
+    pub sources: Vec<PodSource>,
+    /// Whether the API server runs native sidecars (1.29 or later).
+    pub native_sidecar: bool,
+}
+
+/// What `ramsecrets check` can verify of `inject:` without a cluster: the
+/// certificate files load.
+pub fn check(settings: &Inject) -> Result<(), tls::Error> {
+    match &settings.tls {
+        InjectTls::Files {
+            cert_file,
+            key_file,
+        } => tls::load(cert_file, key_file).map(drop),
+        InjectTls::Auto { .. } => Ok(()),
+    }
+}
+
+/// Native sidecars are on by default from Kubernetes 1.29.
+pub fn has_native_sidecars(version: (u32, u32)) -> bool {
+    version >= (1, 29)
+}
+
+impl Injector {
+    /// The injector of `config` (which must have `inject:`), for an API server
+    /// of `version`; reads the Vault sources' CA bundles.
+    pub fn new(config: &Config, version: (u32, u32)) -> Result<Injector, Error> {
+        let settings = config.inject.clone().ok_or(Error::NoSection)?;
+        let mut sources = Vec::new();
+        for s in &config.sources {
+            match &s.kind {
+                SourceKind::Vault(v) => {
+                    let Auth::Kubernetes(login) = &v.auth else {
+                        continue;
+                    };
+                    let ca_pem = match &v.ca_cert {
+                        Some(path) => {
+                            Some(std::fs::read_to_string(path).map_err(|source| Error::Ca {
+                                source_name: s.name.clone(),
+                                path: path.clone(),
+                                source,
+                            })?)
+                        }
+                        None => None,
+                    };
+                    sources.push(PodSource::Vault {
+                        name: s.name.clone(),
+                        address: v.address.to_string(),
+                        namespace: v.namespace.clone(),
+                        mount: login.mount.clone(),
+                        role: login.role.clone(),
+                        ca_pem,
+                    });
+                }
+                SourceKind::AwsSecretsManager(a) => sources.push(PodSource::Aws {
+                    name: s.name.clone(),
+                    region: a.region.clone(),
+                    endpoint: a.endpoint.as_ref().map(|e| e.to_string()),
+                }),
+                SourceKind::File { .. } => {}
+            }
+        }
+        Ok(Injector {
+            settings,
+            sources,
+            native_sidecar: has_native_sidecars(version),
+        })
+    }
+}

@@ -1,0 +1,341 @@
+//! The admission decision, a pure function: (injector settings, AdmissionRequest
+//! of a Pod) → AdmissionResponse with a JSONPatch, or a denial that names the
+//! annotation at fault. The HTTP layer only unwraps and wraps the review.
+//!
+//! An injected pod gets two memory volumes (the secrets, read-only in the app
+//! containers; the hand-off state, only in ramsecrets' containers), a
+//! projected service-account token for Vault, its config as an annotation
+//! shown to ramsecrets' containers by a downward-API volume, and ramsecrets
+//! itself: a native sidecar (an init container with `restartPolicy: Always`
+//! and a startup probe on `/readyz`) placed before the app's init containers;
+//! on servers before 1.29 an init container and a regular sidecar; in
+//! `init-only` mode one init container.
+
+use std::collections::BTreeMap;
+
+use json_patch::Patch;
+use k8s_openapi::api::core::v1::Pod;
+use kube_core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use serde_json::{json, Value};
+
+use super::podconfig::{self, CONFIG_DIR, CONFIG_FILE, STATE_DIR, TOKEN_DIR};
+use super::spec::{
+    self, deny, Denial, Mode, Parsed, PodRequest, INJECTED, RENDERED_CA, RENDERED_CONFIG,
+};
+use super::{Injector, PodSource};
+
+/// Name of the sidecar (native or regular).
+pub const SIDECAR: &str = "ramsecrets";
+/// Name of the init container (`init-only`, and before 1.29).
+pub const INIT: &str = "ramsecrets-init";
+/// Volume names.
+const SECRETS: &str = "ramsecrets-secrets";
+const STATE: &str = "ramsecrets-state";
+const TOKEN: &str = "ramsecrets-token";
+const CONFIG: &str = "ramsecrets-config";
+/// Namespaces the injector never touches.
+const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public"];
+
+/// Answers one AdmissionRequest.
+pub fn mutate(injector: &Injector, req: &AdmissionRequest<Pod>) -> AdmissionResponse {
+    let response = AdmissionResponse::from(req);
+    let Some(pod) = req
+        .object
+        .as_ref()
+        .filter(|_| req.operation == Operation::Create)
+    else {
+        return response;
+    };
+    let namespace = req
+        .namespace
+        .as_deref()
+        .or(pod.metadata.namespace.as_deref())
+        .unwrap_or("default");
+    match patch(injector, namespace, pod) {
+        Ok(None) => response,
+        Ok(Some(patch)) => match response.clone().with_patch(patch) {
+            Ok(r) => r,
+            Err(e) => response.deny(format!("cannot encode the patch: {e}")),
+        },
+        Err(denial) => response.deny(format!("ramsecrets: {denial}")),
+    }
+}
+
+/// The patch for `pod` in `namespace`: `None` when it is left alone.
+pub fn patch(injector: &Injector, namespace: &str, pod: &Pod) -> Result<Option<Patch>, Denial> {
+    if SYSTEM_NAMESPACES.contains(&namespace) {
+        return Ok(None);
+    }
+    let empty = BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+    let request = match spec::parse(annotations)? {
+        Parsed::NotRequested => return Ok(None),
+        Parsed::Injected => {
+            let spec = pod.spec.as_ref();
+            let names = spec.into_iter().flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            });
+            return match names
+                .into_iter()
+                .any(|c| c.name == SIDECAR || c.name == INIT)
+            {
+                true => Ok(None),
+                false => Err(deny(
+                    "injected",
+                    "is set but the pod has no ramsecrets container: remove the annotation",
+                )),
+            };
+        }
+        Parsed::Inject(r) => r,
+    };
+    let before = serde_json::to_value(pod).map_err(|e| deny("inject", e.to_string()))?;
+    let mut after = before.clone();
+    inject(injector, &request, pod, &mut after)?;
+    Ok(Some(json_patch::diff(&before, &after)))
+}
+
+fn inject(
+    injector: &Injector,
+    request: &PodRequest,
+    pod: &Pod,
+    out: &mut Value,
+) -> Result<(), Denial> {
+    let settings = &injector.settings;
+    let d = &settings.defaults;
+    let spec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| deny("inject", "the pod has no spec"))?;
+    let mount_path = request
+        .mount_path
+        .clone()
+        .unwrap_or_else(|| d.mount_path.clone());
+    let fs_group = spec.security_context.as_ref().and_then(|s| s.fs_group);
+    if request.proxy && fs_group.is_none() {
+        return Err(deny(
+            "proxy",
+            "the app reads the proxy's token through the pod's fsGroup: set spec.securityContext.fsGroup",
+        ));
+    }
+    // Files are readable by the app through the pod's fsGroup when it has one.
+    let file_mode = if fs_group.is_some() { "0440" } else { "0444" };
+
+    for v in spec.volumes.iter().flatten() {
+        if [SECRETS, STATE, TOKEN, CONFIG].contains(&v.name.as_str()) {
+            return Err(deny(
+                "inject",
+                format!("the pod already has a volume named {}", v.name),
+            ));
+        }
+    }
+    let init_names: Vec<&str> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    let app_names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+    if let Some(selected) = &request.containers {
+        if let Some(missing) = selected
+            .iter()
+            .find(|n| !app_names.contains(&n.as_str()) && !init_names.contains(&n.as_str()))
+        {
+            return Err(deny(
+                "containers",
+                format!("the pod has no container `{missing}`"),
+            ));
+        }
+    }
+    let mut position = 0;
+    for name in &request.after {
+        let i = init_names
+            .iter()
+            .position(|n| n == name)
+            .ok_or_else(|| deny("after", format!("the pod has no init container `{name}`")))?;
+        position = position.max(i + 1);
+    }
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
+        if [SIDECAR, INIT].contains(&c.name.as_str()) {
+            return Err(deny(
+                "inject",
+                format!("the pod already has a container named {}", c.name),
+            ));
+        }
+        let clash = c
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.mount_path.trim_end_matches('/') == mount_path);
+        if let Some(m) = clash {
+            return Err(deny(
+                "mount-path",
+                format!(
+                    "container {} already mounts {} at {mount_path}",
+                    c.name, m.name
+                ),
+            ));
+        }
+    }
+
+    // The config: from the annotations, or the whole file from a ConfigMap.
+    let mut annotations = json!({ INJECTED: "true" });
+    let config_volume = match &request.config_map {
+        Some(name) => json!({ "name": CONFIG, "configMap": { "name": name } }),
+        None => {
+            let text = podconfig::render(injector, request, &mount_path, file_mode)?;
+            annotations[RENDERED_CONFIG] = json!(text);
+            let mut items = vec![json!({
+                "path": "config.yaml",
+                "fieldRef": { "fieldPath": format!("metadata.annotations['{RENDERED_CONFIG}']") },
+            })];
+            for s in &injector.sources {
+                if let PodSource::Vault {
+                    name,
+                    ca_pem: Some(pem),
+                    ..
+                } = s
+                {
+                    let key = format!("{RENDERED_CA}{name}");
+                    items.push(json!({
+                        "path": podconfig::ca_file(name),
+                        "fieldRef": { "fieldPath": format!("metadata.annotations['{key}']") },
+                    }));
+                    annotations[key] = json!(pem);
+                }
+            }
+            json!({ "name": CONFIG, "downwardAPI": { "items": items } })
+        }
+    };
+    let uses_vault =
+        request.config_map.is_some() || request.secrets.iter().any(|s| s.address.is_vault());
+
+    let mut volumes = vec![
+        json!({ "name": SECRETS, "emptyDir": { "medium": "Memory", "sizeLimit": d.size_limit } }),
+        json!({ "name": STATE, "emptyDir": { "medium": "Memory", "sizeLimit": "1Mi" } }),
+        config_volume,
+    ];
+    if uses_vault {
+        volumes.push(
+            json!({ "name": TOKEN, "projected": { "sources": [ { "serviceAccountToken": {
+            "audience": settings.audience, "expirationSeconds": 3600, "path": "token"
+        } } ] } }),
+        );
+    }
+    let mut mounts = vec![
+        json!({ "name": SECRETS, "mountPath": mount_path }),
+        json!({ "name": STATE, "mountPath": STATE_DIR }),
+        json!({ "name": CONFIG, "mountPath": CONFIG_DIR, "readOnly": true }),
+    ];
+    if uses_vault {
+        mounts.push(json!({ "name": TOKEN, "mountPath": TOKEN_DIR, "readOnly": true }));
+    }
+
+    let command = if request.proxy { "proxy" } else { "run" };
+    let container = |name: &str, verb: &str| {
+        let mut resources = json!({});
+        for (kind, (cpu, memory)) in [("requests", &d.requests), ("limits", &d.limits)] {
+            let mut q = json!({});
+            if let Some(cpu) = cpu {
+                q["cpu"] = json!(cpu);
+            }
+            if let Some(memory) = memory {
+                q["memory"] = json!(memory);
+            }
+            if q.as_object().is_some_and(|o| !o.is_empty()) {
+                resources[kind] = q;
+            }
+        }
+        json!({
+            "name": name,
+            "image": settings.image,
+            "args": [verb, "--config", CONFIG_FILE],
+            "volumeMounts": mounts,
+            "resources": resources,
+            "securityContext": {
+                "runAsNonRoot": true,
+                "runAsUser": d.run_as_user,
+                "runAsGroup": d.run_as_user,
+                "readOnlyRootFilesystem": true,
+                "allowPrivilegeEscalation": false,
+                "capabilities": { "drop": ["ALL"] },
+                "seccompProfile": { "type": "RuntimeDefault" },
+            },
+        })
+    };
+    let probe = json!({
+        "httpGet": { "path": "/readyz", "port": d.health_port },
+        "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 120,
+    });
+    let (injected_init, sidecar) = match (request.mode, injector.native_sidecar) {
+        (Mode::InitOnly, _) => (container(INIT, "init"), None),
+        (Mode::Sidecar, true) => {
+            let mut c = container(SIDECAR, command);
+            c["restartPolicy"] = json!("Always");
+            c["startupProbe"] = probe;
+            (c, None)
+        }
+        (Mode::Sidecar, false) => {
+            let mut c = container(SIDECAR, command);
+            c["readinessProbe"] = probe;
+            (container(INIT, "init"), Some(c))
+        }
+    };
+
+    // The app's containers get the secrets, read-only.
+    let selected = |name: &str| {
+        request
+            .containers
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|n| n == name))
+    };
+    let app_mount = json!({ "name": SECRETS, "mountPath": mount_path, "readOnly": true });
+    let spec_out = &mut out["spec"];
+    for c in as_array(&mut spec_out["containers"]) {
+        if selected(c["name"].as_str().unwrap_or_default()) {
+            as_array(&mut c["volumeMounts"]).push(app_mount.clone());
+        }
+    }
+    let inits = as_array(&mut spec_out["initContainers"]);
+    for c in inits.iter_mut().skip(position) {
+        if selected(c["name"].as_str().unwrap_or_default()) {
+            as_array(&mut c["volumeMounts"]).push(app_mount.clone());
+        }
+    }
+    inits.insert(position, injected_init);
+    if let Some(sidecar) = sidecar {
+        as_array(&mut spec_out["containers"]).push(sidecar);
+    }
+    as_array(&mut spec_out["volumes"]).extend(volumes);
+    let metadata = &mut out["metadata"];
+    if !metadata["annotations"].is_object() {
+        metadata["annotations"] = json!({});
+    }
+    if let (Some(to), Some(from)) = (
+        metadata["annotations"].as_object_mut(),
+        annotations.as_object(),
+    ) {
+        to.extend(from.clone());
+    }
+    Ok(())
+}
+
+/// `v` as an array, made one if it is absent.
+fn as_array(v: &mut Value) -> &mut Vec<Value> {
+    if !v.is_array() {
+        *v = json!([]);
+    }
+    match v {
+        Value::Array(a) => a,
+        _ => unreachable!("just made an array"),
+    }
+}
+
+#[cfg(test)]
+#[path = "mutate_tests.rs"]
+mod tests;

@@ -1,0 +1,246 @@
+//! The injector's HTTPS server, on the shared [`crate::http`] loop with a
+//! rustls transport: `POST /mutate` unwraps an AdmissionReview, asks
+//! [`super::mutate::mutate`] and wraps the answer; `/healthz`, `/readyz` and
+//! `/metrics` beside it. Startup: the API server's version (unless set), the
+//! certificate (files, reloaded; or made, with the CA patched into the webhook
+//! configuration), then serving until SIGTERM, with a drain.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Pod;
+use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use super::apiserver::ApiServer;
+use super::tls::{self, Current};
+use super::{mutate, Error, Injector};
+use crate::config::inject::InjectTls;
+use crate::config::Config;
+use crate::http::{self, Limits, Transport};
+use crate::signals::Signals;
+
+/// The largest AdmissionReview read (the API server's own request limit is 3 MiB).
+const MAX_BODY: usize = 3 << 20;
+const LIMITS: Limits = Limits {
+    max_connections: 1024,
+    header_timeout: Duration::from_secs(10),
+    max_head: 16 * 1024,
+    one_hop: false,
+    grace: Duration::from_secs(10),
+};
+
+/// TLS over TCP.
+struct Tls(TlsAcceptor);
+
+impl Transport for Tls {
+    type Io = TlsStream<TcpStream>;
+
+    async fn wrap(&self, tcp: TcpStream) -> std::io::Result<Self::Io> {
+        self.0.accept(tcp).await
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    result: &'static str,
+}
+
+/// The injector's metrics.
+struct Metrics {
+    registry: Registry,
+    reviews: Family<Outcome, Counter>,
+    seconds: Histogram,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let reviews = Family::<Outcome, Counter>::default();
+        registry.register(
+            "ramsecrets_admission_reviews",
+            "AdmissionReviews answered, by result: patched, unchanged, denied, invalid",
+            reviews.clone(),
+        );
+        let seconds = Histogram::new([0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25]);
+        registry.register(
+            "ramsecrets_admission_duration_seconds",
+            "Time to decide one AdmissionReview, from its body read to its answer",
+            seconds.clone(),
+        );
+        Metrics {
+            registry,
+            reviews,
+            seconds,
+        }
+    }
+}
+
+fn answer(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// The answer to a review body: always a review (an unreadable one gets an
+/// `invalid` response, which the API server treats as a refusal).
+pub fn review(
+    injector: &Injector,
+    body: &[u8],
+) -> (AdmissionReview<kube_core::DynamicObject>, &'static str) {
+    let request: Result<AdmissionRequest<Pod>, String> =
+        serde_json::from_slice::<AdmissionReview<Pod>>(body)
+            .map_err(|e| e.to_string())
+            .and_then(|r| {
+                r.try_into()
+                    .map_err(|e: kube_core::admission::ConvertAdmissionReviewError| e.to_string())
+            });
+    match request {
+        Ok(req) => {
+            let response = mutate::mutate(injector, &req);
+            let result = match (response.allowed, response.patch.is_some()) {
+                (false, _) => "denied",
+                (true, true) => "patched",
+                (true, false) => "unchanged",
+            };
+            if !response.allowed {
+                tracing::info!(namespace = req.namespace.as_deref().unwrap_or_default(), reason = %response.result.message, "pod denied");
+            }
+            (response.into_review(), result)
+        }
+        Err(e) => (
+            AdmissionResponse::invalid(format!("not an AdmissionReview of a Pod: {e}"))
+                .into_review(),
+            "invalid",
+        ),
+    }
+}
+
+async fn route(
+    req: Request<Incoming>,
+    injector: Arc<Injector>,
+    metrics: Arc<Metrics>,
+) -> Response<Full<Bytes>> {
+    const TEXT: &str = "text/plain; charset=utf-8";
+    match (req.method(), req.uri().path()) {
+        (&Method::POST, "/mutate") => {
+            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(e) => {
+                    return answer(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        TEXT,
+                        format!("{e}\n").into_bytes(),
+                    )
+                }
+            };
+            let started = Instant::now();
+            let (review, result) = review(&injector, &body);
+            let json = serde_json::to_vec(&review).unwrap_or_default();
+            metrics.seconds.observe(started.elapsed().as_secs_f64());
+            metrics.reviews.get_or_create(&Outcome { result }).inc();
+            answer(StatusCode::OK, "application/json", json)
+        }
+        (&Method::GET, "/healthz") | (&Method::GET, "/readyz") => {
+            answer(StatusCode::OK, TEXT, b"ok\n".to_vec())
+        }
+        (&Method::GET, "/metrics") => {
+            let mut text = String::new();
+            let _ = prometheus_client::encoding::text::encode(&mut text, &metrics.registry);
+            answer(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                text.into_bytes(),
+            )
+        }
+        _ => answer(StatusCode::NOT_FOUND, TEXT, b"not found\n".to_vec()),
+    }
+}
+
+/// Runs the injector of `config` until SIGTERM or SIGINT.
+pub async fn run(config: Config) -> Result<(), Error> {
+    // Before any call to the API server, so that SIGTERM stops start-up too.
+    let signals = Signals::install(false).map_err(Error::Signals)?;
+    let settings = config.inject.clone().ok_or(Error::NoSection)?;
+    let api = || ApiServer::new(&settings.kubernetes);
+    let version = match settings.kubernetes_version {
+        Some(v) => v,
+        None => api()?.version().await?,
+    };
+    let injector = Arc::new(Injector::new(&config, version)?);
+    tracing::info!(
+        kubernetes = %format!("{}.{}", version.0, version.1),
+        native_sidecar = injector.native_sidecar,
+        sources = injector.sources.len(),
+        "injector settings loaded"
+    );
+    let stop = CancellationToken::new();
+    let current = match &settings.tls {
+        InjectTls::Files {
+            cert_file,
+            key_file,
+        } => {
+            let current = Current::new(tls::load(cert_file, key_file)?);
+            tokio::spawn(tls::reload(
+                current.clone(),
+                cert_file.clone(),
+                key_file.clone(),
+                stop.clone(),
+            ));
+            current
+        }
+        InjectTls::Auto { webhook, names } => {
+            let made = tls::generate(names)?;
+            let webhooks = api()?.patch_ca_bundle(webhook, &made.ca_pem).await?;
+            tracing::info!(webhook = %webhook, webhooks, "CA bundle patched into the webhook configuration");
+            Current::new(made.key)
+        }
+    };
+    let server_config = tls::server_config(current).map_err(|e| {
+        Error::Tls(tls::Error::Pem {
+            path: "(serving certificate)".into(),
+            why: e.to_string(),
+        })
+    })?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: settings.listen,
+            source,
+        })?;
+    let metrics = Arc::new(Metrics::new());
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let (injector, metrics) = (injector.clone(), metrics.clone());
+        async move { Ok::<_, Infallible>(route(req, injector, metrics).await) }
+    });
+    tracing::info!(addr = %settings.listen, "admission webhook listening");
+    let server = http::serve(
+        "inject",
+        listener,
+        Tls(TlsAcceptor::from(server_config)),
+        service,
+        LIMITS,
+        stop.clone(),
+    );
+    signals.stopped().await;
+    tracing::info!("stopping: draining admission requests");
+    stop.cancel();
+    let _ = server.await;
+    Ok(())
+}

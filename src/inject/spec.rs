@@ -1,0 +1,353 @@
+//! Annotations → what a pod asks for. Every key under `ramsecrets.io/` must be
+//! known and every value well-formed; anything else is a [`Denial`] that names
+//! the annotation, so a pod never starts without the secrets it asked for.
+
+use std::collections::BTreeMap;
+
+/// The annotation prefix.
+pub const PREFIX: &str = "ramsecrets.io/";
+/// Set by the injector on a pod it changed: a pod that carries it is left as it is.
+pub const INJECTED: &str = "ramsecrets.io/injected";
+/// Set by the injector: the ramsecrets config the injected containers run.
+pub const RENDERED_CONFIG: &str = "ramsecrets.io/rendered-config";
+/// Set by the injector: `rendered-ca.<source>`, the CA bundle of a Vault source.
+pub const RENDERED_CA: &str = "ramsecrets.io/rendered-ca.";
+
+/// Why a pod is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("annotation {key}: {why}")]
+pub struct Denial {
+    /// The annotation (or the pod field) at fault.
+    pub key: String,
+    /// What is wrong with it.
+    pub why: String,
+}
+
+/// A denial of `key` (without the prefix).
+pub fn deny(key: &str, why: impl Into<String>) -> Denial {
+    Denial {
+        key: format!("{PREFIX}{key}"),
+        why: why.into(),
+    }
+}
+
+/// How the pod is injected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A sidecar that keeps the files fresh (a native sidecar where the server has them).
+    Sidecar,
+    /// One init container: the pod can complete (Jobs, CronJobs).
+    InitOnly,
+}
+
+/// Where a secret lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `kv:<mount>/<path>`.
+    Kv {
+        /// Mount.
+        mount: String,
+        /// Path under it.
+        path: String,
+    },
+    /// `read:<path>`.
+    Read(String),
+    /// `pki:<mount>/<role>?common_name=…&ttl=…&alt_names=a,b&ip_sans=…`.
+    Pki {
+        /// Mount.
+        mount: String,
+        /// Role.
+        role: String,
+        /// Query parameters, in order.
+        params: Vec<(String, String)>,
+    },
+    /// `aws:<secret-id>`.
+    Aws(String),
+}
+
+impl Address {
+    /// Whether a Vault source serves it (else AWS).
+    pub fn is_vault(&self) -> bool {
+        !matches!(self, Address::Aws(_))
+    }
+}
+
+/// One `secret.<name>` with its per-secret annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// The name after `secret.`.
+    pub name: String,
+    /// Where it lives.
+    pub address: Address,
+    /// `file.<name>`.
+    pub file: Option<String>,
+    /// `format.<name>`.
+    pub format: Option<String>,
+    /// `key.<name>`.
+    pub key: Option<String>,
+    /// `template.<name>`.
+    pub template: Option<String>,
+    /// `mode.<name>`.
+    pub mode: Option<String>,
+    /// `previous.<name>`.
+    pub previous: bool,
+}
+
+/// What an annotated pod asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRequest {
+    /// Secrets, by name.
+    pub secrets: Vec<SecretSpec>,
+    /// `role`: the Vault role (default: the source's).
+    pub role: Option<String>,
+    /// `source`: the source every secret uses.
+    pub source: Option<String>,
+    /// `mode`.
+    pub mode: Mode,
+    /// `containers`: the app containers that get the volume (default all).
+    pub containers: Option<Vec<String>>,
+    /// `mount-path`.
+    pub mount_path: Option<String>,
+    /// `proxy: "true"`: the sidecar also serves the local proxy.
+    pub proxy: bool,
+    /// `config-map`: a ConfigMap holding the whole config (`config.yaml`).
+    pub config_map: Option<String>,
+    /// `after`: init containers (e.g. a mesh's) the sidecar is placed after.
+    pub after: Vec<String>,
+}
+
+/// What the annotations say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// No `inject: "true"`: leave the pod alone.
+    NotRequested,
+    /// Already injected: leave it as it is.
+    Injected,
+    /// Inject this.
+    Inject(PodRequest),
+}
+
+const PER_SECRET: &[&str] = &["file", "format", "key", "template", "mode", "previous"];
+
+fn boolean(key: &str, v: &str) -> Result<bool, Denial> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(deny(key, format!("`{v}` is not \"true\" or \"false\""))),
+    }
+}
+
+/// A name as Kubernetes objects and ramsecrets secrets take it.
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' || c == '.'
+        })
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+}
+
+/// Reads the `ramsecrets.io/` annotations.
+pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
+    let ours: Vec<(&str, &str)> = annotations
+        .iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?, v.as_str())))
+        .collect();
+    if ours.is_empty() {
+        return Ok(Parsed::NotRequested);
+    }
+    if annotations.contains_key(INJECTED) {
+        return Ok(Parsed::Injected);
+    }
+    let get = |k: &str| ours.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+    match get("inject") {
+        None => {
+            return Err(deny(
+                "inject",
+                "missing, while other ramsecrets.io/ annotations are set: set it to \"true\" (or remove them)",
+            ))
+        }
+        Some(v) if !boolean("inject", v)? => return Ok(Parsed::NotRequested),
+        Some(_) => {}
+    }
+    let mut request = PodRequest {
+        secrets: Vec::new(),
+        role: None,
+        source: None,
+        mode: Mode::Sidecar,
+        containers: None,
+        mount_path: None,
+        proxy: false,
+        config_map: None,
+        after: Vec::new(),
+    };
+    let mut per_secret: Vec<(&str, &str, &str)> = Vec::new();
+    for &(key, value) in &ours {
+        let non_empty = |v: &str| match v.trim().is_empty() {
+            true => Err(deny(key, "must not be empty")),
+            false => Ok(v.to_owned()),
+        };
+        match key {
+            "inject" => {}
+            "role" => request.role = Some(non_empty(value)?),
+            "source" => request.source = Some(non_empty(value)?),
+            "mode" => {
+                request.mode = match value {
+                    "sidecar" => Mode::Sidecar,
+                    "init-only" => Mode::InitOnly,
+                    _ => return Err(deny(key, format!("`{value}` is not `sidecar` or `init-only`"))),
+                }
+            }
+            "containers" => request.containers = Some(list(key, value)?),
+            "after" => request.after = list(key, value)?,
+            "mount-path" => {
+                let p = non_empty(value)?;
+                if !p.starts_with('/') || p.split('/').any(|s| s == "..") || p.contains(':') {
+                    return Err(deny(key, format!("`{p}` is not an absolute path without `..`")));
+                }
+                request.mount_path = Some(p.trim_end_matches('/').to_owned());
+            }
+            "proxy" => request.proxy = boolean(key, value)?,
+            "config-map" => {
+                if !is_name(value) {
+                    return Err(deny(key, format!("`{value}` is not a ConfigMap name")));
+                }
+                request.config_map = Some(value.to_owned());
+            }
+            _ if key == "injected" || key.starts_with("rendered-") => {
+                return Err(deny(key, "is set by the injector, not by pods"));
+            }
+            _ => match key.split_once('.') {
+                Some(("secret", name)) => {
+                    if !is_name(name) {
+                        return Err(deny(key, format!("`{name}` is not a secret name (lowercase letters, digits, `-`, `_`, `.`)")));
+                    }
+                    request.secrets.push(SecretSpec {
+                        name: name.to_owned(),
+                        address: address(key, value)?,
+                        file: None,
+                        format: None,
+                        key: None,
+                        template: None,
+                        mode: None,
+                        previous: false,
+                    });
+                }
+                Some((field, name)) if PER_SECRET.contains(&field) => {
+                    per_secret.push((field, name, value))
+                }
+                _ => {
+                    return Err(deny(
+                        key,
+                        "unknown: expected inject, secret.NAME, file.NAME, format.NAME, key.NAME, template.NAME, mode.NAME, previous.NAME, role, source, mode, containers, after, mount-path, proxy or config-map",
+                    ))
+                }
+            },
+        }
+    }
+    for (field, name, value) in per_secret {
+        let key = format!("{field}.{name}");
+        let Some(s) = request.secrets.iter_mut().find(|s| s.name == name) else {
+            return Err(deny(
+                &key,
+                format!("there is no ramsecrets.io/secret.{name}"),
+            ));
+        };
+        let value = Some(value.to_owned());
+        match field {
+            "file" => s.file = value,
+            "format" => s.format = value,
+            "key" => s.key = value,
+            "template" => s.template = value,
+            "mode" => s.mode = value,
+            _ => s.previous = boolean(&key, value.as_deref().unwrap_or_default())?,
+        }
+    }
+    match (&request.config_map, request.secrets.is_empty()) {
+        (Some(_), false) => Err(deny(
+            "config-map",
+            "takes the whole config, so it cannot be combined with secret.NAME annotations",
+        )),
+        (None, true) => Err(deny(
+            "inject",
+            "no secrets: add ramsecrets.io/secret.NAME annotations or ramsecrets.io/config-map",
+        )),
+        _ => Ok(Parsed::Inject(request)),
+    }
+}
+
+/// A comma-separated list of names.
+fn list(key: &str, value: &str) -> Result<Vec<String>, Denial> {
+    let names: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
+    match names.iter().find(|n| n.is_empty()) {
+        Some(_) => Err(deny(
+            key,
+            format!("`{value}` is not a comma-separated list of container names"),
+        )),
+        None => Ok(names),
+    }
+}
+
+/// `kv:…`, `read:…`, `pki:…`, `aws:…`.
+fn address(key: &str, value: &str) -> Result<Address, Denial> {
+    let bad = |why: &str| deny(key, format!("`{value}`: {why}"));
+    let (scheme, rest) = value.split_once(':').ok_or_else(|| {
+        bad("expected kv:MOUNT/PATH, read:PATH, pki:MOUNT/ROLE?common_name=… or aws:SECRET_ID")
+    })?;
+    let rest = rest.trim();
+    let split = |what: &str| {
+        rest.trim_start_matches('/')
+            .split_once('/')
+            .filter(|(m, p)| !m.is_empty() && !p.is_empty())
+            .map(|(m, p)| (m.to_owned(), p.to_owned()))
+            .ok_or_else(|| bad(&format!("expected {scheme}:{what}")))
+    };
+    match scheme {
+        "kv" => {
+            let (mount, path) = split("MOUNT/PATH")?;
+            Ok(Address::Kv { mount, path })
+        }
+        "read" if !rest.trim_matches('/').is_empty() => {
+            Ok(Address::Read(rest.trim_matches('/').to_owned()))
+        }
+        "read" => Err(bad("expected read:PATH")),
+        "aws" if !rest.is_empty() => Ok(Address::Aws(rest.to_owned())),
+        "aws" => Err(bad("expected aws:SECRET_ID")),
+        "pki" => {
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let (mount, role) = path
+                .trim_start_matches('/')
+                .split_once('/')
+                .filter(|(m, r)| !m.is_empty() && !r.is_empty() && !r.contains('/'))
+                .ok_or_else(|| bad("expected pki:MOUNT/ROLE?common_name=…"))?;
+            let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            for (k, _) in &params {
+                if !["common_name", "ttl", "alt_names", "ip_sans"].contains(&k.as_str()) {
+                    return Err(bad(&format!(
+                        "unknown parameter `{k}`: expected common_name, ttl, alt_names, ip_sans"
+                    )));
+                }
+            }
+            if !params
+                .iter()
+                .any(|(k, v)| k == "common_name" && !v.is_empty())
+            {
+                return Err(bad("pki needs ?common_name=…"));
+            }
+            Ok(Address::Pki {
+                mount: mount.to_owned(),
+                role: role.to_owned(),
+                params,
+            })
+        }
+        other => Err(bad(&format!(
+            "unknown kind `{other}`: expected kv, read, pki or aws"
+        ))),
+    }
+}
+
+#[cfg(test)]
+#[path = "spec_tests.rs"]
+mod tests;

@@ -1,0 +1,265 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (format!("{PREFIX}{k}"), v.to_string()))
+        .collect()
+}
+
+fn request(pairs: &[(&str, &str)]) -> PodRequest {
+    match parse(&ann(pairs)) {
+        Ok(Parsed::Inject(r)) => r,
+        other => panic!("{pairs:?}: {other:?}"),
+    }
+}
+
+fn denied(pairs: &[(&str, &str)]) -> Denial {
+    match parse(&ann(pairs)) {
+        Err(d) => d,
+        other => panic!("{pairs:?} was not denied: {other:?}"),
+    }
+}
+
+#[test]
+fn every_annotation_is_read() {
+    let r = request(&[
+        ("inject", "true"),
+        ("secret.db", "kv:secret/app/db"),
+        ("file.db", "db.json"),
+        ("format.db", "json"),
+        ("secret.pw", "kv:secret/app/db"),
+        ("key.pw", "password"),
+        ("mode.pw", "0440"),
+        ("secret.creds", "read:database/creds/app"),
+        ("template.creds", "{{ username }}:{{ password }}"),
+        (
+            "secret.tls",
+            "pki:pki/web?common_name=app.ns.svc&ttl=24h&alt_names=a,b",
+        ),
+        ("secret.api", "aws:prod/api"),
+        ("previous.api", "true"),
+        ("role", "app"),
+        ("source", "vault"),
+        ("mode", "init-only"),
+        ("containers", "app, worker"),
+        ("after", "istio-init"),
+        ("mount-path", "/secrets/"),
+        ("proxy", "true"),
+    ]);
+    assert_eq!(r.role.as_deref(), Some("app"));
+    assert_eq!(r.source.as_deref(), Some("vault"));
+    assert_eq!(r.mode, Mode::InitOnly);
+    assert_eq!(r.containers, Some(vec!["app".into(), "worker".into()]));
+    assert_eq!(r.after, vec!["istio-init".to_string()]);
+    assert_eq!(r.mount_path.as_deref(), Some("/secrets"));
+    assert!(r.proxy);
+    let by = |n: &str| r.secrets.iter().find(|s| s.name == n).unwrap().clone();
+    assert_eq!(
+        by("db").address,
+        Address::Kv {
+            mount: "secret".into(),
+            path: "app/db".into()
+        }
+    );
+    assert_eq!(by("db").file.as_deref(), Some("db.json"));
+    assert_eq!(by("db").format.as_deref(), Some("json"));
+    assert_eq!(by("pw").key.as_deref(), Some("password"));
+    assert_eq!(by("pw").mode.as_deref(), Some("0440"));
+    assert_eq!(
+        by("creds").address,
+        Address::Read("database/creds/app".into())
+    );
+    assert!(by("creds").template.is_some());
+    assert_eq!(
+        by("tls").address,
+        Address::Pki {
+            mount: "pki".into(),
+            role: "web".into(),
+            params: vec![
+                ("common_name".into(), "app.ns.svc".into()),
+                ("ttl".into(), "24h".into()),
+                ("alt_names".into(), "a,b".into())
+            ]
+        }
+    );
+    assert_eq!(by("api").address, Address::Aws("prod/api".into()));
+    assert!(by("api").previous);
+}
+
+#[test]
+fn pods_without_the_request_or_already_injected_are_left_alone() {
+    assert_eq!(parse(&BTreeMap::new()), Ok(Parsed::NotRequested));
+    let mut other = BTreeMap::new();
+    other.insert("example.com/x".to_string(), "y".to_string());
+    assert_eq!(parse(&other), Ok(Parsed::NotRequested));
+    assert_eq!(
+        parse(&ann(&[("inject", "false"), ("secret.a", "kv:s/a")])),
+        Ok(Parsed::NotRequested)
+    );
+    assert_eq!(
+        parse(&ann(&[
+            ("inject", "true"),
+            ("secret.a", "kv:s/a"),
+            ("injected", "true")
+        ])),
+        Ok(Parsed::Injected)
+    );
+}
+
+#[test]
+fn config_map_takes_the_whole_config() {
+    let r = request(&[("inject", "true"), ("config-map", "app-secrets")]);
+    assert_eq!(r.config_map.as_deref(), Some("app-secrets"));
+    assert!(r.secrets.is_empty());
+}
+
+#[test]
+fn bad_annotations_are_denied_by_name() {
+    // (annotations, the annotation named, words of the reason)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
+        (&[("inject", "yes")], "ramsecrets.io/inject", "not \"true\""),
+        (&[("secret.a", "kv:s/a")], "ramsecrets.io/inject", "missing"),
+        (&[("inject", "true")], "ramsecrets.io/inject", "no secrets"),
+        (
+            &[
+                ("inject", "true"),
+                ("secret.a", "kv:s/a"),
+                ("colour", "red"),
+            ],
+            "ramsecrets.io/colour",
+            "unknown",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "kv:secret")],
+            "ramsecrets.io/secret.a",
+            "kv:MOUNT/PATH",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "vault:x")],
+            "ramsecrets.io/secret.a",
+            "unknown kind",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "nothing")],
+            "ramsecrets.io/secret.a",
+            "expected kv:",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "read:")],
+            "ramsecrets.io/secret.a",
+            "read:PATH",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "aws:")],
+            "ramsecrets.io/secret.a",
+            "aws:SECRET_ID",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "pki:pki/web")],
+            "ramsecrets.io/secret.a",
+            "common_name",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "pki:pki/web?cn=x")],
+            "ramsecrets.io/secret.a",
+            "unknown parameter",
+        ),
+        (
+            &[("inject", "true"), ("secret.A", "kv:s/a")],
+            "ramsecrets.io/secret.A",
+            "not a secret name",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "kv:s/a"), ("file.b", "x")],
+            "ramsecrets.io/file.b",
+            "no ramsecrets.io/secret.b",
+        ),
+        (
+            &[
+                ("inject", "true"),
+                ("secret.a", "kv:s/a"),
+                ("previous.a", "1"),
+            ],
+            "ramsecrets.io/previous.a",
+            "not \"true\"",
+        ),
+        (
+            &[
+                ("inject", "true"),
+                ("secret.a", "kv:s/a"),
+                ("mode", "daemon"),
+            ],
+            "ramsecrets.io/mode",
+            "sidecar",
+        ),
+        (
+            &[
+                ("inject", "true"),
+                ("secret.a", "kv:s/a"),
+                ("mount-path", "rel"),
+            ],
+            "ramsecrets.io/mount-path",
+            "absolute",
+        ),
+        (
+            &[
+                ("inject", "true"),
+                ("secret.a", "kv:s/a"),
+                ("mount-path", "/a/../b"),
+            ],
+            "ramsecrets.io/mount-path",
+            "absolute",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "kv:s/a"), ("proxy", "on")],
+            "ramsecrets.io/proxy",
+            "not \"true\"",
+        ),
+        (
+            &[
+                ("inject", "true"),
+                ("secret.a", "kv:s/a"),
+                ("containers", "a,,b"),
+            ],
+            "ramsecrets.io/containers",
+            "comma-separated",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "kv:s/a"), ("role", " ")],
+            "ramsecrets.io/role",
+            "empty",
+        ),
+        (
+            &[
+                ("inject", "true"),
+                ("secret.a", "kv:s/a"),
+                ("config-map", "cm"),
+            ],
+            "ramsecrets.io/config-map",
+            "cannot be combined",
+        ),
+        (
+            &[("inject", "true"), ("config-map", "Bad_Name!")],
+            "ramsecrets.io/config-map",
+            "not a ConfigMap name",
+        ),
+        (
+            &[
+                ("inject", "true"),
+                ("secret.a", "kv:s/a"),
+                ("rendered-config", "x"),
+            ],
+            "ramsecrets.io/rendered-config",
+            "set by the injector",
+        ),
+    ];
+    for (pairs, key, why) in cases {
+        let d = denied(pairs);
+        assert_eq!(d.key, *key, "{pairs:?}: {d}");
+        assert!(d.why.contains(why), "{pairs:?}: `{d}` lacks `{why}`");
+    }
+}

@@ -1,0 +1,312 @@
+//! The webhook's serving certificate: PEM files (from cert-manager or the
+//! chart), re-read when they change, or with `tls.auto` a CA and a serving
+//! certificate made at start, whose CA [`super::apiserver`] puts into the
+//! webhook configuration. rustls picks the current certificate at each
+//! handshake, so a renewed one is served without a restart.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use zeroize::Zeroizing;
+
+use crate::exit::{Exit, ExitCode};
+
+/// How often the certificate files are looked at.
+const POLL: Duration = Duration::from_secs(5);
+/// The largest PEM file read.
+const MAX_PEM: u64 = 1 << 20;
+
+/// Why there is no certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file cannot be read.
+    #[error("inject.tls: {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file does not hold what it should.
+    #[error("inject.tls: {path}: {why}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A certificate cannot be made.
+    #[error("inject.tls.auto: cannot make a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Generate(_) => Exit::Software,
+            _ => Exit::Config,
+        }
+    }
+}
+
+/// Result alias for this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The certificate currently served.
+#[derive(Debug)]
+pub struct Current(RwLock<Arc<CertifiedKey>>);
+
+impl ResolvesServerCert for Current {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.0.read().ok().map(|k| k.clone())
+    }
+}
+
+impl Current {
+    /// Serves `key` until replaced.
+    pub fn new(key: Arc<CertifiedKey>) -> Arc<Current> {
+        Arc::new(Current(RwLock::new(key)))
+    }
+
+    fn replace(&self, key: Arc<CertifiedKey>) {
+        if let Ok(mut k) = self.0.write() {
+            *k = key;
+        }
+    }
+}
+
+fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    let err = |source| Error::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let f = std::fs::File::open(path).map_err(err)?;
+    let mut buf = Zeroizing::new(Vec::new());
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_PEM), &mut buf).map_err(err)?;
+    Ok(buf)
+}
+
+/// A certified key from a PEM chain and a PEM private key.
+pub fn from_pem(
+    cert: &[u8],
+    key: &[u8],
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<Arc<CertifiedKey>> {
+    let bad = |path: &Path, why: String| Error::Pem {
+        path: path.to_owned(),
+        why,
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| bad(cert_path, format!("not a PEM certificate chain: {e}")))?;
+    if chain.is_empty() {
+        return Err(bad(cert_path, "no certificate in it".into()));
+    }
+    let der = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|e| bad(key_path, format!("not a PEM private key: {e}")))?;
+    let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der)
+        .map_err(|e| bad(key_path, format!("unusable private key: {e}")))?;
+    let certified = CertifiedKey::new(chain, signer);
+    certified.keys_match().map_err(|e| {
+        bad(
+            key_path,
+            format!("does not match {}: {e}", cert_path.display()),
+        )
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// Reads `cert_file` and `key_file`.
+pub fn load(cert_file: &Path, key_file: &Path) -> Result<Arc<CertifiedKey>> {
+    from_pem(&read(cert_file)?, &read(key_file)?, cert_file, key_file)
+}
+
+/// Made by [`generate`]: the CA (PEM) to trust and the key to serve.
+pub struct Generated {
+    /// The CA certificate, PEM: the webhook's `caBundle`.
+    pub ca_pem: String,
+    /// The serving certificate (and its chain) with its key.
+    pub key: Arc<CertifiedKey>,
+}
+
+/// A new CA and a serving certificate for `names` (DNS names or IPs), with
+/// rcgen's open-ended validity; the CA's key is dropped once it has signed.
+pub fn generate(names: &[String]) -> Result<Generated> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
+        KeyUsagePurpose,
+    };
+    let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca.distinguished_name
+        .push(DnType::CommonName, "ramsecrets injector CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
+    let mut leaf = CertificateParams::new(names.to_vec())?;
+    leaf.distinguished_name.push(
+        DnType::CommonName,
+        names.first().map_or("ramsecrets", String::as_str),
+    );
+    leaf.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    let key = KeyPair::generate()?;
+    let cert = leaf.signed_by(&key, &ca)?;
+    let key_pem = Zeroizing::new(key.serialize_pem());
+    let chain = format!("{}{}", cert.pem(), ca.pem());
+    let key = from_pem(
+        chain.as_bytes(),
+        key_pem.as_bytes(),
+        Path::new("(generated)"),
+        Path::new("(generated)"),
+    )?;
+    Ok(Generated {
+        ca_pem: ca.pem(),
+        key,
+    })
+}
+
+/// What identifies a file's content without reading it: mtime, size, inode.
+type Stamp = (SystemTime, u64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino()))
+}
+
+/// Re-reads `cert_file` and `key_file` when either changes from what they
+/// are now (a Secret volume swaps a symlink; cert-manager rewrites both) and
+/// serves the new pair once it loads; a pair that does not load is logged and
+/// the old one kept.
+pub fn reload(
+    current: Arc<Current>,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    stop: tokio_util::sync::CancellationToken,
+) -> impl std::future::Future<Output = ()> + Send {
+    let seen = (stamp(&cert_file), stamp(&key_file));
+    watch(current, cert_file, key_file, seen, stop)
+}
+
+async fn watch(
+    current: Arc<Current>,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    mut seen: (Option<Stamp>, Option<Stamp>),
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(POLL) => {}
+        }
+        let now = (stamp(&cert_file), stamp(&key_file));
+        if now == seen {
+            continue;
+        }
+        match load(&cert_file, &key_file) {
+            Ok(key) => {
+                current.replace(key);
+                seen = now;
+                tracing::info!(cert_file = %cert_file.display(), "serving certificate reloaded");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "serving certificate changed but does not load; keeping the old one")
+            }
+        }
+    }
+}
+
+/// A rustls server config that serves `current`, HTTP/1.1.
+pub fn server_config(current: Arc<Current>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(current);
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_certificate_is_served_and_its_ca_is_separate() {
+        let g = generate(&["injector.ns.svc".into(), "127.0.0.1".into()]).unwrap();
+        assert!(g.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(g.key.cert.len(), 2, "leaf and CA");
+        assert!(server_config(Current::new(g.key)).is_ok());
+    }
+
+    /// A self-signed certificate and its key, PEM.
+    fn pair(name: &str) -> (String, String) {
+        let c = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+        (c.cert.pem(), c.signing_key.serialize_pem())
+    }
+
+    #[tokio::test]
+    async fn changed_files_are_served_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        let (c, k) = pair("first");
+        std::fs::write(&cert, &c).unwrap();
+        std::fs::write(&key, &k).unwrap();
+        let current = Current::new(load(&cert, &key).unwrap());
+        let served = |current: &Current| current.0.read().unwrap().cert[0].clone();
+        let first = served(&current);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(reload(
+            current.clone(),
+            cert.clone(),
+            key.clone(),
+            stop.clone(),
+        ));
+        // A Secret volume's update: both files replaced by a rename.
+        let (c, k) = pair("second");
+        std::fs::write(dir.path().join("new.crt"), &c).unwrap();
+        std::fs::write(dir.path().join("new.key"), &k).unwrap();
+        std::fs::rename(dir.path().join("new.key"), &key).unwrap();
+        std::fs::rename(dir.path().join("new.crt"), &cert).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while served(&current) == first {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the new certificate was never served"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(served(&current), load(&cert, &key).unwrap().cert[0]);
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn a_key_that_does_not_match_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        std::fs::write(&cert, pair("a").0).unwrap();
+        std::fs::write(&key, pair("b").1).unwrap();
+        let e = load(&cert, &key).unwrap_err().to_string();
+        assert!(e.contains("tls.key") && e.contains("does not match"), "{e}");
+    }
+
+    #[test]
+    fn unreadable_or_empty_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        let e = load(&cert, &key).unwrap_err().to_string();
+        assert!(e.contains("tls.crt"), "{e}");
+        std::fs::write(&cert, "").unwrap();
+        std::fs::write(&key, "not pem").unwrap();
+        let e = load(&cert, &key).unwrap_err().to_string();
+        assert!(e.contains("tls.crt") && e.contains("no certificate"), "{e}");
+    }
+}

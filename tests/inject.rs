@@ -1,0 +1,496 @@
+//! `ramsecrets inject` behind a real kube-apiserver: a MutatingWebhookConfiguration
+//! points at the injector (`url:` client config with the CA bundle), pods are
+//! created, and what the API server stored (after its own validation) is read
+//! back. No kubelet runs, so the injected spec is also run here by hand.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ::kube::api::{Api, PostParams};
+use base64::Engine;
+use common::kube::{serving_cert, ControlPlane};
+use common::*;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::{json, Value};
+
+const NS: &str = "apps";
+
+/// A running `ramsecrets inject` and its certificate's CA.
+struct Injector {
+    run: Running,
+    port: u16,
+    ca_pem: String,
+}
+
+/// Starts `ramsecrets inject` on `port` with `extra` under `inject:`; its
+/// certificate is made here (`auto: None`) or by itself for webhook
+/// `Some(name)`, whose CA bundle is then read back.
+fn start_injector(
+    cp: &ControlPlane,
+    dir: &Path,
+    bao_addr: &str,
+    port: u16,
+    auto: Option<&str>,
+    extra: &str,
+) -> Injector {
+    let (ca_pem, tls) = match auto {
+        None => {
+            let (ca, cert, key) = serving_cert(&["127.0.0.1"]);
+            let cert = file(dir, "tls.crt", &cert);
+            let key = file(dir, "tls.key", &key);
+            (
+                ca,
+                format!(
+                    "{{ cert_file: {}, key_file: {} }}",
+                    cert.display(),
+                    key.display()
+                ),
+            )
+        }
+        Some(webhook) => (
+            String::new(),
+            format!("{{ auto: {{ webhook: {webhook}, names: [127.0.0.1] }} }}"),
+        ),
+    };
+    let cfg = file(
+        dir,
+        &format!("inject-{port}.yaml"),
+        &format!(
+            "sources:\n  - vault:\n      address: {bao_addr}\n      auth: {{ kubernetes: {{ role: app }} }}\ninject:\n  listen: 127.0.0.1:{port}\n  tls: {tls}\n  image: ramsecrets:test\n  kubernetes: {{ host: {}, ca_file: {}, token_file: {} }}\n{extra}",
+            cp.url,
+            cp.ca_file.display(),
+            cp.admin_token_file.display()
+        ),
+    );
+    let mut run = Running::start(dir, &["inject", "--config", cfg.to_str().unwrap()]);
+    run.wait_log("admission webhook listening", Duration::from_secs(60));
+    let ca_pem = match auto {
+        None => ca_pem,
+        Some(webhook) => {
+            let (_, mwc) = cp.call(
+                "GET",
+                &format!(
+                    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{webhook}"
+                ),
+                None,
+            );
+            let b = mwc["webhooks"][0]["clientConfig"]["caBundle"]
+                .as_str()
+                .unwrap_or_default();
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap()).unwrap()
+        }
+    };
+    Injector { run, port, ca_pem }
+}
+
+/// Registers MutatingWebhookConfiguration `name` for Pod CREATE in namespace
+/// `ns`, calling `port` (failurePolicy Fail); `ca_pem` empty leaves the
+/// bundle for the injector to fill.
+fn register(cp: &ControlPlane, name: &str, ns: &str, port: u16, ca_pem: &str) {
+    let mut client_config = json!({ "url": format!("https://127.0.0.1:{port}/mutate") });
+    if !ca_pem.is_empty() {
+        client_config["caBundle"] = json!(base64::engine::general_purpose::STANDARD.encode(ca_pem));
+    }
+    let (status, body) = cp.call(
+        "POST",
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        Some(json!({
+            "metadata": { "name": name },
+            "webhooks": [{
+                "name": "inject.ramsecrets.io",
+                "clientConfig": client_config,
+                "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
+                "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
+                "failurePolicy": "Fail",
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "reinvocationPolicy": "IfNeeded",
+                "timeoutSeconds": 10
+            }]
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+}
+
+fn pod(name: &str, annotations: Value, spec: Value) -> Value {
+    json!({ "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": name, "annotations": annotations },
+            "spec": spec })
+}
+
+fn app_spec() -> Value {
+    json!({ "serviceAccountName": "app", "containers": [ { "name": "app", "image": "app:1" } ] })
+}
+
+fn annotated(extra: Value) -> Value {
+    let mut a = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/app/db",
+                        "ramsecrets.io/key.db": "password" });
+    for (k, v) in extra.as_object().unwrap() {
+        a[k] = v.clone();
+    }
+    a
+}
+
+/// Creates `pod` in `ns`: the stored pod, or the API server's refusal.
+fn create(cp: &ControlPlane, ns: &str, pod: &Value) -> Result<Value, String> {
+    let pods: Api<Pod> = Api::namespaced(cp.client(), ns);
+    let p: Pod = serde_json::from_value(pod.clone()).unwrap();
+    match cp.block_on(pods.create(&PostParams::default(), &p)) {
+        Ok(stored) => Ok(serde_json::to_value(stored).unwrap()),
+        Err(::kube::Error::Api(e)) => Err(e.message),
+        Err(e) => panic!("create: {e}"),
+    }
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until the API server's webhook cache calls the injector: a dry-run
+/// create comes back injected.
+fn wait_for_webhook(cp: &ControlPlane, ns: &str) {
+    let pods: Api<Pod> = Api::namespaced(cp.client(), ns);
+    let probe: Pod =
+        serde_json::from_value(pod("probe", annotated(json!({})), app_spec())).unwrap();
+    for _ in 0..300 {
+        let dry_run = PostParams {
+            dry_run: true,
+            ..Default::default()
+        };
+        if let Ok(p) = cp.block_on(pods.create(&dry_run, &probe)) {
+            if p.spec.and_then(|s| s.init_containers).is_some() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the API server never called the webhook");
+}
+
+#[test]
+fn pods_are_injected_as_stored_by_the_api_server() {
+    let cp = ControlPlane::start();
+    let bao = cp.bao_with_kubernetes_auth(NS, "1h");
+    cp.service_account("kube-system", "app");
+    let work = scratch();
+    let health = free_port();
+    let mut injector = start_injector(
+        &cp,
+        work.path(),
+        &bao.addr,
+        free_port(),
+        None,
+        &format!("  defaults: {{ health_port: {health} }}\n"),
+    );
+    register(&cp, "ramsecrets", NS, injector.port, &injector.ca_pem);
+    wait_for_webhook(&cp, NS);
+
+    // A plain pod: a native sidecar first, the memory volumes, the token, the config.
+    let plain = create(&cp, NS, &pod("plain", annotated(json!({})), app_spec())).unwrap();
+    let spec = &plain["spec"];
+    assert_eq!(names(&spec["initContainers"]), ["ramsecrets"]);
+    let sidecar = &spec["initContainers"][0];
+    assert_eq!(sidecar["restartPolicy"], "Always");
+    assert_eq!(sidecar["startupProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(sidecar["securityContext"]["readOnlyRootFilesystem"], true);
+    let volumes = names(&spec["volumes"]);
+    for v in [
+        "ramsecrets-secrets",
+        "ramsecrets-state",
+        "ramsecrets-config",
+        "ramsecrets-token",
+    ] {
+        assert!(volumes.contains(&v.to_string()), "{v} in {volumes:?}");
+    }
+    assert!(
+        volumes.iter().any(|v| v.starts_with("kube-api-access-")),
+        "the ServiceAccount admission plugin ran too: {volumes:?}"
+    );
+    let app_mounts = spec["containers"][0]["volumeMounts"].to_string();
+    assert!(
+        app_mounts.contains("\"ramsecrets-secrets\"") && !app_mounts.contains("ramsecrets-state")
+    );
+    eprintln!(
+        "stored pod spec:\n{}",
+        serde_yaml::to_string(&plain["spec"]).unwrap()
+    );
+
+    // Its own init containers run after ramsecrets, with the secrets.
+    let mut with_init = app_spec();
+    with_init["initContainers"] = json!([{ "name": "migrate", "image": "migrate:1" }]);
+    let p = create(&cp, NS, &pod("with-init", annotated(json!({})), with_init)).unwrap();
+    assert_eq!(
+        names(&p["spec"]["initContainers"]),
+        ["ramsecrets", "migrate"]
+    );
+    assert!(p["spec"]["initContainers"][1]["volumeMounts"]
+        .to_string()
+        .contains("ramsecrets-secrets"));
+
+    // Several containers, one selected.
+    let mut two = app_spec();
+    two["containers"] =
+        json!([{ "name": "app", "image": "a" }, { "name": "metrics", "image": "m" }]);
+    let p = create(
+        &cp,
+        NS,
+        &pod(
+            "selected",
+            annotated(json!({ "ramsecrets.io/containers": "app" })),
+            two,
+        ),
+    )
+    .unwrap();
+    assert!(p["spec"]["containers"][0]["volumeMounts"]
+        .to_string()
+        .contains("ramsecrets-secrets"));
+    assert!(!p["spec"]["containers"][1]["volumeMounts"]
+        .to_string()
+        .contains("ramsecrets-secrets"));
+
+    // A Job's pod template in init-only mode: the Job is valid, and its pod
+    // (made here as the Job controller would) gets one init container.
+    let jobs: Api<Job> = Api::namespaced(cp.client(), NS);
+    let template = json!({
+        "metadata": { "annotations": annotated(json!({ "ramsecrets.io/mode": "init-only" })) },
+        "spec": { "serviceAccountName": "app", "restartPolicy": "Never",
+                  "containers": [{ "name": "job", "image": "job:1" }] }
+    });
+    let job: Job = serde_json::from_value(
+        json!({ "metadata": { "name": "report" }, "spec": { "template": template } }),
+    )
+    .unwrap();
+    cp.block_on(jobs.create(&PostParams::default(), &job))
+        .unwrap();
+    let job_pod = create(
+        &cp,
+        NS,
+        &pod(
+            "report-x1",
+            template["metadata"]["annotations"].clone(),
+            template["spec"].clone(),
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        names(&job_pod["spec"]["initContainers"]),
+        ["ramsecrets-init"]
+    );
+    assert_eq!(names(&job_pod["spec"]["containers"]), ["job"]);
+
+    // An already injected pod is stored as it was sent.
+    let mut again = plain.clone();
+    let meta = again["metadata"].as_object_mut().unwrap();
+    meta.retain(|k, _| k == "annotations" || k == "labels");
+    meta.insert("name".into(), json!("again"));
+    again.as_object_mut().unwrap().remove("status");
+    let p = create(&cp, NS, &again).unwrap();
+    assert_eq!(p["spec"]["initContainers"], plain["spec"]["initContainers"]);
+    assert_eq!(
+        names(&p["spec"]["volumes"]),
+        names(&plain["spec"]["volumes"])
+    );
+
+    // Not annotated: untouched. kube-system is not even registered here, and
+    // the injector would leave it alone anyway (unit-tested).
+    let p = create(&cp, NS, &pod("bare", json!({}), app_spec())).unwrap();
+    assert!(p["spec"].get("initContainers").is_none());
+    let p = create(
+        &cp,
+        "kube-system",
+        &pod("system", annotated(json!({})), app_spec()),
+    )
+    .unwrap();
+    assert!(p["spec"].get("initContainers").is_none());
+
+    // Bad annotations: the create fails with the webhook's message.
+    for (extra, key) in [
+        (
+            json!({ "ramsecrets.io/mode.db": "0999" }),
+            "ramsecrets.io/mode.db",
+        ),
+        (
+            json!({ "ramsecrets.io/secret.db": "kv:nomount" }),
+            "ramsecrets.io/secret.db",
+        ),
+        (
+            json!({ "ramsecrets.io/colour": "red" }),
+            "ramsecrets.io/colour",
+        ),
+        (
+            json!({ "ramsecrets.io/containers": "ghost" }),
+            "ramsecrets.io/containers",
+        ),
+    ] {
+        let refused =
+            create(&cp, NS, &pod("bad", annotated(extra.clone()), app_spec())).unwrap_err();
+        assert!(
+            refused.contains("denied the request") && refused.contains(key),
+            "{extra}: {refused}"
+        );
+    }
+
+    // The injected spec runs: the Job pod's init container and the plain
+    // pod's sidecar, with tmpfs for the memory volumes and a TokenRequest
+    // token for the projected one, against OpenBao's kubernetes auth.
+    let token = cp.token(NS, "app", "vault");
+    let out = run_container(&job_pod, "ramsecrets-init", &token, work.path());
+    assert_eq!(out.trim(), "from-k8s-login");
+    let out = run_container(&plain, "ramsecrets", &token, work.path());
+    assert_eq!(out.trim(), "from-k8s-login");
+
+    // Its metrics counted what the API server sent.
+    let metrics = reqwest::blocking::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(injector.ca_pem.as_bytes()).unwrap()])
+        .build()
+        .unwrap()
+        .get(format!("https://127.0.0.1:{}/metrics", injector.port))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    for result in ["patched", "unchanged", "denied"] {
+        assert!(
+            metrics.contains(&format!(
+                "ramsecrets_admission_reviews_total{{result=\"{result}\"}}"
+            )),
+            "{metrics}"
+        );
+    }
+
+    // failurePolicy Fail: with the injector stopped, an annotated pod is refused.
+    assert_eq!(
+        injector.run.stop(rustix::process::Signal::TERM),
+        Some(0),
+        "{}",
+        injector.run.logs()
+    );
+    let refused = create(&cp, NS, &pod("unserved", annotated(json!({})), app_spec())).unwrap_err();
+    assert!(refused.contains("failed calling webhook"), "{refused}");
+}
+
+/// Runs container `name` of stored pod `pod` as the kubelet would, as far as
+/// ramsecrets can tell: the same args, its volume mounts at the same paths
+/// (a private mount namespace, tmpfs for the memory and downward-API volumes,
+/// `token` as the projected token), until its secrets are written; returns
+/// the `db` file.
+fn run_container(pod: &Value, name: &str, token: &str, dir: &Path) -> String {
+    let spec = &pod["spec"];
+    let c = spec["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap();
+    let annotations = &pod["metadata"]["annotations"];
+    let stage = tempfile::tempdir_in(dir).unwrap();
+    let mut script = String::from("set -e\nmount -t tmpfs tmpfs /run\n");
+    let mut secrets_path = String::new();
+    for m in c["volumeMounts"].as_array().unwrap() {
+        let path = m["mountPath"].as_str().unwrap();
+        let volume = spec["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == m["name"])
+            .unwrap();
+        script.push_str(&format!(
+            "mkdir -p {path}\nmount -t tmpfs -o size=1m tmpfs {path}\n"
+        ));
+        let mut put = |file: &str, content: &str| {
+            let staged: PathBuf = stage
+                .path()
+                .join(format!("{}-{file}", m["name"].as_str().unwrap()));
+            std::fs::write(&staged, content).unwrap();
+            script.push_str(&format!("cp {} {path}/{file}\n", staged.display()));
+        };
+        if let Some(items) = volume["downwardAPI"]["items"].as_array() {
+            for item in items {
+                let field = item["fieldRef"]["fieldPath"].as_str().unwrap();
+                let key = field
+                    .trim_start_matches("metadata.annotations['")
+                    .trim_end_matches("']");
+                put(
+                    item["path"].as_str().unwrap(),
+                    annotations[key].as_str().unwrap(),
+                );
+            }
+        }
+        if volume.get("projected").is_some() {
+            put("token", token);
+        }
+        if m["name"] == "ramsecrets-secrets" {
+            secrets_path = path.to_owned();
+        }
+    }
+    let args: Vec<String> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let verb = args[0].clone();
+    let bin = env!("CARGO_BIN_EXE_ramsecrets");
+    let db = format!("{secrets_path}/db");
+    // `init` exits when done; the sidecar runs until its file is there, then stops.
+    match verb.as_str() {
+        "init" => script.push_str(&format!("{bin} \"$@\"\ncat {db}\n")),
+        _ => script.push_str(&format!(
+            "{bin} \"$@\" & pid=$!\nfor i in $(seq 600); do [ -s {db} ] && break; sleep 0.1; done\ncat {db}\nkill -TERM $pid\nwait $pid\n"
+        )),
+    }
+    let o = std::process::Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{name} of the stored pod failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+#[test]
+fn tls_auto_patches_the_ca_bundle_and_the_api_server_trusts_it() {
+    let cp = ControlPlane::start();
+    cp.service_account(NS, "app");
+    let work = scratch();
+    // Registered first without a CA bundle, as a chart in `auto` mode does.
+    let port = free_port();
+    register(&cp, "ramsecrets-auto", NS, port, "");
+    let mut injector = start_injector(
+        &cp,
+        work.path(),
+        "http://127.0.0.1:8200",
+        port,
+        Some("ramsecrets-auto"),
+        "",
+    );
+    assert!(
+        injector.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"),
+        "caBundle: {}",
+        injector.ca_pem
+    );
+    wait_for_webhook(&cp, NS);
+    let p = create(&cp, NS, &pod("auto", annotated(json!({})), app_spec())).unwrap();
+    assert_eq!(names(&p["spec"]["initContainers"]), ["ramsecrets"]);
+    assert_eq!(injector.run.stop(rustix::process::Signal::TERM), Some(0));
+}
