@@ -34,6 +34,10 @@ fn overridden() -> Value {
         "tolerations": [{"key": "control", "operator": "Exists", "effect": "NoSchedule"}],
         "topologySpread": {"enabled": false},
         "podDisruptionBudget": {"enabled": false},
+        "injection": {"audience": "openbao", "kubernetes_version": "1.28",
+            "defaults": {"refresh": "1m", "mount_path": "/var/run/secrets/app", "size_limit": "4Mi",
+                "resources": {"requests": {"cpu": "2m", "memory": "12Mi"}, "limits": {"memory": "32Mi"}},
+                "run_as_user": 4242, "health_port": 9099}},
         "logLevel": "debug",
         "logFormat": "text",
         "metrics": {"serviceMonitor": {"enabled": true, "interval": "15s", "labels": {"release": "prom"}}}
@@ -81,7 +85,8 @@ fn default_values_render_a_hardened_injector() {
     let d = r.one("Deployment");
     assert_eq!(d["spec"]["replicas"], 2);
     let spec = r.pod_spec();
-    assert_eq!(spec["automountServiceAccountToken"], false);
+    // The injector asks the API server's /version (native sidecars or not).
+    assert_eq!(spec["automountServiceAccountToken"], true);
     assert_eq!(spec["securityContext"]["runAsNonRoot"], true);
     assert_eq!(
         spec["securityContext"]["seccompProfile"]["type"],
@@ -271,12 +276,15 @@ fn auto_mode_lets_the_injector_patch_only_its_own_webhook() {
     assert_eq!(r.pod_spec()["automountServiceAccountToken"], true);
     let tls = &r.config()["inject"]["tls"];
     assert_eq!(tls["auto"]["webhook"], hook_name);
+    assert_eq!(tls["auto"]["names"][2], "rs-ramsecrets.ramsecrets.svc");
 }
 
 #[test]
 fn overridden_values_reach_the_manifests() {
     let r = rendered(&overridden());
     assert!(r.all("PodDisruptionBudget").is_empty());
+    // The version is given, and the certificate comes from a file: no API server token.
+    assert_eq!(r.pod_spec()["automountServiceAccountToken"], false);
     let d = r.one("Deployment");
     assert_eq!(d["spec"]["replicas"], 3);
     let spec = r.pod_spec();
@@ -324,6 +332,10 @@ fn overridden_values_reach_the_manifests() {
         "registry.example/ramsecrets-slim:0.1.0-slim"
     );
     assert_eq!(config["sources"], overridden()["sources"]);
+    let injection = &overridden()["injection"];
+    assert_eq!(config["inject"]["audience"], injection["audience"]);
+    assert_eq!(config["inject"]["kubernetes_version"], injection["kubernetes_version"]);
+    assert_eq!(config["inject"]["defaults"], injection["defaults"]);
 }
 
 /// Values the schema forbids: the render is refused and lint reports an error, both
@@ -344,6 +356,7 @@ fn values_the_schema_forbids_are_refused() {
         ),
         (json!({"image": {"digest": "latest"}}), "/image/digest"),
         (json!({"sources": []}), "/sources"),
+        (json!({"injection": {"defaults": {"sidecar": true}}}), "/injection/defaults"),
         (
             json!({"sources": [{"vault": {"address": "https://v:8200", "auth": {}, "token": "s.x"}}]}),
             "/sources/0/vault",
@@ -368,8 +381,8 @@ fn values_the_schema_forbids_are_refused() {
     }
 }
 
-/// The chart's `sources` schema is the config file's, as `ramsecrets schema` prints it
-/// (`scripts/chart-schema` copies it).
+/// The chart's `sources` and `injection` schemas are the config file's, as `ramsecrets
+/// schema` prints it (`scripts/chart-schema` copies them).
 #[test]
 fn the_chart_schema_shares_the_config_schema() {
     let chart: Value = serde_json::from_str(

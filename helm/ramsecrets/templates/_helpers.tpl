@@ -53,6 +53,12 @@ app.kubernetes.io/component: injector
 {{- include "ramsecrets.imageRef" (list .Values.image .) }}
 {{- end }}
 
+{{/* Whether the injector talks to the API server: to patch its caBundle (tls.auto), or to
+     read /version when injection.kubernetes_version does not say it. */}}
+{{- define "ramsecrets.usesAPIServer" -}}
+{{- if or (eq .Values.tls.mode "auto") (not .Values.injection.kubernetes_version) }}true{{ end }}
+{{- end }}
+
 {{/* What injected containers run: injectedImage when set, else the injector's own image. */}}
 {{- define "ramsecrets.injectedImage" -}}
 {{- if .Values.injectedImage.repository }}
@@ -90,13 +96,18 @@ inject:
     {{- if eq .Values.tls.mode "auto" }}
     auto:
       webhook: {{ include "ramsecrets.webhookName" . }}
-      service: {{ include "ramsecrets.fullname" . }}
-      namespace: {{ .Release.Namespace }}
+      names:
+        {{- include "ramsecrets.serviceDNSNames" . | nindent 8 }}
     {{- else }}
     cert_file: /etc/ramsecrets-tls/tls.crt
     key_file: /etc/ramsecrets-tls/tls.key
     {{- end }}
-  {{- with .Values.injection }}
-  {{- toYaml . | nindent 2 }}
+  audience: {{ .Values.injection.audience | quote }}
+  {{- with .Values.injection.kubernetes_version }}
+  kubernetes_version: {{ . | quote }}
+  {{- end }}
+  {{- with .Values.injection.defaults }}
+  defaults:
+    {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
