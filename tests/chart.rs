@@ -435,3 +435,16 @@ fn cert_manager_and_service_monitor_documents_match_their_published_schemas() {
     let err = helm::check_published_schemas(&[&broken]).unwrap_err();
     assert!(err.contains("privateKey/algorithm"), "{err}");
 }
+
+/// The config file the chart writes for the injector is one that ramsecrets accepts.
+#[test]
+fn the_rendered_injector_config_passes_ramsecrets_check() {
+    for values in [json!({}), tls("auto"), overridden()] {
+        let r = rendered(&values);
+        let dir = scratch();
+        let text = r.one("ConfigMap")["data"]["config.yaml"].as_str().unwrap().to_string();
+        let path = file(dir.path(), "config.yaml", &text);
+        let o = ramsecrets(&["check", "--config", path.to_str().unwrap()]);
+        assert_exit(&o, 0);
+    }
+}
