@@ -45,7 +45,11 @@ fn overridden() -> Value {
 }
 
 fn tls(mode: &str) -> Value {
-    json!({"tls": {"mode": mode}})
+    match mode {
+        // Every injector pod makes its own CA in this mode: one pod.
+        "auto" => json!({"tls": {"mode": mode}, "replicaCount": 1}),
+        _ => json!({"tls": {"mode": mode}}),
+    }
 }
 
 fn rendered(values: &Value) -> Rendered {
@@ -255,6 +259,9 @@ fn auto_mode_lets_the_injector_patch_only_its_own_webhook() {
     let r = rendered(&tls("auto"));
     assert!(r.all("Secret").is_empty());
     assert!(r.all("Certificate").is_empty());
+    assert!(r.all("PodDisruptionBudget").is_empty(), "one pod: no PDB to block drains");
+    let err = helm::render(&json!({"tls": {"mode": "auto"}})).err().expect("auto with 2 replicas");
+    assert!(err.contains("replicaCount=1"), "{err}");
     let hook = r.one("MutatingWebhookConfiguration");
     let hook_name = hook["metadata"]["name"].as_str().unwrap();
     assert!(hook["webhooks"][0]["clientConfig"]
@@ -412,7 +419,7 @@ fn cert_manager_and_service_monitor_documents_match_their_published_schemas() {
     for values in [
         json!({"tls": {"mode": "certManager"}, "metrics": {"serviceMonitor": monitor}}),
         json!({"tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "corp", "kind": "ClusterIssuer"}}}}),
-        json!({"tls": {"mode": "auto"}, "metrics": {"serviceMonitor": monitor}}),
+        json!({"tls": {"mode": "auto"}, "replicaCount": 1, "metrics": {"serviceMonitor": monitor}}),
     ] {
         let r = rendered(&values);
         let docs: Vec<&Value> = r
