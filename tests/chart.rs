@@ -420,6 +420,17 @@ fn the_chart_schema_shares_the_config_schema() {
         chart["properties"]["sources"]["items"]["$ref"],
         "#/$defs/Source"
     );
+    let injection = chart["properties"]["injection"]["properties"]
+        .as_object()
+        .unwrap();
+    let inject = &config["$defs"]["Inject"]["properties"];
+    assert_eq!(injection.len(), 3);
+    for (key, def) in injection {
+        assert_eq!(
+            def, &inject[key],
+            "injection.{key} differs from inject.{key}: run scripts/chart-schema"
+        );
+    }
 }
 
 /// The documents of cert-manager's and prometheus-operator's kinds satisfy those projects'
