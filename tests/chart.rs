@@ -45,11 +45,7 @@ fn overridden() -> Value {
 }
 
 fn tls(mode: &str) -> Value {
-    match mode {
-        // Every injector pod makes its own CA in this mode: one pod.
-        "auto" => json!({"tls": {"mode": mode}, "replicaCount": 1}),
-        _ => json!({"tls": {"mode": mode}}),
-    }
+    json!({"tls": {"mode": mode}})
 }
 
 fn rendered(values: &Value) -> Rendered {
@@ -121,6 +117,11 @@ fn default_values_render_a_hardened_injector() {
     assert_eq!(
         spread[0]["labelSelector"]["matchLabels"],
         d["spec"]["selector"]["matchLabels"]
+    );
+    let one = rendered(&json!({"replicaCount": 1}));
+    assert!(
+        one.all("PodDisruptionBudget").is_empty(),
+        "one pod: no PDB to block drains"
     );
     let pdb = r.one("PodDisruptionBudget");
     assert_eq!(pdb["spec"]["minAvailable"], 1);
@@ -259,14 +260,6 @@ fn auto_mode_lets_the_injector_patch_only_its_own_webhook() {
     let r = rendered(&tls("auto"));
     assert!(r.all("Secret").is_empty());
     assert!(r.all("Certificate").is_empty());
-    assert!(
-        r.all("PodDisruptionBudget").is_empty(),
-        "one pod: no PDB to block drains"
-    );
-    let err = helm::render(&json!({"tls": {"mode": "auto"}}))
-        .err()
-        .expect("auto with 2 replicas");
-    assert!(err.contains("replicaCount=1"), "{err}");
     let hook = r.one("MutatingWebhookConfiguration");
     let hook_name = hook["metadata"]["name"].as_str().unwrap();
     assert!(hook["webhooks"][0]["clientConfig"]
@@ -288,7 +281,8 @@ fn auto_mode_lets_the_injector_patch_only_its_own_webhook() {
     assert_eq!(r.pod_spec()["automountServiceAccountToken"], true);
     let tls = &r.config()["inject"]["tls"];
     assert_eq!(tls["auto"]["webhook"], hook_name);
-    assert_eq!(tls["auto"]["names"][2], "rs-ramsecrets.ramsecrets.svc");
+    assert_eq!(tls["auto"]["service"], r.one("Service")["metadata"]["name"]);
+    assert_eq!(tls["auto"]["namespace"], NAMESPACE);
 }
 
 #[test]
@@ -441,7 +435,7 @@ fn cert_manager_and_service_monitor_documents_match_their_published_schemas() {
     for values in [
         json!({"tls": {"mode": "certManager"}, "metrics": {"serviceMonitor": monitor}}),
         json!({"tls": {"mode": "certManager", "certManager": {"issuerRef": {"name": "corp", "kind": "ClusterIssuer"}}}}),
-        json!({"tls": {"mode": "auto"}, "replicaCount": 1, "metrics": {"serviceMonitor": monitor}}),
+        json!({"tls": {"mode": "auto"}, "metrics": {"serviceMonitor": monitor}}),
     ] {
         let r = rendered(&values);
         let docs: Vec<&Value> = r

@@ -50,7 +50,6 @@ fn helm(action: &str, values: &Value) -> std::process::Output {
 pub fn values(mode: &str) -> Value {
     json!({
         "tls": {"mode": mode},
-        "replicaCount": if mode == "auto" { 1 } else { 2 },
         "sources": [
             {"name": "vault", "vault": {"address": "https://vault.vault.svc:8200",
                 "auth": {"kubernetes": {"mount": "kubernetes", "role": "default"}}}},

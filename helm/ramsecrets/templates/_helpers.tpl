@@ -96,8 +96,8 @@ inject:
     {{- if eq .Values.tls.mode "auto" }}
     auto:
       webhook: {{ include "ramsecrets.webhookName" . }}
-      names:
-        {{- include "ramsecrets.serviceDNSNames" . | nindent 8 }}
+      service: {{ include "ramsecrets.fullname" . }}
+      namespace: {{ .Release.Namespace }}
     {{- else }}
     cert_file: /etc/ramsecrets-tls/tls.crt
     key_file: /etc/ramsecrets-tls/tls.key
