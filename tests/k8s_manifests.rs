@@ -47,6 +47,17 @@ fn chart_injector(cp: &ControlPlane, dir: &Path) -> Running {
     injector
 }
 
+/// A control plane with the chart's namespace and the apps' namespace, and the chart's
+/// injector registered with it.
+fn start() -> (ControlPlane, tempfile::TempDir, Running) {
+    let cp = ControlPlane::start();
+    let dir = scratch();
+    apply::namespace(&cp, NAMESPACE);
+    apply::namespace(&cp, APPS);
+    let injector = chart_injector(&cp, dir.path());
+    (cp, dir, injector)
+}
+
 /// Dry-runs `pod` until the webhook has been called for it (the API server picks a new
 /// webhook configuration up within seconds); returns the pod as it would be stored.
 fn mutated(cp: &ControlPlane, injector: &Running, pod: &Value) -> Value {
@@ -67,18 +78,10 @@ fn mutated(cp: &ControlPlane, injector: &Running, pod: &Value) -> Value {
     }
 }
 
-fn names(list: &Value) -> Vec<&str> {
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect()
-}
-
 /// What every injected pod has: the two memory volumes, the secrets read-only in the app.
 fn assert_injected(pod: &Value, first_init: &str) {
     let spec = &pod["spec"];
-    assert_eq!(names(&spec["initContainers"])[0], first_init, "{pod}");
+    assert_eq!(spec["initContainers"][0]["name"], first_init, "{pod}");
     let volumes = &spec["volumes"];
     for v in ["ramsecrets-secrets", "ramsecrets-state"] {
         let vol = volumes
@@ -106,11 +109,7 @@ fn assert_injected(pod: &Value, first_init: &str) {
 
 #[test]
 fn the_charts_webhook_mutates_annotated_pods_through_the_api_server() {
-    let cp = ControlPlane::start();
-    let dir = scratch();
-    apply::namespace(&cp, NAMESPACE);
-    apply::namespace(&cp, APPS);
-    let injector = chart_injector(&cp, dir.path());
+    let (cp, _dir, injector) = start();
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web", "labels": {"ramsecrets.io/inject": "true"},
             "annotations": {"ramsecrets.io/inject": "true", "ramsecrets.io/role": "web",
@@ -152,11 +151,7 @@ fn example_docs(path: &Path) -> Vec<Value> {
 
 #[test]
 fn every_example_passes_dry_run_and_annotated_ones_come_back_mutated() {
-    let cp = ControlPlane::start();
-    let dir = scratch();
-    apply::namespace(&cp, NAMESPACE);
-    apply::namespace(&cp, APPS);
-    let injector = chart_injector(&cp, dir.path());
+    let (cp, dir, injector) = start();
     let examples = repo().join("examples/k8s");
     let mut files: Vec<_> = std::fs::read_dir(&examples)
         .unwrap()
