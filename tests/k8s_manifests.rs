@@ -18,7 +18,8 @@ use serde_json::{json, Value};
 /// The namespace the examples are applied in.
 const APPS: &str = "shop";
 
-/// The injector as the chart configures it, on loopback with a certificate for 127.0.0.1,
+/// The injector as the chart runs it (its container's arguments and config file), on loopback
+/// with a certificate for 127.0.0.1,
 /// and the chart's webhook configuration pointing at it; returns the injector.
 fn chart_injector(cp: &ControlPlane, dir: &Path) -> Running {
     let r = helm::render(&helm::values("helm")).unwrap();
@@ -34,7 +35,20 @@ fn chart_injector(cp: &ControlPlane, dir: &Path) -> Running {
         "host": cp.url, "ca_file": cp.ca_file, "token_file": cp.admin_token_file,
     });
     let path = file(dir, "inject.yaml", &serde_yaml::to_string(&config).unwrap());
-    let mut injector = Running::start(dir, &["inject", "--config", path.to_str().unwrap()]);
+    // The command line of the chart's container, with the config file moved here.
+    let config_arg = format!("--config={}", path.display());
+    let args: Vec<&str> = r.pod_spec()["containers"][0]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .map(|a| match a.starts_with("--config=") {
+            true => config_arg.as_str(),
+            false => a,
+        })
+        .collect();
+    assert!(args.contains(&config_arg.as_str()), "{args:?}");
+    let mut injector = Running::start(dir, &args);
     injector.wait_log("admission webhook listening", Duration::from_secs(60));
 
     use base64::Engine;
