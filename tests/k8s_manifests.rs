@@ -19,8 +19,7 @@ use serde_json::{json, Value};
 const APPS: &str = "shop";
 
 /// The injector as the chart runs it (its container's arguments and config file), on loopback
-/// with a certificate for 127.0.0.1,
-/// and the chart's webhook configuration pointing at it; returns the injector.
+/// with a certificate for 127.0.0.1, and the chart's webhook configuration pointing at it.
 fn chart_injector(cp: &ControlPlane, dir: &Path) -> Running {
     let r = helm::render(&helm::values("helm")).unwrap();
     let (ca, cert, key) = serving_cert(&["127.0.0.1"]);
