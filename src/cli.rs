@@ -151,6 +151,9 @@ pub enum Command {
     /// annotated pods; needs an `inject:` section.
     #[command(after_help = INJECT_HELP)]
     Inject(ConfigArg),
+    /// Rotate one secret in the backend for real and measure whether and when the app follows.
+    #[command(after_help = DRILL_HELP)]
+    Drill(Box<DrillArgs>),
     /// Validate the config and print the plan: sources, secrets, files, modes (never values).
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
@@ -225,4 +228,66 @@ pub struct ExecArgs {
     /// The command to run, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+const DRILL_HELP: &str = "\
+Example:
+  ramsecrets drill --config app.yaml --secret db \\
+      --check-url http://127.0.0.1:8080/healthz --load http://127.0.0.1:8080/ --rps 50
+
+What is rotated: KV, a new version (credential-looking fields get new random
+values of the same shape; --set FIELD=VALUE or FIELD=@FILE for others);
+database/static-creds/ROLE, rotate-role; other reads, the sidecar's lease is
+revoked; pki, the sidecar's certificate is revoked; AWS, AWSPENDING then
+AWSCURRENT (or RotateSecret when the secret has a rotation function).
+
+Exit codes: 0 the app recovered within --deadline with at most --max-failures
+failed requests; 1 it did not; 130 interrupted (the old value is put back);
+64 usage, 65, 69, 77, 78 as for init.";
+
+/// Options of `drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The config the sidecar runs with (the drill's identity needs write access where it rotates).
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The secret to rotate, by its name in the config.
+    #[arg(long, value_name = "NAME")]
+    pub secret: String,
+    /// An explicit new value for a field (KV, AWS); `FIELD=@FILE` reads it from FILE.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// The app is healthy when a GET of URL answers 2xx.
+    #[arg(long, value_name = "URL")]
+    pub check_url: Option<reqwest::Url>,
+    /// The app is healthy when `sh -c CMD` exits 0.
+    #[arg(long, value_name = "CMD", conflicts_with = "check_url")]
+    pub check: Option<String>,
+    /// Time between health checks.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub check_interval: Duration,
+    /// Drive steady GET requests at URL during the whole drill, counting failures and latency.
+    #[arg(long, value_name = "URL")]
+    pub load: Option<reqwest::Url>,
+    /// Requests a second of --load.
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "load", value_parser = clap::value_parser!(u32).range(1..=5000))]
+    pub rps: u32,
+    /// Time the app has to recover, from the rotation.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub deadline: Duration,
+    /// Time the app must then stay healthy to count as recovered.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+    /// Failed --load requests allowed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_failures: u64,
+    /// Put the old value back afterwards (KV: a new version with the old data; AWS: AWSCURRENT moved back).
+    #[arg(long)]
+    pub restore: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The sidecar's metrics URL (default: /metrics on the config's health.listen).
+    #[arg(long, value_name = "URL")]
+    pub metrics: Option<reqwest::Url>,
 }

@@ -7,9 +7,9 @@
 //! (the tmpfs writer), [`cycle`] (fetch all, write all or none: `init`),
 //! [`rotation`] and [`sidecar`] (`run`, `exec`), [`supervise`] (the `exec`
 //! child), [`proxy`] (the local credential proxy) over [`store`], [`notify`]
-//! (on_change actions), [`watch`], [`state`] (init → sidecar hand-off) and
-//! [`telemetry`] (logs, metrics, health); [`check`] is what `check` verifies
-//! beyond the file.
+//! (on_change actions), [`watch`], [`state`] (init → sidecar hand-off),
+//! [`telemetry`] (logs, metrics, health) and [`drill`] (a timed rotation
+//! drill); [`check`] is what `check` verifies beyond the file.
 
 // One audited exception, in `memory`.
 #![deny(unsafe_code)]
@@ -20,6 +20,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod cycle;
+pub mod drill;
 pub mod exit;
 pub mod harden;
 pub mod http;

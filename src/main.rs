@@ -4,12 +4,12 @@
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
-use ramsecrets::cli::{Cli, Command, InitArgs, LogFormat, ProxyArgs, RunArgs};
+use ramsecrets::cli::{Cli, Command, DrillArgs, InitArgs, LogFormat, ProxyArgs, RunArgs};
 use ramsecrets::config::{self, Config};
 use ramsecrets::exit::{Exit, ExitCode};
 use ramsecrets::output::OutputDir;
 use ramsecrets::signals::{self, Signals};
-use ramsecrets::{check, cycle, harden, inject, proxy, sidecar, source, state, telemetry};
+use ramsecrets::{check, cycle, drill, harden, inject, proxy, sidecar, source, state, telemetry};
 
 /// An error on its way out: the message and the exit code it stands for.
 struct Failure {
@@ -119,6 +119,7 @@ fn run(command: Command, log_format: LogFormat) -> Result<u8, Failure> {
             runtime()?.block_on(inject::server::run(config))?;
             Ok(Exit::Ok.code())
         }
+        Command::Drill(args) => drill(*args),
     }
 }
 
@@ -148,6 +149,28 @@ fn needs_proxy<'c>(
             path.display()
         ),
     })
+}
+
+/// `drill`: returns 0 when the app survived the rotation, else the drill's code.
+fn drill(args: DrillArgs) -> Result<u8, Failure> {
+    let config = Config::load(&args.config.config)?;
+    harden::harden(config.mlock)?;
+    let opts = drill::Options {
+        secret: args.secret,
+        sets: args.set,
+        check_url: args.check_url,
+        check: args.check,
+        check_interval: args.check_interval,
+        load: args.load,
+        rps: args.rps,
+        deadline: args.deadline,
+        settle: args.settle,
+        max_failures: args.max_failures,
+        restore: args.restore,
+        json: args.json,
+        metrics: args.metrics,
+    };
+    Ok(runtime()?.block_on(drill::run(&config, opts))?)
 }
 
 /// A single-threaded runtime: the work is I/O-bound, one thread keeps memory

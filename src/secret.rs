@@ -104,6 +104,10 @@ pub struct Fetched {
     pub lease: Option<Lease>,
     /// When a certificate stops being valid, for certificates.
     pub expires: Option<SystemTime>,
+    /// When the backend replaces this value by itself (a database static
+    /// role's next rotation, from Vault's `ttl`): the sidecar reads it again
+    /// just after, whatever its poll interval.
+    pub rotates: Option<SystemTime>,
     /// The value exactly as the backend stores it, for backends that store one
     /// value per secret (an AWS SecretString or SecretBinary): what `raw`
     /// without `key` writes.
@@ -121,6 +125,7 @@ impl Fetched {
             version: None,
             lease: None,
             expires: None,
+            rotates: None,
             stored: None,
             previous: None,
         }

@@ -371,6 +371,8 @@ impl DocIn {
                 version: h.version,
                 lease,
                 expires,
+                // Static roles hold no lease: they are never handed over.
+                rotates: None,
                 // Only Vault leases and certificates are handed over: neither has these.
                 stored: None,
                 previous: None,

@@ -341,8 +341,7 @@ fn previous_true_follows_a_staged_rotation() {
     assert_eq!(user("db.json"), pair("user-b", "pw-two"));
     assert_eq!(user("db.json.previous"), pair("user-a", "pw-one"));
     assert_eq!(out.read("plain"), "pw-two");
-    // Moving AWSCURRENT with UpdateSecretVersionStage is not tested: moto
-    // 5.2 moves the labels but keeps serving the old version as current.
+    // Moving AWSCURRENT with UpdateSecretVersionStage: see tests/drill.rs.
 
     // The next rotation: the pending value is put as current.
     moto.put(

@@ -232,17 +232,7 @@ fn certificates_are_reissued_before_they_expire() {
     let bao = Bao::start();
     let work = scratch();
     let out = Tmpfs::new("4m");
-    bao.api("POST", "sys/mounts/pki", json!({ "type": "pki" }));
-    bao.api(
-        "POST",
-        "pki/root/generate/internal",
-        json!({ "common_name": "ca", "ttl": "24h" }),
-    );
-    bao.api(
-        "POST",
-        "pki/roles/web",
-        json!({ "allow_any_name": true, "max_ttl": "1h" }),
-    );
+    bao.pki_role("web", "1h");
     let token = file(work.path(), "token", &bao.token);
     let config = format!(
         "{}output: {{ dir: {} }}\nrefresh: {{ renew_at: 0.5 }}\nsecrets:\n  - name: tls\n    pki: {{ mount: pki, role: web, common_name: app.svc, ttl: 4s }}\n",

@@ -77,11 +77,21 @@ impl Group {
     fn expiry(&self) -> Option<Instant> {
         schedule::expiry(self.fetched.as_ref()?, self.at, Now::read())
     }
+
+    /// `e` as the failure of every member.
+    fn all_failed(&self, e: source::Error) -> Vec<(usize, SecretError)> {
+        self.members
+            .iter()
+            .map(|&i| (i, SecretError::Source(e.clone())))
+            .collect()
+    }
 }
 
 enum Outcome {
     Fetched(Fetched, Vec<Vec<Rendered>>),
     Renewed(Lease),
+    /// Whether the held lease or certificate is still good.
+    Checked(bool),
     /// Every secret of the group that failed, with why.
     Failed(Vec<(usize, SecretError)>),
 }
@@ -241,6 +251,11 @@ impl Engine {
             group.step = Step::Fetch;
             return;
         };
+        let lease = f.lease.as_ref().map(|l| l.id.as_str());
+        for &i in &group.members {
+            self.metrics
+                .version(&self.config.secrets[i].name, f.version.as_deref(), lease);
+        }
         let every = group
             .members
             .iter()
@@ -329,13 +344,14 @@ impl Engine {
         let outcome = match (group.step, lease) {
             (Step::Renew, Some(lease)) => match source.renew(lease, deadline).await {
                 Ok(l) => Outcome::Renewed(l),
-                Err(e) => Outcome::Failed(
-                    group
-                        .members
-                        .iter()
-                        .map(|&i| (i, SecretError::Source(e.clone())))
-                        .collect(),
-                ),
+                Err(e) => Outcome::Failed(group.all_failed(e)),
+            },
+            (Step::Check, _) => match &group.fetched {
+                Some(f) => match source.check(lead, f, deadline).await {
+                    Ok(good) => Outcome::Checked(good),
+                    Err(e) => Outcome::Failed(group.all_failed(e)),
+                },
+                None => Outcome::Checked(false),
             },
             _ => match cycle::fetch_group(&self.config, &group.members, source, deadline).await {
                 Ok((f, r)) => Outcome::Fetched(f, r),
@@ -407,8 +423,19 @@ impl Engine {
                     }
                 }
                 Outcome::Renewed(lease) => self.renewed(g, lease),
+                Outcome::Checked(true) => {
+                    let mut group = std::mem::replace(&mut self.groups[g], Group::new(Vec::new()));
+                    self.schedule(&mut group);
+                    self.groups[g] = group;
+                }
+                Outcome::Checked(false) => {
+                    tracing::info!(secrets = %self.names(&self.groups[g].members), "revoked in the backend; reading anew");
+                    self.groups[g].due = Instant::now();
+                    self.groups[g].step = Step::Fetch;
+                }
                 Outcome::Failed(errors) => {
-                    let renewing = self.groups[g].step == Step::Renew;
+                    // A lease that cannot be renewed or checked is read anew.
+                    let renewing = self.groups[g].step != Step::Fetch;
                     let retryable = errors
                         .iter()
                         .all(|(_, e)| matches!(e, SecretError::Source(s) if s.retryable()));
@@ -545,7 +572,7 @@ impl Engine {
             self.metrics.success(&self.config.secrets[i].name);
         }
         self.schedule(&mut group);
-        if capped {
+        if capped && group.step == Step::Renew {
             group.step = Step::Fetch;
         }
         self.groups[g] = group;

@@ -18,6 +18,8 @@ pub enum Step {
     Fetch,
     /// Extend the lease.
     Renew,
+    /// Ask the backend whether the held lease or certificate was revoked.
+    Check,
 }
 
 /// The clock a decision is made at: monotonic and wall time, read together.
@@ -52,6 +54,9 @@ pub fn expiry(fetched: &Fetched, at: Instant, now: Now) -> Option<Instant> {
 /// is renewed (or, when it cannot be, read anew) at `renew_at` of its
 /// duration, a certificate re-issued at `renew_at` of its validity, and
 /// anything else polled every `every` times `jitter` (drawn from 0.9..1.1).
+/// Until a lease or certificate is due, it is checked for revocation at that
+/// poll interval; a value the backend rotates by itself (a static role) is
+/// read again a moment after that rotation, when that comes first.
 pub fn next(
     fetched: &Fetched,
     at: Instant,
@@ -60,19 +65,31 @@ pub fn next(
     jitter: f64,
     now: Now,
 ) -> (Instant, Step) {
-    if let Some(l) = &fetched.lease {
+    let poll = every.mul_f64(jitter);
+    let due = if let Some(l) = &fetched.lease {
         let step = if l.renewable {
             Step::Renew
         } else {
             Step::Fetch
         };
-        return (at + l.duration.mul_f64(renew_at).max(FLOOR), step);
-    }
-    if let Some(end) = expiry(fetched, at, now) {
+        (at + l.duration.mul_f64(renew_at).max(FLOOR), step)
+    } else if let Some(end) = expiry(fetched, at, now) {
         let life = end.saturating_duration_since(at);
-        return (at + life.mul_f64(renew_at).max(FLOOR), Step::Fetch);
+        (at + life.mul_f64(renew_at).max(FLOOR), Step::Fetch)
+    } else {
+        let mut due = at + poll;
+        if let Some(rotates) = fetched.rotates {
+            let left = rotates.duration_since(now.wall).unwrap_or_default();
+            due = due.min(now.at + left + FLOOR);
+        }
+        return (due, Step::Fetch);
+    };
+    let check = now.at + poll;
+    if check < due.0 {
+        (check, Step::Check)
+    } else {
+        due
     }
-    (at + every.mul_f64(jitter), Step::Fetch)
 }
 
 /// The wait after a failure: the backoff's `wait`, but never past half of
@@ -116,6 +133,37 @@ mod tests {
             (now.at + S(270), Step::Fetch)
         );
         assert_eq!(next(&f, now.at, S(3), 0.67, 1.0, now).0, now.at + S(3));
+    }
+
+    #[test]
+    fn static_roles_are_read_again_after_vaults_rotation() {
+        let now = Now::read();
+        let mut f = Fetched::fields(Fields::new());
+        f.rotates = Some(now.wall + S(10));
+        assert_eq!(
+            next(&f, now.at, S(300), 0.67, 1.0, now),
+            (now.at + S(11), Step::Fetch)
+        );
+        // The poll interval, when it comes first.
+        assert_eq!(next(&f, now.at, S(5), 0.67, 1.0, now).0, now.at + S(5));
+        // A rotation overdue: a second from now.
+        f.rotates = Some(now.wall - S(10));
+        assert_eq!(next(&f, now.at, S(300), 0.67, 1.0, now).0, now.at + S(1));
+    }
+
+    #[test]
+    fn leases_and_certificates_are_checked_at_the_poll_interval() {
+        let now = Now::read();
+        assert_eq!(
+            next(&leased(100, true), now.at, S(10), 0.5, 1.0, now),
+            (now.at + S(10), Step::Check)
+        );
+        let mut f = Fetched::fields(Fields::new());
+        f.expires = Some(now.wall + S(3600));
+        assert_eq!(
+            next(&f, now.at, S(10), 0.5, 1.0, now),
+            (now.at + S(10), Step::Check)
+        );
     }
 
     #[test]

@@ -177,6 +177,11 @@ impl AwsSource {
         Ok(current)
     }
 
+    /// The SDK client, for calls other than reads (the rotation drill's).
+    pub async fn sdk(&self) -> Result<Client> {
+        self.inner.client().await
+    }
+
     /// Queues `id` for the next batch and waits for its answer.
     async fn queued(&self, id: &str, deadline: Instant) -> Result<Fetched> {
         let (reply, answer) = oneshot::channel();
@@ -557,6 +562,14 @@ fn one_field(bytes: SecretBytes) -> Fields {
     let mut fields = Fields::new();
     fields.insert(VALUE_FIELD.into(), bytes);
     fields
+}
+
+/// Maps a failed SDK call made outside this module; `what` names the call.
+pub fn sdk_error<E>(e: SdkError<E>, what: &str) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    classify(e, what).error
 }
 
 /// Maps a failed SDK call; `what` names the secret or the batch.

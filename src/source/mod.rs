@@ -10,6 +10,9 @@ mod vault_login;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use aws::{sdk_error, AwsSource, VALUE_FIELD};
+pub use vault::VaultSource;
+
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
@@ -73,6 +76,18 @@ pub trait Source: Send + Sync {
                 lease.id
             )))
         })
+    }
+
+    /// Whether a held lease or certificate is still good in the backend:
+    /// false when it was revoked there before its time, so that it is read
+    /// anew. Sources that cannot tell say true.
+    fn check<'a>(
+        &'a self,
+        _secret: &'a Secret,
+        _fetched: &'a Fetched,
+        _deadline: Instant,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async { Ok(true) })
     }
 
     /// Revokes `lease` (best effort, at shutdown).

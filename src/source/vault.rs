@@ -425,6 +425,12 @@ impl VaultSource {
         Ok(version)
     }
 
+    /// KV engine version of `mount` (the rotation drill's writes differ by it).
+    pub async fn kv_engine(&self, mount: &str, deadline: Instant) -> Result<KvVersion> {
+        let c = self.client(deadline).await?;
+        self.kv_version(&c, mount, deadline).await
+    }
+
     /// GET `/v1/{path}` with the client's token.
     async fn get(&self, c: &VaultClient, path: &str, what: &str) -> Result<serde_json::Value> {
         let token = SecretBytes::copy_from(&c.middle.token);
@@ -444,8 +450,16 @@ impl VaultSource {
         let what = format!("{method} login");
         let path = format!("auth/{mount}/login");
         let none = SecretBytes::default();
+        let body = SecretBytes::new(body.to_string().into_bytes());
         let answer = self
-            .call_on(http, &none, reqwest::Method::POST, &path, Some(body), &what)
+            .call_on(
+                http,
+                &none,
+                reqwest::Method::POST,
+                &path,
+                Some(&body),
+                &what,
+            )
             .await
             .map_err(|e| match e {
                 // A rejected login is a 400 in Vault: bad role, bad signature, bad certificate.
@@ -478,18 +492,20 @@ impl VaultSource {
         body: Option<serde_json::Value>,
         what: &str,
     ) -> Result<serde_json::Value> {
-        self.call_on(&self.http, token, method, path, body, what)
+        let body = body.map(|b| SecretBytes::new(b.to_string().into_bytes()));
+        self.call_on(&self.http, token, method, path, body.as_ref(), what)
             .await
     }
 
-    /// [`Self::call`] on the client `http`; an empty `token` is not sent.
+    /// [`Self::call`] on the client `http`, with a JSON body already
+    /// serialized (it may hold secrets); an empty `token` is not sent.
     async fn call_on(
         &self,
         http: &reqwest::Client,
         token: &SecretBytes,
         method: reqwest::Method,
         path: &str,
-        body: Option<serde_json::Value>,
+        body: Option<&SecretBytes>,
         what: &str,
     ) -> Result<serde_json::Value> {
         let url = format!("{}/v1/{path}", self.address.as_str().trim_end_matches('/'));
@@ -506,7 +522,9 @@ impl VaultSource {
             );
         }
         if let Some(body) = body {
-            req = req.json(&body);
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.expose().to_vec());
         }
         if let Some(ns) = &self.namespace {
             req = req.header("X-Vault-Namespace", ns.as_str());
@@ -534,6 +552,38 @@ impl VaultSource {
             .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
             .unwrap_or_default();
         Err(status_error(status, &errors, what))
+    }
+
+    /// An authenticated API call outside the secret reads (the rotation
+    /// drill's writes): logs in when needed, retries what is retryable until
+    /// `deadline`, and logs in again once when denied. `body` is JSON.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&SecretBytes>,
+        deadline: Instant,
+    ) -> Result<serde_json::Value> {
+        let what = format!("{method} {path}");
+        let attempt = |c: Arc<VaultClient>| {
+            let (what, method) = (&what, &method);
+            async move {
+                let token = SecretBytes::copy_from(&c.middle.token);
+                self.backoff
+                    .retry(deadline, Error::retryable, || {
+                        self.call_on(&self.http, &token, method.clone(), path, body, what)
+                    })
+                    .await
+            }
+        };
+        let c = self.client(deadline).await?;
+        match attempt(c.clone()).await {
+            Err(Error::Denied(_)) => {
+                self.forget_session(&c).await;
+                attempt(self.client(deadline).await?).await
+            }
+            other => other,
+        }
     }
 
     async fn fetch_one(
@@ -608,15 +658,17 @@ impl VaultSource {
                     duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
                     renewable: body["renewable"].as_bool().unwrap_or(false),
                 });
-                let data = match body {
+                let mut data = match body {
                     serde_json::Value::Object(mut m) => m.remove("data").unwrap_or_default(),
                     _ => serde_json::Value::Null,
                 };
                 if data.is_null() {
                     return Err(Error::NotFound(format!("{what}: no data at this path")));
                 }
+                let rotates = static_rotation(&mut data);
                 let mut f = Fetched::fields(fields_from_json(data, &what)?);
                 f.lease = lease;
+                f.rotates = rotates;
                 Ok(f)
             }
             Address::Pki {
@@ -728,6 +780,55 @@ impl Source for VaultSource {
         })
     }
 
+    fn check<'a>(
+        &'a self,
+        secret: &'a Secret,
+        fetched: &'a Fetched,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(async move {
+            let (method, path, body, what) =
+                match (&fetched.lease, &secret.address, &fetched.version) {
+                    (Some(lease), _, _) => (
+                        reqwest::Method::PUT,
+                        "sys/leases/lookup".to_owned(),
+                        Some(serde_json::json!({ "lease_id": lease.id })),
+                        format!("lookup of lease {}", lease.id),
+                    ),
+                    (None, Address::Pki { mount, .. }, Some(serial)) => (
+                        reqwest::Method::GET,
+                        format!("{mount}/cert/{serial}"),
+                        None,
+                        format!("lookup of certificate {serial}"),
+                    ),
+                    _ => return Ok(true),
+                };
+            let c = self.client(deadline).await?;
+            let token = SecretBytes::copy_from(&c.middle.token);
+            let answer = self
+                .backoff
+                .retry(deadline, Error::retryable, || {
+                    self.call(&token, method.clone(), &path, body.clone(), &what)
+                })
+                .await;
+            match answer {
+                // A revoked certificate has a revocation time; a live one 0.
+                Ok(b) => Ok(b
+                    .pointer("/data/revocation_time")
+                    .and_then(|v| v.as_i64())
+                    .is_none_or(|t| t <= 0)),
+                // Vault answers 400 "invalid lease" for a lease it no longer has.
+                Err(Error::Data(_) | Error::NotFound(_)) => Ok(false),
+                // A policy without `sys/leases/lookup`: nothing to tell.
+                Err(Error::Denied(why)) => {
+                    tracing::debug!(source = %self.name, secret = %secret.name, error = %why, "cannot check the lease; relying on renewal");
+                    Ok(true)
+                }
+                Err(e) => Err(e),
+            }
+        })
+    }
+
     fn revoke<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let c = self.client(Instant::now() + Duration::from_secs(5)).await?;
@@ -770,6 +871,19 @@ impl Source for VaultSource {
             .filter(|end| *end <= Instant::now())
             .map(|_| format!("{what} has expired: {}", self.relogin()))
     }
+}
+
+/// A database static role's credentials (`…/static-creds/NAME`) carry the
+/// seconds until Vault rotates them (`ttl`, beside `last_vault_rotation`):
+/// takes that count out of the fields, where it would change the rendered
+/// file at every read, and returns when the rotation is due.
+fn static_rotation(data: &mut serde_json::Value) -> Option<std::time::SystemTime> {
+    let m = data.as_object_mut()?;
+    if !m.contains_key("last_vault_rotation") {
+        return None;
+    }
+    let ttl = m.remove("ttl")?.as_u64()?;
+    Some(std::time::SystemTime::now() + Duration::from_secs(ttl))
 }
 
 fn kind(a: &Address) -> &'static str {

@@ -22,6 +22,17 @@ pub struct SecretLabel {
     pub secret: String,
 }
 
+/// What a secret holds now: identifiers, never values.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VersionLabel {
+    /// Secret name.
+    pub secret: String,
+    /// KV version, AWS VersionId or certificate serial; empty when none.
+    pub version: String,
+    /// Vault lease id; empty when none.
+    pub lease: String,
+}
+
 /// A source label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
@@ -87,6 +98,9 @@ pub struct Metrics {
     proxy_cache_hits: Counter,
     proxy_refreshes: Family<ResultLabel, Counter>,
     expiries: Mutex<HashMap<String, SystemTime>>,
+    versions: Family<VersionLabel, Gauge>,
+    /// The one series of `versions` per secret, to drop when it changes.
+    held: Mutex<HashMap<String, VersionLabel>>,
 }
 
 impl Metrics {
@@ -108,6 +122,8 @@ impl Metrics {
             proxy_cache_hits: Counter::default(),
             proxy_refreshes: Family::default(),
             expiries: Mutex::new(HashMap::new()),
+            versions: Family::default(),
+            held: Mutex::new(HashMap::new()),
             registry: Registry::default(),
         };
         registry.register(
@@ -134,6 +150,11 @@ impl Metrics {
             "secret_expiry_seconds",
             "Seconds until a secret's lease or certificate expires",
             m.expiry.clone(),
+        );
+        registry.register(
+            "secret_version",
+            "1 for the version and lease each secret holds now (identifiers, not values)",
+            m.versions.clone(),
         );
         registry.register(
             "backend_request_duration_seconds",
@@ -250,6 +271,22 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(name.to_owned(), at);
+    }
+
+    /// `name` now holds `version` under `lease` (its previous series goes).
+    pub fn version(&self, name: &str, version: Option<&str>, lease: Option<&str>) {
+        let label = VersionLabel {
+            secret: name.to_owned(),
+            version: version.unwrap_or_default().to_owned(),
+            lease: lease.unwrap_or_default().to_owned(),
+        };
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = held.insert(name.to_owned(), label.clone()) {
+            if old != label {
+                self.versions.remove(&old);
+            }
+        }
+        self.versions.get_or_create(&label).set(1);
     }
 
     /// A backend call of `source` that started at `started` ended.
@@ -401,6 +438,24 @@ mod tests {
         assert!(text.contains("ramsecrets_ready 1"), "{text}");
         assert!(
             text.contains("ramsecrets_secret_expiry_seconds{secret=\"db\"} 9"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn one_version_series_per_secret() {
+        let m = Metrics::default();
+        m.version("db", Some("3"), None);
+        m.version("db", Some("4"), None);
+        m.version("creds", None, Some("database/creds/app/abc"));
+        let text = m.render();
+        assert!(
+            text.contains("ramsecrets_secret_version{secret=\"db\",version=\"4\",lease=\"\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("version=\"3\""), "{text}");
+        assert!(
+            text.contains("secret=\"creds\",version=\"\",lease=\"database/creds/app/abc\"} 1"),
             "{text}"
         );
     }

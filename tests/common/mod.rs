@@ -190,6 +190,38 @@ impl Bao {
         v["data"]["version"].as_u64().unwrap()
     }
 
+    /// A `pki` mount with a root CA and a role `role` that issues any name for up to `max_ttl`.
+    pub fn pki_role(&self, role: &str, max_ttl: &str) {
+        self.api("POST", "sys/mounts/pki", json!({ "type": "pki" }));
+        self.api(
+            "POST",
+            "pki/root/generate/internal",
+            json!({ "common_name": "ca", "ttl": "24h" }),
+        );
+        self.api(
+            "POST",
+            &format!("pki/roles/{role}"),
+            json!({ "allow_any_name": true, "max_ttl": max_ttl }),
+        );
+    }
+
+    /// A `database` mount with connection `pg` to `postgres` (as its
+    /// superuser), allowed to serve `roles`.
+    pub fn database_engine(&self, postgres: &Postgres, roles: &[&str]) {
+        self.api("POST", "sys/mounts/database", json!({ "type": "database" }));
+        self.api(
+            "POST",
+            "database/config/pg",
+            json!({
+                "plugin_name": "postgresql-database-plugin",
+                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", postgres.port),
+                "username": "postgres",
+                "password": "pgroot",
+                "allowed_roles": roles,
+            }),
+        );
+    }
+
     /// Creates a token with `policy` (HCL) attached.
     pub fn token_with_policy(&self, name: &str, policy: &str) -> String {
         self.api(
@@ -576,6 +608,31 @@ impl Postgres {
         pg
     }
 
+    /// Runs `sql` as the superuser over TCP; panics when it fails.
+    pub fn sql(&self, sql: &str) {
+        let o = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args([
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-w",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .env("PGPASSWORD", "pgroot")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "psql: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     /// Whether `user`/`password` can log in over TCP.
     pub fn can_login(&self, user: &str, password: &str) -> bool {
         Command::new("psql")
@@ -713,18 +770,7 @@ impl Bao {
     /// The database engine on `pg`, with role `app` (credentials that last
     /// `default_ttl`, at most `max_ttl`).
     pub fn database(&self, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
-        self.api("POST", "sys/mounts/database", json!({ "type": "database" }));
-        self.api(
-            "POST",
-            "database/config/pg",
-            json!({
-                "plugin_name": "postgresql-database-plugin",
-                "connection_url": format!("postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port),
-                "username": "postgres",
-                "password": "pgroot",
-                "allowed_roles": ["app"]
-            }),
-        );
+        self.database_engine(pg, &["app"]);
         self.api(
             "POST",
             "database/roles/app",

@@ -6,7 +6,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,16 +20,21 @@ use super::{free_port, repo, scratch};
 /// requests by the service named in the credential scope.
 const FAKE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0";
 
-fn moto_bin() -> PathBuf {
-    let path = std::env::var_os("RAMSECRETS_MOTO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/moto_server"));
+/// `moto_server`, through tests/common/moto_server.py (which fixes what it
+/// serves after UpdateSecretVersionStage) when it runs from the test bed's venv.
+fn moto_command() -> Command {
+    if let Some(path) = std::env::var_os("RAMSECRETS_MOTO") {
+        return Command::new(path);
+    }
+    let python = repo().join(".venv/bin/python");
     assert!(
-        path.exists(),
-        "moto_server is not installed at {}: run `bash scripts/testbed` (the README's test command does)",
-        path.display()
+        repo().join(".venv/bin/moto_server").exists(),
+        "moto_server is not installed in {}: run `bash scripts/testbed` (the README's test command does)",
+        repo().join(".venv").display()
     );
-    path
+    let mut cmd = Command::new(python);
+    cmd.arg(repo().join("tests/common/moto_server.py"));
+    cmd
 }
 
 /// A running `moto_server`, stopped on drop.
@@ -49,7 +54,7 @@ impl Moto {
         let port = free_port();
         let log = scratch();
         let out = std::fs::File::create(log.path().join("moto.log")).unwrap();
-        let mut cmd = Command::new(moto_bin());
+        let mut cmd = moto_command();
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())

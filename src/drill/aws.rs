@@ -1,0 +1,360 @@
+//! AWS Secrets Manager rotation, by its own multi-step protocol. A secret with
+//! a rotation function is rotated by it (`RotateSecret`), and the drill waits
+//! until `AWSCURRENT` moved to the new version. Otherwise the drill does what
+//! a rotation function does: `PutSecretValue` of a value of the same shape
+//! with stage `AWSPENDING`, then `UpdateSecretVersionStage` moves
+//! `AWSCURRENT` to it (the service moves `AWSPREVIOUS` to the old version),
+//! and `AWSPENDING` is taken off. Undoing moves `AWSCURRENT` back.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::primitives::Blob;
+use aws_sdk_secretsmanager::Client;
+use rand::RngCore;
+use serde_json::Value;
+use zeroize::Zeroize;
+
+use super::rotate::{Rotated, Undo};
+use super::shape::{self, Set};
+use super::Error;
+use crate::backoff::Backoff;
+use crate::config::{Aws, AWS_CURRENT};
+use crate::secret::SecretBytes;
+use crate::source::{self, sdk_error, AwsSource};
+
+const PENDING: &str = "AWSPENDING";
+
+/// One AWS secret to rotate.
+pub struct AwsTarget {
+    source: AwsSource,
+    id: String,
+    backoff: Backoff,
+}
+
+/// A value as Secrets Manager stores it.
+enum Stored {
+    Text(SecretBytes),
+    Binary(SecretBytes),
+}
+
+impl AwsTarget {
+    /// The secret `id` of the source `name`; nothing is called yet.
+    pub fn new(name: &str, settings: &Aws, id: &str) -> Self {
+        AwsTarget {
+            source: AwsSource::new(name, settings),
+            id: id.to_owned(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Runs `call` with backoff until `deadline`, naming `op` in errors.
+    async fn retry<T, E, F, Fut>(
+        &self,
+        op: &str,
+        deadline: tokio::time::Instant,
+        call: F,
+    ) -> Result<T, Error>
+    where
+        E: aws_sdk_secretsmanager::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, aws_sdk_secretsmanager::error::SdkError<E>>>,
+    {
+        let what = format!("{op} of secret_id `{}`", self.id);
+        Ok(self
+            .backoff
+            .retry(deadline, source::Error::retryable, || async {
+                call().await.map_err(|e| sdk_error(e, &what))
+            })
+            .await?)
+    }
+
+    /// Rotates: by the secret's rotation function when it has one, else by
+    /// the staged protocol.
+    pub async fn rotate(
+        &self,
+        sets: &[Set],
+        deadline: tokio::time::Instant,
+    ) -> Result<Rotated, Error> {
+        let client = self.source.sdk().await?;
+        let id = self.id.as_str();
+        let described = self
+            .retry("DescribeSecret", deadline, || {
+                client.describe_secret().secret_id(id).send()
+            })
+            .await?;
+        let old = current(described.version_ids_to_stages()).ok_or_else(|| {
+            Error::Source(source::Error::NotFound(format!(
+                "secret_id `{id}` has no {AWS_CURRENT} version"
+            )))
+        })?;
+        let has_function = described.rotation_enabled() == Some(true)
+            && described
+                .rotation_lambda_arn()
+                .is_some_and(|a| !a.is_empty());
+        if has_function {
+            if !sets.is_empty() {
+                return Err(Error::Usage(format!(
+                    "secret_id `{id}` has a rotation function, which makes the new value: --set does not apply"
+                )));
+            }
+            return self.by_function(&client, old, deadline).await;
+        }
+        let got = self
+            .retry("GetSecretValue", deadline, || {
+                client
+                    .get_secret_value()
+                    .secret_id(id)
+                    .version_id(&old)
+                    .send()
+            })
+            .await?;
+        let stored = match (got.secret_string, got.secret_binary) {
+            (Some(s), _) => Stored::Text(SecretBytes::from_string(s)),
+            (None, Some(b)) => Stored::Binary(SecretBytes::new(b.into_inner())),
+            (None, None) => {
+                return Err(Error::Source(source::Error::Data(format!(
+                    "secret_id `{id}`: the current version has no value"
+                ))))
+            }
+        };
+        let (new_value, fields) = rotated(&stored, sets)?;
+        let put = client
+            .put_secret_value()
+            .secret_id(id)
+            .version_stages(PENDING);
+        let put = match new_value {
+            Stored::Text(t) => {
+                let text = t.expose_str().unwrap_or_default().to_owned();
+                put.secret_string(text)
+            }
+            Stored::Binary(b) => put.secret_binary(Blob::new(b.expose().to_vec())),
+        };
+        let pending = self
+            .retry("PutSecretValue", deadline, || put.clone().send())
+            .await?
+            .version_id
+            .ok_or_else(|| {
+                Error::Source(source::Error::Data(format!(
+                    "secret_id `{id}`: PutSecretValue gave no VersionId"
+                )))
+            })?;
+        let pending_at = Instant::now();
+        self.move_current(&client, &old, &pending, deadline).await?;
+        let written = Instant::now();
+        self.retry("UpdateSecretVersionStage", deadline, || {
+            client
+                .update_secret_version_stage()
+                .secret_id(id)
+                .version_stage(PENDING)
+                .remove_from_version_id(&pending)
+                .send()
+        })
+        .await?;
+        Ok(Rotated {
+            action: "AWSPENDING -> AWSCURRENT",
+            from: Some(old.clone()),
+            to: Some(pending.clone()),
+            fields,
+            steps: vec![("AWSPENDING written", pending_at)],
+            written,
+            undo: Some(Undo::Aws { old, new: pending }),
+        })
+    }
+
+    /// `RotateSecret`, then waits until `AWSCURRENT` is on the new version.
+    async fn by_function(
+        &self,
+        client: &Client,
+        old: String,
+        deadline: tokio::time::Instant,
+    ) -> Result<Rotated, Error> {
+        let id = self.id.as_str();
+        let new = self
+            .retry("RotateSecret", deadline, || {
+                client
+                    .rotate_secret()
+                    .secret_id(id)
+                    .rotate_immediately(true)
+                    .send()
+            })
+            .await?
+            .version_id
+            .ok_or_else(|| {
+                Error::Source(source::Error::Data(format!(
+                    "secret_id `{id}`: RotateSecret gave no VersionId"
+                )))
+            })?;
+        let asked = Instant::now();
+        loop {
+            let d = self
+                .retry("DescribeSecret", deadline, || {
+                    client.describe_secret().secret_id(id).send()
+                })
+                .await?;
+            if current(d.version_ids_to_stages()).as_deref() == Some(new.as_str()) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Source(source::Error::Unavailable(format!(
+                    "secret_id `{id}`: the rotation function did not make version {new} current"
+                ))));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Ok(Rotated {
+            action: "RotateSecret",
+            from: Some(old.clone()),
+            to: Some(new.clone()),
+            fields: Vec::new(),
+            steps: vec![("RotateSecret called", asked)],
+            written: Instant::now(),
+            undo: Some(Undo::Aws { old, new }),
+        })
+    }
+
+    async fn move_current(
+        &self,
+        client: &Client,
+        from: &str,
+        to: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), Error> {
+        let id = self.id.as_str();
+        self.retry("UpdateSecretVersionStage", deadline, || {
+            client
+                .update_secret_version_stage()
+                .secret_id(id)
+                .version_stage(AWS_CURRENT)
+                .move_to_version_id(to)
+                .remove_from_version_id(from)
+                .send()
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Moves `AWSCURRENT` back from `new` to `old`.
+    pub async fn restore(
+        &self,
+        old: &str,
+        new: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<String, Error> {
+        let client = self.source.sdk().await?;
+        self.move_current(&client, new, old, deadline).await?;
+        Ok(format!("{AWS_CURRENT} moved back to version {old}"))
+    }
+}
+
+/// The version that has `AWSCURRENT`.
+fn current(stages: Option<&std::collections::HashMap<String, Vec<String>>>) -> Option<String> {
+    stages?
+        .iter()
+        .find(|(_, s)| s.iter().any(|s| s == AWS_CURRENT))
+        .map(|(v, _)| v.clone())
+}
+
+/// A new value of the same shape: a JSON object's fields as KV's, a plain
+/// string as one field named `value`, binary as random bytes of its length.
+fn rotated(old: &Stored, sets: &[Set]) -> Result<(Stored, Vec<String>), Error> {
+    let text = match old {
+        Stored::Binary(b) => {
+            if !sets.is_empty() {
+                return Err(Error::Usage(
+                    "--set does not apply to a SecretBinary".into(),
+                ));
+            }
+            let mut fresh = vec![0u8; b.len().max(32)];
+            rand::thread_rng().fill_bytes(&mut fresh);
+            return Ok((
+                Stored::Binary(SecretBytes::new(fresh)),
+                vec!["SecretBinary".into()],
+            ));
+        }
+        Stored::Text(t) => t.expose_str().unwrap_or_default(),
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => {
+            let result = shape::rotate_fields(&map, sets).map_err(Error::Usage);
+            shape::wipe(&mut Value::Object(map));
+            let (new, fields) = result?;
+            let mut new = Value::Object(new);
+            let bytes = shape::to_bytes(&new);
+            shape::wipe(&mut new);
+            return Ok((Stored::Text(bytes), fields));
+        }
+        Ok(mut other) => shape::wipe(&mut other),
+        Err(_) => {}
+    }
+    let value_field = source::VALUE_FIELD;
+    let mut fresh = match sets {
+        [] => shape::like(text),
+        [s] if s.field == value_field => s
+            .value
+            .expose_str()
+            .ok_or_else(|| {
+                Error::Usage(format!("--set {value_field}: the value is not UTF-8 text"))
+            })?
+            .to_owned(),
+        _ => {
+            return Err(Error::Usage(format!(
+                "the secret is plain text: its one field is `{value_field}`"
+            )))
+        }
+    };
+    let bytes = SecretBytes::copy_from(&fresh);
+    fresh.zeroize();
+    Ok((Stored::Text(bytes), vec![value_field.into()]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn current_is_the_version_with_the_stage() {
+        let mut m = HashMap::new();
+        m.insert("v1".to_owned(), vec!["AWSPREVIOUS".to_owned()]);
+        m.insert(
+            "v2".to_owned(),
+            vec!["AWSCURRENT".to_owned(), "x".to_owned()],
+        );
+        assert_eq!(current(Some(&m)).as_deref(), Some("v2"));
+        assert_eq!(current(None), None);
+    }
+
+    #[test]
+    fn values_keep_their_shape() {
+        let json = Stored::Text(SecretBytes::copy_from(
+            r#"{"username":"app","password":"p4ssw0rd-Old"}"#,
+        ));
+        let (new, fields) = rotated(&json, &[]).unwrap();
+        assert_eq!(fields, vec!["password"]);
+        let Stored::Text(t) = new else { panic!("text") };
+        let v: Value = serde_json::from_slice(t.expose()).unwrap();
+        assert_eq!(v["username"], "app");
+        assert_eq!(v["password"].as_str().unwrap().len(), 12);
+        let plain = Stored::Text(SecretBytes::copy_from("abc123"));
+        let (new, _) = rotated(&plain, &[]).unwrap();
+        let Stored::Text(t) = new else { panic!("text") };
+        assert_eq!(t.len(), 6);
+        assert_ne!(t.expose(), b"abc123");
+        let set = vec![shape::parse_set("value=given").unwrap()];
+        let (new, _) = rotated(&plain, &set).unwrap();
+        let Stored::Text(t) = new else { panic!("text") };
+        assert_eq!(t.expose(), b"given");
+        let bad = vec![shape::parse_set("password=x").unwrap()];
+        assert!(rotated(&plain, &bad).is_err());
+        let bin = Stored::Binary(SecretBytes::new(vec![1; 40]));
+        let (new, _) = rotated(&bin, &[]).unwrap();
+        let Stored::Binary(b) = new else {
+            panic!("binary")
+        };
+        assert_eq!(b.len(), 40);
+    }
+}

@@ -1,0 +1,497 @@
+//! `ramsecrets drill`: performs a real rotation of one secret in the backend
+//! while the app runs under the sidecar, and measures whether and when the
+//! app follows: the secret's files ([`watch::Files`]), the sidecar's metrics
+//! ([`watch::Sidecar`]), the app's health and optional load ([`probe`]), then
+//! a report ([`report`]) with an exit code that says whether the app survived.
+//!
+//! The order: watch and check the app (it must be healthy first), start the
+//! load, rotate ([`rotate`], [`aws`]), wait until the files changed, the
+//! on_change actions ran and the app is healthy for `--settle`, or until
+//! `--deadline`; stop the load; put the old value back with `--restore` (and
+//! always when SIGINT or SIGTERM cut the drill short); report.
+
+mod aws;
+mod probe;
+mod report;
+mod rotate;
+mod shape;
+mod watch;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Secret};
+use crate::exit::{Exit, ExitCode};
+use crate::source;
+pub use report::{FAILED, INTERRUPTED};
+
+/// How to drill, from the command line.
+#[derive(Debug)]
+pub struct Options {
+    /// The secret to rotate.
+    pub secret: String,
+    /// `--set FIELD=VALUE` / `FIELD=@FILE`, unparsed.
+    pub sets: Vec<String>,
+    /// Health check: an HTTP GET answered 2xx.
+    pub check_url: Option<reqwest::Url>,
+    /// Health check: a shell command that exits 0.
+    pub check: Option<String>,
+    /// Time between checks.
+    pub check_interval: Duration,
+    /// Load: GETs of this URL.
+    pub load: Option<reqwest::Url>,
+    /// Load: requests a second.
+    pub rps: u32,
+    /// Time the app has to recover, from the rotation.
+    pub deadline: Duration,
+    /// Time the app must stay healthy to count as recovered.
+    pub settle: Duration,
+    /// Failed load requests allowed.
+    pub max_failures: u64,
+    /// Put the old value back afterwards.
+    pub restore: bool,
+    /// Print the report as JSON.
+    pub json: bool,
+    /// The sidecar's metrics URL, when not `health.listen` of the config.
+    pub metrics: Option<reqwest::Url>,
+}
+
+/// Why a drill could not be run (as opposed to a drill the app failed).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad options for this secret.
+    #[error("{0}")]
+    Usage(String),
+    /// A backend call failed.
+    #[error(transparent)]
+    Source(#[from] source::Error),
+    /// The files could not be watched.
+    #[error("cannot watch the files of secret `{secret}`: {source}")]
+    Watch {
+        /// The secret.
+        secret: String,
+        /// Why.
+        #[source]
+        source: notify::Error,
+    },
+    /// The app failed its check before anything was rotated.
+    #[error("the app is not healthy before the drill ({0}): nothing was rotated")]
+    NotHealthy(String),
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) => Exit::Usage,
+            Error::Source(e) => e.exit(),
+            Error::Watch { .. } => Exit::OsErr,
+            Error::NotHealthy(_) => Exit::Unavailable,
+        }
+    }
+}
+
+/// How often the drill looks at what it measures.
+const TICK: Duration = Duration::from_millis(50);
+/// How long the sidecar's metrics get to answer before the drill goes without.
+const METRICS_WAIT: Duration = Duration::from_secs(5);
+
+/// Cancels `interrupt` on SIGINT or SIGTERM.
+fn on_signals(interrupt: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    tokio::spawn(async move {
+        if let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            tracing::warn!("interrupted: stopping the drill");
+            interrupt.cancel();
+        }
+    });
+}
+
+/// The metrics URL of a sidecar listening on `addr` (an unspecified address is reached on loopback).
+fn metrics_url(addr: std::net::SocketAddr) -> Option<reqwest::Url> {
+    let ip = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip if ip.is_unspecified() => std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!(
+        "http://{}/metrics",
+        std::net::SocketAddr::new(ip, addr.port())
+    )
+    .parse()
+    .ok()
+}
+
+/// A URL for the report, without credentials.
+fn shown(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+/// Runs the drill; returns the exit code: 0 passed, [`FAILED`], or [`INTERRUPTED`].
+pub async fn run(config: &Config, opts: Options) -> Result<u8, Error> {
+    let secret = find(config, &opts.secret)?;
+    let sets = opts
+        .sets
+        .iter()
+        .map(|a| shape::parse_set(a))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::Usage)?;
+    let target = rotate::Target::new(config, secret, &sets)?;
+    if opts.restore && !target.restorable() {
+        return Err(Error::Usage(format!(
+            "--restore cannot put back a {}: its old value is revoked or gone",
+            target.kind()
+        )));
+    }
+    let stop = CancellationToken::new();
+    let interrupt = CancellationToken::new();
+    on_signals(interrupt.clone());
+    let output = config.output.as_ref().ok_or_else(|| {
+        Error::Usage(
+            "the config has no `output:`: the drill watches the secret's files, and there are none"
+                .into(),
+        )
+    })?;
+    let files =
+        watch::Files::start(&output.dir, &secret.files()).map_err(|source| Error::Watch {
+            secret: secret.name.clone(),
+            source,
+        })?;
+    let mut sidecar = None;
+    if let Some(url) = opts
+        .metrics
+        .clone()
+        .or_else(|| config.health.and_then(metrics_url))
+    {
+        let s = watch::Sidecar::start(url.clone(), &secret.name, stop.clone());
+        if s.first(METRICS_WAIT).await.is_some() {
+            sidecar = Some(s);
+        } else {
+            tracing::warn!(url = %shown(&url), "the sidecar's metrics do not answer: on_change actions will not be timed");
+        }
+    }
+    let held = sidecar
+        .as_ref()
+        .and_then(|s| s.latest())
+        .map(|s| s.held)
+        .unwrap_or_default();
+    let check = match (&opts.check_url, &opts.check) {
+        (Some(u), _) => Some(probe::Check::Url(u.clone())),
+        (None, Some(c)) => Some(probe::Check::Command(c.clone())),
+        (None, None) => None,
+    };
+    let checks = check
+        .clone()
+        .map(|c| c.start(opts.check_interval, stop.clone()));
+    if let Some(record) = &checks {
+        if !preflight(record, opts.deadline, &interrupt).await {
+            stop.cancel();
+            if interrupt.is_cancelled() {
+                tracing::warn!("interrupted before the rotation: nothing was changed");
+                return Ok(INTERRUPTED);
+            }
+            let how = if opts.check_url.is_some() {
+                "--check-url"
+            } else {
+                "--check"
+            };
+            return Err(Error::NotHealthy(format!(
+                "{how} never passed within --deadline"
+            )));
+        }
+    }
+    let load_stop = CancellationToken::new();
+    let load = opts
+        .load
+        .clone()
+        .map(|u| probe::load(u, opts.rps, load_stop.clone()));
+
+    let started_wall = SystemTime::now();
+    let t0 = Instant::now();
+    tracing::info!(secret = %secret.name, kind = target.kind(), "rotating");
+    let rotated = match target.rotate(&sets, &held).await {
+        Ok(r) => r,
+        Err(e) => {
+            load_stop.cancel();
+            stop.cancel();
+            return Err(e);
+        }
+    };
+    tracing::info!(secret = %secret.name, action = rotated.action, from = ?rotated.from, to = ?rotated.to, "backend written");
+    let expected_actions = match &sidecar {
+        Some(_) => secret.on_change.len() as u64,
+        None => 0,
+    };
+    let outcome = wait(&Waiting {
+        files: &files,
+        sidecar: sidecar.as_ref(),
+        checks: checks.as_ref(),
+        expected_actions,
+        since: t0,
+        deadline: t0 + opts.deadline,
+        settle: opts.settle,
+        interrupt: &interrupt,
+    })
+    .await;
+    load_stop.cancel();
+    let load_record = match load {
+        Some((record, task)) => {
+            let _ = task.await;
+            Some(record)
+        }
+        None => None,
+    };
+    stop.cancel();
+    let interrupted = interrupt.is_cancelled();
+    let restored = match &rotated.undo {
+        Some(undo) if opts.restore || interrupted => match target.restore(undo).await {
+            Ok(done) => {
+                tracing::info!(secret = %secret.name, "{done}");
+                Some(done)
+            }
+            Err(e) => {
+                tracing::error!(secret = %secret.name, error = %e, "cannot put the old value back");
+                Some(format!("failed: {e}"))
+            }
+        },
+        _ => None,
+    };
+    let mut report = build(Built {
+        config,
+        secret,
+        target: &target,
+        opts: &opts,
+        rotated: &rotated,
+        outcome: &outcome,
+        t0,
+        started_wall,
+        checks: checks.as_ref(),
+        load: load_record.as_ref(),
+        sidecar: sidecar.as_ref(),
+    });
+    report.restored = restored;
+    report.interrupted = interrupted;
+    report.judge();
+    if opts.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    Ok(report.exit_code)
+}
+
+fn find<'a>(config: &'a Config, name: &str) -> Result<&'a Secret, Error> {
+    config
+        .secrets
+        .iter()
+        .find(|s| s.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = config.secrets.iter().map(|s| s.name.as_str()).collect();
+            Error::Usage(format!(
+                "--secret {name}: the config has no such secret (it has: {})",
+                names.join(", ")
+            ))
+        })
+}
+
+/// Waits until a check passes; false at the deadline or on interrupt.
+async fn preflight(record: &probe::Record, limit: Duration, interrupt: &CancellationToken) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until && !interrupt.is_cancelled() {
+        if record.all().iter().any(|p| p.ok) {
+            return true;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+    false
+}
+
+/// What the wait looks at.
+struct Waiting<'a> {
+    files: &'a watch::Files,
+    sidecar: Option<&'a watch::Sidecar>,
+    checks: Option<&'a probe::Record>,
+    expected_actions: u64,
+    since: Instant,
+    deadline: Instant,
+    settle: Duration,
+    interrupt: &'a CancellationToken,
+}
+
+/// What happened after the rotation.
+#[derive(Default)]
+struct Outcome {
+    file: Option<(String, Instant)>,
+    actions: Option<(Instant, u64)>,
+    healthy: Option<Instant>,
+    recovered: bool,
+}
+
+/// Waits for the file change, the actions and a settled healthy app, or the
+/// deadline, or an interrupt.
+async fn wait(w: &Waiting<'_>) -> Outcome {
+    let mut out = Outcome::default();
+    loop {
+        let now = Instant::now();
+        out.file = w.files.first_since(w.since);
+        if let (Some(side), true) = (w.sidecar, w.expected_actions > 0) {
+            out.actions = side.actions_after(w.since, w.expected_actions);
+        }
+        let delivered = match (&out.file, w.expected_actions) {
+            (Some((_, at)), 0) => Some(*at),
+            (Some((_, at)), _) => out.actions.map(|(a, _)| a.max(*at)),
+            (None, _) => None,
+        };
+        out.healthy = delivered.and_then(|d| match w.checks {
+            Some(c) => probe::healthy_since(&c.all(), d),
+            None => Some(d),
+        });
+        match out.healthy {
+            Some(h) if h <= w.deadline && now >= h + w.settle => {
+                out.recovered = true;
+                return out;
+            }
+            Some(h) if h <= w.deadline => {}
+            _ if now >= w.deadline => return out,
+            _ => {}
+        }
+        if w.interrupt.is_cancelled() {
+            return out;
+        }
+        tokio::time::sleep(TICK).await;
+    }
+}
+
+/// Everything the report is made of.
+struct Built<'a> {
+    config: &'a Config,
+    secret: &'a Secret,
+    target: &'a rotate::Target,
+    opts: &'a Options,
+    rotated: &'a rotate::Rotated,
+    outcome: &'a Outcome,
+    t0: Instant,
+    started_wall: SystemTime,
+    checks: Option<&'a probe::Record>,
+    load: Option<&'a probe::Record>,
+    sidecar: Option<&'a watch::Sidecar>,
+}
+
+fn build(b: Built<'_>) -> report::Report {
+    use report::{ms, Event};
+    let at = |i: Instant| ms(i.saturating_duration_since(b.t0));
+    let event = |name: &str, i: Instant, detail: Option<String>| Event {
+        event: name.to_owned(),
+        at_ms: at(i),
+        detail,
+    };
+    let mut timeline = vec![event("rotation started", b.t0, None)];
+    for (name, i) in &b.rotated.steps {
+        timeline.push(event(name, *i, None));
+    }
+    timeline.push(event(
+        "backend written",
+        b.rotated.written,
+        Some(b.rotated.action.to_owned()),
+    ));
+    let o = b.outcome;
+    if let Some((file, i)) = &o.file {
+        timeline.push(event("file changed", *i, Some(file.clone())));
+    }
+    if let Some((i, errors)) = o.actions {
+        let n = b.secret.on_change.len();
+        let detail = match errors {
+            0 => format!("{n} on_change action(s)"),
+            e => format!("{n} on_change action(s), {e} failed"),
+        };
+        timeline.push(event("action delivered", i, Some(detail)));
+    }
+    if let (Some(i), true) = (o.healthy, b.checks.is_some()) {
+        timeline.push(event("app healthy", i, None));
+    }
+    if !o.recovered {
+        timeline.push(event("deadline", b.t0 + b.opts.deadline, None));
+    }
+    timeline.sort_by(|a, c| a.at_ms.total_cmp(&c.at_ms));
+    let interval = b.secret.refresh.unwrap_or(b.config.refresh.interval);
+    let bound = interval.mul_f64(1.1);
+    let lag = o.file.as_ref().map(|(_, i)| {
+        let lag = i.saturating_duration_since(b.rotated.written);
+        let (refreshes, gap) = match b.sidecar {
+            Some(s) => {
+                let (n, gap) = s.refreshes(b.rotated.written, *i);
+                (Some(n), gap.map(|g| (g * 10_000.0).round() / 10.0))
+            }
+            None => (None, None),
+        };
+        report::Lag {
+            ms: ms(lag),
+            refresh_interval_ms: interval.as_millis() as u64,
+            bound_ms: bound.as_millis() as u64,
+            within_bound: lag <= bound,
+            sidecar_refreshes: refreshes,
+            sidecar_gap_ms: gap,
+        }
+    });
+    let checks = b.checks.map(|c| {
+        let after: Vec<_> = c.all().into_iter().filter(|p| p.start >= b.t0).collect();
+        report::Checks {
+            how: match &b.opts.check_url {
+                Some(u) => format!("GET {}", shown(u)),
+                None => "command".into(),
+            },
+            sent: after.len(),
+            failed: after.iter().filter(|p| !p.ok).count(),
+        }
+    });
+    let load = b.load.zip(b.opts.load.as_ref()).map(|(r, url)| {
+        let all = r.all();
+        let mut took: Vec<Duration> = all.iter().map(|p| p.took).collect();
+        let mut q = |x| probe::quantile(&mut took, x).map(ms);
+        report::Load {
+            url: shown(url),
+            rps: b.opts.rps,
+            sent: all.len(),
+            failed: all.iter().filter(|p| !p.ok).count(),
+            p50_ms: q(0.5),
+            p99_ms: q(0.99),
+            max_ms: q(1.0),
+        }
+    });
+    report::Report {
+        secret: b.secret.name.clone(),
+        kind: b.target.kind(),
+        source: b.config.sources[b.secret.source].name.clone(),
+        started: humantime::format_rfc3339_millis(b.started_wall).to_string(),
+        rotation: report::Rotation {
+            action: b.rotated.action,
+            from: b.rotated.from.clone(),
+            to: b.rotated.to.clone(),
+            fields: b.rotated.fields.clone(),
+        },
+        timeline,
+        lag,
+        checks,
+        load,
+        sidecar_metrics: b.sidecar.map(|s| shown(&s.url)),
+        deadline_ms: b.opts.deadline.as_millis() as u64,
+        settle_ms: b.opts.settle.as_millis() as u64,
+        max_failures: b.opts.max_failures,
+        recovered: o.recovered,
+        restored: None,
+        interrupted: false,
+        passed: false,
+        reasons: Vec::new(),
+        exit_code: 0,
+    }
+}

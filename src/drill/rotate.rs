@@ -1,0 +1,429 @@
+//! The rotation itself, per kind of secret, and its undoing. Vault KV: a new
+//! version with new values of the same shape ([`super::shape`]); database
+//! static roles: `rotate-role`, so Vault changes the password in the database;
+//! dynamic credentials: the lease the sidecar holds is revoked; certificates:
+//! the one the sidecar holds is revoked, which the sidecar notices at its next
+//! poll and re-issues; AWS Secrets Manager: see [`super::aws`].
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use super::aws::AwsTarget;
+use super::shape::{self, Set};
+use super::Error;
+use crate::config::{Address, AwsVersion, Config, KvVersion, Secret, SourceKind};
+use crate::secret::SecretBytes;
+use crate::source::{self, VaultSource};
+
+/// What the drill rotates, and with which client.
+pub enum Target {
+    /// A Vault KV secret.
+    Kv {
+        /// The source.
+        vault: VaultSource,
+        /// Mount.
+        mount: String,
+        /// Path under the mount.
+        path: String,
+        /// Engine version, when the config forces it.
+        version: Option<KvVersion>,
+    },
+    /// A database static role, read at `<mount>/static-creds/<role>`.
+    StaticRole {
+        /// The source.
+        vault: VaultSource,
+        /// The database mount.
+        mount: String,
+        /// The role.
+        role: String,
+    },
+    /// Leased credentials, such as `database/creds/<role>`.
+    Lease {
+        /// The source.
+        vault: VaultSource,
+        /// The read path.
+        path: String,
+    },
+    /// A PKI certificate.
+    Certificate {
+        /// The source.
+        vault: VaultSource,
+        /// The PKI mount.
+        mount: String,
+    },
+    /// An AWS Secrets Manager secret.
+    Aws(AwsTarget),
+}
+
+/// What the sidecar holds now, from its metrics: identifiers, not values.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    /// KV version, AWS VersionId or certificate serial.
+    pub version: Option<String>,
+    /// Vault lease id.
+    pub lease: Option<String>,
+}
+
+/// A rotation done.
+pub struct Rotated {
+    /// What was done, e.g. `kv write` or `rotate-role`.
+    pub action: &'static str,
+    /// What the secret was before (a version, a lease id, a serial), when known.
+    pub from: Option<String>,
+    /// What it is now, when known.
+    pub to: Option<String>,
+    /// The fields given new values (KV, AWS).
+    pub fields: Vec<String>,
+    /// Intermediate steps, e.g. the AWSPENDING version written.
+    pub steps: Vec<(&'static str, Instant)>,
+    /// When the backend held the new value.
+    pub written: Instant,
+    /// How to put the old value back, for kinds that can.
+    pub undo: Option<Undo>,
+}
+
+/// How to put the old value back.
+pub enum Undo {
+    /// Write this body (the old data) as a new KV version.
+    Kv {
+        /// The write path.
+        path: String,
+        /// The old data, as the write's JSON body.
+        body: SecretBytes,
+    },
+    /// Move AWSCURRENT back.
+    Aws {
+        /// The version that was current.
+        old: String,
+        /// The version made current.
+        new: String,
+    },
+}
+
+/// The deadline of one backend call of the drill, retries included.
+const CALL_BUDGET: Duration = Duration::from_secs(60);
+
+fn usage(secret: &Secret, why: &str) -> Error {
+    Error::Usage(format!("secret `{}`: {why}", secret.name))
+}
+
+impl Target {
+    /// Works out what rotating `secret` means, and builds its client.
+    pub fn new(config: &Config, secret: &Secret, sets: &[Set]) -> Result<Target, Error> {
+        let src = &config.sources[secret.source];
+        let no_sets = |what: &str| -> Result<(), Error> {
+            if sets.is_empty() {
+                Ok(())
+            } else {
+                Err(usage(
+                    secret,
+                    &format!("--set applies to KV and AWS secrets, not to {what}"),
+                ))
+            }
+        };
+        match (&src.kind, &secret.address) {
+            (SourceKind::Vault(v), address) => {
+                let vault = VaultSource::new(&src.name, v)?;
+                match address {
+                    Address::Kv {
+                        version: Some(_), ..
+                    } => Err(usage(
+                        secret,
+                        "it pins a KV version: a new version would never reach the app",
+                    )),
+                    Address::Kv {
+                        mount,
+                        path,
+                        kv_version,
+                        ..
+                    } => Ok(Target::Kv {
+                        vault,
+                        mount: mount.clone(),
+                        path: path.clone(),
+                        version: *kv_version,
+                    }),
+                    Address::Read(path) => {
+                        no_sets("read: secrets")?;
+                        let parts: Vec<&str> = path.split('/').collect();
+                        match parts.as_slice() {
+                            [mount @ .., "static-creds", role] if !mount.is_empty() => {
+                                Ok(Target::StaticRole {
+                                    vault,
+                                    mount: mount.join("/"),
+                                    role: (*role).to_owned(),
+                                })
+                            }
+                            _ => Ok(Target::Lease {
+                                vault,
+                                path: path.clone(),
+                            }),
+                        }
+                    }
+                    Address::Pki { mount, .. } => {
+                        no_sets("certificates")?;
+                        Ok(Target::Certificate {
+                            vault,
+                            mount: mount.clone(),
+                        })
+                    }
+                    Address::SecretId { .. } => {
+                        Err(usage(secret, "Vault has no `secret_id` secrets"))
+                    }
+                }
+            }
+            (SourceKind::AwsSecretsManager(a), Address::SecretId { id, version, .. }) => {
+                if !matches!(version, AwsVersion::Stage(_)) || !version.is_current() {
+                    return Err(usage(
+                        secret,
+                        "it pins a version: rotating AWSCURRENT would never reach the app",
+                    ));
+                }
+                Ok(Target::Aws(AwsTarget::new(&src.name, a, id)))
+            }
+            (SourceKind::AwsSecretsManager(_), _) => Err(usage(
+                secret,
+                "AWS Secrets Manager holds `secret_id` secrets only",
+            )),
+            (SourceKind::File { .. }, _) => Err(usage(
+                secret,
+                "the `file` source has no backend to rotate; drill against Vault, OpenBao or AWS",
+            )),
+        }
+    }
+
+    /// The kind, as the report names it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::Kv { .. } => "kv",
+            Target::StaticRole { .. } => "database static role",
+            Target::Lease { .. } => "leased credentials",
+            Target::Certificate { .. } => "pki certificate",
+            Target::Aws(_) => "aws secrets manager",
+        }
+    }
+
+    /// Whether `--restore` can put the old value back.
+    pub fn restorable(&self) -> bool {
+        matches!(self, Target::Kv { .. } | Target::Aws(_))
+    }
+
+    /// Rotates: after this returns, the backend holds the new value.
+    pub async fn rotate(&self, sets: &[Set], held: &Held) -> Result<Rotated, Error> {
+        let deadline = tokio::time::Instant::now() + CALL_BUDGET;
+        match self {
+            Target::Kv {
+                vault,
+                mount,
+                path,
+                version,
+            } => kv(vault, mount, path, *version, sets, deadline).await,
+            Target::StaticRole { vault, mount, role } => {
+                let rotated = |v: &Value| {
+                    v.pointer("/data/last_vault_rotation")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                };
+                let role_path = format!("{mount}/static-roles/{role}");
+                let get = reqwest::Method::GET;
+                let before = vault
+                    .request(get.clone(), &role_path, None, deadline)
+                    .await?;
+                let rotate = format!("{mount}/rotate-role/{role}");
+                vault
+                    .request(reqwest::Method::POST, &rotate, None, deadline)
+                    .await?;
+                let written = Instant::now();
+                let after = vault.request(get, &role_path, None, deadline).await?;
+                Ok(Rotated {
+                    action: "rotate-role",
+                    from: rotated(&before),
+                    to: rotated(&after),
+                    fields: vec!["password".into()],
+                    steps: Vec::new(),
+                    written,
+                    undo: None,
+                })
+            }
+            Target::Lease { vault, path } => {
+                let lease = match &held.lease {
+                    Some(l) => l.clone(),
+                    None => only_lease(vault, path, deadline).await?,
+                };
+                vault
+                    .request(
+                        reqwest::Method::PUT,
+                        "sys/leases/revoke",
+                        Some(&shape::to_bytes(&json!({ "lease_id": lease }))),
+                        deadline,
+                    )
+                    .await?;
+                Ok(Rotated {
+                    action: "lease revoked",
+                    from: Some(lease),
+                    to: None,
+                    fields: Vec::new(),
+                    steps: Vec::new(),
+                    written: Instant::now(),
+                    undo: None,
+                })
+            }
+            Target::Certificate { vault, mount } => {
+                let serial = held.version.clone().ok_or_else(|| {
+                    Error::Usage(
+                        "the serial of the sidecar's certificate is unknown: set `health.listen` (or --metrics) so the drill can read it from the sidecar's metrics".into(),
+                    )
+                })?;
+                vault
+                    .request(
+                        reqwest::Method::POST,
+                        &format!("{mount}/revoke"),
+                        Some(&shape::to_bytes(&json!({ "serial_number": serial }))),
+                        deadline,
+                    )
+                    .await?;
+                Ok(Rotated {
+                    action: "certificate revoked",
+                    from: Some(serial),
+                    to: None,
+                    fields: Vec::new(),
+                    steps: Vec::new(),
+                    written: Instant::now(),
+                    undo: None,
+                })
+            }
+            Target::Aws(aws) => aws.rotate(sets, deadline).await,
+        }
+    }
+
+    /// Puts the old value back; returns what was done.
+    pub async fn restore(&self, undo: &Undo) -> Result<String, Error> {
+        let deadline = tokio::time::Instant::now() + CALL_BUDGET;
+        match (self, undo) {
+            (Target::Kv { vault, .. }, Undo::Kv { path, body }) => {
+                let answer = vault
+                    .request(reqwest::Method::POST, path, Some(body), deadline)
+                    .await?;
+                Ok(
+                    match answer.pointer("/data/version").and_then(Value::as_u64) {
+                        Some(v) => format!("the old data written back as version {v}"),
+                        None => "the old data written back".into(),
+                    },
+                )
+            }
+            (Target::Aws(aws), Undo::Aws { old, new }) => aws.restore(old, new, deadline).await,
+            _ => Err(Error::Usage(
+                "nothing to restore for this kind of secret".into(),
+            )),
+        }
+    }
+}
+
+/// Writes a new KV version with rotated fields.
+async fn kv(
+    vault: &VaultSource,
+    mount: &str,
+    path: &str,
+    version: Option<KvVersion>,
+    sets: &[Set],
+    deadline: tokio::time::Instant,
+) -> Result<Rotated, Error> {
+    let version = match version {
+        Some(v) => v,
+        None => vault.kv_engine(mount, deadline).await?,
+    };
+    let (read, write) = match version {
+        KvVersion::V2 => (
+            format!("{mount}/data/{path}"),
+            format!("{mount}/data/{path}"),
+        ),
+        KvVersion::V1 => (format!("{mount}/{path}"), format!("{mount}/{path}")),
+    };
+    let mut answer = vault
+        .request(reqwest::Method::GET, &read, None, deadline)
+        .await?;
+    let pointer = match version {
+        KvVersion::V2 => "/data/data",
+        KvVersion::V1 => "/data",
+    };
+    let from = answer
+        .pointer("/data/metadata/version")
+        .and_then(Value::as_u64)
+        .map(|v| v.to_string());
+    let old: Map<String, Value> = match answer.pointer_mut(pointer).map(Value::take) {
+        Some(Value::Object(m)) => m,
+        _ => {
+            shape::wipe(&mut answer);
+            return Err(Error::Source(source::Error::NotFound(format!(
+                "kv `{mount}/{path}`: no data to rotate"
+            ))));
+        }
+    };
+    shape::wipe(&mut answer);
+    let rotated = shape::rotate_fields(&old, sets).map_err(Error::Usage);
+    let mut old = Value::Object(old);
+    let body = |data: &Value| match version {
+        KvVersion::V2 => {
+            let mut out = SecretBytes::default();
+            out.extend_from_slice(b"{\"data\":");
+            out.extend_from_slice(shape::to_bytes(data).expose());
+            out.extend_from_slice(b"}");
+            out
+        }
+        KvVersion::V1 => shape::to_bytes(data),
+    };
+    let undo_body = body(&old);
+    shape::wipe(&mut old);
+    let (new, fields) = rotated?;
+    let mut new = Value::Object(new);
+    let new_body = body(&new);
+    shape::wipe(&mut new);
+    let answer = vault
+        .request(reqwest::Method::POST, &write, Some(&new_body), deadline)
+        .await?;
+    Ok(Rotated {
+        action: "kv write",
+        from,
+        to: answer
+            .pointer("/data/version")
+            .and_then(Value::as_u64)
+            .map(|v| v.to_string()),
+        fields,
+        steps: Vec::new(),
+        written: Instant::now(),
+        undo: Some(Undo::Kv {
+            path: write,
+            body: undo_body,
+        }),
+    })
+}
+
+/// The one lease under `path`, when the sidecar's metrics did not say which.
+async fn only_lease(
+    vault: &VaultSource,
+    path: &str,
+    deadline: tokio::time::Instant,
+) -> Result<String, Error> {
+    let list = format!(
+        "sys/leases/lookup/{}/?list=true",
+        path.trim_end_matches('/')
+    );
+    let answer = vault
+        .request(reqwest::Method::GET, &list, None, deadline)
+        .await?;
+    let keys: Vec<&str> = answer
+        .pointer("/data/keys")
+        .and_then(Value::as_array)
+        .map(|k| k.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    match keys.as_slice() {
+        [one] => Ok(format!("{}/{one}", path.trim_end_matches('/'))),
+        [] => Err(Error::Source(source::Error::NotFound(format!(
+            "no lease under `{path}`: is the sidecar running?"
+        )))),
+        many => Err(Error::Usage(format!(
+            "{} leases under `{path}` and the sidecar's metrics are not reachable to tell which one it holds: set `health.listen` (or --metrics)",
+            many.len()
+        ))),
+    }
+}
