@@ -264,7 +264,7 @@ pub struct DrillArgs {
     #[arg(long, value_name = "CMD", conflicts_with = "check_url")]
     pub check: Option<String>,
     /// Time between health checks.
-    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = crate::config::duration::parse)]
     pub check_interval: Duration,
     /// Drive steady GET requests at URL during the whole drill, counting failures and latency.
     #[arg(long, value_name = "URL")]
@@ -273,10 +273,10 @@ pub struct DrillArgs {
     #[arg(long, value_name = "N", default_value_t = 20, requires = "load", value_parser = clap::value_parser!(u32).range(1..=5000))]
     pub rps: u32,
     /// Time the app has to recover, from the rotation.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::config::duration::parse)]
     pub deadline: Duration,
     /// Time the app must then stay healthy to count as recovered.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = crate::config::duration::parse)]
     pub settle: Duration,
     /// Failed --load requests allowed.
     #[arg(long, value_name = "N", default_value_t = 0)]
