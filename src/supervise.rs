@@ -84,8 +84,14 @@ fn reap(child: Pid) -> Option<i32> {
     let everyone = rustix::process::getpid().is_init();
     let mut exited = None;
     loop {
-        let target = if everyone { None } else { Some(child) };
-        match rustix::process::waitpid(target, WaitOptions::NOHANG) {
+        // `waitpid(None)` is wait4(0): our own process group only, which the
+        // child (a group leader of its own) and its orphans are not in.
+        let reaped = if everyone {
+            rustix::process::wait(WaitOptions::NOHANG)
+        } else {
+            rustix::process::waitpid(Some(child), WaitOptions::NOHANG)
+        };
+        match reaped {
             Ok(Some((pid, status))) if pid == child => exited = Some(code(status)),
             Ok(Some(_)) => continue,
             _ => return exited,
