@@ -162,11 +162,12 @@ pub async fn run(config: &Config, opts: Options) -> Result<u8, Error> {
                 .into(),
         )
     })?;
-    let files =
-        watch::Files::start(&output.dir, &secret.files()).map_err(|source| Error::Watch {
+    let files = watch::Files::start(&output.dir, &files_of(config, secret)?).map_err(|source| {
+        Error::Watch {
             secret: secret.name.clone(),
             source,
-        })?;
+        }
+    })?;
     let mut sidecar = None;
     if let Some(url) = opts
         .metrics
@@ -288,6 +289,25 @@ pub async fn run(config: &Config, opts: Options) -> Result<u8, Error> {
         print!("{}", report.text());
     }
     Ok(report.exit_code)
+}
+
+/// The files a change of `secret` rewrites: its own, and those of the
+/// templates that read it.
+fn files_of(config: &Config, secret: &Secret) -> Result<Vec<String>, Error> {
+    let index = config.secrets.iter().position(|s| s.name == secret.name);
+    let mut files = secret.files();
+    for t in &config.templates {
+        if t.dynamic || index.is_some_and(|i| t.inputs.contains(&i)) {
+            files.push(t.file.clone());
+        }
+    }
+    if files.is_empty() {
+        return Err(Error::Usage(format!(
+            "secret `{}` writes no file and no template reads it: there is nothing to watch",
+            secret.name
+        )));
+    }
+    Ok(files)
 }
 
 fn find<'a>(config: &'a Config, name: &str) -> Result<&'a Secret, Error> {
@@ -493,5 +513,44 @@ fn build(b: Built<'_>) -> report::Report {
         passed: false,
         reasons: Vec::new(),
         exit_code: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+sources: [ { file: { path: dev.yaml } } ]
+output: { dir: /dev/shm, allow_disk: true }
+secrets:
+  - { name: db, kv: { mount: secret, path: app/db }, write: false }
+  - { name: api, kv: { mount: secret, path: app/api }, key: token }
+  - { name: alone, kv: { mount: secret, path: app/alone }, write: false }
+templates:
+  - file: app.properties
+    template: "{{ secrets.db.password }}"
+"#;
+
+    #[test]
+    fn a_secret_is_watched_in_its_files_and_in_the_templates_that_read_it() {
+        let config = Config::parse(CONFIG, std::path::Path::new("/tmp")).unwrap();
+        let files = |name| files_of(&config, find(&config, name).unwrap());
+        assert_eq!(files("db").unwrap(), vec!["app.properties"]);
+        assert_eq!(files("api").unwrap(), vec!["api"]);
+        let e = files("alone").unwrap_err().to_string();
+        assert!(e.contains("alone") && e.contains("nothing to watch"), "{e}");
+        let e = find(&config, "nope").unwrap_err().to_string();
+        assert!(e.contains("nope") && e.contains("db, api, alone"), "{e}");
+    }
+
+    #[test]
+    fn the_metrics_of_a_sidecar_on_any_address_are_read_on_loopback() {
+        let url = |a: &str| metrics_url(a.parse().unwrap()).unwrap().to_string();
+        assert_eq!(url("0.0.0.0:8099"), "http://127.0.0.1:8099/metrics");
+        assert_eq!(url("[::]:8099"), "http://[::1]:8099/metrics");
+        assert_eq!(url("10.1.2.3:8099"), "http://10.1.2.3:8099/metrics");
+        let with_creds: reqwest::Url = "http://u:p@127.0.0.1:1/x".parse().unwrap();
+        assert_eq!(shown(&with_creds), "http://127.0.0.1:1/x");
     }
 }
