@@ -444,7 +444,7 @@ mod tests {
 
     #[test]
     fn one_version_series_per_secret() {
-        let m = Metrics::default();
+        let m = Metrics::new(false);
         m.version("db", Some("3"), None);
         m.version("db", Some("4"), None);
         m.version("creds", None, Some("database/creds/app/abc"));
