@@ -396,7 +396,11 @@ fn output_problems_exit_73_and_keep_old_files() {
     // Missing directory.
     let o = init(work.path(), &config(&work.path().join("nope"), ""), &[]);
     assert_exit(&o, 73);
-    assert!(text(&o).contains("cannot open output dir"), "{}", text(&o));
+    assert!(
+        text(&o).contains("does not exist: create it, or mount a memory volume there"),
+        "{}",
+        text(&o)
+    );
     // A directory on disk, refused unless allow_disk.
     let disk = work.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
