@@ -13,7 +13,7 @@ use futures::stream::{self, StreamExt};
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use crate::config::{Config, Secret};
+use crate::config::{Address, Config, Secret};
 use crate::exit::{Exit, ExitCode};
 use crate::output::{self, OutputDir};
 use crate::render::{self, Rendered};
@@ -162,15 +162,14 @@ pub struct Report {
 /// `config.secrets` in config order: each group is fetched once per round
 /// and its files are written together.
 pub fn groups(config: &Config) -> Vec<Vec<usize>> {
-    let mut groups: Vec<(usize, String, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<(usize, &Address, Vec<usize>)> = Vec::new();
     for (i, s) in config.secrets.iter().enumerate() {
-        let identity = s.address.identity();
         match groups
             .iter_mut()
-            .find(|(src, id, _)| *src == s.source && *id == identity)
+            .find(|(src, address, _)| *src == s.source && **address == s.address)
         {
             Some((_, _, members)) => members.push(i),
-            None => groups.push((s.source, identity, vec![i])),
+            None => groups.push((s.source, &s.address, vec![i])),
         }
     }
     groups.into_iter().map(|(_, _, m)| m).collect()

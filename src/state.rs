@@ -25,6 +25,9 @@ use crate::source::Source;
 use crate::trust::{self, Refused, Rules};
 
 const FILE: &str = "state.json";
+/// The state file's format: written into it, and a file of any other
+/// version is not read (version 1 kept addresses as `Debug` text).
+const VERSION: u64 = 2;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// Largest state file read.
 const MAX_SIZE: u64 = 1 << 20;
@@ -53,6 +56,14 @@ pub enum Error {
         /// The output directory.
         dir: PathBuf,
     },
+    /// The state file is of a format this ramsecrets does not read.
+    #[error("{path}: {}, but this ramsecrets reads only version {VERSION}", found.map_or("the state has no version".to_owned(), |v| format!("the state is version {v}")))]
+    Version {
+        /// The state file.
+        path: PathBuf,
+        /// The version it says it is, if any.
+        found: Option<u64>,
+    },
     /// The state could not be written.
     #[error(transparent)]
     Write(#[from] output::Error),
@@ -77,7 +88,7 @@ pub struct State {
 #[derive(Debug, Clone)]
 pub struct Held {
     /// The secret's address when fetched (adopted only if unchanged).
-    pub address: String,
+    pub address: Address,
     /// When it was fetched: lease durations count from here.
     pub fetched_at: SystemTime,
     /// What was fetched.
@@ -89,7 +100,7 @@ impl Held {
     /// lease taken at the same read path, or a certificate, not yet expired.
     /// Static secrets are never taken from the state.
     pub fn usable(&self, secret: &Secret, now: SystemTime) -> bool {
-        if self.address != secret.address.identity() {
+        if self.address != secret.address {
             return false;
         }
         let end = match (&secret.address, &self.fetched.lease, self.fetched.expires) {
@@ -123,7 +134,7 @@ struct LeaseDoc {
 
 #[derive(Serialize)]
 struct HeldOut<'a> {
-    address: &'a str,
+    address: &'a Address,
     fetched_at: u64,
     version: Option<&'a str>,
     lease: Option<LeaseDoc>,
@@ -133,19 +144,25 @@ struct HeldOut<'a> {
 
 #[derive(Serialize)]
 struct DocOut<'a> {
-    version: u32,
+    version: u64,
     tokens: BTreeMap<&'a str, Exposed<'a>>,
     secrets: BTreeMap<&'a str, HeldOut<'a>>,
 }
 
 #[derive(Deserialize)]
 struct HeldIn {
-    address: String,
+    address: Address,
     fetched_at: u64,
     version: Option<String>,
     lease: Option<LeaseDoc>,
     expires: Option<u64>,
     fields: BTreeMap<String, Zeroizing<String>>,
+}
+
+/// What is read of a state file first, before its version is known.
+#[derive(Deserialize)]
+struct Versioned {
+    version: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -232,7 +249,7 @@ pub async fn hand_off(
             state.secrets.insert(
                 secret.name.clone(),
                 Held {
-                    address: secret.address.identity(),
+                    address: secret.address.clone(),
                     fetched_at: report.started,
                     fetched: fetched.clone(),
                 },
@@ -253,7 +270,7 @@ impl State {
     /// Writes the state atomically into `dir` (from [`prepare`]).
     pub fn save(&self, dir: &OutputDir) -> Result<(), Error> {
         let doc = DocOut {
-            version: 1,
+            version: VERSION,
             tokens: self
                 .tokens
                 .iter()
@@ -320,13 +337,20 @@ impl State {
         let bytes =
             trust::read(dir.fd(), Path::new(FILE), rules(output), MAX_SIZE).map_err(untrusted)?;
         // serde's message can quote the content: only the position is kept.
-        let doc = serde_json::from_slice::<DocIn>(bytes.expose()).map_err(|e| {
+        let not_state = |e: serde_json::Error| {
             untrusted(Refused::Io(std::io::Error::other(format!(
                 "it is not a hand-off state (line {}, column {})",
                 e.line(),
                 e.column()
             ))))
-        })?;
+        };
+        let found = serde_json::from_slice::<Versioned>(bytes.expose())
+            .map_err(not_state)?
+            .version;
+        if found != Some(VERSION) {
+            return Err(Error::Version { path: file, found });
+        }
+        let doc = serde_json::from_slice::<DocIn>(bytes.expose()).map_err(not_state)?;
         doc.into_state(SystemTime::now())
             .map_err(|what| untrusted(Refused::Io(std::io::Error::other(what))))
     }
@@ -403,7 +427,7 @@ mod tests {
         (dir, config, out)
     }
 
-    fn held(lease_id: &str, address: &str) -> Held {
+    fn held(lease_id: &str, address: &Address) -> Held {
         let mut fields = Fields::new();
         fields.insert("password".into(), SecretBytes::copy_from("hunter2"));
         let mut fetched = Fetched::fields(fields);
@@ -413,7 +437,7 @@ mod tests {
             renewable: true,
         });
         Held {
-            address: address.into(),
+            address: address.clone(),
             fetched_at: UNIX_EPOCH + Duration::from_secs(unix(SystemTime::now())),
             fetched,
         }
@@ -426,11 +450,11 @@ mod tests {
         state
             .tokens
             .insert("vault".into(), SecretBytes::copy_from("s.token"));
-        let address = config.secrets[0].address.identity();
+        let address = config.secrets[0].address.clone();
         state
             .secrets
             .insert("a".into(), held("db/creds/app/abc", &address));
-        let kv = config.secrets[1].address.identity();
+        let kv = config.secrets[1].address.clone();
         state
             .secrets
             .insert("k".into(), held("db/creds/app/abc", &kv));
@@ -461,35 +485,105 @@ mod tests {
     #[test]
     fn out_of_range_numbers_and_bad_documents_are_refused_without_panic() {
         let (dir, config, out) = setup();
-        std::fs::create_dir(dir.path().join("state")).unwrap();
-        std::fs::set_permissions(dir.path().join("state"), PermissionsExt::from_mode(0o700))
-            .unwrap();
         let max = u64::MAX;
         for doc in [
             format!(
-                r#"{{"tokens":{{}},"secrets":{{"a":{{"address":"x","fetched_at":{max},"version":null,"lease":null,"expires":null,"fields":{{}}}}}}}}"#
+                r#"{{"version":2,"tokens":{{}},"secrets":{{"a":{{"address":{{"read":"x"}},"fetched_at":{max},"version":null,"lease":null,"expires":null,"fields":{{}}}}}}}}"#
             ),
             format!(
-                r#"{{"tokens":{{}},"secrets":{{"a":{{"address":"x","fetched_at":1,"version":null,"lease":{{"id":"db/creds/app/x","duration":{max},"renewable":true}},"expires":null,"fields":{{}}}}}}}}"#
+                r#"{{"version":2,"tokens":{{}},"secrets":{{"a":{{"address":{{"read":"x"}},"fetched_at":1,"version":null,"lease":{{"id":"db/creds/app/x","duration":{max},"renewable":true}},"expires":null,"fields":{{}}}}}}}}"#
             ),
             format!(
-                r#"{{"tokens":{{}},"secrets":{{"a":{{"address":"x","fetched_at":1,"version":null,"lease":null,"expires":{max},"fields":{{}}}}}}}}"#
+                r#"{{"version":2,"tokens":{{}},"secrets":{{"a":{{"address":{{"read":"x"}},"fetched_at":1,"version":null,"lease":null,"expires":{max},"fields":{{}}}}}}}}"#
             ),
-            r#"{"tokens":{"vault":"bm90IGEgdG9rZW4K"},"secrets":{}}"#.to_owned(),
+            r#"{"version":2,"tokens":{"vault":"bm90IGEgdG9rZW4K"},"secrets":{}}"#.to_owned(),
             r#"{"tokens":{"vault":"hunter2-not-base64"#.to_owned(),
         ] {
-            let path = dir.path().join("state/state.json");
-            let _ = std::fs::remove_file(&path);
-            std::fs::write(&path, &doc).unwrap();
-            let err = State::read(
-                config.output.as_ref().unwrap(),
-                dir.path().join("state").as_path(),
-                &out,
-            )
-            .unwrap_err()
-            .to_string();
+            let err = read_doc(&dir, &config, &out, &doc).unwrap_err().to_string();
             assert!(!err.contains("hunter2") && !err.contains("bm90"), "{err}");
         }
+    }
+
+    /// Writes `doc` as the state file of `setup`'s config and reads it back.
+    fn read_doc(
+        dir: &tempfile::TempDir,
+        config: &Config,
+        out: &OutputDir,
+        doc: &str,
+    ) -> Result<State, Error> {
+        let state = dir.path().join("state");
+        let _ = std::fs::create_dir(&state);
+        std::fs::set_permissions(&state, PermissionsExt::from_mode(0o700)).unwrap();
+        let path = state.join(FILE);
+        let _ = std::fs::remove_file(&path);
+        std::fs::write(&path, doc).unwrap();
+        State::read(config.output.as_ref().unwrap(), &state, out)
+    }
+
+    #[test]
+    fn the_address_is_stored_as_data_and_matched_by_value() {
+        let (dir, config, out) = setup();
+        let mut state = State::default();
+        let address = config.secrets[0].address.clone();
+        state
+            .secrets
+            .insert("a".into(), held("db/creds/app/abc", &address));
+        state
+            .save(
+                &prepare(config.output.as_ref().unwrap(), &out)
+                    .unwrap()
+                    .unwrap(),
+            )
+            .unwrap();
+        let on_disk: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("state/state.json")).unwrap())
+                .unwrap();
+        assert_eq!(on_disk["version"], VERSION);
+        assert_eq!(
+            on_disk["secrets"]["a"]["address"],
+            serde_json::json!({ "read": "db/creds/app" })
+        );
+        let kv = &config.secrets[1].address;
+        assert_eq!(
+            serde_json::to_value(kv).unwrap(),
+            serde_json::json!({ "kv": { "mount": "secret", "path": "k", "kv_version": null, "version": null } })
+        );
+        let back: Address = serde_json::from_value(serde_json::to_value(kv).unwrap()).unwrap();
+        assert_eq!(&back, kv);
+        // Another address of the same shape is not adopted.
+        let other = Address::Read("db/creds/other".into());
+        let now = SystemTime::now();
+        assert!(held("db/creds/app/abc", &address).usable(&config.secrets[0], now));
+        assert!(!held("db/creds/app/abc", &other).usable(&config.secrets[0], now));
+    }
+
+    #[test]
+    fn a_state_of_another_or_no_version_is_refused_with_the_reason() {
+        let (dir, config, out) = setup();
+        let body = r#""tokens":{"vault":"cy50b2tlbg=="},"secrets":{}"#;
+        for (doc, said) in [
+            (format!("{{{body}}}"), "the state has no version"),
+            (
+                format!(r#"{{"version":1,{body}}}"#),
+                "the state is version 1",
+            ),
+            (
+                format!(r#"{{"version":99,{body}}}"#),
+                "the state is version 99",
+            ),
+        ] {
+            let err = read_doc(&dir, &config, &out, &doc).unwrap_err();
+            assert!(matches!(err, Error::Version { .. }), "{err}");
+            let err = err.to_string();
+            assert!(
+                err.contains(said) && err.contains("reads only version 2"),
+                "{err}"
+            );
+            assert!(!err.contains("cy50b2tlbg"), "{err}");
+        }
+        let good = format!(r#"{{"version":2,{body}}}"#);
+        let state = read_doc(&dir, &config, &out, &good).unwrap();
+        assert_eq!(state.tokens["vault"].expose(), b"s.token");
     }
 
     #[test]

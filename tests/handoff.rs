@@ -153,10 +153,10 @@ fn a_planted_state_cannot_make_the_sidecar_renew_or_revoke_a_lease_it_does_not_o
     let user = theirs["data"]["username"].as_str().unwrap().to_owned();
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
     let doc = json!({
-        "version": 1,
+        "version": 2,
         "tokens": { "vault": b64(&bao.token) },
         "secrets": { "db": {
-            "address": "Read(\"database/creds/app\")",
+            "address": { "read": "database/creds/app" },
             "fetched_at": now_unix(),
             "version": null,
             "lease": { "id": lease_id, "duration": 3600, "renewable": true },

@@ -43,15 +43,14 @@ fn config(work: &Path, out: &Path, extra: &str) -> std::path::PathBuf {
 fn planted_state(lease_path: &str, fetched_at: u64) -> String {
     let held = |address: &str| {
         format!(
-            r#"{{"address":{},"fetched_at":{fetched_at},"version":null,"lease":{{"id":"{lease_path}/x1","duration":3600,"renewable":true}},"expires":null,"fields":{{"password":"{}"}}}}"#,
-            serde_json::to_string(address).unwrap(),
+            r#"{{"address":{address},"fetched_at":{fetched_at},"version":null,"lease":{{"id":"{lease_path}/x1","duration":3600,"renewable":true}},"expires":null,"fields":{{"password":"{}"}}}}"#,
             b64(PLANTED)
         )
     };
     format!(
-        r#"{{"version":1,"tokens":{{}},"secrets":{{"db":{},"kv":{}}}}}"#,
-        held(r#"Read("database/creds/app")"#),
-        held(r#"Kv { mount: "secret", path: "app/kv", kv_version: None, version: None }"#),
+        r#"{{"version":2,"tokens":{{}},"secrets":{{"db":{},"kv":{}}}}}"#,
+        held(r#"{"read":"database/creds/app"}"#),
+        held(r#"{"kv":{"mount":"secret","path":"app/kv","kv_version":null,"version":null}}"#),
     )
 }
 
@@ -95,7 +94,7 @@ fn a_planted_or_damaged_hand_off_state_is_never_adopted() {
     let good = planted_state("database/creds/app", now);
     // (what is planted, the reason logged)
     type Plant = fn(&Path, &str);
-    let cases: [(&str, Plant, &str); 7] = [
+    let cases: [(&str, Plant, &str); 8] = [
         (
             "a file owned by another uid",
             |dir, doc| {
@@ -147,6 +146,14 @@ fn a_planted_or_damaged_hand_off_state_is_never_adopted() {
                 std::fs::write(dir.join("state.json"), doc).unwrap();
             },
             "fetched_at is out of range",
+        ),
+        (
+            "a state of another version",
+            |dir, doc| {
+                let doc = doc.replacen(r#""version":2"#, r#""version":1"#, 1);
+                std::fs::write(dir.join("state.json"), doc).unwrap();
+            },
+            "the state is version 1, but this ramsecrets reads only version 2",
         ),
         (
             "a lease of another path",

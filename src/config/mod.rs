@@ -196,7 +196,8 @@ pub const AWS_CURRENT: &str = "AWSCURRENT";
 pub const AWS_PREVIOUS: &str = "AWSPREVIOUS";
 
 /// Which version of an AWS secret to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AwsVersion {
     /// The version carrying a staging label (`AWSCURRENT`, `AWSPENDING`, …).
     Stage(String),
@@ -291,7 +292,8 @@ pub struct Secret {
 }
 
 /// KV engine versions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum KvVersion {
     /// KV v1.
     V1,
@@ -299,8 +301,11 @@ pub enum KvVersion {
     V2,
 }
 
-/// What a secret reads from its source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a secret reads from its source. The address is its own identity:
+/// two secrets read the same thing exactly when their addresses are equal,
+/// and the hand-off state stores it as data (`{"read": "db/creds/app"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Address {
     /// A KV secret.
     Kv {
@@ -377,13 +382,6 @@ impl Source {
     /// Whether leases from this source are revoked when the sidecar stops.
     pub fn revoke_on_exit(&self) -> bool {
         matches!(&self.kind, SourceKind::Vault(v) if v.revoke_on_exit)
-    }
-}
-
-impl Address {
-    /// A string that differs whenever the address differs (for hand-off and reload).
-    pub fn identity(&self) -> String {
-        format!("{self:?}")
     }
 }
 

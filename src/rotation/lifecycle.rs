@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::{Engine, Group};
-use crate::config::Config;
+use crate::config::{Address, Config};
 use crate::cycle;
 use crate::output::Staged;
 use crate::render::Rendered;
@@ -90,9 +90,9 @@ impl Engine {
         }
         let key = |c: &Config, i: usize| {
             let s = &c.secrets[i];
-            (c.sources[s.source].name.clone(), s.address.identity())
+            (c.sources[s.source].name.clone(), s.address.clone())
         };
-        let mut old: Vec<((String, String), Group)> = std::mem::take(&mut self.groups)
+        let mut old: Vec<((String, Address), Group)> = std::mem::take(&mut self.groups)
             .into_iter()
             .map(|g| (key(&self.config, g.members[0]), g))
             .collect();
