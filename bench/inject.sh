@@ -135,3 +135,10 @@ if errors:
     sys.exit(1)
 EOF
 echo "memory     VmRSS $(rss VmRSS) KiB   VmHWM (peak) $(rss VmHWM) KiB   (goal: < 15 MiB = 15360 KiB)"
+# The injector's own decision time (body read to answer), from its histogram:
+# what the client's figures would be on an idle host, minus TLS and transport.
+curl -sf --cacert "$WORK/ca.crt" "https://127.0.0.1:$PORT/metrics" \
+  | awk '/^ramsecrets_admission_duration_seconds_bucket/ { match($0, /le="[^"]*"/); le = substr($0, RSTART + 4, RLENGTH - 5); n[++k] = $NF; b[k] = le }
+         /^ramsecrets_admission_duration_seconds_count/ { total = $NF }
+         END { printf "server     decisions"; for (i = 1; i <= k; i++) printf "  <=%s s: %.2f%%", b[i], 100 * n[i] / total; print "" }'
+echo "host       load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs (figures above 1-2 per CPU include scheduling delays)"
