@@ -87,8 +87,8 @@ fn start_injector(
 }
 
 /// Registers MutatingWebhookConfiguration `name` for Pod CREATE in namespace
-/// `ns`, calling `port` (failurePolicy Fail); `ca_pem` empty leaves the
-/// bundle for the injector to fill.
+/// `ns` and in kube-system, calling `port` (failurePolicy Fail); `ca_pem`
+/// empty leaves the bundle for the injector to fill.
 fn register(cp: &ControlPlane, name: &str, ns: &str, port: u16, ca_pem: &str) {
     let mut client_config = json!({ "url": format!("https://127.0.0.1:{port}/mutate") });
     if !ca_pem.is_empty() {
@@ -103,7 +103,9 @@ fn register(cp: &ControlPlane, name: &str, ns: &str, port: u16, ca_pem: &str) {
                 "name": "inject.ramsecrets.io",
                 "clientConfig": client_config,
                 "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
-                "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
+                "namespaceSelector": { "matchExpressions": [
+                    { "key": "kubernetes.io/metadata.name", "operator": "In", "values": [ns, "kube-system"] }
+                ] },
                 "failurePolicy": "Fail",
                 "sideEffects": "None",
                 "admissionReviewVersions": ["v1"],
@@ -298,8 +300,7 @@ fn pods_are_injected_as_stored_by_the_api_server() {
         names(&plain["spec"]["volumes"])
     );
 
-    // Not annotated: untouched. kube-system is not even registered here, and
-    // the injector would leave it alone anyway (unit-tested).
+    // Not annotated, or in kube-system (the webhook is called for both): untouched.
     let p = create(&cp, NS, &pod("bare", json!({}), app_spec())).unwrap();
     assert!(p["spec"].get("initContainers").is_none());
     let p = create(
@@ -476,13 +477,15 @@ fn tls_auto_patches_the_ca_bundle_and_the_api_server_trusts_it() {
     // Registered first without a CA bundle, as a chart in `auto` mode does.
     let port = free_port();
     register(&cp, "ramsecrets-auto", NS, port, "");
+    // Told the server is 1.28: an init container and a regular sidecar,
+    // which the real (newer) server stores as valid all the same.
     let mut injector = start_injector(
         &cp,
         work.path(),
         "http://127.0.0.1:8200",
         port,
         Some("ramsecrets-auto"),
-        "",
+        "  kubernetes_version: \"1.28\"\n",
     );
     assert!(
         injector.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"),
@@ -491,6 +494,7 @@ fn tls_auto_patches_the_ca_bundle_and_the_api_server_trusts_it() {
     );
     wait_for_webhook(&cp, NS);
     let p = create(&cp, NS, &pod("auto", annotated(json!({})), app_spec())).unwrap();
-    assert_eq!(names(&p["spec"]["initContainers"]), ["ramsecrets"]);
+    assert_eq!(names(&p["spec"]["initContainers"]), ["ramsecrets-init"]);
+    assert_eq!(names(&p["spec"]["containers"]), ["app", "ramsecrets"]);
     assert_eq!(injector.run.stop(rustix::process::Signal::TERM), Some(0));
 }
