@@ -80,6 +80,7 @@ fn code(status: WaitStatus) -> i32 {
 }
 
 /// Reaps what has exited; returns the child's exit code if it is among them.
+/// As PID 1 that is every child, whatever its process group (orphans too).
 fn reap(child: Pid) -> Option<i32> {
     let everyone = rustix::process::getpid().is_init();
     let mut exited = None;

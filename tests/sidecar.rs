@@ -161,11 +161,15 @@ fn kv_updates_reach_the_file_and_actions_fire_once_per_change() {
 
 #[test]
 fn database_credentials_are_handed_over_renewed_and_replaced() {
+    // Leases of 20s (the sidecar adopts one with more than 5s left, so it may
+    // start up to 15s after init) up to 30s; renewals at half of that. Every
+    // step below waits for its event, with limits far beyond the schedule.
+    const LEASE: Duration = Duration::from_secs(90);
     let pg = Postgres::start();
     let bao = Bao::start();
     let work = scratch();
     let (out, state) = (Tmpfs::new("4m"), Tmpfs::new("1m"));
-    bao.database(&pg, "6s", "16s");
+    bao.database(&pg, "20s", "30s");
     let token = file(work.path(), "token", &bao.token);
     let health = free_port();
     let config = format!(
@@ -186,27 +190,28 @@ fn database_credentials_are_handed_over_renewed_and_replaced() {
     assert_exit(&init(work.path(), &config, &[]), 0);
     assert!(state.path().join("state/state.json").exists());
     let first = creds();
+    // The sidecar starts right away; the login check comes after it adopted the lease.
+    let mut run = Running::start(work.path(), &["run", "--config", cfg.to_str().unwrap()]);
+    run.wait_log("adopting the lease or certificate init took", LEASE);
+    run.wait_log("ready; keeping secrets fresh", LEASE);
+    assert_eq!(leases(), 1, "init and run took separate credentials");
+    assert_eq!(creds(), first);
     assert!(
         pg.can_login(&first.0, &first.1),
         "init's credentials do not log in"
     );
-    let mut run = Running::start(work.path(), &["run", "--config", cfg.to_str().unwrap()]);
-    run.wait_log("adopting the lease or certificate init took", LIMIT);
-    run.wait_log("ready; keeping secrets fresh", LIMIT);
-    assert_eq!(leases(), 1, "init and run took separate credentials");
-    assert_eq!(creds(), first);
-    run.wait_log("lease renewed", LIMIT);
+    run.wait_log("lease renewed", LEASE);
     assert_eq!(creds(), first);
     assert!(pg.can_login(&first.0, &first.1));
     // Near the max TTL, new credentials are read and written.
-    wait_until(LIMIT, "new credentials", || creds() != first);
+    wait_until(LEASE, "new credentials", || creds() != first);
     let second = creds();
     assert!(
         pg.can_login(&second.0, &second.1),
         "the new credentials do not log in"
     );
     // The old lease is left to expire, and with it the old role.
-    wait_until(LIMIT, "the old credentials to expire", || {
+    wait_until(LEASE, "the old credentials to expire", || {
         !pg.can_login(&first.0, &first.1)
     });
     let (_, m) = http_get(&format!("http://127.0.0.1:{health}/metrics")).unwrap();
@@ -364,12 +369,15 @@ fn config_reloads_deleted_files_return_and_a_rotated_jwt_is_used() {
         "auth/jwt/config",
         json!({ "jwt_validation_pubkeys": [signer.public_pem] }),
     );
-    bao.api("POST", "auth/jwt/role/ci", json!({ "role_type": "jwt", "user_claim": "sub", "bound_audiences": ["ramsecrets"], "token_policies": ["app"], "token_ttl": "1m" }));
+    let role = |subject: &str| {
+        bao.api("POST", "auth/jwt/role/ci", json!({ "role_type": "jwt", "user_claim": "sub", "bound_subject": subject, "bound_audiences": ["ramsecrets"], "token_policies": ["app"], "token_ttl": "1m" }));
+    };
+    role("first");
     let sign = |sub: &str, exp_in: u64| {
         let now = now_unix();
         signer.sign(json!({ "sub": sub, "aud": "ramsecrets", "iat": now, "exp": now + exp_in }))
     };
-    let jwt = file(work.path(), "jwt", &sign("first", 4));
+    let jwt = file(work.path(), "jwt", &sign("first", 600));
     let config = |extra: &str| {
         format!(
             "sources:\n  - vault:\n      address: {}\n      request_timeout: 1s\n      auth:\n        jwt: {{ role: ci, token_file: {} }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nsecrets:\n  - name: a\n    kv: {{ mount: secret, path: app/a }}\n    key: v\n{extra}",
@@ -401,10 +409,10 @@ fn config_reloads_deleted_files_return_and_a_rotated_jwt_is_used() {
     wait_until(LIMIT, "the deleted file to return", || {
         out.path().join("a").exists() && out.read("a") == "a2"
     });
-    // The JWT rotates (the first one has expired by now) and the token is revoked:
-    // the next login must read the new JWT.
-    std::thread::sleep(Duration::from_secs(4));
+    // The JWT rotates, the role now takes only the new one, and the token is
+    // revoked: the next login must read the new JWT.
     std::fs::write(&jwt, sign("second", 600)).unwrap();
+    role("second");
     bao.api("PUT", "sys/leases/revoke-prefix/auth/jwt/login", json!({}));
     bao.kv2_put("app/a", json!({ "v": "a3" }));
     wait_until(LIMIT, "a read after logging in with the new JWT", || {
@@ -431,13 +439,15 @@ fn as_pid_1_exec_mode_reaps_orphans() {
         ),
     );
     let result = work.path().join("zombies");
-    // The child orphans a short-lived process, which becomes PID 1's to reap.
+    // The child orphans short-lived processes, which become PID 1's to reap; it
+    // waits until they are gone (reaped, not zombies) for a minute at most.
     let script = format!(
-        "(sleep 0.1 &); (sleep 0.1 &); sleep 2; grep -s '^State:.*Z' /proc/[0-9]*/status | wc -l > {}",
-        result.display()
+        "(sleep 0.1 & echo $! > {d}/o1); (sleep 0.1 & echo $! > {d}/o2); for i in $(seq 600); do [ -e /proc/$(cat {d}/o1) ] || [ -e /proc/$(cat {d}/o2) ] || break; sleep 0.1; done; grep -s '^State:.*Z' /proc/[0-9]*/status | wc -l > {}",
+        result.display(),
+        d = work.path().display()
     );
-    let o = std::process::Command::new("unshare")
-        .args(["--fork", "--pid", "--mount-proc"])
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--fork", "--pid", "--mount-proc", "--kill-child"])
         .arg(env!("CARGO_BIN_EXE_ramsecrets"))
         .args([
             "exec",
@@ -447,10 +457,19 @@ fn as_pid_1_exec_mode_reaps_orphans() {
             "sh",
             "-c",
             &script,
-        ])
-        .output()
-        .unwrap();
-    assert_exit(&o, 0);
+        ]);
+    let mut run = Running::spawn(work.path(), cmd);
+    // A PID 1 that does not reap would never see its child exit: give up then.
+    let mut code = None;
+    wait_until(
+        Duration::from_secs(120),
+        "ramsecrets to exit with its child",
+        || {
+            code = run.child.try_wait().unwrap().map(|s| s.code());
+            code.is_some()
+        },
+    );
+    assert_eq!(code, Some(Some(0)), "{}", run.logs());
     assert_eq!(
         std::fs::read_to_string(&result).unwrap().trim(),
         "0",
