@@ -146,7 +146,10 @@ mod tests {
         let e = auth("{ aws: { role: app, region: EU } }").unwrap_err();
         assert_eq!(e[0].path, "sources[0].vault.auth.aws.region", "{e:?}");
         let e = auth("{ aws: { role: app }, token_file: t }").unwrap_err();
-        assert!(e[0].message.contains("exactly one of"), "{e:?}");
+        assert_eq!(
+            e[0].message,
+            "needs exactly one of `token_file`, `approle`, `kubernetes`, `jwt`, `aws` or `cert`"
+        );
         let e = Config::parse(
             "sources:\n  - vault: { address: http://v:8200, auth: { cert: { client_cert: c, client_key: k } } }\noutput: { dir: /x }\nsecrets: [ { name: a, read: a/b } ]\n",
             Path::new("/cfg"),

@@ -1,0 +1,93 @@
+//! The `output:` section: the directory secrets are written to, its
+//! defaults, and the hand-off state directory beside it.
+
+use std::path::{Path, PathBuf};
+
+use super::raw::RawOutput;
+use super::Validator;
+
+/// The output directory.
+#[derive(Debug)]
+pub struct Output {
+    /// Directory path.
+    pub dir: PathBuf,
+    /// Default mode.
+    pub mode: u32,
+    /// Owner `(uid, gid)`.
+    pub owner: Option<(u32, u32)>,
+    /// Allow a disk-backed directory.
+    pub allow_disk: bool,
+    /// Hand-off state of `init` for the sidecar; `None`: no hand-off.
+    pub state_dir: Option<PathBuf>,
+    /// Remove written files when the sidecar stops.
+    pub wipe_on_exit: bool,
+}
+
+/// Whether `inner` is `outer` or lies under it: by the paths as written
+/// (`.` and `..` resolved), and by the real paths when both exist.
+fn within(inner: &Path, outer: &Path) -> bool {
+    fn lexical(p: &Path) -> PathBuf {
+        let mut out = PathBuf::new();
+        for c in p.components() {
+            match c {
+                std::path::Component::CurDir => {}
+                std::path::Component::ParentDir => {
+                    out.pop();
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+    if lexical(inner).starts_with(lexical(outer)) {
+        return true;
+    }
+    matches!(
+        (inner.canonicalize(), outer.canonicalize()),
+        (Ok(i), Ok(o)) if i.starts_with(&o)
+    )
+}
+
+impl Validator<'_> {
+    pub(super) fn output(&mut self, o: RawOutput) -> Option<Output> {
+        let mode = self.mode("output.mode", o.mode.as_deref(), 0o400);
+        let owner = match o.owner.as_deref() {
+            None => Some(None),
+            Some(s) => match s.split_once(':').map(|(u, g)| (u.parse(), g.parse())) {
+                Some((Ok(u), Ok(g))) => Some(Some((u, g))),
+                _ => {
+                    self.problem("output.owner", format!("`{s}` is not numeric `uid:gid`"));
+                    None
+                }
+            },
+        };
+        if o.dir.as_os_str().is_empty() {
+            self.problem("output.dir", "must not be empty");
+        }
+        if owner == Some(Some((u32::MAX, u32::MAX))) {
+            self.problem("output.owner", "-1 is not an owner");
+        }
+        let dir = self.path("output.dir", o.dir);
+        let state_dir = o.state_dir.map(|p| self.path("output.state_dir", p));
+        if let Some(state) = &state_dir {
+            if within(state, &dir) {
+                self.problem(
+                    "output.state_dir",
+                    format!(
+                        "{} is inside output.dir {}, which the app reads: the token and leases kept there would be the app's to take; give output.state_dir its own volume",
+                        state.display(),
+                        dir.display()
+                    ),
+                );
+            }
+        }
+        Some(Output {
+            dir,
+            mode: mode?,
+            owner: owner?,
+            allow_disk: o.allow_disk,
+            state_dir,
+            wipe_on_exit: o.wipe_on_exit,
+        })
+    }
+}

@@ -1,0 +1,420 @@
+//! The `secrets:` section: what each secret reads (its [`Address`]), from
+//! which source, and the files it writes.
+
+use std::time::Duration;
+
+use super::raw::{Format, RawSecret};
+use super::{
+    check_relative, clean_mount, Action, AwsVersion, Source, SourceKind, Validator, AWS_CURRENT,
+    AWS_PREVIOUS,
+};
+
+/// A validated secret.
+#[derive(Debug)]
+pub struct Secret {
+    /// Unique name.
+    pub name: String,
+    /// Index into [`Config::sources`](super::Config::sources).
+    pub source: usize,
+    /// What to read.
+    pub address: Address,
+    /// File name relative to the output directory (the base name for PKI files).
+    pub file: String,
+    /// How to render it.
+    pub format: Format,
+    /// One field to write raw.
+    pub key: Option<String>,
+    /// Template text (format `template`).
+    pub template: Option<String>,
+    /// File mode.
+    pub mode: u32,
+    /// Poll interval override.
+    pub refresh: Option<Duration>,
+    /// Actions after a change.
+    pub on_change: Vec<Action>,
+    /// Whether it writes files of its own (`write: false`: for templates only).
+    pub write: bool,
+}
+
+/// KV engine versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KvVersion {
+    /// KV v1.
+    V1,
+    /// KV v2.
+    V2,
+}
+
+/// What a secret reads from its source. The address is its own identity:
+/// two secrets read the same thing exactly when their addresses are equal,
+/// and the hand-off state stores it as data (`{"read": "db/creds/app"}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Address {
+    /// A KV secret.
+    Kv {
+        /// Mount, without slashes at either end.
+        mount: String,
+        /// Path under the mount.
+        path: String,
+        /// Forced engine version.
+        kv_version: Option<KvVersion>,
+        /// Pinned v2 version.
+        version: Option<u64>,
+    },
+    /// Any logical read.
+    Read(String),
+    /// A PKI certificate.
+    Pki {
+        /// Mount.
+        mount: String,
+        /// Role.
+        role: String,
+        /// Common name.
+        common_name: String,
+        /// Requested TTL.
+        ttl: Option<Duration>,
+        /// DNS SANs.
+        alt_names: Vec<String>,
+        /// IP SANs.
+        ip_sans: Vec<String>,
+    },
+    /// An AWS Secrets Manager secret (name or ARN).
+    SecretId {
+        /// Name or ARN.
+        id: String,
+        /// Which version (default: stage `AWSCURRENT`).
+        version: AwsVersion,
+        /// Also write `AWSPREVIOUS` to `<file>.previous`.
+        previous: bool,
+    },
+}
+
+impl Address {
+    /// The address as the `file` source keys it, and as logs name it.
+    pub fn key(&self) -> String {
+        match self {
+            Address::Kv { mount, path, .. } => format!("{mount}/{path}"),
+            Address::Read(path) => path.clone(),
+            Address::Pki { mount, role, .. } => format!("{mount}/issue/{role}"),
+            Address::SecretId { id, .. } => id.clone(),
+        }
+    }
+}
+
+impl Secret {
+    /// The files this secret writes, relative to the output directory.
+    pub fn files(&self) -> Vec<String> {
+        if !self.write {
+            return Vec::new();
+        }
+        match self.address {
+            Address::Pki { .. } => ["crt", "key", "ca.crt"]
+                .iter()
+                .map(|ext| format!("{}.{ext}", self.file))
+                .collect(),
+            Address::SecretId { previous: true, .. } => {
+                vec![self.file.clone(), previous_file(&self.file)]
+            }
+            _ => vec![self.file.clone()],
+        }
+    }
+}
+
+/// Where the `AWSPREVIOUS` version of a secret written to `file` goes.
+pub fn previous_file(file: &str) -> String {
+    format!("{file}.previous")
+}
+
+impl Validator<'_> {
+    pub(super) fn secret(
+        &mut self,
+        i: usize,
+        s: RawSecret,
+        sources: &[Source],
+        default_mode: u32,
+    ) -> Option<Secret> {
+        let at = format!("secrets[{i}]");
+        let before = self.problems.len();
+        if s.name.is_empty() || s.name.contains(['/', '\0']) {
+            self.problem(
+                format!("{at}.name"),
+                "must be non-empty, without `/` or NUL",
+            );
+        }
+        let source = match s.source.as_deref() {
+            Some(name) => sources.iter().position(|x| x.name == name).or_else(|| {
+                let known: Vec<_> = sources.iter().map(|x| x.name.as_str()).collect();
+                self.problem(
+                    format!("{at}.source"),
+                    format!("undefined source `{name}` (sources: {})", known.join(", ")),
+                );
+                None
+            }),
+            None if sources.len() == 1 => Some(0),
+            None => {
+                self.problem(
+                    format!("{at}.source"),
+                    "missing: required when there is more than one source",
+                );
+                None
+            }
+        };
+        let address = self.address(&at, &s);
+        let write = s.write.unwrap_or(true);
+        if !write {
+            self.unwritten(&at, &s);
+        }
+        let template_key = if s.template_file.is_some() {
+            "template_file"
+        } else {
+            "template"
+        };
+        let template = self.template_text(&at, s.template.clone(), s.template_file.clone());
+        let format = match (s.format, &s.key, &template) {
+            (Some(f), _, _) => f,
+            (None, Some(_), _) => Format::Raw,
+            (None, None, Some(_)) => Format::Template,
+            // An AWS secret is one stored value: written as it is by default.
+            (None, None, None)
+                if source.is_some_and(|i| {
+                    matches!(sources[i].kind, SourceKind::AwsSecretsManager(_))
+                }) =>
+            {
+                Format::Raw
+            }
+            (None, None, None) => Format::Json,
+        };
+        if s.key.is_some() && format != Format::Raw {
+            self.problem(
+                format!("{at}.key"),
+                format!(
+                    "`key` writes one field raw; it cannot be used with format {}",
+                    format.name()
+                ),
+            );
+        }
+        match (&template, format) {
+            (Some(t), Format::Template) => {
+                if let Err(e) = crate::render::check_template(t) {
+                    self.problem(format!("{at}.{template_key}"), e.to_string());
+                }
+            }
+            (None, Format::Template) => self.problem(
+                format!("{at}.template"),
+                "missing: format template needs one",
+            ),
+            (Some(_), _) => self.problem(
+                format!("{at}.{template_key}"),
+                "only used with `format: template`",
+            ),
+            (None, _) => {}
+        }
+        if matches!(address, Some(Address::Pki { .. }))
+            && (s.format.is_some() || s.key.is_some() || template.is_some())
+        {
+            self.problem(
+                at.clone(),
+                "a `pki` secret writes <file>.crt, <file>.key and <file>.ca.crt: `format`, `key` and `template` do not apply",
+            );
+        }
+        if let Some(src) = source {
+            self.fits_source(&at, &s, &sources[src]);
+        }
+        let file = s.file.unwrap_or_else(|| s.name.clone());
+        if let Err(why) = check_relative(&file) {
+            self.problem(
+                format!("{at}.file"),
+                format!("`{}`: {why}", file.escape_debug()),
+            );
+        }
+        let mode = self.mode(&format!("{at}.mode"), s.mode.as_deref(), default_mode);
+        let refresh = match &s.refresh {
+            Some(r) => self.duration(&format!("{at}.refresh"), Some(r), Duration::ZERO),
+            None => None,
+        };
+        let on_change: Vec<Action> = s
+            .on_change
+            .into_iter()
+            .enumerate()
+            .filter_map(|(j, a)| self.action(&format!("{at}.on_change[{j}]"), a))
+            .collect();
+        if self.problems.len() != before {
+            return None;
+        }
+        Some(Secret {
+            name: s.name,
+            source: source?,
+            address: address?,
+            file,
+            format,
+            key: s.key,
+            template,
+            mode: mode?,
+            refresh,
+            on_change,
+            write,
+        })
+    }
+
+    /// Keys a secret may only use with some kinds of source: `secret_id` not
+    /// with Vault; the AWS version keys only with AWS; AWS only with `secret_id`.
+    /// The `file` source stands in for any backend, except for AWS versions.
+    pub(super) fn fits_source(&mut self, at: &str, s: &RawSecret, source: &Source) {
+        let name = &source.name;
+        let aws_keys = [
+            ("version_stage", s.version_stage.is_some()),
+            ("version_id", s.version_id.is_some()),
+            ("previous", s.previous.is_some()),
+        ];
+        match &source.kind {
+            SourceKind::Vault(_) => {
+                if s.secret_id.is_some() {
+                    self.problem(
+                        format!("{at}.secret_id"),
+                        format!("source `{name}` is Vault: use `kv`, `read` or `pki`"),
+                    );
+                }
+            }
+            SourceKind::AwsSecretsManager(_) => {
+                for (key, given) in [
+                    ("kv", s.kv.is_some()),
+                    ("read", s.read.is_some()),
+                    ("pki", s.pki.is_some()),
+                ] {
+                    if given {
+                        self.problem(
+                            format!("{at}.{key}"),
+                            format!("source `{name}` is AWS Secrets Manager: use `secret_id`"),
+                        );
+                    }
+                }
+                return;
+            }
+            SourceKind::File { .. } => {}
+        }
+        for (key, given) in aws_keys {
+            if given {
+                self.problem(
+                    format!("{at}.{key}"),
+                    format!(
+                        "only an `aws_secrets_manager` source has versions; source `{name}` is {}",
+                        source.kind.describe()
+                    ),
+                );
+            }
+        }
+    }
+
+    pub(super) fn address(&mut self, at: &str, s: &RawSecret) -> Option<Address> {
+        if !self.exactly_one(
+            at,
+            &[
+                ("kv", s.kv.is_some()),
+                ("read", s.read.is_some()),
+                ("pki", s.pki.is_some()),
+                ("secret_id", s.secret_id.is_some()),
+            ],
+        ) {
+            return None;
+        }
+        if let Some(kv) = &s.kv {
+            let kv_version = match kv.kv_version {
+                None => None,
+                Some(1) => Some(KvVersion::V1),
+                Some(2) => Some(KvVersion::V2),
+                Some(n) => {
+                    self.problem(format!("{at}.kv.kv_version"), format!("{n} is not 1 or 2"));
+                    return None;
+                }
+            };
+            if kv.version.is_some() && kv_version == Some(KvVersion::V1) {
+                self.problem(format!("{at}.kv.version"), "KV v1 has no versions");
+            }
+            let mount = clean_mount(&kv.mount);
+            let path = kv.path.trim_matches('/').to_owned();
+            self.vault_path(&format!("{at}.kv.mount"), &mount);
+            self.vault_path(&format!("{at}.kv.path"), &path);
+            return Some(Address::Kv {
+                mount,
+                path,
+                kv_version,
+                version: kv.version,
+            });
+        }
+        if let Some(read) = &s.read {
+            let path = read.trim_matches('/').to_owned();
+            self.vault_path(&format!("{at}.read"), &path);
+            return Some(Address::Read(path));
+        }
+        if let Some(p) = &s.pki {
+            let ttl = match &p.ttl {
+                Some(t) => {
+                    Some(self.duration(&format!("{at}.pki.ttl"), Some(t), Duration::ZERO)?)
+                }
+                None => None,
+            };
+            let mount = clean_mount(&p.mount);
+            self.vault_path(&format!("{at}.pki.mount"), &mount);
+            self.vault_path(&format!("{at}.pki.role"), &p.role);
+            return Some(Address::Pki {
+                mount,
+                role: p.role.clone(),
+                common_name: p.common_name.clone(),
+                ttl,
+                alt_names: p.alt_names.clone(),
+                ip_sans: p.ip_sans.clone(),
+            });
+        }
+        let id = s.secret_id.clone().unwrap_or_default();
+        if id.is_empty() {
+            self.problem(format!("{at}.secret_id"), "must not be empty");
+        }
+        let version = match (&s.version_stage, &s.version_id) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    format!("{at}.version_id"),
+                    "cannot be used with `version_stage`: give one or the other",
+                );
+                return None;
+            }
+            (Some(stage), None) => AwsVersion::Stage(stage.clone()),
+            (None, Some(id)) => AwsVersion::Id(id.clone()),
+            (None, None) => AwsVersion::Stage(AWS_CURRENT.into()),
+        };
+        let (key, value) = match &version {
+            AwsVersion::Stage(v) => ("version_stage", v),
+            AwsVersion::Id(v) => ("version_id", v),
+        };
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_graphic()) {
+            self.problem(format!("{at}.{key}"), "must be non-empty printable ASCII");
+        }
+        let previous = s.previous.unwrap_or(false);
+        if previous && !version.is_current() {
+            self.problem(
+                format!("{at}.previous"),
+                format!("writes {AWS_PREVIOUS} beside {AWS_CURRENT}: it cannot be used with `{key}: {value}`"),
+            );
+        }
+        Some(Address::SecretId {
+            id,
+            version,
+            previous,
+        })
+    }
+
+    /// A Vault path must be non-empty and made of plain segments.
+    pub(super) fn vault_path(&mut self, at: &str, p: &str) {
+        let bad = p.is_empty()
+            || p.split('/')
+                .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+            || p.chars().any(|c| c.is_control() || c == '?' || c == '#');
+        if bad {
+            self.problem(
+                at,
+                format!("`{}` is not a plain Vault path", p.escape_debug()),
+            );
+        }
+    }
+}
