@@ -5,7 +5,8 @@
 //! The binary's modes are built from these modules: [`config`] (validated
 //! configuration), [`source`] (backends), [`render`] (file formats), [`output`]
 //! (the tmpfs writer), [`cycle`] (fetch all, write all or none: `init`),
-//! [`rotation`] and [`sidecar`] (`run`, `exec`), [`supervise`] (the `exec`
+//! [`rotation`] and [`sidecar`] (`run`, `exec`) with the pacing of backend
+//! calls in [`backoff`], [`supervise`] (the `exec`
 //! child), [`proxy`] (the local credential proxy) over [`store`], [`notify`]
 //! (on_change actions), [`watch`], [`state`] (init → sidecar hand-off),
 //! [`telemetry`] (logs, metrics, health) and [`drill`] (a timed rotation

@@ -17,7 +17,7 @@ use zeroize::Zeroize;
 use super::rotate::{Rotated, Undo};
 use super::shape::{self, Set};
 use super::Error;
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, Gate};
 use crate::config::{Aws, AWS_CURRENT};
 use crate::secret::SecretBytes;
 use crate::source::{self, sdk_error, AwsSource};
@@ -28,7 +28,7 @@ const PENDING: &str = "AWSPENDING";
 pub struct AwsTarget {
     source: AwsSource,
     id: String,
-    backoff: Backoff,
+    gate: Gate,
 }
 
 /// A value as Secrets Manager stores it.
@@ -43,7 +43,7 @@ impl AwsTarget {
         AwsTarget {
             source: AwsSource::new(name, settings),
             id: id.to_owned(),
-            backoff: Backoff::default(),
+            gate: Gate::new(Backoff::default()),
         }
     }
 
@@ -64,12 +64,10 @@ impl AwsTarget {
         Fut: std::future::Future<Output = Result<T, aws_sdk_secretsmanager::error::SdkError<E>>>,
     {
         let what = format!("{op} of secret_id `{}`", self.id);
-        Ok(self
-            .backoff
-            .retry(deadline, source::Error::retryable, || async {
-                call().await.map_err(|e| sdk_error(e, &what))
-            })
-            .await?)
+        Ok(source::paced(&self.gate, deadline, &what, || async {
+            call().await.map_err(|e| sdk_error(e, &what))
+        })
+        .await?)
     }
 
     /// Rotates: by the secret's rotation function when it has one, else by

@@ -1,15 +1,19 @@
 //! The sidecar's scheduler. After the first cycle it keeps each secret fresh:
-//! static secrets are polled every interval (±10% jitter) and rewritten only
-//! when they changed; leases are renewed at `renew_at` of their duration and,
+//! static secrets are polled every interval (±10% jitter, the first poll
+//! anywhere in the first interval, stretched while the source pushes back)
+//! and rewritten only when they changed; leases are renewed at `renew_at` of their duration and,
 //! once they cannot be extended, replaced by a new read; certificates are
 //! re-issued at `renew_at` of their validity; each source's token is kept
 //! alive. Secrets that read the same address form one group: fetched once per
 //! round, their files written together. Failures leave files as they are and
-//! back off with jitter, never past a lease's expiry. Templates that read a
-//! secret fetched in a round are rendered again and written when their bytes
-//! changed. After all the files of a round are written, each changed secret's
-//! and template's `on_change` actions run once (an action listed by several
-//! of them runs once), and `exec`'s child hears of it once.
+//! back off with jitter, never past a lease's expiry; polls missed or held
+//! back by the source are spread over the next interval ([`schedule`]). The
+//! groups of a batching source (AWS) share one jitter draw per round, so they
+//! stay in one round and one batch call. Templates that read a secret fetched
+//! in a round are rendered again and written when their bytes changed. After
+//! all the files of a round are written, each changed secret's and template's
+//! `on_change` actions run once (an action listed by several of them runs
+//! once), and `exec`'s child hears of it once.
 
 mod lifecycle;
 mod requests;
@@ -22,7 +26,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::stream::{self, StreamExt};
-use rand::Rng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -38,15 +41,12 @@ use crate::state::State;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use crate::template::Rendering;
-use schedule::{Now, Step};
+use schedule::{Decision, Draws, Now, Slot, Step};
 
-/// Longest wait between retries after failures.
+/// Longest wait between retries of leases and certificates after failures.
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// Secrets worked on at once.
 const CONCURRENCY: usize = 16;
-/// Secrets due within this much of a round join it, so that jittered
-/// schedules share wake-ups (capped at a tenth of the refresh interval).
-const COALESCE: Duration = Duration::from_secs(1);
 
 /// The secrets that read one address: fetched once per round, with one
 /// schedule and one lease.
@@ -59,6 +59,8 @@ struct Group {
     due: Instant,
     step: Step,
     failures: u32,
+    /// Moved for being late, and not fetched since.
+    moved: bool,
 }
 
 impl Group {
@@ -70,6 +72,7 @@ impl Group {
             due: Instant::now(),
             step: Step::Fetch,
             failures: 0,
+            moved: false,
         }
     }
 
@@ -120,6 +123,8 @@ pub struct Engine {
     templates: Rendering,
     token_due: Vec<Instant>,
     backoff: Backoff,
+    /// The jitter draws of the current round.
+    draws: Draws,
     changes: Option<mpsc::UnboundedSender<()>>,
     limiter: cycle::Limiter,
     /// `refreshNow` requests waiting for the next round, by group.
@@ -187,6 +192,7 @@ impl Engine {
                 metrics.wrote(&secret.name);
             }
         }
+        let draws = Draws::new(sources.iter().map(|s| s.batches()));
         let mut engine = Engine {
             token_due: vec![Instant::now(); sources.len()],
             groups: Vec::new(),
@@ -202,6 +208,7 @@ impl Engine {
                 base: Duration::from_secs(1),
                 cap: BACKOFF_CAP,
             },
+            draws,
             changes,
             limiter: cycle::Limiter::new(CONCURRENCY),
             waiting: Vec::new(),
@@ -212,7 +219,7 @@ impl Engine {
             let mut group = Group::new(members);
             group.fetched = fetched[group.members[0]].take();
             group.at = started.checked_sub(age).unwrap_or(started);
-            engine.schedule(&mut group);
+            engine.schedule_next(&mut group, true);
             engine.groups.push(group);
         }
         engine.metrics.set_ready(true);
@@ -243,9 +250,28 @@ impl Engine {
         }
     }
 
-    /// Sets the group's next step and its time after a success; the group
-    /// polls at the shortest interval of its secrets.
+    /// A group polls at the shortest interval of its secrets.
+    fn interval(&self, group: &Group) -> Duration {
+        group
+            .members
+            .iter()
+            .filter_map(|&i| self.config.secrets[i].refresh)
+            .min()
+            .unwrap_or(self.config.refresh.interval)
+    }
+
+    /// The source (index) a group reads.
+    fn source_of(&self, group: &Group) -> usize {
+        self.config.secrets[group.members[0]].source
+    }
+
+    /// Sets the group's next step and its time after a success.
     fn schedule(&self, group: &mut Group) {
+        self.schedule_next(group, false)
+    }
+
+    /// As [`Engine::schedule`]; `first`: after the start-up cycle.
+    fn schedule_next(&self, group: &mut Group, first: bool) {
         let Some(f) = &group.fetched else {
             group.due = Instant::now();
             group.step = Step::Fetch;
@@ -256,21 +282,16 @@ impl Engine {
             self.metrics
                 .version(&self.config.secrets[i].name, f.version.as_deref(), lease);
         }
-        let every = group
-            .members
-            .iter()
-            .filter_map(|&i| self.config.secrets[i].refresh)
-            .min()
-            .unwrap_or(self.config.refresh.interval);
-        let jitter = rand::thread_rng().gen_range(0.9..1.1);
-        (group.due, group.step) = schedule::next(
-            f,
-            group.at,
-            every,
-            self.config.refresh.renew_at,
-            jitter,
-            Now::read(),
-        );
+        let every = self.interval(group);
+        let source = self.source_of(group);
+        let u = self.draws.get(source);
+        let poll = if first {
+            schedule::first_poll(every, u)
+        } else {
+            schedule::next_poll(every, self.sources[source].pace().stretch, u)
+        };
+        (group.due, group.step) =
+            schedule::next(f, group.at, poll, self.config.refresh.renew_at, Now::read());
         if let Some(end) = group.expiry() {
             for &i in &group.members {
                 self.metrics
@@ -385,10 +406,8 @@ impl Engine {
     async fn round(&mut self) {
         let now = Instant::now();
         self.maintain_tokens(now).await;
-        let horizon = now + COALESCE.min(self.config.refresh.interval / 10);
-        let due: Vec<usize> = (0..self.groups.len())
-            .filter(|&g| self.groups[g].due <= horizon)
-            .collect();
+        self.draws = Draws::new(self.sources.iter().map(|s| s.batches()));
+        let due = self.pick(now);
         if due.is_empty() {
             return;
         }
@@ -460,6 +479,52 @@ impl Engine {
         let templates = self.write_templates(Some(&fresh));
         self.notify(&changed, &templates).await;
         self.count_calls();
+    }
+
+    /// The groups this round works on; polled groups whose time was missed,
+    /// or whose source holds requests back (but for one probe), are moved to
+    /// a point spread over their next interval instead ([`schedule::plan`]).
+    fn pick(&mut self, now: Instant) -> Vec<usize> {
+        let paces: Vec<_> = self.sources.iter().map(|s| s.pace()).collect();
+        let slots: Vec<Slot> = self
+            .groups
+            .iter()
+            .map(|g| Slot {
+                source: self.source_of(g),
+                late: now.saturating_duration_since(g.due),
+                early: g.due.saturating_duration_since(now),
+                horizon: schedule::horizon(self.interval(g)),
+                polled: g.expiry().is_none(),
+                moved: g.moved,
+                held: paces[self.source_of(g)].closed_until.is_some(),
+            })
+            .collect();
+        let mut due = Vec::new();
+        for (g, (decision, slot)) in schedule::plan(&slots).into_iter().zip(&slots).enumerate() {
+            match decision {
+                Decision::Wait => {}
+                Decision::Fetch => {
+                    self.groups[g].moved = false;
+                    due.push(g);
+                }
+                Decision::Spread => {
+                    let pace = paces[slot.source];
+                    let from = pace.closed_until.map_or(now, |c| c.max(now));
+                    let every = self.interval(&self.groups[g]);
+                    let u = self.draws.get(slot.source);
+                    let group = &mut self.groups[g];
+                    group.due = from + schedule::spread(every, pace.stretch, u);
+                    group.moved = !slot.held;
+                    tracing::debug!(
+                        held = slot.held,
+                        late_ms = slot.late.as_millis() as u64,
+                        in_ms = (group.due - now).as_millis() as u64,
+                        "poll moved"
+                    );
+                }
+            }
+        }
+        due
     }
 
     /// `` `a`, `b` `` for the secrets at these indices.
@@ -595,7 +660,16 @@ impl Engine {
         let wait = match waits.iter().find(|(c, _)| c == cause) {
             Some((_, w)) => *w,
             None => {
-                let w = self.backoff.wait(failures);
+                let group = &self.groups[g];
+                let w = match left {
+                    Some(_) => self.backoff.wait(failures),
+                    None => schedule::poll_retry(
+                        failures,
+                        self.interval(group),
+                        self.sources[self.source_of(group)].pace().stretch,
+                        self.draws.get(self.source_of(group)),
+                    ),
+                };
                 waits.push((cause.clone(), w));
                 w
             }

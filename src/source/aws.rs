@@ -56,8 +56,8 @@ use futures::future::{join_all, BoxFuture};
 use tokio::sync::{oneshot, OnceCell, Semaphore};
 use tokio::time::Instant;
 
-use super::{fields_from_json, Error, Result, Source};
-use crate::backoff::Backoff;
+use super::{fields_from_json, paced, refused, Error, Result, Source};
+use crate::backoff::{self, Backoff, Gate, Pace};
 use crate::config::{Address, Aws, AwsVersion, Secret, AWS_CURRENT, AWS_PREVIOUS};
 use crate::secret::{Fetched, Fields, SecretBytes};
 
@@ -86,7 +86,7 @@ struct Inner {
     batch_denied: AtomicBool,
     calls: Calls,
     permits: Semaphore,
-    backoff: Backoff,
+    gate: Gate,
 }
 
 #[derive(Default)]
@@ -126,7 +126,7 @@ impl AwsSource {
                 batch_denied: AtomicBool::new(false),
                 calls: Calls::default(),
                 permits: Semaphore::new(IN_FLIGHT),
-                backoff: Backoff::default(),
+                gate: Gate::new(Backoff::default()),
             }),
         }
     }
@@ -220,6 +220,10 @@ impl Source for AwsSource {
 
     fn batches(&self) -> bool {
         true
+    }
+
+    fn pace(&self) -> Pace {
+        self.inner.gate.pace()
     }
 
     fn api_calls(&self) -> Vec<(&'static str, u64)> {
@@ -334,11 +338,16 @@ impl Inner {
         let mut answers: Vec<Option<Result<Fetched>>> = vec![None; ids.len()];
         let mut next_token: Option<String> = None;
         for _ in 0..MAX_PAGES {
+            let call = format!("BatchGetSecretValue of {} secret(s)", ids.len());
             let out = self
-                .backoff
-                .retry(
+                .gate
+                .run(
                     deadline,
-                    |f: &Failed| f.error.retryable(),
+                    |f: &Failed| f.error.signal(),
+                    |why| Failed {
+                        error: refused(&call, why),
+                        code: None,
+                    },
                     || self.batch_call(client, ids, next_token.clone()),
                 )
                 .await;
@@ -465,20 +474,19 @@ impl Inner {
         deadline: Instant,
     ) -> Result<Fetched> {
         let what = what(id, Some(version));
-        self.backoff
-            .retry(deadline, Error::retryable, || async {
-                let _permit = self.permits.acquire().await.ok();
-                self.calls.get_secret_value.fetch_add(1, Ordering::Relaxed);
-                let call = client.get_secret_value().secret_id(id);
-                let call = match version {
-                    AwsVersion::Stage(s) => call.version_stage(s),
-                    AwsVersion::Id(v) => call.version_id(v),
-                };
-                let out = call.send().await.map_err(|e| classify(e, &what).error)?;
-                let value = value_of(out.secret_string, out.secret_binary);
-                fetched(&what, value, out.version_id)
-            })
-            .await
+        paced(&self.gate, deadline, &what, || async {
+            let _permit = self.permits.acquire().await.ok();
+            self.calls.get_secret_value.fetch_add(1, Ordering::Relaxed);
+            let call = client.get_secret_value().secret_id(id);
+            let call = match version {
+                AwsVersion::Stage(s) => call.version_stage(s),
+                AwsVersion::Id(v) => call.version_id(v),
+            };
+            let out = call.send().await.map_err(|e| classify(e, &what).error)?;
+            let value = value_of(out.secret_string, out.secret_binary);
+            fetched(&what, value, out.version_id)
+        })
+        .await
     }
 }
 
@@ -499,6 +507,13 @@ fn naming(e: &Error, id: &str) -> Error {
         Error::Denied(m) => Error::Denied(named(m)),
         Error::NotFound(m) => Error::NotFound(named(m)),
         Error::Unavailable(m) => Error::Unavailable(named(m)),
+        Error::Throttled {
+            detail,
+            retry_after,
+        } => Error::Throttled {
+            detail: named(detail),
+            retry_after: *retry_after,
+        },
         Error::Data(m) => Error::Data(named(m)),
         Error::Config(m) => Error::Config(named(m)),
     }
@@ -587,12 +602,29 @@ where
         SdkError::ServiceError(s) => {
             let code = s.err().code().unwrap_or("UnknownError").to_owned();
             let status = s.raw().status().as_u16();
-            let error = by_code(
+            let retry_after = s
+                .raw()
+                .headers()
+                .get("retry-after")
+                .and_then(|v| backoff::parse_retry_after(v, std::time::SystemTime::now()));
+            let error = match by_code(
                 &code,
                 Some(status),
                 s.err().message().unwrap_or_default(),
                 what,
-            );
+            ) {
+                Error::Throttled { detail, .. } => Error::Throttled {
+                    detail,
+                    retry_after,
+                },
+                Error::Unavailable(detail) if status == 503 && retry_after.is_some() => {
+                    Error::Throttled {
+                        detail,
+                        retry_after,
+                    }
+                }
+                other => other,
+            };
             return Failed {
                 error,
                 code: Some(code),
@@ -639,15 +671,22 @@ fn by_code(code: &str, status: Option<u16>, message: &str, what: &str) -> Error 
         "ThrottlingException"
         | "Throttling"
         | "TooManyRequestsException"
-        | "RequestLimitExceeded"
-        | "InternalServiceError"
+        | "RequestLimitExceeded" => Error::Throttled {
+            detail,
+            retry_after: None,
+        },
+        "InternalServiceError"
         | "InternalFailure"
         | "ServiceUnavailable"
         | "ServiceUnavailableException"
         | "RequestTimeout"
         | "RequestTimeoutException" => Error::Unavailable(detail),
         _ => match status {
-            Some(429 | 500..=599) => Error::Unavailable(detail),
+            Some(429) => Error::Throttled {
+                detail,
+                retry_after: None,
+            },
+            Some(500..=599) => Error::Unavailable(detail),
             Some(401 | 403) => Error::Denied(detail),
             _ => Error::Data(detail),
         },
@@ -770,6 +809,14 @@ mod tests {
             Error::Denied(_)
         ));
         assert!(by_code("ThrottlingException", Some(400), "", w).retryable());
+        assert_eq!(
+            by_code("ThrottlingException", Some(400), "", w).signal(),
+            crate::backoff::Signal::PushedBack(None)
+        );
+        assert_eq!(
+            by_code("Whatever", Some(429), "", w).signal(),
+            crate::backoff::Signal::PushedBack(None)
+        );
         assert!(by_code("InternalServiceError", Some(500), "", w).retryable());
         assert!(by_code("Whatever", Some(503), "", w).retryable());
         assert!(matches!(

@@ -16,6 +16,7 @@ pub use vault::VaultSource;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
+use crate::backoff::{Gate, Pace, Refusal, Signal};
 use crate::config::{Config, Secret, SourceKind};
 use crate::exit::{Exit, ExitCode};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
@@ -32,6 +33,15 @@ pub enum Error {
     /// The backend could not be reached or failed (retryable).
     #[error("backend unavailable: {0}")]
     Unavailable(String),
+    /// The backend asked to slow down: a 429, or a 503 with `Retry-After`
+    /// (retryable, not before `retry_after`).
+    #[error("backend asked to slow down: {detail}")]
+    Throttled {
+        /// What was asked, and the answer.
+        detail: String,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
     /// The backend answered with something unusable.
     #[error("bad data: {0}")]
     Data(String),
@@ -43,7 +53,44 @@ pub enum Error {
 impl Error {
     /// Whether trying again may help.
     pub fn retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_))
+        matches!(self, Error::Unavailable(_) | Error::Throttled { .. })
+    }
+
+    /// What this error tells the source's [`Gate`].
+    pub fn signal(&self) -> Signal {
+        match self {
+            Error::Unavailable(_) => Signal::Failed,
+            Error::Throttled { retry_after, .. } => Signal::PushedBack(*retry_after),
+            _ => Signal::Answered,
+        }
+    }
+}
+
+/// Runs one backend call through the source's gate (pushback, probing and
+/// the retry budget, see [`crate::backoff`]) until `deadline`; `what` names
+/// the call in the error of an attempt the gate did not let out.
+pub(crate) async fn paced<T, F, Fut>(gate: &Gate, deadline: Instant, what: &str, op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    gate.run(deadline, Error::signal, |why| refused(what, why), op)
+        .await
+}
+
+/// The error of an attempt the gate did not let out.
+fn refused(what: &str, why: Refusal) -> Error {
+    match why {
+        Refusal::Closed(wait) => Error::Throttled {
+            detail: format!(
+                "{what}: not sent: the source is backing off for {:.1}s more, past the deadline",
+                wait.as_secs_f64()
+            ),
+            retry_after: Some(wait),
+        },
+        Refusal::Budget => Error::Unavailable(format!(
+            "{what}: not sent: the source's retry budget is spent"
+        )),
     }
 }
 
@@ -52,7 +99,7 @@ impl ExitCode for Error {
         match self {
             Error::Denied(_) => Exit::NoPerm,
             Error::NotFound(_) | Error::Data(_) => Exit::Data,
-            Error::Unavailable(_) => Exit::Unavailable,
+            Error::Unavailable(_) | Error::Throttled { .. } => Exit::Unavailable,
             Error::Config(_) => Exit::Config,
         }
     }
@@ -120,6 +167,12 @@ pub trait Source: Send + Sync {
     /// itself; callers then must not hold fetches back.
     fn batches(&self) -> bool {
         false
+    }
+
+    /// How the source paces its calls now (see [`crate::backoff`]); the
+    /// sidecar's schedule follows it.
+    fn pace(&self) -> Pace {
+        Pace::default()
     }
 
     /// API calls made so far, per operation, for sources billed per call.

@@ -1,14 +1,17 @@
-//! HashiCorp Vault and OpenBao, on vaultrs: token, AppRole, Kubernetes and JWT
-//! login, and AWS IAM and TLS certificate login (in [`super::vault_login`]); KV v1/v2 with the engine version detected from the mount as the
-//! `vault kv` CLI does; PKI issue; and any logical read with its lease.
+//! HashiCorp Vault and OpenBao: token, AppRole, Kubernetes and JWT login, and
+//! AWS IAM and TLS certificate login (in [`super::vault_login`]); KV v1/v2
+//! with the engine version detected from the mount as the `vault kv` CLI
+//! does; PKI issue; and any logical read with its lease.
 //!
-//! vaultrs has no call for two things we need, so they go straight to the
-//! HTTP client vaultrs itself uses: the mount lookup the CLI does
-//! (`sys/internal/ui/mounts/…`), and a generic logical read that keeps the
-//! lease id, duration and renewability (vaultrs' typed reads drop them).
+//! Logins go through vaultrs. Every read goes straight to the HTTP client
+//! vaultrs itself uses, because vaultrs drops what the sidecar needs from the
+//! answer: the lease id, duration and renewability of a logical read, and the
+//! status and `Retry-After` of a refusal (a rate-limit quota's 429), which the
+//! source's [`Gate`] honours. The mount lookup the CLI does
+//! (`sys/internal/ui/mounts/…`) has no vaultrs call at all.
 //!
-//! vaultrs deserializes responses into plain `String`s; we move values into
-//! [`SecretBytes`] at once, but those transient copies are not zeroized.
+//! vaultrs' logins deserialize the token into a plain `String`; we move it
+//! into [`SecretBytes`] at once, but that transient copy is not zeroized.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,8 +25,8 @@ use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use super::{fields_from_json, vault_login, Error, Result, Source};
-use crate::backoff::Backoff;
+use super::{fields_from_json, paced, vault_login, Error, Result, Source};
+use crate::backoff::{self, Backoff, Gate, Pace};
 use crate::config::{Address, Auth, KvVersion, Secret, Vault};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
 
@@ -38,7 +41,7 @@ pub struct VaultSource {
     /// The AWS credential chain of an `aws` login, built at the first login.
     aws_credentials: vault_login::AwsCredentials,
     http: reqwest::Client,
-    backoff: Backoff,
+    gate: Gate,
     session: Mutex<Option<Session>>,
     /// A token handed over by `init`, tried before logging in.
     adopted: std::sync::Mutex<Option<SecretBytes>>,
@@ -102,7 +105,7 @@ impl VaultSource {
             settings: cfg.clone(),
             aws_credentials: tokio::sync::OnceCell::new(),
             http,
-            backoff: Backoff::default(),
+            gate: Gate::new(Backoff::default()),
             session: Mutex::new(None),
             adopted: std::sync::Mutex::new(None),
             kv_versions: Mutex::new(HashMap::new()),
@@ -211,10 +214,7 @@ impl VaultSource {
     }
 
     async fn login_retrying(&self, deadline: Instant) -> Result<Grant> {
-        let r = self
-            .backoff
-            .retry(deadline, Error::retryable, || self.login(deadline))
-            .await;
+        let r = paced(&self.gate, deadline, "login", || self.login()).await;
         // Refused, or the credential file is missing or empty: the user must act.
         if let Err(e @ (Error::Denied(_) | Error::Config(_))) = &r {
             self.login_state().refused = Some(e.to_string());
@@ -222,23 +222,28 @@ impl VaultSource {
         r
     }
 
-    /// Asks Vault about `token` (`auth/token/lookup-self`).
+    /// Asks Vault about `token` (`auth/token/lookup-self`), through the gate.
     async fn lookup(&self, token: SecretBytes, deadline: Instant) -> Result<Grant> {
+        paced(&self.gate, deadline, "token lookup", || {
+            self.lookup_once(&token)
+        })
+        .await
+    }
+
+    /// One `auth/token/lookup-self` of `token`.
+    async fn lookup_once(&self, token: &SecretBytes) -> Result<Grant> {
         let what = "token lookup";
         let body = self
-            .backoff
-            .retry(deadline, Error::retryable, || {
-                self.call(
-                    &token,
-                    reqwest::Method::GET,
-                    "auth/token/lookup-self",
-                    None,
-                    what,
-                )
-            })
+            .call(
+                token,
+                reqwest::Method::GET,
+                "auth/token/lookup-self",
+                None,
+                what,
+            )
             .await?;
         Ok(Grant {
-            token,
+            token: token.clone(),
             ttl: ttl(body
                 .pointer("/data/ttl")
                 .and_then(|v| v.as_u64())
@@ -312,12 +317,12 @@ impl VaultSource {
         Ok(s.ttl.map_or(IDLE, |t| t.mul_f64(renew_at)))
     }
 
-    async fn login(&self, deadline: Instant) -> Result<Grant> {
+    async fn login(&self) -> Result<Grant> {
         let (method, info) = match &self.auth {
             Auth::TokenFile(path) => {
                 let token = read_credential(path, "token_file")
                     .map_err(|e| Error::Config(format!("{e}: {}", self.relogin())))?;
-                return self.lookup(token, deadline).await.map_err(|e| match e {
+                return self.lookup_once(&token).await.map_err(|e| match e {
                     Error::Denied(why) => Error::Denied(format!(
                         "the token in {} was refused ({why}): {}",
                         path.display(),
@@ -404,10 +409,7 @@ impl VaultSource {
         }
         let what = format!("mount lookup of `{mount}`");
         let path = format!("sys/internal/ui/mounts/{mount}");
-        let body = self
-            .backoff
-            .retry(deadline, Error::retryable, || self.get(c, &path, &what))
-            .await;
+        let body = paced(&self.gate, deadline, &what, || self.get(c, &path, &what)).await;
         let version = match body {
             // Servers older than the lookup: the CLI assumes v1.
             Err(Error::NotFound(_)) => KvVersion::V1,
@@ -534,6 +536,11 @@ impl VaultSource {
             .await
             .map_err(|e| Error::Unavailable(format!("{what}: {}", transport(&e))))?;
         let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| backoff::parse_retry_after(v, std::time::SystemTime::now()));
         let body = resp
             .bytes()
             .await
@@ -551,7 +558,7 @@ impl VaultSource {
             .and_then(|v| v.get("errors").cloned())
             .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
             .unwrap_or_default();
-        Err(status_error(status, &errors, what))
+        Err(status_error(status, &errors, what, retry_after))
     }
 
     /// An authenticated API call outside the secret reads (the rotation
@@ -569,11 +576,10 @@ impl VaultSource {
             let (what, method) = (&what, &method);
             async move {
                 let token = SecretBytes::copy_from(&c.middle.token);
-                self.backoff
-                    .retry(deadline, Error::retryable, || {
-                        self.call_on(&self.http, &token, method.clone(), path, body, what)
-                    })
-                    .await
+                paced(&self.gate, deadline, what, || {
+                    self.call_on(&self.http, &token, method.clone(), path, body, what)
+                })
+                .await
             }
         };
         let c = self.client(deadline).await?;
@@ -593,7 +599,10 @@ impl VaultSource {
         deadline: Instant,
     ) -> Result<Fetched> {
         let what = format!("{} `{}`", kind(&secret.address), secret.address.key());
-        let retry = |e: &Error| e.retryable();
+        let get = |path: String| {
+            let what = &what;
+            async move { paced(&self.gate, deadline, what, || self.get(c, &path, what)).await }
+        };
         match &secret.address {
             Address::Kv {
                 mount,
@@ -611,47 +620,32 @@ impl VaultSource {
                     )));
                 }
                 if v == KvVersion::V1 {
-                    let data = self
-                        .backoff
-                        .retry(deadline, retry, || async {
-                            vaultrs::kv1::get_raw(&**c, mount, path)
-                                .await
-                                .map_err(|e| classify(e, &what))
-                        })
-                        .await?;
-                    return Ok(Fetched::fields(fields_from_json(data.data, &what)?));
+                    let body = get(format!("{mount}/{path}")).await?;
+                    return Ok(Fetched::fields(fields_from_json(
+                        body.get("data").cloned().unwrap_or_default(),
+                        &what,
+                    )?));
                 }
-                let endpoint = || {
-                    vaultrs::api::kv2::requests::ReadSecretRequest::builder()
-                        .mount(mount.as_str())
-                        .path(path.as_str())
-                        .version(*version)
-                        .build()
-                        .map_err(|e| Error::Config(format!("{what}: {e}")))
-                };
-                let resp = self
-                    .backoff
-                    .retry(deadline, retry, || async {
-                        vaultrs::api::exec_with_result(&**c, endpoint()?)
-                            .await
-                            .map_err(|e| classify(e, &what))
-                    })
-                    .await?;
-                if resp.data.is_null() {
-                    return Err(Error::NotFound(format!(
+                let pinned = version.map(|n| format!("?version={n}")).unwrap_or_default();
+                let mut body = get(format!("{mount}/data/{path}{pinned}")).await?;
+                let data = body.pointer_mut("/data/data").map(serde_json::Value::take);
+                let number = body
+                    .pointer("/data/metadata/version")
+                    .and_then(serde_json::Value::as_u64);
+                match data {
+                    None | Some(serde_json::Value::Null) => Err(Error::NotFound(format!(
                         "{what}: version {} is deleted",
-                        resp.metadata.version
-                    )));
+                        number.map_or_else(|| "?".to_owned(), |n| n.to_string())
+                    ))),
+                    Some(data) => {
+                        let mut f = Fetched::fields(fields_from_json(data, &what)?);
+                        f.version = number.map(|n| n.to_string());
+                        Ok(f)
+                    }
                 }
-                let mut f = Fetched::fields(fields_from_json(resp.data, &what)?);
-                f.version = Some(resp.metadata.version.to_string());
-                Ok(f)
             }
             Address::Read(path) => {
-                let body = self
-                    .backoff
-                    .retry(deadline, retry, || self.get(c, path, &what))
-                    .await?;
+                let body = get(path.clone()).await?;
                 let lease_id = body["lease_id"].as_str().unwrap_or_default().to_owned();
                 let lease = (!lease_id.is_empty()).then(|| Lease {
                     id: lease_id,
@@ -679,52 +673,29 @@ impl VaultSource {
                 alt_names,
                 ip_sans,
             } => {
-                let resp = self
-                    .backoff
-                    .retry(deadline, retry, || async {
-                        let mut opts =
-                            vaultrs::api::pki::requests::GenerateCertificateRequest::builder();
-                        opts.common_name(common_name.as_str());
-                        if let Some(t) = ttl {
-                            opts.ttl(format!("{}s", t.as_secs()));
-                        }
-                        if !alt_names.is_empty() {
-                            opts.alt_names(alt_names.join(","));
-                        }
-                        if !ip_sans.is_empty() {
-                            opts.ip_sans(ip_sans.join(","));
-                        }
-                        vaultrs::pki::cert::generate(&**c, mount, role, Some(&mut opts))
-                            .await
-                            .map_err(|e| classify(e, &what))
-                    })
-                    .await?;
-                let chain = match &resp.ca_chain {
-                    Some(chain) if !chain.is_empty() => chain.join("\n"),
-                    _ => resp.issuing_ca.clone(),
-                };
-                let mut fields = Fields::new();
-                fields.insert(
-                    "certificate".into(),
-                    SecretBytes::copy_from(&resp.certificate),
-                );
-                fields.insert(
-                    "private_key".into(),
-                    SecretBytes::from_string(resp.private_key),
-                );
-                fields.insert("ca_chain".into(), SecretBytes::from_string(chain));
-                fields.insert(
-                    "issuing_ca".into(),
-                    SecretBytes::from_string(resp.issuing_ca),
-                );
-                fields.insert(
-                    "serial_number".into(),
-                    SecretBytes::copy_from(&resp.serial_number),
-                );
-                let mut f = Fetched::fields(fields);
-                f.version = Some(resp.serial_number);
-                f.expires = resp.expiration.map(|s| UNIX_EPOCH + Duration::from_secs(s));
-                Ok(f)
+                let mut request = serde_json::json!({ "common_name": common_name });
+                if let Some(t) = ttl {
+                    request["ttl"] = format!("{}s", t.as_secs()).into();
+                }
+                if !alt_names.is_empty() {
+                    request["alt_names"] = alt_names.join(",").into();
+                }
+                if !ip_sans.is_empty() {
+                    request["ip_sans"] = ip_sans.join(",").into();
+                }
+                let token = SecretBytes::copy_from(&c.middle.token);
+                let path = format!("{mount}/issue/{role}");
+                let body = paced(&self.gate, deadline, &what, || {
+                    self.call(
+                        &token,
+                        reqwest::Method::POST,
+                        &path,
+                        Some(request.clone()),
+                        &what,
+                    )
+                })
+                .await?;
+                pki_fetched(body, &what)
             }
             Address::SecretId { .. } => Err(Error::Config(format!(
                 "source {}: Vault has no `secret_id` secrets",
@@ -732,6 +703,48 @@ impl VaultSource {
             ))),
         }
     }
+}
+
+/// The certificate, key and chain a PKI `issue` answered, in fields.
+fn pki_fetched(mut body: serde_json::Value, what: &str) -> Result<Fetched> {
+    let data = body
+        .get_mut("data")
+        .map(serde_json::Value::take)
+        .unwrap_or_default();
+    let text = |key: &str| data.get(key).and_then(serde_json::Value::as_str);
+    let (Some(certificate), Some(private_key), Some(serial)) = (
+        text("certificate"),
+        text("private_key"),
+        text("serial_number"),
+    ) else {
+        return Err(Error::Data(format!(
+            "{what}: the answer lacks certificate, private_key or serial_number"
+        )));
+    };
+    let issuing_ca = text("issuing_ca").unwrap_or_default();
+    let chain: Vec<&str> = data
+        .get("ca_chain")
+        .and_then(serde_json::Value::as_array)
+        .map(|c| c.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    let chain = if chain.is_empty() {
+        issuing_ca.to_owned()
+    } else {
+        chain.join("\n")
+    };
+    let mut fields = Fields::new();
+    fields.insert("certificate".into(), SecretBytes::copy_from(certificate));
+    fields.insert("private_key".into(), SecretBytes::copy_from(private_key));
+    fields.insert("ca_chain".into(), SecretBytes::from_string(chain));
+    fields.insert("issuing_ca".into(), SecretBytes::copy_from(issuing_ca));
+    fields.insert("serial_number".into(), SecretBytes::copy_from(serial));
+    let mut f = Fetched::fields(fields);
+    f.version = Some(serial.to_owned());
+    f.expires = data
+        .get("expiration")
+        .and_then(serde_json::Value::as_u64)
+        .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+    Ok(f)
 }
 
 impl Source for VaultSource {
@@ -760,18 +773,16 @@ impl Source for VaultSource {
             let c = self.client(deadline).await?;
             let token = SecretBytes::copy_from(&c.middle.token);
             let what = format!("renewal of lease {}", lease.id);
-            let body = self
-                .backoff
-                .retry(deadline, Error::retryable, || {
-                    self.call(
-                        &token,
-                        reqwest::Method::PUT,
-                        "sys/leases/renew",
-                        Some(serde_json::json!({ "lease_id": lease.id, "increment": lease.duration.as_secs() })),
-                        &what,
-                    )
-                })
-                .await?;
+            let body = paced(&self.gate, deadline, &what, || {
+                self.call(
+                    &token,
+                    reqwest::Method::PUT,
+                    "sys/leases/renew",
+                    Some(serde_json::json!({ "lease_id": lease.id, "increment": lease.duration.as_secs() })),
+                    &what,
+                )
+            })
+            .await?;
             Ok(Lease {
                 id: body["lease_id"].as_str().unwrap_or(&lease.id).to_owned(),
                 duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
@@ -805,12 +816,10 @@ impl Source for VaultSource {
                 };
             let c = self.client(deadline).await?;
             let token = SecretBytes::copy_from(&c.middle.token);
-            let answer = self
-                .backoff
-                .retry(deadline, Error::retryable, || {
-                    self.call(&token, method.clone(), &path, body.clone(), &what)
-                })
-                .await;
+            let answer = paced(&self.gate, deadline, &what, || {
+                self.call(&token, method.clone(), &path, body.clone(), &what)
+            })
+            .await;
             match answer {
                 // A revoked certificate has a revocation time; a live one 0.
                 Ok(b) => Ok(b
@@ -851,6 +860,10 @@ impl Source for VaultSource {
 
     fn session(&self) -> BoxFuture<'_, Option<SecretBytes>> {
         Box::pin(async { self.session.lock().await.as_ref().map(|s| s.token.clone()) })
+    }
+
+    fn pace(&self) -> Pace {
+        self.gate.pace()
     }
 
     fn adopt(&self, token: SecretBytes) {
@@ -962,7 +975,13 @@ fn transport(e: &dyn std::error::Error) -> String {
     msg
 }
 
-fn status_error(status: u16, errors: &[String], what: &str) -> Error {
+/// Maps an HTTP error status; a 429, or a 503 with `Retry-After`, asks to slow down.
+fn status_error(
+    status: u16,
+    errors: &[String],
+    what: &str,
+    retry_after: Option<Duration>,
+) -> Error {
     let detail = if errors.is_empty() {
         format!("{what}: HTTP {status}")
     } else {
@@ -971,7 +990,15 @@ fn status_error(status: u16, errors: &[String], what: &str) -> Error {
     match status {
         401 | 403 => Error::Denied(detail),
         404 => Error::NotFound(detail),
-        429 | 500..=599 => Error::Unavailable(detail),
+        429 => Error::Throttled {
+            detail,
+            retry_after,
+        },
+        503 if retry_after.is_some() => Error::Throttled {
+            detail,
+            retry_after,
+        },
+        500..=599 => Error::Unavailable(detail),
         _ => Error::Data(detail),
     }
 }
@@ -979,10 +1006,10 @@ fn status_error(status: u16, errors: &[String], what: &str) -> Error {
 /// Maps a vaultrs error: HTTP statuses by code, anything else on the way is a transport failure.
 fn classify(e: ClientError, what: &str) -> Error {
     match e {
-        ClientError::APIError { code, errors } => status_error(code, &errors, what),
+        ClientError::APIError { code, errors } => status_error(code, &errors, what, None),
         ClientError::RestClientError {
             source: rustify::errors::ClientError::ServerResponseError { code, .. },
-        } => status_error(code, &[], what),
+        } => status_error(code, &[], what, None),
         // Only transport failures carry their cause chain: a parse error's
         // cause may quote the answer, which holds secrets.
         ClientError::RestClientError {
@@ -1004,11 +1031,22 @@ mod tests {
 
     #[test]
     fn statuses_map_to_errors() {
-        assert!(matches!(status_error(403, &[], "x"), Error::Denied(_)));
-        assert!(matches!(status_error(404, &[], "x"), Error::NotFound(_)));
-        assert!(status_error(503, &[], "x").retryable());
-        assert!(status_error(429, &[], "x").retryable());
-        assert!(!status_error(400, &[], "x").retryable());
+        use crate::backoff::Signal;
+        let s = |status, ra| status_error(status, &[], "x", ra);
+        assert!(matches!(s(403, None), Error::Denied(_)));
+        assert!(matches!(s(404, None), Error::NotFound(_)));
+        assert!(!s(400, None).retryable());
+        assert_eq!(s(503, None).signal(), Signal::Failed);
+        assert_eq!(
+            s(500, Some(Duration::from_secs(2))).signal(),
+            Signal::Failed
+        );
+        assert_eq!(s(429, None).signal(), Signal::PushedBack(None));
+        let two = Some(Duration::from_secs(2));
+        assert_eq!(s(429, two).signal(), Signal::PushedBack(two));
+        assert_eq!(s(503, two).signal(), Signal::PushedBack(two));
+        assert!(s(429, two).retryable());
+        assert_eq!(s(404, None).signal(), Signal::Answered);
     }
 
     #[test]
