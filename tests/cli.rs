@@ -320,16 +320,15 @@ fn every_example_config_is_valid() {
 #[test]
 fn durations_take_the_documented_units_and_print_as_written() {
     let work = scratch();
-    let config = |interval: &str| {
-        file(
+    let out = Tmpfs::new("1m");
+    file(work.path(), "dev.yaml", "secret/app/db:\n  password: x\n");
+    let check = |interval: &str| {
+        let cfg = file(
             work.path(),
             "config.yaml",
-            &format!("sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: /dev/shm }}\nrefresh: {{ interval: \"{interval}\" }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    refresh: 1h30m\n"),
-        )
-    };
-    let check = |interval: &str| {
-        let cfg = config(interval);
-        ramsecrets(&["check", "--config-only", "--config", cfg.to_str().unwrap()])
+            &format!("sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: \"{interval}\" }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    refresh: 1h30m\n", out.path().display()),
+        );
+        ramsecrets(&["check", "--config", cfg.to_str().unwrap()])
     };
     let o = check("1d");
     assert_exit(&o, 0);

@@ -114,19 +114,24 @@ fn one_edit_read_by_three_secrets_restarts_the_child_once_with_every_file_new() 
     assert_plain(&run.logs());
 }
 
+/// A sidecar on one secret of `dev.yaml` polled every `interval`, with its health port.
+fn polled(out: &Path, health: u16, interval: &str) -> String {
+    format!(
+        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: {interval} }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
+        out.display()
+    )
+}
+
 #[test]
-fn an_edit_of_the_file_source_shows_at_once_and_a_reload_reschedules_polls() {
+fn an_edit_of_the_file_source_shows_at_once() {
     let work = scratch();
     let out = Tmpfs::new("1m");
     secrets_file(work.path(), "one");
-    let health = free_port();
-    let config = |interval: &str| {
-        format!(
-            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: {interval} }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
-            out.path().display()
-        )
-    };
-    let cfg = file(work.path(), "config.yaml", &config("5m"));
+    let cfg = file(
+        work.path(),
+        "config.yaml",
+        &polled(out.path(), free_port(), "5m"),
+    );
     let mut run = Running::sidecar(work.path(), &cfg);
     assert_eq!(out.read("db"), "one");
     // Saved in place, and saved as editors do (a new file renamed over it).
@@ -138,8 +143,23 @@ fn an_edit_of_the_file_source_shows_at_once_and_a_reload_reschedules_polls() {
     wait_until(LIMIT, "the edit in the file", || out.read("db") == "two");
     secrets_file(work.path(), "three");
     wait_until(LIMIT, "the second edit", || out.read("db") == "three");
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn a_reload_to_a_shorter_interval_reschedules_the_planned_polls() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    secrets_file(work.path(), "one");
+    let health = free_port();
+    let cfg = file(
+        work.path(),
+        "config.yaml",
+        &polled(out.path(), health, "5m"),
+    );
+    let mut run = Running::sidecar(work.path(), &cfg);
     // The poll planned 5 minutes ahead follows a reload to 1s.
-    std::fs::write(&cfg, config("1s")).unwrap();
+    std::fs::write(&cfg, polled(out.path(), health, "1s")).unwrap();
     run.wait_log("config reloaded", LIMIT);
     wait_polls(health, 2.0);
     assert_eq!(run.stop(Signal::TERM), Some(0));
