@@ -1,6 +1,6 @@
 //! Process exit codes, from BSD `sysexits.h` (and a shell's 126 and 127 for a
-//! command `exec` cannot run), and the trait every module error implements to
-//! say which one it means.
+//! command `exec` cannot run), the trait every module error implements to
+//! say which one it means, and [`Failure`], an error on its way out to `main`.
 
 /// The exit codes ramsecrets uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -41,4 +41,22 @@ impl Exit {
 pub trait ExitCode {
     /// The sysexits code for this error.
     fn exit(&self) -> Exit;
+}
+
+/// An error on its way out: the message and the exit code it stands for.
+#[derive(Debug)]
+pub struct Failure {
+    /// The exit code.
+    pub exit: Exit,
+    /// The error, with its causes.
+    pub error: anyhow::Error,
+}
+
+impl<E: ExitCode + std::error::Error + Send + Sync + 'static> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            exit: e.exit(),
+            error: e.into(),
+        }
+    }
 }

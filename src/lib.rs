@@ -4,11 +4,13 @@
 //!
 //! The binary's modes are built from these modules: [`config`] (validated
 //! configuration), [`source`] (backends), [`render`] (file formats), [`output`]
-//! (the tmpfs writer), [`cycle`] (fetch all, write all or none: `init`),
-//! [`rotation`] and [`sidecar`] (`run`, `exec`) with the pacing of backend
-//! calls in [`backoff`], [`supervise`] (the `exec`
+//! (the tmpfs writer), [`cycle`] (fetch all, write all or none), [`init`]
+//! (the `init` command and its hand-off), [`rotation`] and [`sidecar`]
+//! (`run`, `exec`) with the pacing of backend calls in [`backoff`],
+//! [`supervise`] (the `exec`
 //! child), [`proxy`] (the local credential proxy) over [`store`], [`notify`]
-//! (on_change actions), [`watch`], [`state`] (init → sidecar hand-off),
+//! (on_change actions), [`watch`], [`state`] (the hand-off state file, and
+//! the sidecar's reading of it),
 //! [`telemetry`] (logs, metrics, health) and [`drill`] (a timed rotation
 //! drill); [`check`] is what `check` verifies beyond the file.
 
@@ -25,6 +27,7 @@ pub mod drill;
 pub mod exit;
 pub mod harden;
 pub mod http;
+pub mod init;
 pub mod inject;
 pub mod memory;
 pub mod notify;

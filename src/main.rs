@@ -4,27 +4,10 @@
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
-use ramsecrets::cli::{Cli, Command, DrillArgs, InitArgs, LogFormat, ProxyArgs, RunArgs};
+use ramsecrets::cli::{Cli, Command, DrillArgs, LogFormat, ProxyArgs, RunArgs};
 use ramsecrets::config::{self, Config};
-use ramsecrets::exit::{Exit, ExitCode};
-use ramsecrets::output::OutputDir;
-use ramsecrets::signals::{self, Signals};
-use ramsecrets::{check, cycle, drill, harden, inject, proxy, sidecar, source, state, telemetry};
-
-/// An error on its way out: the message and the exit code it stands for.
-struct Failure {
-    exit: Exit,
-    error: anyhow::Error,
-}
-
-impl<E: ExitCode + std::error::Error + Send + Sync + 'static> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure {
-            exit: e.exit(),
-            error: e.into(),
-        }
-    }
-}
+use ramsecrets::exit::{Exit, Failure};
+use ramsecrets::{check, drill, harden, init, inject, proxy, sidecar, telemetry};
 
 fn main() -> ProcessExit {
     let cli = match Cli::try_parse() {
@@ -106,7 +89,15 @@ fn run(command: Command, log_format: LogFormat) -> Result<u8, Failure> {
             }
             Ok(Exit::Ok.code())
         }
-        Command::Init(args) => init(args),
+        Command::Init(args) => {
+            let config = Config::load(&args.config.config)?;
+            let ready = init::prepare(&config, &args.config.config)?;
+            let opts = init::Options {
+                timeout: args.timeout,
+                concurrency: usize::from(args.concurrency),
+            };
+            runtime()?.block_on(init::run(&config, ready, opts))
+        }
         Command::Run(args) => sidecar(args, None, false, log_format),
         Command::Exec(args) => sidecar(args.run, Some(args.command), false, log_format),
         Command::Proxy(ProxyArgs {
@@ -207,49 +198,4 @@ fn sidecar(
     };
     let code = runtime()?.block_on(sidecar::run(config, opts))?;
     Ok(u8::try_from(code).unwrap_or(1))
-}
-
-/// `init`; returns the exit code: 0, or 128 + the signal that stopped it.
-fn init(args: InitArgs) -> Result<u8, Failure> {
-    let config = Config::load(&args.config.config)?;
-    let Some(output) = &config.output else {
-        return Err(Failure {
-            exit: Exit::Config,
-            error: anyhow::anyhow!(
-                "config {} has no `output:` section, which `ramsecrets init` needs to write files; its secrets are served from memory by `ramsecrets proxy`",
-                args.config.config.display()
-            ),
-        });
-    };
-    harden::harden(config.mlock)?;
-    let sources = source::build(&config)?;
-    let dir = OutputDir::open(output)?;
-    let state_dir = state::prepare(output, &dir)?;
-    // What parsing and set-up touched is not needed to fetch and write.
-    ramsecrets::memory::trim();
-    runtime()?.block_on(async {
-        let signals = Signals::install(false).map_err(|e| Failure {
-            exit: Exit::OsErr,
-            error: anyhow::Error::new(e).context("cannot install signal handlers"),
-        })?;
-        let deadline = tokio::time::Instant::now() + args.timeout;
-        let concurrency = usize::from(args.concurrency);
-        let work = async {
-            let report = cycle::run(
-                &config,
-                &sources,
-                Some(&dir),
-                deadline,
-                concurrency,
-                Vec::new(),
-            )
-            .await?;
-            state::hand_off(&config, &sources, &report, state_dir.as_ref()).await?;
-            Ok(Exit::Ok.code())
-        };
-        tokio::select! {
-            done = work => done,
-            sig = signals.stopped() => Ok(u8::try_from(signals::interrupted(sig)).unwrap_or(1)),
-        }
-    })
 }

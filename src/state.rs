@@ -1,27 +1,25 @@
-//! Hand-off from `init` to the sidecar, so that one pod takes one set of
-//! dynamic credentials: `init` leaves the tokens it used and the leased or
-//! issued secrets it wrote in `output.state_dir/state.json` (mode 0400, in a
-//! 0700 directory on tmpfs that only ramsecrets' own containers mount, never
-//! under `output.dir`), and `run` adopts them, renewing those leases instead of
+//! The hand-off state from `init` to the sidecar, so that one pod takes one
+//! set of dynamic credentials: `init` ([`crate::init`]) leaves the tokens it
+//! used and the leased or issued secrets it wrote in
+//! `output.state_dir/state.json` (mode 0400, in a 0700 directory on tmpfs
+//! that only ramsecrets' own containers mount, never under `output.dir`),
+//! and `run` adopts them, renewing those leases instead of
 //! taking new ones. Without `state_dir` nothing is handed over. The sidecar
 //! trusts the state only as [`crate::trust`] allows, range-checks every number
 //! in it, and takes only leases and certificates from it, never a static secret.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde::{Deserialize, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-use crate::config::{Address, Config, Output, Secret};
-use crate::cycle;
+use crate::config::{Address, Output, Secret};
 use crate::exit::{Exit, ExitCode};
 use crate::output::{self, OutputDir};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
-use crate::source::Source;
 use crate::trust::{self, Refused, Rules};
 
 const FILE: &str = "state.json";
@@ -230,42 +228,6 @@ pub fn prepare(output: &Output, out: &OutputDir) -> Result<Option<OutputDir>, Er
     open_dir(output, path, out).map(Some)
 }
 
-/// Leaves the tokens and the leased or issued secrets of `init` in `dir`
-/// for the sidecar; without a state directory, says once that it will not.
-pub async fn hand_off(
-    config: &Config,
-    sources: &[Arc<dyn Source>],
-    report: &cycle::Report,
-    dir: Option<&OutputDir>,
-) -> Result<(), Error> {
-    let mut state = State::default();
-    for (s, source) in config.sources.iter().zip(sources) {
-        if let Some(token) = source.session().await {
-            state.tokens.insert(s.name.clone(), token);
-        }
-    }
-    for (secret, fetched) in config.secrets.iter().zip(&report.fetched) {
-        if fetched.lease.is_some() || fetched.expires.is_some() {
-            state.secrets.insert(
-                secret.name.clone(),
-                Held {
-                    address: secret.address.clone(),
-                    fetched_at: report.started,
-                    fetched: fetched.clone(),
-                },
-            );
-        }
-    }
-    match dir {
-        _ if state.tokens.is_empty() && state.secrets.is_empty() => Ok(()),
-        Some(dir) => state.save(dir),
-        None => {
-            tracing::info!("output.state_dir is not set: nothing is handed over, so the sidecar will log in and fetch afresh");
-            Ok(())
-        }
-    }
-}
-
 impl State {
     /// Writes the state atomically into `dir` (from [`prepare`]).
     pub fn save(&self, dir: &OutputDir) -> Result<(), Error> {
@@ -415,6 +377,7 @@ impl DocIn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use std::os::unix::fs::PermissionsExt;
 
     /// A config with a leased secret and a state dir beside the output dir.
