@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXAMPLE: &str = "\
 Example:
   ramsecrets check --config examples/dev.yaml
+  ramsecrets check --config examples/vault.yaml --online
   ramsecrets init  --config examples/dev.yaml --timeout 30s
   ramsecrets run   --config examples/dev.yaml
   ramsecrets exec  --config examples/dev.yaml -- /usr/bin/app --flag
@@ -154,7 +155,7 @@ pub enum Command {
     /// Rotate one secret in the backend for real and measure whether and when the app follows.
     #[command(after_help = DRILL_HELP)]
     Drill(Box<DrillArgs>),
-    /// Validate the config and print the plan: sources, secrets, files, modes (never values).
+    /// Validate the config and print the plan (never values); --online also checks read access.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
     /// Print the JSON Schema of the config file, for editors.
@@ -180,6 +181,13 @@ pub struct CheckArgs {
     /// CI, where the pod's volumes do not exist).
     #[arg(long)]
     pub config_only: bool,
+    /// Also log in with each source and check that every secret may be read,
+    /// without writing a file or minting credentials; prints a table.
+    #[arg(long)]
+    pub online: bool,
+    /// With --online: give up on sources that have not answered by then.
+    #[arg(long, value_name = "DURATION", default_value = "30s", requires = "online", value_parser = crate::config::duration::parse)]
+    pub timeout: Duration,
 }
 
 /// Options of `init`.

@@ -31,6 +31,7 @@ pub mod init;
 pub mod inject;
 pub mod memory;
 pub mod notify;
+pub mod online;
 pub mod output;
 pub mod proxy;
 pub mod render;

@@ -87,7 +87,15 @@ fn run(command: Command, log_format: LogFormat) -> Result<u8, Failure> {
                     path.display()
                 ))?;
             }
-            Ok(Exit::Ok.code())
+            if !args.online {
+                return Ok(Exit::Ok.code());
+            }
+            let report = runtime()?.block_on(async {
+                let deadline = tokio::time::Instant::now() + args.timeout;
+                ramsecrets::online::check(&config, deadline, 16).await
+            })?;
+            print(&format!("online check:\n{report}"))?;
+            Ok(report.exit().code())
         }
         Command::Init(args) => {
             let config = Config::load(&args.config.config)?;

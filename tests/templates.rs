@@ -70,7 +70,7 @@ fn init_renders_one_file_from_secrets_of_two_sources() {
         "db.user=app\ndb.password=pw-1\napi.token=t0k3n\ntls.password=ks-1\n"
     );
     // `write: false` secrets have no file of their own.
-    assert_eq!(out.names(), [".ramsecrets", "conf", "keystore"]);
+    assert_eq!(out.names(), ["conf", "keystore"]);
     let mode = std::fs::metadata(out.path().join("conf/application.properties"))
         .unwrap()
         .permissions();

@@ -92,6 +92,21 @@ pub enum Address {
 }
 
 impl Address {
+    /// The config key that gives this kind of address: `kv`, `read`, `pki` or `secret_id`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Address::Kv { .. } => "kv",
+            Address::Read(_) => "read",
+            Address::Pki { .. } => "pki",
+            Address::SecretId { .. } => "secret_id",
+        }
+    }
+
+    /// `` kind `key` ``, as messages name an address.
+    pub fn describe(&self) -> String {
+        format!("{} `{}`", self.kind(), self.key())
+    }
+
     /// The address as the `file` source keys it, and as logs name it.
     pub fn key(&self) -> String {
         match self {

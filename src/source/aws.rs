@@ -705,7 +705,7 @@ fn credentials_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
     None
 }
 
-pub(super) fn credentials(c: &CredentialsError, what: &str) -> Error {
+pub(in crate::source) fn credentials(c: &CredentialsError, what: &str) -> Error {
     let detail = DisplayErrorContext(c);
     match c {
         CredentialsError::CredentialsNotLoaded(_) => Error::Config(format!(

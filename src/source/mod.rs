@@ -5,7 +5,6 @@
 mod aws;
 mod file;
 mod vault;
-mod vault_login;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,6 +113,12 @@ pub trait Source: Send + Sync {
     /// Reads `secret`, retrying what is worth retrying until `deadline`.
     fn fetch<'a>(&'a self, secret: &'a Secret, deadline: Instant)
         -> BoxFuture<'a, Result<Fetched>>;
+
+    /// Checks that `secret` may be read, without writing or minting
+    /// anything (`check --online`): by default a fetch whose value is dropped.
+    fn may_read<'a>(&'a self, secret: &'a Secret, deadline: Instant) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.fetch(secret, deadline).await.map(drop) })
+    }
 
     /// Extends `lease` by its duration; returns the lease as now granted.
     fn renew<'a>(&'a self, lease: &'a Lease, _deadline: Instant) -> BoxFuture<'a, Result<Lease>> {

@@ -1,5 +1,5 @@
 //! HashiCorp Vault and OpenBao: token, AppRole, Kubernetes and JWT login, and
-//! AWS IAM and TLS certificate login (in [`super::vault_login`]); KV v1/v2
+//! AWS IAM and TLS certificate login (in [`login`]); KV v1/v2
 //! with the engine version detected from the mount as the `vault kv` CLI
 //! does; PKI issue; and any logical read with its lease.
 //!
@@ -13,6 +13,9 @@
 //! vaultrs' logins deserialize the token into a plain `String`; we move it
 //! into [`SecretBytes`] at once, but that transient copy is not zeroized.
 
+mod access;
+mod login;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use super::{fields_from_json, paced, vault_login, Error, Result, Source};
+use super::{fields_from_json, paced, Error, Result, Source};
 use crate::backoff::{self, Backoff, Gate, Pace};
 use crate::config::{Address, Auth, KvVersion, Secret, Vault};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
@@ -39,7 +42,7 @@ pub struct VaultSource {
     /// The source's settings, for the client a certificate login builds.
     settings: Vault,
     /// The AWS credential chain of an `aws` login, built at the first login.
-    aws_credentials: vault_login::AwsCredentials,
+    aws_credentials: login::AwsCredentials,
     http: reqwest::Client,
     gate: Gate,
     session: Mutex<Option<Session>>,
@@ -361,11 +364,11 @@ impl VaultSource {
                 ("kubernetes", r)
             }
             Auth::Aws(l) => {
-                let body = vault_login::aws_body(&self.name, l, &self.aws_credentials).await?;
+                let body = login::aws_body(&self.name, l, &self.aws_credentials).await?;
                 return self.login_raw("aws", &self.http, &l.mount, body).await;
             }
             Auth::Cert(l) => {
-                let identity = vault_login::cert_identity(l)?;
+                let identity = login::cert_identity(l)?;
                 let client = http_client(&self.name, &self.settings, Some(identity))?;
                 let body = serde_json::json!({ "name": l.name });
                 return self.login_raw("cert", &client, &l.mount, body).await;
@@ -598,7 +601,7 @@ impl VaultSource {
         secret: &Secret,
         deadline: Instant,
     ) -> Result<Fetched> {
-        let what = format!("{} `{}`", kind(&secret.address), secret.address.key());
+        let what = secret.address.describe();
         let get = |path: String| {
             let what = &what;
             async move { paced(&self.gate, deadline, what, || self.get(c, &path, what)).await }
@@ -768,6 +771,10 @@ impl Source for VaultSource {
         })
     }
 
+    fn may_read<'a>(&'a self, secret: &'a Secret, deadline: Instant) -> BoxFuture<'a, Result<()>> {
+        Box::pin(self.may_read_one(secret, deadline))
+    }
+
     fn renew<'a>(&'a self, lease: &'a Lease, deadline: Instant) -> BoxFuture<'a, Result<Lease>> {
         Box::pin(async move {
             let c = self.client(deadline).await?;
@@ -897,15 +904,6 @@ fn static_rotation(data: &mut serde_json::Value) -> Option<std::time::SystemTime
     }
     let ttl = m.remove("ttl")?.as_u64()?;
     Some(std::time::SystemTime::now() + Duration::from_secs(ttl))
-}
-
-fn kind(a: &Address) -> &'static str {
-    match a {
-        Address::Kv { .. } => "kv",
-        Address::Read(_) => "read",
-        Address::Pki { .. } => "pki",
-        Address::SecretId { .. } => "secret_id",
-    }
 }
 
 /// Reads a credential file (token, role id, JWT): trimmed, non-empty, and

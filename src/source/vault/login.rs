@@ -20,9 +20,9 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use base64::Engine;
 
-use super::{Error, Result};
 use crate::config::{AwsLogin, CertLogin};
 use crate::secret::SecretBytes;
+use crate::source::{Error, Result};
 
 /// The one request Vault accepts: GetCallerIdentity, form-encoded.
 const BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
@@ -54,7 +54,7 @@ pub(super) async fn aws_body(
     let credentials = provider
         .provide_credentials()
         .await
-        .map_err(|e| super::aws::credentials(&e, &what))?;
+        .map_err(|e| crate::source::aws::credentials(&e, &what))?;
     let url = login.sts_url();
     let host = reqwest::Url::parse(&url)
         .ok()

@@ -1,0 +1,143 @@
+//! `ramsecrets check --online` against OpenBao (with PostgreSQL for the
+//! database engine): a policy that allows some paths and denies others, a
+//! missing path, a path under no secrets engine, and an unreachable source;
+//! the table, the worst exit code, and counts in OpenBao proving that no
+//! certificate or database lease was minted.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// How many PKI certificates and database leases OpenBao holds.
+fn minted(bao: &Bao) -> (usize, usize) {
+    let (status, v) = bao.api_as(&bao.token, "LIST", "pki/certs", Value::Null);
+    assert_eq!(status, 200, "LIST pki/certs: {v}");
+    let certs = v["data"]["keys"].as_array().map_or(0, Vec::len);
+    (certs, bao.leases("database/creds/app"))
+}
+
+/// `ramsecrets check --config <cfg> --online --timeout <timeout>`.
+fn online(cfg: &std::path::Path, timeout: &str) -> std::process::Output {
+    let cfg = cfg.to_str().unwrap();
+    ramsecrets(&["check", "--config", cfg, "--online", "--timeout", timeout])
+}
+
+/// The table line of `secret`, with single spaces.
+fn row(out: &str, secret: &str) -> String {
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .find(|l| l.starts_with(&format!("{secret} ")))
+        .unwrap_or_else(|| panic!("no row for {secret} in:\n{out}"))
+}
+
+#[test]
+fn check_online_reports_each_secret_and_mints_nothing() {
+    let bao = Bao::start();
+    let pg = Postgres::start();
+    let work = scratch();
+    let out = Tmpfs::new("4m");
+    bao.kv2_put("app/db", json!({ "password": "kv-secret-value" }));
+    bao.kv2_put("other/x", json!({ "v": "not-yours" }));
+    bao.api("POST", "sys/mounts/pki", json!({ "type": "pki" }));
+    bao.api(
+        "POST",
+        "pki/root/generate/internal",
+        json!({ "common_name": "ca", "ttl": "24h" }),
+    );
+    for role in ["web", "admin"] {
+        bao.api(
+            "POST",
+            &format!("pki/roles/{role}"),
+            json!({ "allow_any_name": true }),
+        );
+    }
+    bao.database(&pg, "1h", "2h");
+    let token = bao.token_with_policy(
+        "checker",
+        "path \"secret/data/app/*\" { capabilities = [\"read\"] }
+path \"database/creds/app\" { capabilities = [\"read\"] }
+path \"pki/issue/web\" { capabilities = [\"update\"] }
+path \"nope/creds/x\" { capabilities = [\"read\"] }",
+    );
+    let token = file(work.path(), "token", &token);
+    let closed = free_port();
+    let config = format!(
+        "sources:
+  - name: vault
+    vault: {{ address: {}, auth: {{ token_file: {} }} }}
+  - name: far
+    vault: {{ address: \"http://127.0.0.1:{closed}\", auth: {{ token_file: {} }} }}
+output: {{ dir: {} }}
+secrets:
+  - {{ name: db, source: vault, kv: {{ mount: secret, path: app/db }} }}
+  - {{ name: db-password, source: vault, kv: {{ mount: secret, path: app/db }}, key: password }}
+  - {{ name: creds, source: vault, read: database/creds/app }}
+  - {{ name: tls, source: vault, pki: {{ mount: pki, role: web, common_name: a.svc }} }}
+  - {{ name: other, source: vault, kv: {{ mount: secret, path: other/x }} }}
+  - {{ name: admin-tls, source: vault, pki: {{ mount: pki, role: admin, common_name: a.svc }} }}
+  - {{ name: gone, source: vault, kv: {{ mount: secret, path: app/gone }} }}
+  - {{ name: nomount, source: vault, read: nope/creds/x }}
+  - {{ name: remote, source: far, kv: {{ mount: secret, path: app/db }} }}
+",
+        bao.addr,
+        token.display(),
+        token.display(),
+        out.path().display()
+    );
+    let cfg = file(work.path(), "config.yaml", &config);
+    let before = minted(&bao);
+    assert_eq!(before, (1, 0), "the CA certificate, no lease");
+    let o = online(&cfg, "10s");
+    // The worst status: denied.
+    assert_exit(&o, 77);
+    let t = text(&o);
+    assert!(t.contains("SECRET"), "{t}");
+    for (secret, expected) in [
+        ("db", "db vault kv secret/app/db ok"),
+        ("db-password", "db-password vault kv secret/app/db ok"),
+        ("creds", "creds vault read database/creds/app ok"),
+        ("tls", "tls vault pki pki/issue/web ok"),
+        ("other", "other vault kv secret/other/x denied"),
+        ("admin-tls", "admin-tls vault pki pki/issue/admin denied"),
+        ("gone", "gone vault kv secret/app/gone missing"),
+        ("nomount", "nomount vault read nope/creds/x missing"),
+        ("remote", "remote far kv secret/app/db unreachable"),
+    ] {
+        assert!(row(&t, secret).starts_with(expected), "{t}");
+    }
+    assert!(t.contains("4 of 9 secret(s) readable"), "{t}");
+    assert!(
+        !t.contains("kv-secret-value") && !t.contains("not-yours"),
+        "{t}"
+    );
+    // Nothing minted, nothing written.
+    assert_eq!(minted(&bao), before);
+    assert!(out.names().is_empty(), "{:?}", out.names());
+
+    // The config without some secrets.
+    let without = |names: &[&str]| -> String {
+        config
+            .lines()
+            .filter(|l| !names.iter().any(|n| l.contains(&format!("name: {n},"))))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    // Only readable secrets: 0.
+    let readable = without(&["other", "admin-tls", "gone", "nomount", "remote"]);
+    let cfg = file(work.path(), "readable.yaml", &readable);
+    let o = online(&cfg, "30s");
+    assert_exit(&o, 0);
+    assert!(
+        text(&o).contains("4 of 4 secret(s) readable"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(minted(&bao), before);
+
+    // Without a denied secret, the worst is the unreachable source: 69.
+    let unreachable = without(&["other", "admin-tls"]);
+    let cfg = file(work.path(), "unreachable.yaml", &unreachable);
+    let o = online(&cfg, "5s");
+    assert_exit(&o, 69);
+}
