@@ -2,10 +2,12 @@
 //! database engine): a policy that allows some paths and denies others, a
 //! missing path, a path under no secrets engine, and an unreachable source;
 //! the table, the worst exit code, and counts in OpenBao proving that no
-//! certificate or database lease was minted.
+//! certificate or database lease was minted. And against moto: AWS secrets
+//! are read and dropped.
 
 mod common;
 
+use common::moto::{AwsEnv, Moto};
 use common::*;
 use serde_json::{json, Value};
 
@@ -140,4 +142,34 @@ secrets:
     let cfg = file(work.path(), "unreachable.yaml", &unreachable);
     let o = online(&cfg, "5s");
     assert_exit(&o, 69);
+}
+
+#[test]
+fn check_online_reads_aws_secrets_and_drops_them() {
+    let moto = Moto::start();
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    moto.create("prod/api", r#"{"token":"aws-secret-value"}"#);
+    let config = format!(
+        "sources:\n  - aws_secrets_manager: {{ region: us-east-1, endpoint: \"{}\" }}\noutput: {{ dir: {} }}\nsecrets:\n  - {{ name: api, secret_id: prod/api }}\n  - {{ name: gone, secret_id: prod/gone }}\n",
+        moto.url,
+        out.path().display()
+    );
+    let cfg = file(work.path(), "config.yaml", &config);
+    let o = AwsEnv::keys()
+        .command(&["check", "--config", cfg.to_str().unwrap(), "--online"])
+        .output()
+        .unwrap();
+    assert_exit(&o, 65);
+    let t = text(&o);
+    assert!(
+        row(&t, "api").starts_with("api aws secret_id prod/api ok"),
+        "{t}"
+    );
+    assert!(
+        row(&t, "gone").starts_with("gone aws secret_id prod/gone missing"),
+        "{t}"
+    );
+    assert!(!t.contains("aws-secret-value"), "{t}");
+    assert!(out.names().is_empty(), "{:?}", out.names());
 }

@@ -420,6 +420,10 @@ fn the_schema_carries_the_rules_an_editor_checks() {
         ("a month", format!("{base}refresh: {{ interval: 5M }}\n")),
         ("a fraction", format!("{base}    refresh: 1.5h\n")),
         ("a mode", base.replace("/x }", "/x, mode: \"0648\" }")),
+        ("a template with two texts", format!("{base}templates:\n  - {{ file: t, template: x, template_file: f }}\n")),
+        ("a template with no text", format!("{base}templates:\n  - {{ file: t }}\n")),
+        ("a secret with two templates", format!("{base}    template: x\n    template_file: f\n")),
+        ("a cert login without its key", base.replace("- file: { path: d.yaml }", "- vault: { address: https://v, auth: { cert: { client_cert: c } } }")),
     ];
     let mut docs = Vec::new();
     for path in &good {

@@ -300,10 +300,14 @@ impl Format {
     }
 }
 
-/// One secret. Exactly one of `kv`, `read`, `pki` or `secret_id`.
+/// One secret. Exactly one of `kv`, `read`, `pki` or `secret_id`; not both
+/// `template` and `template_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["kv"]}, {"required": ["read"]}, {"required": ["pki"]}, {"required": ["secret_id"]}]))]
+#[schemars(extend(
+    "oneOf" = [{"required": ["kv"]}, {"required": ["read"]}, {"required": ["pki"]}, {"required": ["secret_id"]}],
+    "not" = {"required": ["template", "template_file"]}
+))]
 pub struct RawSecret {
     /// Unique name; the default file name.
     pub name: String,
