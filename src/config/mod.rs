@@ -2,7 +2,7 @@
 //! [`Config`], one section per module: `sources` (backends and their logins,
 //! with `auth`), `output`, `secrets` (each secret's [`Address`] and files),
 //! `sidecar` (refresh, exec, proxy, on_change actions), `templates` and
-//! `inject`. This module holds what they share: the top-level keys, the
+//! `inject`. This module holds what they share: the top-level structure, the
 //! `Validator` that collects problems, and the path and number helpers.
 //! Every problem is collected and reported at once, each with its key path
 //! and, where the text has one, its line and column.
@@ -260,20 +260,6 @@ struct Parts {
     injector: bool,
 }
 
-/// Top-level keys of [`RawConfig`], for reporting unknown ones alongside other problems.
-const TOP_KEYS: &[&str] = &[
-    "sources",
-    "output",
-    "mlock",
-    "refresh",
-    "health",
-    "exec",
-    "proxy",
-    "secrets",
-    "templates",
-    "inject",
-];
-
 impl Validator<'_> {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
@@ -318,12 +304,13 @@ impl Validator<'_> {
             );
             return None;
         };
+        let top_keys = raw::fields::<RawConfig>();
         for key in top.keys() {
             match key.as_str() {
-                Some(k) if TOP_KEYS.contains(&k) => {}
+                Some(k) if top_keys.contains(&k) => {}
                 Some(k) => self.problem(
                     k,
-                    format!("unknown key `{k}`, expected one of {}", TOP_KEYS.join(", ")),
+                    format!("unknown key `{k}`, expected one of {}", top_keys.join(", ")),
                 ),
                 None => self.problem("", "keys must be strings"),
             }

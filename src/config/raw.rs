@@ -422,3 +422,55 @@ pub struct RawPki {
     #[serde(default)]
     pub ip_sans: Vec<String>,
 }
+
+/// The field names of the struct `T` deserializes as, in declaration order,
+/// as serde's derive lists them: the keys of a section are written once, in
+/// its `Raw` type.
+pub(super) fn fields<'de, T: serde::Deserialize<'de>>() -> &'static [&'static str] {
+    use serde::de::{value::Error, Error as _, Visitor};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
+            Err(Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Error> {
+            *self.0 = fields;
+            Err(Error::custom("only its fields are read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map
+            enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
+}
+
+#[cfg(test)]
+mod top_keys {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    #[test]
+    fn an_unknown_top_level_key_lists_the_keys_of_raw_config_in_order() {
+        let e = Config::parse(
+            "sources:\n  - file: { path: x }\noutput: { dir: /x }\nsecrets: [ { name: a, read: a/b } ]\nsecret: 1\n",
+            Path::new("/cfg"),
+        )
+        .unwrap_err();
+        assert_eq!(e[0].path, "secret", "{e:?}");
+        assert_eq!(
+            e[0].message,
+            "unknown key `secret`, expected one of sources, output, mlock, refresh, health, exec, proxy, secrets, templates, inject"
+        );
+    }
+}
