@@ -16,6 +16,7 @@
 //! once), and `exec`'s child hears of it once.
 
 mod lifecycle;
+mod outcome;
 mod requests;
 mod schedule;
 mod templates;
@@ -31,9 +32,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::config::{Action, Config};
+use crate::config::Config;
 use crate::cycle::{self, SecretError};
-use crate::output::{OutputDir, Staged};
+use crate::output::OutputDir;
 use crate::render::Rendered;
 use crate::secret::{Fetched, Lease};
 use crate::source::{self, Source};
@@ -41,6 +42,7 @@ use crate::state::State;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use crate::template::Rendering;
+use outcome::Pending;
 use schedule::{Decision, Draws, Now, Slot, Step};
 
 /// Longest wait between retries of leases and certificates after failures.
@@ -97,14 +99,6 @@ enum Outcome {
     Checked(bool),
     /// Every secret of the group that failed, with why.
     Failed(Vec<(usize, SecretError)>),
-}
-
-/// A group's new files, staged, waiting for the rest of the round.
-struct Pending {
-    group: usize,
-    fetched: Fetched,
-    rendered: Vec<Vec<Rendered>>,
-    staged: Vec<(usize, Vec<Staged>)>,
 }
 
 /// Keeps the files of one configuration fresh.
@@ -526,319 +520,7 @@ impl Engine {
         }
         due
     }
-
-    /// `` `a`, `b` `` for the secrets at these indices.
-    fn names(&self, members: &[usize]) -> String {
-        let names: Vec<&str> = members
-            .iter()
-            .map(|&i| self.config.secrets[i].name.as_str())
-            .collect();
-        cycle::names(&names)
-    }
-
-    /// Stages the files of `members` that differ from what was written last.
-    fn stage(
-        &self,
-        members: &[usize],
-        rendered: &[Vec<Rendered>],
-    ) -> crate::output::Result<Vec<(usize, Vec<Staged>)>> {
-        let mut staged = Vec::with_capacity(members.len());
-        for (&i, files) in members.iter().zip(rendered) {
-            // The same files as last time need no look at the disk: the
-            // watch catches files changed behind our back.
-            if *files == self.rendered[i] {
-                continue;
-            }
-            let Some(dir) = &self.dir else {
-                staged.push((i, Vec::new()));
-                continue;
-            };
-            let mut mine = Vec::new();
-            for r in files {
-                if let Some(s) = dir.stage_if_changed(&r.file, &r.bytes, r.mode)? {
-                    mine.push(s);
-                }
-            }
-            staged.push((i, mine));
-        }
-        Ok(staged)
-    }
-
-    /// Renames every staged file of the round into place and records the new
-    /// state of each group; returns the secrets whose files changed.
-    fn commit(
-        &mut self,
-        pending: Vec<Pending>,
-        failures: &mut Vec<Failure>,
-        waits: &mut Vec<(String, Duration)>,
-    ) -> Vec<usize> {
-        let mut changed = Vec::new();
-        for p in pending {
-            let mut error = None;
-            for (i, staged) in p.staged {
-                // Without files, a new value is the change (for on_change and the child).
-                let wrote = !staged.is_empty() || self.dir.is_none();
-                for s in staged {
-                    let committed = self.dir.as_ref().map_or(Ok(()), |d| d.commit(s));
-                    if let Err(e) = committed {
-                        error.get_or_insert(e.to_string());
-                    }
-                }
-                if wrote {
-                    changed.push(i);
-                }
-            }
-            let members = self.groups[p.group].members.clone();
-            if let Some(e) = error {
-                let errors = members.iter().map(|&i| (i, e.clone())).collect();
-                failures.push(self.failed(p.group, errors, waits));
-                continue;
-            }
-            for (&i, files) in members.iter().zip(p.rendered) {
-                let secret = &self.config.secrets[i];
-                if changed.contains(&i) && self.dir.is_some() {
-                    tracing::info!(secret = %secret.name, version = %p.fetched.version.as_deref().unwrap_or("none"), "secret changed; files written");
-                    self.metrics.wrote(&secret.name);
-                } else if changed.contains(&i) {
-                    tracing::info!(secret = %secret.name, version = p.fetched.version.as_deref().unwrap_or("none"), "secret changed");
-                }
-                self.store.put(&secret.name, &p.fetched);
-                self.metrics.success(&secret.name);
-                self.rendered[i] = files;
-            }
-            let mut group = std::mem::replace(&mut self.groups[p.group], Group::new(Vec::new()));
-            group.fetched = Some(p.fetched);
-            group.at = Instant::now();
-            group.failures = 0;
-            self.schedule(&mut group);
-            self.groups[p.group] = group;
-        }
-        changed.sort_unstable();
-        changed
-    }
-
-    fn renewed(&mut self, g: usize, lease: Lease) {
-        let mut group = std::mem::replace(&mut self.groups[g], Group::new(Vec::new()));
-        let asked = group
-            .fetched
-            .as_ref()
-            .and_then(|f| f.lease.as_ref())
-            .map_or(lease.duration, |l| l.duration);
-        // Less than asked: the max TTL is near, so read new credentials next time.
-        let capped = lease.duration < asked.mul_f64(0.9) || !lease.renewable;
-        tracing::info!(secrets = %self.names(&group.members), ttl_s = lease.duration.as_secs(), capped, "lease renewed");
-        if let Some(f) = group.fetched.as_mut() {
-            f.lease = Some(lease);
-        }
-        group.at = Instant::now();
-        group.failures = 0;
-        for &i in &group.members {
-            self.metrics.renewed(&self.config.secrets[i].name);
-            self.metrics.success(&self.config.secrets[i].name);
-        }
-        self.schedule(&mut group);
-        if capped && group.step == Step::Renew {
-            group.step = Step::Fetch;
-        }
-        self.groups[g] = group;
-    }
-
-    /// Records a failure of group `g` and schedules its retry.
-    /// Groups that fail for one cause in a round are retried together (one
-    /// wait per cause in `waits`), so that their next failure is said once too.
-    fn failed(
-        &mut self,
-        g: usize,
-        errors: Vec<(usize, String)>,
-        waits: &mut Vec<(String, Duration)>,
-    ) -> Failure {
-        let failures = self.groups[g].failures + 1;
-        let left = self.groups[g]
-            .expiry()
-            .map(|end| end.saturating_duration_since(Instant::now()));
-        let cause = &errors[0].1;
-        let wait = match waits.iter().find(|(c, _)| c == cause) {
-            Some((_, w)) => *w,
-            None => {
-                let group = &self.groups[g];
-                let w = match left {
-                    Some(_) => self.backoff.wait(failures),
-                    None => schedule::poll_retry(
-                        failures,
-                        self.interval(group),
-                        self.sources[self.source_of(group)].pace().stretch,
-                        self.draws.get(self.source_of(group)),
-                    ),
-                };
-                waits.push((cause.clone(), w));
-                w
-            }
-        };
-        let retry = schedule::retry_in(wait, left);
-        if let Some(left) = left {
-            let life = self.groups[g]
-                .fetched
-                .as_ref()
-                .and_then(|f| f.lease.as_ref().map(|l| l.duration))
-                .unwrap_or(left);
-            if schedule::about_to_expire(left, life) {
-                tracing::error!(secrets = %self.names(&self.groups[g].members), expires_in_s = left.as_secs(), error = %errors[0].1, "lease or certificate about to expire and the backend is still failing");
-            }
-        }
-        let group = &mut self.groups[g];
-        group.failures = failures;
-        group.due = Instant::now() + retry;
-        for &i in &group.members {
-            self.metrics.error(&self.config.secrets[i].name);
-        }
-        Failure {
-            failures,
-            retry,
-            errors,
-        }
-    }
-
-    /// Logs the failures of a round, one line per cause.
-    fn log_failures(&self, failures: Vec<Failure>) {
-        let all = failures.iter().flat_map(|f| {
-            f.errors.iter().map(move |(i, message)| {
-                (
-                    self.config.secrets[*i].name.as_str(),
-                    Said { message, of: f },
-                )
-            })
-        });
-        for cause in cycle::by_cause(all) {
-            tracing::warn!(
-                secrets = %cycle::names(&cause.secrets),
-                failures = cause.first.of.failures,
-                retry_in_ms = cause.first.of.retry.as_millis() as u64,
-                error = %cause.message,
-                "refresh failed; files left as they are"
-            );
-        }
-    }
-
-    /// Runs the `on_change` actions of changed secrets and templates, each
-    /// distinct action once, then tells the child.
-    async fn notify(&self, changed: &[usize], templates: &[usize]) {
-        let secrets = changed.iter().map(|&i| {
-            let s = &self.config.secrets[i];
-            (s.name.as_str(), &s.on_change)
-        });
-        let templates = templates.iter().map(|&i| {
-            let t = &self.config.templates[i];
-            (t.file.as_str(), &t.on_change)
-        });
-        let mut done: Vec<&Action> = Vec::new();
-        let mut any = false;
-        for (name, actions) in secrets.chain(templates) {
-            any = true;
-            let fresh: Vec<Action> = actions
-                .iter()
-                .filter(|a| !done.contains(a))
-                .cloned()
-                .collect();
-            done.extend(actions);
-            crate::notify::run(name, &fresh, &self.http, &self.metrics).await;
-        }
-        if let (Some(tx), true) = (&self.changes, any) {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// One failure message of a group, for [`cycle::by_cause`].
-struct Said<'a> {
-    message: &'a str,
-    of: &'a Failure,
-}
-
-impl std::fmt::Display for Said<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.message)
-    }
-}
-
-/// One failed group of a round, for the log.
-struct Failure {
-    failures: u32,
-    retry: Duration,
-    /// `(secret index, message)`.
-    errors: Vec<(usize, String)>,
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::source::fake::Counting;
-
-    #[tokio::test]
-    async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
-        let (config, tmp, dir) = crate::cycle::tests::setup();
-        let source = Arc::new(Counting::default());
-        source.set("one");
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut engine = Engine::start(
-            Arc::new(config),
-            vec![source.clone()],
-            Some(Arc::new(dir)),
-            Arc::new(Metrics::new(false)),
-            Arc::new(Store::default()),
-            Instant::now() + Duration::from_secs(10),
-            Some(tx),
-        )
-        .await
-        .unwrap();
-        assert_eq!(engine.groups.len(), 2);
-        assert_eq!(source.fetches(), 2);
-        source.set("two");
-        for g in &mut engine.groups {
-            g.due = Instant::now();
-        }
-        engine.round().await;
-        assert_eq!(source.fetches(), 4);
-        for file in ["a", "b", "d"] {
-            let text = std::fs::read_to_string(tmp.path().join(file)).unwrap();
-            assert!(text.contains("two"), "{file}: {text}");
-        }
-        assert!(rx.try_recv().is_ok());
-        assert!(rx.try_recv().is_err(), "the child was told twice");
-    }
-
-    #[tokio::test]
-    async fn without_output_a_new_value_goes_to_the_store_and_the_child_only() {
-        let config = Config::parse(
-            "sources:\n  - file: { path: x }\nproxy: { token_file: t }\nsecrets:\n  - name: a\n    kv: { mount: secret, path: db }\n",
-            std::path::Path::new("/nonexistent"),
-        )
-        .unwrap();
-        let source = Arc::new(Counting::default());
-        source.set("one");
-        let store = Arc::new(Store::default());
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let mut engine = Engine::start(
-            Arc::new(config),
-            vec![source.clone()],
-            None,
-            Arc::new(Metrics::new(false)),
-            store.clone(),
-            Instant::now() + Duration::from_secs(10),
-            Some(tx),
-        )
-        .await
-        .unwrap();
-        let password = |s: &Store| s.get("a").unwrap().fetched.fields["password"].clone();
-        assert_eq!(password(&store).expose(), b"one");
-        source.set("two");
-        engine.groups[0].due = Instant::now();
-        engine.round().await;
-        assert_eq!(password(&store).expose(), b"two");
-        assert!(rx.try_recv().is_ok(), "the child was not told");
-        // The same value again is no change.
-        engine.groups[0].due = Instant::now();
-        engine.round().await;
-        assert_eq!(source.fetches(), 3);
-        assert!(rx.try_recv().is_err(), "the child was told of no change");
-    }
-}
+mod tests;

@@ -1,0 +1,73 @@
+//! The engine against a stand-in source: one fetch per address, one notice per round.
+
+use super::*;
+use crate::source::fake::Counting;
+
+#[tokio::test]
+async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
+    let (config, tmp, dir) = crate::cycle::tests::setup();
+    let source = Arc::new(Counting::default());
+    source.set("one");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut engine = Engine::start(
+        Arc::new(config),
+        vec![source.clone()],
+        Some(Arc::new(dir)),
+        Arc::new(Metrics::new(false)),
+        Arc::new(Store::default()),
+        Instant::now() + Duration::from_secs(10),
+        Some(tx),
+    )
+    .await
+    .unwrap();
+    assert_eq!(engine.groups.len(), 2);
+    assert_eq!(source.fetches(), 2);
+    source.set("two");
+    for g in &mut engine.groups {
+        g.due = Instant::now();
+    }
+    engine.round().await;
+    assert_eq!(source.fetches(), 4);
+    for file in ["a", "b", "d"] {
+        let text = std::fs::read_to_string(tmp.path().join(file)).unwrap();
+        assert!(text.contains("two"), "{file}: {text}");
+    }
+    assert!(rx.try_recv().is_ok());
+    assert!(rx.try_recv().is_err(), "the child was told twice");
+}
+
+#[tokio::test]
+async fn without_output_a_new_value_goes_to_the_store_and_the_child_only() {
+    let config = Config::parse(
+        "sources:\n  - file: { path: x }\nproxy: { token_file: t }\nsecrets:\n  - name: a\n    kv: { mount: secret, path: db }\n",
+        std::path::Path::new("/nonexistent"),
+    )
+    .unwrap();
+    let source = Arc::new(Counting::default());
+    source.set("one");
+    let store = Arc::new(Store::default());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut engine = Engine::start(
+        Arc::new(config),
+        vec![source.clone()],
+        None,
+        Arc::new(Metrics::new(false)),
+        store.clone(),
+        Instant::now() + Duration::from_secs(10),
+        Some(tx),
+    )
+    .await
+    .unwrap();
+    let password = |s: &Store| s.get("a").unwrap().fetched.fields["password"].clone();
+    assert_eq!(password(&store).expose(), b"one");
+    source.set("two");
+    engine.groups[0].due = Instant::now();
+    engine.round().await;
+    assert_eq!(password(&store).expose(), b"two");
+    assert!(rx.try_recv().is_ok(), "the child was not told");
+    // The same value again is no change.
+    engine.groups[0].due = Instant::now();
+    engine.round().await;
+    assert_eq!(source.fetches(), 3);
+    assert!(rx.try_recv().is_err(), "the child was told of no change");
+}
