@@ -66,9 +66,10 @@ fn kv_updates_reach_the_file_and_actions_fire_once_per_change() {
     let hup_log = work.path().join("hups");
     let exec_log = work.path().join("execs");
     let pid_file = work.path().join("app.pid");
-    // An "app" that records each HUP it gets.
-    let mut app = std::process::Command::new("sh")
-        .arg("-c")
+    // An "app" that records each HUP it gets. `env --default-signal` undoes an
+    // ignored SIGHUP inherited from the caller (nohup), which sh could not trap.
+    let mut app = std::process::Command::new("env")
+        .args(["--default-signal=HUP", "sh", "-c"])
         .arg(format!(
             "trap 'echo hup >> {}' HUP; echo $$ > {}; while :; do sleep 0.1; done",
             hup_log.display(),
