@@ -4,14 +4,15 @@
 //! [`Backoff`] is the exponential schedule with jitter. A [`Gate`], one per
 //! source, sits in front of every call to it:
 //!
-//! - **Pushback.** A 429, or a 503 with `Retry-After`, closes the gate for at
-//!   least the server's `Retry-After` (at least 1 s: OpenBao's rate-limit
-//!   quotas send none by default, and `0` within the last second of a window),
-//!   plus up to half of that again as jitter. It also doubles the source's
+//! - **Pushback.** A 429, or a 503 with `Retry-After`, doubles the source's
 //!   *stretch* (at most [`MAX_STRETCH`]), which the sidecar applies to its
-//!   poll intervals; every answered request eases it back by 5 %. Sidecars
-//!   sharing a quota thus slow down together (additive increase,
-//!   multiplicative decrease) instead of retrying into it.
+//!   poll intervals, and closes the gate for at least the server's
+//!   `Retry-After` and at least one second per unit of stretch (OpenBao's
+//!   rate-limit quotas send no `Retry-After` by default, and `0` within the
+//!   last second of a window), plus up to half of that again as jitter. Every
+//!   answered request eases the stretch back by 5 %. Sidecars sharing a quota
+//!   thus slow down together (additive increase, multiplicative decrease)
+//!   instead of retrying into it.
 //! - **Down.** A call that gets no answer, or a 5xx, closes the gate for the
 //!   backoff of the consecutive failures (failures while it is closed are
 //!   the same outage and do not count again), and from then on lets one
@@ -93,10 +94,14 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or_default())
 }
 
-/// How long to hold back after a pushback: at least `retry_after` (and at
-/// least a second), plus up to half of it again for a draw `u` in `[0, 1)`.
-pub fn pushback_wait(retry_after: Option<Duration>, u: f64) -> Duration {
-    let least = retry_after.unwrap_or_default().max(MIN_PUSHBACK);
+/// How long to hold back after a pushback: at least `retry_after`, and at
+/// least a second times the source's `stretch` (so a source pushed back
+/// again and again probes less and less often), plus up to half of that
+/// again for a draw `u` in `[0, 1)`.
+pub fn pushback_wait(retry_after: Option<Duration>, stretch: f64, u: f64) -> Duration {
+    let least = retry_after
+        .unwrap_or_default()
+        .max(MIN_PUSHBACK.mul_f64(stretch.max(1.0)));
     least + least.mul_f64(u.clamp(0.0, 1.0) / 2.0)
 }
 
@@ -165,8 +170,7 @@ impl Pacing {
                     self.stretch = (self.stretch * 2.0).min(MAX_STRETCH);
                     self.failures += 1;
                 }
-                let wait = pushback_wait(retry_after, u)
-                    .max(backoff.jittered(self.failures.saturating_sub(1), u));
+                let wait = pushback_wait(retry_after, self.stretch, u);
                 self.not_before = self.not_before.max(now + wait);
             }
         }
@@ -367,11 +371,14 @@ mod tests {
         assert_eq!(parse_retry_after("-1", now), None);
 
         let s = Duration::from_secs;
-        assert_eq!(pushback_wait(Some(s(8)), 0.0), s(8));
-        assert_eq!(pushback_wait(Some(s(8)), 0.999_999).as_secs(), 11);
+        assert_eq!(pushback_wait(Some(s(8)), 1.0, 0.0), s(8));
+        assert_eq!(pushback_wait(Some(s(8)), 2.0, 0.999_999).as_secs(), 11);
         // OpenBao's `Retry-After: 0`, or none at all: still a second.
-        assert_eq!(pushback_wait(Some(s(0)), 0.0), s(1));
-        assert_eq!(pushback_wait(None, 0.5), Duration::from_millis(1250));
+        assert_eq!(pushback_wait(Some(s(0)), 1.0, 0.0), s(1));
+        assert_eq!(pushback_wait(None, 1.0, 0.5), Duration::from_millis(1250));
+        // Pushed back again and again: a second per unit of stretch.
+        assert_eq!(pushback_wait(Some(s(0)), 8.0, 0.0), s(8));
+        assert_eq!(pushback_wait(Some(s(3)), 2.0, 0.0), s(3));
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,7 +9,8 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use common::moto::{AwsEnv, Moto, Recorder};
+use common::moto::{AwsEnv, Moto};
+use common::recorder::Recorder;
 use common::*;
 
 /// An unnamed `aws_secrets_manager` source (named `aws`) at `endpoint`.

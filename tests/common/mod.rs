@@ -1,6 +1,7 @@
 //! Test bed for integration tests, one file per server: a real OpenBao dev
 //! server on a free loopback port ([`openbao`]), PostgreSQL ([`postgres`]),
-//! a JWT signer ([`jwt`]), moto ([`moto`]), a Kubernetes control plane
+//! a JWT signer ([`jwt`]), moto ([`moto`]), a counting proxy ([`recorder`]),
+//! a Kubernetes control plane
 //! ([`kube`]), real tmpfs output directories, mounted when root ([`tmpfs`]),
 //! and the real `ramsecrets` binary ([`ramsecrets`]). This file holds the
 //! helpers they share. A server that cannot start fails the test.
@@ -16,6 +17,7 @@ pub mod moto;
 mod openbao;
 mod postgres;
 mod ramsecrets;
+pub mod recorder;
 mod tmpfs;
 
 use std::net::TcpListener;

@@ -1,14 +1,12 @@
 //! AWS test bed: a real `moto_server` (PyPI `moto[server]`, installed by
-//! scripts/testbed) on a free loopback port, seeded over its HTTP API; a
-//! recording proxy in front of it that counts the calls on the wire and can
-//! inject faults; and `ramsecrets` run with an environment that only ever
-//! points at them. A server that cannot start fails the test.
+//! scripts/testbed) on a free loopback port, seeded over its HTTP API; the
+//! recording proxy of [`super::recorder`] in front of it, which counts the
+//! calls on the wire and can inject faults; and `ramsecrets` run with an
+//! environment that only ever points at them. A server that cannot start
+//! fails the test.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -166,151 +164,6 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A fault the recording proxy answers with instead of forwarding.
-struct Fault {
-    op: String,
-    status: u16,
-    code: String,
-    left: usize,
-}
-
-/// A recording HTTP proxy in front of moto: records the operation of every
-/// request (the `X-Amz-Target` suffix, or the `Action` of a query request
-/// such as STS) and forwards it, unless a fault is set for that operation.
-pub struct Recorder {
-    /// Its port.
-    pub port: u16,
-    calls: Arc<Mutex<Vec<String>>>,
-    faults: Arc<Mutex<Vec<Fault>>>,
-}
-
-impl Recorder {
-    /// Starts the proxy in front of `upstream` (a loopback port).
-    pub fn start(upstream: u16) -> Recorder {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let faults = Arc::new(Mutex::new(Vec::new()));
-        let (c, f) = (calls.clone(), faults.clone());
-        std::thread::spawn(move || {
-            for stream in l.incoming() {
-                let Ok(stream) = stream else { continue };
-                let (c, f) = (c.clone(), f.clone());
-                std::thread::spawn(move || {
-                    let _ = forward(stream, upstream, &c, &f);
-                });
-            }
-        });
-        Recorder {
-            port,
-            calls,
-            faults,
-        }
-    }
-
-    /// `http://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// Every operation seen, in order.
-    pub fn calls(&self) -> Vec<String> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    /// How many calls of `op` were seen.
-    pub fn count(&self, op: &str) -> usize {
-        self.calls().iter().filter(|c| *c == op).count()
-    }
-
-    /// Forgets the calls seen so far.
-    pub fn reset(&self) {
-        self.calls.lock().unwrap().clear();
-    }
-
-    /// Answers the next `times` calls of `op` with `status` and error `code`.
-    pub fn fail(&self, op: &str, status: u16, code: &str, times: usize) {
-        self.faults.lock().unwrap().push(Fault {
-            op: op.to_owned(),
-            status,
-            code: code.to_owned(),
-            left: times,
-        });
-    }
-}
-
-/// Serves one request of one connection (answers close the connection).
-fn forward(
-    client: TcpStream,
-    upstream: u16,
-    calls: &Mutex<Vec<String>>,
-    faults: &Mutex<Vec<Fault>>,
-) -> std::io::Result<()> {
-    let mut reader = BufReader::new(client.try_clone()?);
-    let mut head = String::new();
-    let mut len = 0usize;
-    let mut target = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        if line == "\r\n" {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("content-length:") {
-            len = v.trim().parse().unwrap_or(0);
-        }
-        if lower.starts_with("x-amz-target:") {
-            target = line.split_once(':').map(|(_, v)| v.trim().to_owned());
-        }
-        if lower.starts_with("connection:") {
-            continue;
-        }
-        head.push_str(&line);
-    }
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body)?;
-    let op = match target {
-        Some(t) => t.rsplit('.').next().unwrap_or_default().to_owned(),
-        None => String::from_utf8_lossy(&body)
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("Action="))
-            .unwrap_or("?")
-            .to_owned(),
-    };
-    calls.lock().unwrap().push(op.clone());
-    let mut client = client;
-    let fault = {
-        let mut faults = faults.lock().unwrap();
-        faults
-            .iter_mut()
-            .find(|f| f.op == op && f.left > 0)
-            .map(|f| {
-                f.left -= 1;
-                (f.status, f.code.clone())
-            })
-    };
-    if let Some((status, code)) = fault {
-        let answer =
-            json!({ "__type": code, "message": format!("{code} injected by the test proxy") })
-                .to_string();
-        return write!(
-            client,
-            "HTTP/1.1 {status} Injected\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: 00000000-0000-0000-0000-000000000000\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
-    }
-    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
-    up.write_all(head.as_bytes())?;
-    up.write_all(b"Connection: close\r\n\r\n")?;
-    up.write_all(&body)?;
-    let mut answer = Vec::new();
-    up.read_to_end(&mut answer)?;
-    client.write_all(&answer)
 }
 
 /// An environment that only points at the test bed: static test keys,

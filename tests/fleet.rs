@@ -1,0 +1,149 @@
+//! A small fleet against OpenBao's rate-limit quota: real `ramsecrets run`
+//! processes, each with its own token and tmpfs, through a recording proxy
+//! that counts every request and every 429 on the wire. (The benchmark with
+//! hundreds of sidecars, an outage and a report is bench/fleet.sh.)
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::recorder::Recorder;
+use common::{file, scratch, wait_until, Bao, Running, Tmpfs};
+use serde_json::{json, Value};
+
+const SIDECARS: usize = 20;
+const SECRETS: usize = 3;
+/// What the quota admits per second: a sixth of the fleet's natural rate
+/// (20 sidecars × 3 secrets every second).
+const RATE: usize = 10;
+
+/// Writes a new version of every secret holding `round`, directly to
+/// OpenBao (the quota applies to these writes too: a 429 is waited out).
+fn write_round(bao: &Bao, round: u32) {
+    for k in 0..SECRETS {
+        let path = format!("secret/data/fleet/s{k}");
+        let body = json!({ "data": { "round": round.to_string() } });
+        wait_until(Duration::from_secs(60), "a write past the quota", || {
+            let (status, v) = bao.api_as(&bao.token, "POST", &path, body.clone());
+            assert!(status == 200 || status == 429, "{path}: {status} {v}");
+            status == 200
+        });
+    }
+}
+
+/// Whether every file of the sidecar writing into `dir` holds `round`.
+fn current(dir: &Path, round: u32) -> bool {
+    (0..SECRETS).all(|k| {
+        std::fs::read_to_string(dir.join(format!("s{k}")))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .is_some_and(|v| v["round"].as_str() == Some(round.to_string().as_str()))
+    })
+}
+
+#[test]
+fn a_fleet_under_a_quota_honours_429s_without_amplifying_them_and_ends_current() {
+    let bao = Bao::start();
+    write_round(&bao, 0);
+    let port: u16 = bao.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let proxy = Recorder::start(port);
+    let policy = r#"path "secret/data/fleet/*" { capabilities = ["read"] }"#;
+    let work = scratch();
+    let mut outs = Vec::new();
+    let mut fleet = Vec::new();
+    for i in 0..SIDECARS {
+        let out = Tmpfs::new("1m");
+        let token = bao.token_with_policy("fleet", policy);
+        let token = file(work.path(), &format!("token-{i}"), &token);
+        let secrets: String = (0..SECRETS)
+            .map(|k| format!("  - name: s{k}\n    kv: {{ mount: secret, path: fleet/s{k} }}\n    format: json\n"))
+            .collect();
+        let config = format!(
+            "sources:\n  - name: vault\n    vault:\n      address: {}\n      auth: {{ token_file: {} }}\noutput:\n  dir: {}\nrefresh: {{ interval: 1s }}\nsecrets:\n{secrets}",
+            proxy.url(),
+            token.display(),
+            out.path().display()
+        );
+        let cfg = file(work.path(), &format!("config-{i}.yaml"), &config);
+        fleet.push(Running::start(
+            work.path(),
+            &["run", "--config", cfg.to_str().unwrap()],
+        ));
+        outs.push(out);
+    }
+    for run in &mut fleet {
+        run.wait_log("ready; keeping secrets fresh", Duration::from_secs(120));
+    }
+
+    // The quota, with the headers that carry Retry-After; then new versions.
+    bao.api(
+        "POST",
+        "sys/quotas/config",
+        json!({ "enable_rate_limit_response_headers": true }),
+    );
+    bao.api(
+        "POST",
+        "sys/quotas/rate-limit/fleet",
+        json!({ "path": "secret/", "rate": RATE, "interval": "1s" }),
+    );
+    let start = Instant::now();
+    write_round(&bao, 1);
+    // Every file ends current, under the quota.
+    let limit = Instant::now() + Duration::from_secs(300);
+    while !outs.iter().all(|o| current(o.path(), 1)) {
+        if Instant::now() > limit {
+            let records = proxy.records();
+            let count = |s: u16| records.iter().filter(|c| c.status == s).count();
+            let behind = outs.iter().filter(|o| !current(o.path(), 1)).count();
+            panic!(
+                "{behind} sidecars not at round 1 after 300 s; requests: {} (200: {}, 429: {}, none: {}); a log:\n{}",
+                records.len(),
+                count(200),
+                count(429),
+                count(0),
+                fleet[0].logs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Give the fleet at least 30 s under the quota (its first second, before
+    // any sidecar has been told, costs about 50 429s), then count.
+    while start.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let window = start.elapsed();
+    let reads: Vec<_> = proxy
+        .records()
+        .into_iter()
+        .filter(|c| c.at >= start && c.path.starts_with("/v1/secret/"))
+        .collect();
+    let sent = reads.len();
+    let throttled = reads.iter().filter(|c| c.status == 429).count();
+    // A span of `window` touches at most ⌈window⌉ + 1 one-second windows.
+    let admits = RATE * (window.as_secs() as usize + 2);
+    println!(
+        "under a quota of {RATE}/s for {:.1}s: {sent} reads sent, {throttled} answered 429, the quota admits {admits}",
+        window.as_secs_f64()
+    );
+    // Reads and 429s per second of the window, for the message.
+    let mut per_second = vec![(0, 0); window.as_secs() as usize + 1];
+    for c in &reads {
+        let second = &mut per_second[(c.at - start).as_secs() as usize];
+        second.0 += 1;
+        second.1 += usize::from(c.status == 429);
+    }
+    assert!(throttled > 0, "the quota was never hit: nothing was proven");
+    assert!(
+        sent as f64 <= 1.2 * admits as f64,
+        "429s amplified: {sent} reads sent where the quota admits {admits}; (reads, 429s) per second: {per_second:?}"
+    );
+    // No sidecar gave up.
+    for (i, run) in fleet.iter_mut().enumerate() {
+        assert!(
+            run.child.try_wait().unwrap().is_none(),
+            "sidecar {i} gave up:\n{}",
+            run.logs()
+        );
+    }
+}
