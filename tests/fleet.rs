@@ -1,13 +1,16 @@
-//! A small fleet against OpenBao's rate-limit quota: real `ramsecrets run`
-//! processes, each with its own token and tmpfs, through a recording proxy
-//! that counts every request and every 429 on the wire. (The benchmark with
-//! hundreds of sidecars, an outage and a report is bench/fleet.sh.)
+//! Small fleets of real `ramsecrets run` processes, each with its own
+//! credentials and tmpfs, through a recording proxy that sees every request
+//! on the wire: against OpenBao's rate-limit quota (429s honoured, not
+//! amplified), and against AWS Secrets Manager (moto), where a cycle costs one
+//! batch call per sidecar. (The benchmarks with hundreds of sidecars, an
+//! outage and a report are bench/fleet.sh and bench/aws_calls.sh.)
 
 mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::moto::{AwsEnv, Moto};
 use common::recorder::Recorder;
 use common::{file, scratch, wait_until, Bao, Running, Tmpfs};
 use serde_json::{json, Value};
@@ -146,4 +149,66 @@ fn a_fleet_under_a_quota_honours_429s_without_amplifying_them_and_ends_current()
             run.logs()
         );
     }
+}
+
+#[test]
+fn in_run_mode_the_secrets_of_a_sidecar_share_one_batch_call_per_refresh() {
+    const AWS_SIDECARS: usize = 3;
+    const AWS_SECRETS: usize = 10;
+    let moto = Moto::start();
+    for k in 0..AWS_SECRETS {
+        moto.create(&format!("fleet/s{k}"), &format!("v{k}"));
+    }
+    let proxy = Recorder::start(moto.port);
+    let env = AwsEnv::keys();
+    let work = scratch();
+    let secrets: String = (0..AWS_SECRETS)
+        .map(|k| format!("  - name: s{k}\n    secret_id: fleet/s{k}\n"))
+        .collect();
+    let mut outs = Vec::new();
+    let mut fleet = Vec::new();
+    for i in 0..AWS_SIDECARS {
+        let out = Tmpfs::new("1m");
+        let config = format!(
+            "sources:\n  - aws_secrets_manager:\n      region: us-east-1\n      endpoint: {}\noutput:\n  dir: {}\nrefresh: {{ interval: 2s }}\nsecrets:\n{secrets}",
+            proxy.url(),
+            out.path().display()
+        );
+        let cfg = file(work.path(), &format!("aws-{i}.yaml"), &config);
+        fleet.push(Running::spawn(
+            work.path(),
+            env.command(&["run", "--config", cfg.to_str().unwrap()]),
+        ));
+        outs.push(out);
+    }
+    for run in &mut fleet {
+        run.wait_log("ready; keeping secrets fresh", Duration::from_secs(120));
+    }
+    let start = Instant::now();
+    let batches = || -> Vec<_> {
+        proxy
+            .records()
+            .into_iter()
+            .filter(|c| c.at >= start && c.op == "BatchGetSecretValue")
+            .collect()
+    };
+    // Five refresh cycles of every sidecar.
+    wait_until(Duration::from_secs(120), "five refresh cycles", || {
+        batches().len() >= 5 * AWS_SIDECARS
+    });
+    // Every call carried every secret of its sidecar: the jittered schedules
+    // of one sidecar never split a cycle into several calls.
+    for call in batches() {
+        let body: Value = serde_json::from_slice(&call.body).unwrap();
+        let ids = body["SecretIdList"].as_array().map_or(0, Vec::len);
+        assert_eq!(ids, AWS_SECRETS, "a cycle split into several calls: {body}");
+    }
+    let others: Vec<String> = proxy
+        .records()
+        .into_iter()
+        .filter(|c| c.at >= start && c.op != "BatchGetSecretValue")
+        .map(|c| c.op)
+        .collect();
+    assert!(others.is_empty(), "calls other than the batch: {others:?}");
+    assert_eq!(outs[0].read("s3"), "v3");
 }

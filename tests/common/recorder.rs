@@ -1,6 +1,6 @@
 //! A recording HTTP proxy for a server on loopback (moto, OpenBao): it
 //! records every request that crosses it (operation, path, client token,
-//! answer status, arrival time) and forwards it, unless a fault is set for
+//! body, answer status, arrival time) and forwards it, unless a fault is set for
 //! that operation. Each answer closes its connection, so clients reconnect
 //! for every request; nothing is pipelined.
 
@@ -20,6 +20,9 @@ pub struct Call {
     pub path: String,
     /// The `X-Vault-Token` it carried (empty without one): tells sidecars apart.
     pub client: String,
+    /// The request body (test data only: no secret goes through a test proxy
+    /// that matters).
+    pub body: Vec<u8>,
     /// The answer's status (0 when none came back).
     pub status: u16,
     /// When it arrived.
@@ -162,6 +165,7 @@ fn forward(client: TcpStream, upstream: u16, shared: &Shared) -> std::io::Result
             op: op.clone(),
             path,
             client: token,
+            body: body.clone(),
             status: 0,
             at,
         });
