@@ -132,20 +132,33 @@ for k in range(n):
 PY
 }
 
-# current R: prints how many sidecars have every file at round R.
+# current R [behind]: prints how many sidecars have every file at round R
+# (with `behind`: the directory of the first one that has not).
 current() {
-  python3 - "$WORK/sc" "$N" "$SECRETS" "$1" <<'PY'
+  python3 - "$WORK/sc" "$N" "$SECRETS" "$1" "${2:-}" <<'PY'
 import json, sys
-root, n, m, rnd = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+root, n, m, rnd, behind = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 done = 0
 for i in range(n):
     try:
         if all(json.load(open(f"{root}/{i:04d}/out/s{k}")).get("round") == rnd for k in range(m)):
             done += 1
+            continue
     except (OSError, ValueError):
         pass
+    if behind:
+        print(f"{root}/{i:04d}")
+        sys.exit()
 print(done)
 PY
+}
+
+# behind R: what the first sidecar not at round R says, and how many run.
+behind() {
+  local d
+  d=$(current "$1" behind)
+  echo "# $(alive) of $N sidecars run; the log of $d (not at round $1):" >&2
+  [[ -z $d ]] || tail -n 15 "$d/log" | sed 's/^/#   /' >&2
 }
 
 # memory LABEL: total and per-sidecar VmRSS of the live sidecars, to $WORK/memory.
@@ -253,7 +266,7 @@ for ((i = 0; i < N; i++)); do
   bench_bg "$!"
 done
 wait_current 0 120
-((CURRENT_N == N)) || die "after 120 s only $CURRENT_N of $N sidecars wrote their files"
+((CURRENT_N == N)) || { behind 0; die "after 120 s only $CURRENT_N of $N sidecars wrote their files"; }
 echo "# all $N sidecars wrote their $SECRETS files within ${CURRENT_S} s of the last start"
 sleep "$SETTLE"
 

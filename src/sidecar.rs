@@ -123,8 +123,19 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         None => None,
     };
     // Watching from before the first cycle: nothing changed meanwhile is missed.
-    let (mut watch, mut events) =
-        watch::start(&opts.config_path, &config, dir.as_ref().map(|d| d.path()))?;
+    let (mut watch, mut events) = match watch::start(
+        &opts.config_path,
+        &config,
+        dir.as_ref().map(|d| d.path()),
+    ) {
+        Ok(w) => w,
+        // Keeping secrets fresh matters more than watching files.
+        Err(e) if watch::limit_reached(&e) => {
+            tracing::warn!(error = %e, "the kernel's inotify limit for this user is reached (fs.inotify.max_user_instances or max_user_watches; raise it on the node): running without watching, so config changes are not reloaded and output files deleted by others are not written back");
+            watch::Watch::none()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let metrics = Arc::new(Metrics::new(config.proxy.is_some()));
     metrics.declare(&config);
     let store = Arc::new(Store::default());

@@ -30,7 +30,36 @@ pub enum Event {
 
 /// Watches until dropped.
 pub struct Watch {
-    _watcher: notify::RecommendedWatcher,
+    _watcher: Option<notify::RecommendedWatcher>,
+    /// Without a watcher: keeps the event channel open (and silent).
+    _idle: Option<mpsc::Sender<Event>>,
+}
+
+impl Watch {
+    /// No watching: a channel that never says anything.
+    pub fn none() -> (Watch, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(1);
+        let watch = Watch {
+            _watcher: None,
+            _idle: Some(tx),
+        };
+        (watch, rx)
+    }
+}
+
+/// Whether `e` is the kernel's inotify limit for this user (instances or
+/// watches), which a node with many pods running as one uid reaches.
+pub fn limit_reached(e: &notify::Error) -> bool {
+    match &e.kind {
+        notify::ErrorKind::MaxFilesWatch => true,
+        notify::ErrorKind::Io(io) => {
+            let limit = [rustix::io::Errno::MFILE, rustix::io::Errno::NOSPC];
+            limit
+                .iter()
+                .any(|l| io.raw_os_error() == Some(l.raw_os_error()))
+        }
+        _ => false,
+    }
 }
 
 /// A file watched through its directory.
@@ -146,5 +175,9 @@ pub fn start(
             }
         }
     });
-    Ok((Watch { _watcher: watcher }, rx))
+    let watch = Watch {
+        _watcher: Some(watcher),
+        _idle: None,
+    };
+    Ok((watch, rx))
 }

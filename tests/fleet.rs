@@ -2,12 +2,14 @@
 //! credentials and tmpfs, through a recording proxy that sees every request
 //! on the wire: against OpenBao's rate-limit quota (429s honoured, not
 //! amplified), and against AWS Secrets Manager (moto), where a cycle costs one
-//! batch call per sidecar. (The benchmarks with hundreds of sidecars, an
+//! batch call per sidecar; and one sidecar on a node whose pods have used up
+//! the kernel's inotify instances. (The benchmarks with hundreds of sidecars, an
 //! outage and a report are bench/fleet.sh and bench/aws_calls.sh.)
 
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::moto::{AwsEnv, Moto};
@@ -211,4 +213,35 @@ fn in_run_mode_the_secrets_of_a_sidecar_share_one_batch_call_per_refresh() {
         .collect();
     assert!(others.is_empty(), "calls other than the batch: {others:?}");
     assert_eq!(outs[0].read("s3"), "v3");
+}
+
+#[test]
+fn a_sidecar_on_a_node_out_of_inotify_instances_still_keeps_its_files_fresh() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    let secrets = file(work.path(), "secrets.yaml", "app/db:\n  password: one\n");
+    let config = format!(
+        "sources:\n  - file: {{ path: {} }}\noutput:\n  dir: {}\nrefresh: {{ interval: 1s }}\nsecrets:\n  - name: db\n    kv: {{ mount: app, path: db }}\n    key: password\n",
+        secrets.display(),
+        out.path().display()
+    );
+    let cfg = file(work.path(), "config.yaml", &config);
+    // A user namespace with no inotify instance left to give, as on a node
+    // whose pods (running as one uid) have taken them all.
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "sh", "-c"])
+        .arg("echo 0 > /proc/sys/user/max_inotify_instances && exec \"$0\" run --config \"$1\"")
+        .arg(env!("CARGO_BIN_EXE_ramsecrets"))
+        .arg(&cfg);
+    let mut run = Running::spawn(work.path(), cmd);
+    run.wait_log("ready; keeping secrets fresh", Duration::from_secs(60));
+    assert!(run.logs().contains("inotify limit"), "{}", run.logs());
+    assert_eq!(out.read("db"), "one");
+    // Not watched, but polled.
+    std::fs::write(&secrets, "app/db:\n  password: two\n").unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "the edit polled into the file",
+        || out.read("db") == "two",
+    );
 }
