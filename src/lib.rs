@@ -3,7 +3,8 @@
 //! images and environments never carry credentials.
 //!
 //! The binary's modes are built from these modules: [`config`] (validated
-//! configuration), [`source`] (backends), [`render`] (file formats), [`output`]
+//! configuration), [`source`] (backends), [`render`] (file formats) and
+//! [`template`] (files over several secrets) in the language of [`jinja`], [`output`]
 //! (the tmpfs writer), [`cycle`] (fetch all, write all or none), [`init`]
 //! (the `init` command and its hand-off), [`rotation`] and [`sidecar`]
 //! (`run`, `exec`) with the pacing of backend calls in [`backoff`],
@@ -29,6 +30,7 @@ pub mod harden;
 pub mod http;
 pub mod init;
 pub mod inject;
+pub mod jinja;
 pub mod memory;
 pub mod notify;
 pub mod online;

@@ -14,7 +14,7 @@ use crate::telemetry::metrics::Metrics;
 /// Runs `actions` of secret `secret` in order.
 pub async fn run(secret: &str, actions: &[Action], http: &reqwest::Client, metrics: &Metrics) {
     for action in actions {
-        let kind = kind(action);
+        let kind = action.kind();
         let result = match action {
             Action::Signal { target, signal } => send(target, *signal),
             Action::Exec { argv, timeout } => exec(argv, *timeout).await,
@@ -27,15 +27,6 @@ pub async fn run(secret: &str, actions: &[Action], http: &reqwest::Client, metri
             }
         }
         metrics.action(secret, kind, result.is_ok());
-    }
-}
-
-/// The kind of an action, as metrics and logs name it.
-pub fn kind(action: &Action) -> &'static str {
-    match action {
-        Action::Signal { .. } => "signal",
-        Action::Exec { .. } => "exec",
-        Action::Http { .. } => "http",
     }
 }
 

@@ -4,7 +4,6 @@
 //! the secret and the field, never a value.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::Write;
 
 use crate::config::{previous_file, Address, Format, Secret};
@@ -78,66 +77,6 @@ impl ExitCode for Error {
 
 /// Result alias for this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Compiles `template` to find syntax errors at config time.
-pub fn check_template(template: &str) -> Result<(), minijinja::Error> {
-    environment().template_from_str(template).map(|_| ())
-}
-
-/// The one template environment (strict undefined), for secrets' own
-/// templates and for `templates:`, with filters that escape values where they
-/// go: `urlencode`, `tojson` (minijinja's), `b64encode` and `b64decode`.
-pub(crate) fn environment() -> minijinja::Environment<'static> {
-    let mut env = minijinja::Environment::new();
-    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
-    env.add_filter("urlencode", urlencode);
-    env.add_filter("b64encode", |v: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(v)
-    });
-    env.add_filter("b64decode", b64decode);
-    env
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters, so a
-/// value is safe in any part of a URL: userinfo, path segment or query (unlike
-/// Jinja's `urlencode`, which leaves `/` as it is).
-fn urlencode(v: &minijinja::Value) -> std::result::Result<String, minijinja::Error> {
-    let text = match v.as_str() {
-        Some(s) => s.to_owned(),
-        None if v.is_number() => v.to_string(),
-        None => {
-            return Err(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                "urlencode takes a string",
-            ))
-        }
-    };
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    Ok(out)
-}
-
-/// Decodes standard base64 into text; never quotes its input in an error.
-fn b64decode(v: &str) -> std::result::Result<String, minijinja::Error> {
-    use base64::Engine;
-    let bad = |what: &str| {
-        minijinja::Error::new(
-            minijinja::ErrorKind::InvalidOperation,
-            format!("b64decode: the value is not {what}"),
-        )
-    };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(v.trim())
-        .map_err(|_| bad("base64"))?;
-    String::from_utf8(bytes).map_err(|_| bad("base64 of UTF-8 text"))
-}
 
 /// Renders what was fetched for `secret`: its files, and with a previous
 /// version (AWS `previous: true`) the same files again as `<file>.previous`;
@@ -308,7 +247,7 @@ fn env_line(out: &mut SecretBytes, k: &str, v: &str) {
 }
 
 fn template(source: &str, fields: &Fields) -> Result<SecretBytes> {
-    let env = environment();
+    let env = crate::jinja::environment();
     let tmpl = env
         .template_from_str(source)
         .map_err(|e| Error::Template(e.to_string()))?;

@@ -1,6 +1,7 @@
-//! Templates over several secrets (the top-level `templates:`): which secrets
-//! a template reads, found by parsing it, and the strict rendering of one
-//! template from the fetched secrets, seen as `secrets["<name>"].<field>`.
+//! Templates over several secrets (the top-level `templates:`): the strict
+//! rendering of one template from the fetched secrets, seen as
+//! `secrets["<name>"].<field>` (which secrets it reads was found by
+//! [`crate::jinja::reads`] when the config was loaded).
 //!
 //! Only the secrets a template reads are put in its context, each lent as an
 //! object that hands out a field's text when the template asks for it, so a
@@ -8,21 +9,14 @@
 //! so the error names the secret and the field, never a value. minijinja's
 //! own copies of the values it renders are not zeroized.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use minijinja::machinery::ast::{CallArg, Expr, Stmt};
-use minijinja::machinery::{self, WhitespaceConfig};
-use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Enumerator, Object, Value};
 
 use crate::config::{Config, Secret, Template};
 use crate::exit::{Exit, ExitCode};
 use crate::render::Rendered;
 use crate::secret::{Fetched, Fields, SecretBytes};
-
-/// The name under which a template sees the secrets.
-pub const SECRETS: &str = "secrets";
 
 /// Why a template could not be rendered. Messages name secrets and fields, never values.
 #[derive(Debug, thiserror::Error)]
@@ -70,145 +64,6 @@ impl ExitCode for Error {
 
 /// Result alias for this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The secrets a template reads, found by parsing it.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Reads {
-    /// Secrets named in the text: `secrets.db` or `secrets["db"]`.
-    pub names: BTreeSet<String>,
-    /// Whether it also looks secrets up by a computed name, or uses `secrets`
-    /// as a whole: then it may read any of them.
-    pub dynamic: bool,
-}
-
-/// Parses `text` and finds the secrets it reads; a syntax error is returned as is.
-pub fn reads(text: &str) -> Result<Reads, minijinja::Error> {
-    let ast = machinery::parse(text, "template", SyntaxConfig, WhitespaceConfig::default())?;
-    let mut reads = Reads::default();
-    stmt(&ast, &mut reads);
-    Ok(reads)
-}
-
-fn stmts(list: &[Stmt<'_>], r: &mut Reads) {
-    list.iter().for_each(|s| stmt(s, r));
-}
-
-fn stmt(s: &Stmt<'_>, r: &mut Reads) {
-    match s {
-        Stmt::Template(t) => stmts(&t.children, r),
-        Stmt::EmitExpr(e) => expr(&e.expr, r),
-        Stmt::EmitRaw(_) => {}
-        Stmt::ForLoop(l) => {
-            for e in [&l.target, &l.iter].into_iter().chain(&l.filter_expr) {
-                expr(e, r);
-            }
-            stmts(&l.body, r);
-            stmts(&l.else_body, r);
-        }
-        Stmt::IfCond(c) => {
-            expr(&c.expr, r);
-            stmts(&c.true_body, r);
-            stmts(&c.false_body, r);
-        }
-        Stmt::WithBlock(w) => {
-            for (target, value) in &w.assignments {
-                expr(target, r);
-                expr(value, r);
-            }
-            stmts(&w.body, r);
-        }
-        Stmt::Set(s) => {
-            expr(&s.target, r);
-            expr(&s.expr, r);
-        }
-        Stmt::SetBlock(s) => {
-            expr(&s.target, r);
-            s.filter.iter().for_each(|f| expr(f, r));
-            stmts(&s.body, r);
-        }
-        Stmt::AutoEscape(a) => {
-            expr(&a.enabled, r);
-            stmts(&a.body, r);
-        }
-        Stmt::FilterBlock(f) => {
-            expr(&f.filter, r);
-            stmts(&f.body, r);
-        }
-        Stmt::Do(d) => call(&d.call.expr, &d.call.args, r),
-        // Statements of minijinja features this crate does not enable
-        // (macros, includes, loop controls): anything may be read there.
-        #[allow(unreachable_patterns)]
-        _ => r.dynamic = true,
-    }
-}
-
-fn call(callee: &Expr<'_>, args: &[CallArg<'_>], r: &mut Reads) {
-    expr(callee, r);
-    args.iter().for_each(|a| arg(a, r));
-}
-
-fn arg(a: &CallArg<'_>, r: &mut Reads) {
-    match a {
-        CallArg::Pos(e) | CallArg::Kwarg(_, e) | CallArg::PosSplat(e) | CallArg::KwargSplat(e) => {
-            expr(e, r)
-        }
-    }
-}
-
-fn expr(e: &Expr<'_>, r: &mut Reads) {
-    match e {
-        // `secrets` itself, not followed by a name: any secret may be read.
-        Expr::Var(v) => r.dynamic |= v.id == SECRETS,
-        Expr::Const(_) => {}
-        Expr::GetAttr(a) => match &a.expr {
-            Expr::Var(v) if v.id == SECRETS => {
-                r.names.insert(a.name.to_owned());
-            }
-            inner => expr(inner, r),
-        },
-        Expr::GetItem(g) => match (&g.expr, &g.subscript_expr) {
-            (Expr::Var(v), Expr::Const(c)) if v.id == SECRETS && c.value.as_str().is_some() => {
-                r.names
-                    .insert(c.value.as_str().unwrap_or_default().to_owned());
-            }
-            (inner, subscript) => {
-                expr(inner, r);
-                expr(subscript, r);
-            }
-        },
-        Expr::Slice(s) => {
-            expr(&s.expr, r);
-            for e in [&s.start, &s.stop, &s.step].into_iter().flatten() {
-                expr(e, r);
-            }
-        }
-        Expr::UnaryOp(u) => expr(&u.expr, r),
-        Expr::BinOp(b) => {
-            expr(&b.left, r);
-            expr(&b.right, r);
-        }
-        Expr::Compare(c) => {
-            expr(&c.expr, r);
-            c.ops.iter().for_each(|op| expr(&op.expr, r));
-        }
-        Expr::IfExpr(i) => {
-            expr(&i.test_expr, r);
-            expr(&i.true_expr, r);
-            i.false_expr.iter().for_each(|e| expr(e, r));
-        }
-        Expr::Filter(f) => {
-            f.expr.iter().for_each(|e| expr(e, r));
-            f.args.iter().for_each(|a| arg(a, r));
-        }
-        Expr::Test(t) => {
-            expr(&t.expr, r);
-            t.args.iter().for_each(|a| arg(a, r));
-        }
-        Expr::Call(c) => call(&c.expr, &c.args, r),
-        Expr::List(l) => l.items.iter().for_each(|e| expr(e, r)),
-        Expr::Map(m) => m.keys.iter().chain(&m.values).for_each(|e| expr(e, r)),
-    }
-}
 
 /// The last lookup that found nothing, shared by the objects of one render.
 type Miss = Arc<Mutex<Option<Error>>>;
@@ -319,7 +174,7 @@ pub fn render<'a>(
         known,
         miss: miss.clone(),
     };
-    let mut env = crate::render::environment();
+    let mut env = crate::jinja::environment();
     // A template file's last newline belongs to the file it renders.
     env.set_keep_trailing_newline(true);
     let tmpl = env
@@ -423,35 +278,6 @@ impl Rendering {
 mod tests {
     use super::*;
     use crate::config::{Address, Format};
-
-    fn names(text: &str) -> (Vec<String>, bool) {
-        let r = reads(text).unwrap();
-        (r.names.into_iter().collect(), r.dynamic)
-    }
-
-    #[test]
-    fn reads_are_found_by_parsing() {
-        assert_eq!(
-            names("{{ secrets.db.password }}:{{ secrets['api-key'].token | upper }}"),
-            (vec!["api-key".into(), "db".into()], false)
-        );
-        assert_eq!(
-            names("{% if secrets.a.x == 'y' %}{{ secrets[\"b\"].z }}{% else %}{% for k in secrets.c %}{{ k }}{% endfor %}{% endif %}"),
-            (vec!["a".into(), "b".into(), "c".into()], false)
-        );
-        assert_eq!(
-            names("{% set s = secrets.d %}{{ s.user ~ (secrets.e.pw if true else '') }}"),
-            (vec!["d".into(), "e".into()], false)
-        );
-        // Text outside blocks and comments is not read.
-        assert_eq!(
-            names("secrets.x {# secrets.y #}{% raw %}{{ secrets.z }}{% endraw %}"),
-            (vec![], false)
-        );
-        assert!(names("{{ secrets[name].x }}").1);
-        assert!(names("{{ secrets | length }}").1);
-        assert!(reads("{{ secrets.a").is_err());
-    }
 
     fn secret(name: &str) -> Secret {
         Secret {

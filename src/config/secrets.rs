@@ -212,7 +212,7 @@ impl Validator<'_> {
         }
         match (&template, format) {
             (Some(t), Format::Template) => {
-                if let Err(e) = crate::render::check_template(t) {
+                if let Err(e) = crate::jinja::check(t) {
                     self.problem(format!("{at}.{template_key}"), e.to_string());
                 }
             }

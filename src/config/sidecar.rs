@@ -73,6 +73,17 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// The kind of the action, as metrics and logs name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::Signal { .. } => "signal",
+            Action::Exec { .. } => "exec",
+            Action::Http { .. } => "http",
+        }
+    }
+}
+
 /// How a signal finds its process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignalTarget {

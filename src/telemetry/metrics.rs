@@ -226,7 +226,7 @@ impl Metrics {
                 for result in ["ok", "error"] {
                     drop(self.actions.get_or_create(&ActionLabel {
                         secret: s.name.clone(),
-                        action: crate::notify::kind(a).to_owned(),
+                        action: a.kind().to_owned(),
                         result: result.to_owned(),
                     }));
                 }
