@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::cli::CheckArgs;
+use crate::command::{print, runtime};
 use crate::config::{Config, SourceKind};
 use crate::cycle;
-use crate::exit::{Exit, ExitCode};
+use crate::exit::{Exit, ExitCode, Failure};
 use crate::output::OutputDir;
 use crate::source;
 use crate::template;
@@ -49,6 +51,33 @@ impl ExitCode for Error {
     fn exit(&self) -> Exit {
         self.problems.first().map_or(Exit::Software, |(_, e)| *e)
     }
+}
+
+/// `ramsecrets check`: prints the plan of the config, then checks its local
+/// facts (unless `--config-only`) and with `--online` what each source lets
+/// it read; returns the exit code.
+pub fn command(args: &CheckArgs) -> Result<u8, Failure> {
+    let path = &args.config.config;
+    let config = Config::load(path)?;
+    print(&config.to_string())?;
+    if args.config_only {
+        print(&format!("config {} is valid\n", path.display()))?;
+    } else {
+        runtime()?.block_on(local(&config, path))?;
+        print(&format!(
+            "config {} is valid, and its local files and directories are ready\n",
+            path.display()
+        ))?;
+    }
+    if !args.online {
+        return Ok(Exit::Ok.code());
+    }
+    let report = runtime()?.block_on(async {
+        let deadline = Instant::now() + args.timeout;
+        crate::online::check(&config, deadline, 16).await
+    })?;
+    print(&format!("online check:\n{report}"))?;
+    Ok(report.exit().code())
 }
 
 /// Checks the local facts of `config`, read from `path`.

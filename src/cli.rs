@@ -1,4 +1,5 @@
-//! Command-line definitions (clap) and nothing else: `main.rs` turns them into work.
+//! Command-line definitions (clap) and nothing else: `main.rs` hands each
+//! command to the module that owns it.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::cli::InitArgs;
 use crate::config::Config;
 use crate::cycle;
 use crate::exit::{Exit, Failure};
@@ -31,6 +32,17 @@ pub struct Ready {
     sources: Vec<Arc<dyn Source>>,
     dir: OutputDir,
     state_dir: Option<OutputDir>,
+}
+
+/// `ramsecrets init`: loads the config, prepares and runs; returns the exit code.
+pub fn command(args: &InitArgs) -> Result<u8, Failure> {
+    let config = Config::load(&args.config.config)?;
+    let ready = prepare(&config, &args.config.config)?;
+    let opts = Options {
+        timeout: args.timeout,
+        concurrency: usize::from(args.concurrency),
+    };
+    crate::command::runtime()?.block_on(run(&config, ready, opts))
 }
 
 /// Checks that `config` (read from `path`) can be written, hardens the

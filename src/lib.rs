@@ -22,6 +22,7 @@
 pub mod backoff;
 pub mod check;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod cycle;
 pub mod drill;

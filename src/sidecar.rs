@@ -11,8 +11,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::{LogFormat, RunArgs};
 use crate::config::Config;
-use crate::exit::{Exit, ExitCode};
+use crate::exit::{Exit, ExitCode, Failure};
 use crate::output::OutputDir;
 use crate::rotation::Engine;
 use crate::signals::{self, Signals};
@@ -108,6 +109,30 @@ fn announce(config: &Config, opts: &Options) {
     } else {
         tracing::info!(env = %lines, "the environment an app needs to reach the proxy");
     }
+}
+
+/// `run`, `exec` (with `child`) and `proxy` (which needs a `proxy:` section):
+/// loads the config, hardens the process and runs the sidecar; returns the
+/// exit code: 0, or in `exec` mode the child's.
+pub fn command(
+    args: RunArgs,
+    child: Option<Vec<String>>,
+    proxy: bool,
+    log_format: LogFormat,
+) -> Result<u8, Failure> {
+    let config = Config::load(&args.config.config)?;
+    if proxy {
+        proxy::command::section(&config, &args.config.config)?;
+    }
+    crate::harden::harden(config.mlock)?;
+    let opts = Options {
+        config_path: args.config.config,
+        timeout: args.timeout,
+        child,
+        print_env: log_format == LogFormat::Text,
+    };
+    let code = crate::command::runtime()?.block_on(run(config, opts))?;
+    Ok(u8::try_from(code).unwrap_or(1))
 }
 
 /// Runs the sidecar; returns the process exit code (the child's in `exec` mode).

@@ -21,41 +21,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cli::DrillArgs;
 use crate::config::{Config, Secret};
-use crate::exit::{Exit, ExitCode};
+use crate::exit::{Exit, ExitCode, Failure};
 use crate::source;
 pub use report::{FAILED, INTERRUPTED};
-
-/// How to drill, from the command line.
-#[derive(Debug)]
-pub struct Options {
-    /// The secret to rotate.
-    pub secret: String,
-    /// `--set FIELD=VALUE` / `FIELD=@FILE`, unparsed.
-    pub sets: Vec<String>,
-    /// Health check: an HTTP GET answered 2xx.
-    pub check_url: Option<reqwest::Url>,
-    /// Health check: a shell command that exits 0.
-    pub check: Option<String>,
-    /// Time between checks.
-    pub check_interval: Duration,
-    /// Load: GETs of this URL.
-    pub load: Option<reqwest::Url>,
-    /// Load: requests a second.
-    pub rps: u32,
-    /// Time the app has to recover, from the rotation.
-    pub deadline: Duration,
-    /// Time the app must stay healthy to count as recovered.
-    pub settle: Duration,
-    /// Failed load requests allowed.
-    pub max_failures: u64,
-    /// Put the old value back afterwards.
-    pub restore: bool,
-    /// Print the report as JSON.
-    pub json: bool,
-    /// The sidecar's metrics URL, when not `health.listen` of the config.
-    pub metrics: Option<reqwest::Url>,
-}
 
 /// Why a drill could not be run (as opposed to a drill the app failed).
 #[derive(Debug, thiserror::Error)]
@@ -137,11 +107,20 @@ fn shown(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
-/// Runs the drill; returns the exit code: 0 passed, [`FAILED`], or [`INTERRUPTED`].
-pub async fn run(config: &Config, opts: Options) -> Result<u8, Error> {
+/// `ramsecrets drill`: loads the config, hardens the process and runs the
+/// drill; returns its exit code.
+pub fn command(args: &DrillArgs) -> Result<u8, Failure> {
+    let config = Config::load(&args.config.config)?;
+    crate::harden::harden(config.mlock)?;
+    Ok(crate::command::runtime()?.block_on(run(&config, args))?)
+}
+
+/// Runs the drill as `opts` say; returns the exit code: 0 passed,
+/// [`FAILED`], or [`INTERRUPTED`].
+pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     let secret = find(config, &opts.secret)?;
     let sets = opts
-        .sets
+        .set
         .iter()
         .map(|a| shape::parse_set(a))
         .collect::<Result<Vec<_>, _>>()
@@ -271,7 +250,7 @@ pub async fn run(config: &Config, opts: Options) -> Result<u8, Error> {
         config,
         secret,
         target: &target,
-        opts: &opts,
+        opts,
         rotated: &rotated,
         outcome: &outcome,
         t0,
@@ -397,7 +376,7 @@ struct Built<'a> {
     config: &'a Config,
     secret: &'a Secret,
     target: &'a rotate::Target,
-    opts: &'a Options,
+    opts: &'a DrillArgs,
     rotated: &'a rotate::Rotated,
     outcome: &'a Outcome,
     t0: Instant,

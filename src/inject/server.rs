@@ -173,6 +173,14 @@ async fn route(
     }
 }
 
+/// `ramsecrets inject`: loads the config at `path` and runs its injector;
+/// returns the exit code.
+pub fn command(path: &std::path::Path) -> Result<u8, crate::exit::Failure> {
+    let config = Config::load(path)?;
+    crate::command::runtime()?.block_on(run(config))?;
+    Ok(crate::exit::Exit::Ok.code())
+}
+
 /// Runs the injector of `config` until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> Result<(), Error> {
     // Before any call to the API server, so that SIGTERM stops start-up too.

@@ -8,6 +8,7 @@
 //! fetches at most once a second per secret.
 
 pub mod api;
+pub mod command;
 pub mod env;
 mod refusal;
 
