@@ -1,4 +1,8 @@
-//! The two Vault logins that are more than a role and a file. `aws` (IAM)
+//! Logging in: the dispatch over every auth method (token file, AppRole,
+//! Kubernetes and JWT through vaultrs; `aws` and `cert` as raw posts), and
+//! the credential files they read.
+//!
+//! Two logins are more than a role and a file. `aws` (IAM)
 //! signs an sts:GetCallerIdentity request with the AWS SDK's default
 //! credential chain (aws-sigv4, as the SDK itself signs) and hands Vault the
 //! signed request, which Vault sends to STS to learn who is calling: the way
@@ -20,7 +24,10 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use base64::Engine;
 
-use crate::config::{AwsLogin, CertLogin};
+use super::http::{classify, http_client};
+use super::token::{ttl, Grant};
+use super::VaultSource;
+use crate::config::{Auth, AwsLogin, CertLogin};
 use crate::secret::SecretBytes;
 use crate::source::{Error, Result};
 
@@ -34,8 +41,154 @@ const SERVER_ID: &str = "X-Vault-AWS-IAM-Server-ID";
 /// SDK refreshes what it caches (web identity, container, IMDS credentials).
 pub(super) type AwsCredentials = tokio::sync::OnceCell<SharedCredentialsProvider>;
 
+impl VaultSource {
+    /// Logs in with the configured method (a token file is looked up).
+    pub(super) async fn login(&self) -> Result<Grant> {
+        let (method, info) = match &self.auth {
+            Auth::TokenFile(path) => {
+                let token = read_credential(path, "token_file")
+                    .map_err(|e| Error::Config(format!("{e}: {}", self.relogin())))?;
+                return self.lookup_once(&token).await.map_err(|e| match e {
+                    Error::Denied(why) => Error::Denied(format!(
+                        "the token in {} was refused ({why}): {}",
+                        path.display(),
+                        self.relogin()
+                    )),
+                    other => other,
+                });
+            }
+            Auth::AppRole {
+                mount,
+                role_id_file,
+                secret_id_file,
+            } => {
+                let role_id = read_credential(role_id_file, "role_id_file")?;
+                let secret_id = read_credential(secret_id_file, "secret_id_file")?;
+                let c = self.vaultrs("")?;
+                let r = vaultrs::auth::approle::login(
+                    &c,
+                    mount,
+                    role_id.expose_str().unwrap_or_default(),
+                    secret_id.expose_str().unwrap_or_default(),
+                )
+                .await;
+                ("approle", r)
+            }
+            Auth::Kubernetes(l) => {
+                let jwt = read_credential(&l.token_file, "token_file")?;
+                let c = self.vaultrs("")?;
+                let r = vaultrs::auth::kubernetes::login(
+                    &c,
+                    &l.mount,
+                    &l.role,
+                    jwt.expose_str().unwrap_or_default(),
+                )
+                .await;
+                ("kubernetes", r)
+            }
+            Auth::Aws(l) => {
+                let body = aws_body(&self.name, l, &self.aws_credentials).await?;
+                return self.login_raw("aws", &self.http, &l.mount, body).await;
+            }
+            Auth::Cert(l) => {
+                let identity = cert_identity(l)?;
+                let client = http_client(&self.name, &self.settings, Some(identity))?;
+                let body = serde_json::json!({ "name": l.name });
+                return self.login_raw("cert", &client, &l.mount, body).await;
+            }
+            Auth::Jwt(l) => {
+                let jwt = read_credential(&l.token_file, "token_file")?;
+                let c = self.vaultrs("")?;
+                let r = vaultrs::auth::oidc::login(
+                    &c,
+                    &l.mount,
+                    jwt.expose_str().unwrap_or_default(),
+                    Some(l.role.clone()),
+                )
+                .await;
+                ("jwt", r)
+            }
+        };
+        let info = info.map_err(|e| match classify(e, &format!("{method} login")) {
+            // A rejected login is a 400 in Vault: bad role, bad secret id, bad JWT.
+            Error::Data(m) => Error::Denied(m),
+            other => other,
+        })?;
+        tracing::info!(source = %self.name, method, policies = %info.policies.join(","), ttl = info.lease_duration, "logged in");
+        Ok(Grant {
+            ttl: ttl(info.lease_duration),
+            renewable: info.renewable,
+            token: SecretBytes::from_string(info.client_token),
+        })
+    }
+
+    /// POSTs a login to `auth/{mount}/login` on `http` (no token); a
+    /// rejected login is denied.
+    async fn login_raw(
+        &self,
+        method: &str,
+        http: &reqwest::Client,
+        mount: &str,
+        body: serde_json::Value,
+    ) -> Result<Grant> {
+        let what = format!("{method} login");
+        let path = format!("auth/{mount}/login");
+        let none = SecretBytes::default();
+        let body = SecretBytes::new(body.to_string().into_bytes());
+        let answer = self
+            .call_on(
+                http,
+                &none,
+                reqwest::Method::POST,
+                &path,
+                Some(&body),
+                &what,
+            )
+            .await
+            .map_err(|e| match e {
+                // A rejected login is a 400 in Vault: bad role, bad signature, bad certificate.
+                Error::Data(m) => Error::Denied(m),
+                other => other,
+            })?;
+        let auth = answer
+            .get("auth")
+            .filter(|a| !a.is_null())
+            .ok_or_else(|| Error::Data(format!("{what}: the answer has no `auth`")))?;
+        let token = auth["client_token"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Data(format!("{what}: the answer has no token")))?;
+        let lease = auth["lease_duration"].as_u64().unwrap_or(0);
+        tracing::info!(source = %self.name, method, policies = ?auth["policies"], ttl = lease, "logged in");
+        Ok(Grant {
+            token: SecretBytes::copy_from(token),
+            ttl: ttl(lease),
+            renewable: auth["renewable"].as_bool().unwrap_or(false),
+        })
+    }
+}
+
+/// Reads a credential file (token, role id, JWT): trimmed, non-empty, and
+/// printable ASCII, since it goes into an HTTP header or a JSON body.
+fn read_credential(path: &Path, key: &str) -> Result<SecretBytes> {
+    let raw = std::fs::read(path)
+        .map(SecretBytes::new)
+        .map_err(|e| Error::Config(format!("{key} {}: {e}", path.display())))?;
+    let text = raw.expose_str().unwrap_or("\u{0}").trim();
+    if text.is_empty() {
+        return Err(Error::Config(format!("{key} {} is empty", path.display())));
+    }
+    if !text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::Config(format!(
+            "{key} {} holds characters that cannot be a credential",
+            path.display()
+        )));
+    }
+    Ok(SecretBytes::copy_from(text))
+}
+
 /// The body of an `aws` login: a freshly signed GetCallerIdentity.
-pub(super) async fn aws_body(
+async fn aws_body(
     source: &str,
     login: &AwsLogin,
     chain: &AwsCredentials,
@@ -118,7 +271,7 @@ fn canonical(name: &str) -> String {
 }
 
 /// The client certificate and key of a `cert` login, read now.
-pub(super) fn cert_identity(login: &CertLogin) -> Result<reqwest::Identity> {
+fn cert_identity(login: &CertLogin) -> Result<reqwest::Identity> {
     let read = |path: &Path, key: &str| {
         std::fs::read(path)
             .map(SecretBytes::new)
@@ -168,5 +321,26 @@ mod tests {
         std::fs::remove_file(&key).unwrap();
         let e = cert_identity(&login).unwrap_err().to_string();
         assert!(e.starts_with("client_key "), "{e}");
+    }
+
+    #[test]
+    fn credentials_are_checked_without_showing_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, "  s.abc123\n").unwrap();
+        assert_eq!(
+            read_credential(&p, "token_file").unwrap().expose(),
+            b"s.abc123"
+        );
+        std::fs::write(&p, "\n").unwrap();
+        assert!(read_credential(&p, "token_file")
+            .unwrap_err()
+            .to_string()
+            .contains("is empty"));
+        std::fs::write(&p, "abc\ndef").unwrap();
+        let e = read_credential(&p, "token_file").unwrap_err().to_string();
+        assert!(!e.contains("abc"), "{e}");
+        let e = read_credential(&dir.path().join("nope"), "token_file").unwrap_err();
+        assert!(e.to_string().contains("token_file"), "{e}");
     }
 }

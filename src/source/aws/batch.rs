@@ -1,0 +1,295 @@
+//! Batching: fetches of the current version are queued; the first starts a
+//! collector that waits [`WINDOW`], drops duplicate ids and reads them with
+//! BatchGetSecretValue, [`BATCH`] ids per call. What a batch does not answer
+//! (unknown to it, or a retryable per-secret error) is read alone; a policy
+//! that denies the batch call turns batching off for the source.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
+use aws_sdk_secretsmanager::types::SecretValueEntry;
+use aws_sdk_secretsmanager::Client;
+use futures::future::join_all;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::errors::{by_code, classify, naming, Failed};
+use super::value::{fetched, value_of, what};
+use super::{AwsSource, Inner};
+use crate::config::{AwsVersion, AWS_CURRENT};
+use crate::secret::Fetched;
+use crate::source::{refused, Error, Result};
+
+/// How long the collector waits for more fetches before it calls.
+const WINDOW: Duration = Duration::from_millis(3);
+/// BatchGetSecretValue takes at most 20 ids in `SecretIdList`.
+const BATCH: usize = 20;
+/// Pages of one batch call followed, a guard against a looping NextToken.
+const MAX_PAGES: usize = 8;
+
+/// The fetches waiting for the next batch.
+#[derive(Default)]
+pub(super) struct Queue {
+    waiting: Vec<Waiter>,
+    collecting: bool,
+}
+
+struct Waiter {
+    id: String,
+    deadline: Instant,
+    reply: oneshot::Sender<Result<Fetched>>,
+}
+
+impl AwsSource {
+    /// Queues `id` for the next batch and waits for its answer.
+    pub(super) async fn queued(&self, id: &str, deadline: Instant) -> Result<Fetched> {
+        let (reply, answer) = oneshot::channel();
+        let start = {
+            let mut q = self.inner.lock();
+            q.waiting.push(Waiter {
+                id: id.to_owned(),
+                deadline,
+                reply,
+            });
+            !std::mem::replace(&mut q.collecting, true)
+        };
+        if start {
+            tokio::spawn(Inner::collect(self.inner.clone()));
+        }
+        match tokio::time::timeout_at(deadline, answer).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Error::Unavailable(format!(
+                "secret_id `{id}`: the batch ended without an answer"
+            ))),
+            Err(_) => Err(Error::Unavailable(format!(
+                "secret_id `{id}`: no answer before the deadline"
+            ))),
+        }
+    }
+}
+
+impl Inner {
+    /// The queue; a panic elsewhere while it was held leaves it usable.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes what was queued during the window and answers every waiter.
+    async fn collect(self: Arc<Self>) {
+        tokio::time::sleep(WINDOW).await;
+        let waiting = {
+            let mut q = self.lock();
+            q.collecting = false;
+            std::mem::take(&mut q.waiting)
+        };
+        let Some(deadline) = waiting.iter().map(|w| w.deadline).max() else {
+            return;
+        };
+        let mut ids: Vec<String> = Vec::new();
+        for w in &waiting {
+            if !ids.contains(&w.id) {
+                ids.push(w.id.clone());
+            }
+        }
+        let answers: HashMap<String, Result<Fetched>> = match self.client().await {
+            Ok(client) => {
+                let chunks = ids.chunks(BATCH).map(|c| self.chunk(&client, c, deadline));
+                let answered = join_all(chunks).await;
+                ids.iter()
+                    .cloned()
+                    .zip(answered.into_iter().flatten())
+                    .collect()
+            }
+            Err(e) => ids.iter().map(|id| (id.clone(), Err(e.clone()))).collect(),
+        };
+        for w in waiting {
+            let answer = answers.get(&w.id).cloned().unwrap_or_else(|| {
+                Err(Error::Unavailable(format!(
+                    "secret_id `{}`: not answered by the batch",
+                    w.id
+                )))
+            });
+            // The fetch may have given up at its deadline; nobody is left to tell.
+            let _ = w.reply.send(answer);
+        }
+        tracing::debug!(
+            source = %self.name,
+            secrets = ids.len(),
+            batch_get_secret_value = self.calls.batch_get_secret_value.load(Ordering::Relaxed),
+            get_secret_value = self.calls.get_secret_value.load(Ordering::Relaxed),
+            "aws calls so far"
+        );
+    }
+
+    /// Reads up to 20 ids with BatchGetSecretValue; what it does not answer
+    /// (unknown to it, or a retryable per-secret error) is read one by one.
+    async fn chunk(
+        &self,
+        client: &Client,
+        ids: &[String],
+        deadline: Instant,
+    ) -> Vec<Result<Fetched>> {
+        let mut answers: Vec<Option<Result<Fetched>>> = vec![None; ids.len()];
+        let mut next_token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let call = format!("BatchGetSecretValue of {} secret(s)", ids.len());
+            let out = self
+                .gate
+                .run(
+                    deadline,
+                    |f: &Failed| f.error.signal(),
+                    |why| Failed {
+                        error: refused(&call, why),
+                        code: None,
+                    },
+                    || self.batch_call(client, ids, next_token.clone()),
+                )
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                Err(f) if f.code.as_deref() == Some("AccessDeniedException") => {
+                    self.deny_batch(&f.error);
+                    break;
+                }
+                Err(f) => {
+                    for (id, a) in ids.iter().zip(&mut answers).filter(|(_, a)| a.is_none()) {
+                        *a = Some(Err(naming(&f.error, id)));
+                    }
+                    break;
+                }
+            };
+            for entry in out.secret_values.unwrap_or_default() {
+                let SecretValueEntry {
+                    arn,
+                    name,
+                    version_id,
+                    secret_binary,
+                    secret_string,
+                    ..
+                } = entry;
+                let value = value_of(secret_string, secret_binary);
+                let matching: Vec<usize> = ids
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, id)| {
+                        answers[*i].is_none() && same_secret(id, name.as_deref(), arn.as_deref())
+                    })
+                    .map(|(i, _)| i)
+                    .collect();
+                let Some(first) = matching.first() else {
+                    continue;
+                };
+                let fetched = fetched(&what(&ids[*first], None), value, version_id);
+                for i in matching {
+                    answers[i] = Some(fetched.clone());
+                }
+            }
+            for e in out.errors.unwrap_or_default() {
+                let Some(i) = ids
+                    .iter()
+                    .position(|id| Some(id.as_str()) == e.secret_id.as_deref())
+                else {
+                    continue;
+                };
+                let error = by_code(
+                    e.error_code.as_deref().unwrap_or("UnknownError"),
+                    None,
+                    e.message.as_deref().unwrap_or_default(),
+                    &what(&ids[i], None),
+                );
+                // A retryable one is read again by GetSecretValue, with backoff.
+                if answers[i].is_none() && !error.retryable() {
+                    answers[i] = Some(Err(error));
+                }
+            }
+            next_token = out.next_token;
+            if next_token.is_none() || answers.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        let current = AwsVersion::Stage(AWS_CURRENT.into());
+        let rest = ids.iter().zip(&answers).filter(|(_, a)| a.is_none()).map(|(id, _)| {
+            tracing::debug!(source = %self.name, secret_id = %id, "not answered by the batch: reading it alone");
+            self.get(client, id, &current, deadline)
+        });
+        let mut rest = join_all(rest).await.into_iter();
+        answers
+            .into_iter()
+            .map(|a| match a {
+                Some(a) => a,
+                None => rest.next().unwrap_or_else(|| {
+                    Err(Error::Unavailable("batch bookkeeping went wrong".into()))
+                }),
+            })
+            .collect()
+    }
+
+    /// Remembers, and says once, that the policy denies the batch call.
+    fn deny_batch(&self, error: &Error) {
+        if !self.batch_denied.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                source = %self.name,
+                error = %error,
+                "BatchGetSecretValue is denied by policy: reading each secret with its own \
+                 GetSecretValue from now on (N calls per cycle instead of N/20); allow \
+                 secretsmanager:BatchGetSecretValue to batch"
+            );
+        }
+    }
+
+    async fn batch_call(
+        &self,
+        client: &Client,
+        ids: &[String],
+        next_token: Option<String>,
+    ) -> std::result::Result<BatchGetSecretValueOutput, Failed> {
+        let _permit = self.permits.acquire().await.ok();
+        self.calls
+            .batch_get_secret_value
+            .fetch_add(1, Ordering::Relaxed);
+        client
+            .batch_get_secret_value()
+            .set_secret_id_list(Some(ids.to_vec()))
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(|e| {
+                let what = format!("BatchGetSecretValue of {} secret(s)", ids.len());
+                classify(e, &what)
+            })
+    }
+}
+
+/// Whether a batch entry named `name` with `arn` answers the requested `id`
+/// (a name, a full ARN, or an ARN without its 6-character random suffix).
+fn same_secret(id: &str, name: Option<&str>, arn: Option<&str>) -> bool {
+    if name == Some(id) || arn == Some(id) {
+        return true;
+    }
+    id.starts_with("arn:")
+        && arn
+            .and_then(|a| a.strip_prefix(id))
+            .is_some_and(|rest| rest.len() == 7 && rest.starts_with('-'))
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_entries_match_names_and_arns() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/api-AbCdEf";
+        assert!(same_secret("prod/api", Some("prod/api"), Some(arn)));
+        assert!(same_secret(arn, Some("prod/api"), Some(arn)));
+        let partial = "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod/api";
+        assert!(same_secret(partial, Some("prod/api"), Some(arn)));
+        assert!(!same_secret("prod", Some("prod/api"), Some(arn)));
+        assert!(!same_secret(
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:prod",
+            Some("prod/api"),
+            Some(arn)
+        ));
+    }
+}

@@ -1,0 +1,302 @@
+//! Talking to the server: the HTTP client (timeouts, CA bundle, client
+//! certificate), the raw `/v1/…` call that keeps the status and
+//! `Retry-After` of a refusal, the vaultrs client the logins use, and how
+//! their failures map to [`Error`] kinds.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use vaultrs::api::EndpointMiddleware;
+use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
+use vaultrs::error::ClientError;
+
+use super::VaultSource;
+use crate::backoff;
+use crate::config::Vault;
+use crate::secret::SecretBytes;
+use crate::source::{paced, Error, Result};
+
+impl VaultSource {
+    /// A vaultrs client over our HTTP client, with `token` (may be empty to log in).
+    pub(super) fn vaultrs(&self, token: &str) -> Result<VaultClient> {
+        let mut settings = VaultClientSettingsBuilder::default();
+        settings
+            .address(self.address.as_str())
+            .token(token)
+            .ca_certs(Vec::new())
+            .identity(None)
+            .verify(true)
+            .namespace(self.namespace.clone());
+        let settings = settings
+            .build()
+            .map_err(|e| Error::Config(format!("source {}: {e}", self.name)))?;
+        Ok(VaultClient {
+            middle: EndpointMiddleware {
+                token: token.to_owned(),
+                version: "v1".into(),
+                wrap: None,
+                namespace: self.namespace.clone(),
+            },
+            http: rustify::clients::reqwest::Client::new(
+                self.address.as_str().trim_end_matches('/'),
+                self.http.clone(),
+            ),
+            settings,
+        })
+    }
+
+    /// GET `/v1/{path}` through the gate, retrying until `deadline`.
+    pub(super) async fn read(
+        &self,
+        c: &VaultClient,
+        path: &str,
+        what: &str,
+        deadline: Instant,
+    ) -> Result<serde_json::Value> {
+        paced(&self.gate, deadline, what, || self.get(c, path, what)).await
+    }
+
+    /// GET `/v1/{path}` with the client's token.
+    pub(super) async fn get(
+        &self,
+        c: &VaultClient,
+        path: &str,
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let token = SecretBytes::copy_from(&c.middle.token);
+        self.call(&token, reqwest::Method::GET, path, None, what)
+            .await
+    }
+
+    /// Calls `/v1/{path}` with `token` and the namespace; the answer as JSON.
+    pub(super) async fn call(
+        &self,
+        token: &SecretBytes,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let body = body.map(|b| SecretBytes::new(b.to_string().into_bytes()));
+        self.call_on(&self.http, token, method, path, body.as_ref(), what)
+            .await
+    }
+
+    /// [`Self::call`] on the client `http`, with a JSON body already
+    /// serialized (it may hold secrets); an empty `token` is not sent.
+    pub(super) async fn call_on(
+        &self,
+        http: &reqwest::Client,
+        token: &SecretBytes,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&SecretBytes>,
+        what: &str,
+    ) -> Result<serde_json::Value> {
+        let url = format!("{}/v1/{path}", self.address.as_str().trim_end_matches('/'));
+        let mut req = http.request(method, url).header("X-Vault-Request", "true");
+        if !token.is_empty() {
+            req = req.header(
+                "X-Vault-Token",
+                reqwest::header::HeaderValue::from_bytes(token.expose())
+                    .map(|mut v| {
+                        v.set_sensitive(true);
+                        v
+                    })
+                    .map_err(|_| Error::Data(format!("{what}: token is not a header value")))?,
+            );
+        }
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.expose().to_vec());
+        }
+        if let Some(ns) = &self.namespace {
+            req = req.header("X-Vault-Namespace", ns.as_str());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("{what}: {}", transport(&e))))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| backoff::parse_retry_after(v, std::time::SystemTime::now()));
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Error::Unavailable(format!("{what}: {}", transport(&e))))?;
+        let body = zeroize::Zeroizing::new(body.to_vec());
+        if (200..300).contains(&status) && body.is_empty() {
+            return Ok(serde_json::Value::Null);
+        }
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body)
+                .map_err(|_| Error::Data(format!("{what}: answer is not JSON")));
+        }
+        let errors = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("errors").cloned())
+            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+            .unwrap_or_default();
+        Err(status_error(status, &errors, what, retry_after))
+    }
+
+    /// An authenticated API call outside the secret reads (the rotation
+    /// drill's writes): logs in when needed, retries what is retryable until
+    /// `deadline`, and logs in again once when denied. `body` is JSON.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&SecretBytes>,
+        deadline: Instant,
+    ) -> Result<serde_json::Value> {
+        let what = format!("{method} {path}");
+        let attempt = |c: Arc<VaultClient>| {
+            let (what, method) = (&what, &method);
+            async move {
+                let token = SecretBytes::copy_from(&c.middle.token);
+                paced(&self.gate, deadline, what, || {
+                    self.call_on(&self.http, &token, method.clone(), path, body, what)
+                })
+                .await
+            }
+        };
+        let c = self.client(deadline).await?;
+        match attempt(c.clone()).await {
+            Err(Error::Denied(_)) => {
+                self.forget_session(&c).await;
+                attempt(self.client(deadline).await?).await
+            }
+            other => other,
+        }
+    }
+}
+
+/// The HTTP client of a Vault source (timeouts, CA bundle), with a client
+/// certificate for a `cert` login.
+pub(super) fn http_client(
+    name: &str,
+    cfg: &Vault,
+    identity: Option<reqwest::Identity>,
+) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(cfg.connect_timeout)
+        .timeout(cfg.request_timeout)
+        .tls_backend_rustls();
+    if cfg.address.scheme() == "http" {
+        // As vaultrs does: without this, reqwest's platform verifier fails to build.
+        builder = builder.tls_certs_only(Vec::new());
+    } else if let Some(ca) = &cfg.ca_cert {
+        builder = builder.tls_certs_merge(load_ca(name, ca)?);
+    }
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::Config(format!("source {name}: cannot build HTTP client: {e}")))
+}
+
+fn load_ca(name: &str, path: &Path) -> Result<Vec<reqwest::Certificate>> {
+    let bad =
+        |why: String| Error::Config(format!("source {name}: ca_cert {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no PEM certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// Error text of a transport failure, with its causes (reqwest's top line is vague).
+fn transport(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        cur = s.source();
+    }
+    msg
+}
+
+/// Maps a vaultrs error: HTTP statuses by code, anything else on the way is a transport failure.
+pub(super) fn classify(e: ClientError, what: &str) -> Error {
+    match e {
+        ClientError::APIError { code, errors } => status_error(code, &errors, what, None),
+        ClientError::RestClientError {
+            source: rustify::errors::ClientError::ServerResponseError { code, .. },
+        } => status_error(code, &[], what, None),
+        // Only transport failures carry their cause chain: a parse error's
+        // cause may quote the answer, which holds secrets.
+        ClientError::RestClientError {
+            source:
+                source @ (rustify::errors::ClientError::RequestError { .. }
+                | rustify::errors::ClientError::ResponseError { .. }),
+        } => Error::Unavailable(format!("{what}: {}", transport(&source))),
+        ClientError::RestClientError { source } => Error::Data(format!("{what}: {source}")),
+        ClientError::ResponseDataEmptyError | ClientError::ResponseEmptyError => {
+            Error::NotFound(format!("{what}: empty answer"))
+        }
+        other => Error::Data(format!("{what}: {other}")),
+    }
+}
+
+/// Maps an HTTP error status; a 429, or a 503 with `Retry-After`, asks to slow down.
+fn status_error(
+    status: u16,
+    errors: &[String],
+    what: &str,
+    retry_after: Option<Duration>,
+) -> Error {
+    let detail = if errors.is_empty() {
+        format!("{what}: HTTP {status}")
+    } else {
+        format!("{what}: HTTP {status}: {}", errors.join("; "))
+    };
+    match status {
+        401 | 403 => Error::Denied(detail),
+        404 => Error::NotFound(detail),
+        429 => Error::Throttled {
+            detail,
+            retry_after,
+        },
+        503 if retry_after.is_some() => Error::Throttled {
+            detail,
+            retry_after,
+        },
+        500..=599 => Error::Unavailable(detail),
+        _ => Error::Data(detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_errors() {
+        use crate::backoff::Signal;
+        let s = |status, ra| status_error(status, &[], "x", ra);
+        assert!(matches!(s(403, None), Error::Denied(_)));
+        assert!(matches!(s(404, None), Error::NotFound(_)));
+        assert!(!s(400, None).retryable());
+        assert_eq!(s(503, None).signal(), Signal::Failed);
+        assert_eq!(
+            s(500, Some(Duration::from_secs(2))).signal(),
+            Signal::Failed
+        );
+        assert_eq!(s(429, None).signal(), Signal::PushedBack(None));
+        let two = Some(Duration::from_secs(2));
+        assert_eq!(s(429, two).signal(), Signal::PushedBack(two));
+        assert_eq!(s(503, two).signal(), Signal::PushedBack(two));
+        assert!(s(429, two).retryable());
+        assert_eq!(s(404, None).signal(), Signal::Answered);
+    }
+}

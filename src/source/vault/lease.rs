@@ -1,0 +1,141 @@
+//! Logical reads with their lease (database credentials, any `read:` path),
+//! and what a held lease goes through afterwards: renewal, the check that it
+//! (or a PKI certificate) was not revoked early, and revocation at shutdown.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use vaultrs::client::VaultClient;
+
+use super::VaultSource;
+use crate::config::{Address, Secret};
+use crate::secret::{Fetched, Lease, SecretBytes};
+use crate::source::{fields_from_json, paced, Error, Result};
+
+impl VaultSource {
+    /// Reads `path` with its lease; a database static role's rotation time
+    /// becomes [`Fetched::rotates`].
+    pub(super) async fn fetch_read(
+        &self,
+        c: &VaultClient,
+        path: &str,
+        what: &str,
+        deadline: Instant,
+    ) -> Result<Fetched> {
+        let body = self.read(c, path, what, deadline).await?;
+        let lease_id = body["lease_id"].as_str().unwrap_or_default().to_owned();
+        let lease = (!lease_id.is_empty()).then(|| Lease {
+            id: lease_id,
+            duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+            renewable: body["renewable"].as_bool().unwrap_or(false),
+        });
+        let mut data = match body {
+            serde_json::Value::Object(mut m) => m.remove("data").unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        };
+        if data.is_null() {
+            return Err(Error::NotFound(format!("{what}: no data at this path")));
+        }
+        let rotates = static_rotation(&mut data);
+        let mut f = Fetched::fields(fields_from_json(data, what)?);
+        f.lease = lease;
+        f.rotates = rotates;
+        Ok(f)
+    }
+
+    /// Extends `lease` by its duration (`sys/leases/renew`).
+    pub(super) async fn renew_lease(&self, lease: &Lease, deadline: Instant) -> Result<Lease> {
+        let c = self.client(deadline).await?;
+        let token = SecretBytes::copy_from(&c.middle.token);
+        let what = format!("renewal of lease {}", lease.id);
+        let body = paced(&self.gate, deadline, &what, || {
+            self.call(
+                &token,
+                reqwest::Method::PUT,
+                "sys/leases/renew",
+                Some(serde_json::json!({ "lease_id": lease.id, "increment": lease.duration.as_secs() })),
+                &what,
+            )
+        })
+        .await?;
+        Ok(Lease {
+            id: body["lease_id"].as_str().unwrap_or(&lease.id).to_owned(),
+            duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+            renewable: body["renewable"].as_bool().unwrap_or(false),
+        })
+    }
+
+    /// Whether the lease of `fetched`, or its PKI certificate, is still good
+    /// in Vault; true when there is nothing to ask or no right to ask it.
+    pub(super) async fn still_good(
+        &self,
+        secret: &Secret,
+        fetched: &Fetched,
+        deadline: Instant,
+    ) -> Result<bool> {
+        let (method, path, body, what) = match (&fetched.lease, &secret.address, &fetched.version) {
+            (Some(lease), _, _) => (
+                reqwest::Method::PUT,
+                "sys/leases/lookup".to_owned(),
+                Some(serde_json::json!({ "lease_id": lease.id })),
+                format!("lookup of lease {}", lease.id),
+            ),
+            (None, Address::Pki { mount, .. }, Some(serial)) => (
+                reqwest::Method::GET,
+                format!("{mount}/cert/{serial}"),
+                None,
+                format!("lookup of certificate {serial}"),
+            ),
+            _ => return Ok(true),
+        };
+        let c = self.client(deadline).await?;
+        let token = SecretBytes::copy_from(&c.middle.token);
+        let answer = paced(&self.gate, deadline, &what, || {
+            self.call(&token, method.clone(), &path, body.clone(), &what)
+        })
+        .await;
+        match answer {
+            // A revoked certificate has a revocation time; a live one 0.
+            Ok(b) => Ok(b
+                .pointer("/data/revocation_time")
+                .and_then(|v| v.as_i64())
+                .is_none_or(|t| t <= 0)),
+            // Vault answers 400 "invalid lease" for a lease it no longer has.
+            Err(Error::Data(_) | Error::NotFound(_)) => Ok(false),
+            // A policy without `sys/leases/lookup`: nothing to tell.
+            Err(Error::Denied(why)) => {
+                tracing::debug!(source = %self.name, secret = %secret.name, error = %why, "cannot check the lease; relying on renewal");
+                Ok(true)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Revokes `lease` (`sys/leases/revoke`), giving it five seconds.
+    pub(super) async fn revoke_lease(&self, lease: &Lease) -> Result<()> {
+        let c = self.client(Instant::now() + Duration::from_secs(5)).await?;
+        let token = SecretBytes::copy_from(&c.middle.token);
+        self.call(
+            &token,
+            reqwest::Method::PUT,
+            "sys/leases/revoke",
+            Some(serde_json::json!({ "lease_id": lease.id })),
+            &format!("revocation of lease {}", lease.id),
+        )
+        .await
+        .map(|_| ())
+    }
+}
+
+/// A database static role's credentials (`…/static-creds/NAME`) carry the
+/// seconds until Vault rotates them (`ttl`, beside `last_vault_rotation`):
+/// takes that count out of the fields, where it would change the rendered
+/// file at every read, and returns when the rotation is due.
+fn static_rotation(data: &mut serde_json::Value) -> Option<SystemTime> {
+    let m = data.as_object_mut()?;
+    if !m.contains_key("last_vault_rotation") {
+        return None;
+    }
+    let ttl = m.remove("ttl")?.as_u64()?;
+    Some(SystemTime::now() + Duration::from_secs(ttl))
+}
