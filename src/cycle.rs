@@ -184,7 +184,7 @@ pub async fn fetch(
     tokio::time::timeout_at(deadline, source.fetch(secret, deadline))
         .await
         .map_err(|_| {
-            source::Error::Unavailable(format!(
+            source::Error::unavailable(format!(
                 "`{}`: no answer before the deadline",
                 secret.address.key()
             ))
@@ -447,13 +447,13 @@ pub(crate) mod tests {
 
     #[test]
     fn failures_with_one_cause_are_said_once() {
-        let e = || SecretError::Source(source::Error::Config("file source x: bad".into()));
+        let e = || SecretError::Source(source::Error::config("file source x: bad"));
         let failed = Error::Secrets(vec![
             ("a".into(), e()),
             ("b".into(), e()),
             (
                 "c".into(),
-                SecretError::Source(source::Error::NotFound("y".into())),
+                SecretError::Source(source::Error::not_found("y")),
             ),
         ]);
         assert_eq!(

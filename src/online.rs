@@ -37,9 +37,9 @@ impl Status {
     fn from_error(e: &source::Error) -> Status {
         let message = e.to_string();
         match e {
-            source::Error::Denied(_) => Status::Denied(message),
-            source::Error::NotFound(_) => Status::Missing(message),
-            source::Error::Unavailable(_) => Status::Unreachable(message),
+            source::Error::Denied { .. } => Status::Denied(message),
+            source::Error::NotFound { .. } => Status::Missing(message),
+            source::Error::Unavailable { .. } => Status::Unreachable(message),
             other => Status::Failed(other.exit(), message),
         }
     }
@@ -221,7 +221,7 @@ mod tests {
             rows: vec![row("db", Status::Ok)],
         };
         assert_eq!(all_ok.exit(), Exit::Ok);
-        let unreachable = Status::from_error(&source::Error::Unavailable("z".into()));
+        let unreachable = Status::from_error(&source::Error::unavailable("z"));
         assert_eq!(unreachable.exit(), Exit::Unavailable);
     }
 }

@@ -85,7 +85,7 @@ impl AwsTarget {
             })
             .await?;
         let old = current(described.version_ids_to_stages()).ok_or_else(|| {
-            Error::Source(source::Error::NotFound(format!(
+            Error::Source(source::Error::not_found(format!(
                 "secret_id `{id}` has no {AWS_CURRENT} version"
             )))
         })?;
@@ -114,7 +114,7 @@ impl AwsTarget {
             (Some(s), _) => Stored::Text(SecretBytes::from_string(s)),
             (None, Some(b)) => Stored::Binary(SecretBytes::new(b.into_inner())),
             (None, None) => {
-                return Err(Error::Source(source::Error::Data(format!(
+                return Err(Error::Source(source::Error::data(format!(
                     "secret_id `{id}`: the current version has no value"
                 ))))
             }
@@ -136,7 +136,7 @@ impl AwsTarget {
             .await?
             .version_id
             .ok_or_else(|| {
-                Error::Source(source::Error::Data(format!(
+                Error::Source(source::Error::data(format!(
                     "secret_id `{id}`: PutSecretValue gave no VersionId"
                 )))
             })?;
@@ -182,7 +182,7 @@ impl AwsTarget {
             .await?
             .version_id
             .ok_or_else(|| {
-                Error::Source(source::Error::Data(format!(
+                Error::Source(source::Error::data(format!(
                     "secret_id `{id}`: RotateSecret gave no VersionId"
                 )))
             })?;
@@ -197,7 +197,7 @@ impl AwsTarget {
                 break;
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Source(source::Error::Unavailable(format!(
+                return Err(Error::Source(source::Error::unavailable(format!(
                     "secret_id `{id}`: the rotation function did not make version {new} current"
                 ))));
             }

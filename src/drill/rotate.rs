@@ -354,7 +354,7 @@ async fn kv(
         Some(Value::Object(m)) => m,
         _ => {
             shape::wipe(&mut answer);
-            return Err(Error::Source(source::Error::NotFound(format!(
+            return Err(Error::Source(source::Error::not_found(format!(
                 "kv `{mount}/{path}`: no data to rotate"
             ))));
         }
@@ -418,7 +418,7 @@ async fn only_lease(
         .unwrap_or_default();
     match keys.as_slice() {
         [one] => Ok(format!("{}/{one}", path.trim_end_matches('/'))),
-        [] => Err(Error::Source(source::Error::NotFound(format!(
+        [] => Err(Error::Source(source::Error::not_found(format!(
             "no lease under `{path}`: is the sidecar running?"
         )))),
         many => Err(Error::Usage(format!(

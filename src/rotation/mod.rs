@@ -425,7 +425,7 @@ impl Engine {
                             staged,
                         }),
                         Err(e) => {
-                            let e = SecretError::Source(source::Error::Data(e.to_string()));
+                            let e = SecretError::Source(source::Error::data(e.to_string()));
                             let errors = self.groups[g]
                                 .members
                                 .iter()

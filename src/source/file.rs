@@ -58,21 +58,21 @@ impl FileSource {
     }
 
     fn entries(&self) -> Result<Entries> {
-        let cant = |e: &dyn std::fmt::Display| {
-            Error::Config(format!("file source {}: {e}", self.path.display()))
-        };
+        let what = || format!("file source {}", self.path.display());
+        let cant = |e: std::io::Error| Error::config(what()).because(e);
         let modified = std::fs::metadata(&self.path)
             .map(|m| Stamp::of(&m))
-            .map_err(|e| cant(&e))?;
+            .map_err(cant)?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((at, entries)) = cache.as_ref() {
             if *at == modified {
                 return Ok(entries.clone());
             }
         }
-        let text =
-            zeroize::Zeroizing::new(std::fs::read_to_string(&self.path).map_err(|e| cant(&e))?);
-        let entries = Arc::new(parse(&text).map_err(|e| cant(&e))?);
+        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&self.path).map_err(cant)?);
+        // The parser's own error may quote the file; `parse` says where instead.
+        let entries =
+            Arc::new(parse(&text).map_err(|e| Error::config(format!("{}: {e}", what())))?);
         *cache = Some((modified, entries.clone()));
         Ok(entries)
     }
@@ -88,7 +88,7 @@ impl Source for FileSource {
             let key = secret.address.key();
             let entries = self.entries()?;
             let fields = entries.get(&key).ok_or_else(|| {
-                Error::NotFound(format!("`{key}` is not a key of {}", self.path.display()))
+                Error::not_found(format!("`{key}` is not a key of {}", self.path.display()))
             })?;
             Ok(Fetched::fields(fields.clone()))
         })

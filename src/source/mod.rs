@@ -3,6 +3,7 @@
 //! without knowing the backend. One module per backend.
 
 mod aws;
+mod error;
 mod file;
 mod vault;
 
@@ -10,60 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use aws::{sdk_error, AwsSource, VALUE_FIELD};
+pub use error::{Cause, Error, Kind};
 pub use vault::VaultSource;
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use crate::backoff::{Gate, Pace, Refusal, Signal};
+use crate::backoff::{Gate, Pace, Refusal};
 use crate::config::{Config, Secret, SourceKind};
-use crate::exit::{Exit, ExitCode};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
-
-/// Why a fetch failed. Messages name paths and files, never values.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum Error {
-    /// The backend refused the credentials or the path.
-    #[error("permission denied: {0}")]
-    Denied(String),
-    /// The path or secret does not exist.
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// The backend could not be reached or failed (retryable).
-    #[error("backend unavailable: {0}")]
-    Unavailable(String),
-    /// The backend asked to slow down: a 429, or a 503 with `Retry-After`
-    /// (retryable, not before `retry_after`).
-    #[error("backend asked to slow down: {detail}")]
-    Throttled {
-        /// What was asked, and the answer.
-        detail: String,
-        /// The server's `Retry-After`, when it sent one.
-        retry_after: Option<Duration>,
-    },
-    /// The backend answered with something unusable.
-    #[error("bad data: {0}")]
-    Data(String),
-    /// Local setup is wrong: a token file, a CA file.
-    #[error("{0}")]
-    Config(String),
-}
-
-impl Error {
-    /// Whether trying again may help.
-    pub fn retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Throttled { .. })
-    }
-
-    /// What this error tells the source's [`Gate`].
-    pub fn signal(&self) -> Signal {
-        match self {
-            Error::Unavailable(_) => Signal::Failed,
-            Error::Throttled { retry_after, .. } => Signal::PushedBack(*retry_after),
-            _ => Signal::Answered,
-        }
-    }
-}
 
 /// Runs one backend call through the source's gate (pushback, probing and
 /// the retry budget, see [`crate::backoff`]) until `deadline`; `what` names
@@ -80,27 +36,16 @@ where
 /// The error of an attempt the gate did not let out.
 fn refused(what: &str, why: Refusal) -> Error {
     match why {
-        Refusal::Closed(wait) => Error::Throttled {
-            detail: format!(
+        Refusal::Closed(wait) => Error::throttled(
+            format!(
                 "{what}: not sent: the source is backing off for {:.1}s more, past the deadline",
                 wait.as_secs_f64()
             ),
-            retry_after: Some(wait),
-        },
-        Refusal::Budget => Error::Unavailable(format!(
+            Some(wait),
+        ),
+        Refusal::Budget => Error::unavailable(format!(
             "{what}: not sent: the source's retry budget is spent"
         )),
-    }
-}
-
-impl ExitCode for Error {
-    fn exit(&self) -> Exit {
-        match self {
-            Error::Denied(_) => Exit::NoPerm,
-            Error::NotFound(_) | Error::Data(_) => Exit::Data,
-            Error::Unavailable(_) | Error::Throttled { .. } => Exit::Unavailable,
-            Error::Config(_) => Exit::Config,
-        }
     }
 }
 
@@ -123,7 +68,7 @@ pub trait Source: Send + Sync {
     /// Extends `lease` by its duration; returns the lease as now granted.
     fn renew<'a>(&'a self, lease: &'a Lease, _deadline: Instant) -> BoxFuture<'a, Result<Lease>> {
         Box::pin(async move {
-            Err(Error::Data(format!(
+            Err(Error::data(format!(
                 "lease {} cannot be renewed here",
                 lease.id
             )))
@@ -204,7 +149,7 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Source>>> {
 /// Turns a JSON object into fields: strings as their bytes, other values as JSON text.
 fn fields_from_json(data: serde_json::Value, what: &str) -> Result<Fields> {
     let serde_json::Value::Object(map) = data else {
-        return Err(Error::Data(format!("{what}: data is not an object")));
+        return Err(Error::data(format!("{what}: data is not an object")));
     };
     Ok(map
         .into_iter()

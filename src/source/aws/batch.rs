@@ -16,7 +16,7 @@ use futures::future::join_all;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::errors::{by_code, classify, naming, Failed};
+use super::errors::{by_code, classify, Failed};
 use super::value::{fetched, value_of, what};
 use super::{AwsSource, Inner};
 use crate::config::{AwsVersion, AWS_CURRENT};
@@ -61,10 +61,10 @@ impl AwsSource {
         }
         match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Error::Unavailable(format!(
+            Ok(Err(_)) => Err(Error::unavailable(format!(
                 "secret_id `{id}`: the batch ended without an answer"
             ))),
-            Err(_) => Err(Error::Unavailable(format!(
+            Err(_) => Err(Error::unavailable(format!(
                 "secret_id `{id}`: no answer before the deadline"
             ))),
         }
@@ -107,7 +107,7 @@ impl Inner {
         };
         for w in waiting {
             let answer = answers.get(&w.id).cloned().unwrap_or_else(|| {
-                Err(Error::Unavailable(format!(
+                Err(Error::unavailable(format!(
                     "secret_id `{}`: not answered by the batch",
                     w.id
                 )))
@@ -156,7 +156,7 @@ impl Inner {
                 }
                 Err(f) => {
                     for (id, a) in ids.iter().zip(&mut answers).filter(|(_, a)| a.is_none()) {
-                        *a = Some(Err(naming(&f.error, id)));
+                        *a = Some(Err(f.error.about(&what(id, None))));
                     }
                     break;
                 }
@@ -197,6 +197,7 @@ impl Inner {
                 let error = by_code(
                     e.error_code.as_deref().unwrap_or("UnknownError"),
                     None,
+                    None,
                     e.message.as_deref().unwrap_or_default(),
                     &what(&ids[i], None),
                 );
@@ -220,9 +221,9 @@ impl Inner {
             .into_iter()
             .map(|a| match a {
                 Some(a) => a,
-                None => rest.next().unwrap_or_else(|| {
-                    Err(Error::Unavailable("batch bookkeeping went wrong".into()))
-                }),
+                None => rest
+                    .next()
+                    .unwrap_or_else(|| Err(Error::unavailable("batch bookkeeping went wrong"))),
             })
             .collect()
     }

@@ -35,7 +35,7 @@ impl Inner {
                 }
                 let sdk = loader.load().await;
                 if sdk.region().is_none() {
-                    return Err(Error::Config(format!(
+                    return Err(Error::config(format!(
                         "source {}: no AWS region: set `region` in the source, AWS_REGION, or a region in the profile",
                         self.name
                     )));

@@ -3,36 +3,17 @@
 //! credentials were looked for; a parse error never quotes the answer.
 
 use aws_credential_types::provider::error::CredentialsError;
-use aws_sdk_secretsmanager::error::{
-    ConnectorError, DisplayErrorContext, ProvideErrorMetadata, SdkError,
-};
+use std::time::Duration;
+
+use aws_sdk_secretsmanager::error::{ConnectorError, ProvideErrorMetadata, SdkError};
 
 use crate::backoff;
-use crate::source::Error;
+use crate::source::{Cause, Error, Kind};
 
 /// A failed call: the error, and the service's error code when it gave one.
 pub(super) struct Failed {
     pub(super) error: Error,
     pub(super) code: Option<String>,
-}
-
-/// A batch's error as one secret's: the same kind, its message led by the id.
-pub(super) fn naming(e: &Error, id: &str) -> Error {
-    let named = |m: &str| format!("secret_id `{id}`: {m}");
-    match e {
-        Error::Denied(m) => Error::Denied(named(m)),
-        Error::NotFound(m) => Error::NotFound(named(m)),
-        Error::Unavailable(m) => Error::Unavailable(named(m)),
-        Error::Throttled {
-            detail,
-            retry_after,
-        } => Error::Throttled {
-            detail: named(detail),
-            retry_after: *retry_after,
-        },
-        Error::Data(m) => Error::Data(named(m)),
-        Error::Config(m) => Error::Config(named(m)),
-    }
 }
 
 /// Maps a failed SDK call made outside this module; `what` names the call.
@@ -50,7 +31,7 @@ where
 {
     if let Some(c) = credentials_error(&e) {
         return Failed {
-            error: credentials(c, what),
+            error: credentials(c, what).because(Cause::call(e)),
             code: None,
         };
     }
@@ -63,57 +44,48 @@ where
                 .headers()
                 .get("retry-after")
                 .and_then(|v| backoff::parse_retry_after(v, std::time::SystemTime::now()));
-            let error = match by_code(
-                &code,
-                Some(status),
-                s.err().message().unwrap_or_default(),
-                what,
-            ) {
-                Error::Throttled { detail, .. } => Error::Throttled {
-                    detail,
-                    retry_after,
-                },
-                Error::Unavailable(detail) if status == 503 && retry_after.is_some() => {
-                    Error::Throttled {
-                        detail,
-                        retry_after,
-                    }
-                }
-                other => other,
-            };
+            let message = s.err().message().unwrap_or_default();
+            let error = by_code(&code, Some(status), retry_after, message, what);
             return Failed {
                 error,
                 code: Some(code),
             };
         }
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
-            Error::Unavailable(format!("{what}: {}", DisplayErrorContext(&e)))
-        }
         // A parse error's context may quote the answer, which holds secrets.
         SdkError::ResponseError(_) => {
-            Error::Unavailable(format!("{what}: the answer could not be read"))
+            return Failed {
+                error: Error::unavailable(format!("{what}: the answer could not be read")),
+                code: None,
+            }
         }
-        SdkError::ConstructionFailure(_) => {
-            Error::Config(format!("{what}: {}", DisplayErrorContext(&e)))
-        }
-        _ => Error::Unavailable(format!("{what}: {}", DisplayErrorContext(&e))),
+        SdkError::ConstructionFailure(_) => Error::config(what),
+        _ => Error::unavailable(what),
     };
-    Failed { error, code: None }
+    Failed {
+        error: error.because(Cause::call(e)),
+        code: None,
+    }
 }
 
-/// Maps an error code of the service (or of one entry of a batch's `Errors`).
-pub(super) fn by_code(code: &str, status: Option<u16>, message: &str, what: &str) -> Error {
-    let detail = if message.is_empty() {
-        format!("{what}: {code}")
-    } else {
-        format!("{what}: {code}: {message}")
-    };
-    match code {
-        "ResourceNotFoundException" => Error::NotFound(detail),
-        "DecryptionFailure" => Error::Data(format!(
-            "{what}: KMS could not decrypt the secret: check that its KMS key exists, is \
-             enabled, and lets this role use kms:Decrypt ({code}: {message})"
-        )),
+/// Maps an error code of the service (or of one entry of a batch's
+/// `Errors`, which has no status); a code it does not know goes by the
+/// status, as every HTTP backend's does ([`Error::from_status`]).
+pub(super) fn by_code(
+    code: &str,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    message: &str,
+    what: &str,
+) -> Error {
+    let kind = match code {
+        "ResourceNotFoundException" => Kind::NotFound,
+        "DecryptionFailure" => {
+            return Error::data(format!(
+                "{what}: KMS could not decrypt the secret: check that its KMS key exists, is \
+                 enabled, and lets this role use kms:Decrypt"
+            ))
+            .because(service(code, message))
+        }
         "AccessDeniedException"
         | "AccessDenied"
         | "UnrecognizedClientException"
@@ -123,29 +95,35 @@ pub(super) fn by_code(code: &str, status: Option<u16>, message: &str, what: &str
         | "IncompleteSignature"
         | "MissingAuthenticationToken"
         | "ExpiredTokenException"
-        | "ExpiredToken" => Error::Denied(detail),
+        | "ExpiredToken" => Kind::Denied,
         "ThrottlingException"
         | "Throttling"
         | "TooManyRequestsException"
-        | "RequestLimitExceeded" => Error::Throttled {
-            detail,
-            retry_after: None,
-        },
+        | "RequestLimitExceeded" => Kind::Throttled,
         "InternalServiceError"
         | "InternalFailure"
         | "ServiceUnavailable"
         | "ServiceUnavailableException"
         | "RequestTimeout"
-        | "RequestTimeoutException" => Error::Unavailable(detail),
-        _ => match status {
-            Some(429) => Error::Throttled {
-                detail,
-                retry_after: None,
-            },
-            Some(500..=599) => Error::Unavailable(detail),
-            Some(401 | 403) => Error::Denied(detail),
-            _ => Error::Data(detail),
-        },
+        | "RequestTimeoutException" => Kind::Unavailable,
+        _ => status.map_or(Kind::Data, |s| Kind::of_status(s, retry_after.is_some())),
+    };
+    // A 503 with `Retry-After` asks to slow down, whatever its code says.
+    let kind = match (kind, status) {
+        (Kind::Unavailable, Some(503)) if retry_after.is_some() => Kind::Throttled,
+        (kind, _) => kind,
+    };
+    match kind {
+        Kind::Throttled => Error::throttled(what, retry_after),
+        kind => Error::new(kind, what),
+    }
+    .because(service(code, message))
+}
+
+fn service(code: &str, message: &str) -> Cause {
+    Cause::Service {
+        code: code.to_owned(),
+        message: message.to_owned(),
     }
 }
 
@@ -161,25 +139,26 @@ fn credentials_error<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a
     None
 }
 
+/// What a failure of the credential chain means, and what to do about it;
+/// the caller adds the error itself as the cause.
 pub(in crate::source) fn credentials(c: &CredentialsError, what: &str) -> Error {
-    let detail = DisplayErrorContext(c);
     match c {
-        CredentialsError::CredentialsNotLoaded(_) => Error::Config(format!(
+        CredentialsError::CredentialsNotLoaded(_) => Error::config(format!(
             "{what}: no AWS credentials found: the SDK default chain tried the environment \
              (AWS_ACCESS_KEY_ID), the profile files, web identity (AWS_ROLE_ARN with \
              AWS_WEB_IDENTITY_TOKEN_FILE), the EKS Pod Identity or ECS container endpoint, and \
-             IMDS: {detail}"
+             IMDS"
         )),
-        CredentialsError::InvalidConfiguration(_) => Error::Config(format!(
-            "{what}: the AWS credential configuration is invalid: {detail}"
+        CredentialsError::InvalidConfiguration(_) => Error::config(format!(
+            "{what}: the AWS credential configuration is invalid"
         )),
-        CredentialsError::ProviderError(_) if !reached(c) => Error::Unavailable(format!(
-            "{what}: the AWS credential provider could not be reached: {detail}"
+        CredentialsError::ProviderError(_) if !reached(c) => Error::unavailable(format!(
+            "{what}: the AWS credential provider could not be reached"
         )),
         CredentialsError::ProviderError(_) => {
-            Error::Denied(format!("{what}: AWS credentials were refused: {detail}"))
+            Error::denied(format!("{what}: AWS credentials were refused"))
         }
-        _ => Error::Unavailable(format!("{what}: AWS credentials: {detail}")),
+        _ => Error::unavailable(format!("{what}: AWS credentials")),
     }
 }
 
@@ -200,52 +179,86 @@ fn reached(c: &CredentialsError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backoff::Signal;
 
     #[test]
     fn error_codes_map_to_exit_kinds() {
         let w = "secret_id `a`";
+        let code = |code, status| by_code(code, Some(status), None, "", w);
         assert!(matches!(
-            by_code("ResourceNotFoundException", Some(400), "gone", w),
-            Error::NotFound(_)
+            by_code("ResourceNotFoundException", Some(400), None, "gone", w),
+            Error::NotFound { .. }
         ));
         assert!(matches!(
-            by_code("AccessDeniedException", Some(400), "", w),
-            Error::Denied(_)
+            code("AccessDeniedException", 400),
+            Error::Denied { .. }
         ));
-        assert!(by_code("ThrottlingException", Some(400), "", w).retryable());
+        assert!(code("ThrottlingException", 400).retryable());
         assert_eq!(
-            by_code("ThrottlingException", Some(400), "", w).signal(),
-            crate::backoff::Signal::PushedBack(None)
+            code("ThrottlingException", 400).signal(),
+            Signal::PushedBack(None)
         );
-        assert_eq!(
-            by_code("Whatever", Some(429), "", w).signal(),
-            crate::backoff::Signal::PushedBack(None)
-        );
-        assert!(by_code("InternalServiceError", Some(500), "", w).retryable());
-        assert!(by_code("Whatever", Some(503), "", w).retryable());
+        assert_eq!(code("Whatever", 429).signal(), Signal::PushedBack(None));
+        assert!(code("InternalServiceError", 500).retryable());
+        assert!(code("Whatever", 503).retryable());
         assert!(matches!(
-            by_code("InvalidRequestException", Some(400), "", w),
-            Error::Data(_)
+            code("InvalidRequestException", 400),
+            Error::Data { .. }
         ));
-        let kms = by_code("DecryptionFailure", Some(400), "cannot decrypt", w);
-        assert!(matches!(kms, Error::Data(_)));
-        let shown = kms.to_string();
-        assert!(
-            shown.contains("KMS could not decrypt") && shown.contains("`a`"),
-            "{shown}"
+        // A batch entry's error has no status: an unknown code is bad data.
+        let entry = by_code("Whatever", None, None, "", w);
+        assert!(matches!(entry, Error::Data { .. }), "{entry}");
+    }
+
+    #[test]
+    fn unknown_codes_go_by_the_shared_status_mapping() {
+        let two = Some(Duration::from_secs(2));
+        for status in [401, 403, 404, 409, 429, 500, 503] {
+            let e = by_code("Whatever", Some(status), None, "", "x");
+            assert_eq!(e.kind(), Kind::of_status(status, false), "{status}");
+        }
+        let e = by_code("Whatever", Some(503), two, "", "x");
+        assert_eq!(e.signal(), Signal::PushedBack(two));
+        // A known code of an outage, sent as a 503 with Retry-After, asks to slow down.
+        let e = by_code("ServiceUnavailableException", Some(503), two, "", "x");
+        assert_eq!(e.signal(), Signal::PushedBack(two));
+    }
+
+    #[test]
+    fn a_service_error_keeps_its_code_as_the_cause() {
+        let kms = by_code(
+            "DecryptionFailure",
+            Some(400),
+            None,
+            "cannot decrypt",
+            "secret_id `a`",
         );
+        assert!(matches!(kms, Error::Data { .. }));
+        assert_eq!(
+            kms.to_string(),
+            "bad data: secret_id `a`: KMS could not decrypt the secret: check that its KMS \
+             key exists, is enabled, and lets this role use kms:Decrypt: DecryptionFailure: \
+             cannot decrypt"
+        );
+        let cause = std::error::Error::source(&kms).map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("DecryptionFailure: cannot decrypt"));
     }
 
     #[test]
     fn missing_credentials_are_a_config_error() {
         let c = CredentialsError::not_loaded("no providers in chain provided credentials");
-        let e = credentials(&c, "secret_id `a`");
-        assert!(matches!(e, Error::Config(_)), "{e:?}");
-        assert!(e.to_string().contains("no AWS credentials found"), "{e}");
+        let e = credentials(&c, "secret_id `a`").because(Cause::call(c));
+        assert!(matches!(e, Error::Config { .. }), "{e:?}");
+        let shown = e.to_string();
+        assert!(shown.contains("no AWS credentials found"), "{shown}");
+        assert!(
+            shown.ends_with("no providers in chain provided credentials"),
+            "{shown}"
+        );
         let e = credentials(
             &CredentialsError::provider_error("InvalidIdentityToken"),
             "x",
         );
-        assert!(matches!(e, Error::Denied(_)), "{e:?}");
+        assert!(matches!(e, Error::Denied { .. }), "{e:?}");
     }
 }

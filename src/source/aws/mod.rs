@@ -109,7 +109,7 @@ impl AwsSource {
             previous,
         } = &secret.address
         else {
-            return Err(Error::Config(format!(
+            return Err(Error::config(format!(
                 "source {}: AWS Secrets Manager reads `secret_id` secrets only",
                 self.inner.name
             )));
@@ -134,7 +134,7 @@ impl AwsSource {
         let mut current = current?;
         let before = match before {
             Ok(b) => b,
-            Err(Error::NotFound(_)) => {
+            Err(Error::NotFound { .. }) => {
                 tracing::info!(source = %self.inner.name, secret_id = %id,
                     "no {AWS_PREVIOUS} version yet: the .previous file holds the current version");
                 Fetched {

@@ -84,7 +84,7 @@ pub(super) fn fetched(what: &str, value: Value, version_id: Option<String>) -> R
         },
         Value::Binary(bytes) => (one_field(bytes.clone()), bytes),
         Value::None => {
-            return Err(Error::Data(format!(
+            return Err(Error::data(format!(
                 "{what}: the version has neither SecretString nor SecretBinary"
             )))
         }
@@ -135,7 +135,7 @@ mod tests {
         assert_eq!(f.fields[VALUE_FIELD].expose(), &[0, 255, 10]);
         let e = fetched("secret_id `a`", Value::None, None).unwrap_err();
         assert!(
-            matches!(e, Error::Data(_)) && e.to_string().contains("`a`"),
+            matches!(e, Error::Data { .. }) && e.to_string().contains("`a`"),
             "{e}"
         );
     }

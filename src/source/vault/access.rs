@@ -24,7 +24,7 @@ impl VaultSource {
                 "issue from",
             ),
             Address::SecretId { .. } => {
-                return Err(Error::Config(format!(
+                return Err(Error::config(format!(
                     "{what}: Vault has no `secret_id` secrets"
                 )))
             }
@@ -53,7 +53,7 @@ impl VaultSource {
             .iter()
             .any(|c| *c == "root" || allowed.contains(c));
         if !may {
-            return Err(Error::Denied(format!(
+            return Err(Error::denied(format!(
                 "{what}: the token may not {verb} `{path}` (capabilities: {})",
                 capabilities.join(", ")
             )));
@@ -61,9 +61,9 @@ impl VaultSource {
         let lookup = format!("sys/internal/ui/mounts/{path}");
         match paced(&self.gate, deadline, &what, || self.get(&c, &lookup, &what)).await {
             Ok(_) => Ok(()),
-            Err(Error::Denied(_) | Error::NotFound(_) | Error::Data(_)) => Err(Error::NotFound(
-                format!("{what}: no secrets engine is mounted at this path"),
-            )),
+            Err(Error::Denied { .. } | Error::NotFound { .. } | Error::Data { .. }) => Err(
+                Error::not_found(format!("{what}: no secrets engine is mounted at this path")),
+            ),
             Err(e) => Err(e),
         }
     }

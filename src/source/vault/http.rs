@@ -5,7 +5,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 use vaultrs::api::EndpointMiddleware;
@@ -16,7 +15,7 @@ use super::VaultSource;
 use crate::backoff;
 use crate::config::Vault;
 use crate::secret::SecretBytes;
-use crate::source::{paced, Error, Result};
+use crate::source::{paced, Cause, Error, Result};
 
 impl VaultSource {
     /// A vaultrs client over our HTTP client, with `token` (may be empty to log in).
@@ -31,7 +30,7 @@ impl VaultSource {
             .namespace(self.namespace.clone());
         let settings = settings
             .build()
-            .map_err(|e| Error::Config(format!("source {}: {e}", self.name)))?;
+            .map_err(|e| Error::config(format!("source {}", self.name)).because(Cause::call(e)))?;
         Ok(VaultClient {
             middle: EndpointMiddleware {
                 token: token.to_owned(),
@@ -105,7 +104,7 @@ impl VaultSource {
                         v.set_sensitive(true);
                         v
                     })
-                    .map_err(|_| Error::Data(format!("{what}: token is not a header value")))?,
+                    .map_err(|_| Error::data(format!("{what}: token is not a header value")))?,
             );
         }
         if let Some(body) = body {
@@ -116,34 +115,30 @@ impl VaultSource {
         if let Some(ns) = &self.namespace {
             req = req.header("X-Vault-Namespace", ns.as_str());
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Error::Unavailable(format!("{what}: {}", transport(&e))))?;
+        let unreachable = |e| Error::unavailable(what).because(Cause::call(e));
+        let resp = req.send().await.map_err(unreachable)?;
         let status = resp.status().as_u16();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| backoff::parse_retry_after(v, std::time::SystemTime::now()));
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| Error::Unavailable(format!("{what}: {}", transport(&e))))?;
+        let body = resp.bytes().await.map_err(unreachable)?;
         let body = zeroize::Zeroizing::new(body.to_vec());
         if (200..300).contains(&status) && body.is_empty() {
             return Ok(serde_json::Value::Null);
         }
         if (200..300).contains(&status) {
+            // Not the parser's error: it may quote the answer, which holds secrets.
             return serde_json::from_slice(&body)
-                .map_err(|_| Error::Data(format!("{what}: answer is not JSON")));
+                .map_err(|_| Error::data(format!("{what}: answer is not JSON")));
         }
         let errors = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v.get("errors").cloned())
             .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
             .unwrap_or_default();
-        Err(status_error(status, &errors, what, retry_after))
+        Err(Error::from_status(status, errors, what, retry_after))
     }
 
     /// An authenticated API call outside the secret reads (the rotation
@@ -169,7 +164,7 @@ impl VaultSource {
         };
         let c = self.client(deadline).await?;
         match attempt(c.clone()).await {
-            Err(Error::Denied(_)) => {
+            Err(Error::Denied { .. }) => {
                 self.forget_session(&c).await;
                 attempt(self.client(deadline).await?).await
             }
@@ -198,81 +193,45 @@ pub(super) fn http_client(
     if let Some(identity) = identity {
         builder = builder.identity(identity);
     }
-    builder
-        .build()
-        .map_err(|e| Error::Config(format!("source {name}: cannot build HTTP client: {e}")))
+    builder.build().map_err(|e| {
+        Error::config(format!("source {name}: cannot build HTTP client")).because(Cause::call(e))
+    })
 }
 
 fn load_ca(name: &str, path: &Path) -> Result<Vec<reqwest::Certificate>> {
-    let bad =
-        |why: String| Error::Config(format!("source {name}: ca_cert {}: {why}", path.display()));
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+    let bad = |cause: Cause| {
+        Error::config(format!("source {name}: ca_cert {}", path.display())).because(cause)
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.into()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(Cause::call(e)))?;
     if certs.is_empty() {
-        return Err(bad("no PEM certificate in it".into()));
+        return Err(Error::config(format!(
+            "source {name}: ca_cert {}: no PEM certificate in it",
+            path.display()
+        )));
     }
     Ok(certs)
-}
-
-/// Error text of a transport failure, with its causes (reqwest's top line is vague).
-fn transport(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        cur = s.source();
-    }
-    msg
 }
 
 /// Maps a vaultrs error: HTTP statuses by code, anything else on the way is a transport failure.
 pub(super) fn classify(e: ClientError, what: &str) -> Error {
     match e {
-        ClientError::APIError { code, errors } => status_error(code, &errors, what, None),
+        ClientError::APIError { code, errors } => Error::from_status(code, errors, what, None),
         ClientError::RestClientError {
             source: rustify::errors::ClientError::ServerResponseError { code, .. },
-        } => status_error(code, &[], what, None),
+        } => Error::from_status(code, Vec::new(), what, None),
         // Only transport failures carry their cause chain: a parse error's
         // cause may quote the answer, which holds secrets.
         ClientError::RestClientError {
             source:
                 source @ (rustify::errors::ClientError::RequestError { .. }
                 | rustify::errors::ClientError::ResponseError { .. }),
-        } => Error::Unavailable(format!("{what}: {}", transport(&source))),
-        ClientError::RestClientError { source } => Error::Data(format!("{what}: {source}")),
+        } => Error::unavailable(what).because(Cause::call(source)),
+        ClientError::RestClientError { source } => Error::data(format!("{what}: {source}")),
         ClientError::ResponseDataEmptyError | ClientError::ResponseEmptyError => {
-            Error::NotFound(format!("{what}: empty answer"))
+            Error::not_found(format!("{what}: empty answer"))
         }
-        other => Error::Data(format!("{what}: {other}")),
-    }
-}
-
-/// Maps an HTTP error status; a 429, or a 503 with `Retry-After`, asks to slow down.
-fn status_error(
-    status: u16,
-    errors: &[String],
-    what: &str,
-    retry_after: Option<Duration>,
-) -> Error {
-    let detail = if errors.is_empty() {
-        format!("{what}: HTTP {status}")
-    } else {
-        format!("{what}: HTTP {status}: {}", errors.join("; "))
-    };
-    match status {
-        401 | 403 => Error::Denied(detail),
-        404 => Error::NotFound(detail),
-        429 => Error::Throttled {
-            detail,
-            retry_after,
-        },
-        503 if retry_after.is_some() => Error::Throttled {
-            detail,
-            retry_after,
-        },
-        500..=599 => Error::Unavailable(detail),
-        _ => Error::Data(detail),
+        other => Error::data(format!("{what}: {other}")),
     }
 }
 
@@ -281,22 +240,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn statuses_map_to_errors() {
-        use crate::backoff::Signal;
-        let s = |status, ra| status_error(status, &[], "x", ra);
-        assert!(matches!(s(403, None), Error::Denied(_)));
-        assert!(matches!(s(404, None), Error::NotFound(_)));
-        assert!(!s(400, None).retryable());
-        assert_eq!(s(503, None).signal(), Signal::Failed);
+    fn vaultrs_errors_map_by_status_and_keep_transport_causes() {
+        let api = |code| ClientError::APIError {
+            code,
+            errors: vec!["permission denied".into()],
+        };
+        let e = classify(api(403), "approle login");
         assert_eq!(
-            s(500, Some(Duration::from_secs(2))).signal(),
-            Signal::Failed
+            e.to_string(),
+            "permission denied: approle login: HTTP 403: permission denied"
         );
-        assert_eq!(s(429, None).signal(), Signal::PushedBack(None));
-        let two = Some(Duration::from_secs(2));
-        assert_eq!(s(429, two).signal(), Signal::PushedBack(two));
-        assert_eq!(s(503, two).signal(), Signal::PushedBack(two));
-        assert!(s(429, two).retryable());
-        assert_eq!(s(404, None).signal(), Signal::Answered);
+        assert!(matches!(classify(api(404), "x"), Error::NotFound { .. }));
+        assert!(classify(api(502), "x").retryable());
+        let e = classify(ClientError::ResponseEmptyError, "x");
+        assert!(matches!(e, Error::NotFound { .. }), "{e}");
     }
 }

@@ -38,7 +38,7 @@ impl VaultSource {
         let body = paced(&self.gate, deadline, &what, || self.get(c, &path, &what)).await;
         let version = match body {
             // Servers older than the lookup: the CLI assumes v1.
-            Err(Error::NotFound(_)) => KvVersion::V1,
+            Err(Error::NotFound { .. }) => KvVersion::V1,
             Err(e) => return Err(e),
             Ok(body) => match body
                 .pointer("/data/options/version")
@@ -79,7 +79,7 @@ impl VaultSource {
             None => self.kv_version(c, mount, deadline).await?,
         };
         if v == KvVersion::V1 && version.is_some() {
-            return Err(Error::Data(format!(
+            return Err(Error::data(format!(
                 "{what}: `version` pins a KV v2 version, but mount `{mount}` is KV v1"
             )));
         }
@@ -101,7 +101,7 @@ impl VaultSource {
             .pointer("/data/metadata/version")
             .and_then(serde_json::Value::as_u64);
         match data {
-            None | Some(serde_json::Value::Null) => Err(Error::NotFound(format!(
+            None | Some(serde_json::Value::Null) => Err(Error::not_found(format!(
                 "{what}: version {} is deleted",
                 number.map_or_else(|| "?".to_owned(), |n| n.to_string())
             ))),

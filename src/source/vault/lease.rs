@@ -34,7 +34,7 @@ impl VaultSource {
             _ => serde_json::Value::Null,
         };
         if data.is_null() {
-            return Err(Error::NotFound(format!("{what}: no data at this path")));
+            return Err(Error::not_found(format!("{what}: no data at this path")));
         }
         let rotates = static_rotation(&mut data);
         let mut f = Fetched::fields(fields_from_json(data, what)?);
@@ -101,10 +101,10 @@ impl VaultSource {
                 .and_then(|v| v.as_i64())
                 .is_none_or(|t| t <= 0)),
             // Vault answers 400 "invalid lease" for a lease it no longer has.
-            Err(Error::Data(_) | Error::NotFound(_)) => Ok(false),
+            Err(Error::Data { .. } | Error::NotFound { .. }) => Ok(false),
             // A policy without `sys/leases/lookup`: nothing to tell.
-            Err(Error::Denied(why)) => {
-                tracing::debug!(source = %self.name, secret = %secret.name, error = %why, "cannot check the lease; relying on renewal");
+            Err(e @ Error::Denied { .. }) => {
+                tracing::debug!(source = %self.name, secret = %secret.name, error = %e, "cannot check the lease; relying on renewal");
                 Ok(true)
             }
             Err(e) => Err(e),

@@ -29,7 +29,7 @@ use super::token::{ttl, Grant};
 use super::VaultSource;
 use crate::config::{Auth, AwsLogin, CertLogin};
 use crate::secret::SecretBytes;
-use crate::source::{Error, Result};
+use crate::source::{Cause, Error, Kind, Result};
 
 /// The one request Vault accepts: GetCallerIdentity, form-encoded.
 const BODY: &str = "Action=GetCallerIdentity&Version=2011-06-15";
@@ -47,11 +47,12 @@ impl VaultSource {
         let (method, info) = match &self.auth {
             Auth::TokenFile(path) => {
                 let token = read_credential(path, "token_file")
-                    .map_err(|e| Error::Config(format!("{e}: {}", self.relogin())))?;
+                    .map_err(|e| Error::config(format!("{e}: {}", self.relogin())))?;
                 return self.lookup_once(&token).await.map_err(|e| match e {
-                    Error::Denied(why) => Error::Denied(format!(
-                        "the token in {} was refused ({why}): {}",
+                    Error::Denied { .. } => Error::denied(format!(
+                        "the token in {} was refused ({}): {}",
                         path.display(),
+                        e.detail(),
                         self.relogin()
                     )),
                     other => other,
@@ -109,11 +110,7 @@ impl VaultSource {
                 ("jwt", r)
             }
         };
-        let info = info.map_err(|e| match classify(e, &format!("{method} login")) {
-            // A rejected login is a 400 in Vault: bad role, bad secret id, bad JWT.
-            Error::Data(m) => Error::Denied(m),
-            other => other,
-        })?;
+        let info = info.map_err(|e| rejected(classify(e, &format!("{method} login"))))?;
         tracing::info!(source = %self.name, method, policies = %info.policies.join(","), ttl = info.lease_duration, "logged in");
         Ok(Grant {
             ttl: ttl(info.lease_duration),
@@ -145,19 +142,15 @@ impl VaultSource {
                 &what,
             )
             .await
-            .map_err(|e| match e {
-                // A rejected login is a 400 in Vault: bad role, bad signature, bad certificate.
-                Error::Data(m) => Error::Denied(m),
-                other => other,
-            })?;
+            .map_err(rejected)?;
         let auth = answer
             .get("auth")
             .filter(|a| !a.is_null())
-            .ok_or_else(|| Error::Data(format!("{what}: the answer has no `auth`")))?;
+            .ok_or_else(|| Error::data(format!("{what}: the answer has no `auth`")))?;
         let token = auth["client_token"]
             .as_str()
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Data(format!("{what}: the answer has no token")))?;
+            .ok_or_else(|| Error::data(format!("{what}: the answer has no token")))?;
         let lease = auth["lease_duration"].as_u64().unwrap_or(0);
         tracing::info!(source = %self.name, method, policies = ?auth["policies"], ttl = lease, "logged in");
         Ok(Grant {
@@ -168,18 +161,27 @@ impl VaultSource {
     }
 }
 
+/// A login's error: a rejected login is a 400 in Vault (bad role, bad secret
+/// id, bad JWT, bad signature, bad certificate), so bad data is denied.
+fn rejected(e: Error) -> Error {
+    match e.kind() {
+        Kind::Data => e.into_kind(Kind::Denied),
+        _ => e,
+    }
+}
+
 /// Reads a credential file (token, role id, JWT): trimmed, non-empty, and
 /// printable ASCII, since it goes into an HTTP header or a JSON body.
 fn read_credential(path: &Path, key: &str) -> Result<SecretBytes> {
     let raw = std::fs::read(path)
         .map(SecretBytes::new)
-        .map_err(|e| Error::Config(format!("{key} {}: {e}", path.display())))?;
+        .map_err(|e| Error::config(format!("{key} {}", path.display())).because(e))?;
     let text = raw.expose_str().unwrap_or("\u{0}").trim();
     if text.is_empty() {
-        return Err(Error::Config(format!("{key} {} is empty", path.display())));
+        return Err(Error::config(format!("{key} {} is empty", path.display())));
     }
     if !text.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::Config(format!(
+        return Err(Error::config(format!(
             "{key} {} holds characters that cannot be a credential",
             path.display()
         )));
@@ -201,13 +203,13 @@ async fn aws_body(
                 .load()
                 .await
                 .credentials_provider()
-                .ok_or_else(|| Error::Config(format!("{what}: no AWS credential chain")))
+                .ok_or_else(|| Error::config(format!("{what}: no AWS credential chain")))
         })
         .await?;
     let credentials = provider
         .provide_credentials()
         .await
-        .map_err(|e| crate::source::aws::credentials(&e, &what))?;
+        .map_err(|e| crate::source::aws::credentials(&e, &what).because(Cause::call(e)))?;
     let url = login.sts_url();
     let host = reqwest::Url::parse(&url)
         .ok()
@@ -225,7 +227,7 @@ async fn aws_body(
         .time(SystemTime::now())
         .settings(SigningSettings::default())
         .build()
-        .map_err(|e| Error::Config(format!("{what}: cannot sign: {e}")))?
+        .map_err(|e| Error::config(format!("{what}: cannot sign")).because(Cause::call(e)))?
         .into();
     let signed_headers = unsigned.iter().copied().chain([("Host", host.as_str())]);
     let request = SignableRequest::new(
@@ -235,7 +237,7 @@ async fn aws_body(
         SignableBody::Bytes(BODY.as_bytes()),
     )
     .and_then(|r| sign(r, &params))
-    .map_err(|e| Error::Config(format!("{what}: cannot sign: {e}")))?;
+    .map_err(|e| Error::config(format!("{what}: cannot sign")).because(Cause::call(e)))?;
     let (instructions, _) = request.into_parts();
     // As Go's http.Header, which Vault decodes: canonical names, lists of values.
     let mut headers: BTreeMap<String, Vec<String>> = unsigned
@@ -247,7 +249,7 @@ async fn aws_body(
     }
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let headers = serde_json::to_vec(&headers)
-        .map_err(|e| Error::Config(format!("{what}: cannot encode headers: {e}")))?;
+        .map_err(|_| Error::config(format!("{what}: cannot encode headers")))?;
     Ok(serde_json::json!({
         "role": login.role,
         "iam_http_request_method": "POST",
@@ -275,13 +277,13 @@ fn cert_identity(login: &CertLogin) -> Result<reqwest::Identity> {
     let read = |path: &Path, key: &str| {
         std::fs::read(path)
             .map(SecretBytes::new)
-            .map_err(|e| Error::Config(format!("{key} {}: {e}", path.display())))
+            .map_err(|e| Error::config(format!("{key} {}", path.display())).because(e))
     };
     let mut pem = read(&login.client_key, "client_key")?;
     pem.extend_from_slice(b"\n");
     pem.extend_from_slice(read(&login.client_cert, "client_cert")?.expose());
     reqwest::Identity::from_pem(pem.expose()).map_err(|_| {
-        Error::Config(format!(
+        Error::config(format!(
             "client_cert {} and client_key {}: not a PEM certificate and its private key",
             login.client_cert.display(),
             login.client_key.display()

@@ -125,7 +125,7 @@ impl VaultSource {
                 };
                 self.issue(c, at, &what, deadline).await
             }
-            Address::SecretId { .. } => Err(Error::Config(format!(
+            Address::SecretId { .. } => Err(Error::config(format!(
                 "source {}: Vault has no `secret_id` secrets",
                 self.name
             ))),
@@ -143,8 +143,8 @@ impl Source for VaultSource {
             let c = self.client(deadline).await?;
             match self.fetch_one(&c, secret, deadline).await {
                 // The token may have been revoked or have expired: log in again, once.
-                Err(Error::Denied(why)) => {
-                    tracing::info!(source = %self.name, secret = %secret.name, error = %why, "permission denied; logging in again and retrying once");
+                Err(e @ Error::Denied { .. }) => {
+                    tracing::info!(source = %self.name, secret = %secret.name, error = %e.detail(), "permission denied; logging in again and retrying once");
                     self.forget_session(&c).await;
                     let c = self.client(deadline).await?;
                     self.fetch_one(&c, secret, deadline).await

@@ -72,7 +72,7 @@ fn pki_fetched(mut body: serde_json::Value, what: &str) -> Result<Fetched> {
         text("private_key"),
         text("serial_number"),
     ) else {
-        return Err(Error::Data(format!(
+        return Err(Error::data(format!(
             "{what}: the answer lacks certificate, private_key or serial_number"
         )));
     };

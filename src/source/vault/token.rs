@@ -112,7 +112,7 @@ impl VaultSource {
         };
         let client =
             Arc::new(self.vaultrs(grant.token.expose_str().ok_or_else(|| {
-                Error::Data(format!("source {}: token is not text", self.name))
+                Error::data(format!("source {}: token is not text", self.name))
             })?)?);
         Ok(slot.insert(Session {
             client,
@@ -126,7 +126,7 @@ impl VaultSource {
     async fn login_retrying(&self, deadline: Instant) -> Result<Grant> {
         let r = paced(&self.gate, deadline, "login", || self.login()).await;
         // Refused, or the credential file is missing or empty: the user must act.
-        if let Err(e @ (Error::Denied(_) | Error::Config(_))) = &r {
+        if let Err(e @ (Error::Denied { .. } | Error::Config { .. })) = &r {
             self.login_state().refused = Some(e.to_string());
         }
         r
@@ -207,9 +207,7 @@ impl VaultSource {
                         .unwrap_or(0);
                     // A token near its max TTL gets less than asked: log in again before it ends.
                     if granted * 2 >= ttl.as_secs() {
-                        let session = slot
-                            .as_mut()
-                            .ok_or_else(|| Error::Data("no session".into()))?;
+                        let session = slot.as_mut().ok_or_else(|| Error::data("no session"))?;
                         session.ttl = self::ttl(granted);
                         session.since = Instant::now();
                         self.login_state().ends = session.ttl.map(|t| session.since + t);
