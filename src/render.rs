@@ -61,7 +61,21 @@ pub enum Error {
         /// The format.
         format: &'static str,
     },
-    /// The template failed.
+    /// The fields could not be written as JSON or YAML (not a template's
+    /// failure: the serializer's error, which names no value, is the cause).
+    #[error("cannot write the fields as {format}: {cause}")]
+    Encode {
+        /// The format: `json` or `yaml`.
+        format: &'static str,
+        /// The serializer's error.
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The template does not parse.
+    #[error("template failed: {0}")]
+    Syntax(#[source] minijinja::Error),
+    /// The template failed: its kind and line only, since the detail of a
+    /// runtime error may quote a value.
     #[error("template failed: {0}")]
     Template(String),
     /// The previous version (`previous: true`) could not be rendered.
@@ -71,7 +85,24 @@ pub enum Error {
 
 impl ExitCode for Error {
     fn exit(&self) -> Exit {
-        Exit::Data
+        match self {
+            // Writing text into memory cannot fail but by a bug of ours.
+            Error::Encode { .. } => Exit::Software,
+            _ => Exit::Data,
+        }
+    }
+}
+
+impl Error {
+    /// A serializer's failure to write the fields as `format`.
+    pub fn encode(
+        format: &'static str,
+        e: impl std::error::Error + Send + Sync + 'static,
+    ) -> Error {
+        Error::Encode {
+            format,
+            cause: Box::new(e),
+        }
     }
 }
 
@@ -124,13 +155,13 @@ fn render_value(
         Format::Json => {
             let mut out = SecretBytes::default();
             serde_json::to_writer(&mut out, &text_fields(fields)?)
-                .map_err(|e| Error::Template(e.to_string()))?;
+                .map_err(|e| Error::encode("json", e))?;
             out
         }
         Format::Yaml => {
             let mut out = SecretBytes::default();
             serde_yaml::to_writer(&mut out, &text_fields(fields)?)
-                .map_err(|e| Error::Template(e.to_string()))?;
+                .map_err(|e| Error::encode("yaml", e))?;
             out
         }
         Format::Dotenv => lines(fields, "dotenv", dotenv_line)?,
@@ -248,9 +279,7 @@ fn env_line(out: &mut SecretBytes, k: &str, v: &str) {
 
 fn template(source: &str, fields: &Fields) -> Result<SecretBytes> {
     let env = crate::jinja::environment();
-    let tmpl = env
-        .template_from_str(source)
-        .map_err(|e| Error::Template(e.to_string()))?;
+    let tmpl = env.template_from_str(source).map_err(Error::Syntax)?;
     // Strict undefined catches these too, but this names the field.
     let mut missing: Vec<_> = tmpl
         .undeclared_variables(false)
@@ -404,6 +433,29 @@ mod tests {
             one(Format::Env, None, None, &bad).unwrap_err(),
             Error::BadName { .. }
         ));
+    }
+
+    #[test]
+    fn a_serializer_failure_is_not_a_template_error() {
+        let serde = serde_json::from_str::<u8>("x").unwrap_err();
+        let e = Error::encode("json", serde);
+        assert!(matches!(e, Error::Encode { format: "json", .. }));
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("cannot write the fields as json: "),
+            "{shown}"
+        );
+        assert!(!shown.contains("template"), "{shown}");
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(e.exit(), Exit::Software);
+        let f = fields(&[("user", b"app")]);
+        let e = one(Format::Template, None, Some("{{ user"), &f).unwrap_err();
+        assert!(matches!(e, Error::Syntax(_)), "{e}");
+        assert!(
+            e.to_string().starts_with("template failed: syntax error"),
+            "{e}"
+        );
+        assert_eq!(e.exit(), Exit::Data);
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub enum Error {
     /// An input has not been fetched (yet).
     #[error("secret `{0}` has not been fetched")]
     NotFetched(String),
+    /// The template does not parse.
+    #[error("template failed: {0}")]
+    Syntax(#[source] minijinja::Error),
     /// The template failed for another reason: its kind and line only, since
     /// the detail of a runtime error may quote a value.
     #[error("template failed: {0}")]
@@ -179,7 +182,7 @@ pub fn render<'a>(
     env.set_keep_trailing_newline(true);
     let tmpl = env
         .template_from_str(&template.text)
-        .map_err(|e| Error::Render(e.to_string()))?;
+        .map_err(Error::Syntax)?;
     let mut out = SecretBytes::default();
     let ctx = minijinja::context! { secrets => Value::from_object(root) };
     let rendered = tmpl.render_captured_to(ctx, &mut out).map(drop);

@@ -272,7 +272,7 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
                 (None, None) => {
                     let mut json = SecretBytes::default();
                     serde_json::to_writer(&mut json, &render::text_fields(fields)?)
-                        .map_err(|e| render::Error::Template(e.to_string()))?;
+                        .map_err(|e| render::Error::encode("json", e))?;
                     json
                 }
             };
@@ -339,7 +339,7 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
             )
         }
     };
-    written.map_err(|e| render::Error::Template(e.to_string()))?;
+    written.map_err(|e| render::Error::encode("json", e))?;
     Ok(out)
 }
 
