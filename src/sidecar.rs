@@ -72,9 +72,7 @@ impl ExitCode for Error {
             Error::Output(e) => e.exit(),
             Error::Cycle(e) => e.exit(),
             Error::Health { .. } | Error::Watch(_) | Error::Signals(_) => Exit::OsErr,
-            Error::Proxy(proxy::Error::Token { .. }) => Exit::Config,
-            Error::Proxy(proxy::Error::Untrusted { .. }) => Exit::NoPerm,
-            Error::Proxy(proxy::Error::Listen { .. }) => Exit::OsErr,
+            Error::Proxy(e) => e.exit(),
             Error::Spawn { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Exit::CommandNotFound,
                 _ => Exit::CannotExecute,

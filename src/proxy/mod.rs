@@ -30,6 +30,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::exit::{Exit, ExitCode};
 use crate::http;
 use crate::rotation::{RefreshNow, Refreshed};
 use crate::secret::SecretBytes;
@@ -80,6 +81,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl ExitCode for Error {
+    fn exit(&self) -> Exit {
+        match self {
+            Error::Token { .. } => Exit::Config,
+            Error::Untrusted { .. } => Exit::NoPerm,
+            Error::Listen { .. } => Exit::OsErr,
+        }
+    }
 }
 
 /// Largest token file read.
@@ -423,4 +434,29 @@ pub async fn serve(
     Ok(http::serve(
         "proxy", listener, transport, service, limits, stop,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_start_error_has_its_exit_code() {
+        let io = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let token = Error::Token {
+            path: "/run/t".into(),
+            source: io(),
+        };
+        let untrusted = Error::Untrusted {
+            path: "/run/t".into(),
+            reason: trust::Refused::Symlink,
+        };
+        let listen = Error::Listen {
+            addr: ([127, 0, 0, 1], 8200).into(),
+            source: io(),
+        };
+        assert_eq!(token.exit(), Exit::Config);
+        assert_eq!(untrusted.exit(), Exit::NoPerm);
+        assert_eq!(listen.exit(), Exit::OsErr);
+    }
 }
