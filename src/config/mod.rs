@@ -1,4 +1,5 @@
-//! Configuration: the YAML file is parsed raw ([`raw`]), then validated into
+//! Configuration: the YAML file is parsed raw ([`raw`], whose types carry the
+//! published schema's rules with the blocks of `shape`), then validated into
 //! [`Config`], one section per module: `sources` (backends and their logins,
 //! with `auth`), `output`, `secrets` (each secret's [`Address`] and files),
 //! `sidecar` (refresh, exec, proxy, on_change actions), `templates` and
@@ -16,6 +17,7 @@ mod output;
 mod plan;
 pub mod raw;
 mod secrets;
+mod shape;
 mod sidecar;
 mod sources;
 pub mod syntax;
@@ -26,16 +28,15 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-
 use crate::exit::{Exit, ExitCode};
 pub use auth::{AwsLogin, CertLogin};
 use marks::Marks;
 
 pub use output::Output;
 pub use raw::Format;
-use raw::{RawConfig, RawOutput, RawSecret, RawSource, RawTemplate};
+use raw::RawConfig;
 pub use secrets::{previous_file, Address, KvVersion, Secret};
+use shape::{Item, OneOf};
 pub use sidecar::{
     parse_signal, signal_name, Action, ChildOnChange, Exec, Proxy, Refresh, Signal, SignalTarget,
 };
@@ -181,6 +182,7 @@ impl Config {
             base,
             template_files: Vec::new(),
             home: std::env::var_os("HOME"),
+            given: Vec::new(),
         };
         let value: serde_yaml::Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
@@ -241,23 +243,8 @@ struct Validator<'a> {
     template_files: Vec<PathBuf>,
     /// `$HOME`, which a leading `~` in a path stands for.
     home: Option<std::ffi::OsString>,
-}
-
-/// A [`RawConfig`] as far as it deserialized: what failed is `None`.
-struct Parts {
-    sources: Vec<Option<RawSource>>,
-    /// `None`: no `output` key; `Some(None)`: one that failed to deserialize.
-    output: Option<Option<RawOutput>>,
-    mlock: bool,
-    refresh: Option<raw::RawRefresh>,
-    health: Option<raw::RawHealth>,
-    exec: Option<raw::RawExec>,
-    proxy: Option<raw::RawProxy>,
-    secrets: Vec<Option<RawSecret>>,
-    templates: Vec<Option<RawTemplate>>,
-    inject: Option<inject::RawInject>,
-    /// The file has an `inject:` key (even one that did not deserialize).
-    injector: bool,
+    /// The top-level keys of the file.
+    given: Vec<String>,
 }
 
 impl Validator<'_> {
@@ -271,32 +258,27 @@ impl Validator<'_> {
         });
     }
 
-    /// Deserializes `value` at `path`, recording a problem on failure.
-    fn de<T: DeserializeOwned>(&mut self, path: &str, value: serde_yaml::Value) -> Option<T> {
-        match serde_path_to_error::deserialize::<_, T>(value) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                let inner = e.path().to_string();
-                let full = match (path.is_empty(), inner == ".") {
-                    (_, true) => path.to_owned(),
-                    (true, false) => inner,
-                    (false, false) if inner.starts_with('[') => format!("{path}{inner}"),
-                    (false, false) => format!("{path}.{inner}"),
-                };
-                let mut message = e.into_inner().to_string();
-                if full.ends_with(".mode") && message.starts_with("invalid type: integer") {
-                    message.push_str(": quote the mode, as in mode: \"0440\"");
-                }
-                self.problem(full, message);
-                None
-            }
+    /// Records what serde said about the value at `at` (the key of a
+    /// section or list entry) and `inner` (the path inside it, `.` for the
+    /// value itself).
+    fn serde_problem(&mut self, at: &str, inner: &str, mut message: String) {
+        let full = match (at.is_empty(), inner == ".") {
+            (_, true) => at.to_owned(),
+            (true, false) => inner.to_owned(),
+            (false, false) if inner.starts_with('[') => format!("{at}{inner}"),
+            (false, false) => format!("{at}.{inner}"),
+        };
+        if full.ends_with(".mode") && message.starts_with("invalid type: integer") {
+            message.push_str(": quote the mode, as in mode: \"0440\"");
         }
+        self.problem(full, message);
     }
 
-    /// Deserializes the raw config section by section and item by item, so
-    /// that one bad secret does not hide the problems of the next; items that
-    /// fail stay as `None` so later problems keep their indices.
-    fn structure(&mut self, value: serde_yaml::Value) -> Option<Parts> {
+    /// Deserializes the raw config. A section that fails is a problem at its
+    /// key and is left out; a list entry that fails is kept as
+    /// [`Item::Bad`], so one mistake does not hide the next. The top-level
+    /// keys are [`RawConfig`]'s fields, listed nowhere else.
+    fn structure(&mut self, value: serde_yaml::Value) -> Option<RawConfig> {
         let serde_yaml::Value::Mapping(mut top) = value else {
             self.problem(
                 "",
@@ -305,74 +287,104 @@ impl Validator<'_> {
             return None;
         };
         let top_keys = raw::fields::<RawConfig>();
-        for key in top.keys() {
-            match key.as_str() {
-                Some(k) if top_keys.contains(&k) => {}
-                Some(k) => self.problem(
+        top.retain(|key, _| match key.as_str() {
+            Some(k) if top_keys.contains(&k) => true,
+            Some(k) => {
+                self.problem(
                     k,
                     format!("unknown key `{k}`, expected one of {}", top_keys.join(", ")),
-                ),
-                None => self.problem("", "keys must be strings"),
+                );
+                false
+            }
+            None => {
+                self.problem("", "keys must be strings");
+                false
+            }
+        });
+        self.given = top
+            .keys()
+            .filter_map(|k| k.as_str())
+            .map(str::to_owned)
+            .collect();
+        // A key with no value (`output:`) is a section with nothing in it, to
+        // be checked as such, not a section that is not there.
+        for value in top.values_mut().filter(|v| v.is_null()) {
+            *value = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
+        }
+        // Each round drops the section serde stopped at, or stands an empty
+        // list in for a missing required one (`sources`), until the rest reads.
+        let mut filled: Vec<&str> = Vec::new();
+        loop {
+            let e = match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(top.clone()))
+            {
+                Ok(raw) => return Some(raw),
+                Err(e) => e,
+            };
+            let key = match e.path().iter().next() {
+                Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+                _ => None,
+            };
+            let inner = e.path().to_string();
+            let message = e.into_inner().to_string();
+            match key {
+                Some(key) if top.shift_remove(key.as_str()).is_some() => {
+                    let message = match message.contains("expected a sequence") && inner == key {
+                        true => "must be a list".to_owned(),
+                        false => message,
+                    };
+                    self.serde_problem("", &inner, message);
+                }
+                _ => {
+                    let missing = top_keys.iter().find(|k| {
+                        !top.contains_key(*k)
+                            && !filled.contains(k)
+                            && message.contains(&format!("`{k}`"))
+                    });
+                    let Some(&k) = missing else {
+                        self.serde_problem("", &inner, message);
+                        return None;
+                    };
+                    if !self.given(k) {
+                        self.problem(k, "missing: at least one entry is required");
+                    }
+                    filled.push(k);
+                    top.insert(k.into(), serde_yaml::Value::Sequence(Vec::new()));
+                }
             }
         }
-        // The injector's file needs only `sources:` besides `inject:`.
-        let injector = top.contains_key("inject");
-        let inject = top.remove("inject").and_then(|v| self.de("inject", v));
-        let sources = self.list::<RawSource>(&mut top, "sources");
-        let secrets = match top.contains_key("secrets") || !injector {
-            true => self.list::<RawSecret>(&mut top, "secrets"),
-            false => Vec::new(),
-        };
-        let templates = self.optional_list::<RawTemplate>(&mut top, "templates");
-        let output = top
-            .remove("output")
-            .map(|v| self.de::<RawOutput>("output", v));
-        let mlock = match top.remove("mlock") {
-            Some(v) => self.de::<bool>("mlock", v).unwrap_or_default(),
-            None => false,
-        };
-        let refresh = top.remove("refresh").and_then(|v| self.de("refresh", v));
-        let health = top.remove("health").and_then(|v| self.de("health", v));
-        let exec = top.remove("exec").and_then(|v| self.de("exec", v));
-        let proxy = top.remove("proxy").and_then(|v| self.de("proxy", v));
-        Some(Parts {
-            sources,
-            output,
-            mlock,
-            refresh,
-            health,
-            exec,
-            proxy,
-            secrets,
-            templates,
-            inject,
-            injector,
-        })
     }
 
-    fn list<T: DeserializeOwned>(
-        &mut self,
-        top: &mut serde_yaml::Mapping,
-        key: &str,
-    ) -> Vec<Option<T>> {
-        let Some(value) = top.remove(key) else {
-            self.problem(key, "missing: at least one entry is required");
-            return Vec::new();
-        };
-        let serde_yaml::Value::Sequence(items) = value else {
-            self.problem(key, "must be a list");
-            return Vec::new();
-        };
+    /// Whether the file has the top-level key `key` (even one that did not deserialize).
+    fn given(&self, key: &str) -> bool {
+        self.given.iter().any(|k| k == key)
+    }
+
+    /// The entries of the top-level list `key`, each `None` where it did not
+    /// deserialize (a problem at its index).
+    fn items<T>(&mut self, key: &str, items: Vec<Item<T>>) -> Vec<Option<T>> {
         items
             .into_iter()
             .enumerate()
-            .map(|(i, item)| self.de::<T>(&format!("{key}[{i}]"), item))
+            .map(|(i, item)| match item {
+                Item::Ok(t) => Some(t),
+                Item::Bad { path, message } => {
+                    self.serde_problem(&format!("{key}[{i}]"), &path, message);
+                    None
+                }
+            })
             .collect()
     }
 
-    fn validate(&mut self, raw: Parts) -> Config {
-        let sources: Vec<Source> = raw
-            .sources
+    fn validate(&mut self, raw: RawConfig) -> Config {
+        let injector = self.given("inject");
+        let sources = self.items("sources", raw.sources);
+        // The injector's file needs only `sources:` besides `inject:`.
+        if !self.given("secrets") && !injector {
+            self.problem("secrets", "missing: at least one entry is required");
+        }
+        let raw_secrets = self.items("secrets", raw.secrets);
+        let raw_templates = self.items("templates", raw.templates);
+        let sources: Vec<Source> = sources
             .into_iter()
             .enumerate()
             .filter_map(|(i, s)| self.source(i, s?))
@@ -389,23 +401,23 @@ impl Validator<'_> {
         if sources.is_empty() && self.problems.is_empty() {
             self.problem("sources", "at least one source is required");
         }
-        if raw.output.is_none() && raw.proxy.is_none() && !raw.injector {
+        if !self.given("output") && raw.proxy.is_none() && !injector {
             self.problem(
                 "output",
                 "missing: an `output` section with `dir` is required, unless a `proxy` section serves the secrets from memory only",
             );
-        } else if raw.output.is_none() && !raw.templates.is_empty() {
+        } else if !self.given("output") && !raw_templates.is_empty() {
             self.problem(
                 "templates",
                 "templates write files to `output.dir`: a config without an `output` section cannot have them",
             );
         }
-        let output = raw.output.flatten().and_then(|o| self.output(o));
+        let output = raw.output.and_then(|o| self.output(o));
         let default_mode = output.as_ref().map_or(0o400, |o| o.mode);
         let mut secrets = Vec::new();
         let mut seen_names: HashMap<String, usize> = HashMap::new();
         let mut seen_files: HashMap<String, String> = HashMap::new();
-        for (i, s) in raw.secrets.into_iter().enumerate() {
+        for (i, s) in raw_secrets.into_iter().enumerate() {
             let Some(secret) = s.and_then(|s| self.secret(i, s, &sources, default_mode)) else {
                 continue;
             };
@@ -428,10 +440,10 @@ impl Validator<'_> {
             }
             secrets.push(secret);
         }
-        if secrets.is_empty() && self.problems.is_empty() && !raw.injector {
+        if secrets.is_empty() && self.problems.is_empty() && !injector {
             self.problem("secrets", "at least one secret is required");
         }
-        let templates = self.templates(raw.templates, &secrets, default_mode, &seen_files);
+        let templates = self.templates(raw_templates, &secrets, default_mode, &seen_files);
         let refresh = self.refresh(raw.refresh);
         let health = raw.health.and_then(|h| match h.listen.parse() {
             Ok(a) => Some(a),
@@ -504,21 +516,20 @@ impl Validator<'_> {
         }
     }
 
-    /// Whether exactly one of `keys` (each with whether it is given) is
-    /// given; records a problem at `at` naming them all when not.
-    fn exactly_one(&mut self, at: &str, keys: &[(&str, bool)]) -> bool {
-        if keys.iter().filter(|(_, given)| *given).count() == 1 {
+    /// Whether `raw` gives exactly one of its choices; records a problem
+    /// at `at` naming them all when not.
+    fn exactly_one<T: OneOf>(&mut self, at: &str, raw: &T) -> bool {
+        if raw.given().into_iter().filter(|given| *given).count() == 1 {
             return true;
         }
-        let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
-        self.problem(at, one_of(&names));
+        self.problem(at, needs_one_of(T::KEYS));
         false
     }
 }
 
 /// The problem of a mapping that needs exactly one of `keys`:
 /// "needs exactly one of `a`, `b` or `c`".
-fn one_of(keys: &[&str]) -> String {
+fn needs_one_of(keys: &[&str]) -> String {
     let mut text = "needs exactly one of ".to_owned();
     for (i, k) in keys.iter().enumerate() {
         let sep = match i {

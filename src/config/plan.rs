@@ -183,7 +183,7 @@ impl fmt::Display for Config {
                 }
             )?;
         }
-        super::templates::plan(self, f)
+        templates(self, f)
     }
 }
 
@@ -193,4 +193,33 @@ pub(super) fn actions(list: &[Action]) -> String {
         0 => String::new(),
         n => format!(", {n} on_change action(s)"),
     }
+}
+
+/// The `templates:` part of the plan `check` prints.
+fn templates(config: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    if config.templates.is_empty() {
+        return Ok(());
+    }
+    writeln!(f, "templates:")?;
+    for t in &config.templates {
+        let names: Vec<&str> = t
+            .inputs
+            .iter()
+            .map(|&i| config.secrets[i].name.as_str())
+            .collect();
+        let dynamic = if t.dynamic {
+            " (looked up by computed name: any secret)"
+        } else {
+            ""
+        };
+        let actions = actions(&t.on_change);
+        writeln!(
+            f,
+            "  {} <- {}{dynamic} (mode {:04o}{actions})",
+            t.file,
+            names.join(", "),
+            t.mode
+        )?;
+    }
+    Ok(())
 }

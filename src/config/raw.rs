@@ -1,15 +1,16 @@
 //! The configuration file as written: serde types with `deny_unknown_fields`,
 //! strings where the user writes durations and modes. These types are also
-//! the source of the published JSON Schema. Validation turns them into
-//! [`super::Config`].
+//! the source of the published JSON Schema, and carry its rules themselves
+//! (with the blocks of [`super::shape`]): a duration's or a mode's pattern is
+//! in its type, a choice of keys is declared once for the schema and the
+//! validator. Validation turns them into [`super::Config`].
 
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-/// The JSON Schema pattern of a file mode: an octal string from "000" to "0777".
-const MODE: &str = r"^0?[0-7]{3}$";
+use super::shape::{one_of, one_of_schema, DurationText, Item, ModeText, OneOf};
 
 /// A ramsecrets configuration file.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -17,7 +18,7 @@ const MODE: &str = r"^0?[0-7]{3}$";
 #[schemars(title = "ramsecrets configuration")]
 pub struct RawConfig {
     /// Where secrets come from.
-    pub sources: Vec<RawSource>,
+    pub sources: Vec<Item<RawSource>>,
     /// Where files are written; optional when `proxy` serves the secrets from memory only,
     /// and beside `inject:`.
     pub output: Option<RawOutput>,
@@ -34,10 +35,10 @@ pub struct RawConfig {
     pub proxy: Option<RawProxy>,
     /// The secrets to fetch and the files to write them to (not needed beside `inject:`).
     #[serde(default)]
-    pub secrets: Vec<RawSecret>,
+    pub secrets: Vec<Item<RawSecret>>,
     /// Files rendered from several secrets.
     #[serde(default)]
-    pub templates: Vec<RawTemplate>,
+    pub templates: Vec<Item<RawTemplate>>,
     /// The admission webhook, read by `ramsecrets inject` only (a file with
     /// `inject:` needs no `output:` or `secrets:`).
     pub inject: Option<super::inject::RawInject>,
@@ -46,7 +47,7 @@ pub struct RawConfig {
 /// One file rendered from several secrets. Exactly one of `template` or `template_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["template"]}, {"required": ["template_file"]}]))]
+#[schemars(transform = one_of_schema::<Self>)]
 pub struct RawTemplate {
     /// File name relative to `output.dir`.
     pub file: String,
@@ -55,20 +56,20 @@ pub struct RawTemplate {
     /// A file holding the template, relative to the config file; the sidecar watches it.
     pub template_file: Option<PathBuf>,
     /// File mode, an octal string (default: `output.mode`).
-    #[schemars(regex(pattern = MODE))]
-    pub mode: Option<String>,
+    pub mode: Option<ModeText>,
     /// What to do after the file changed (once per change).
     #[serde(default)]
     pub on_change: Vec<RawAction>,
 }
+
+one_of!(RawTemplate: template, template_file);
 
 /// Refresh schedule of the sidecar.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRefresh {
     /// Poll interval of static secrets (default 5m), ±10% jitter.
-    #[schemars(regex(pattern = super::duration::PATTERN))]
-    pub interval: Option<String>,
+    pub interval: Option<DurationText>,
     /// Fraction of a lease or certificate lifetime at which to renew (default 0.67).
     pub renew_at: Option<f64>,
 }
@@ -103,14 +104,13 @@ pub struct RawExec {
     /// `restart` (default), or a signal name such as `HUP` to send instead.
     pub on_change: Option<String>,
     /// Time between TERM and KILL on restart and shutdown (default 10s).
-    #[schemars(regex(pattern = super::duration::PATTERN))]
-    pub grace: Option<String>,
+    pub grace: Option<DurationText>,
 }
 
 /// One backend. Exactly one of `vault`, `aws_secrets_manager` or `file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["vault"]}, {"required": ["aws_secrets_manager"]}, {"required": ["file"]}]))]
+#[schemars(transform = one_of_schema::<Self>)]
 pub struct RawSource {
     /// Name that `secrets[].source` refers to; optional when there is one source.
     pub name: Option<String>,
@@ -122,6 +122,8 @@ pub struct RawSource {
     /// A local YAML file standing in for any backend (development).
     pub file: Option<RawFileSource>,
 }
+
+one_of!(RawSource: vault, aws_secrets_manager, file);
 
 /// A Vault or OpenBao server.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -136,11 +138,9 @@ pub struct RawVault {
     /// How to log in: exactly one method.
     pub auth: RawAuth,
     /// Time allowed to open a connection (default 5s).
-    #[schemars(regex(pattern = super::duration::PATTERN))]
-    pub connect_timeout: Option<String>,
+    pub connect_timeout: Option<DurationText>,
     /// Time allowed for one request (default 30s).
-    #[schemars(regex(pattern = super::duration::PATTERN))]
-    pub request_timeout: Option<String>,
+    pub request_timeout: Option<DurationText>,
     /// Revoke the sidecar's leases when it stops.
     #[serde(default)]
     pub revoke_on_exit: bool,
@@ -149,7 +149,7 @@ pub struct RawVault {
 /// Vault auth methods: exactly one.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["token_file"]}, {"required": ["approle"]}, {"required": ["kubernetes"]}, {"required": ["jwt"]}, {"required": ["aws"]}, {"required": ["cert"]}]))]
+#[schemars(transform = one_of_schema::<Self>)]
 pub struct RawAuth {
     /// A file holding a Vault token.
     pub token_file: Option<PathBuf>,
@@ -164,6 +164,8 @@ pub struct RawAuth {
     /// TLS client certificate login.
     pub cert: Option<RawCertLogin>,
 }
+
+one_of!(RawAuth: token_file, approle, kubernetes, jwt, aws, cert);
 
 /// AWS IAM login (EKS IRSA or Pod Identity, instance profiles, any credential of the chain).
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -251,8 +253,7 @@ pub struct RawOutput {
     /// Directory to write to; must be tmpfs or ramfs.
     pub dir: PathBuf,
     /// Default file mode, an octal string (default "0400").
-    #[schemars(regex(pattern = MODE))]
-    pub mode: Option<String>,
+    pub mode: Option<ModeText>,
     /// `uid:gid` to own the files (needs privileges).
     pub owner: Option<String>,
     /// Allow a directory that is not in memory (development only).
@@ -304,10 +305,8 @@ impl Format {
 /// `template` and `template_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend(
-    "oneOf" = [{"required": ["kv"]}, {"required": ["read"]}, {"required": ["pki"]}, {"required": ["secret_id"]}],
-    "not" = {"required": ["template", "template_file"]}
-))]
+#[schemars(transform = one_of_schema::<Self>)]
+#[schemars(extend("not" = {"required": ["template", "template_file"]}))]
 pub struct RawSecret {
     /// Unique name; the default file name.
     pub name: String,
@@ -341,20 +340,20 @@ pub struct RawSecret {
     /// `false`: fetched and kept fresh for templates (and the proxy), never written on its own.
     pub write: Option<bool>,
     /// File mode, an octal string (default: `output.mode`).
-    #[schemars(regex(pattern = MODE))]
-    pub mode: Option<String>,
+    pub mode: Option<ModeText>,
     /// Poll interval of this secret, overriding `refresh.interval`.
-    #[schemars(regex(pattern = super::duration::PATTERN))]
-    pub refresh: Option<String>,
+    pub refresh: Option<DurationText>,
     /// What to do after this secret's files changed.
     #[serde(default)]
     pub on_change: Vec<RawAction>,
 }
 
+one_of!(RawSecret: kv, read, pki, secret_id);
+
 /// One action after a change. Exactly one of `signal`, `exec` or `http`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["signal"]}, {"required": ["exec"]}, {"required": ["http"]}]))]
+#[schemars(transform = one_of_schema::<Self>)]
 pub struct RawAction {
     /// Send a signal to a process.
     pub signal: Option<RawSignal>,
@@ -363,14 +362,15 @@ pub struct RawAction {
     /// POST to a URL.
     pub http: Option<RawHttp>,
     /// Time limit of `exec` and `http` (default 30s).
-    #[schemars(regex(pattern = super::duration::PATTERN))]
-    pub timeout: Option<String>,
+    pub timeout: Option<DurationText>,
 }
+
+one_of!(RawAction: signal, exec, http);
 
 /// A signal to a process found by pid file or by name.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(extend("oneOf" = [{"required": ["pid_file"]}, {"required": ["process"]}]))]
+#[schemars(transform = one_of_schema::<Self>)]
 pub struct RawSignal {
     /// File holding the process id.
     pub pid_file: Option<PathBuf>,
@@ -379,6 +379,8 @@ pub struct RawSignal {
     /// Signal name, e.g. `HUP`.
     pub signal: String,
 }
+
+one_of!(RawSignal: pid_file, process);
 
 /// An HTTP POST.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -413,8 +415,7 @@ pub struct RawPki {
     /// Certificate common name.
     pub common_name: String,
     /// Requested lifetime, e.g. `24h`.
-    #[schemars(regex(pattern = super::duration::PATTERN))]
-    pub ttl: Option<String>,
+    pub ttl: Option<DurationText>,
     /// Subject alternative DNS names.
     #[serde(default)]
     pub alt_names: Vec<String>,

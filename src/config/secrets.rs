@@ -245,7 +245,7 @@ impl Validator<'_> {
             );
         }
         let mode = self.mode(&format!("{at}.mode"), s.mode.as_deref(), default_mode);
-        let refresh = match &s.refresh {
+        let refresh = match s.refresh.as_deref() {
             Some(r) => self.duration(&format!("{at}.refresh"), Some(r), Duration::ZERO),
             None => None,
         };
@@ -323,15 +323,7 @@ impl Validator<'_> {
     }
 
     pub(super) fn address(&mut self, at: &str, s: &RawSecret) -> Option<Address> {
-        if !self.exactly_one(
-            at,
-            &[
-                ("kv", s.kv.is_some()),
-                ("read", s.read.is_some()),
-                ("pki", s.pki.is_some()),
-                ("secret_id", s.secret_id.is_some()),
-            ],
-        ) {
+        if !self.exactly_one(at, s) {
             return None;
         }
         if let Some(kv) = &s.kv {
@@ -364,7 +356,7 @@ impl Validator<'_> {
             return Some(Address::Read(path));
         }
         if let Some(p) = &s.pki {
-            let ttl = match &p.ttl {
+            let ttl = match p.ttl.as_deref() {
                 Some(t) => {
                     Some(self.duration(&format!("{at}.pki.ttl"), Some(t), Duration::ZERO)?)
                 }

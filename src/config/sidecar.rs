@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{one_of, raw, Validator};
+use super::raw;
+use super::shape::OneOf;
+use super::{needs_one_of, Validator};
 
 /// The local credential proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -217,7 +219,7 @@ impl Validator<'_> {
                     }
                     (None, Some(n)) if !n.is_empty() => SignalTarget::Process(n),
                     _ => {
-                        self.problem(format!("{at}.signal"), one_of(&["pid_file", "process"]));
+                        self.problem(format!("{at}.signal"), needs_one_of(raw::RawSignal::KEYS));
                         return None;
                     }
                 };
@@ -246,7 +248,7 @@ impl Validator<'_> {
                 }
             },
             _ => {
-                self.problem(at, one_of(&["signal", "exec", "http"]));
+                self.problem(at, needs_one_of(raw::RawAction::KEYS));
                 None
             }
         }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::{self, RawAuth, RawAws, RawSource, RawVault};
-use super::{clean_mount, one_of, AwsLogin, CertLogin, Validator, SERVICE_ACCOUNT_TOKEN};
+use super::shape::OneOf;
+use super::{clean_mount, needs_one_of, AwsLogin, CertLogin, Validator, SERVICE_ACCOUNT_TOKEN};
 
 /// A named backend.
 #[derive(Debug)]
@@ -169,7 +170,7 @@ impl Validator<'_> {
                 path: self.path(&format!("{at}.file.path"), f.path),
             },
             _ => {
-                self.problem(at, one_of(&["vault", "aws_secrets_manager", "file"]));
+                self.problem(at, needs_one_of(RawSource::KEYS));
                 return None;
             }
         };
@@ -265,17 +266,7 @@ impl Validator<'_> {
     }
 
     pub(super) fn auth(&mut self, at: &str, a: RawAuth) -> Option<Auth> {
-        if !self.exactly_one(
-            at,
-            &[
-                ("token_file", a.token_file.is_some()),
-                ("approle", a.approle.is_some()),
-                ("kubernetes", a.kubernetes.is_some()),
-                ("jwt", a.jwt.is_some()),
-                ("aws", a.aws.is_some()),
-                ("cert", a.cert.is_some()),
-            ],
-        ) {
+        if !self.exactly_one(at, &a) {
             return None;
         }
         let login = |this: &mut Self, r: raw::RawRoleLogin, mount: &str, token: Option<&str>| {

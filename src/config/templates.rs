@@ -4,12 +4,11 @@
 //! secret fetched for templates but never written on its own).
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::io::Read;
 use std::path::PathBuf;
 
 use super::raw::{RawSecret, RawTemplate};
-use super::{check_relative, Action, Config, Secret, Validator};
+use super::{check_relative, Action, Secret, Validator};
 
 /// The largest template file read.
 const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
@@ -32,19 +31,6 @@ pub struct Template {
 }
 
 impl Validator<'_> {
-    /// The entries of an optional top-level list, each `None` where it failed.
-    pub(super) fn optional_list<T: serde::de::DeserializeOwned>(
-        &mut self,
-        top: &mut serde_yaml::Mapping,
-        key: &str,
-    ) -> Vec<Option<T>> {
-        if top.contains_key(key) {
-            self.list(top, key)
-        } else {
-            Vec::new()
-        }
-    }
-
     /// The text of `template` or of `template_file` (read now, and remembered
     /// to be watched); a problem when both are given.
     pub(super) fn template_text(
@@ -219,35 +205,6 @@ fn read_template(path: &std::path::Path) -> Result<String, String> {
         ));
     }
     Ok(text)
-}
-
-/// The `templates:` part of the plan `check` prints.
-pub(super) fn plan(config: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    if config.templates.is_empty() {
-        return Ok(());
-    }
-    writeln!(f, "templates:")?;
-    for t in &config.templates {
-        let names: Vec<&str> = t
-            .inputs
-            .iter()
-            .map(|&i| config.secrets[i].name.as_str())
-            .collect();
-        let dynamic = if t.dynamic {
-            " (looked up by computed name: any secret)"
-        } else {
-            ""
-        };
-        let actions = super::plan::actions(&t.on_change);
-        writeln!(
-            f,
-            "  {} <- {}{dynamic} (mode {:04o}{actions})",
-            t.file,
-            names.join(", "),
-            t.mode
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -235,6 +235,51 @@ fn every_problem_is_reported_at_once() {
 }
 
 #[test]
+fn a_bad_section_does_not_hide_the_next_and_an_empty_key_is_checked() {
+    let found = Config::parse(
+        "sources: { a: 1 }\noutput: { dir: /x, mode: 440 }\nmlock: maybe\nsecrets:\n  - name: a\n    kv: 7\n  - name: b\n    read: x\n    file: /abs\nhealth: 3\nproxy:\ntemplates:\n",
+        Path::new("/"),
+    )
+    .unwrap_err();
+    let shown: Vec<_> = found
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect();
+    for want in [
+        "sources: must be a list",
+        "output.mode: invalid type: integer `440`, expected a string: quote the mode",
+        "mlock: invalid type",
+        "health: invalid type: integer `3`",
+        // A key with no value is an empty section, not a missing one.
+        "proxy: missing field `token_file`",
+        "templates: must be a list",
+        // The entries of a list are read one by one and keep their index.
+        "secrets[0].kv: invalid type: integer `7`",
+        "secrets[1].file: `/abs`: must be relative",
+    ] {
+        assert!(
+            shown.iter().any(|p| p.starts_with(want)),
+            "{want}: {shown:#?}"
+        );
+    }
+    // Sections in the order of the file, then the entries.
+    let paths: Vec<_> = found.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths[..7],
+        [
+            "sources",
+            "output.mode",
+            "mlock",
+            "health",
+            "proxy",
+            "templates",
+            "secrets[0].kv"
+        ],
+        "{shown:#?}"
+    );
+}
+
+#[test]
 fn top_level_problems() {
     let found = Config::parse("output: { dir: /x }\nsecret: []\n", Path::new("/")).unwrap_err();
     let shown: Vec<_> = found.iter().map(ToString::to_string).collect();

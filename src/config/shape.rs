@@ -1,0 +1,114 @@
+//! The building blocks of the raw config types ([`super::raw`] and the
+//! sections' own): a duration's and a file mode's text, whose types carry
+//! their schema pattern; a choice of exactly one key, declared once with
+//! `one_of!` for the schema and the validator; and a list entry that did or
+//! did not deserialize.
+
+use std::borrow::Cow;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+/// A mapping that takes exactly one of some of its keys, each an `Option`
+/// field. `one_of!` lists the keys once: the schema's `oneOf` ([`one_of_schema`],
+/// the type's `#[schemars(transform)]`) and the validator's check read them.
+pub trait OneOf {
+    /// The keys, in the order of the fields.
+    const KEYS: &'static [&'static str];
+    /// Whether each key is given, in the order of [`Self::KEYS`].
+    fn given(&self) -> Vec<bool>;
+}
+
+/// Declares that the type takes exactly one of the named `Option` fields.
+macro_rules! one_of {
+    ($ty:ty: $($key:ident),+) => {
+        impl OneOf for $ty {
+            const KEYS: &'static [&'static str] = &[$(stringify!($key)),+];
+            fn given(&self) -> Vec<bool> {
+                vec![$(self.$key.is_some()),+]
+            }
+        }
+    };
+}
+
+pub(super) use one_of;
+
+/// The schema of a [`OneOf`] type: `oneOf` a `required` of each key.
+pub fn one_of_schema<T: OneOf>(schema: &mut Schema) {
+    let choices = T::KEYS
+        .iter()
+        .map(|k| serde_json::json!({ "required": [k] }))
+        .collect();
+    schema.insert("oneOf".to_owned(), serde_json::Value::Array(choices));
+}
+
+/// A duration as written, e.g. `30s` or `1h30m` ([`super::duration::parse`]).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(transparent)]
+#[schemars(inline)]
+pub struct DurationText(#[schemars(regex(pattern = super::duration::PATTERN))] String);
+
+/// A file mode as written: an octal string from "000" to "0777".
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(transparent)]
+#[schemars(inline)]
+pub struct ModeText(#[schemars(regex(pattern = r"^0?[0-7]{3}$"))] String);
+
+impl std::ops::Deref for DurationText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for ModeText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One entry of a list in the file: what it deserialized to, or why it did
+/// not, so that a bad entry is a problem at its index and the entries after
+/// it are still checked. Its schema is the entry's.
+#[derive(Debug)]
+pub enum Item<T> {
+    /// The entry as written.
+    Ok(T),
+    /// It did not deserialize.
+    Bad {
+        /// The key path inside the entry (`.` for the entry itself).
+        path: String,
+        /// Serde's message.
+        message: String,
+    },
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Item<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_yaml::Value::deserialize(d)?;
+        Ok(match serde_path_to_error::deserialize(value) {
+            Ok(t) => Item::Ok(t),
+            Err(e) => Item::Bad {
+                path: e.path().to_string(),
+                message: e.into_inner().to_string(),
+            },
+        })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Item<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+}
