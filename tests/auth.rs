@@ -1,12 +1,13 @@
 //! The Vault logins `cert` (a TLS client certificate, against OpenBao's cert
 //! method and a CA made by the test) and `aws` (IAM: an sts:GetCallerIdentity
 //! signed with the AWS default credential chain, whose signature moto's STS
-//! checks; see `common::auth` for the server's half). Waits poll with
-//! generous limits; nothing here asserts a duration.
+//! checks; see `common::auth` for the server's half). Logins are forced by
+//! revoking the tokens, not by short TTLs; waits poll with generous limits
+//! and nothing here asserts a duration.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::auth::{iam_user, AwsAuth, Ca};
@@ -20,75 +21,103 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 
+/// OpenBao on TLS with the `cert` login trusting one CA, and a config that
+/// logs in with the pair at `tls.crt`/`tls.key` in `work`.
+struct CertBed {
+    bao: Bao,
+    work: tempfile::TempDir,
+    out: Tmpfs,
+    /// A client pair of the trusted CA.
+    good: (PathBuf, PathBuf),
+    /// A client pair of another CA.
+    bad: (PathBuf, PathBuf),
+    config: String,
+}
+
+impl CertBed {
+    fn start() -> CertBed {
+        let bao = Bao::start_tls();
+        let work = scratch();
+        let out = Tmpfs::new("4m");
+        bao.app_policy();
+        bao.kv2_put("app/db", json!({ "password": "one" }));
+        let ca = Ca::new(work.path(), "trusted");
+        let stranger = Ca::new(work.path(), "stranger");
+        bao.api("POST", "sys/auth/cert", json!({ "type": "cert" }));
+        bao.api(
+            "POST",
+            "auth/cert/certs/app",
+            json!({ "certificate": read(&ca.cert), "token_policies": ["app"], "token_ttl": "1h" }),
+        );
+        let config = Config::new()
+            .source(json!({ "vault": {
+                "address": bao.addr,
+                "ca_cert": bao.ca,
+                "auth": { "cert": { "name": "app", "client_cert": "tls.crt", "client_key": "tls.key" } },
+            } }))
+            .output(out.path())
+            .set("refresh", json!({ "interval": "1s" }))
+            .secret(kv_key("db", "app/db", "password"))
+            .yaml();
+        let (good, bad) = (ca.client("app"), stranger.client("app"));
+        let bed = CertBed {
+            bao,
+            work,
+            out,
+            good,
+            bad,
+            config,
+        };
+        bed.use_pair(&bed.good);
+        bed
+    }
+
+    /// Puts `pair` where the config reads its certificate and key.
+    fn use_pair(&self, (cert, key): &(PathBuf, PathBuf)) {
+        std::fs::copy(cert, self.work.path().join("tls.crt")).unwrap();
+        std::fs::copy(key, self.work.path().join("tls.key")).unwrap();
+    }
+}
+
 #[test]
-fn cert_login_works_refuses_an_untrusted_certificate_and_rereads_its_files() {
-    let bao = Bao::start_tls();
-    let work = scratch();
-    let out = Tmpfs::new("4m");
-    bao.app_policy();
-    bao.kv2_put("app/db", json!({ "password": "one" }));
-    let ca = Ca::new(work.path(), "trusted");
-    let stranger = Ca::new(work.path(), "stranger");
-    bao.api("POST", "sys/auth/cert", json!({ "type": "cert" }));
-    // Short tokens: the sidecar logs in again every few seconds.
-    bao.api(
-        "POST",
-        "auth/cert/certs/app",
-        json!({ "certificate": read(&ca.cert), "token_policies": ["app"], "token_ttl": "3s", "token_max_ttl": "3s" }),
-    );
-    let (good_cert, good_key) = ca.client("app");
-    let (bad_cert, bad_key) = stranger.client("app");
-    let (cert, key) = (work.path().join("tls.crt"), work.path().join("tls.key"));
-    let use_pair = |c: &Path, k: &Path| {
-        std::fs::copy(c, &cert).unwrap();
-        std::fs::copy(k, &key).unwrap();
-    };
-    use_pair(&good_cert, &good_key);
-    let config = format!(
-        "sources:
-  - vault:
-      address: {}
-      ca_cert: {}
-      auth: {{ cert: {{ name: app, client_cert: tls.crt, client_key: tls.key }} }}
-output: {{ dir: {} }}
-refresh: {{ interval: 1s }}
-secrets:
-  - {{ name: db, kv: {{ mount: secret, path: app/db }}, key: password }}
-",
-        bao.addr,
-        bao.ca.as_ref().unwrap().display(),
-        out.path().display()
-    );
-    let o = init(work.path(), &config, &[]);
+fn the_cert_login_takes_a_trusted_certificate_only() {
+    let bed = CertBed::start();
+    let o = init(bed.work.path(), &bed.config, &[]);
     assert_exit(&o, 0);
-    assert_eq!(out.read("db"), "one");
+    assert_eq!(bed.out.read("db"), "one");
     assert!(
         text(&o).contains("method=\"cert\"") || text(&o).contains("method=cert"),
         "{}",
         text(&o)
     );
-
     // A certificate of another CA: the login is refused, 77.
-    use_pair(&bad_cert, &bad_key);
-    let o = init(work.path(), &config, &[]);
+    bed.use_pair(&bed.bad);
+    let o = init(bed.work.path(), &bed.config, &[]);
     assert_exit(&o, 77);
     assert!(text(&o).contains("cert login"), "{}", text(&o));
-    let key_text = read(&bad_key);
+    let key_text = read(&bed.bad.1);
     let secret_line = key_text.lines().nth(1).unwrap();
     assert!(!text(&o).contains(secret_line), "{}", text(&o));
+}
 
-    // The sidecar reads the files at each login: a bad pair is refused, the
-    // good pair back is used at the next login.
-    use_pair(&good_cert, &good_key);
-    let cfg = work.path().join("config.yaml");
-    let mut run = Running::sidecar(work.path(), &cfg);
-    use_pair(&bad_cert, &bad_key);
+#[test]
+fn the_sidecar_reads_the_certificate_files_at_each_login() {
+    let bed = CertBed::start();
+    let cfg = file(bed.work.path(), "config.yaml", &bed.config);
+    let mut run = Running::sidecar(bed.work.path(), &cfg);
+    // A bad pair in place and the sidecar's token revoked: its next login
+    // reads the bad pair and is refused.
+    bed.use_pair(&bed.bad);
+    bed.bao
+        .api("PUT", "sys/leases/revoke-prefix/auth/cert/login", json!({}));
     run.wait_log("cert login: HTTP 400", LIMIT);
-    use_pair(&good_cert, &good_key);
-    bao.kv2_put("app/db", json!({ "password": "two" }));
+    // The good pair back is used at the next login.
+    bed.use_pair(&bed.good);
+    bed.bao.kv2_put("app/db", json!({ "password": "two" }));
     wait_until(LIMIT, "the new value after a new login", || {
-        out.read("db") == "two"
+        bed.out.read("db") == "two"
     });
+    assert_eq!(run.stop(rustix::process::Signal::TERM), Some(0));
 }
 
 #[test]
@@ -107,58 +136,59 @@ fn aws_login_is_signed_with_the_default_chain_and_a_wrong_role_is_77() {
     env.set("AWS_ACCESS_KEY_ID", &key_id);
     env.set("AWS_SECRET_ACCESS_KEY", &secret_key);
     let config = |role: &str| {
-        format!(
-            "sources:
-  - vault: {{ address: {}, auth: {{ aws: {{ role: {role} }} }} }}
-output: {{ dir: {} }}
-secrets:
-  - {{ name: db, kv: {{ mount: secret, path: app/db }}, key: password }}
-",
-            auth.addr,
-            out.path().display()
-        )
+        Config::new()
+            .source(vault(&auth.addr, json!({ "aws": { "role": role } })))
+            .output(out.path())
+            .secret(kv_key("db", "app/db", "password"))
     };
-    let o = env.init(work.path(), &config("app"), &[]);
+    let o = env.init(work.path(), &config("app").yaml(), &[]);
     assert_exit(&o, 0);
     assert_eq!(out.read("db"), "one");
     assert!(!text(&o).contains(&secret_key), "{}", text(&o));
 
     // A role bound to another principal, and a role that does not exist: 77.
-    let o = env.init(work.path(), &config("other"), &[]);
+    let o = env.init(work.path(), &config("other").yaml(), &[]);
     assert_exit(&o, 77);
     assert!(
         text(&o).contains("does not belong to the role"),
         "{}",
         text(&o)
     );
-    let o = env.init(work.path(), &config("nope"), &[]);
+    let o = env.init(work.path(), &config("nope").yaml(), &[]);
     assert_exit(&o, 77);
     assert!(text(&o).contains("entry for role"), "{}", text(&o));
 
     // moto checks the signature: a wrong secret key is refused, 77.
     env.set("AWS_SECRET_ACCESS_KEY", "not-the-key");
-    let o = env.init(work.path(), &config("app"), &[]);
+    let o = env.init(work.path(), &config("app").yaml(), &[]);
     assert_exit(&o, 77);
     assert!(text(&o).contains("SignatureDoesNotMatch"), "{}", text(&o));
 
     // A server that requires its ID header: given and signed, the login works.
     env.set("AWS_SECRET_ACCESS_KEY", &secret_key);
     let strict = AwsAuth::start(&bao, &moto.url, &roles, "app", Some("vault.example"));
-    let with_id = config("app").replace(&auth.addr, &strict.addr);
-    let o = env.init(work.path(), &with_id, &[]);
+    let with_id = |aws: serde_json::Value| {
+        config("app")
+            .set(
+                "sources",
+                json!([vault(&strict.addr, json!({ "aws": aws }))]),
+            )
+            .yaml()
+    };
+    let o = env.init(work.path(), &with_id(json!({ "role": "app" })), &[]);
     assert_exit(&o, 77);
     assert!(
         text(&o).contains("X-Vault-AWS-IAM-Server-ID"),
         "{}",
         text(&o)
     );
-    let with_id = with_id.replace("role: app }", "role: app, header_value: vault.example }");
-    let o = env.init(work.path(), &with_id, &[]);
+    let aws = json!({ "role": "app", "header_value": "vault.example" });
+    let o = env.init(work.path(), &with_id(aws), &[]);
     assert_exit(&o, 0);
 
     // No credentials anywhere in the chain: a config error, 78.
     let env = AwsEnv::bare();
-    let o = env.init(work.path(), &config("app"), &[]);
+    let o = env.init(work.path(), &config("app").yaml(), &[]);
     assert_exit(&o, 78);
     assert!(
         text(&o).contains("no AWS credentials found"),

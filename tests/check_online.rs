@@ -64,30 +64,67 @@ path \"nope/creds/x\" { capabilities = [\"read\"] }",
     );
     let token = file(work.path(), "token", &token);
     let closed = free_port();
-    let config = format!(
-        "sources:
-  - name: vault
-    vault: {{ address: {}, auth: {{ token_file: {} }} }}
-  - name: far
-    vault: {{ address: \"http://127.0.0.1:{closed}\", auth: {{ token_file: {} }} }}
-output: {{ dir: {} }}
-secrets:
-  - {{ name: db, source: vault, kv: {{ mount: secret, path: app/db }} }}
-  - {{ name: db-password, source: vault, kv: {{ mount: secret, path: app/db }}, key: password }}
-  - {{ name: creds, source: vault, read: database/creds/app }}
-  - {{ name: tls, source: vault, pki: {{ mount: pki, role: web, common_name: a.svc }} }}
-  - {{ name: other, source: vault, kv: {{ mount: secret, path: other/x }} }}
-  - {{ name: admin-tls, source: vault, pki: {{ mount: pki, role: admin, common_name: a.svc }} }}
-  - {{ name: gone, source: vault, kv: {{ mount: secret, path: app/gone }} }}
-  - {{ name: nomount, source: vault, read: nope/creds/x }}
-  - {{ name: remote, source: far, kv: {{ mount: secret, path: app/db }} }}
-",
-        bao.addr,
-        token.display(),
-        token.display(),
-        out.path().display()
-    );
-    let cfg = file(work.path(), "config.yaml", &config);
+    let secret = |name: &str, source: &str, fields: serde_json::Value| {
+        let mut secret = json!({ "name": name, "source": source });
+        for (key, value) in fields.as_object().unwrap() {
+            secret[key] = value.clone();
+        }
+        secret
+    };
+    let secrets = [
+        secret(
+            "db",
+            "vault",
+            json!({ "kv": { "mount": "secret", "path": "app/db" } }),
+        ),
+        secret(
+            "db-password",
+            "vault",
+            json!({ "kv": { "mount": "secret", "path": "app/db" }, "key": "password" }),
+        ),
+        secret("creds", "vault", json!({ "read": "database/creds/app" })),
+        secret(
+            "tls",
+            "vault",
+            json!({ "pki": { "mount": "pki", "role": "web", "common_name": "a.svc" } }),
+        ),
+        secret(
+            "other",
+            "vault",
+            json!({ "kv": { "mount": "secret", "path": "other/x" } }),
+        ),
+        secret(
+            "admin-tls",
+            "vault",
+            json!({ "pki": { "mount": "pki", "role": "admin", "common_name": "a.svc" } }),
+        ),
+        secret(
+            "gone",
+            "vault",
+            json!({ "kv": { "mount": "secret", "path": "app/gone" } }),
+        ),
+        secret("nomount", "vault", json!({ "read": "nope/creds/x" })),
+        secret(
+            "remote",
+            "far",
+            json!({ "kv": { "mount": "secret", "path": "app/db" } }),
+        ),
+    ];
+    // The config, without the secrets named in `skip`.
+    let without = |skip: &[&str]| {
+        let base = Config::new()
+            .source(json!({ "name": "vault", "vault": { "address": bao.addr, "auth": { "token_file": token } } }))
+            .source(json!({ "name": "far", "vault": {
+                "address": format!("http://127.0.0.1:{closed}"),
+                "auth": { "token_file": token },
+            } }))
+            .output(out.path());
+        secrets
+            .iter()
+            .filter(|s| !skip.iter().any(|n| s["name"] == *n))
+            .fold(base, |config, s| config.secret(s.clone()))
+    };
+    let cfg = without(&[]).write(work.path(), "config.yaml");
     let before = minted(&bao);
     assert_eq!(before, (1, 0), "the CA certificate, no lease");
     let o = online(&cfg, "10s");
@@ -117,17 +154,9 @@ secrets:
     assert_eq!(minted(&bao), before);
     assert!(out.names().is_empty(), "{:?}", out.names());
 
-    // The config without some secrets.
-    let without = |names: &[&str]| -> String {
-        config
-            .lines()
-            .filter(|l| !names.iter().any(|n| l.contains(&format!("name: {n},"))))
-            .map(|l| format!("{l}\n"))
-            .collect()
-    };
     // Only readable secrets: 0.
-    let readable = without(&["other", "admin-tls", "gone", "nomount", "remote"]);
-    let cfg = file(work.path(), "readable.yaml", &readable);
+    let cfg = without(&["other", "admin-tls", "gone", "nomount", "remote"])
+        .write(work.path(), "readable.yaml");
     let o = online(&cfg, "30s");
     assert_exit(&o, 0);
     assert!(
@@ -138,8 +167,7 @@ secrets:
     assert_eq!(minted(&bao), before);
 
     // Without a denied secret, the worst is the unreachable source: 69.
-    let unreachable = without(&["other", "admin-tls"]);
-    let cfg = file(work.path(), "unreachable.yaml", &unreachable);
+    let cfg = without(&["other", "admin-tls"]).write(work.path(), "unreachable.yaml");
     let o = online(&cfg, "5s");
     assert_exit(&o, 69);
 }
@@ -150,12 +178,12 @@ fn check_online_reads_aws_secrets_and_drops_them() {
     let work = scratch();
     let out = Tmpfs::new("1m");
     moto.create("prod/api", r#"{"token":"aws-secret-value"}"#);
-    let config = format!(
-        "sources:\n  - aws_secrets_manager: {{ region: us-east-1, endpoint: \"{}\" }}\noutput: {{ dir: {} }}\nsecrets:\n  - {{ name: api, secret_id: prod/api }}\n  - {{ name: gone, secret_id: prod/gone }}\n",
-        moto.url,
-        out.path().display()
-    );
-    let cfg = file(work.path(), "config.yaml", &config);
+    let cfg = Config::new()
+        .source(json!({ "aws_secrets_manager": { "region": "us-east-1", "endpoint": moto.url } }))
+        .output(out.path())
+        .secret(json!({ "name": "api", "secret_id": "prod/api" }))
+        .secret(json!({ "name": "gone", "secret_id": "prod/gone" }))
+        .write(work.path(), "config.yaml");
     let o = AwsEnv::keys()
         .command(&["check", "--config", cfg.to_str().unwrap(), "--online"])
         .output()

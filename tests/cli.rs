@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use serde_json::json;
 
 /// examples/dev.yaml with its output dir moved to `dir`.
 fn dev_config(dir: &std::path::Path) -> String {
@@ -77,19 +78,20 @@ fn check_finds_what_init_would_reject_without_a_server() {
     let work = scratch();
     let out = Tmpfs::new("1m");
     let config = |source: &str, dir: &str, template: &str| {
-        format!(
-            "sources:\n  - file: {{ path: {source} }}\noutput: {{ dir: {dir} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    template: \"{template}\"\n"
-        )
+        Config::new()
+            .source(file_source(source))
+            .output(std::path::Path::new(dir))
+            .secret(json!({ "name": "db", "kv": { "mount": "secret", "path": "app/db" }, "template": template }))
     };
-    let check = |config: &str, extra: &[&str]| {
-        let cfg = file(work.path(), "config.yaml", config);
+    let check = |config: Config, extra: &[&str]| {
+        let cfg = config.write(work.path(), "config.yaml");
         let mut args = vec!["check", "--config", cfg.to_str().unwrap()];
         args.extend_from_slice(extra);
         ramsecrets(&args)
     };
     // A missing output dir and a missing file source, both named at once.
     let missing = format!("{}/missing", out.path().display());
-    let o = check(&config("nope.yaml", &missing, "{{ password }}"), &[]);
+    let o = check(config("nope.yaml", &missing, "{{ password }}"), &[]);
     assert_exit(&o, 73);
     let t = text(&o);
     assert!(
@@ -102,7 +104,7 @@ fn check_finds_what_init_would_reject_without_a_server() {
     // A field the file source's secret lacks.
     file(work.path(), "dev.yaml", "secret/app/db:\n  password: x\n");
     let dir = out.path().display().to_string();
-    let o = check(&config("dev.yaml", &dir, "{{ username }}"), &[]);
+    let o = check(config("dev.yaml", &dir, "{{ username }}"), &[]);
     assert_exit(&o, 65);
     assert!(
         text(&o).contains("secret `db`: field `username` is not in the secret (it has: password)"),
@@ -111,11 +113,11 @@ fn check_finds_what_init_would_reject_without_a_server() {
     );
     assert!(!text(&o).contains(": x"), "{}", text(&o));
     // A field a template over several secrets reads.
-    let with_template = format!(
-        "{}templates:\n  - file: app.conf\n    template: \"{{{{ secrets.db.password }}}} {{{{ secrets.db.user }}}}\"\n",
-        config("dev.yaml", &dir, "{{ password }}")
-    );
-    let o = check(&with_template, &[]);
+    let with_template = config("dev.yaml", &dir, "{{ password }}").template(json!({
+        "file": "app.conf",
+        "template": "{{ secrets.db.password }} {{ secrets.db.user }}",
+    }));
+    let o = check(with_template, &[]);
     assert_exit(&o, 65);
     assert!(
         text(&o).contains("template `app.conf`:") && text(&o).contains("`user`"),
@@ -124,11 +126,11 @@ fn check_finds_what_init_would_reject_without_a_server() {
     );
     // --config-only: the file alone.
     let o = check(
-        &config("nope.yaml", &missing, "{{ username }}"),
+        config("nope.yaml", &missing, "{{ username }}"),
         &["--config-only"],
     );
     assert_exit(&o, 0);
-    let o = check(&config("dev.yaml", &dir, "{{ password }}"), &[]);
+    let o = check(config("dev.yaml", &dir, "{{ password }}"), &[]);
     assert_exit(&o, 0);
     assert!(out.names().is_empty());
 }
@@ -177,7 +179,7 @@ fn os_errors_are_said_once() {
     let port = busy.local_addr().unwrap().port();
     let config = dev_config(out.path()).replacen(
         "output:",
-        &format!("health: {{ listen: 127.0.0.1:{port} }}\noutput:"),
+        &format!("health:\n  listen: 127.0.0.1:{port}\noutput:"),
         1,
     );
     let cfg = file(work.path(), "config.yaml", &config);
@@ -205,13 +207,17 @@ fn schema_is_json_with_the_contract_keys() {
 }
 
 #[test]
-fn usage_errors_exit_64_and_help_exits_0() {
+fn usage_errors_exit_64() {
     assert_exit(&ramsecrets(&["init"]), 64);
     assert_exit(&ramsecrets(&["frobnicate"]), 64);
     assert_exit(
         &ramsecrets(&["init", "--config", "x", "--timeout", "soon"]),
         64,
     );
+}
+
+#[test]
+fn help_and_version_exit_0() {
     let help = ramsecrets(&["init", "--help"]);
     assert_exit(&help, 0);
     assert!(text(&help).contains("Exit codes"));
@@ -236,15 +242,16 @@ fn file_source_binary_values_and_missing_keys() {
         "dev.yaml",
         "blobs/one:\n  data: !base64 AJ+SlP8K\n  name: one\n",
     );
-    let config = |secrets: &str| {
-        format!(
-            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nsecrets:\n{secrets}",
-            out.path().display()
-        )
+    let config = |secret: serde_json::Value| {
+        Config::new()
+            .source(file_source("dev.yaml"))
+            .output(out.path())
+            .secret(secret)
+            .yaml()
     };
     let o = init(
         work.path(),
-        &config("  - name: bin\n    secret_id: blobs/one\n    key: data\n"),
+        &config(json!({ "name": "bin", "secret_id": "blobs/one", "key": "data" })),
         &[],
     );
     assert_exit(&o, 0);
@@ -255,17 +262,13 @@ fn file_source_binary_values_and_missing_keys() {
     // A binary value cannot go into a text format.
     let o = init(
         work.path(),
-        &config("  - name: j\n    secret_id: blobs/one\n"),
+        &config(json!({ "name": "j", "secret_id": "blobs/one" })),
         &[],
     );
     assert_exit(&o, 65);
     assert!(text(&o).contains("field `data` is binary"), "{}", text(&o));
     // A missing address names it and the file.
-    let o = init(
-        work.path(),
-        &config("  - name: m\n    kv: { mount: secret, path: nope }\n"),
-        &[],
-    );
+    let o = init(work.path(), &config(kv("m", "secret", "nope")), &[]);
     assert_exit(&o, 65);
     assert!(
         text(&o).contains("`secret/nope` is not a key of"),
@@ -323,11 +326,12 @@ fn durations_take_the_documented_units_and_print_as_written() {
     let out = Tmpfs::new("1m");
     file(work.path(), "dev.yaml", "secret/app/db:\n  password: x\n");
     let check = |interval: &str| {
-        let cfg = file(
-            work.path(),
-            "config.yaml",
-            &format!("sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: \"{interval}\" }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    refresh: 1h30m\n", out.path().display()),
-        );
+        let cfg = Config::new()
+            .source(file_source("dev.yaml"))
+            .output(out.path())
+            .set("refresh", json!({ "interval": interval }))
+            .secret(json!({ "name": "db", "kv": { "mount": "secret", "path": "app/db" }, "refresh": "1h30m" }))
+            .write(work.path(), "config.yaml");
         ramsecrets(&["check", "--config", cfg.to_str().unwrap()])
     };
     let o = check("1d");
@@ -417,11 +421,11 @@ fn the_schema_carries_the_rules_an_editor_checks() {
         ("two kinds of source", base.replace("- file: { path: d.yaml }", "- file: { path: d.yaml }\n    vault: { address: http://v, auth: { token_file: t } }")),
         ("a secret with no address", base.replace("    kv: { mount: m, path: p }\n", "")),
         ("two auth methods", base.replace("- file: { path: d.yaml }", "- vault: { address: http://v, auth: { token_file: t, jwt: { role: r, token_file: j } } }")),
-        ("a month", format!("{base}refresh: {{ interval: 5M }}\n")),
+        ("a month", format!("{base}refresh:\n  interval: 5M\n")),
         ("a fraction", format!("{base}    refresh: 1.5h\n")),
         ("a mode", base.replace("/x }", "/x, mode: \"0648\" }")),
-        ("a template with two texts", format!("{base}templates:\n  - {{ file: t, template: x, template_file: f }}\n")),
-        ("a template with no text", format!("{base}templates:\n  - {{ file: t }}\n")),
+        ("a template with two texts", format!("{base}templates:\n  - file: t\n    template: x\n    template_file: f\n")),
+        ("a template with no text", format!("{base}templates:\n  - file: t\n")),
         ("a secret with two templates", format!("{base}    template: x\n    template_file: f\n")),
         ("a cert login without its key", base.replace("- file: { path: d.yaml }", "- vault: { address: https://v, auth: { cert: { client_cert: c } } }")),
     ];
@@ -472,10 +476,20 @@ fn templates_escape_values_with_urlencode_tojson_and_base64() {
             serde_json::to_string(password).unwrap()
         ),
     );
-    let config = format!(
-        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nsecrets:\n  - name: url\n    kv: {{ mount: secret, path: app/db }}\n    template: \"postgres://{{{{ username | urlencode }}}}:{{{{ password | urlencode }}}}@db:5432/app?sslmode=require\"\n  - name: json\n    kv: {{ mount: secret, path: app/db }}\n    template: '{{\"password\": {{{{ password | tojson }}}}}}'\n  - name: b64\n    kv: {{ mount: secret, path: app/db }}\n    template: \"{{{{ password | b64encode }}}} {{{{ cert_b64 | b64decode }}}}\"\n",
-        out.path().display()
-    );
+    let templated = |name: &str, template: &str| json!({ "name": name, "kv": { "mount": "secret", "path": "app/db" }, "template": template });
+    let config = Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out.path())
+        .secret(templated(
+            "url",
+            "postgres://{{ username | urlencode }}:{{ password | urlencode }}@db:5432/app?sslmode=require",
+        ))
+        .secret(templated("json", r#"{"password": {{ password | tojson }}}"#))
+        .secret(templated(
+            "b64",
+            "{{ password | b64encode }} {{ cert_b64 | b64decode }}",
+        ))
+        .yaml();
     let o = init(work.path(), &config, &[]);
     assert_exit(&o, 0);
     // A URL parser gets the password back, and the host and path are intact.
@@ -499,7 +513,7 @@ fn templates_escape_values_with_urlencode_tojson_and_base64() {
 }
 
 #[test]
-fn each_command_has_its_own_help_and_the_readme_covers_what_users_look_for() {
+fn each_command_has_its_own_help() {
     let help = |cmd: &str| {
         let o = ramsecrets(&[cmd, "--help"]);
         assert_exit(&o, 0);
@@ -533,6 +547,10 @@ fn each_command_has_its_own_help_and_the_readme_covers_what_users_look_for() {
         }
     }
     assert!(help("schema").contains("yaml-language-server"));
+}
+
+#[test]
+fn the_readme_covers_what_users_look_for() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     for said in [
         "exactly one of `vault`, `aws_secrets_manager` or `file`",

@@ -92,13 +92,9 @@ impl Drop for App {
     }
 }
 
-fn token_source(bao: &Bao, work: &Path) -> String {
+fn token_source(bao: &Bao, work: &Path) -> Value {
     let token = file(work, "token", &bao.token);
-    format!(
-        "sources:\n  - name: vault\n    vault:\n      address: {}\n      auth: {{ token_file: {} }}\n",
-        bao.addr,
-        token.display()
-    )
+    json!({ "name": "vault", "vault": { "address": bao.addr, "auth": { "token_file": token } } })
 }
 
 /// `ramsecrets drill --config CFG --secret NAME --json EXTRA…`
@@ -214,12 +210,15 @@ fn creds(out: &Tmpfs, file: &str) -> (String, String) {
     )
 }
 
-/// The config of a sidecar with a 2 s refresh interval, metrics, and the
-/// secrets in `secrets` (YAML list items), each signalling the app.
-fn sidecar_config(source: &str, out: &Tmpfs, health: u16, secrets: &str) -> String {
-    format!(
-        "{source}output: {{ dir: {} }}\nrefresh: {{ interval: 2s }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n{secrets}",
-        out.path().display()
+/// The config of a sidecar with a 2 s refresh interval, metrics, and `secrets`.
+fn sidecar_config(source: Value, out: &Tmpfs, health: u16, secrets: &[Value]) -> Config {
+    secrets.iter().fold(
+        Config::new()
+            .source(source)
+            .output(out.path())
+            .set("refresh", json!({ "interval": "2s" }))
+            .set("health", json!({ "listen": format!("127.0.0.1:{health}") })),
+        |config, secret| config.secret(secret.clone()),
     )
 }
 
@@ -229,19 +228,26 @@ fn vault_sidecar(
     work: &Path,
     out: &Tmpfs,
     health: u16,
-    secrets: &str,
+    secrets: &[Value],
 ) -> (PathBuf, Running) {
-    let config = sidecar_config(&token_source(bao, work), out, health, secrets);
-    let cfg = file(work, "config.yaml", &config);
+    let cfg =
+        sidecar_config(token_source(bao, work), out, health, secrets).write(work, "config.yaml");
     let run = Running::sidecar(work, &cfg);
     (cfg, run)
 }
 
-fn signal_app(pid_file: &Path) -> String {
-    format!(
-        "    on_change:\n      - signal: {{ pid_file: {}, signal: HUP }}\n",
-        pid_file.display()
-    )
+/// Secret `name` read from `read` as JSON into `<name>.json`, signalling the app on a change.
+fn signalling(name: &str, read: Value, pid_file: &Path) -> Value {
+    let mut secret = json!({
+        "name": name,
+        "file": format!("{name}.json"),
+        "format": "json",
+        "on_change": [{ "signal": { "pid_file": pid_file, "signal": "HUP" } }],
+    });
+    for (key, value) in read.as_object().unwrap() {
+        secret[key] = value.clone();
+    }
+    secret
 }
 
 #[test]
@@ -257,10 +263,11 @@ fn kv_rotation_under_load_fails_no_request_and_the_lag_is_within_the_interval() 
     );
     let health = free_port();
     let pid_file = work.path().join("app.pid");
-    let secrets = format!(
-        "  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    file: db.json\n    format: json\n{}",
-        signal_app(&pid_file)
-    );
+    let secrets = [signalling(
+        "db",
+        json!({ "kv": { "mount": "secret", "path": "app/db" } }),
+        &pid_file,
+    )];
     let (cfg, mut run) = vault_sidecar(&bao, work.path(), &out, health, &secrets);
     let app = App::start(work.path(), &out.path().join("db.json"), &pg, &[]);
     assert_eq!(app.pid_file, pid_file);
@@ -316,10 +323,20 @@ fn static_role_rotation_is_followed_with_the_reconnect_handler_and_fails_without
     );
     let health = free_port();
     let pid_file = work.path().join("app.pid");
-    let secrets = format!(
-        "  - name: db\n    read: database/static-creds/static\n    file: db.json\n    format: json\n{}  - name: ticking\n    read: database/static-creds/ticking\n    file: ticking.json\n    format: json\n    refresh: 1h\n",
-        signal_app(&pid_file)
-    );
+    let secrets = [
+        signalling(
+            "db",
+            json!({ "read": "database/static-creds/static" }),
+            &pid_file,
+        ),
+        json!({
+            "name": "ticking",
+            "read": "database/static-creds/ticking",
+            "file": "ticking.json",
+            "format": "json",
+            "refresh": "1h",
+        }),
+    ];
     let (cfg, mut run) = vault_sidecar(&bao, work.path(), &out, health, &secrets);
     let ticking = creds(&out, "ticking.json");
     wait_until(LIMIT, "the sidecar to follow Vault's own rotation", || {
@@ -389,10 +406,11 @@ fn a_revoked_dynamic_lease_is_replaced_and_the_app_recovers() {
     );
     let health = free_port();
     let pid_file = work.path().join("app.pid");
-    let secrets = format!(
-        "  - name: db\n    read: database/creds/dyn\n    file: db.json\n    format: json\n{}",
-        signal_app(&pid_file)
-    );
+    let secrets = [signalling(
+        "db",
+        json!({ "read": "database/creds/dyn" }),
+        &pid_file,
+    )];
     let (cfg, mut run) = vault_sidecar(&bao, work.path(), &out, health, &secrets);
     let app = App::start(work.path(), &out.path().join("db.json"), &pg, &[]);
     let old = creds(&out, "db.json");
@@ -423,9 +441,11 @@ fn a_revoked_certificate_is_reissued_at_the_next_poll() {
     let out = Tmpfs::new("4m");
     bao.pki_role("web", "2h");
     let health = free_port();
-    let secrets =
-        "  - name: tls\n    pki: { mount: pki, role: web, common_name: app.svc, ttl: 1h }\n";
-    let (cfg, mut run) = vault_sidecar(&bao, work.path(), &out, health, secrets);
+    let secrets = [json!({
+        "name": "tls",
+        "pki": { "mount": "pki", "role": "web", "common_name": "app.svc", "ttl": "1h" },
+    })];
+    let (cfg, mut run) = vault_sidecar(&bao, work.path(), &out, health, &secrets);
     let first = out.read("tls.crt");
     let (o, report) = drill(drill_cmd(&cfg, "tls", &["--check", "true"]));
     assert_exit(&o, 0);
@@ -464,19 +484,13 @@ fn aws_staged_rotation_lets_the_app_fall_back_to_awsprevious_and_restore_moves_s
     let env = AwsEnv::keys();
     let health = free_port();
     let pid_file = work.path().join("app.pid");
-    let source = format!(
-        "sources:\n  - aws_secrets_manager: {{ endpoint: \"{}\" }}\n",
-        moto.url
-    );
-    let secrets = format!(
-        "  - name: db\n    secret_id: app/db\n    previous: true\n    file: db.json\n    format: json\n{}",
-        signal_app(&pid_file)
-    );
-    let cfg = file(
-        work.path(),
-        "config.yaml",
-        &sidecar_config(&source, &out, health, &secrets),
-    );
+    let source = json!({ "aws_secrets_manager": { "endpoint": moto.url } });
+    let secrets = [signalling(
+        "db",
+        json!({ "secret_id": "app/db", "previous": true }),
+        &pid_file,
+    )];
+    let cfg = sidecar_config(source, &out, health, &secrets).write(work.path(), "config.yaml");
     let mut run = Running::spawn(
         work.path(),
         env.command(&["run", "--config", cfg.to_str().unwrap()]),
@@ -570,19 +584,51 @@ fn aws_staged_rotation_lets_the_app_fall_back_to_awsprevious_and_restore_moves_s
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }
 
-#[test]
-fn restore_and_sigint_put_the_old_kv_value_back_and_the_json_shows_no_value() {
-    let bao = Bao::start();
-    let work = scratch();
-    let out = Tmpfs::new("4m");
-    let original = json!({ "username": "svc", "password": "orig-Password-123", "api_token": "tok-abc-123456" });
-    let v1 = bao.kv2_put("app/svc", original.clone());
-    let health = free_port();
-    let secrets = "  - name: svc\n    kv: { mount: secret, path: app/svc }\n    format: json\n";
-    let (cfg, mut run) = vault_sidecar(&bao, work.path(), &out, health, secrets);
-    let current = || bao.api("GET", "secret/data/app/svc", Value::Null)["data"].clone();
+/// The KV secret `svc` of the restore drills: OpenBao, a sidecar following
+/// it, and the secret's first value.
+struct SvcBed {
+    bao: Bao,
+    work: tempfile::TempDir,
+    _out: Tmpfs,
+    cfg: PathBuf,
+    run: Running,
+    original: Value,
+    v1: u64,
+}
 
-    let (o, report) = drill(drill_cmd(&cfg, "svc", &["--restore"]));
+impl SvcBed {
+    fn start() -> SvcBed {
+        let bao = Bao::start();
+        let work = scratch();
+        let out = Tmpfs::new("4m");
+        let original = json!({ "username": "svc", "password": "orig-Password-123", "api_token": "tok-abc-123456" });
+        let v1 = bao.kv2_put("app/svc", original.clone());
+        let secrets = [
+            json!({ "name": "svc", "kv": { "mount": "secret", "path": "app/svc" }, "format": "json" }),
+        ];
+        let (cfg, run) = vault_sidecar(&bao, work.path(), &out, free_port(), &secrets);
+        SvcBed {
+            bao,
+            work,
+            _out: out,
+            cfg,
+            run,
+            original,
+            v1,
+        }
+    }
+
+    /// The secret's current version (`data` and `metadata`).
+    fn current(&self) -> Value {
+        self.bao.api("GET", "secret/data/app/svc", Value::Null)["data"].clone()
+    }
+}
+
+#[test]
+fn restore_puts_the_old_kv_value_back_and_the_json_shows_no_value() {
+    let mut bed = SvcBed::start();
+    let v1 = bed.v1;
+    let (o, report) = drill(drill_cmd(&bed.cfg, "svc", &["--restore"]));
     assert_exit(&o, 0);
     assert_eq!(
         report["rotation"]["fields"],
@@ -597,8 +643,8 @@ fn restore_and_sigint_put_the_old_kv_value_back_and_the_json_shows_no_value() {
             .contains(&(v1 + 2).to_string()),
         "{report:#}"
     );
-    assert_eq!(current()["data"], original);
-    let rotated = bao.api(
+    assert_eq!(bed.current()["data"], bed.original);
+    let rotated = bed.bao.api(
         "GET",
         &format!("secret/data/app/svc?version={}", v1 + 1),
         Value::Null,
@@ -617,26 +663,30 @@ fn restore_and_sigint_put_the_old_kv_value_back_and_the_json_shows_no_value() {
         &o,
         &["orig-Password-123", "tok-abc-123456", new_pw, new_tok],
     );
+    assert_eq!(bed.run.stop(Signal::TERM), Some(0));
+}
 
-    // SIGINT: the app (here a marker file) never recovers; the old value is put back.
-    let marker = file(work.path(), "healthy", "");
+#[test]
+fn sigint_during_a_drill_puts_the_old_kv_value_back() {
+    let mut bed = SvcBed::start();
+    // The app (here a marker file) never recovers; SIGINT puts the old value back.
+    let marker = file(bed.work.path(), "healthy", "");
     let check = format!("test -f {}", marker.display());
-    let cmd = drill_cmd(&cfg, "svc", &["--check", &check, "--deadline", "5m"]);
-    let mut running = Running::spawn(work.path(), cmd);
-    let before = current()["metadata"]["version"].as_u64().unwrap();
+    let cmd = drill_cmd(&bed.cfg, "svc", &["--check", &check, "--deadline", "5m"]);
+    let mut running = Running::spawn(bed.work.path(), cmd);
+    let before = bed.current()["metadata"]["version"].as_u64().unwrap();
     wait_until(LIMIT, "the drill's rotation", || {
-        current()["metadata"]["version"].as_u64().unwrap() > before
+        bed.current()["metadata"]["version"].as_u64().unwrap() > before
     });
     std::fs::remove_file(&marker).unwrap();
     running.wait_log("backend written", LIMIT);
     assert_eq!(running.stop(Signal::INT), Some(130));
     assert!(running.logs().contains("interrupted"), "{}", running.logs());
-    assert_eq!(current()["data"], original);
+    assert_eq!(bed.current()["data"], bed.original);
     assert_eq!(
-        current()["metadata"]["version"].as_u64().unwrap(),
+        bed.current()["metadata"]["version"].as_u64().unwrap(),
         before + 2
     );
     assert!(!running.logs().contains("orig-Password-123"));
-
-    assert_eq!(run.stop(Signal::TERM), Some(0));
+    assert_eq!(bed.run.stop(Signal::TERM), Some(0));
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::moto::{AwsEnv, Moto};
 use common::recorder::Recorder;
-use common::{file, scratch, wait_until, Bao, Running, Tmpfs};
+use common::{file, file_source, scratch, wait_until, Bao, Config, Running, Tmpfs};
 use serde_json::{json, Value};
 
 const SIDECARS: usize = 20;
@@ -61,16 +61,20 @@ fn a_fleet_under_a_quota_honours_429s_without_amplifying_them_and_ends_current()
         let out = Tmpfs::new("1m");
         let token = bao.token_with_policy("fleet", policy);
         let token = file(work.path(), &format!("token-{i}"), &token);
-        let secrets: String = (0..SECRETS)
-            .map(|k| format!("  - name: s{k}\n    kv: {{ mount: secret, path: fleet/s{k} }}\n    format: json\n"))
-            .collect();
-        let config = format!(
-            "sources:\n  - name: vault\n    vault:\n      address: {}\n      auth: {{ token_file: {} }}\noutput:\n  dir: {}\nrefresh: {{ interval: 1s }}\nsecrets:\n{secrets}",
-            proxy.url(),
-            token.display(),
-            out.path().display()
+        let config = (0..SECRETS).fold(
+            Config::new()
+                .source(json!({ "name": "vault", "vault": { "address": proxy.url(), "auth": { "token_file": token } } }))
+                .output(out.path())
+                .set("refresh", json!({ "interval": "1s" })),
+            |config, k| {
+                config.secret(json!({
+                    "name": format!("s{k}"),
+                    "kv": { "mount": "secret", "path": format!("fleet/s{k}") },
+                    "format": "json",
+                }))
+            },
         );
-        let cfg = file(work.path(), &format!("config-{i}.yaml"), &config);
+        let cfg = config.write(work.path(), &format!("config-{i}.yaml"));
         fleet.push(Running::start(
             work.path(),
             &["run", "--config", cfg.to_str().unwrap()],
@@ -164,19 +168,21 @@ fn in_run_mode_the_secrets_of_a_sidecar_share_one_batch_call_per_refresh() {
     let proxy = Recorder::start(moto.port);
     let env = AwsEnv::keys();
     let work = scratch();
-    let secrets: String = (0..AWS_SECRETS)
-        .map(|k| format!("  - name: s{k}\n    secret_id: fleet/s{k}\n"))
+    let secrets: Vec<Value> = (0..AWS_SECRETS)
+        .map(|k| json!({ "name": format!("s{k}"), "secret_id": format!("fleet/s{k}") }))
         .collect();
     let mut outs = Vec::new();
     let mut fleet = Vec::new();
     for i in 0..AWS_SIDECARS {
         let out = Tmpfs::new("1m");
-        let config = format!(
-            "sources:\n  - aws_secrets_manager:\n      region: us-east-1\n      endpoint: {}\noutput:\n  dir: {}\nrefresh: {{ interval: 2s }}\nsecrets:\n{secrets}",
-            proxy.url(),
-            out.path().display()
+        let config = secrets.iter().fold(
+            Config::new()
+                .source(json!({ "aws_secrets_manager": { "region": "us-east-1", "endpoint": proxy.url() } }))
+                .output(out.path())
+                .set("refresh", json!({ "interval": "2s" })),
+            |config, secret| config.secret(secret.clone()),
         );
-        let cfg = file(work.path(), &format!("aws-{i}.yaml"), &config);
+        let cfg = config.write(work.path(), &format!("aws-{i}.yaml"));
         fleet.push(Running::spawn(
             work.path(),
             env.command(&["run", "--config", cfg.to_str().unwrap()]),
@@ -220,12 +226,12 @@ fn a_sidecar_on_a_node_out_of_inotify_instances_still_keeps_its_files_fresh() {
     let work = scratch();
     let out = Tmpfs::new("1m");
     let secrets = file(work.path(), "secrets.yaml", "app/db:\n  password: one\n");
-    let config = format!(
-        "sources:\n  - file: {{ path: {} }}\noutput:\n  dir: {}\nrefresh: {{ interval: 1s }}\nsecrets:\n  - name: db\n    kv: {{ mount: app, path: db }}\n    key: password\n",
-        secrets.display(),
-        out.path().display()
-    );
-    let cfg = file(work.path(), "config.yaml", &config);
+    let cfg = Config::new()
+        .source(file_source(&secrets))
+        .output(out.path())
+        .set("refresh", json!({ "interval": "1s" }))
+        .secret(json!({ "name": "db", "kv": { "mount": "app", "path": "db" }, "key": "password" }))
+        .write(work.path(), "config.yaml");
     // A user namespace with no inotify instance left to give, as on a node
     // whose pods (running as one uid) have taken them all.
     let mut cmd = Command::new("unshare");

@@ -44,88 +44,142 @@ fn handed_over_token(state: &Path) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// OpenBao holding `app/db` and an AppRole login, with the app's output
+/// volume and a volume for the state.
+struct HandOff {
+    bao: Bao,
+    work: tempfile::TempDir,
+    out: Tmpfs,
+    vol: Tmpfs,
+    role_id: std::path::PathBuf,
+    secret_id: std::path::PathBuf,
+}
+
+impl HandOff {
+    fn start() -> HandOff {
+        let bao = Bao::start();
+        let (work, out, vol) = (scratch(), Tmpfs::new("4m"), Tmpfs::new("1m"));
+        bao.kv2_put("app/db", json!({ "password": VALUE }));
+        bao.app_policy();
+        let (role_id, secret_id) = bao.approle(work.path());
+        HandOff {
+            bao,
+            work,
+            out,
+            vol,
+            role_id,
+            secret_id,
+        }
+    }
+
+    /// The config that logs in with AppRole and writes `output`.
+    fn config(&self, output: Value) -> String {
+        Config::new()
+            .source(json!({ "name": "vault", "vault": {
+                "address": self.bao.addr,
+                "auth": { "approle": { "role_id_file": self.role_id, "secret_id_file": self.secret_id } },
+            } }))
+            .set("output", output)
+            .secret(kv_key("db", "app/db", "password"))
+            .yaml()
+    }
+
+    /// The config with its state in the state volume.
+    fn with_state(&self) -> String {
+        self.config(json!({ "dir": self.out.path(), "state_dir": self.state() }))
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.vol.path().join("state")
+    }
+}
+
 #[test]
-fn init_keeps_its_token_out_of_the_output_dir_and_hands_over_only_through_state_dir() {
-    let bao = Bao::start();
-    let (work, out, vol) = (scratch(), Tmpfs::new("4m"), Tmpfs::new("1m"));
-    bao.kv2_put("app/db", json!({ "password": VALUE }));
-    bao.app_policy();
-    let (role_id, secret_id) = bao.approle(work.path());
-    let config = |output: &str| {
-        format!(
-            "sources:\n  - name: vault\n    vault:\n      address: {}\n      auth: {{ approle: {{ role_id_file: {}, secret_id_file: {} }} }}\noutput: {{ {output} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
-            bao.addr,
-            role_id.display(),
-            secret_id.display()
-        )
-    };
-    // No state_dir: no hand-off, said once, and nothing but the secret's file.
+fn without_a_state_dir_init_hands_nothing_over() {
+    let h = HandOff::start();
+    // No hand-off, said once, and nothing but the secret's file.
     let o = init(
-        work.path(),
-        &config(&format!("dir: {}", out.path().display())),
+        h.work.path(),
+        &h.config(json!({ "dir": h.out.path() })),
         &[],
     );
     assert_exit(&o, 0);
     assert_eq!(text(&o).matches("nothing is handed over").count(), 1);
-    let written: Vec<_> = files_under(out.path())
+    let written: Vec<_> = files_under(h.out.path())
         .into_iter()
         .map(|(p, _)| p)
         .collect();
-    assert_eq!(written, [out.path().join("db").display().to_string()]);
-    // A state_dir inside the output dir is a config error naming both keys.
-    let inside = format!(
-        "dir: {}, state_dir: {}/.ramsecrets",
-        out.path().display(),
-        out.path().display()
-    );
-    let o = init(work.path(), &config(&inside), &[]);
+    assert_eq!(written, [h.out.path().join("db").display().to_string()]);
+}
+
+#[test]
+fn a_state_dir_inside_the_output_dir_is_refused() {
+    // A config error naming both keys, found before any server is asked.
+    let (work, out) = (scratch(), Tmpfs::new("1m"));
+    let token = file(work.path(), "token", "t");
+    let config = Config::new()
+        .source(vault("http://127.0.0.1:1", json!({ "token_file": token })))
+        .set(
+            "output",
+            json!({ "dir": out.path(), "state_dir": out.path().join(".ramsecrets") }),
+        )
+        .secret(kv_key("db", "app/db", "password"));
+    let o = init(work.path(), &config.yaml(), &[]);
     assert_exit(&o, 78);
     assert!(
         text(&o).contains("output.state_dir") && text(&o).contains("output.dir"),
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn init_hands_its_token_to_the_sidecar_through_the_state_dir_only() {
+    let h = HandOff::start();
     // Its own volume: the token lands there (0400 in a 0700 directory) and nowhere in dir.
-    let state = vol.path().join("state");
-    let own = format!(
-        "dir: {}, state_dir: {}",
-        out.path().display(),
-        state.display()
-    );
-    let cfg_text = config(&own);
-    let o = init(work.path(), &cfg_text, &[]);
+    let o = init(h.work.path(), &h.with_state(), &[]);
     assert_exit(&o, 0);
     let mode = |p: &Path| {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions())
             & 0o777
     };
+    let state = h.state();
     assert_eq!(mode(&state), 0o700);
     assert_eq!(mode(&state.join("state.json")), 0o400);
     let token = handed_over_token(&state);
     assert_eq!(
-        bao.api_as(&token, "GET", "auth/token/lookup-self", Value::Null)
+        h.bao
+            .api_as(&token, "GET", "auth/token/lookup-self", Value::Null)
             .0,
         200
     );
-    for (path, content) in files_under(out.path()) {
+    for (path, content) in files_under(h.out.path()) {
         let text = String::from_utf8_lossy(&content);
         assert!(!text.contains(&token), "the token is in {path}");
     }
     assert!(!text(&o).contains(&token) && !text(&o).contains(VALUE));
-    // The sidecar adopts the token after checking it…
-    let cfg = file(work.path(), "config.yaml", &cfg_text);
-    let mut run = Running::sidecar(work.path(), &cfg);
+    // The sidecar adopts the token after checking it.
+    let cfg = file(h.work.path(), "config.yaml", &h.with_state());
+    let mut run = Running::sidecar(h.work.path(), &cfg);
     assert_eq!(run.stop(Signal::TERM), Some(0));
     assert!(
         run.logs().contains("using the token handed over by init"),
         "{}",
         run.logs()
     );
-    // …but not when another uid owns the file: it logs in afresh.
-    let o = init(work.path(), &cfg_text, &[]);
+    assert!(!run.logs().contains(&token) && !run.logs().contains(VALUE));
+}
+
+#[test]
+fn a_handed_over_token_another_uid_owns_is_not_adopted() {
+    let h = HandOff::start();
+    let o = init(h.work.path(), &h.with_state(), &[]);
     assert_exit(&o, 0);
-    chown(&state.join("state.json"), 65534);
-    let mut run = Running::sidecar(work.path(), &cfg);
+    let token = handed_over_token(&h.state());
+    chown(&h.state().join("state.json"), 65534);
+    // The sidecar logs in afresh.
+    let cfg = file(h.work.path(), "config.yaml", &h.with_state());
+    let mut run = Running::sidecar(h.work.path(), &cfg);
     assert_eq!(run.stop(Signal::TERM), Some(0));
     let logs = run.logs();
     assert_eq!(
@@ -174,14 +228,15 @@ fn a_planted_state_cannot_make_the_sidecar_renew_or_revoke_a_lease_it_does_not_o
         "path \"database/creds/app\" { capabilities = [\"read\"] }\npath \"sys/leases/*\" { capabilities = [\"update\"] }",
     );
     let token = file(work.path(), "token", &app_token);
-    let config = format!(
-        "sources:\n  - name: vault\n    vault:\n      address: {}\n      revoke_on_exit: true\n      auth: {{ token_file: {} }}\noutput: {{ dir: {}, state_dir: {} }}\nsecrets:\n  - name: db\n    read: database/creds/app\n    format: json\n",
-        bao.addr,
-        token.display(),
-        out.path().display(),
-        state.display()
-    );
-    let cfg = file(work.path(), "config.yaml", &config);
+    let cfg = Config::new()
+        .source(json!({ "name": "vault", "vault": {
+            "address": bao.addr,
+            "revoke_on_exit": true,
+            "auth": { "token_file": token },
+        } }))
+        .set("output", json!({ "dir": out.path(), "state_dir": state }))
+        .secret(json!({ "name": "db", "read": "database/creds/app", "format": "json" }))
+        .write(work.path(), "config.yaml");
     assert_eq!(bao.leases("database/creds/app"), 1);
     let mut run = Running::sidecar(work.path(), &cfg);
     // Its own credentials, on its own lease.

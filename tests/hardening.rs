@@ -6,94 +6,84 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 use rustix::process::Signal;
+use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(60);
 const VALUE: &str = "s3cr3t-value-7f1c";
 
-/// A `file` source config with one secret, writing to `out`, plus `extra`.
-fn config(work: &Path, out: &Path, extra: &str) -> std::path::PathBuf {
+/// A `file` source config with one secret, writing to `out`.
+fn config(work: &Path, out: &Path) -> Config {
     file(
         work,
         "dev.yaml",
         &format!("secret/app/db:\n  password: {VALUE}\n"),
     );
-    file(
-        work,
-        "config.yaml",
-        &format!(
-            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\n{extra}secrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
-            out.display()
-        ),
-    )
-}
-
-/// Sends `request` on a new connection; returns what came back (empty when closed).
-fn exchange(port: u16, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let _ = s.write_all(request);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out)
+        .secret(kv_key("db", "app/db", "password"))
 }
 
 /// A ready `ramsecrets run` with a health endpoint; returns it and the port.
 fn with_health(work: &Path, out: &Path) -> (Running, u16) {
     let port = free_port();
-    let health = format!("health: {{ listen: \"127.0.0.1:{port}\" }}\n");
-    let cfg = config(work, out, &health);
+    let cfg = config(work, out)
+        .set("health", json!({ "listen": format!("127.0.0.1:{port}") }))
+        .write(work, "config.yaml");
     (Running::sidecar(work, &cfg), port)
 }
 
 const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
 #[test]
-fn the_health_endpoint_caps_connections_and_cuts_slow_or_huge_heads() {
+fn a_huge_head_gets_431_and_the_health_endpoint_serves_on() {
     let (work, out) = (scratch(), Tmpfs::new("4m"));
     let (mut run, port) = with_health(work.path(), out.path());
-    assert!(exchange(port, HEALTHZ).starts_with("HTTP/1.1 200"));
-    // A head over 16 KiB is refused.
+    // A head over 16 KiB is refused with 431, and the next request is served.
     let huge = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
         "a".repeat(64 * 1024)
     );
-    let answer = exchange(port, huge.as_bytes());
-    assert!(
-        answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
-        "{answer}"
-    );
-    // A head that never ends is cut off.
-    let answer = exchange(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
+    let answer = raw::exchange(port, huge.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    assert!(raw::exchange(port, HEALTHZ).starts_with("HTTP/1.1 200"));
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+    assert!(!run.logs().contains(VALUE));
+}
+
+#[test]
+fn a_head_that_never_ends_is_cut_off() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let (mut run, port) = with_health(work.path(), out.path());
+    // The server closes the connection, after a 408 at most.
+    let answer = raw::cut_off(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n");
     assert!(
         answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
         "{answer}"
     );
-    // 32 idle connections fill the endpoint: the next one gets 429. Each try
-    // opens them afresh, as idle ones are cut after the header timeout.
-    let mut busy = false;
-    for _ in 0..10 {
-        let held: Vec<TcpStream> = (0..32)
-            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
-            .collect();
-        busy = exchange(port, HEALTHZ).starts_with("HTTP/1.1 429");
-        drop(held);
-        if busy {
-            break;
-        }
-    }
-    assert!(busy, "the 33rd connection was served");
+    assert!(raw::exchange(port, HEALTHZ).starts_with("HTTP/1.1 200"));
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn the_health_endpoint_answers_429_over_32_connections() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let (mut run, port) = with_health(work.path(), out.path());
+    // 32 idle connections fill the endpoint: the next one gets 429.
+    assert!(
+        raw::refused_over_the_cap(port, 32, HEALTHZ),
+        "the 33rd connection was served"
+    );
     wait_until(LIMIT, "the endpoint to serve again", || {
-        exchange(port, HEALTHZ).starts_with("HTTP/1.1 200")
+        raw::exchange(port, HEALTHZ).starts_with("HTTP/1.1 200")
     });
     assert_eq!(run.stop(Signal::TERM), Some(0));
-    assert!(!run.logs().contains(VALUE));
 }
 
 #[test]
@@ -114,7 +104,7 @@ fn an_accept_loop_out_of_descriptors_backs_off_and_recovers() {
     // others wait in the backlog while accept fails with EMFILE.
     let held = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let waiting: Vec<_> = (0..3)
-        .map(|_| std::thread::spawn(move || exchange(port, HEALTHZ)))
+        .map(|_| std::thread::spawn(move || raw::exchange(port, HEALTHZ)))
         .collect();
     run.wait_log("backing off until descriptors are free", LIMIT);
     // While starved, the loop retries quietly instead of spinning (a spinning
@@ -157,15 +147,17 @@ fn sigterm_and_sigint_stop_a_start_up_that_waits_on_a_backend_even_as_pid_1() {
     let out = Tmpfs::new("4m");
     let (port, _hang) = hanging_server();
     let token = file(work.path(), "token", VALUE);
-    let cfg = file(
-        work.path(),
-        "config.yaml",
-        &format!(
-            "sources:\n  - vault:\n      address: http://127.0.0.1:{port}\n      request_timeout: 10m\n      auth: {{ token_file: {} }}\noutput: {{ dir: {} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db, kv_version: 2 }}\n",
-            token.display(),
-            out.path().display()
-        ),
-    );
+    let cfg = Config::new()
+        .source(json!({ "vault": {
+            "address": format!("http://127.0.0.1:{port}"),
+            "request_timeout": "10m",
+            "auth": { "token_file": token },
+        } }))
+        .output(out.path())
+        .secret(
+            json!({ "name": "db", "kv": { "mount": "secret", "path": "app/db", "kv_version": 2 } }),
+        )
+        .write(work.path(), "config.yaml");
     for (mode, sig, code) in [("init", Signal::TERM, 143), ("run", Signal::INT, 130)] {
         let mut cmd = std::process::Command::new("unshare");
         cmd.args(["--pid", "--fork", "--kill-child"])
@@ -193,7 +185,7 @@ fn sigterm_and_sigint_stop_a_start_up_that_waits_on_a_backend_even_as_pid_1() {
 #[test]
 fn sighup_reloads_the_config_of_run() {
     let (work, out) = (scratch(), Tmpfs::new("4m"));
-    let cfg = config(work.path(), out.path(), "");
+    let cfg = config(work.path(), out.path()).write(work.path(), "config.yaml");
     let mut run = Running::sidecar(work.path(), &cfg);
     let pid = rustix::process::Pid::from_raw(run.child.id() as i32).unwrap();
     // Nothing changed on disk: only the signal asks for the reload, and the
@@ -262,15 +254,12 @@ fn configs_built_to_exhaust_memory_are_refused_with_78() {
 fn a_pid_file_naming_pid_1_a_process_group_or_ramsecrets_itself_is_refused() {
     let (work, out) = (scratch(), Tmpfs::new("4m"));
     let pid_file = work.path().join("app.pid");
-    let cfg = config(work.path(), out.path(), "");
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "    key: password\n",
-        &format!(
-            "    key: password\n    on_change:\n      - signal: {{ pid_file: {}, signal: HUP }}\n",
-            pid_file.display()
-        ),
-    );
-    std::fs::write(&cfg, text).unwrap();
+    let cfg = config(work.path(), out.path())
+        .secret_with(
+            "db",
+            json!({ "on_change": [{ "signal": { "pid_file": pid_file, "signal": "HUP" } }] }),
+        )
+        .write(work.path(), "config.yaml");
     // In a PID namespace of its own (a shell as its PID 1), so that no
     // signal, refused or not, can reach a process outside the test.
     let mut cmd = std::process::Command::new("unshare");

@@ -12,6 +12,7 @@ use std::process::Command;
 use common::moto::{AwsEnv, Moto};
 use common::recorder::Recorder;
 use common::*;
+use serde_json::json;
 
 /// An unnamed `aws_secrets_manager` source (named `aws`) at `endpoint`.
 fn source(endpoint: &str) -> String {
@@ -51,6 +52,9 @@ fn writes_aws_secrets_through_every_format() {
     let blob = [0u8, 159, 146, 150, 255, 10, 13, 0];
     moto.create_binary("app/keystore", &blob);
     let arn = moto.arn("app/token");
+    // A template's braces, kept out of the format string below.
+    let url_template =
+        "    template: \"postgres://{{ username }}@db:{{ port }}/{{ password | length }}\"\n";
     let o = AwsEnv::keys().init(
         work.path(),
         &config(
@@ -73,8 +77,7 @@ fn writes_aws_secrets_through_every_format() {
     format: yaml
   - name: url
     secret_id: app/db
-    template: \"postgres://{{{{ username }}}}@db:{{{{ port }}}}/{{{{ password | length }}}}\"
-  - name: password
+{url_template}  - name: password
     secret_id: app/db
     key: password
     mode: \"0440\"
@@ -119,7 +122,7 @@ fn writes_aws_secrets_through_every_format() {
     let db: serde_json::Value = serde_json::from_str(&out.read("db.json")).unwrap();
     assert_eq!(
         db,
-        serde_json::json!({ "username": "app", "password": "second pass's \"$x\"", "port": "5432" })
+        json!({ "username": "app", "password": "second pass's \"$x\"", "port": "5432" })
     );
     assert_eq!(
         out.read("db.yaml"),
@@ -224,7 +227,7 @@ fn forty_five_secrets_cost_three_batch_calls_on_the_wire() {
     for i in 0..45 {
         moto.create(
             &format!("bulk/s{i:02}"),
-            &format!("{{\"n\":\"value-{i}\"}}"),
+            &json!({ "n": format!("value-{i}") }).to_string(),
         );
         secrets.push_str(&format!(
             "  - name: s{i:02}\n    secret_id: bulk/s{i:02}\n    key: n\n"
@@ -393,67 +396,100 @@ fn a_denied_batch_call_falls_back_to_one_call_per_secret_and_says_why_once() {
     );
 }
 
+/// moto behind a recording proxy that injects faults, holding `f/db`
+/// (`pw-fault`, and `pw-staged` at AWSPENDING).
+struct FaultBed {
+    proxy: Recorder,
+    work: tempfile::TempDir,
+    out: Tmpfs,
+    env: AwsEnv,
+    _moto: Moto,
+}
+
+impl FaultBed {
+    fn start() -> FaultBed {
+        let moto = Moto::start();
+        let proxy = Recorder::start(moto.port);
+        moto.create("f/db", r#"{"password":"pw-fault"}"#);
+        moto.put("f/db", r#"{"password":"pw-staged"}"#, &["AWSPENDING"]);
+        FaultBed {
+            proxy,
+            work: scratch(),
+            out: Tmpfs::new("4m"),
+            env: AwsEnv::keys(),
+            _moto: moto,
+        }
+    }
+
+    /// `init` on `f/db`'s password (at `stage`, when given) through the proxy.
+    fn init(&self, stage: Option<&str>, extra: &[&str]) -> std::process::Output {
+        let stage = stage.map_or(String::new(), |s| format!("    version_stage: {s}\n"));
+        let secrets = format!("  - name: db\n    secret_id: f/db\n{stage}    key: password\n");
+        let config = config(&self.proxy.url(), &self.out, &secrets);
+        self.env.init(self.work.path(), &config, extra)
+    }
+}
+
 #[test]
-fn throttling_is_retried_with_backoff_and_faults_map_to_exit_codes() {
-    let moto = Moto::start();
-    let proxy = Recorder::start(moto.port);
-    let work = scratch();
-    let out = Tmpfs::new("4m");
-    let env = AwsEnv::keys();
-    moto.create("f/db", r#"{"password":"pw-fault"}"#);
-    moto.put("f/db", r#"{"password":"pw-staged"}"#, &["AWSPENDING"]);
-    let one = config(
-        &proxy.url(),
-        &out,
-        "  - name: db\n    secret_id: f/db\n    key: password\n",
-    );
-    let staged = config(
-        &proxy.url(),
-        &out,
-        "  - name: db\n    secret_id: f/db\n    version_stage: AWSPENDING\n    key: password\n",
-    );
-
+fn throttling_and_server_errors_are_retried() {
+    let bed = FaultBed::start();
     // Throttled twice, a 500 once: retried, then written.
-    proxy.fail("BatchGetSecretValue", 400, "ThrottlingException", 2);
-    proxy.fail("BatchGetSecretValue", 500, "InternalServiceError", 1);
-    let o = env.init(work.path(), &one, &[]);
+    bed.proxy
+        .fail("BatchGetSecretValue", 400, "ThrottlingException", 2);
+    bed.proxy
+        .fail("BatchGetSecretValue", 500, "InternalServiceError", 1);
+    let o = bed.init(None, &[]);
     assert_exit(&o, 0);
-    assert_eq!(out.read("db"), "pw-fault");
-    assert_eq!(proxy.count("BatchGetSecretValue"), 4, "{:?}", proxy.calls());
+    assert_eq!(bed.out.read("db"), "pw-fault");
+    assert_eq!(
+        bed.proxy.count("BatchGetSecretValue"),
+        4,
+        "{:?}",
+        bed.proxy.calls()
+    );
+}
 
-    // Throttled for good: gives up at the deadline with 69. Each throttle
-    // holds the source back at least a second, so 3s leave room for 3 calls.
-    proxy.reset();
-    proxy.fail(
+#[test]
+fn throttled_for_good_init_gives_up_at_the_deadline_with_69() {
+    let bed = FaultBed::start();
+    // Each throttle holds the source back at least a second, so 3s leave
+    // room for 3 calls at most.
+    bed.proxy.fail(
         "BatchGetSecretValue",
         400,
         "ThrottlingException",
         usize::MAX,
     );
-    let o = env.init(work.path(), &one, &["--timeout", "3s"]);
+    let o = bed.init(None, &["--timeout", "3s"]);
     assert_exit(&o, 69);
     assert!(
         text(&o).contains("backend asked to slow down: secret_id `f/db`: BatchGetSecretValue of 1 secret(s): ThrottlingException"),
         "{}",
         text(&o)
     );
-    let tries = proxy.count("BatchGetSecretValue");
+    let tries = bed.proxy.count("BatchGetSecretValue");
     assert!(
         (1..=3).contains(&tries),
         "a second between throttled calls: {tries} calls in 3s"
     );
+}
 
+#[test]
+fn aws_faults_map_to_exit_codes() {
+    let bed = FaultBed::start();
     // AccessDenied on one secret → 77; a KMS failure → 65, said plainly.
-    proxy.fail("GetSecretValue", 400, "AccessDeniedException", 1);
-    let o = env.init(work.path(), &staged, &[]);
+    bed.proxy
+        .fail("GetSecretValue", 400, "AccessDeniedException", 1);
+    let o = bed.init(Some("AWSPENDING"), &[]);
     assert_exit(&o, 77);
     assert!(
         text(&o).contains("permission denied: secret_id `f/db` (AWSPENDING)"),
         "{}",
         text(&o)
     );
-    proxy.fail("GetSecretValue", 400, "DecryptionFailure", 1);
-    let o = env.init(work.path(), &staged, &[]);
+    bed.proxy
+        .fail("GetSecretValue", 400, "DecryptionFailure", 1);
+    let o = bed.init(Some("AWSPENDING"), &[]);
     assert_exit(&o, 65);
     assert!(
         text(&o).contains("secret_id `f/db` (AWSPENDING): KMS could not decrypt the secret"),
@@ -464,10 +500,10 @@ fn throttling_is_retried_with_backoff_and_faults_map_to_exit_codes() {
     // Nothing listening: unreachable → 69.
     let closed = config(
         &format!("http://127.0.0.1:{}", free_port()),
-        &out,
+        &bed.out,
         "  - name: db\n    secret_id: f/db\n",
     );
-    let o = env.init(work.path(), &closed, &["--timeout", "2s"]);
+    let o = bed.env.init(bed.work.path(), &closed, &["--timeout", "2s"]);
     assert_exit(&o, 69);
     assert!(text(&o).contains("backend unavailable"), "{}", text(&o));
     assert!(!text(&o).contains("pw-"), "{}", text(&o));
@@ -476,10 +512,10 @@ fn throttling_is_retried_with_backoff_and_faults_map_to_exit_codes() {
     let (port, _held) = hanging_server();
     let hung = config(
         &format!("http://127.0.0.1:{port}"),
-        &out,
+        &bed.out,
         "  - name: db\n    secret_id: f/db\n",
     );
-    let o = env.init(work.path(), &hung, &["--timeout", "2s"]);
+    let o = bed.env.init(bed.work.path(), &hung, &["--timeout", "2s"]);
     assert_exit(&o, 69);
     assert!(
         text(&o).contains("secret_id `f/db`: no answer before the deadline"),
@@ -600,15 +636,19 @@ fn in_run_mode_a_put_secret_value_reaches_the_file_and_the_proxy() {
     moto.create("app/db", r#"{"password":"one"}"#);
     let recorder = Recorder::start(moto.port);
     let (health, proxy) = (free_port(), free_port());
-    let cfg = file(
-        work.path(),
-        "config.yaml",
-        &format!(
-            "{}output: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nhealth: {{ listen: \"127.0.0.1:{health}\" }}\nproxy: {{ listen: \"127.0.0.1:{proxy}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    secret_id: app/db\n    key: password\n    previous: true\n",
-            source(&recorder.url()),
-            out.path().display()
-        ),
-    );
+    let cfg = Config::new()
+        .source(
+            json!({ "aws_secrets_manager": { "region": "us-east-1", "endpoint": recorder.url() } }),
+        )
+        .output(out.path())
+        .set("refresh", json!({ "interval": "1s" }))
+        .set("health", json!({ "listen": format!("127.0.0.1:{health}") }))
+        .set(
+            "proxy",
+            json!({ "listen": format!("127.0.0.1:{proxy}"), "token_file": "proxy-token" }),
+        )
+        .secret(json!({ "name": "db", "secret_id": "app/db", "key": "password", "previous": true }))
+        .write(work.path(), "config.yaml");
     let env = AwsEnv::keys();
     let mut run = Running::spawn(
         work.path(),

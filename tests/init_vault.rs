@@ -9,12 +9,8 @@ use std::process::Command;
 use common::*;
 use serde_json::json;
 
-fn vault_source(bao: &Bao, token_file: &std::path::Path) -> String {
-    format!(
-        "sources:\n  - name: vault\n    vault:\n      address: {}\n      auth: {{ token_file: {} }}\n",
-        bao.addr,
-        token_file.display()
-    )
+fn vault_source(bao: &Bao, token_file: &std::path::Path) -> serde_json::Value {
+    json!({ "name": "vault", "vault": { "address": bao.addr, "auth": { "token_file": token_file } } })
 }
 
 #[test]
@@ -56,43 +52,47 @@ fn writes_kv_v1_v2_read_and_pki_in_every_format() {
         json!({ "allowed_domains": ["svc"], "allow_subdomains": true, "max_ttl": "72h" }),
     );
     let token = file(work.path(), "token", &format!("{}\n", bao.token));
-    let owner = if is_root() {
-        "\n  owner: \"1234:2345\""
-    } else {
-        ""
-    };
-    let config = format!(
-        "{}output:\n  dir: {}\n  mode: \"0440\"{owner}\nsecrets:
-  - name: v1
-    kv: {{ mount: kv1, path: app/cfg }}
-    format: yaml
-  - name: v2
-    kv: {{ mount: secret, path: app/db }}
-    file: db.json
-  - name: v2-pinned
-    kv: {{ mount: secret, path: app/db, version: 1 }}
-    key: password
-    mode: \"0400\"
-  - name: v2-forced
-    kv: {{ mount: secret, path: app/db, kv_version: 2 }}
-    file: sub/db.env
-    format: env
-  - name: dotenv
-    kv: {{ mount: secret, path: app/db }}
-    file: db.dotenv
-    format: dotenv
-  - name: url
-    kv: {{ mount: secret, path: app/db }}
-    template: \"postgres://{{{{ username }}}}@db/{{{{ password | length }}}}\"
-  - name: generic
-    read: kv1/app/cfg
-    key: port
-  - name: tls
-    pki: {{ mount: pki, role: web, common_name: app.default.svc, ttl: 1h, alt_names: [app.svc] }}
-",
-        vault_source(&bao, &token),
-        out.path().display()
+    assert!(
+        is_root(),
+        "output.owner needs root to give files away: run the tests as root (CI does)"
     );
+    let config = Config::new()
+        .source(vault_source(&bao, &token))
+        .set(
+            "output",
+            json!({ "dir": out.path(), "mode": "0440", "owner": "1234:2345" }),
+        )
+        .secret(json!({ "name": "v1", "kv": { "mount": "kv1", "path": "app/cfg" }, "format": "yaml" }))
+        .secret(json!({ "name": "v2", "kv": { "mount": "secret", "path": "app/db" }, "file": "db.json" }))
+        .secret(json!({
+            "name": "v2-pinned",
+            "kv": { "mount": "secret", "path": "app/db", "version": 1 },
+            "key": "password",
+            "mode": "0400",
+        }))
+        .secret(json!({
+            "name": "v2-forced",
+            "kv": { "mount": "secret", "path": "app/db", "kv_version": 2 },
+            "file": "sub/db.env",
+            "format": "env",
+        }))
+        .secret(json!({
+            "name": "dotenv",
+            "kv": { "mount": "secret", "path": "app/db" },
+            "file": "db.dotenv",
+            "format": "dotenv",
+        }))
+        .secret(json!({
+            "name": "url",
+            "kv": { "mount": "secret", "path": "app/db" },
+            "template": "postgres://{{ username }}@db/{{ password | length }}",
+        }))
+        .secret(json!({ "name": "generic", "read": "kv1/app/cfg", "key": "port" }))
+        .secret(json!({
+            "name": "tls",
+            "pki": { "mount": "pki", "role": "web", "common_name": "app.default.svc", "ttl": "1h", "alt_names": ["app.svc"] },
+        }))
+        .yaml();
     let o = init(work.path(), &config, &[]);
     assert_exit(&o, 0);
     assert_eq!(
@@ -141,9 +141,7 @@ fn writes_kv_v1_v2_read_and_pki_in_every_format() {
     let meta = |f: &str| std::fs::metadata(out.path().join(f)).unwrap();
     assert_eq!(meta("db.json").permissions().mode() & 0o777, 0o440);
     assert_eq!(meta("v2-pinned").permissions().mode() & 0o777, 0o400);
-    if is_root() {
-        assert_eq!((meta("tls.key").uid(), meta("tls.key").gid()), (1234, 2345));
-    }
+    assert_eq!((meta("tls.key").uid(), meta("tls.key").gid()), (1234, 2345));
     // Without output.state_dir, nothing is handed over, and said once.
     assert_eq!(text(&o).matches("nothing is handed over").count(), 1);
 }
@@ -177,24 +175,20 @@ fn logs_in_with_approle_and_jwt() {
     let auths = [
         (
             "approle",
-            format!(
-                "approle: {{ role_id_file: {}, secret_id_file: {} }}",
-                rid.display(),
-                sid.display()
-            ),
+            json!({ "approle": { "role_id_file": rid, "secret_id_file": sid } }),
         ),
         (
             "jwt",
-            format!("jwt: {{ role: ci, token_file: {} }}", jwt_file.display()),
+            json!({ "jwt": { "role": "ci", "token_file": jwt_file } }),
         ),
     ];
     for (name, auth) in auths {
         let out = Tmpfs::new("1m");
-        let config = format!(
-            "sources:\n  - vault:\n      address: {}\n      auth:\n        {auth}\noutput: {{ dir: {} }}\nsecrets:\n  - name: pw\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
-            bao.addr,
-            out.path().display()
-        );
+        let config = Config::new()
+            .source(vault(&bao.addr, auth))
+            .output(out.path())
+            .secret(kv_key("pw", "app/db", "password"))
+            .yaml();
         let o = init(work.path(), &config, &[]);
         assert_exit(&o, 0);
         assert_eq!(out.read("pw"), "via-login", "{name}");
@@ -207,13 +201,14 @@ fn logs_in_with_approle_and_jwt() {
         "00000000-0000-0000-0000-000000000000",
     );
     let out = Tmpfs::new("1m");
-    let config = format!(
-        "sources:\n  - vault:\n      address: {}\n      auth:\n        approle: {{ role_id_file: {}, secret_id_file: {} }}\noutput: {{ dir: {} }}\nsecrets:\n  - name: pw\n    kv: {{ mount: secret, path: app/db }}\n",
-        bao.addr,
-        rid.display(),
-        bad.display(),
-        out.path().display()
-    );
+    let config = Config::new()
+        .source(vault(
+            &bao.addr,
+            json!({ "approle": { "role_id_file": rid, "secret_id_file": bad } }),
+        ))
+        .output(out.path())
+        .secret(kv("pw", "secret", "app/db"))
+        .yaml();
     let o = init(work.path(), &config, &[]);
     assert_exit(&o, 77);
     assert!(text(&o).contains("approle login"), "{}", text(&o));
@@ -232,16 +227,18 @@ fn backend_errors_name_every_secret_and_write_nothing() {
         "path \"secret/data/app/*\" { capabilities = [\"read\"] }\npath \"kv1/*\" { capabilities = [\"read\"] }",
     );
     let token = file(work.path(), "token", &limited);
-    let run = |secrets: &str| {
-        let config = format!(
-            "{}output: {{ dir: {} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n{secrets}",
-            vault_source(&bao, &token),
-            out.path().display()
+    let run = |secrets: &[serde_json::Value]| {
+        let config = secrets.iter().fold(
+            Config::new()
+                .source(vault_source(&bao, &token))
+                .output(out.path())
+                .secret(kv_key("db", "app/db", "password")),
+            |config, s| config.secret(s.clone()),
         );
-        init(work.path(), &config, &[])
+        init(work.path(), &config.yaml(), &[])
     };
     // 403 → 77
-    let o = run("  - name: denied\n    kv: { mount: secret, path: other/x }\n");
+    let o = run(&[kv("denied", "secret", "other/x")]);
     assert_exit(&o, 77);
     assert!(
         text(&o).contains("secret `denied`") && text(&o).contains("permission denied"),
@@ -249,7 +246,10 @@ fn backend_errors_name_every_secret_and_write_nothing() {
         text(&o)
     );
     // Missing path → 65, and every failed secret is named.
-    let o = run("  - name: gone\n    kv: { mount: secret, path: app/nope }\n  - name: nokey\n    kv: { mount: secret, path: app/db }\n    key: user\n");
+    let o = run(&[
+        kv("gone", "secret", "app/nope"),
+        kv_key("nokey", "app/db", "user"),
+    ]);
     assert_exit(&o, 65);
     let t = text(&o);
     assert!(
@@ -266,11 +266,16 @@ fn backend_errors_name_every_secret_and_write_nothing() {
         "sys/mounts/kv1",
         json!({ "type": "kv", "options": { "version": "1" } }),
     );
-    let o = run("  - name: pinned\n    kv: { mount: kv1, path: x, version: 2 }\n");
+    let o =
+        run(&[json!({ "name": "pinned", "kv": { "mount": "kv1", "path": "x", "version": 2 } })]);
     assert_exit(&o, 65);
     assert!(text(&o).contains("mount `kv1` is KV v1"), "{}", text(&o));
     // Template naming a missing field → 65.
-    let o = run("  - name: tmpl\n    kv: { mount: secret, path: app/db }\n    template: \"{{ password }}/{{ username }}\"\n");
+    let o = run(&[json!({
+        "name": "tmpl",
+        "kv": { "mount": "secret", "path": "app/db" },
+        "template": "{{ password }}/{{ username }}",
+    })]);
     assert_exit(&o, 65);
     assert!(
         text(&o).contains("field `username` is not in the secret (it has: password)"),
@@ -281,7 +286,7 @@ fn backend_errors_name_every_secret_and_write_nothing() {
     assert_eq!(out.names(), ["db"]);
     assert_eq!(out.read("db"), "old");
     assert!(!text(&o).contains("\"pw\""));
-    let o = run("");
+    let o = run(&[]);
     assert_exit(&o, 0);
     assert_eq!(out.read("db"), "pw");
 }
@@ -292,11 +297,15 @@ fn unreachable_and_hanging_backends_exit_69() {
     let out = Tmpfs::new("1m");
     let token = file(work.path(), "token", "t");
     let config = |addr: &str| {
-        format!(
-            "sources:\n  - vault:\n      address: {addr}\n      auth: {{ token_file: {} }}\n      request_timeout: 1s\noutput: {{ dir: {} }}\nsecrets:\n  - name: db\n    read: secret/data/x\n",
-            token.display(),
-            out.path().display()
-        )
+        Config::new()
+            .source(json!({ "vault": {
+                "address": addr,
+                "auth": { "token_file": token },
+                "request_timeout": "1s",
+            } }))
+            .output(out.path())
+            .secret(json!({ "name": "db", "read": "secret/data/x" }))
+            .yaml()
     };
     let closed = free_port();
     let o = init(
@@ -323,14 +332,16 @@ fn local_setup_errors_exit_78() {
     let bao = Bao::start();
     let work = scratch();
     let out = Tmpfs::new("1m");
-    let secrets = format!(
-        "output: {{ dir: {} }}\nsecrets:\n  - name: db\n    read: secret/data/x\n",
-        out.path().display()
-    );
+    let config = |source: serde_json::Value| {
+        Config::new()
+            .source(source)
+            .output(out.path())
+            .secret(json!({ "name": "db", "read": "secret/data/x" }))
+    };
     let missing = work.path().join("missing-token");
     let o = init(
         work.path(),
-        &format!("{}{secrets}", vault_source(&bao, &missing)),
+        &config(vault_source(&bao, &missing)).yaml(),
         &[],
     );
     assert_exit(&o, 78);
@@ -340,36 +351,35 @@ fn local_setup_errors_exit_78() {
         text(&o)
     );
     let empty = file(work.path(), "empty-token", "\n");
-    let o = init(
-        work.path(),
-        &format!("{}{secrets}", vault_source(&bao, &empty)),
-        &[],
-    );
+    let o = init(work.path(), &config(vault_source(&bao, &empty)).yaml(), &[]);
     assert_exit(&o, 78);
     assert!(text(&o).contains("is empty"), "{}", text(&o));
     let ca = file(work.path(), "ca.pem", "not a certificate\n");
     let token = file(work.path(), "token", &bao.token);
-    let config = format!(
-        "sources:\n  - vault:\n      address: https://127.0.0.1:1\n      ca_cert: {}\n      auth: {{ token_file: {} }}\n{secrets}",
-        ca.display(),
-        token.display()
-    );
-    let o = init(work.path(), &config, &[]);
+    let with_ca = config(json!({ "vault": {
+        "address": "https://127.0.0.1:1",
+        "ca_cert": ca,
+        "auth": { "token_file": token },
+    } }));
+    let o = init(work.path(), &with_ca.yaml(), &[]);
     assert_exit(&o, 78);
     assert!(
         text(&o).contains(&format!("ca_cert {}", ca.display())),
         "{}",
         text(&o)
     );
-    // A bad config is reported with its key and line, before anything is contacted.
-    let o = init(
-        work.path(),
-        &format!("{}{secrets}    formt: json\n", vault_source(&bao, &token)),
-        &[],
+    // A bad config is reported with its key and line, before anything is
+    // contacted (the text as written, to name its line).
+    let typo = format!(
+        "sources:\n  - vault:\n      address: {}\n      auth:\n        token_file: {}\noutput:\n  dir: {}\nsecrets:\n  - name: db\n    read: secret/data/x\n    formt: json\n",
+        bao.addr,
+        token.display(),
+        out.path().display()
     );
+    let o = init(work.path(), &typo, &[]);
     assert_exit(&o, 78);
     assert!(
-        text(&o).contains("secrets[0].formt (line 10, column 5): unknown field `formt`"),
+        text(&o).contains("secrets[0].formt (line 11, column 5): unknown field `formt`"),
         "{}",
         text(&o)
     );
@@ -386,15 +396,16 @@ fn output_problems_exit_73_and_keep_old_files() {
     bao.kv2_put("big", json!({ "blob": "x".repeat(256 * 1024) }));
     bao.kv2_put("small", json!({ "v": "fresh" }));
     let token = file(work.path(), "token", &bao.token);
-    let config = |dir: &std::path::Path, extra: &str| {
-        format!(
-            "{}output: {{ dir: {}{extra} }}\nsecrets:\n  - name: small\n    kv: {{ mount: secret, path: small }}\n    key: v\n  - name: big\n    kv: {{ mount: secret, path: big }}\n    key: blob\n",
-            vault_source(&bao, &token),
-            dir.display()
-        )
+    let config = |dir: &std::path::Path, allow_disk: bool| {
+        Config::new()
+            .source(vault_source(&bao, &token))
+            .set("output", json!({ "dir": dir, "allow_disk": allow_disk }))
+            .secret(kv_key("small", "small", "v"))
+            .secret(kv_key("big", "big", "blob"))
+            .yaml()
     };
     // Missing directory.
-    let o = init(work.path(), &config(&work.path().join("nope"), ""), &[]);
+    let o = init(work.path(), &config(&work.path().join("nope"), false), &[]);
     assert_exit(&o, 73);
     assert!(
         text(&o).contains("does not exist: create it, or mount a memory volume there"),
@@ -404,17 +415,14 @@ fn output_problems_exit_73_and_keep_old_files() {
     // A directory on disk, refused unless allow_disk.
     let disk = work.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
-    let o = init(work.path(), &config(&disk, ""), &[]);
+    let o = init(work.path(), &config(&disk, false), &[]);
     assert_exit(&o, 73);
     assert!(text(&o).contains("is not tmpfs or ramfs"), "{}", text(&o));
-    assert_exit(
-        &init(work.path(), &config(&disk, ", allow_disk: true"), &[]),
-        0,
-    );
+    assert_exit(&init(work.path(), &config(&disk, true), &[]), 0);
     // ENOSPC: a 64 KiB tmpfs cannot hold the big secret; the old files stay, no temporary is left.
     let tiny = Tmpfs::new("64k");
     std::fs::write(tiny.path().join("small"), "old").unwrap();
-    let o = init(work.path(), &config(tiny.path(), ""), &[]);
+    let o = init(work.path(), &config(tiny.path(), false), &[]);
     assert_exit(&o, 73);
     assert!(text(&o).contains("No space left on device"), "{}", text(&o));
     assert_eq!(tiny.names(), ["small"]);
@@ -423,7 +431,7 @@ fn output_problems_exit_73_and_keep_old_files() {
     let out = Tmpfs::new("4m");
     let victim = file(work.path(), "victim", "untouched");
     std::os::unix::fs::symlink(&victim, out.path().join("small")).unwrap();
-    assert_exit(&init(work.path(), &config(out.path(), ""), &[]), 0);
+    assert_exit(&init(work.path(), &config(out.path(), false), &[]), 0);
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
     assert_eq!(out.read("small"), "fresh");
     assert!(std::fs::symlink_metadata(out.path().join("small"))
@@ -452,11 +460,19 @@ fn trace_logs_never_show_a_secret() {
     );
     bao.api("POST", "pki/roles/web", json!({ "allow_any_name": true }));
     let token = file(work.path(), "token", &bao.token);
-    let config = format!(
-        "{}output: {{ dir: {} }}\nsecrets:\n  - name: a\n    kv: {{ mount: secret, path: app/db }}\n    format: json\n  - name: b\n    kv: {{ mount: kv1, path: app }}\n    format: env\n  - name: c\n    read: kv1/app\n    template: \"x{{{{ token }}}}\"\n  - name: tls\n    pki: {{ mount: pki, role: web, common_name: app.svc, ttl: 1h }}\n",
-        vault_source(&bao, &token),
-        out.path().display()
-    );
+    let config = Config::new()
+        .source(vault_source(&bao, &token))
+        .output(out.path())
+        .secret(
+            json!({ "name": "a", "kv": { "mount": "secret", "path": "app/db" }, "format": "json" }),
+        )
+        .secret(json!({ "name": "b", "kv": { "mount": "kv1", "path": "app" }, "format": "env" }))
+        .secret(json!({ "name": "c", "read": "kv1/app", "template": "x{{ token }}" }))
+        .secret(json!({
+            "name": "tls",
+            "pki": { "mount": "pki", "role": "web", "common_name": "app.svc", "ttl": "1h" },
+        }))
+        .yaml();
     for format in ["text", "json"] {
         let o = init(
             work.path(),

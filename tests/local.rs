@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use rustix::process::Signal;
+use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
@@ -60,25 +61,33 @@ fn one_edit_read_by_three_secrets_restarts_the_child_once_with_every_file_new() 
     let actions = work.path().join("actions");
     let events = work.path().join("events");
     let health = free_port();
-    let action = format!(
-        "    on_change: [ {{ exec: [\"/bin/sh\", \"-c\", \"echo ran >> {}\"] }} ]\n",
-        actions.display()
-    );
-    let config = format!(
-        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nexec: {{ on_change: restart, grace: 5s }}\nsecrets:
-  - name: db
-    kv: {{ mount: secret, path: app/db }}
-    format: json
-{action}  - name: db-url
-    kv: {{ mount: secret, path: app/db }}
-    template: \"{{{{ password }}}}\"
-{action}  - name: db-password
-    kv: {{ mount: secret, path: app/db }}
-    key: password
-{action}",
-        out.path().display()
-    );
-    let cfg = file(work.path(), "config.yaml", &config);
+    let action =
+        json!([{ "exec": ["/bin/sh", "-c", format!("echo ran >> {}", actions.display())] }]);
+    let cfg = Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out.path())
+        .set("refresh", json!({ "interval": "1s" }))
+        .set("health", json!({ "listen": format!("127.0.0.1:{health}") }))
+        .set("exec", json!({ "on_change": "restart", "grace": "5s" }))
+        .secret(json!({
+            "name": "db",
+            "kv": { "mount": "secret", "path": "app/db" },
+            "format": "json",
+            "on_change": action,
+        }))
+        .secret(json!({
+            "name": "db-url",
+            "kv": { "mount": "secret", "path": "app/db" },
+            "template": "{{ password }}",
+            "on_change": action,
+        }))
+        .secret(json!({
+            "name": "db-password",
+            "kv": { "mount": "secret", "path": "app/db" },
+            "key": "password",
+            "on_change": action,
+        }))
+        .write(work.path(), "config.yaml");
     let o = out.path().display();
     let script = format!(
         "echo start:$(cat {o}/db-url):$(cat {o}/db-password):$(grep -o 'one\\|two\\|three' {o}/db) >> {}; trap 'exit 0' TERM; while :; do sleep 0.1; done",
@@ -116,10 +125,13 @@ fn one_edit_read_by_three_secrets_restarts_the_child_once_with_every_file_new() 
 
 /// A sidecar on one secret of `dev.yaml` polled every `interval`, with its health port.
 fn polled(out: &Path, health: u16, interval: &str) -> String {
-    format!(
-        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: {interval} }}\nhealth: {{ listen: 127.0.0.1:{health} }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
-        out.display()
-    )
+    Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out)
+        .set("refresh", json!({ "interval": interval }))
+        .set("health", json!({ "listen": format!("127.0.0.1:{health}") }))
+        .secret(kv_key("db", "app/db", "password"))
+        .yaml()
 }
 
 #[test]
@@ -169,17 +181,14 @@ fn a_reload_to_a_shorter_interval_reschedules_the_planned_polls() {
 fn a_broken_file_source_is_reported_once_per_cause() {
     let work = scratch();
     let out = Tmpfs::new("1m");
-    let config = format!(
-        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nsecrets:
-  - name: alpha
-    kv: {{ mount: secret, path: app/a }}
-  - name: beta
-    kv: {{ mount: secret, path: app/b }}
-  - name: gamma
-    read: database/creds/app
-",
-        out.path().display()
-    );
+    let config = Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out.path())
+        .set("refresh", json!({ "interval": "1s" }))
+        .secret(kv("alpha", "secret", "app/a"))
+        .secret(kv("beta", "secret", "app/b"))
+        .secret(json!({ "name": "gamma", "read": "database/creds/app" }))
+        .yaml();
     let broken = "secret/app/a:\n  - x\n   y: [\n";
     let good = "secret/app/a: { v: 1 }\nsecret/app/b: { v: 2 }\ndatabase/creds/app: { v: 3 }\n";
     // init: one cause, said once.
@@ -212,16 +221,12 @@ fn a_broken_file_source_is_reported_once_per_cause() {
 }
 
 /// A config of one secret from a `file` source in `work`, written to `out`.
-fn simple_config(work: &Path, out: &Path, extra: &str) -> std::path::PathBuf {
+fn simple_config(work: &Path, out: &Path) -> Config {
     file(work, "dev.yaml", "secret/app/db:\n  password: one\n");
-    file(
-        work,
-        "config.yaml",
-        &format!(
-            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\n{extra}secrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
-            out.display()
-        ),
-    )
+    Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out)
+        .secret(kv_key("db", "app/db", "password"))
 }
 
 fn alive(pid: &str) -> bool {
@@ -236,7 +241,7 @@ fn alive(pid: &str) -> bool {
 fn exec_is_a_real_entrypoint() {
     let work = scratch();
     let out = Tmpfs::new("1m");
-    let cfg = simple_config(work.path(), out.path(), "");
+    let cfg = simple_config(work.path(), out.path()).write(work.path(), "config.yaml");
     let cfg = cfg.to_str().unwrap();
     // A command that does not exist: 127, as a shell says; one that cannot run: 126.
     let o = ramsecrets(&["exec", "--config", cfg, "--", "/nonexistent/app"]);
@@ -281,11 +286,9 @@ fn metrics_have_every_series_from_the_start() {
     let work = scratch();
     let out = Tmpfs::new("1m");
     let health = free_port();
-    let cfg = simple_config(
-        work.path(),
-        out.path(),
-        &format!("health: {{ listen: 127.0.0.1:{health} }}\n"),
-    );
+    let cfg = simple_config(work.path(), out.path())
+        .set("health", json!({ "listen": format!("127.0.0.1:{health}") }))
+        .write(work.path(), "config.yaml");
     let mut run = Running::sidecar(work.path(), &cfg);
     let r = reqwest::blocking::Client::new()
         .get(format!("http://127.0.0.1:{health}/metrics"))
@@ -318,14 +321,17 @@ fn wipe_on_exit_leaves_the_output_dir_as_it_found_it() {
     let work = scratch();
     let out = Tmpfs::new("1m");
     file(work.path(), "dev.yaml", "secret/app/db:\n  password: one\n");
-    let cfg = file(
-        work.path(),
-        "config.yaml",
-        &format!(
-            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {}, wipe_on_exit: true }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n    file: config/app/db\n  - name: top\n    kv: {{ mount: secret, path: app/db }}\n",
-            out.path().display()
-        ),
-    );
+    let cfg = Config::new()
+        .source(file_source("dev.yaml"))
+        .set("output", json!({ "dir": out.path(), "wipe_on_exit": true }))
+        .secret(json!({
+            "name": "db",
+            "kv": { "mount": "secret", "path": "app/db" },
+            "key": "password",
+            "file": "config/app/db",
+        }))
+        .secret(kv("top", "secret", "app/db"))
+        .write(work.path(), "config.yaml");
     let mut run = Running::sidecar(work.path(), &cfg);
     assert_eq!(out.read("config/app/db"), "one");
     assert_eq!(run.stop(Signal::TERM), Some(0));

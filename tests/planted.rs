@@ -12,6 +12,7 @@ use std::process::Command;
 use base64::Engine;
 use common::*;
 use rustix::process::Signal;
+use serde_json::json;
 
 const REAL: &str = "real-pass-1b2c";
 const PLANTED: &str = "PLANTED-9z8y";
@@ -21,37 +22,42 @@ fn b64(s: &str) -> String {
 }
 
 /// A `file` source config with a leased-style secret (`read:`) and a static
-/// one, both from the source's `REAL` value, with `extra` output keys.
-fn config(work: &Path, out: &Path, extra: &str) -> std::path::PathBuf {
+/// one, both from the source's `REAL` value.
+fn config(work: &Path, out: &Path) -> Config {
     file(
         work,
         "dev.yaml",
         &format!("database/creds/app:\n  password: {REAL}\nsecret/app/kv:\n  password: {REAL}\n"),
     );
-    file(
-        work,
-        "config.yaml",
-        &format!(
-            "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {}{extra} }}\nsecrets:\n  - name: db\n    read: database/creds/app\n    key: password\n  - name: kv\n    kv: {{ mount: secret, path: app/kv }}\n    key: password\n",
-            out.display()
-        ),
-    )
+    Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out)
+        .secret(json!({ "name": "db", "read": "database/creds/app", "key": "password" }))
+        .secret(kv_key("kv", "app/kv", "password"))
 }
 
 /// A state document as `init` writes it, holding `PLANTED` for both secrets,
 /// the lease of `db` taken at `lease_path`.
 fn planted_state(lease_path: &str, fetched_at: u64) -> String {
-    let held = |address: &str| {
-        format!(
-            r#"{{"address":{address},"fetched_at":{fetched_at},"version":null,"lease":{{"id":"{lease_path}/x1","duration":3600,"renewable":true}},"expires":null,"fields":{{"password":"{}"}}}}"#,
-            b64(PLANTED)
-        )
+    let held = |address: serde_json::Value| {
+        json!({
+            "address": address,
+            "fetched_at": fetched_at,
+            "version": null,
+            "lease": { "id": format!("{lease_path}/x1"), "duration": 3600, "renewable": true },
+            "expires": null,
+            "fields": { "password": b64(PLANTED) },
+        })
     };
-    format!(
-        r#"{{"version":2,"tokens":{{}},"secrets":{{"db":{},"kv":{}}}}}"#,
-        held(r#"{"read":"database/creds/app"}"#),
-        held(r#"{"kv":{"mount":"secret","path":"app/kv","kv_version":null,"version":null}}"#),
-    )
+    json!({
+        "version": 2,
+        "tokens": {},
+        "secrets": {
+            "db": held(json!({ "read": "database/creds/app" })),
+            "kv": held(json!({ "kv": { "mount": "secret", "path": "app/kv", "kv_version": null, "version": null } })),
+        },
+    })
+    .to_string()
 }
 
 fn chown(path: &Path, uid: u32) {
@@ -80,11 +86,9 @@ fn sidecar_on_state(plant: impl FnOnce(&Path)) -> (String, String, String) {
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, PermissionsExt::from_mode(0o700)).unwrap();
     plant(&dir);
-    let cfg = config(
-        work.path(),
-        out.path(),
-        &format!(", state_dir: {}", dir.display()),
-    );
+    let cfg = config(work.path(), out.path())
+        .with("output", json!({ "state_dir": dir }))
+        .write(work.path(), "config.yaml");
     sidecar_with(work.path(), &out, &cfg)
 }
 
@@ -196,11 +200,9 @@ fn a_planted_or_damaged_hand_off_state_is_never_adopted() {
 fn a_state_dir_on_disk_is_refused_by_init() {
     let (work, out) = (scratch(), Tmpfs::new("4m"));
     let disk = work.path().join("state");
-    let cfg = config(
-        work.path(),
-        out.path(),
-        &format!(", state_dir: {}", disk.display()),
-    );
+    let cfg = config(work.path(), out.path())
+        .with("output", json!({ "state_dir": disk }))
+        .write(work.path(), "config.yaml");
     let o = ramsecrets(&["init", "--config", cfg.to_str().unwrap()]);
     assert_exit(&o, 73);
     assert!(
@@ -215,7 +217,7 @@ fn a_state_dir_on_disk_is_refused_by_init() {
 #[test]
 fn a_huge_sparse_file_at_an_output_path_is_replaced_by_init_and_run() {
     let (work, out) = (scratch(), Tmpfs::new("4m"));
-    let cfg = config(work.path(), out.path(), "");
+    let cfg = config(work.path(), out.path()).write(work.path(), "config.yaml");
     let plant = || {
         let o = Command::new("truncate")
             .args(["-s", "1T"])
@@ -271,10 +273,12 @@ fn an_untrusted_proxy_token_file_stops_the_proxy_with_77() {
         let (work, out) = (scratch(), Tmpfs::new("4m"));
         let token = work.path().join("proxy-token");
         plant(&token);
-        let proxy = format!("proxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token }}\n");
-        let cfg = config(work.path(), out.path(), "");
-        let text_cfg = std::fs::read_to_string(&cfg).unwrap();
-        std::fs::write(&cfg, format!("{text_cfg}{proxy}")).unwrap();
+        let cfg = config(work.path(), out.path())
+            .set(
+                "proxy",
+                json!({ "listen": format!("127.0.0.1:{port}"), "token_file": "proxy-token" }),
+            )
+            .write(work.path(), "config.yaml");
         let o = ramsecrets(&["proxy", "--config", cfg.to_str().unwrap()]);
         assert_exit(&o, 77);
         let msg = text(&o);

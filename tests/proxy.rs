@@ -73,13 +73,14 @@ fn vault_sdk_and_aws_agent_clients_read_through_the_proxy_backed_by_openbao() {
     bao.kv2_put("app/db", json!({ "username": "app", "password": "one" }));
     let token = file(work.path(), "token", &bao.token);
     let (port, health) = (free_port(), free_port());
-    let config = format!(
-        "sources:\n  - vault:\n      address: {}\n      auth: {{ token_file: {} }}\noutput: {{ dir: {} }}\nrefresh: {{ interval: 1s }}\nhealth: {{ listen: \"127.0.0.1:{health}\" }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n    format: json\n",
-        bao.addr,
-        token.display(),
-        out.path().display()
-    );
-    let (mut run, ptoken) = start(work.path(), &config);
+    let config = Config::new()
+        .source(vault(&bao.addr, json!({ "token_file": token })))
+        .output(out.path())
+        .set("refresh", json!({ "interval": "1s" }))
+        .set("health", json!({ "listen": format!("127.0.0.1:{health}") }))
+        .set("proxy", proxy_section(port))
+        .secret(json!({ "name": "db", "kv": { "mount": "secret", "path": "app/db" }, "format": "json" }));
+    let (mut run, ptoken) = start(work.path(), &config.yaml());
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(work.path().join("proxy-token"))
             .unwrap()
@@ -106,7 +107,8 @@ fn vault_sdk_and_aws_agent_clients_read_through_the_proxy_backed_by_openbao() {
         aws_get(port, &ptoken, "db", "&refreshNow=true"),
         r#"{"password":"three","username":"app"}"#
     );
-    // Concurrent refreshNow requests share one fetch, and there is at most one a second.
+    // Concurrent refreshNow requests share one fetch. (At most one a second:
+    // the last one is let age first.)
     let refreshes = || {
         http_get(&format!("http://127.0.0.1:{health}/metrics"))
             .and_then(|(_, m)| metric(&m, "ramsecrets_proxy_refreshes_total{result=\"ok\"}"))
@@ -114,47 +116,76 @@ fn vault_sdk_and_aws_agent_clients_read_through_the_proxy_backed_by_openbao() {
     };
     std::thread::sleep(Duration::from_millis(1100));
     let before = refreshes();
-    let url = format!("http://127.0.0.1:{port}/secretsmanager/get?secretId=db&refreshNow=true");
+    // OpenBao is stopped until all eight requests are sent: the first one's
+    // fetch is still waiting on it when the others come in.
+    rustix::process::kill_process(bao.pid(), Signal::STOP).unwrap();
+    let request = format!(
+        "GET /secretsmanager/get?secretId=db&refreshNow=true HTTP/1.1\r\nHost: x\r\nX-Aws-Parameters-Secrets-Token: {ptoken}\r\nConnection: close\r\n\r\n"
+    );
+    let (sent_tx, sent) = std::sync::mpsc::channel();
     let threads: Vec<_> = (0..8)
         .map(|_| {
-            let (url, token) = (url.clone(), ptoken.clone());
+            let (request, sent_tx) = (request.clone(), sent_tx.clone());
             std::thread::spawn(move || {
-                reqwest::blocking::Client::new()
-                    .get(url)
-                    .header("X-Aws-Parameters-Secrets-Token", token)
-                    .send()
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(0)
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(LIMIT)).unwrap();
+                s.write_all(request.as_bytes()).unwrap();
+                sent_tx.send(()).unwrap();
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                answer
             })
         })
         .collect();
+    for _ in 0..8 {
+        sent.recv_timeout(LIMIT).unwrap();
+    }
+    rustix::process::kill_process(bao.pid(), Signal::CONT).unwrap();
     for t in threads {
-        assert_eq!(t.join().unwrap(), 200);
+        let answer = t.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
     assert_eq!(
         refreshes() - before,
         1.0,
-        "8 concurrent refreshNow requests within a second"
+        "8 concurrent refreshNow requests made more than one fetch"
     );
     assert!(!run.logs().contains("three"));
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }
 
-#[test]
-fn the_file_source_serves_both_apis_and_every_hardening_rule_holds() {
-    let work = scratch();
-    let out = Tmpfs::new("4m");
+/// `proxy: { listen: 127.0.0.1:<port>, token_file: proxy-token }`.
+fn proxy_section(port: u16) -> serde_json::Value {
+    json!({ "listen": format!("127.0.0.1:{port}"), "token_file": "proxy-token" })
+}
+
+/// A proxy over the `file` source (`db` from `secret/app/db`, `api` from
+/// `prod/api`) with at most 3 connections; returns it, its port and token.
+fn file_proxy(work: &Path, out: &Path) -> (Running, u16, String) {
     file(
-        work.path(),
+        work,
         "dev.yaml",
         "secret/app/db:\n  password: dev\nprod/api:\n  token: t0k\n",
     );
     let port = free_port();
-    let config = format!(
-        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token, max_connections: 3 }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n  - name: api\n    secret_id: prod/api\n    key: token\n",
-        out.path().display()
-    );
-    let (mut run, token) = start(work.path(), &config);
+    let mut proxy = proxy_section(port);
+    proxy["max_connections"] = json!(3);
+    let config = Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out)
+        .set("proxy", proxy)
+        .secret(kv("db", "secret", "app/db"))
+        .secret(json!({ "name": "api", "secret_id": "prod/api", "key": "token" }));
+    let (run, token) = start(work, &config.yaml());
+    (run, port, token)
+}
+
+const PING: &[u8] = b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn the_file_source_serves_both_apis() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let (mut run, port, token) = file_proxy(work.path(), out.path());
     assert_eq!(
         hvac_read(port, &token, "secret", "app/db"),
         r#"{"password": "dev"}"#
@@ -177,6 +208,13 @@ fn the_file_source_serves_both_apis_and_every_hardening_rule_holds() {
         serde_json::from_str::<serde_json::Value>(&body).unwrap()["SecretString"],
         "t0k"
     );
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn requests_are_answered_only_with_the_token_and_in_shape() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let (mut run, port, token) = file_proxy(work.path(), out.path());
     let req = |method: &str, path: &str, headers: &str| {
         status(
             port,
@@ -217,40 +255,48 @@ fn the_file_source_serves_both_apis_and_every_hardening_rule_holds() {
         ),
         404
     );
-    // Slow headers are cut off.
-    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    slow.write_all(b"GET /ping HTTP/1.1\r\nHost: x\r\n")
-        .unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let mut buf = [0u8; 256];
-    let started = std::time::Instant::now();
-    let n = slow.read(&mut buf).unwrap_or(0);
-    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn a_head_that_never_ends_is_cut_off() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let (mut run, port, _) = file_proxy(work.path(), out.path());
+    // The server closes the connection, after a 408 at most.
+    let answer = raw::cut_off(port, b"GET /ping HTTP/1.1\r\nHost: x\r\n");
     assert!(
-        n == 0 || answer.starts_with("HTTP/1.1 408"),
-        "a slow request got {answer:?}"
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
     );
-    assert!(started.elapsed() < Duration::from_secs(20));
-    // A huge request head is refused.
-    let huge = format!("X-Big: {}\r\n", "a".repeat(64 * 1024));
-    assert_ne!(
-        req(
-            "GET",
-            "/secretsmanager/get?secretId=db",
-            &format!("{auth}{huge}")
-        ),
-        200
+    assert!(raw::exchange(port, PING).starts_with("HTTP/1.1 200"));
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn a_huge_head_gets_431_and_ping_still_works() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let (mut run, port, token) = file_proxy(work.path(), out.path());
+    let huge = format!(
+        "GET /secretsmanager/get?secretId=db HTTP/1.1\r\nHost: x\r\nX-Aws-Parameters-Secrets-Token: {token}\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
     );
-    // Too many connections: the ones over the limit get 429.
-    let held: Vec<TcpStream> = (0..3)
-        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(req("GET", "/ping", ""), 429);
-    drop(held);
+    let answer = raw::exchange(port, huge.as_bytes());
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    assert!(raw::exchange(port, PING).starts_with("HTTP/1.1 200"));
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn connections_over_max_connections_get_429() {
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let (mut run, port, _) = file_proxy(work.path(), out.path());
+    // Three idle connections fill the proxy: the next one gets 429.
+    assert!(
+        raw::refused_over_the_cap(port, 3, PING),
+        "the 4th connection was served"
+    );
     wait_until(LIMIT, "connections to be served again", || {
-        req("GET", "/ping", "") == 200
+        raw::exchange(port, PING).starts_with("HTTP/1.1 200")
     });
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }
@@ -258,12 +304,17 @@ fn the_file_source_serves_both_apis_and_every_hardening_rule_holds() {
 #[test]
 fn a_non_loopback_listen_address_needs_allow_remote() {
     let work = scratch();
-    let base = "sources:\n  - file: { path: dev.yaml }\noutput: { dir: /dev/shm }\nsecrets:\n  - name: db\n    kv: { mount: secret, path: app/db }\n";
-    let cfg = file(
-        work.path(),
-        "c.yaml",
-        &format!("{base}proxy: {{ listen: \"0.0.0.0:2773\", token_file: t }}\n"),
-    );
+    let base = Config::new()
+        .source(file_source("dev.yaml"))
+        .output(Path::new("/dev/shm"))
+        .secret(kv("db", "secret", "app/db"));
+    let cfg = base
+        .clone()
+        .set(
+            "proxy",
+            json!({ "listen": "0.0.0.0:2773", "token_file": "t" }),
+        )
+        .write(work.path(), "c.yaml");
     let o = ramsecrets(&["check", "--config", cfg.to_str().unwrap()]);
     assert_exit(&o, 78);
     assert!(
@@ -271,17 +322,17 @@ fn a_non_loopback_listen_address_needs_allow_remote() {
         "{}",
         text(&o)
     );
-    let cfg = file(
-        work.path(),
-        "c.yaml",
-        &format!(
-            "{base}proxy: {{ listen: \"0.0.0.0:2773\", token_file: t, allow_remote: true }}\n"
-        ),
-    );
+    let cfg = base
+        .clone()
+        .set(
+            "proxy",
+            json!({ "listen": "0.0.0.0:2773", "token_file": "t", "allow_remote": true }),
+        )
+        .write(work.path(), "c.yaml");
     let o = ramsecrets(&["check", "--config-only", "--config", cfg.to_str().unwrap()]);
     assert_exit(&o, 0);
     // `ramsecrets proxy` needs a proxy section.
-    let cfg = file(work.path(), "c.yaml", base);
+    let cfg = base.write(work.path(), "c.yaml");
     let o = ramsecrets(&["proxy", "--config", cfg.to_str().unwrap()]);
     assert_exit(&o, 78);
     assert!(text(&o).contains("no `proxy:` section"), "{}", text(&o));
@@ -293,11 +344,12 @@ fn errors_come_in_the_shape_each_client_parses() {
     let out = Tmpfs::new("1m");
     file(work.path(), "dev.yaml", "secret/app/db:\n  password: dev\n");
     let port = free_port();
-    let config = format!(
-        "sources:\n  - file: {{ path: dev.yaml }}\noutput: {{ dir: {} }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db }}\n",
-        out.path().display()
-    );
-    let (mut run, token) = start(work.path(), &config);
+    let config = Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out.path())
+        .set("proxy", proxy_section(port))
+        .secret(kv("db", "secret", "app/db"));
+    let (mut run, token) = start(work.path(), &config.yaml());
     // Vault's SDK reads `errors` and raises the exception of each status.
     let said = python(&format!(
         "import hvac\nfor token, path in [('{token}', 'nope'), ('wrong', 'app/db'), (None, 'app/db')]:\n    c = hvac.Client(url='http://127.0.0.1:{port}', token=token)\n    c.token = token  # not ~/.vault-token\n    try:\n        c.secrets.kv.v2.read_secret_version(path=path, mount_point='secret', raise_on_deleted_version=True)\n        print('read')\n    except hvac.exceptions.VaultError as e:\n        print(type(e).__name__, '|', e.errors[0])"
@@ -554,14 +606,17 @@ fn the_developers_vault_token_in_home_is_read_again_after_it_expires() {
     let first = create("1h");
     std::fs::write(&vault_token, &first).unwrap();
     let port = free_port();
-    let cfg = file(
-        work.path(),
-        "config.yaml",
-        &format!(
-            "sources:\n  - vault:\n      address: {}\n      auth: {{ token_file: ~/.vault-token }}\nrefresh: {{ interval: 1s }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: ~/proxy-token }}\nsecrets:\n  - name: db\n    kv: {{ mount: secret, path: app/db, kv_version: 2 }}\n",
-            bao.addr
-        ),
-    );
+    let cfg = Config::new()
+        .source(vault(&bao.addr, json!({ "token_file": "~/.vault-token" })))
+        .set("refresh", json!({ "interval": "1s" }))
+        .set(
+            "proxy",
+            json!({ "listen": format!("127.0.0.1:{port}"), "token_file": "~/proxy-token" }),
+        )
+        .secret(
+            json!({ "name": "db", "kv": { "mount": "secret", "path": "app/db", "kv_version": 2 } }),
+        )
+        .write(work.path(), "config.yaml");
     let token_file = home.join("proxy-token");
     let cfg = cfg.to_str().unwrap();
     let (mut run, trace, token) = proxy_traced(work.path(), &home, cfg, port, &token_file);

@@ -26,8 +26,33 @@ fn refresh_now(port: u16, token: &str, id: &str) -> Value {
     serde_json::from_str(body["SecretString"].as_str().unwrap()).unwrap()
 }
 
+/// A proxy with files over `bao`, holding `secrets`; returns it, its port
+/// and its token.
+fn sidecar_with_proxy(
+    bao: &Bao,
+    work: &std::path::Path,
+    out: &Tmpfs,
+    secrets: &[Value],
+) -> (Running, u16, String) {
+    let token = file(work, "token", &bao.token);
+    let port = free_port();
+    let config = secrets.iter().fold(
+        Config::new()
+            .source(vault(&bao.addr, json!({ "token_file": token })))
+            .output(out.path())
+            .set(
+                "proxy",
+                json!({ "listen": format!("127.0.0.1:{port}"), "token_file": "proxy-token" }),
+            ),
+        |config, secret| config.secret(secret.clone()),
+    );
+    let run = Running::sidecar(work, &config.write(work, "config.yaml"));
+    let ptoken = std::fs::read_to_string(work.join("proxy-token")).unwrap();
+    (run, port, ptoken)
+}
+
 #[test]
-fn refresh_now_mints_no_lease_or_certificate_and_files_and_answers_agree() {
+fn refresh_now_mints_no_lease_or_certificate() {
     let pg = Postgres::start();
     let bao = Bao::start();
     let (work, out) = (scratch(), Tmpfs::new("4m"));
@@ -39,23 +64,19 @@ fn refresh_now_mints_no_lease_or_certificate_and_files_and_answers_agree() {
         json!({ "common_name": "Test Root CA", "ttl": "87600h" }),
     );
     bao.api("POST", "pki/roles/web", json!({ "allow_any_name": true }));
-    bao.kv2_put("app/kv", json!({ "password": "kv-one-73c1" }));
     let certs = || {
         bao.api("LIST", "pki/certs", Value::Null)["data"]["keys"]
             .as_array()
             .map_or(0, Vec::len)
     };
-    let token = file(work.path(), "token", &bao.token);
-    let port = free_port();
-    let config = format!(
-        "sources:\n  - vault:\n      address: {}\n      auth: {{ token_file: {} }}\noutput: {{ dir: {} }}\nproxy: {{ listen: \"127.0.0.1:{port}\", token_file: proxy-token }}\nsecrets:\n  - name: db\n    read: database/creds/app\n    format: json\n  - name: tls\n    pki: {{ mount: pki, role: web, common_name: app.svc, ttl: 1h }}\n  - name: kv\n    kv: {{ mount: secret, path: app/kv }}\n    format: json\n",
-        bao.addr,
-        token.display(),
-        out.path().display()
-    );
-    let cfg = file(work.path(), "config.yaml", &config);
-    let mut run = Running::sidecar(work.path(), &cfg);
-    let ptoken = std::fs::read_to_string(work.path().join("proxy-token")).unwrap();
+    let secrets = [
+        json!({ "name": "db", "read": "database/creds/app", "format": "json" }),
+        json!({
+            "name": "tls",
+            "pki": { "mount": "pki", "role": "web", "common_name": "app.svc", "ttl": "1h" },
+        }),
+    ];
+    let (mut run, port, ptoken) = sidecar_with_proxy(&bao, work.path(), &out, &secrets);
     let (leases, issued) = (bao.leases("database/creds/app"), certs());
     assert_eq!(leases, 1);
     // Five refreshNow calls on each, more than a second apart (the proxy's own
@@ -79,6 +100,22 @@ fn refresh_now_mints_no_lease_or_certificate_and_files_and_answers_agree() {
         "refreshNow took leases"
     );
     assert_eq!(certs(), issued, "refreshNow issued certificates");
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+    let logs = run.logs();
+    let file_db: Value = serde_json::from_str(&out.read("db")).unwrap();
+    for secret in [file_db["password"].as_str().unwrap(), ptoken.as_str()] {
+        assert!(!logs.contains(secret), "a secret is in the log");
+    }
+}
+
+#[test]
+fn refresh_now_writes_a_static_secrets_new_value_before_answering() {
+    let bao = Bao::start();
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    bao.kv2_put("app/kv", json!({ "password": "kv-one-73c1" }));
+    let secrets =
+        [json!({ "name": "kv", "kv": { "mount": "secret", "path": "app/kv" }, "format": "json" })];
+    let (mut run, port, ptoken) = sidecar_with_proxy(&bao, work.path(), &out, &secrets);
     // A static secret is read again, and its file is written before the answer.
     bao.kv2_put("app/kv", json!({ "password": "kv-two-9e0a" }));
     let kv = refresh_now(port, &ptoken, "kv");
@@ -87,13 +124,7 @@ fn refresh_now_mints_no_lease_or_certificate_and_files_and_answers_agree() {
     assert_eq!(file_kv["password"], "kv-two-9e0a");
     assert_eq!(run.stop(Signal::TERM), Some(0));
     let logs = run.logs();
-    let file_db: Value = serde_json::from_str(&out.read("db")).unwrap();
-    for secret in [
-        file_db["password"].as_str().unwrap(),
-        "kv-one-73c1",
-        "kv-two-9e0a",
-        ptoken.as_str(),
-    ] {
+    for secret in ["kv-one-73c1", "kv-two-9e0a", ptoken.as_str()] {
         assert!(!logs.contains(secret), "a secret is in the log");
     }
 }

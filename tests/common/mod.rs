@@ -3,13 +3,14 @@
 //! a JWT signer ([`jwt`]), moto ([`moto`]), a counting proxy ([`recorder`]),
 //! a Kubernetes control plane
 //! ([`kube`]), real tmpfs output directories, mounted when root ([`tmpfs`]),
-//! and the real `ramsecrets` binary ([`ramsecrets`]). This file holds the
-//! helpers they share. A server that cannot start fails the test.
+//! and the real `ramsecrets` binary ([`ramsecrets`]); configs are built as
+//! data ([`config`]). This file holds the helpers they share. A server that cannot start fails the test.
 
 #![allow(dead_code)]
 
 pub mod apply;
 pub mod auth;
+mod config;
 pub mod helm;
 mod jwt;
 pub mod kube;
@@ -17,6 +18,7 @@ pub mod moto;
 mod openbao;
 mod postgres;
 mod ramsecrets;
+pub mod raw;
 pub mod recorder;
 mod tmpfs;
 
@@ -26,6 +28,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 // One file per server; each test uses only some of them.
+#[allow(unused_imports)]
+pub use config::{file_source, kv, kv_key, vault, Config};
 #[allow(unused_imports)]
 pub use jwt::JwtSigner;
 #[allow(unused_imports)]
