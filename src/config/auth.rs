@@ -1,10 +1,123 @@
-//! The Vault login methods that need more than a role and a file: `aws`
+//! A Vault source's `auth:`, as written and validated: exactly one login
+//! method, among them the two that need more than a role and a file, `aws`
 //! (IAM: a signed sts:GetCallerIdentity) and `cert` (a TLS client certificate).
 
 use std::path::PathBuf;
 
-use super::raw::{RawAwsLogin, RawCertLogin};
-use super::{clean_mount, Auth, Validator};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::shape::{one_of, one_of_schema, OneOf};
+use super::{clean_mount, Validator, SERVICE_ACCOUNT_TOKEN};
+
+/// Vault auth methods: exactly one.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = one_of_schema::<Self>)]
+pub struct RawAuth {
+    /// A file holding a Vault token.
+    pub token_file: Option<PathBuf>,
+    /// AppRole login.
+    pub approle: Option<RawAppRole>,
+    /// Kubernetes service-account login.
+    pub kubernetes: Option<RawRoleLogin>,
+    /// JWT login.
+    pub jwt: Option<RawRoleLogin>,
+    /// AWS IAM login: a signed sts:GetCallerIdentity, with the AWS SDK's default credential chain.
+    pub aws: Option<RawAwsLogin>,
+    /// TLS client certificate login.
+    pub cert: Option<RawCertLogin>,
+}
+
+one_of!(RawAuth: token_file, approle, kubernetes, jwt, aws, cert);
+
+/// AWS IAM login (EKS IRSA or Pod Identity, instance profiles, any credential of the chain).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAwsLogin {
+    /// Auth mount (default `aws`).
+    pub mount: Option<String>,
+    /// Vault role to log in as.
+    pub role: String,
+    /// Region of the STS endpoint the request is signed for (default `us-east-1`, the global
+    /// endpoint); must match the server's `sts_region`.
+    pub region: Option<String>,
+    /// Value of the `X-Vault-AWS-IAM-Server-ID` header, when the server requires one.
+    pub header_value: Option<String>,
+}
+
+/// TLS client certificate login; the files are read at each login.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCertLogin {
+    /// Auth mount (default `cert`).
+    pub mount: Option<String>,
+    /// The certificate role to log in as (default: any role the certificate matches).
+    pub name: Option<String>,
+    /// PEM file of the client certificate (and its chain).
+    pub client_cert: PathBuf,
+    /// PEM file of the client certificate's private key.
+    pub client_key: PathBuf,
+}
+
+/// AppRole credentials, each read from a file.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAppRole {
+    /// Auth mount (default `approle`).
+    pub mount: Option<String>,
+    /// File holding the role id.
+    pub role_id_file: PathBuf,
+    /// File holding the secret id.
+    pub secret_id_file: PathBuf,
+}
+
+/// A role-based JWT login (kubernetes or jwt).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoleLogin {
+    /// Auth mount (default `kubernetes` or `jwt`).
+    pub mount: Option<String>,
+    /// Vault role to log in as.
+    pub role: String,
+    /// File holding the JWT (default for kubernetes: the service-account token).
+    pub token_file: Option<PathBuf>,
+}
+
+/// Vault login methods.
+#[derive(Clone, Debug)]
+pub enum Auth {
+    /// A token read from a file.
+    TokenFile(PathBuf),
+    /// AppRole.
+    AppRole {
+        /// Auth mount.
+        mount: String,
+        /// File with the role id.
+        role_id_file: PathBuf,
+        /// File with the secret id.
+        secret_id_file: PathBuf,
+    },
+    /// Kubernetes service-account JWT.
+    Kubernetes(RoleLogin),
+    /// Any JWT.
+    Jwt(RoleLogin),
+    /// AWS IAM: a signed sts:GetCallerIdentity.
+    Aws(AwsLogin),
+    /// A TLS client certificate.
+    Cert(CertLogin),
+}
+
+/// A role-based JWT login.
+#[derive(Clone, Debug)]
+pub struct RoleLogin {
+    /// Auth mount.
+    pub mount: String,
+    /// Role.
+    pub role: String,
+    /// File holding the JWT.
+    pub token_file: PathBuf,
+}
 
 /// The region whose STS endpoint a login is signed for when none is given:
 /// the global endpoint, as Vault's server expects by default.
@@ -49,6 +162,50 @@ pub struct CertLogin {
 }
 
 impl Validator<'_> {
+    pub(super) fn auth(&mut self, at: &str, a: RawAuth) -> Option<Auth> {
+        if !self.exactly_one(at, &a) {
+            return None;
+        }
+        let login = |this: &mut Self, r: RawRoleLogin, mount: &str, token: Option<&str>| {
+            let file = r
+                .token_file
+                .or(token.map(PathBuf::from))
+                .unwrap_or_default();
+            RoleLogin {
+                mount: clean_mount(r.mount.as_deref().unwrap_or(mount)),
+                role: r.role,
+                token_file: this.path(&format!("{at}.{mount}.token_file"), file),
+            }
+        };
+        if let Some(f) = a.token_file {
+            Some(Auth::TokenFile(self.path(&format!("{at}.token_file"), f)))
+        } else if let Some(r) = a.approle {
+            Some(Auth::AppRole {
+                mount: clean_mount(r.mount.as_deref().unwrap_or("approle")),
+                role_id_file: self.path(&format!("{at}.approle.role_id_file"), r.role_id_file),
+                secret_id_file: self
+                    .path(&format!("{at}.approle.secret_id_file"), r.secret_id_file),
+            })
+        } else if let Some(k) = a.kubernetes {
+            Some(Auth::Kubernetes(login(
+                self,
+                k,
+                "kubernetes",
+                Some(SERVICE_ACCOUNT_TOKEN),
+            )))
+        } else if let Some(j) = a.jwt {
+            if j.token_file.is_none() {
+                self.problem(format!("{at}.jwt.token_file"), "missing: the JWT file");
+                return None;
+            }
+            Some(Auth::Jwt(login(self, j, "jwt", None)))
+        } else if let Some(l) = a.aws {
+            self.aws_login(&format!("{at}.aws"), l)
+        } else {
+            a.cert.map(|l| self.cert_login(&format!("{at}.cert"), l))
+        }
+    }
+
     /// An AWS region name such as `eu-west-1`.
     pub(super) fn region(&mut self, at: &str, r: &str) {
         let ok = !r.is_empty()

@@ -29,20 +29,17 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use crate::exit::{Exit, ExitCode};
-pub use auth::{AwsLogin, CertLogin};
+pub use auth::{Auth, AwsLogin, CertLogin, RoleLogin};
 use marks::Marks;
 
 pub use output::Output;
-pub use raw::Format;
 use raw::RawConfig;
-pub use secrets::{previous_file, Address, KvVersion, Secret};
+pub use secrets::{previous_file, Address, Format, KvVersion, Secret};
 use shape::{Item, OneOf};
 pub use sidecar::{
     parse_signal, signal_name, Action, ChildOnChange, Exec, Proxy, Refresh, Signal, SignalTarget,
 };
-pub use sources::{
-    Auth, Aws, AwsVersion, RoleLogin, Source, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS,
-};
+pub use sources::{Aws, AwsVersion, Source, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS};
 pub use templates::Template;
 
 /// Largest config file read.

@@ -1,10 +1,35 @@
-//! The `output:` section: the directory secrets are written to, its
-//! defaults, and the hand-off state directory beside it.
+//! The `output:` section, as written and validated: the directory secrets
+//! are written to, its defaults, and the hand-off state directory beside it.
 
 use std::path::{Path, PathBuf};
 
-use super::raw::RawOutput;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::shape::ModeText;
 use super::Validator;
+
+/// The output directory.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// Directory to write to; must be tmpfs or ramfs.
+    pub dir: PathBuf,
+    /// Default file mode, an octal string (default "0400").
+    pub mode: Option<ModeText>,
+    /// `uid:gid` to own the files (needs privileges).
+    pub owner: Option<String>,
+    /// Allow a directory that is not in memory (development only).
+    #[serde(default)]
+    pub allow_disk: bool,
+    /// Where `init` leaves leases and the token for the sidecar: its own
+    /// volume, mounted only in ramsecrets' containers, never under `dir`.
+    /// Absent: no hand-off (the sidecar fetches afresh).
+    pub state_dir: Option<PathBuf>,
+    /// Remove the written files when the sidecar stops.
+    #[serde(default)]
+    pub wipe_on_exit: bool,
+}
 
 /// The output directory.
 #[derive(Debug)]

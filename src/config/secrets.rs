@@ -1,13 +1,135 @@
-//! The `secrets:` section: what each secret reads (its [`Address`]), from
-//! which source, and the files it writes.
+//! The `secrets:` section, as written and validated: what each secret reads
+//! (its [`Address`]), from which source, and the files it writes, in which
+//! [`Format`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{Format, RawSecret};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::shape::{one_of, one_of_schema, DurationText, ModeText, OneOf};
+use super::sidecar::RawAction;
 use super::{
     check_relative, clean_mount, Action, AwsVersion, Source, SourceKind, Validator, AWS_CURRENT,
     AWS_PREVIOUS,
 };
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// One field's bytes, unchanged; for an AWS secret without `key`, its
+    /// SecretString or SecretBinary exactly as stored.
+    Raw,
+    /// A JSON object of all fields.
+    Json,
+    /// `KEY='value'` lines (double-quoted with escapes when the value needs it).
+    Dotenv,
+    /// `export KEY='value'` lines, safe to `source`.
+    Env,
+    /// A YAML mapping of all fields.
+    Yaml,
+    /// A minijinja template over the fields.
+    Template,
+}
+
+impl Format {
+    /// The name the config uses, e.g. `json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Json => "json",
+            Format::Dotenv => "dotenv",
+            Format::Env => "env",
+            Format::Yaml => "yaml",
+            Format::Template => "template",
+        }
+    }
+}
+
+/// One secret. Exactly one of `kv`, `read`, `pki` or `secret_id`; not both
+/// `template` and `template_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = one_of_schema::<Self>)]
+#[schemars(extend("not" = {"required": ["template", "template_file"]}))]
+pub struct RawSecret {
+    /// Unique name; the default file name.
+    pub name: String,
+    /// The source to read from; optional when there is one source.
+    pub source: Option<String>,
+    /// A KV v1 or v2 secret.
+    pub kv: Option<RawKv>,
+    /// Any logical read, e.g. `database/creds/app`.
+    pub read: Option<String>,
+    /// A certificate issued by a PKI role.
+    pub pki: Option<RawPki>,
+    /// An AWS Secrets Manager secret id (served by the `file` source locally).
+    pub secret_id: Option<String>,
+    /// AWS: the staging label to read (default `AWSCURRENT`).
+    pub version_stage: Option<String>,
+    /// AWS: one exact version to read (instead of `version_stage`).
+    pub version_id: Option<String>,
+    /// AWS: also write the `AWSPREVIOUS` version to `<file>.previous`.
+    pub previous: Option<bool>,
+    /// File name relative to `output.dir` (default: the secret's name).
+    pub file: Option<String>,
+    /// Output format (default: `raw` with `key`, `template` with `template`,
+    /// `raw` for an AWS secret (its value as stored), else `json`).
+    pub format: Option<Format>,
+    /// Write only this field, raw.
+    pub key: Option<String>,
+    /// minijinja template over the fields; a missing field is an error.
+    pub template: Option<String>,
+    /// A file holding the template, relative to the config file (instead of `template`).
+    pub template_file: Option<PathBuf>,
+    /// `false`: fetched and kept fresh for templates (and the proxy), never written on its own.
+    pub write: Option<bool>,
+    /// File mode, an octal string (default: `output.mode`).
+    pub mode: Option<ModeText>,
+    /// Poll interval of this secret, overriding `refresh.interval`.
+    pub refresh: Option<DurationText>,
+    /// What to do after this secret's files changed.
+    #[serde(default)]
+    pub on_change: Vec<RawAction>,
+}
+
+one_of!(RawSecret: kv, read, pki, secret_id);
+
+/// A KV secret.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKv {
+    /// The KV mount, e.g. `secret`.
+    pub mount: String,
+    /// Path under the mount.
+    pub path: String,
+    /// 1 or 2; detected from the mount when absent.
+    pub kv_version: Option<u8>,
+    /// Pin a KV v2 version.
+    pub version: Option<u64>,
+}
+
+/// A PKI certificate request.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawPki {
+    /// The PKI mount, e.g. `pki`.
+    pub mount: String,
+    /// The role to issue from.
+    pub role: String,
+    /// Certificate common name.
+    pub common_name: String,
+    /// Requested lifetime, e.g. `24h`.
+    pub ttl: Option<DurationText>,
+    /// Subject alternative DNS names.
+    #[serde(default)]
+    pub alt_names: Vec<String>,
+    /// Subject alternative IP addresses.
+    #[serde(default)]
+    pub ip_sans: Vec<String>,
+}
 
 /// A validated secret.
 #[derive(Debug)]

@@ -1,12 +1,97 @@
-//! The sidecar's sections: `refresh:`, `exec:`, `proxy:`, and the
-//! `on_change` actions run after a file changed.
+//! The sidecar's sections, as written and validated: `refresh:`, `health:`,
+//! `exec:`, `proxy:`, and the `on_change` actions run after a file changed.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw;
-use super::shape::OneOf;
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::shape::{one_of, one_of_schema, DurationText, OneOf};
 use super::{needs_one_of, Validator};
+
+/// Refresh schedule of the sidecar.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRefresh {
+    /// Poll interval of static secrets (default 5m), ±10% jitter.
+    pub interval: Option<DurationText>,
+    /// Fraction of a lease or certificate lifetime at which to renew (default 0.67).
+    pub renew_at: Option<f64>,
+}
+
+/// Health endpoint.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHealth {
+    /// Address to serve /healthz, /readyz and /metrics on, e.g. 127.0.0.1:8099.
+    pub listen: String,
+}
+
+/// The local credential proxy.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawProxy {
+    /// Address to listen on (default 127.0.0.1:2773).
+    pub listen: Option<String>,
+    /// File holding the token every request must carry; created (32 random bytes, hex) if missing.
+    pub token_file: PathBuf,
+    /// Allow a non-loopback `listen` address.
+    #[serde(default)]
+    pub allow_remote: bool,
+    /// Connections served at once; more get 429 (default 800).
+    pub max_connections: Option<usize>,
+}
+
+/// `exec` mode settings.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawExec {
+    /// `restart` (default), or a signal name such as `HUP` to send instead.
+    pub on_change: Option<String>,
+    /// Time between TERM and KILL on restart and shutdown (default 10s).
+    pub grace: Option<DurationText>,
+}
+
+/// One action after a change. Exactly one of `signal`, `exec` or `http`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = one_of_schema::<Self>)]
+pub struct RawAction {
+    /// Send a signal to a process.
+    pub signal: Option<RawSignal>,
+    /// Run a command (argv, no shell).
+    pub exec: Option<Vec<String>>,
+    /// POST to a URL.
+    pub http: Option<RawHttp>,
+    /// Time limit of `exec` and `http` (default 30s).
+    pub timeout: Option<DurationText>,
+}
+
+one_of!(RawAction: signal, exec, http);
+
+/// A signal to a process found by pid file or by name.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = one_of_schema::<Self>)]
+pub struct RawSignal {
+    /// File holding the process id.
+    pub pid_file: Option<PathBuf>,
+    /// Process name (`/proc/*/comm`), in a shared PID namespace.
+    pub process: Option<String>,
+    /// Signal name, e.g. `HUP`.
+    pub signal: String,
+}
+
+one_of!(RawSignal: pid_file, process);
+
+/// An HTTP POST.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHttp {
+    /// URL to POST to.
+    pub url: String,
+}
 
 /// The local credential proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,8 +209,8 @@ pub fn signal_name(signal: Signal) -> &'static str {
 }
 
 impl Validator<'_> {
-    pub(super) fn refresh(&mut self, r: Option<raw::RawRefresh>) -> Refresh {
-        let r = r.unwrap_or(raw::RawRefresh {
+    pub(super) fn refresh(&mut self, r: Option<RawRefresh>) -> Refresh {
+        let r = r.unwrap_or(RawRefresh {
             interval: None,
             renew_at: None,
         });
@@ -146,7 +231,7 @@ impl Validator<'_> {
         Refresh { interval, renew_at }
     }
 
-    pub(super) fn proxy(&mut self, p: raw::RawProxy) -> Option<Proxy> {
+    pub(super) fn proxy(&mut self, p: RawProxy) -> Option<Proxy> {
         let text = p.listen.as_deref().unwrap_or("127.0.0.1:2773");
         let Ok(listen) = text.parse::<std::net::SocketAddr>() else {
             self.problem(
@@ -174,8 +259,8 @@ impl Validator<'_> {
         })
     }
 
-    pub(super) fn exec(&mut self, e: Option<raw::RawExec>) -> Exec {
-        let e = e.unwrap_or(raw::RawExec {
+    pub(super) fn exec(&mut self, e: Option<RawExec>) -> Exec {
+        let e = e.unwrap_or(RawExec {
             on_change: None,
             grace: None,
         });
@@ -198,7 +283,7 @@ impl Validator<'_> {
         Exec { on_change, grace }
     }
 
-    pub(super) fn action(&mut self, at: &str, a: raw::RawAction) -> Option<Action> {
+    pub(super) fn action(&mut self, at: &str, a: RawAction) -> Option<Action> {
         let timeout = self.duration(
             &format!("{at}.timeout"),
             a.timeout.as_deref(),
@@ -219,7 +304,7 @@ impl Validator<'_> {
                     }
                     (None, Some(n)) if !n.is_empty() => SignalTarget::Process(n),
                     _ => {
-                        self.problem(format!("{at}.signal"), needs_one_of(raw::RawSignal::KEYS));
+                        self.problem(format!("{at}.signal"), needs_one_of(RawSignal::KEYS));
                         return None;
                     }
                 };
@@ -248,7 +333,7 @@ impl Validator<'_> {
                 }
             },
             _ => {
-                self.problem(at, needs_one_of(raw::RawAction::KEYS));
+                self.problem(at, needs_one_of(RawAction::KEYS));
                 None
             }
         }

@@ -1,12 +1,82 @@
-//! The `sources:` section: the backends (Vault, AWS Secrets Manager, a
-//! file) and how each logs in.
+//! The `sources:` section, as written (the `Raw` types, which the schema is
+//! made of) and validated: the backends (Vault, AWS Secrets Manager, a file);
+//! how a Vault source logs in is in `auth`. A new backend is a choice of
+//! `RawSource`, a `SourceKind` and its arm in `source()`, all here.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{self, RawAuth, RawAws, RawSource, RawVault};
-use super::shape::OneOf;
-use super::{clean_mount, needs_one_of, AwsLogin, CertLogin, Validator, SERVICE_ACCOUNT_TOKEN};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::auth::RawAuth;
+use super::shape::{one_of, one_of_schema, DurationText, OneOf};
+use super::{needs_one_of, Auth, Validator};
+
+/// One backend. Exactly one of `vault`, `aws_secrets_manager` or `file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = one_of_schema::<Self>)]
+pub struct RawSource {
+    /// Name that `secrets[].source` refers to; optional when there is one source.
+    pub name: Option<String>,
+    /// HashiCorp Vault or OpenBao.
+    pub vault: Option<RawVault>,
+    /// AWS Secrets Manager (`aws_secrets_manager: {}` or with no value: all defaults).
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub aws_secrets_manager: Option<RawAws>,
+    /// A local YAML file standing in for any backend (development).
+    pub file: Option<RawFileSource>,
+}
+
+one_of!(RawSource: vault, aws_secrets_manager, file);
+
+/// A Vault or OpenBao server.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawVault {
+    /// `https://vault.example:8200`
+    pub address: String,
+    /// PEM bundle of CA certificates to trust for this server.
+    pub ca_cert: Option<PathBuf>,
+    /// Vault Enterprise / OpenBao namespace.
+    pub namespace: Option<String>,
+    /// How to log in: exactly one method.
+    pub auth: RawAuth,
+    /// Time allowed to open a connection (default 5s).
+    pub connect_timeout: Option<DurationText>,
+    /// Time allowed for one request (default 30s).
+    pub request_timeout: Option<DurationText>,
+    /// Revoke the sidecar's leases when it stops.
+    #[serde(default)]
+    pub revoke_on_exit: bool,
+}
+
+/// AWS Secrets Manager. Credentials come from the SDK's default chain:
+/// environment, profile, web identity (IRSA), EKS Pod Identity or ECS, IMDS.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    /// Region, e.g. `eu-west-1` (default: `AWS_REGION` or the profile's region).
+    pub region: Option<String>,
+    /// Named profile of the shared config files (default: `AWS_PROFILE` or `default`).
+    pub profile: Option<String>,
+    /// Secrets Manager endpoint URL, e.g. a VPC endpoint or a local emulator.
+    pub endpoint: Option<String>,
+}
+
+/// A key present with no value (`aws_secrets_manager:`) means "all defaults".
+fn null_is_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<RawAws>, D::Error> {
+    Option::<RawAws>::deserialize(d).map(|a| Some(a.unwrap_or_default()))
+}
+
+/// The `file` source.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileSource {
+    /// YAML file of `address: { field: value }`; relative to the config file.
+    pub path: PathBuf,
+}
 
 /// A named backend.
 #[derive(Debug)]
@@ -82,41 +152,6 @@ impl AwsVersion {
     pub fn is_current(&self) -> bool {
         matches!(self, AwsVersion::Stage(s) if s == AWS_CURRENT)
     }
-}
-
-/// Vault login methods.
-#[derive(Clone, Debug)]
-pub enum Auth {
-    /// A token read from a file.
-    TokenFile(PathBuf),
-    /// AppRole.
-    AppRole {
-        /// Auth mount.
-        mount: String,
-        /// File with the role id.
-        role_id_file: PathBuf,
-        /// File with the secret id.
-        secret_id_file: PathBuf,
-    },
-    /// Kubernetes service-account JWT.
-    Kubernetes(RoleLogin),
-    /// Any JWT.
-    Jwt(RoleLogin),
-    /// AWS IAM: a signed sts:GetCallerIdentity.
-    Aws(AwsLogin),
-    /// A TLS client certificate.
-    Cert(CertLogin),
-}
-
-/// A role-based JWT login.
-#[derive(Clone, Debug)]
-pub struct RoleLogin {
-    /// Auth mount.
-    pub mount: String,
-    /// Role.
-    pub role: String,
-    /// File holding the JWT.
-    pub token_file: PathBuf,
 }
 
 impl SourceKind {
@@ -263,49 +298,5 @@ impl Validator<'_> {
             profile: a.profile,
             endpoint,
         })
-    }
-
-    pub(super) fn auth(&mut self, at: &str, a: RawAuth) -> Option<Auth> {
-        if !self.exactly_one(at, &a) {
-            return None;
-        }
-        let login = |this: &mut Self, r: raw::RawRoleLogin, mount: &str, token: Option<&str>| {
-            let file = r
-                .token_file
-                .or(token.map(PathBuf::from))
-                .unwrap_or_default();
-            RoleLogin {
-                mount: clean_mount(r.mount.as_deref().unwrap_or(mount)),
-                role: r.role,
-                token_file: this.path(&format!("{at}.{mount}.token_file"), file),
-            }
-        };
-        if let Some(f) = a.token_file {
-            Some(Auth::TokenFile(self.path(&format!("{at}.token_file"), f)))
-        } else if let Some(r) = a.approle {
-            Some(Auth::AppRole {
-                mount: clean_mount(r.mount.as_deref().unwrap_or("approle")),
-                role_id_file: self.path(&format!("{at}.approle.role_id_file"), r.role_id_file),
-                secret_id_file: self
-                    .path(&format!("{at}.approle.secret_id_file"), r.secret_id_file),
-            })
-        } else if let Some(k) = a.kubernetes {
-            Some(Auth::Kubernetes(login(
-                self,
-                k,
-                "kubernetes",
-                Some(SERVICE_ACCOUNT_TOKEN),
-            )))
-        } else if let Some(j) = a.jwt {
-            if j.token_file.is_none() {
-                self.problem(format!("{at}.jwt.token_file"), "missing: the JWT file");
-                return None;
-            }
-            Some(Auth::Jwt(login(self, j, "jwt", None)))
-        } else if let Some(l) = a.aws {
-            self.aws_login(&format!("{at}.aws"), l)
-        } else {
-            a.cert.map(|l| self.cert_login(&format!("{at}.cert"), l))
-        }
     }
 }

@@ -7,8 +7,33 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::raw::{RawSecret, RawTemplate};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::secrets::RawSecret;
+use super::shape::{one_of, one_of_schema, ModeText, OneOf};
+use super::sidecar::RawAction;
 use super::{check_relative, Action, Secret, Validator};
+
+/// One file rendered from several secrets. Exactly one of `template` or `template_file`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(transform = one_of_schema::<Self>)]
+pub struct RawTemplate {
+    /// File name relative to `output.dir`.
+    pub file: String,
+    /// minijinja template over `secrets["<name>"].<field>`; a missing secret or field is an error.
+    pub template: Option<String>,
+    /// A file holding the template, relative to the config file; the sidecar watches it.
+    pub template_file: Option<PathBuf>,
+    /// File mode, an octal string (default: `output.mode`).
+    pub mode: Option<ModeText>,
+    /// What to do after the file changed (once per change).
+    #[serde(default)]
+    pub on_change: Vec<RawAction>,
+}
+
+one_of!(RawTemplate: template, template_file);
 
 /// The largest template file read.
 const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
