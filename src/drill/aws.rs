@@ -14,7 +14,7 @@ use rand::RngCore;
 use serde_json::Value;
 use zeroize::Zeroize;
 
-use super::rotate::{Rotated, Undo};
+use super::rotated::{Rotated, Undo};
 use super::shape::{self, Set};
 use super::Error;
 use crate::backoff::{Backoff, Gate};

@@ -14,6 +14,7 @@ mod aws;
 mod probe;
 mod report;
 mod rotate;
+mod rotated;
 mod shape;
 mod watch;
 
@@ -377,7 +378,7 @@ struct Built<'a> {
     secret: &'a Secret,
     target: &'a rotate::Target,
     opts: &'a DrillArgs,
-    rotated: &'a rotate::Rotated,
+    rotated: &'a rotated::Rotated,
     outcome: &'a Outcome,
     t0: Instant,
     started_wall: SystemTime,

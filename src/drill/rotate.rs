@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::aws::AwsTarget;
+use super::rotated::{Rotated, Undo};
 use super::shape::{self, Set};
 use super::Error;
 use crate::config::{Address, AwsVersion, Config, KvVersion, Secret, SourceKind};
@@ -63,42 +64,6 @@ pub struct Held {
     pub version: Option<String>,
     /// Vault lease id.
     pub lease: Option<String>,
-}
-
-/// A rotation done.
-pub struct Rotated {
-    /// What was done, e.g. `kv write` or `rotate-role`.
-    pub action: &'static str,
-    /// What the secret was before (a version, a lease id, a serial), when known.
-    pub from: Option<String>,
-    /// What it is now, when known.
-    pub to: Option<String>,
-    /// The fields given new values (KV, AWS).
-    pub fields: Vec<String>,
-    /// Intermediate steps, e.g. the AWSPENDING version written.
-    pub steps: Vec<(&'static str, Instant)>,
-    /// When the backend held the new value.
-    pub written: Instant,
-    /// How to put the old value back, for kinds that can.
-    pub undo: Option<Undo>,
-}
-
-/// How to put the old value back.
-pub enum Undo {
-    /// Write this body (the old data) as a new KV version.
-    Kv {
-        /// The write path.
-        path: String,
-        /// The old data, as the write's JSON body.
-        body: SecretBytes,
-    },
-    /// Move AWSCURRENT back.
-    Aws {
-        /// The version that was current.
-        old: String,
-        /// The version made current.
-        new: String,
-    },
 }
 
 /// The deadline of one backend call of the drill, retries included.
