@@ -1,4 +1,5 @@
-//! What `check` verifies beyond the config file, without contacting a server:
+//! `ramsecrets check` ([`command`]), and what it verifies beyond the config
+//! file without contacting a server:
 //! the output directory exists and is in memory, CA bundles load, and every
 //! secret a `file` source serves is there and renders, and so is every
 //! template over such secrets. These are the local

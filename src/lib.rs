@@ -13,7 +13,9 @@
 //! (on_change actions), [`watch`], [`state`] (the hand-off state file, and
 //! the sidecar's reading of it),
 //! [`telemetry`] (logs, metrics, health) and [`drill`] (a timed rotation
-//! drill); [`check`] is what `check` verifies beyond the file.
+//! drill); [`check`] is what `check` verifies beyond the file. Each
+//! command starts in its own module (`init::command`, `sidecar::command`, …);
+//! `main.rs` only dispatches, and what commands share is in [`command`].
 
 // One audited exception, in `memory`.
 #![deny(unsafe_code)]

@@ -3,7 +3,7 @@
 //! module declares beside the section's validation. These serde types, with
 //! `deny_unknown_fields` and strings where the user writes durations and
 //! modes, are also the source of the published JSON Schema, and carry its
-//! rules themselves with the blocks of [`super::shape`]. Validation turns
+//! rules themselves with the blocks of `shape`. Validation turns
 //! them into [`super::Config`].
 
 use schemars::JsonSchema;

@@ -49,7 +49,7 @@ pub struct Template {
     pub mode: u32,
     /// Actions after the file changed.
     pub on_change: Vec<Action>,
-    /// The secrets it reads, as indices into [`Config::secrets`], in config order.
+    /// The secrets it reads, as indices into [`super::Config::secrets`], in config order.
     pub inputs: Vec<usize>,
     /// Whether it looks secrets up by a computed name (then `inputs` is every secret).
     pub dynamic: bool,
