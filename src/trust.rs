@@ -171,4 +171,29 @@ mod tests {
             .unwrap_err()
             .is_missing());
     }
+
+    #[test]
+    fn refuses_a_file_another_uid_owns() {
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "giving a file to another uid needs root: run the tests as root (CI does)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, "token").unwrap();
+        std::fs::set_permissions(&p, PermissionsExt::from_mode(0o400)).unwrap();
+        std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+        let refused = read(rustix::fs::CWD, &p, RULES, 16).unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                Refused::Owner {
+                    owner: 65534,
+                    euid: 0,
+                    root_allowed: false
+                }
+            ),
+            "{refused:?}"
+        );
+    }
 }

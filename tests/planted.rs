@@ -1,7 +1,8 @@
 //! Files that another uid could plant where ramsecrets looks: a hand-off
 //! state, a huge sparse file at an output path, a proxy token file. None is
 //! trusted, none crashes a start, and no value reaches the log. The tests run
-//! as root and hand the planted files to uid 65534 with `chown`.
+//! as root and hand the planted files to uid 65534 with `chown`; one runs
+//! ramsecrets itself as uid 65534 (`setpriv`), where root may own its token.
 
 mod common;
 
@@ -289,5 +290,66 @@ fn an_untrusted_proxy_token_file_stops_the_proxy_with_77() {
         assert!(!msg.contains(PLANTED));
         // Refused before anything was fetched or written.
         assert!(out.names().is_empty(), "{:?}", out.names());
+    }
+}
+
+#[test]
+fn a_proxy_of_another_uid_trusts_a_token_file_of_its_own_or_roots_only() {
+    // ramsecrets runs as uid 65534 (setpriv); the token file is 0444 so that
+    // it can read whichever uid owns it.
+    const TOKEN: &str = "proxy-token-7c2e";
+    for (owner, trusted) in [(65534, true), (0, true), (1234, false)] {
+        let work = scratch();
+        std::fs::set_permissions(work.path(), PermissionsExt::from_mode(0o755)).unwrap();
+        file(
+            work.path(),
+            "dev.yaml",
+            &format!("prod/api:\n  token: {REAL}\n"),
+        );
+        let port = free_port();
+        let cfg = Config::new()
+            .source(file_source("dev.yaml"))
+            .set(
+                "proxy",
+                json!({ "listen": format!("127.0.0.1:{port}"), "token_file": "proxy-token" }),
+            )
+            .secret(json!({ "name": "api", "secret_id": "prod/api", "key": "token" }))
+            .write(work.path(), "config.yaml");
+        let token = file(work.path(), "proxy-token", TOKEN);
+        std::fs::set_permissions(&token, PermissionsExt::from_mode(0o444)).unwrap();
+        chown(&token, owner);
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_ramsecrets"))
+            .args(["proxy", "--config", cfg.to_str().unwrap()])
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN");
+        let mut run = Running::spawn(work.path(), cmd);
+        if trusted {
+            run.wait_log("proxy listening", std::time::Duration::from_secs(60));
+            let answer = reqwest::blocking::Client::new()
+                .get(format!(
+                    "http://127.0.0.1:{port}/secretsmanager/get?secretId=prod/api"
+                ))
+                .header("X-Aws-Parameters-Secrets-Token", TOKEN)
+                .send()
+                .unwrap();
+            assert_eq!(answer.status().as_u16(), 200, "owner {owner}");
+            assert_eq!(run.stop(Signal::TERM), Some(0), "{}", run.logs());
+        } else {
+            let mut code = None;
+            wait_until(
+                std::time::Duration::from_secs(60),
+                "the proxy to refuse",
+                || {
+                    code = run.child.try_wait().unwrap().map(|s| s.code());
+                    code.is_some()
+                },
+            );
+            assert_eq!(code, Some(Some(77)), "{}", run.logs());
+            let says = "owned by uid 1234, not by ramsecrets' uid 65534 or root";
+            assert!(run.logs().contains(says), "{}", run.logs());
+        }
+        assert!(!run.logs().contains(TOKEN) && !run.logs().contains(REAL));
     }
 }
