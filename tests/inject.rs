@@ -34,37 +34,37 @@ fn start_injector(
     bao_addr: &str,
     port: u16,
     auto: Option<&str>,
-    extra: &str,
+    extra: serde_json::Value,
 ) -> Injector {
     let (ca_pem, tls) = match auto {
         None => {
             let (ca, cert, key) = serving_cert(&["127.0.0.1"]);
             let cert = file(dir, "tls.crt", &cert);
             let key = file(dir, "tls.key", &key);
-            (
-                ca,
-                format!(
-                    "{{ cert_file: {}, key_file: {} }}",
-                    cert.display(),
-                    key.display()
-                ),
-            )
+            (ca, json!({ "cert_file": cert, "key_file": key }))
         }
         Some(webhook) => (
             String::new(),
-            format!("{{ auto: {{ webhook: {webhook}, names: [127.0.0.1] }} }}"),
+            json!({ "auto": { "webhook": webhook, "names": ["127.0.0.1"] } }),
         ),
     };
-    let cfg = file(
-        dir,
-        &format!("inject-{port}.yaml"),
-        &format!(
-            "sources:\n  - vault:\n      address: {bao_addr}\n      auth: {{ kubernetes: {{ role: app }} }}\ninject:\n  listen: 127.0.0.1:{port}\n  tls: {tls}\n  image: ramsecrets:test\n  kubernetes: {{ host: {}, ca_file: {}, token_file: {} }}\n{extra}",
-            cp.url,
-            cp.ca_file.display(),
-            cp.admin_token_file.display()
-        ),
-    );
+    let cfg = Config::new()
+        .source(vault(bao_addr, json!({ "kubernetes": { "role": "app" } })))
+        .set(
+            "inject",
+            json!({
+                "listen": format!("127.0.0.1:{port}"),
+                "tls": tls,
+                "image": "ramsecrets:test",
+                "kubernetes": {
+                    "host": cp.url,
+                    "ca_file": cp.ca_file,
+                    "token_file": cp.admin_token_file,
+                },
+            }),
+        )
+        .with("inject", extra)
+        .write(dir, &format!("inject-{port}.yaml"));
     let mut run = Running::start(dir, &["inject", "--config", cfg.to_str().unwrap()]);
     run.wait_log("admission webhook listening", Duration::from_secs(60));
     let ca_pem = match auto {
@@ -189,7 +189,7 @@ fn pods_are_injected_as_stored_by_the_api_server() {
         &bao.addr,
         free_port(),
         None,
-        &format!("  defaults: {{ health_port: {health} }}\n"),
+        json!({ "defaults": { "health_port": health } }),
     );
     register(&cp, "ramsecrets", NS, injector.port, &injector.ca_pem);
     wait_for_webhook(&cp, NS);
@@ -485,7 +485,7 @@ fn tls_auto_patches_the_ca_bundle_and_the_api_server_trusts_it() {
         "http://127.0.0.1:8200",
         port,
         Some("ramsecrets-auto"),
-        "  kubernetes_version: \"1.28\"\n",
+        json!({ "kubernetes_version": "1.28" }),
     );
     assert!(
         injector.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"),

@@ -16,13 +16,15 @@ use serde_json::json;
 
 const NS: &str = "apps";
 
-fn config(bao: &Bao, token_file: &Path, out: &Path, extra: &str) -> String {
-    format!(
-        "sources:\n  - vault:\n      address: {}\n      auth:\n        kubernetes: {{ role: app, token_file: {} }}\noutput: {{ dir: {} }}\n{extra}secrets:\n  - name: pw\n    kv: {{ mount: secret, path: app/db }}\n    key: password\n",
-        bao.addr,
-        token_file.display(),
-        out.display()
-    )
+/// A config that logs in to `bao` as role `app` with the token in `token_file`.
+fn config(bao: &Bao, token_file: &Path, out: &Path) -> Config {
+    Config::new()
+        .source(vault(
+            &bao.addr,
+            json!({ "kubernetes": { "role": "app", "token_file": token_file } }),
+        ))
+        .output(out)
+        .secret(kv_key("pw", "app/db", "password"))
 }
 
 /// A token of `apps/app` for `audience`, bound to Secret `bound` when given
@@ -74,7 +76,11 @@ fn init_logs_in_with_a_token_request_token_and_refuses_bad_ones() {
     let token = cp.token(NS, "app", "vault");
     let token_file = file(work.path(), "token", &token);
     let out = Tmpfs::new("1m");
-    let o = init(work.path(), &config(&bao, &token_file, out.path(), ""), &[]);
+    let o = init(
+        work.path(),
+        &config(&bao, &token_file, out.path()).yaml(),
+        &[],
+    );
     assert_exit(&o, 0);
     assert_eq!(out.read("pw"), "from-k8s-login");
 
@@ -82,7 +88,11 @@ fn init_logs_in_with_a_token_request_token_and_refuses_bad_ones() {
     let other = cp.token(NS, "app", "not-vault");
     let other_file = file(work.path(), "other-token", &other);
     let out = Tmpfs::new("1m");
-    let o = init(work.path(), &config(&bao, &other_file, out.path(), ""), &[]);
+    let o = init(
+        work.path(),
+        &config(&bao, &other_file, out.path()).yaml(),
+        &[],
+    );
     assert_exit(&o, 77);
     let t = text(&o);
     assert!(
@@ -102,7 +112,7 @@ fn init_logs_in_with_a_token_request_token_and_refuses_bad_ones() {
     let out = Tmpfs::new("1m");
     let o = init(
         work.path(),
-        &config(&bao, &expired_file, out.path(), ""),
+        &config(&bao, &expired_file, out.path()).yaml(),
         &[],
     );
     assert_exit(&o, 77);
@@ -126,17 +136,14 @@ async fn service_account_uid(client: &::kube::Client) -> String {
 fn the_sidecar_picks_up_a_rotated_projected_token_at_its_next_login() {
     let cp = ControlPlane::start();
     let client = cp.client();
-    // Vault tokens that live 4 s: the sidecar logs in again every few seconds.
-    let bao = cp.bao_with_kubernetes_auth(NS, "4s");
+    let bao = cp.bao_with_kubernetes_auth(NS, "1h");
     let work = scratch();
     let first = cp.block_on(token_bound(&client, "vault", Some("first-binding")));
     let token_file = file(work.path(), "token", &first);
     let out = Tmpfs::new("1m");
-    let cfg = file(
-        work.path(),
-        "sidecar.yaml",
-        &config(&bao, &token_file, out.path(), "refresh: { interval: 1s }\n"),
-    );
+    let cfg = config(&bao, &token_file, out.path())
+        .set("refresh", json!({ "interval": "1s" }))
+        .write(work.path(), "sidecar.yaml");
     let mut run = Running::sidecar(work.path(), &cfg);
     assert_eq!(out.read("pw"), "from-k8s-login");
 
@@ -148,9 +155,15 @@ fn the_sidecar_picks_up_a_rotated_projected_token_at_its_next_login() {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NS);
     cp.block_on(secrets.delete("first-binding", &DeleteParams::default()))
         .unwrap();
-    // Any login from now on can only have used the new token.
+    // Any login from now on can only have used the new token; revoking the
+    // sidecar's Vault token makes its next read log in again.
     let logins = || run_logins(&run);
     let before = logins();
+    bao.api(
+        "PUT",
+        "sys/leases/revoke-prefix/auth/kubernetes/login",
+        json!({}),
+    );
     wait_until(
         Duration::from_secs(90),
         "a login after the rotation",
