@@ -18,6 +18,7 @@ use crate::command::{print, runtime};
 use crate::config::{Config, SourceKind};
 use crate::cycle;
 use crate::exit::{Exit, ExitCode, Failure};
+use crate::fetch::{self, Budget, Fetcher};
 use crate::output::OutputDir;
 use crate::source;
 use crate::template;
@@ -103,14 +104,18 @@ pub async fn local(config: &Config, path: &Path) -> Result<(), Error> {
         }
     };
     let deadline = Instant::now() + FILE_BUDGET;
+    let fetcher = Fetcher::new(config, sources, 1);
     let mut failed = Vec::new();
     let mut fetched = vec![None; config.secrets.len()];
-    for members in cycle::groups(config) {
+    for members in fetch::groups(config) {
         let source = config.secrets[members[0]].source;
         if !matches!(config.sources[source].kind, SourceKind::File { .. }) {
             continue;
         }
-        match cycle::fetch_group(config, &members, &*sources[source], deadline).await {
+        match fetcher
+            .fetch_group(config, &members, Budget::Until(deadline))
+            .await
+        {
             Ok((f, _)) => members.iter().for_each(|&i| fetched[i] = Some(f.clone())),
             Err(e) => failed.extend(e),
         }

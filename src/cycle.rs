@@ -1,45 +1,20 @@
-//! One render cycle: fetch every address concurrently (bounded), once for all
-//! the secrets that read it, render each secret and every template, then write
-//! them all or none. `init` is one cycle; the sidecar starts with one.
-//!
-//! The bound applies to sources that make one request per fetch (Vault, file).
-//! AWS Secrets Manager fetches are all started at once: the source queues them
-//! and batches them, 20 per BatchGetSecretValue call, and bounds its own calls.
+//! One render cycle: fetch every address concurrently through the
+//! [`Fetcher`], once for all the secrets that read it, render each secret and
+//! every template, then write them all or none ([`OutputDir::write_all`]).
+//! `init` is one cycle; the sidecar starts with one.
 
 use std::fmt;
-use std::sync::Arc;
 
 use futures::stream::{self, StreamExt};
-use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use crate::config::{Address, Config, Secret};
+use crate::config::Config;
 use crate::exit::{Exit, ExitCode};
+use crate::fetch::{self, Budget, Fetcher, SecretError};
 use crate::output::{self, OutputDir};
-use crate::render::{self, Rendered};
+use crate::render::Rendered;
 use crate::secret::Fetched;
-use crate::source::{self, Source};
 use crate::template;
-
-/// Why one secret failed.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    /// The backend read failed.
-    #[error(transparent)]
-    Source(#[from] source::Error),
-    /// The secret could not be rendered.
-    #[error(transparent)]
-    Render(#[from] render::Error),
-}
-
-impl ExitCode for SecretError {
-    fn exit(&self) -> Exit {
-        match self {
-            SecretError::Source(e) => e.exit(),
-            SecretError::Render(e) => e.exit(),
-        }
-    }
-}
 
 /// Why a cycle wrote nothing.
 #[derive(Debug)]
@@ -158,102 +133,6 @@ pub struct Report {
     pub started: std::time::SystemTime,
 }
 
-/// Secrets that read the same address of the same source, as indices into
-/// `config.secrets` in config order: each group is fetched once per round
-/// and its files are written together.
-pub fn groups(config: &Config) -> Vec<Vec<usize>> {
-    let mut groups: Vec<(usize, &Address, Vec<usize>)> = Vec::new();
-    for (i, s) in config.secrets.iter().enumerate() {
-        match groups
-            .iter_mut()
-            .find(|(src, address, _)| *src == s.source && **address == s.address)
-        {
-            Some((_, _, members)) => members.push(i),
-            None => groups.push((s.source, &s.address, vec![i])),
-        }
-    }
-    groups.into_iter().map(|(_, _, m)| m).collect()
-}
-
-/// Reads `secret`'s address, giving up at `deadline`.
-pub async fn fetch(
-    secret: &Secret,
-    source: &dyn Source,
-    deadline: Instant,
-) -> Result<Fetched, source::Error> {
-    tokio::time::timeout_at(deadline, source.fetch(secret, deadline))
-        .await
-        .map_err(|_| {
-            source::Error::unavailable(format!(
-                "`{}`: no answer before the deadline",
-                secret.address.key()
-            ))
-        })?
-}
-
-/// Renders one fetch for every secret of a group; on failure, every secret
-/// that failed, by index.
-pub fn render_group(
-    config: &Config,
-    members: &[usize],
-    fetched: &Fetched,
-) -> Result<Vec<Vec<Rendered>>, Vec<(usize, SecretError)>> {
-    let mut files = Vec::with_capacity(members.len());
-    let mut failed = Vec::new();
-    for &i in members {
-        match render::render_fetched(&config.secrets[i], fetched) {
-            Ok(r) => files.push(r),
-            Err(e) => failed.push((i, SecretError::Render(e))),
-        }
-    }
-    if failed.is_empty() {
-        Ok(files)
-    } else {
-        Err(failed)
-    }
-}
-
-/// Fetches a group's address once and renders it for every secret of the
-/// group; on failure, every secret that failed, by index.
-pub async fn fetch_group(
-    config: &Config,
-    members: &[usize],
-    source: &dyn Source,
-    deadline: Instant,
-) -> Result<(Fetched, Vec<Vec<Rendered>>), Vec<(usize, SecretError)>> {
-    let fetched = fetch(&config.secrets[members[0]], source, deadline)
-        .await
-        .map_err(|e| {
-            members
-                .iter()
-                .map(|&i| (i, SecretError::Source(e.clone())))
-                .collect::<Vec<_>>()
-        })?;
-    let files = render_group(config, members, &fetched)?;
-    Ok((fetched, files))
-}
-
-/// Bounds how many fetches run at once, except for sources that batch
-/// concurrent fetches themselves: holding those back would shrink their batches.
-pub struct Limiter(Semaphore);
-
-impl Limiter {
-    /// At most `n` (at least 1) fetches at once.
-    pub fn new(n: usize) -> Self {
-        Limiter(Semaphore::new(n.max(1)))
-    }
-
-    /// Waits for a turn to fetch from `source`; hold the result while fetching.
-    pub async fn enter(&self, source: &dyn Source) -> Option<SemaphorePermit<'_>> {
-        if source.batches() {
-            None
-        } else {
-            // Never fails: the semaphore is never closed.
-            self.0.acquire().await.ok()
-        }
-    }
-}
-
 /// Runs one all-or-nothing cycle over every secret of `config`, one fetch per
 /// address. Secrets with an `adopted` fetch (by index) are rendered from it
 /// instead of fetched, with the rest of their group. Files that already hold
@@ -261,18 +140,15 @@ impl Limiter {
 /// config) nothing is written.
 pub async fn run(
     config: &Config,
-    sources: &[Arc<dyn Source>],
+    fetcher: &Fetcher,
     dir: Option<&OutputDir>,
     deadline: Instant,
-    concurrency: usize,
     mut adopted: Vec<Option<Fetched>>,
 ) -> Result<Report, Error> {
     let started = std::time::SystemTime::now();
     let clock = std::time::Instant::now();
     adopted.resize_with(config.secrets.len(), || None);
-    let limiter = Limiter::new(concurrency);
-    let limiter = &limiter;
-    let work: Vec<(Vec<usize>, Option<Fetched>)> = groups(config)
+    let work: Vec<(Vec<usize>, Option<Fetched>)> = fetch::groups(config)
         .into_iter()
         .map(|members| {
             let held = members.iter().find_map(|&i| adopted[i].take());
@@ -282,11 +158,11 @@ pub async fn run(
     let results: Vec<_> = stream::iter(work)
         .map(|(members, held)| async move {
             let r = match held {
-                Some(f) => render_group(config, &members, &f).map(|files| (f, files)),
+                Some(f) => fetch::render_group(config, &members, &f).map(|files| (f, files)),
                 None => {
-                    let source = &*sources[config.secrets[members[0]].source];
-                    let _turn = limiter.enter(source).await;
-                    fetch_group(config, &members, source, deadline).await
+                    fetcher
+                        .fetch_group(config, &members, Budget::Until(deadline))
+                        .await
                 }
             };
             if let Ok((f, files)) = &r {
@@ -354,33 +230,12 @@ pub async fn run(
             started,
         });
     };
-    // Stage everything first: a failure drops the staged files, leaving the old ones.
-    let mut staged = Vec::new();
-    let mut changed = Vec::with_capacity(rendered.len());
-    for files in &rendered {
-        let before = staged.len();
-        for r in files {
-            if let Some(s) = dir
-                .stage_if_changed(&r.file, &r.bytes, r.mode)
-                .map_err(Error::Output)?
-            {
-                staged.push(s);
-            }
-        }
-        changed.push(staged.len() > before);
-    }
-    for r in &templates {
-        if let Some(s) = dir
-            .stage_if_changed(&r.file, &r.bytes, r.mode)
-            .map_err(Error::Output)?
-        {
-            staged.push(s);
-        }
-    }
-    let written = staged.len();
-    for s in staged {
-        dir.commit(s).map_err(Error::Output)?;
-    }
+    // All or none: a file that cannot be staged leaves the old ones.
+    let wrote = dir
+        .write_all(rendered.iter().flatten().chain(&templates))
+        .map_err(Error::Output)?;
+    let changed = wrote.per_set(rendered.iter().map(Vec::len));
+    let written = wrote.count();
     tracing::info!(
         secrets = config.secrets.len(),
         templates = config.templates.len(),
@@ -402,9 +257,12 @@ pub async fn run(
 pub(crate) mod tests {
     use std::path::Path;
 
+    use std::sync::Arc;
+
     use super::*;
     use crate::config::Output;
     use crate::source::fake::Counting;
+    use crate::source::{self, Source};
 
     /// Three secrets of one address, one of another; a disk directory is allowed.
     pub(crate) fn setup() -> (Config, tempfile::TempDir, OutputDir) {
@@ -429,12 +287,13 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn secrets_of_one_address_are_fetched_once() {
         let (config, tmp, dir) = setup();
-        assert_eq!(groups(&config), [vec![0, 1, 3], vec![2]]);
+        assert_eq!(fetch::groups(&config), [vec![0, 1, 3], vec![2]]);
         let source = Arc::new(Counting::default());
         source.set("one");
         let sources: Vec<Arc<dyn Source>> = vec![source.clone()];
+        let fetcher = Fetcher::new(&config, sources, 4);
         let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        let report = run(&config, &sources, Some(&dir), deadline, 4, Vec::new())
+        let report = run(&config, &fetcher, Some(&dir), deadline, Vec::new())
             .await
             .unwrap();
         assert_eq!(source.fetches(), 2);

@@ -12,6 +12,7 @@ use crate::cli::InitArgs;
 use crate::config::Config;
 use crate::cycle;
 use crate::exit::{Exit, Failure};
+use crate::fetch::Fetcher;
 use crate::output::OutputDir;
 use crate::signals::{self, Signals};
 use crate::source::{self, Source};
@@ -79,17 +80,10 @@ pub async fn run(config: &Config, ready: Ready, opts: Options) -> Result<u8, Fai
         error: anyhow::Error::new(e).context("cannot install signal handlers"),
     })?;
     let deadline = tokio::time::Instant::now() + opts.timeout;
+    let fetcher = Fetcher::new(config, ready.sources, opts.concurrency);
     let work = async {
-        let report = cycle::run(
-            config,
-            &ready.sources,
-            Some(&ready.dir),
-            deadline,
-            opts.concurrency,
-            Vec::new(),
-        )
-        .await?;
-        hand_off(config, &ready.sources, &report, ready.state_dir.as_ref()).await?;
+        let report = cycle::run(config, &fetcher, Some(&ready.dir), deadline, Vec::new()).await?;
+        hand_off(config, fetcher.sources(), &report, ready.state_dir.as_ref()).await?;
         Ok(Exit::Ok.code())
     };
     tokio::select! {

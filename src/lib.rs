@@ -5,7 +5,8 @@
 //! The binary's modes are built from these modules: [`config`] (validated
 //! configuration), [`source`] (backends), [`render`] (file formats) and
 //! [`template`] (files over several secrets) in the language of [`jinja`], [`output`]
-//! (the tmpfs writer), [`cycle`] (fetch all, write all or none), [`init`]
+//! (the tmpfs writer, its one write path), [`fetch`] (the one fetch path:
+//! limiter, deadlines, render), [`cycle`] (fetch all, write all or none), [`init`]
 //! (the `init` command and its hand-off), [`rotation`] and [`sidecar`]
 //! (`run`, `exec`) with the pacing of backend calls in [`backoff`],
 //! [`supervise`] (the `exec`
@@ -29,6 +30,7 @@ pub mod config;
 pub mod cycle;
 pub mod drill;
 pub mod exit;
+pub mod fetch;
 pub mod harden;
 pub mod http;
 pub mod init;

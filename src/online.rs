@@ -14,8 +14,8 @@ use futures::stream::{self, StreamExt};
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::cycle::{self, Limiter};
 use crate::exit::{Exit, ExitCode};
+use crate::fetch::{self, Limiter};
 use crate::source::{self, Source};
 
 /// What was found for one secret.
@@ -148,7 +148,7 @@ pub async fn check(
     let sources: Vec<Arc<dyn Source>> = source::build(config)?;
     let limiter = Limiter::new(concurrency);
     let (limiter, sources) = (&limiter, &sources);
-    let groups = cycle::groups(config);
+    let groups = fetch::groups(config);
     let results: Vec<(Vec<usize>, Status)> = stream::iter(groups)
         .map(|members| async move {
             let secret = &config.secrets[members[0]];

@@ -2,8 +2,10 @@
 //! ramfs, works only relative to the directory it opened, and replaces files
 //! atomically: a temporary file made with `O_CREAT|O_EXCL|O_NOFOLLOW`, written,
 //! `fchmod`/`fchown`, then `renameat` over the old name. A symlink planted at a
-//! target name is replaced, never followed. Writing is split into [`Staged`]
-//! temporaries and their commit, so a run can write all of its files or none.
+//! target name is replaced, never followed. [`OutputDir::write_all`] is the
+//! one write path: every file that differs from disk is staged as a
+//! [`Staged`] temporary first, and only then are they renamed into place, so
+//! a set of files is written whole or not at all.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -16,6 +18,7 @@ use rustix::io::Errno;
 
 use crate::config::Output;
 use crate::exit::{Exit, ExitCode};
+use crate::render::Rendered;
 use crate::secret::SecretBytes;
 
 /// Suffix of temporary files, so that leftovers of a crash can be found.
@@ -94,6 +97,32 @@ impl Drop for Staged {
         if !self.done {
             let _ = rustix::fs::unlinkat(&*self.parent, self.tmp.as_str(), AtFlags::empty());
         }
+    }
+}
+
+/// What [`OutputDir::write_all`] changed: file by file, in the order given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written(Vec<bool>);
+
+impl Written {
+    /// How many files changed.
+    pub fn count(&self) -> usize {
+        self.0.iter().filter(|&&c| c).count()
+    }
+
+    /// Whether any file changed.
+    pub fn any(&self) -> bool {
+        self.0.contains(&true)
+    }
+
+    /// Whether any file of each set changed, for files given as consecutive
+    /// sets (a secret's) of these sizes.
+    pub fn per_set(&self, sizes: impl IntoIterator<Item = usize>) -> Vec<bool> {
+        let mut files = self.0.iter();
+        sizes
+            .into_iter()
+            .map(|n| files.by_ref().take(n).fold(false, |a, &b| a | b))
+            .collect()
     }
 }
 
@@ -342,6 +371,24 @@ impl OutputDir {
         self.stage(file, bytes, mode).map(Some)
     }
 
+    /// Writes `files` together: stages every file that does not already hold
+    /// its bytes and mode, then renames them all into place, and reports
+    /// which changed. A file that cannot be staged drops what was staged, so
+    /// nothing is written.
+    pub fn write_all<'a>(&self, files: impl IntoIterator<Item = &'a Rendered>) -> Result<Written> {
+        let mut staged = Vec::new();
+        let mut changed = Vec::new();
+        for r in files {
+            let s = self.stage_if_changed(&r.file, &r.bytes, r.mode)?;
+            changed.push(s.is_some());
+            staged.extend(s);
+        }
+        for s in staged {
+            self.commit(s)?;
+        }
+        Ok(Written(changed))
+    }
+
     /// Removes `file` (for `wipe_on_exit`); a missing file is fine.
     pub fn remove(&self, file: &str) -> Result<()> {
         let (parent, name) = self.parent_of(file)?;
@@ -481,6 +528,41 @@ mod tests {
         dir.remove("a").unwrap();
         dir.remove("a").unwrap();
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    }
+
+    fn rendered(file: &str, text: &str) -> Rendered {
+        Rendered {
+            file: file.into(),
+            bytes: SecretBytes::copy_from(text),
+            mode: 0o400,
+        }
+    }
+
+    #[test]
+    fn write_all_reports_what_changed() {
+        let (tmp, dir) = disk_dir();
+        put(&dir, "a", "same", 0o400).unwrap();
+        let files = [rendered("a", "same"), rendered("sub/b", "new")];
+        let wrote = dir.write_all(&files).unwrap();
+        assert_eq!((wrote.count(), wrote.any()), (1, true));
+        assert_eq!(wrote.per_set([1, 1]), [false, true]);
+        assert_eq!(wrote.per_set([2]), [true]);
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("sub/b")).unwrap(),
+            "new"
+        );
+        assert!(!dir.write_all(&files).unwrap().any());
+    }
+
+    #[test]
+    fn write_all_writes_nothing_when_one_file_cannot_be_staged() {
+        let (tmp, dir) = disk_dir();
+        std::os::unix::fs::symlink(tmp.path().join(".."), tmp.path().join("up")).unwrap();
+        let files = [rendered("a", "one"), rendered("up/x", "two")];
+        let err = dir.write_all(&files).unwrap_err();
+        assert!(err.to_string().contains("symlink"), "{err}");
+        // Only the planted link: no file, no temporary.
+        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -7,15 +7,14 @@ use tokio::time::Instant;
 
 use super::{Engine, Group};
 use crate::config::{Address, Config};
-use crate::cycle;
-use crate::output::Staged;
+use crate::fetch;
 use crate::render::Rendered;
 use crate::source;
 
 impl Engine {
-    /// Writes the files of these secrets that differ from disk, all staged
-    /// before the first is renamed into place; returns the secrets whose
-    /// files changed. A secret that cannot be written is logged and skipped.
+    /// Writes the files of these secrets that differ from disk, each
+    /// secret's files together; returns the secrets whose files changed. A
+    /// secret that cannot be written is logged and skipped.
     fn write_back<'a>(
         &self,
         files: impl IntoIterator<Item = (usize, &'a [Rendered])>,
@@ -23,32 +22,15 @@ impl Engine {
         let Some(dir) = &self.dir else {
             return Vec::new();
         };
-        let mut staged: Vec<(usize, Vec<Staged>)> = Vec::new();
-        for (i, rendered) in files {
-            let mut mine = Vec::new();
-            for r in rendered {
-                match dir.stage_if_changed(&r.file, &r.bytes, r.mode) {
-                    Ok(Some(s)) => mine.push(s),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::warn!(secret = %self.config.secrets[i].name, error = %e, "cannot write");
-                        mine.clear();
-                        break;
-                    }
-                }
-            }
-            if !mine.is_empty() {
-                staged.push((i, mine));
-            }
-        }
         let mut changed = Vec::new();
-        for (i, files) in staged {
-            for s in files {
-                if let Err(e) = dir.commit(s) {
-                    tracing::warn!(secret = %self.config.secrets[i].name, error = %e, "cannot write");
+        for (i, rendered) in files {
+            match dir.write_all(rendered) {
+                Ok(wrote) if wrote.any() => changed.push(i),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(secret = %self.config.secrets[i].name, error = %e, "cannot write")
                 }
             }
-            changed.push(i);
         }
         changed
     }
@@ -79,8 +61,8 @@ impl Engine {
         if !same_sources {
             match source::build(&config) {
                 Ok(s) => {
-                    self.sources = s;
-                    self.token_due = vec![Instant::now(); self.sources.len()];
+                    self.token_due = vec![Instant::now(); s.len()];
+                    self.fetcher.replace(&config, s);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "new config refused: its sources cannot be built; keeping the old one");
@@ -115,7 +97,7 @@ impl Engine {
             })
             .collect();
         let mut fresh = Vec::new();
-        for members in cycle::groups(&config) {
+        for members in fetch::groups(&config) {
             let k = key(&config, members[0]);
             let kept = old
                 .iter()
@@ -130,7 +112,7 @@ impl Engine {
                 group.step = kept.step;
             }
             if let Some(f) = &group.fetched {
-                match cycle::render_group(&config, &group.members, f) {
+                match fetch::render_group(&config, &group.members, f) {
                     Ok(files) => {
                         for (&i, files) in group.members.iter().zip(files) {
                             fresh.push((i, files));
@@ -171,7 +153,7 @@ impl Engine {
             let source = self.config.secrets[group.members[0]].source;
             if self.config.sources[source].revoke_on_exit() {
                 let secrets = self.names(&group.members);
-                match self.sources[source].revoke(lease).await {
+                match self.fetcher.sources()[source].revoke(lease).await {
                     Ok(()) => tracing::info!(secrets = %secrets, "lease revoked"),
                     Err(e) => {
                         tracing::warn!(secrets = %secrets, error = %e, "cannot revoke lease")

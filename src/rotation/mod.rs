@@ -33,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::config::Config;
-use crate::cycle::{self, SecretError};
+use crate::cycle;
+use crate::fetch::{self, Fetcher, SecretError};
 use crate::output::OutputDir;
 use crate::render::Rendered;
 use crate::secret::{Fetched, Lease};
@@ -42,7 +43,6 @@ use crate::state::State;
 use crate::store::Store;
 use crate::telemetry::metrics::Metrics;
 use crate::template::Rendering;
-use outcome::Pending;
 use schedule::{Decision, Draws, Now, Slot, Step};
 
 /// Longest wait between retries of leases and certificates after failures.
@@ -104,7 +104,8 @@ enum Outcome {
 /// Keeps the files of one configuration fresh.
 pub struct Engine {
     config: Arc<Config>,
-    sources: Vec<Arc<dyn Source>>,
+    /// Every backend call goes through it.
+    fetcher: Fetcher,
     /// `None` in a proxy-only config: values are served from `store`, never written.
     dir: Option<Arc<OutputDir>>,
     metrics: Arc<Metrics>,
@@ -120,7 +121,6 @@ pub struct Engine {
     /// The jitter draws of the current round.
     draws: Draws,
     changes: Option<mpsc::UnboundedSender<()>>,
-    limiter: cycle::Limiter,
     /// `refreshNow` requests waiting for the next round, by group.
     waiting: Vec<(usize, tokio::sync::oneshot::Sender<Refreshed>)>,
 }
@@ -169,15 +169,10 @@ impl Engine {
                 Some(held.fetched.clone())
             })
             .collect();
-        let report = cycle::run(
-            &config,
-            &sources,
-            dir.as_deref(),
-            deadline,
-            CONCURRENCY,
-            adopted,
-        )
-        .await?;
+        let mut fetcher = Fetcher::new(&config, sources, CONCURRENCY);
+        let report = cycle::run(&config, &fetcher, dir.as_deref(), deadline, adopted).await?;
+        // The rounds' calls are counted: the first cycle's are not polls.
+        fetcher.count_into(metrics.clone());
         let started = Instant::now();
         for (i, secret) in config.secrets.iter().enumerate() {
             metrics.success(&secret.name);
@@ -186,14 +181,14 @@ impl Engine {
                 metrics.wrote(&secret.name);
             }
         }
-        let draws = Draws::new(sources.iter().map(|s| s.batches()));
+        let draws = Draws::new(fetcher.sources().iter().map(|s| s.batches()));
         let mut engine = Engine {
-            token_due: vec![Instant::now(); sources.len()],
+            token_due: vec![Instant::now(); fetcher.sources().len()],
             groups: Vec::new(),
             rendered: report.rendered,
             templates: Rendering::new(report.templates),
             config,
-            sources,
+            fetcher,
             dir,
             metrics,
             store,
@@ -204,11 +199,10 @@ impl Engine {
             },
             draws,
             changes,
-            limiter: cycle::Limiter::new(CONCURRENCY),
             waiting: Vec::new(),
         };
         let mut fetched: Vec<Option<Fetched>> = report.fetched.into_iter().map(Some).collect();
-        for members in cycle::groups(&engine.config) {
+        for members in fetch::groups(&engine.config) {
             let age = members.iter().find_map(|&i| ages[i]).unwrap_or_default();
             let mut group = Group::new(members);
             group.fetched = fetched[group.members[0]].take();
@@ -230,14 +224,14 @@ impl Engine {
     pub fn view(&self) -> crate::proxy::View {
         crate::proxy::View {
             config: self.config.clone(),
-            sources: self.sources.clone(),
+            sources: self.fetcher.sources().to_vec(),
             bodies: Default::default(),
         }
     }
 
     /// Copies the sources' API call counts into the metrics.
     fn count_calls(&self) {
-        for (s, source) in self.config.sources.iter().zip(&self.sources) {
+        for (s, source) in self.config.sources.iter().zip(self.fetcher.sources()) {
             for (operation, total) in source.api_calls() {
                 self.metrics.api_calls(&s.name, operation, total);
             }
@@ -282,7 +276,7 @@ impl Engine {
         let poll = if first {
             schedule::first_poll(every, u)
         } else {
-            schedule::next_poll(every, self.sources[source].pace().stretch, u)
+            schedule::next_poll(every, self.fetcher.sources()[source].pace().stretch, u)
         };
         (group.due, group.step) =
             schedule::next(f, group.at, poll, self.config.refresh.renew_at, Now::read());
@@ -348,43 +342,44 @@ impl Engine {
         }
     }
 
+    /// Renews, checks or fetches group `g`, as its step says.
     async fn step(&self, g: usize) -> Outcome {
         let group = &self.groups[g];
-        let lead = &self.config.secrets[group.members[0]];
-        let source = &*self.sources[lead.source];
-        let _turn = self.limiter.enter(source).await;
-        let started = std::time::Instant::now();
-        let deadline = Instant::now() + self.config.sources[lead.source].request_budget();
         let lease = group.fetched.as_ref().and_then(|f| f.lease.as_ref());
-        let outcome = match (group.step, lease) {
-            (Step::Renew, Some(lease)) => match source.renew(lease, deadline).await {
-                Ok(l) => Outcome::Renewed(l),
-                Err(e) => Outcome::Failed(group.all_failed(e)),
-            },
-            (Step::Check, _) => match &group.fetched {
-                Some(f) => match source.check(lead, f, deadline).await {
+        match (group.step, lease, &group.fetched) {
+            (Step::Renew, Some(lease), _) => {
+                match self.fetcher.renew(self.source_of(group), lease).await {
+                    Ok(l) => Outcome::Renewed(l),
+                    Err(e) => Outcome::Failed(group.all_failed(e)),
+                }
+            }
+            (Step::Check, _, Some(f)) => {
+                match self.fetcher.check(&self.config, group.members[0], f).await {
                     Ok(good) => Outcome::Checked(good),
                     Err(e) => Outcome::Failed(group.all_failed(e)),
-                },
-                None => Outcome::Checked(false),
-            },
-            _ => match cycle::fetch_group(&self.config, &group.members, source, deadline).await {
-                Ok((f, r)) => Outcome::Fetched(f, r),
-                Err(e) => Outcome::Failed(e),
-            },
-        };
-        self.metrics
-            .request(&self.config.sources[lead.source].name, started);
-        outcome
+                }
+            }
+            (Step::Check, _, None) => Outcome::Checked(false),
+            _ => {
+                let budget = fetch::Budget::Request;
+                match self
+                    .fetcher
+                    .fetch_group(&self.config, &group.members, budget)
+                    .await
+                {
+                    Ok((f, r)) => Outcome::Fetched(f, r),
+                    Err(e) => Outcome::Failed(e),
+                }
+            }
+        }
     }
 
     /// Keeps each due token alive.
     async fn maintain_tokens(&mut self, now: Instant) {
         let renew_at = self.config.refresh.renew_at;
-        for (i, source) in self.sources.iter().enumerate() {
+        for i in 0..self.fetcher.sources().len() {
             if self.token_due[i] <= now {
-                let deadline = now + self.config.sources[i].request_budget();
-                self.token_due[i] = match source.maintain(renew_at, deadline).await {
+                self.token_due[i] = match self.fetcher.maintain(i, renew_at).await {
                     Ok(wait) => Instant::now() + wait.max(Duration::from_secs(1)),
                     Err(e) => {
                         tracing::warn!(source = %self.config.sources[i].name, error = %e, "cannot keep the token alive");
@@ -400,7 +395,7 @@ impl Engine {
     async fn round(&mut self) {
         let now = Instant::now();
         self.maintain_tokens(now).await;
-        self.draws = Draws::new(self.sources.iter().map(|s| s.batches()));
+        self.draws = Draws::new(self.fetcher.sources().iter().map(|s| s.batches()));
         let due = self.pick(now);
         if due.is_empty() {
             return;
@@ -411,21 +406,20 @@ impl Engine {
             .buffer_unordered(this.groups.len().max(1))
             .collect()
             .await;
-        let mut pending = Vec::new();
         let mut failures = Vec::new();
         let mut waits = Vec::new();
+        let mut fresh = Vec::new();
+        let mut changed = Vec::new();
         for (g, outcome) in outcomes {
             match outcome {
                 Outcome::Fetched(fetched, rendered) => {
-                    match self.stage(&self.groups[g].members, &rendered) {
-                        Ok(staged) => pending.push(Pending {
-                            group: g,
-                            fetched,
-                            rendered,
-                            staged,
-                        }),
+                    match self.write(&self.groups[g].members, &rendered) {
+                        Ok(wrote) => {
+                            fresh.extend(self.groups[g].members.iter().copied());
+                            self.written(g, fetched, rendered, &wrote);
+                            changed.extend(wrote);
+                        }
                         Err(e) => {
-                            let e = SecretError::Source(source::Error::data(e.to_string()));
                             let errors = self.groups[g]
                                 .members
                                 .iter()
@@ -464,11 +458,7 @@ impl Engine {
                 }
             }
         }
-        let fresh: Vec<usize> = pending
-            .iter()
-            .flat_map(|p| self.groups[p.group].members.iter().copied())
-            .collect();
-        let changed = self.commit(pending, &mut failures, &mut waits);
+        changed.sort_unstable();
         self.log_failures(failures);
         let templates = self.write_templates(Some(&fresh));
         self.notify(&changed, &templates).await;
@@ -479,7 +469,7 @@ impl Engine {
     /// or whose source holds requests back (but for one probe), are moved to
     /// a point spread over their next interval instead ([`schedule::plan`]).
     fn pick(&mut self, now: Instant) -> Vec<usize> {
-        let paces: Vec<_> = self.sources.iter().map(|s| s.pace()).collect();
+        let paces: Vec<_> = self.fetcher.sources().iter().map(|s| s.pace()).collect();
         let slots: Vec<Slot> = self
             .groups
             .iter()

@@ -1,5 +1,5 @@
-//! What a round's outcomes do: the files of every change staged, then
-//! renamed into place together; renewals recorded; failures scheduled for a
+//! What a round's outcomes do: the files of each changed group written
+//! together; renewals recorded; failures scheduled for a
 //! retry and said once per cause; and the notices (`on_change` actions, the
 //! `exec` child) given once, after all files are written.
 
@@ -11,17 +11,8 @@ use super::schedule::{self, Step};
 use super::{Engine, Group};
 use crate::config::Action;
 use crate::cycle;
-use crate::output::Staged;
 use crate::render::Rendered;
 use crate::secret::{Fetched, Lease};
-
-/// A group's new files, staged, waiting for the rest of the round.
-pub(super) struct Pending {
-    pub(super) group: usize,
-    pub(super) fetched: Fetched,
-    pub(super) rendered: Vec<Vec<Rendered>>,
-    pub(super) staged: Vec<(usize, Vec<Staged>)>,
-}
 
 impl Engine {
     /// `` `a`, `b` `` for the secrets at these indices.
@@ -33,85 +24,62 @@ impl Engine {
         cycle::names(&names)
     }
 
-    /// Stages the files of `members` that differ from what was written last.
-    pub(super) fn stage(
+    /// Writes the files of `members` that differ from what was written last,
+    /// all together; returns the secrets whose files changed (without an
+    /// output directory, whose value changed: the change for `on_change`
+    /// and the child).
+    pub(super) fn write(
         &self,
         members: &[usize],
         rendered: &[Vec<Rendered>],
-    ) -> crate::output::Result<Vec<(usize, Vec<Staged>)>> {
-        let mut staged = Vec::with_capacity(members.len());
-        for (&i, files) in members.iter().zip(rendered) {
-            // The same files as last time need no look at the disk: the
-            // watch catches files changed behind our back.
-            if *files == self.rendered[i] {
-                continue;
-            }
-            let Some(dir) = &self.dir else {
-                staged.push((i, Vec::new()));
-                continue;
-            };
-            let mut mine = Vec::new();
-            for r in files {
-                if let Some(s) = dir.stage_if_changed(&r.file, &r.bytes, r.mode)? {
-                    mine.push(s);
-                }
-            }
-            staged.push((i, mine));
-        }
-        Ok(staged)
+    ) -> crate::output::Result<Vec<usize>> {
+        // The same files as last time need no look at the disk: the watch
+        // catches files changed behind our back.
+        let (fresh, files): (Vec<usize>, Vec<&Vec<Rendered>>) = members
+            .iter()
+            .zip(rendered)
+            .filter(|(&i, files)| **files != self.rendered[i])
+            .map(|(&i, files)| (i, files))
+            .unzip();
+        let Some(dir) = &self.dir else {
+            return Ok(fresh);
+        };
+        let wrote = dir.write_all(files.iter().copied().flatten())?;
+        Ok(fresh
+            .into_iter()
+            .zip(wrote.per_set(files.iter().map(|f| f.len())))
+            .filter_map(|(i, changed)| changed.then_some(i))
+            .collect())
     }
 
-    /// Renames every staged file of the round into place and records the new
-    /// state of each group; returns the secrets whose files changed.
-    pub(super) fn commit(
+    /// Records the new value of group `g` whose files are written (`changed`:
+    /// the secrets among them whose files changed) and schedules it.
+    pub(super) fn written(
         &mut self,
-        pending: Vec<Pending>,
-        failures: &mut Vec<Failure>,
-        waits: &mut Vec<(String, Duration)>,
-    ) -> Vec<usize> {
-        let mut changed = Vec::new();
-        for p in pending {
-            let mut error = None;
-            for (i, staged) in p.staged {
-                // Without files, a new value is the change (for on_change and the child).
-                let wrote = !staged.is_empty() || self.dir.is_none();
-                for s in staged {
-                    let committed = self.dir.as_ref().map_or(Ok(()), |d| d.commit(s));
-                    if let Err(e) = committed {
-                        error.get_or_insert(e.to_string());
-                    }
-                }
-                if wrote {
-                    changed.push(i);
-                }
+        g: usize,
+        fetched: Fetched,
+        rendered: Vec<Vec<Rendered>>,
+        changed: &[usize],
+    ) {
+        let members = self.groups[g].members.clone();
+        for (&i, files) in members.iter().zip(rendered) {
+            let secret = &self.config.secrets[i];
+            if changed.contains(&i) && self.dir.is_some() {
+                tracing::info!(secret = %secret.name, version = %fetched.version.as_deref().unwrap_or("none"), "secret changed; files written");
+                self.metrics.wrote(&secret.name);
+            } else if changed.contains(&i) {
+                tracing::info!(secret = %secret.name, version = fetched.version.as_deref().unwrap_or("none"), "secret changed");
             }
-            let members = self.groups[p.group].members.clone();
-            if let Some(e) = error {
-                let errors = members.iter().map(|&i| (i, e.clone())).collect();
-                failures.push(self.failed(p.group, errors, waits));
-                continue;
-            }
-            for (&i, files) in members.iter().zip(p.rendered) {
-                let secret = &self.config.secrets[i];
-                if changed.contains(&i) && self.dir.is_some() {
-                    tracing::info!(secret = %secret.name, version = %p.fetched.version.as_deref().unwrap_or("none"), "secret changed; files written");
-                    self.metrics.wrote(&secret.name);
-                } else if changed.contains(&i) {
-                    tracing::info!(secret = %secret.name, version = p.fetched.version.as_deref().unwrap_or("none"), "secret changed");
-                }
-                self.store.put(&secret.name, &p.fetched);
-                self.metrics.success(&secret.name);
-                self.rendered[i] = files;
-            }
-            let mut group = std::mem::replace(&mut self.groups[p.group], Group::new(Vec::new()));
-            group.fetched = Some(p.fetched);
-            group.at = Instant::now();
-            group.failures = 0;
-            self.schedule(&mut group);
-            self.groups[p.group] = group;
+            self.store.put(&secret.name, &fetched);
+            self.metrics.success(&secret.name);
+            self.rendered[i] = files;
         }
-        changed.sort_unstable();
-        changed
+        let mut group = std::mem::replace(&mut self.groups[g], Group::new(Vec::new()));
+        group.fetched = Some(fetched);
+        group.at = Instant::now();
+        group.failures = 0;
+        self.schedule(&mut group);
+        self.groups[g] = group;
     }
 
     pub(super) fn renewed(&mut self, g: usize, lease: Lease) {
@@ -163,7 +131,7 @@ impl Engine {
                     None => schedule::poll_retry(
                         failures,
                         self.interval(group),
-                        self.sources[self.source_of(group)].pace().stretch,
+                        self.fetcher.sources()[self.source_of(group)].pace().stretch,
                         self.draws.get(self.source_of(group)),
                     ),
                 };

@@ -42,10 +42,7 @@ impl Engine {
         let Some(dir) = &self.dir else {
             return Ok(false);
         };
-        match dir.stage_if_changed(&r.file, &r.bytes, r.mode)? {
-            Some(s) => dir.commit(s).map(|()| true),
-            None => Ok(false),
-        }
+        dir.write_all([r]).map(|w| w.any())
     }
 
     /// Writes back template files that were deleted or altered outside ramsecrets.

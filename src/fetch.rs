@@ -1,0 +1,254 @@
+//! The one fetch path: [`Fetcher`] holds the sources, bounds how many calls
+//! run at once ([`Limiter`]), gives each call its deadline ([`Budget`], the
+//! one place deadlines are computed) and renders what it fetched. `init`'s
+//! cycle, the sidecar's rounds and the proxy's `refreshNow` (which the
+//! sidecar's engine serves) all call the backends through it.
+//!
+//! The bound applies to sources that make one request per fetch (Vault, file).
+//! AWS Secrets Manager fetches are all started at once: the source queues them
+//! and batches them, 20 per BatchGetSecretValue call, and bounds its own calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::time::Instant;
+
+use crate::config::{Address, Config};
+use crate::exit::{Exit, ExitCode};
+use crate::render::{self, Rendered};
+use crate::secret::{Fetched, Lease};
+use crate::source::{self, Source};
+use crate::telemetry::metrics::Metrics;
+
+/// Why one secret failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The backend read failed.
+    #[error(transparent)]
+    Source(#[from] source::Error),
+    /// The secret could not be rendered.
+    #[error(transparent)]
+    Render(#[from] render::Error),
+}
+
+impl ExitCode for SecretError {
+    fn exit(&self) -> Exit {
+        match self {
+            SecretError::Source(e) => e.exit(),
+            SecretError::Render(e) => e.exit(),
+        }
+    }
+}
+
+/// A group's fetch, rendered for each of its secrets; or every secret of the
+/// group that failed, by index.
+pub type GroupResult = Result<(Fetched, Vec<Vec<Rendered>>), Vec<(usize, SecretError)>>;
+
+/// Secrets that read the same address of the same source, as indices into
+/// `config.secrets` in config order: each group is fetched once per round
+/// and its files are written together.
+pub fn groups(config: &Config) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(usize, &Address, Vec<usize>)> = Vec::new();
+    for (i, s) in config.secrets.iter().enumerate() {
+        match groups
+            .iter_mut()
+            .find(|(src, address, _)| *src == s.source && **address == s.address)
+        {
+            Some((_, _, members)) => members.push(i),
+            None => groups.push((s.source, &s.address, vec![i])),
+        }
+    }
+    groups.into_iter().map(|(_, _, m)| m).collect()
+}
+
+/// Renders one fetch for every secret of a group; on failure, every secret
+/// that failed, by index.
+pub fn render_group(
+    config: &Config,
+    members: &[usize],
+    fetched: &Fetched,
+) -> Result<Vec<Vec<Rendered>>, Vec<(usize, SecretError)>> {
+    let mut files = Vec::with_capacity(members.len());
+    let mut failed = Vec::new();
+    for &i in members {
+        match render::render_fetched(&config.secrets[i], fetched) {
+            Ok(r) => files.push(r),
+            Err(e) => failed.push((i, SecretError::Render(e))),
+        }
+    }
+    if failed.is_empty() {
+        Ok(files)
+    } else {
+        Err(failed)
+    }
+}
+
+/// Bounds how many fetches run at once, except for sources that batch
+/// concurrent fetches themselves: holding those back would shrink their batches.
+pub struct Limiter(Semaphore);
+
+impl Limiter {
+    /// At most `n` (at least 1) fetches at once.
+    pub fn new(n: usize) -> Self {
+        Limiter(Semaphore::new(n.max(1)))
+    }
+
+    /// Waits for a turn to fetch from `source`; hold the result while fetching.
+    pub async fn enter(&self, source: &dyn Source) -> Option<SemaphorePermit<'_>> {
+        if source.batches() {
+            None
+        } else {
+            // Never fails: the semaphore is never closed.
+            self.0.acquire().await.ok()
+        }
+    }
+}
+
+/// How long a call may take.
+#[derive(Clone, Copy, Debug)]
+pub enum Budget {
+    /// Until this instant (`init`, the sidecar's first cycle: one timeout
+    /// for the whole run).
+    Until(Instant),
+    /// The source's budget for one refresh, retries included, from when
+    /// the call gets its turn (the sidecar's rounds).
+    Request,
+}
+
+/// The sources of one config, called through one limiter with deadlines.
+pub struct Fetcher {
+    sources: Vec<Arc<dyn Source>>,
+    /// Each source's name and [`Budget::Request`] budget.
+    budgets: Vec<(String, Duration)>,
+    limiter: Limiter,
+    /// Where call durations are counted (the sidecar's rounds).
+    metrics: Option<Arc<Metrics>>,
+}
+
+impl Fetcher {
+    /// Calls `sources`, built for `config`, at most `concurrency` at once.
+    pub fn new(config: &Config, sources: Vec<Arc<dyn Source>>, concurrency: usize) -> Self {
+        Fetcher {
+            budgets: config
+                .sources
+                .iter()
+                .map(|s| (s.name.clone(), s.request_budget()))
+                .collect(),
+            sources,
+            limiter: Limiter::new(concurrency),
+            metrics: None,
+        }
+    }
+
+    /// Builds the sources of `config`.
+    pub fn build(config: &Config, concurrency: usize) -> Result<Self, source::Error> {
+        Ok(Self::new(config, source::build(config)?, concurrency))
+    }
+
+    /// Calls the sources of a reloaded `config` from now on, through the same limiter.
+    pub fn replace(&mut self, config: &Config, sources: Vec<Arc<dyn Source>>) {
+        let limiter = std::mem::replace(&mut self.limiter, Limiter::new(1));
+        let metrics = self.metrics.take();
+        *self = Fetcher {
+            limiter,
+            metrics,
+            ..Fetcher::new(config, sources, 1)
+        };
+    }
+
+    /// Counts the duration of every call from now on.
+    pub fn count_into(&mut self, metrics: Arc<Metrics>) {
+        self.metrics = Some(metrics);
+    }
+
+    /// The sources, by index into `config.sources`.
+    pub fn sources(&self) -> &[Arc<dyn Source>] {
+        &self.sources
+    }
+
+    /// When a call to `source` that starts now must be done.
+    pub fn deadline(&self, source: usize, budget: Budget) -> Instant {
+        match budget {
+            Budget::Until(at) => at,
+            Budget::Request => Instant::now() + self.budgets[source].1,
+        }
+    }
+
+    /// Runs `call` on `source` in its turn, with its deadline, counted.
+    async fn call<T>(
+        &self,
+        source: usize,
+        budget: Budget,
+        call: impl AsyncFnOnce(&dyn Source, Instant) -> T,
+    ) -> T {
+        let src = &*self.sources[source];
+        let _turn = self.limiter.enter(src).await;
+        let started = std::time::Instant::now();
+        let out = call(src, self.deadline(source, budget)).await;
+        if let Some(m) = &self.metrics {
+            m.request(&self.budgets[source].0, started);
+        }
+        out
+    }
+
+    /// Fetches a group's address once and renders it for every secret of the
+    /// group; on failure, every secret that failed, by index.
+    pub async fn fetch_group(
+        &self,
+        config: &Config,
+        members: &[usize],
+        budget: Budget,
+    ) -> GroupResult {
+        let secret = &config.secrets[members[0]];
+        let fetched = self
+            .call(secret.source, budget, async |src, deadline| {
+                tokio::time::timeout_at(deadline, src.fetch(secret, deadline))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(source::Error::unavailable(format!(
+                            "`{}`: no answer before the deadline",
+                            secret.address.key()
+                        )))
+                    })
+            })
+            .await
+            .map_err(|e| {
+                members
+                    .iter()
+                    .map(|&i| (i, SecretError::Source(e.clone())))
+                    .collect::<Vec<_>>()
+            })?;
+        let files = render_group(config, members, &fetched)?;
+        Ok((fetched, files))
+    }
+
+    /// Extends `lease` of `source`.
+    pub async fn renew(&self, source: usize, lease: &Lease) -> Result<Lease, source::Error> {
+        self.call(source, Budget::Request, async |src, deadline| {
+            src.renew(lease, deadline).await
+        })
+        .await
+    }
+
+    /// Whether the lease or certificate `fetched` for secret `secret` still holds.
+    pub async fn check(
+        &self,
+        config: &Config,
+        secret: usize,
+        fetched: &Fetched,
+    ) -> Result<bool, source::Error> {
+        let secret = &config.secrets[secret];
+        self.call(secret.source, Budget::Request, async |src, deadline| {
+            src.check(secret, fetched, deadline).await
+        })
+        .await
+    }
+
+    /// Keeps the token of `source` alive; returns when to do so again.
+    /// Not held back by the limiter, and not counted: it is not a secret's call.
+    pub async fn maintain(&self, source: usize, renew_at: f64) -> Result<Duration, source::Error> {
+        let deadline = self.deadline(source, Budget::Request);
+        self.sources[source].maintain(renew_at, deadline).await
+    }
+}
