@@ -17,7 +17,6 @@ use crate::exit::{Exit, ExitCode, Failure};
 use crate::output::OutputDir;
 use crate::rotation::Engine;
 use crate::signals::{self, Signals};
-use crate::store::Store;
 use crate::telemetry::{health, metrics::Metrics};
 use crate::{cycle, output, proxy, source, supervise, watch};
 
@@ -161,7 +160,6 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     };
     let metrics = Arc::new(Metrics::new(config.proxy.is_some()));
     metrics.declare(&config);
-    let store = Arc::new(Store::default());
     let stop = CancellationToken::new();
     // A token file that cannot be trusted stops the run before any backend call.
     let proxy_token = match &config.proxy {
@@ -183,7 +181,6 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         sources,
         dir.clone(),
         metrics.clone(),
-        store.clone(),
         deadline,
         exec_mode.then_some(changes_tx),
     );
@@ -196,8 +193,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
     let proxy = match (&config.proxy, proxy_token) {
         (Some(cfg), Some(token)) => {
             let shared = Arc::new(proxy::Proxy::new(
-                engine.view(),
-                store.clone(),
+                engine.subscribe(),
                 metrics.clone(),
                 token,
                 refresh_tx,
@@ -264,9 +260,6 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
                     }
                 }
                 engine = engine.reload(Arc::new(new)).await;
-                if let Some((p, _)) = &proxy {
-                    p.swap(engine.view());
-                }
             }
             Err(err) => {
                 tracing::error!(error = %err, "config change refused; keeping the running config")

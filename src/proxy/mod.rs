@@ -34,8 +34,7 @@ use crate::exit::{Exit, ExitCode};
 use crate::http;
 use crate::rotation::{RefreshNow, Refreshed};
 use crate::secret::SecretBytes;
-use crate::source::Source;
-use crate::store::Store;
+use crate::store::{Snapshot, Snapshots};
 use crate::telemetry::metrics::Metrics;
 use crate::trust;
 use api::{Route, Shape};
@@ -151,21 +150,20 @@ fn create_token(path: &Path) -> std::io::Result<SecretBytes> {
     Ok(token)
 }
 
-/// What the proxy serves from: swapped as a whole when the config is reloaded.
-pub struct View {
-    /// The running config.
-    pub config: Arc<Config>,
-    /// Its sources, to tell when their login fails.
-    pub sources: Vec<Arc<dyn Source>>,
-    /// Rendered bodies by (secret index, shape), with the store revision they
-    /// were made from; they go with the config they were made for.
-    pub bodies: RwLock<HashMap<(usize, Shape), (u64, Bytes)>>,
+/// Rendered bodies by (secret index, shape), with the revision they were
+/// made from; they go with the config they were made for.
+#[derive(Default)]
+struct Bodies {
+    config: Option<Arc<Config>>,
+    made: HashMap<(usize, Shape), (u64, Bytes)>,
 }
 
 /// Shared state of the proxy.
 pub struct Proxy {
-    view: RwLock<Arc<View>>,
-    store: Arc<Store>,
+    /// What the sidecar's engine publishes: the running config, its sources
+    /// and the latest values.
+    snapshots: Snapshots,
+    bodies: RwLock<Bodies>,
     metrics: Arc<Metrics>,
     token: SecretBytes,
     /// Last `refreshNow` per secret; the lock makes concurrent refreshes share one fetch.
@@ -207,17 +205,16 @@ fn refuse(api: Api, refusal: Refusal) -> Response<Full<Bytes>> {
 }
 
 impl Proxy {
-    /// A proxy over `store`, answering for `view`, asking `engine` for `refreshNow`.
+    /// A proxy over the engine's `snapshots`, asking `engine` for `refreshNow`.
     pub fn new(
-        view: View,
-        store: Arc<Store>,
+        snapshots: Snapshots,
         metrics: Arc<Metrics>,
         token: SecretBytes,
         engine: tokio::sync::mpsc::Sender<RefreshNow>,
     ) -> Self {
         Proxy {
-            view: RwLock::new(Arc::new(view)),
-            store,
+            snapshots,
+            bodies: RwLock::default(),
             metrics,
             token,
             refreshes: tokio::sync::Mutex::new(HashMap::new()),
@@ -225,9 +222,39 @@ impl Proxy {
         }
     }
 
-    /// Serves a reloaded config from now on.
-    pub fn swap(&self, view: View) {
-        *self.view.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(view);
+    /// The latest snapshot.
+    fn latest(&self) -> Arc<Snapshot> {
+        self.snapshots.borrow().clone()
+    }
+
+    /// The body made for `key` of `view`'s config from `revision`, if any.
+    fn cached(&self, view: &Snapshot, key: (usize, Shape), revision: u64) -> Option<Bytes> {
+        let bodies = self.bodies.read().unwrap_or_else(|p| p.into_inner());
+        let config = bodies.config.as_ref()?;
+        if !Arc::ptr_eq(config, &view.config) {
+            return None;
+        }
+        bodies
+            .made
+            .get(&key)
+            .filter(|(rev, _)| *rev == revision)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Keeps `body`, made for `key` of `view`'s config from `revision`.
+    fn keep(&self, view: &Snapshot, key: (usize, Shape), revision: u64, body: Bytes) {
+        let mut bodies = self.bodies.write().unwrap_or_else(|p| p.into_inner());
+        if !bodies
+            .config
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &view.config))
+        {
+            *bodies = Bodies {
+                config: Some(view.config.clone()),
+                made: HashMap::new(),
+            };
+        }
+        bodies.made.insert(key, (revision, body));
     }
 
     fn authorized(&self, req: &Request<Incoming>, api: Api) -> Result<(), Refusal> {
@@ -244,7 +271,7 @@ impl Proxy {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let view = self.view.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let view = self.latest();
         let route = api::route(&view.config, req.uri().path(), req.uri().query());
         if route == Route::Ping {
             return text(StatusCode::OK, "healthy");
@@ -266,7 +293,7 @@ impl Proxy {
                 version_id,
                 refresh,
             } => {
-                let entry = self.store.get(&view.config.secrets[secret].name);
+                let entry = view.get(&view.config.secrets[secret].name);
                 let current = entry.as_ref().map(|e| api::version(e));
                 let previous = entry
                     .as_ref()
@@ -312,17 +339,11 @@ impl Proxy {
             let name = &view.config.sources[secret.source].name;
             return refuse(api, Refusal::login(name, &why));
         }
-        let Some(entry) = self.store.get(&secret.name) else {
+        // The value after any refresh, of the secret of this name.
+        let Some(entry) = self.latest().get(&secret.name) else {
             return refuse(api, Refusal::not_fetched(&secret.name));
         };
-        let cached = view
-            .bodies
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .filter(|(rev, _)| *rev == entry.revision)
-            .map(|(_, b)| b.clone());
-        let body = match cached {
+        let body = match self.cached(&view, key, entry.revision) {
             Some(b) => {
                 self.metrics.proxy_cache_hit();
                 b
@@ -330,10 +351,7 @@ impl Proxy {
             None => match api::body(secret, &entry, shape) {
                 Ok(b) => {
                     let b = Bytes::from_owner(Body(b));
-                    view.bodies
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(key, (entry.revision, b.clone()));
+                    self.keep(&view, key, entry.revision, b.clone());
                     b
                 }
                 Err(e) => {

@@ -84,6 +84,9 @@ impl Engine {
             .map(|(r, s)| (s.name.clone(), r))
             .collect();
         self.config = config.clone();
+        self.held = self
+            .held
+            .reconfigured(config.clone(), self.fetcher.sources().to_vec());
         self.metrics.declare(&config);
         self.rendered = config
             .secrets
@@ -139,6 +142,7 @@ impl Engine {
         self.templates.reload(&self.config.templates);
         let templates = self.write_templates(None);
         tracing::info!(secrets = self.config.secrets.len(), "config reloaded");
+        self.publish();
         self.notify(&changed, &templates).await;
         self
     }

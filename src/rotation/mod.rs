@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::stream::{self, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -40,7 +40,7 @@ use crate::render::Rendered;
 use crate::secret::{Fetched, Lease};
 use crate::source::{self, Source};
 use crate::state::State;
-use crate::store::Store;
+use crate::store::{Snapshot, Snapshots};
 use crate::telemetry::metrics::Metrics;
 use crate::template::Rendering;
 use schedule::{Decision, Draws, Now, Slot, Step};
@@ -106,10 +106,12 @@ pub struct Engine {
     config: Arc<Config>,
     /// Every backend call goes through it.
     fetcher: Fetcher,
-    /// `None` in a proxy-only config: values are served from `store`, never written.
+    /// `None` in a proxy-only config: values are served from the snapshots, never written.
     dir: Option<Arc<OutputDir>>,
     metrics: Arc<Metrics>,
-    store: Arc<Store>,
+    /// The values as of the last write, published to `snapshots` after each change.
+    held: Snapshot,
+    snapshots: watch::Sender<Arc<Snapshot>>,
     http: reqwest::Client,
     groups: Vec<Group>,
     /// The files of each secret as last written, by index into `config.secrets`.
@@ -143,7 +145,6 @@ impl Engine {
         sources: Vec<Arc<dyn Source>>,
         dir: Option<Arc<OutputDir>>,
         metrics: Arc<Metrics>,
-        store: Arc<Store>,
         deadline: Instant,
         changes: Option<mpsc::UnboundedSender<()>>,
     ) -> Result<Engine, cycle::Error> {
@@ -174,9 +175,10 @@ impl Engine {
         // The rounds' calls are counted: the first cycle's are not polls.
         fetcher.count_into(metrics.clone());
         let started = Instant::now();
+        let mut held = Snapshot::new(config.clone(), fetcher.sources().to_vec());
         for (i, secret) in config.secrets.iter().enumerate() {
             metrics.success(&secret.name);
-            store.put(&secret.name, &report.fetched[i]);
+            held.put(&secret.name, &report.fetched[i]);
             if report.changed[i] {
                 metrics.wrote(&secret.name);
             }
@@ -191,7 +193,8 @@ impl Engine {
             fetcher,
             dir,
             metrics,
-            store,
+            snapshots: watch::Sender::new(Arc::new(held.clone())),
+            held,
             http: reqwest::Client::new(),
             backoff: Backoff {
                 base: Duration::from_secs(1),
@@ -220,13 +223,15 @@ impl Engine {
         self.config.clone()
     }
 
-    /// The running config and its sources (for the proxy).
-    pub fn view(&self) -> crate::proxy::View {
-        crate::proxy::View {
-            config: self.config.clone(),
-            sources: self.fetcher.sources().to_vec(),
-            bodies: Default::default(),
-        }
+    /// The snapshots the engine publishes: the first cycle's, then one
+    /// after each round that fetched and after each reload.
+    pub fn subscribe(&self) -> Snapshots {
+        self.snapshots.subscribe()
+    }
+
+    /// Publishes what the engine holds now.
+    fn publish(&self) {
+        self.snapshots.send_replace(Arc::new(self.held.clone()));
     }
 
     /// Copies the sources' API call counts into the metrics.
@@ -459,6 +464,10 @@ impl Engine {
             }
         }
         changed.sort_unstable();
+        // Before any notice: an app told of a change reads the new value.
+        if !fresh.is_empty() {
+            self.publish();
+        }
         self.log_failures(failures);
         let templates = self.write_templates(Some(&fresh));
         self.notify(&changed, &templates).await;

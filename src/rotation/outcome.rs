@@ -70,7 +70,7 @@ impl Engine {
             } else if changed.contains(&i) {
                 tracing::info!(secret = %secret.name, version = fetched.version.as_deref().unwrap_or("none"), "secret changed");
             }
-            self.store.put(&secret.name, &fetched);
+            self.held.put(&secret.name, &fetched);
             self.metrics.success(&secret.name);
             self.rendered[i] = files;
         }

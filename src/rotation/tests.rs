@@ -14,7 +14,6 @@ async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
         vec![source.clone()],
         Some(Arc::new(dir)),
         Arc::new(Metrics::new(false)),
-        Arc::new(Store::default()),
         Instant::now() + Duration::from_secs(10),
         Some(tx),
     )
@@ -37,7 +36,7 @@ async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
 }
 
 #[tokio::test]
-async fn without_output_a_new_value_goes_to_the_store_and_the_child_only() {
+async fn without_output_a_new_value_goes_to_the_snapshots_and_the_child_only() {
     let config = Config::parse(
         "sources:\n  - file: { path: x }\nproxy: { token_file: t }\nsecrets:\n  - name: a\n    kv: { mount: secret, path: db }\n",
         std::path::Path::new("/nonexistent"),
@@ -45,20 +44,19 @@ async fn without_output_a_new_value_goes_to_the_store_and_the_child_only() {
     .unwrap();
     let source = Arc::new(Counting::default());
     source.set("one");
-    let store = Arc::new(Store::default());
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut engine = Engine::start(
         Arc::new(config),
         vec![source.clone()],
         None,
         Arc::new(Metrics::new(false)),
-        store.clone(),
         Instant::now() + Duration::from_secs(10),
         Some(tx),
     )
     .await
     .unwrap();
-    let password = |s: &Store| s.get("a").unwrap().fetched.fields["password"].clone();
+    let store = engine.subscribe();
+    let password = |s: &Snapshots| s.borrow().get("a").unwrap().fetched.fields["password"].clone();
     assert_eq!(password(&store).expose(), b"one");
     source.set("two");
     engine.groups[0].due = Instant::now();
