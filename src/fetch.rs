@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
+use crate::backoff::Pace;
 use crate::config::{Address, Config};
 use crate::exit::{Exit, ExitCode};
 use crate::render::{self, Rendered};
@@ -165,6 +166,11 @@ impl Fetcher {
     /// The sources, by index into `config.sources`.
     pub fn sources(&self) -> &[Arc<dyn Source>] {
         &self.sources
+    }
+
+    /// Each source's pacing as the scheduler sees it, by index.
+    pub fn paces(&self) -> Vec<Pace> {
+        self.sources.iter().map(|s| s.pace()).collect()
     }
 
     /// When a call to `source` that starts now must be done.

@@ -1,55 +1,38 @@
-//! What a round's outcomes do: the files of each changed group written
-//! together; renewals recorded; failures scheduled for a
-//! retry and said once per cause; and the notices (`on_change` actions, the
-//! `exec` child) given once, after all files are written.
+//! What a round's outcomes do besides the files: new values and renewals
+//! recorded (in the plan, the snapshot and the metrics), revoked leases read
+//! anew, failures scheduled for a retry and said once per cause.
 
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use super::schedule::{self, Step};
-use super::{Engine, Group};
-use crate::config::Action;
+use super::plan::Waits;
+use super::schedule::{Now, Step};
+use super::Engine;
 use crate::cycle;
+use crate::fetch::SecretError;
 use crate::render::Rendered;
 use crate::secret::{Fetched, Lease};
+
+/// What a round gathers from its outcomes for its end.
+#[derive(Default)]
+pub(super) struct Round {
+    /// The secrets fetched (whose templates are rendered again).
+    pub(super) fresh: Vec<usize>,
+    /// The secrets whose files (or, without files, values) changed.
+    pub(super) changed: Vec<usize>,
+    /// The failed groups, to be said once per cause.
+    pub(super) failures: Vec<Failure>,
+    /// The wait chosen for each cause.
+    pub(super) waits: Waits,
+}
 
 impl Engine {
     /// `` `a`, `b` `` for the secrets at these indices.
     pub(super) fn names(&self, members: &[usize]) -> String {
         let names: Vec<&str> = members
             .iter()
-            .map(|&i| self.config.secrets[i].name.as_str())
+            .map(|&i| self.plan.config.secrets[i].name.as_str())
             .collect();
         cycle::names(&names)
-    }
-
-    /// Writes the files of `members` that differ from what was written last,
-    /// all together; returns the secrets whose files changed (without an
-    /// output directory, whose value changed: the change for `on_change`
-    /// and the child).
-    pub(super) fn write(
-        &self,
-        members: &[usize],
-        rendered: &[Vec<Rendered>],
-    ) -> crate::output::Result<Vec<usize>> {
-        // The same files as last time need no look at the disk: the watch
-        // catches files changed behind our back.
-        let (fresh, files): (Vec<usize>, Vec<&Vec<Rendered>>) = members
-            .iter()
-            .zip(rendered)
-            .filter(|(&i, files)| **files != self.rendered[i])
-            .map(|(&i, files)| (i, files))
-            .unzip();
-        let Some(dir) = &self.dir else {
-            return Ok(fresh);
-        };
-        let wrote = dir.write_all(files.iter().copied().flatten())?;
-        Ok(fresh
-            .into_iter()
-            .zip(wrote.per_set(files.iter().map(|f| f.len())))
-            .filter_map(|(i, changed)| changed.then_some(i))
-            .collect())
     }
 
     /// Records the new value of group `g` whose files are written (`changed`:
@@ -61,104 +44,96 @@ impl Engine {
         rendered: Vec<Vec<Rendered>>,
         changed: &[usize],
     ) {
-        let members = self.groups[g].members.clone();
+        let members = self.plan.groups[g].members.clone();
         for (&i, files) in members.iter().zip(rendered) {
-            let secret = &self.config.secrets[i];
+            let secret = &self.plan.config.secrets[i];
+            let version = fetched.version.as_deref().unwrap_or("none");
             if changed.contains(&i) && self.dir.is_some() {
-                tracing::info!(secret = %secret.name, version = %fetched.version.as_deref().unwrap_or("none"), "secret changed; files written");
+                tracing::info!(secret = %secret.name, version = %version, "secret changed; files written");
                 self.metrics.wrote(&secret.name);
             } else if changed.contains(&i) {
-                tracing::info!(secret = %secret.name, version = fetched.version.as_deref().unwrap_or("none"), "secret changed");
+                tracing::info!(secret = %secret.name, version = version, "secret changed");
             }
             self.held.put(&secret.name, &fetched);
             self.metrics.success(&secret.name);
             self.rendered[i] = files;
         }
-        let mut group = std::mem::replace(&mut self.groups[g], Group::new(Vec::new()));
-        group.fetched = Some(fetched);
-        group.at = Instant::now();
-        group.failures = 0;
-        self.schedule(&mut group);
-        self.groups[g] = group;
+        self.plan
+            .fetched(g, fetched, &self.fetcher.paces(), Now::read());
+        self.record(g);
     }
 
+    /// Records whether group `g`'s lease or certificate still holds (if not,
+    /// it is read anew).
+    pub(super) fn checked(&mut self, g: usize, good: bool) {
+        if !good {
+            tracing::info!(secrets = %self.names(&self.plan.groups[g].members), "revoked in the backend; reading anew");
+        }
+        self.plan
+            .checked(g, good, &self.fetcher.paces(), Now::read());
+        self.record(g);
+    }
+
+    /// Records a failed step of group `g`; a lease that cannot be renewed or
+    /// checked for good (not a retryable failure) is read anew.
+    pub(super) fn step_failed(
+        &mut self,
+        g: usize,
+        errors: Vec<(usize, SecretError)>,
+        waits: &mut Waits,
+    ) -> Failure {
+        let renewing = self.plan.groups[g].step != Step::Fetch;
+        let retryable = errors
+            .iter()
+            .all(|(_, e)| matches!(e, SecretError::Source(s) if s.retryable()));
+        if renewing && !retryable {
+            tracing::info!(secrets = %self.names(&self.plan.groups[g].members), error = %errors[0].1, "lease cannot be renewed; reading new credentials");
+            self.plan.read_anew(g, None);
+        }
+        let errors = errors
+            .into_iter()
+            .map(|(i, e)| (i, e.to_string()))
+            .collect();
+        self.failed(g, errors, waits)
+    }
+
+    /// Records a renewal of group `g`'s lease.
     pub(super) fn renewed(&mut self, g: usize, lease: Lease) {
-        let mut group = std::mem::replace(&mut self.groups[g], Group::new(Vec::new()));
-        let asked = group
-            .fetched
-            .as_ref()
-            .and_then(|f| f.lease.as_ref())
-            .map_or(lease.duration, |l| l.duration);
-        // Less than asked: the max TTL is near, so read new credentials next time.
-        let capped = lease.duration < asked.mul_f64(0.9) || !lease.renewable;
-        tracing::info!(secrets = %self.names(&group.members), ttl_s = lease.duration.as_secs(), capped, "lease renewed");
-        if let Some(f) = group.fetched.as_mut() {
-            f.lease = Some(lease);
+        let ttl_s = lease.duration.as_secs();
+        let capped = self
+            .plan
+            .renewed(g, lease, &self.fetcher.paces(), Now::read());
+        let members = &self.plan.groups[g].members;
+        tracing::info!(secrets = %self.names(members), ttl_s, capped, "lease renewed");
+        for &i in members {
+            self.metrics.renewed(&self.plan.config.secrets[i].name);
+            self.metrics.success(&self.plan.config.secrets[i].name);
         }
-        group.at = Instant::now();
-        group.failures = 0;
-        for &i in &group.members {
-            self.metrics.renewed(&self.config.secrets[i].name);
-            self.metrics.success(&self.config.secrets[i].name);
-        }
-        self.schedule(&mut group);
-        if capped && group.step == Step::Renew {
-            group.step = Step::Fetch;
-        }
-        self.groups[g] = group;
+        self.record(g);
     }
 
-    /// Records a failure of group `g` and schedules its retry.
-    /// Groups that fail for one cause in a round are retried together (one
-    /// wait per cause in `waits`), so that their next failure is said once too.
+    /// Records a failure of group `g` and schedules its retry (the same
+    /// wait for every group that failed for one cause in this round).
     pub(super) fn failed(
         &mut self,
         g: usize,
         errors: Vec<(usize, String)>,
-        waits: &mut Vec<(String, Duration)>,
+        waits: &mut Waits,
     ) -> Failure {
-        let failures = self.groups[g].failures + 1;
-        let left = self.groups[g]
-            .expiry()
-            .map(|end| end.saturating_duration_since(Instant::now()));
-        let cause = &errors[0].1;
-        let wait = match waits.iter().find(|(c, _)| c == cause) {
-            Some((_, w)) => *w,
-            None => {
-                let group = &self.groups[g];
-                let w = match left {
-                    Some(_) => self.backoff.wait(failures),
-                    None => schedule::poll_retry(
-                        failures,
-                        self.interval(group),
-                        self.fetcher.sources()[self.source_of(group)].pace().stretch,
-                        self.draws.get(self.source_of(group)),
-                    ),
-                };
-                waits.push((cause.clone(), w));
-                w
-            }
-        };
-        let retry = schedule::retry_in(wait, left);
-        if let Some(left) = left {
-            let life = self.groups[g]
-                .fetched
-                .as_ref()
-                .and_then(|f| f.lease.as_ref().map(|l| l.duration))
-                .unwrap_or(left);
-            if schedule::about_to_expire(left, life) {
-                tracing::error!(secrets = %self.names(&self.groups[g].members), expires_in_s = left.as_secs(), error = %errors[0].1, "lease or certificate about to expire and the backend is still failing");
-            }
+        let paces = self.fetcher.paces();
+        let retry = self
+            .plan
+            .failed(g, &errors[0].1, waits, &paces, Now::read());
+        let members = &self.plan.groups[g].members;
+        if let Some(left) = retry.expiring {
+            tracing::error!(secrets = %self.names(members), expires_in_s = left.as_secs(), error = %errors[0].1, "lease or certificate about to expire and the backend is still failing");
         }
-        let group = &mut self.groups[g];
-        group.failures = failures;
-        group.due = Instant::now() + retry;
-        for &i in &group.members {
-            self.metrics.error(&self.config.secrets[i].name);
+        for &i in members {
+            self.metrics.error(&self.plan.config.secrets[i].name);
         }
         Failure {
-            failures,
-            retry,
+            failures: retry.failures,
+            retry: retry.retry,
             errors,
         }
     }
@@ -168,7 +143,7 @@ impl Engine {
         let all = failures.iter().flat_map(|f| {
             f.errors.iter().map(move |(i, message)| {
                 (
-                    self.config.secrets[*i].name.as_str(),
+                    self.plan.config.secrets[*i].name.as_str(),
                     Said { message, of: f },
                 )
             })
@@ -181,34 +156,6 @@ impl Engine {
                 error = %cause.message,
                 "refresh failed; files left as they are"
             );
-        }
-    }
-
-    /// Runs the `on_change` actions of changed secrets and templates, each
-    /// distinct action once, then tells the child.
-    pub(super) async fn notify(&self, changed: &[usize], templates: &[usize]) {
-        let secrets = changed.iter().map(|&i| {
-            let s = &self.config.secrets[i];
-            (s.name.as_str(), &s.on_change)
-        });
-        let templates = templates.iter().map(|&i| {
-            let t = &self.config.templates[i];
-            (t.file.as_str(), &t.on_change)
-        });
-        let mut done: Vec<&Action> = Vec::new();
-        let mut any = false;
-        for (name, actions) in secrets.chain(templates) {
-            any = true;
-            let fresh: Vec<Action> = actions
-                .iter()
-                .filter(|a| !done.contains(a))
-                .cloned()
-                .collect();
-            done.extend(actions);
-            crate::notify::run(name, &fresh, &self.http, &self.metrics).await;
-        }
-        if let (Some(tx), true) = (&self.changes, any) {
-            let _ = tx.send(());
         }
     }
 }

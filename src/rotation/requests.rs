@@ -9,9 +9,8 @@
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::schedule::Step;
+use super::plan::Refresh;
 use super::Engine;
-use crate::config::Address;
 
 /// How a `refreshNow` went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,30 +36,21 @@ impl Engine {
     /// Makes the secret's group due now, to be answered after the round; a
     /// leased or issued one is answered at once.
     pub(super) fn refresh_now(&mut self, request: RefreshNow) {
-        let found = self.groups.iter().position(|g| {
-            g.members
-                .iter()
-                .any(|&i| self.config.secrets[i].name == request.secret)
-        });
-        let Some(g) = found else {
-            let _ = request.done.send(Refreshed::Unknown);
-            return;
-        };
-        let lead = &self.config.secrets[self.groups[g].members[0]];
-        if matches!(lead.address, Address::Read(_) | Address::Pki { .. }) {
-            let _ = request.done.send(Refreshed::Held);
-            return;
+        match self.plan.refresh_now(&request.secret, Instant::now()) {
+            Refresh::Unknown => {
+                let _ = request.done.send(Refreshed::Unknown);
+            }
+            Refresh::Held => {
+                let _ = request.done.send(Refreshed::Held);
+            }
+            Refresh::Due(g) => self.waiting.push((g, request.done)),
         }
-        let group = &mut self.groups[g];
-        group.due = Instant::now();
-        group.step = Step::Fetch;
-        self.waiting.push((g, request.done));
     }
 
     /// Answers every `refreshNow` waiting for the round that just ended.
     pub(super) fn answer_waiting(&mut self) {
         for (g, done) in self.waiting.drain(..) {
-            let ok = self.groups.get(g).is_some_and(|g| g.failures == 0);
+            let ok = self.plan.groups.get(g).is_some_and(|g| g.failures == 0);
             let _ = done.send(Refreshed::Fetched(ok));
         }
     }

@@ -160,6 +160,12 @@ impl Draws {
         Draws(batching.map(|b| b.then(rand::random)).collect())
     }
 
+    /// The same draw `u` for every group of `sources` sources, for tests.
+    #[cfg(test)]
+    pub fn fixed(u: f64, sources: usize) -> Self {
+        Draws(vec![Some(u); sources])
+    }
+
     /// The draw for a group of source `source`.
     pub fn get(&self, source: usize) -> f64 {
         self.0

@@ -8,7 +8,8 @@ use crate::secret::Fetched;
 impl Engine {
     /// What the group holding secret `i` fetched last.
     fn fetched_of(&self, i: usize) -> Option<&Fetched> {
-        self.groups
+        self.plan
+            .groups
             .iter()
             .find(|g| g.members.contains(&i))
             .and_then(|g| g.fetched.as_ref())
@@ -19,7 +20,7 @@ impl Engine {
     pub(super) fn write_templates(&mut self, fresh: Option<&[usize]>) -> Vec<usize> {
         let rendered = self
             .templates
-            .render(&self.config, fresh, |i| self.fetched_of(i));
+            .render(&self.plan.config, fresh, |i| self.fetched_of(i));
         let mut changed = Vec::new();
         for (i, r) in rendered {
             match self.write_template(&r) {

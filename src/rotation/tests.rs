@@ -1,5 +1,7 @@
 //! The engine against a stand-in source: one fetch per address, one notice per round.
 
+use std::time::Duration;
+
 use super::*;
 use crate::source::fake::Counting;
 
@@ -19,10 +21,10 @@ async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
     )
     .await
     .unwrap();
-    assert_eq!(engine.groups.len(), 2);
+    assert_eq!(engine.plan.groups.len(), 2);
     assert_eq!(source.fetches(), 2);
     source.set("two");
-    for g in &mut engine.groups {
+    for g in &mut engine.plan.groups {
         g.due = Instant::now();
     }
     engine.round().await;
@@ -59,12 +61,12 @@ async fn without_output_a_new_value_goes_to_the_snapshots_and_the_child_only() {
     let password = |s: &Snapshots| s.borrow().get("a").unwrap().fetched.fields["password"].clone();
     assert_eq!(password(&store).expose(), b"one");
     source.set("two");
-    engine.groups[0].due = Instant::now();
+    engine.plan.groups[0].due = Instant::now();
     engine.round().await;
     assert_eq!(password(&store).expose(), b"two");
     assert!(rx.try_recv().is_ok(), "the child was not told");
     // The same value again is no change.
-    engine.groups[0].due = Instant::now();
+    engine.plan.groups[0].due = Instant::now();
     engine.round().await;
     assert_eq!(source.fetches(), 3);
     assert!(rx.try_recv().is_err(), "the child was told of no change");
