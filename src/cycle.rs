@@ -260,7 +260,6 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::Output;
     use crate::source::fake::Counting;
     use crate::source::{self, Source};
 
@@ -272,15 +271,7 @@ pub(crate) mod tests {
         )
         .unwrap();
         let tmp = tempfile::tempdir().unwrap();
-        let dir = OutputDir::open(&Output {
-            dir: tmp.path().to_owned(),
-            mode: 0o400,
-            owner: None,
-            allow_disk: true,
-            state_dir: None,
-            wipe_on_exit: false,
-        })
-        .unwrap();
+        let dir = OutputDir::open(&crate::output::tests::output(tmp.path(), true)).unwrap();
         (config, tmp, dir)
     }
 

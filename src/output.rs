@@ -4,7 +4,7 @@
 //! `fchmod`/`fchown`, then `renameat` over the old name. A symlink planted at a
 //! target name is replaced, never followed. [`OutputDir::write_all`] is the
 //! one write path: every file that differs from disk is staged as a
-//! [`Staged`] temporary first, and only then are they renamed into place, so
+//! `Staged` temporary first, and only then are they renamed into place, so
 //! a set of files is written whole or not at all.
 
 use std::fs::File;
@@ -84,7 +84,7 @@ pub struct OutputDir {
 /// A written temporary file waiting to be renamed into place; dropping it
 /// without [`OutputDir::commit`] removes it.
 #[derive(Debug)]
-pub struct Staged {
+struct Staged {
     parent: Arc<OwnedFd>,
     tmp: String,
     name: String,
@@ -292,7 +292,7 @@ impl OutputDir {
     }
 
     /// Writes `bytes` to a new temporary file beside `file`, with its mode and owner set.
-    pub fn stage(&self, file: &str, bytes: &SecretBytes, mode: u32) -> Result<Staged> {
+    fn stage(&self, file: &str, bytes: &SecretBytes, mode: u32) -> Result<Staged> {
         let (parent, name) = self.parent_of(file)?;
         let tmp = format!(".{name}.{:016x}{TMP_SUFFIX}", rand::random::<u64>());
         let fd = rustix::fs::openat(
@@ -359,7 +359,7 @@ impl OutputDir {
 
     /// Stages `bytes` for `file` only when the file does not already hold
     /// them with this mode; `None` when it does.
-    pub fn stage_if_changed(
+    fn stage_if_changed(
         &self,
         file: &str,
         bytes: &SecretBytes,
@@ -423,7 +423,7 @@ impl OutputDir {
     }
 
     /// Renames a staged file over its target name.
-    pub fn commit(&self, mut staged: Staged) -> Result<()> {
+    fn commit(&self, mut staged: Staged) -> Result<()> {
         rustix::fs::renameat(
             &*staged.parent,
             staged.tmp.as_str(),
@@ -437,190 +437,4 @@ impl OutputDir {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn disk_dir() -> (tempfile::TempDir, OutputDir) {
-        let tmp = tempfile::tempdir().unwrap();
-        let out = Output {
-            dir: tmp.path().to_owned(),
-            mode: 0o400,
-            owner: None,
-            allow_disk: true,
-            state_dir: None,
-            wipe_on_exit: false,
-        };
-        let dir = OutputDir::open(&out).unwrap();
-        (tmp, dir)
-    }
-
-    fn put(dir: &OutputDir, file: &str, text: &str, mode: u32) -> Result<()> {
-        let staged = dir.stage(file, &SecretBytes::copy_from(text), mode)?;
-        dir.commit(staged)
-    }
-
-    #[test]
-    fn refuses_a_disk_directory() {
-        let tmp = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
-        let out = Output {
-            dir: tmp.path().to_owned(),
-            mode: 0o400,
-            owner: None,
-            allow_disk: false,
-            state_dir: None,
-            wipe_on_exit: false,
-        };
-        match OutputDir::open(&out) {
-            Err(Error::NotMemory { .. }) => {}
-            other => panic!("expected NotMemory, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn writes_with_mode_and_replaces_atomically() {
-        let (tmp, dir) = disk_dir();
-        put(&dir, "a.txt", "one", 0o440).unwrap();
-        put(&dir, "a.txt", "two", 0o400).unwrap();
-        let p = tmp.path().join("a.txt");
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "two");
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o400
-        );
-        put(&dir, "sub/deeper/b.txt", "b", 0o400).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(tmp.path().join("sub/deeper/b.txt")).unwrap(),
-            "b"
-        );
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
-    }
-
-    #[test]
-    fn a_planted_symlink_is_replaced_not_followed() {
-        let (tmp, dir) = disk_dir();
-        let outside = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(outside.path(), "untouched").unwrap();
-        std::os::unix::fs::symlink(outside.path(), tmp.path().join("db")).unwrap();
-        put(&dir, "db", "secret", 0o400).unwrap();
-        assert_eq!(
-            std::fs::read_to_string(outside.path()).unwrap(),
-            "untouched"
-        );
-        let meta = std::fs::symlink_metadata(tmp.path().join("db")).unwrap();
-        assert!(meta.file_type().is_file());
-        std::os::unix::fs::symlink(tmp.path().join("..").as_path(), tmp.path().join("up")).unwrap();
-        let err = put(&dir, "up/x", "secret", 0o400).unwrap_err();
-        assert!(err.to_string().contains("symlink"), "{err}");
-    }
-
-    #[test]
-    fn unchanged_files_are_not_staged() {
-        let (tmp, dir) = disk_dir();
-        put(&dir, "a", "same", 0o400).unwrap();
-        let same = SecretBytes::copy_from("same");
-        assert!(dir.stage_if_changed("a", &same, 0o400).unwrap().is_none());
-        assert!(dir.stage_if_changed("a", &same, 0o440).unwrap().is_some());
-        assert!(dir
-            .stage_if_changed("a", &SecretBytes::copy_from("new"), 0o400)
-            .unwrap()
-            .is_some());
-        dir.remove("a").unwrap();
-        dir.remove("a").unwrap();
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-    }
-
-    fn rendered(file: &str, text: &str) -> Rendered {
-        Rendered {
-            file: file.into(),
-            bytes: SecretBytes::copy_from(text),
-            mode: 0o400,
-        }
-    }
-
-    #[test]
-    fn write_all_reports_what_changed() {
-        let (tmp, dir) = disk_dir();
-        put(&dir, "a", "same", 0o400).unwrap();
-        let files = [rendered("a", "same"), rendered("sub/b", "new")];
-        let wrote = dir.write_all(&files).unwrap();
-        assert_eq!((wrote.count(), wrote.any()), (1, true));
-        assert_eq!(wrote.per_set([1, 1]), [false, true]);
-        assert_eq!(wrote.per_set([2]), [true]);
-        assert_eq!(
-            std::fs::read_to_string(tmp.path().join("sub/b")).unwrap(),
-            "new"
-        );
-        assert!(!dir.write_all(&files).unwrap().any());
-    }
-
-    #[test]
-    fn write_all_writes_nothing_when_one_file_cannot_be_staged() {
-        let (tmp, dir) = disk_dir();
-        std::os::unix::fs::symlink(tmp.path().join(".."), tmp.path().join("up")).unwrap();
-        let files = [rendered("a", "one"), rendered("up/x", "two")];
-        let err = dir.write_all(&files).unwrap_err();
-        assert!(err.to_string().contains("symlink"), "{err}");
-        // Only the planted link: no file, no temporary.
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn a_huge_sparse_file_is_compared_by_size_and_replaced() {
-        let (tmp, dir) = disk_dir();
-        let f = std::fs::File::create(tmp.path().join("a")).unwrap();
-        f.set_len(1 << 40).unwrap();
-        std::fs::set_permissions(tmp.path().join("a"), PermissionsExt::from_mode(0o400)).unwrap();
-        let v = SecretBytes::copy_from("v");
-        let staged = dir.stage_if_changed("a", &v, 0o400).unwrap().unwrap();
-        dir.commit(staged).unwrap();
-        assert_eq!(std::fs::read(tmp.path().join("a")).unwrap(), b"v");
-        assert!(dir.stage_if_changed("a", &v, 0o400).unwrap().is_none());
-    }
-
-    #[test]
-    fn pruning_removes_only_directories_left_empty() {
-        let (tmp, dir) = disk_dir();
-        put(&dir, "a/b/one", "1", 0o400).unwrap();
-        put(&dir, "a/two", "2", 0o400).unwrap();
-        dir.remove("a/b/one").unwrap();
-        dir.prune("a/b/one");
-        assert!(!tmp.path().join("a/b").exists());
-        assert!(tmp.path().join("a/two").exists());
-        dir.remove("a/two").unwrap();
-        dir.prune("a/two");
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-        dir.prune("top-level-file");
-        assert!(tmp.path().exists());
-    }
-
-    #[test]
-    fn a_dropped_stage_leaves_nothing() {
-        let (tmp, dir) = disk_dir();
-        let staged = dir.stage("x", &SecretBytes::copy_from("v"), 0o400).unwrap();
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
-        drop(staged);
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn leftover_temporaries_are_cleaned() {
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join(".db.0123.ramsecrets-tmp"), "x").unwrap();
-        std::fs::write(tmp.path().join("keep"), "x").unwrap();
-        let out = Output {
-            dir: tmp.path().to_owned(),
-            mode: 0o400,
-            owner: None,
-            allow_disk: true,
-            state_dir: None,
-            wipe_on_exit: false,
-        };
-        OutputDir::open(&out).unwrap();
-        let names: Vec<_> = std::fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("keep")]);
-    }
-}
+pub(crate) mod tests;

@@ -19,6 +19,7 @@ use zeroize::Zeroizing;
 use crate::config::{Address, Output, Secret};
 use crate::exit::{Exit, ExitCode};
 use crate::output::{self, OutputDir};
+use crate::render::Rendered;
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
 use crate::trust::{self, Refused, Rules};
 
@@ -269,8 +270,13 @@ impl State {
             file: FILE.into(),
             source: e.into(),
         })?;
-        let staged = dir.stage(FILE, &bytes, 0o400)?;
-        Ok(dir.commit(staged)?)
+        let file = Rendered {
+            file: FILE.into(),
+            bytes,
+            mode: 0o400,
+        };
+        dir.write_all([&file])?;
+        Ok(())
     }
 
     /// Reads the state `init` left, if any. A state that cannot be trusted or
