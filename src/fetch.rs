@@ -117,6 +117,15 @@ pub enum Budget {
     Request,
 }
 
+/// Each source's name and [`Budget::Request`] budget.
+fn budgets(config: &Config) -> Vec<(String, Duration)> {
+    config
+        .sources
+        .iter()
+        .map(|s| (s.name.clone(), s.request_budget()))
+        .collect()
+}
+
 /// The sources of one config, called through one limiter with deadlines.
 pub struct Fetcher {
     sources: Vec<Arc<dyn Source>>,
@@ -131,31 +140,17 @@ impl Fetcher {
     /// Calls `sources`, built for `config`, at most `concurrency` at once.
     pub fn new(config: &Config, sources: Vec<Arc<dyn Source>>, concurrency: usize) -> Self {
         Fetcher {
-            budgets: config
-                .sources
-                .iter()
-                .map(|s| (s.name.clone(), s.request_budget()))
-                .collect(),
+            budgets: budgets(config),
             sources,
             limiter: Limiter::new(concurrency),
             metrics: None,
         }
     }
 
-    /// Builds the sources of `config`.
-    pub fn build(config: &Config, concurrency: usize) -> Result<Self, source::Error> {
-        Ok(Self::new(config, source::build(config)?, concurrency))
-    }
-
     /// Calls the sources of a reloaded `config` from now on, through the same limiter.
     pub fn replace(&mut self, config: &Config, sources: Vec<Arc<dyn Source>>) {
-        let limiter = std::mem::replace(&mut self.limiter, Limiter::new(1));
-        let metrics = self.metrics.take();
-        *self = Fetcher {
-            limiter,
-            metrics,
-            ..Fetcher::new(config, sources, 1)
-        };
+        self.budgets = budgets(config);
+        self.sources = sources;
     }
 
     /// Counts the duration of every call from now on.
@@ -256,5 +251,57 @@ impl Fetcher {
     pub async fn maintain(&self, source: usize, renew_at: f64) -> Result<Duration, source::Error> {
         let deadline = self.deadline(source, Budget::Request);
         self.sources[source].maintain(renew_at, deadline).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::source::fake::Counting;
+
+    fn config() -> Config {
+        let yaml = "sources:\n  - file: { path: x }\noutput: { dir: /x }\nsecrets:\n  - name: a\n    kv: { mount: secret, path: db }\n";
+        Config::parse(yaml, Path::new("/")).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_come_from_the_run_or_the_sources_budget() {
+        let config = config();
+        let fetcher = Fetcher::new(&config, vec![Arc::new(Counting::default())], 1);
+        let now = Instant::now();
+        let until = now + Duration::from_secs(3);
+        assert_eq!(fetcher.deadline(0, Budget::Until(until)), until);
+        let budget = config.sources[0].request_budget();
+        assert_eq!(fetcher.deadline(0, Budget::Request), now + budget);
+    }
+
+    #[tokio::test]
+    async fn calls_are_counted_only_once_asked() {
+        let config = config();
+        let source = Arc::new(Counting::default());
+        source.set("one");
+        let mut fetcher = Fetcher::new(&config, vec![source.clone()], 1);
+        let metrics = Arc::new(Metrics::new(false));
+        let count = |m: &Metrics| {
+            m.render().lines().any(|l| {
+                l == "ramsecrets_backend_request_duration_seconds_count{source=\"file\"} 1"
+            })
+        };
+        let (fetched, files) = fetcher
+            .fetch_group(&config, &[0], Budget::Request)
+            .await
+            .unwrap();
+        assert_eq!(fetched.fields["password"].expose(), b"one");
+        assert_eq!(files.len(), 1);
+        fetcher.count_into(metrics.clone());
+        assert!(!count(&metrics));
+        fetcher
+            .fetch_group(&config, &[0], Budget::Request)
+            .await
+            .unwrap();
+        assert_eq!(source.fetches(), 2);
+        assert!(count(&metrics), "{}", metrics.render());
     }
 }
