@@ -10,7 +10,8 @@
 //! (the `init` command and its hand-off), [`rotation`] and [`sidecar`]
 //! (`run`, `exec`) with the pacing of backend calls in [`backoff`],
 //! [`supervise`] (the `exec`
-//! child), [`proxy`] (the local credential proxy) over [`store`], [`notify`]
+//! child), [`proxy`] (the local credential proxy) over the [`store`]
+//! snapshots that [`rotation`] publishes, [`notify`]
 //! (on_change actions), [`watch`], [`state`] (the hand-off state file, and
 //! the sidecar's reading of it),
 //! [`telemetry`] (logs, metrics, health) and [`drill`] (a timed rotation

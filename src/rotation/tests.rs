@@ -71,3 +71,38 @@ async fn without_output_a_new_value_goes_to_the_snapshots_and_the_child_only() {
     assert_eq!(source.fetches(), 3);
     assert!(rx.try_recv().is_err(), "the child was told of no change");
 }
+
+#[tokio::test]
+async fn a_reload_publishes_the_new_config_with_the_values_it_keeps() {
+    let parse = |secrets: &str| {
+        let yaml = format!(
+            "sources:\n  - file: {{ path: x }}\nproxy: {{ token_file: t }}\nsecrets:\n{secrets}"
+        );
+        Arc::new(Config::parse(&yaml, std::path::Path::new("/nonexistent")).unwrap())
+    };
+    let a = "  - name: a\n    kv: { mount: secret, path: db }\n";
+    let source = Arc::new(Counting::default());
+    source.set("one");
+    let engine = Engine::start(
+        parse(a),
+        vec![source.clone()],
+        None,
+        Arc::new(Metrics::new(false)),
+        Instant::now() + Duration::from_secs(10),
+        None,
+    )
+    .await
+    .unwrap();
+    let snapshots = engine.subscribe();
+    let next = parse(&format!(
+        "{a}  - name: b\n    kv: {{ mount: secret, path: other }}\n"
+    ));
+    let engine = engine.reload(next.clone()).await;
+    let now = snapshots.borrow().clone();
+    assert!(Arc::ptr_eq(&now.config, &next));
+    // `a` kept what it held, unfetched; `b` is read in the next round.
+    assert_eq!(source.fetches(), 1);
+    assert_eq!(now.get("a").unwrap().revision, 1);
+    assert!(now.get("b").is_none());
+    assert!(engine.plan.groups[1].due <= Instant::now());
+}
