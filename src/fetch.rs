@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::backoff::Pace;
 use crate::config::{Address, Config};
 use crate::exit::{Exit, ExitCode};
+use crate::output;
 use crate::render::{self, Rendered};
 use crate::secret::{Fetched, Lease};
 use crate::source::{self, Source};
@@ -31,6 +32,19 @@ pub enum SecretError {
     /// The secret could not be rendered.
     #[error(transparent)]
     Render(#[from] render::Error),
+    /// Its files could not be written (the output directory is full,
+    /// read-only, gone): the backend answered, so this is no fetch error.
+    /// Shared by every secret of the write that failed.
+    #[error(transparent)]
+    Output(Arc<output::Error>),
+}
+
+impl SecretError {
+    /// Whether the secret failed on its way from the backend (a fetch,
+    /// renewal or render), as opposed to on its way to disk.
+    pub fn is_fetch(&self) -> bool {
+        !matches!(self, SecretError::Output(_))
+    }
 }
 
 impl ExitCode for SecretError {
@@ -38,6 +52,7 @@ impl ExitCode for SecretError {
         match self {
             SecretError::Source(e) => e.exit(),
             SecretError::Render(e) => e.exit(),
+            SecretError::Output(e) => e.exit(),
         }
     }
 }

@@ -21,7 +21,9 @@ impl Engine {
                 Ok(wrote) if wrote.any() => changed.push(i),
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(secret = %self.plan.config.secrets[i].name, error = %e, "cannot write")
+                    let name = &self.plan.config.secrets[i].name;
+                    tracing::warn!(secret = %name, error = %e, "cannot write");
+                    self.metrics.write_error(name);
                 }
             }
         }

@@ -251,8 +251,12 @@ impl Engine {
                         round.changed.extend(wrote);
                     }
                     Err(e) => {
+                        let e = Arc::new(e);
                         let members = &self.plan.groups[g].members;
-                        let errors = members.iter().map(|&i| (i, e.to_string())).collect();
+                        let errors = members
+                            .iter()
+                            .map(|&i| (i, SecretError::Output(e.clone())))
+                            .collect();
                         let failure = self.failed(g, errors, &mut round.waits);
                         round.failures.push(failure);
                     }

@@ -11,6 +11,7 @@ use crate::cycle;
 use crate::fetch::SecretError;
 use crate::render::Rendered;
 use crate::secret::{Fetched, Lease};
+use crate::telemetry::metrics::Metrics;
 
 /// What a round gathers from its outcomes for its end.
 #[derive(Default)]
@@ -90,10 +91,6 @@ impl Engine {
             tracing::info!(secrets = %self.names(&self.plan.groups[g].members), error = %errors[0].1, "lease cannot be renewed; reading new credentials");
             self.plan.read_anew(g, None);
         }
-        let errors = errors
-            .into_iter()
-            .map(|(i, e)| (i, e.to_string()))
-            .collect();
         self.failed(g, errors, waits)
     }
 
@@ -117,9 +114,16 @@ impl Engine {
     pub(super) fn failed(
         &mut self,
         g: usize,
-        errors: Vec<(usize, String)>,
+        errors: Vec<(usize, SecretError)>,
         waits: &mut Waits,
     ) -> Failure {
+        for (i, e) in &errors {
+            count(&self.metrics, &self.plan.config.secrets[*i].name, e);
+        }
+        let errors: Vec<(usize, String)> = errors
+            .into_iter()
+            .map(|(i, e)| (i, e.to_string()))
+            .collect();
         let paces = self.fetcher.paces();
         let retry = self
             .plan
@@ -127,9 +131,6 @@ impl Engine {
         let members = &self.plan.groups[g].members;
         if let Some(left) = retry.expiring {
             tracing::error!(secrets = %self.names(members), expires_in_s = left.as_secs(), error = %errors[0].1, "lease or certificate about to expire and the backend is still failing");
-        }
-        for &i in members {
-            self.metrics.error(&self.plan.config.secrets[i].name);
         }
         Failure {
             failures: retry.failures,
@@ -160,6 +161,16 @@ impl Engine {
     }
 }
 
+/// Counts a failure of secret `name` where it belongs: a fetch error, or a
+/// write error of the output directory (the backend answered).
+fn count(metrics: &Metrics, name: &str, e: &SecretError) {
+    if e.is_fetch() {
+        metrics.error(name);
+    } else {
+        metrics.write_error(name);
+    }
+}
+
 /// One failure message of a group, for [`cycle::by_cause`].
 struct Said<'a> {
     message: &'a str,
@@ -178,4 +189,58 @@ pub(super) struct Failure {
     retry: Duration,
     /// `(secret index, message)`.
     errors: Vec<(usize, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::exit::{Exit, ExitCode};
+    use crate::{output, source};
+
+    fn full_disk() -> SecretError {
+        SecretError::Output(Arc::new(output::Error::Write {
+            dir: "/run/secrets".into(),
+            file: "db".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        }))
+    }
+
+    #[test]
+    fn a_write_failure_is_an_output_error_not_a_fetch_error() {
+        let write = full_disk();
+        assert!(!write.is_fetch());
+        assert_eq!(write.exit(), Exit::CantCreate);
+        let shown = write.to_string();
+        assert!(
+            shown.starts_with("cannot write db in /run/secrets: "),
+            "{shown}"
+        );
+        assert!(!shown.contains("bad data"), "{shown}");
+        let fetch = SecretError::Source(source::Error::unavailable("kv `secret/db`"));
+        assert!(fetch.is_fetch());
+
+        let metrics = Metrics::new(false);
+        count(&metrics, "db", &write);
+        let text = metrics.render();
+        assert!(
+            text.contains("ramsecrets_secret_write_errors_total{secret=\"db\"} 1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("ramsecrets_secret_fetch_errors_total{secret=\"db\"} 1"),
+            "{text}"
+        );
+        count(&metrics, "db", &fetch);
+        let text = metrics.render();
+        assert!(
+            text.contains("ramsecrets_secret_fetch_errors_total{secret=\"db\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ramsecrets_secret_write_errors_total{secret=\"db\"} 1"),
+            "{text}"
+        );
+    }
 }

@@ -85,6 +85,7 @@ pub struct Metrics {
     registry: Registry,
     last_success: Family<SecretLabel, F64Gauge>,
     fetch_errors: Family<SecretLabel, Counter>,
+    write_errors: Family<SecretLabel, Counter>,
     writes: Family<SecretLabel, Counter>,
     renewals: Family<SecretLabel, Counter>,
     expiry: Family<SecretLabel, F64Gauge>,
@@ -110,6 +111,7 @@ impl Metrics {
         let m = Metrics {
             last_success: Family::default(),
             fetch_errors: Family::default(),
+            write_errors: Family::default(),
             writes: Family::default(),
             renewals: Family::default(),
             expiry: Family::default(),
@@ -135,6 +137,11 @@ impl Metrics {
             "secret_fetch_errors",
             "Failed fetches or renewals of a secret",
             m.fetch_errors.clone(),
+        );
+        registry.register(
+            "secret_write_errors",
+            "Failed writes of a secret's files (the output directory, not the backend)",
+            m.write_errors.clone(),
         );
         registry.register(
             "secret_writes",
@@ -219,6 +226,7 @@ impl Metrics {
         for s in &config.secrets {
             let label = secret(&s.name);
             drop(self.fetch_errors.get_or_create(&label));
+            drop(self.write_errors.get_or_create(&label));
             drop(self.writes.get_or_create(&label));
             drop(self.renewals.get_or_create(&label));
             drop(self.last_success.get_or_create(&label));
@@ -253,6 +261,12 @@ impl Metrics {
     /// A fetch or renewal of `name` failed.
     pub fn error(&self, name: &str) {
         self.fetch_errors.get_or_create(&secret(name)).inc();
+    }
+
+    /// The files of `name` could not be written (a full or read-only
+    /// output directory): not a fetch error, the backend answered.
+    pub fn write_error(&self, name: &str) {
+        self.write_errors.get_or_create(&secret(name)).inc();
     }
 
     /// The files of `name` were written.
@@ -390,6 +404,7 @@ mod tests {
         let text = m.render();
         for line in [
             "ramsecrets_secret_fetch_errors_total{secret=\"db\"} 0",
+            "ramsecrets_secret_write_errors_total{secret=\"db\"} 0",
             "ramsecrets_secret_renewals_total{secret=\"db\"} 0",
             "ramsecrets_secret_writes_total{secret=\"db\"} 0",
             "ramsecrets_backend_request_duration_seconds_count{source=\"file\"} 0",
@@ -434,6 +449,16 @@ mod tests {
         assert!(
             text.contains("ramsecrets_secret_fetch_errors_total{secret=\"db\"} 1"),
             "{text}"
+        );
+        m.write_error("db");
+        let text = m.render();
+        assert!(
+            text.contains("ramsecrets_secret_write_errors_total{secret=\"db\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ramsecrets_secret_fetch_errors_total{secret=\"db\"} 1"),
+            "a write error is not a fetch error: {text}"
         );
         assert!(text.contains("ramsecrets_ready 1"), "{text}");
         assert!(
