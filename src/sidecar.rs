@@ -243,28 +243,9 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         if !reload {
             break;
         }
-        match Config::load(&opts.config_path) {
-            Ok(new) if new.output.is_some() != dir.is_some() => {
-                tracing::error!("config change refused: adding or removing the `output` section needs a restart; keeping the running config")
-            }
-            Ok(new) => {
-                let running = engine.config();
-                if watch::source_files(&new) != watch::source_files(&running)
-                    || new.template_files != running.template_files
-                {
-                    match watch::start(&opts.config_path, &new, dir.as_ref().map(|d| d.path())) {
-                        Ok(w) => (watch, events) = w,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "cannot watch the new config's source or template files; source files are polled, template edits are not seen")
-                        }
-                    }
-                }
-                engine = engine.reload(Arc::new(new)).await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "config change refused; keeping the running config")
-            }
-        }
+        engine = engine
+            .reload_file(&opts.config_path, &mut watch, &mut events)
+            .await;
     }
     drop(watch);
     if tokio::time::timeout(SHUTDOWN_GRACE, engine.shutdown())

@@ -178,11 +178,6 @@ impl Engine {
         Ok(engine)
     }
 
-    /// The running config.
-    pub fn config(&self) -> Arc<Config> {
-        self.plan.config.clone()
-    }
-
     /// The snapshots the engine publishes: the first cycle's, then one
     /// after each round that fetched and after each reload.
     pub fn subscribe(&self) -> Snapshots {

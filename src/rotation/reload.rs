@@ -1,11 +1,15 @@
-//! Taking over a reloaded config (a changed config file, or SIGHUP): the
-//! sources are kept when unchanged, and so is what each address still read
+//! Taking over a reloaded config (a changed config file, or SIGHUP): the file
+//! is read again and refused, keeping the running config, when it cannot be
+//! read or adds or removes the `output` section; the file watch follows the
+//! new config's source and template files; the sources are kept when unchanged, and so is what each address still read
 //! from the same source holds; its secrets are rendered again with the new
 //! settings and their polls rescheduled, and new addresses are fetched in the
 //! next round. The proxy hears of the new config by the snapshot published.
 
+use std::path::Path;
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::plan::Group;
@@ -15,8 +19,45 @@ use crate::config::{Address, Config};
 use crate::fetch;
 use crate::render::Rendered;
 use crate::source;
+use crate::watch::{self, Event, Watch};
 
 impl Engine {
+    /// Reads the config file at `path` again and takes it over
+    /// ([`Engine::reload`]), or says why not and keeps the running config;
+    /// when the new config reads other source or template files, `watch`
+    /// and its `events` start again over them.
+    pub async fn reload_file(
+        self,
+        path: &Path,
+        watch: &mut Watch,
+        events: &mut mpsc::Receiver<Event>,
+    ) -> Engine {
+        let new = match Config::load(path) {
+            Ok(new) => new,
+            Err(err) => {
+                tracing::error!(error = %err, "config change refused; keeping the running config");
+                return self;
+            }
+        };
+        if new.output.is_some() != self.dir.is_some() {
+            tracing::error!("config change refused: adding or removing the `output` section needs a restart; keeping the running config");
+            return self;
+        }
+        let running = &self.plan.config;
+        if watch::source_files(&new) != watch::source_files(running)
+            || new.template_files != running.template_files
+        {
+            let output = self.dir.as_ref().map(|d| d.path());
+            match watch::start(path, &new, output) {
+                Ok(w) => (*watch, *events) = w,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the new config's source or template files; source files are polled, template edits are not seen")
+                }
+            }
+        }
+        self.reload(Arc::new(new)).await
+    }
+
     /// Takes over a new configuration: sources are kept when unchanged, and
     /// so is what every address still read from the same source holds (its
     /// secrets re-rendered with the new settings, its polls rescheduled at
