@@ -106,7 +106,16 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    /// The output error is kept as the cause; failed secrets and templates
+    /// are several, each said in the message.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Output(e) => Some(e),
+            Error::Secrets(_) | Error::Templates(_) => None,
+        }
+    }
+}
 
 impl ExitCode for Error {
     fn exit(&self) -> Exit {
@@ -311,5 +320,23 @@ pub(crate) mod tests {
             "3 secrets failed, no file was written:\n  - secrets `a` and `b`: file source x: bad\n  - secret `c`: not found: y"
         );
         assert_eq!(failed.exit(), Exit::Config);
+    }
+
+    #[test]
+    fn a_write_failure_keeps_the_output_error_as_its_cause() {
+        let e = Error::Output(crate::output::Error::Write {
+            dir: "/run/secrets".into(),
+            file: "db".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        });
+        assert_eq!(e.exit(), Exit::CantCreate);
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("cannot write db in /run/secrets: ")
+                && shown.ends_with("; no file of this run was written"),
+            "{shown}"
+        );
+        let cause = std::error::Error::source(&e).expect("the output error");
+        assert!(cause.downcast_ref::<crate::output::Error>().is_some());
     }
 }
