@@ -7,9 +7,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::drill::*;
 use common::moto::{AwsEnv, Moto};
 use common::*;
 use rustix::process::Signal;
@@ -92,42 +93,11 @@ impl Drop for App {
     }
 }
 
-fn token_source(bao: &Bao, work: &Path) -> Value {
-    let token = file(work, "token", &bao.token);
-    json!({ "name": "vault", "vault": { "address": bao.addr, "auth": { "token_file": token } } })
-}
-
-/// `ramsecrets drill --config CFG --secret NAME --json EXTRA…`
-fn drill_cmd(cfg: &Path, secret: &str, extra: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ramsecrets"));
-    cmd.args([
-        "drill",
-        "--config",
-        cfg.to_str().unwrap(),
-        "--secret",
-        secret,
-        "--json",
-    ])
-    .args(extra)
-    .env_remove("VAULT_ADDR")
-    .env_remove("VAULT_TOKEN")
-    .stdin(Stdio::null());
-    cmd
-}
-
 /// Options that check the app at `url` and load it with 50 requests a second, and `extra`.
 fn under_load<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["--check-url", url, "--load", url, "--rps", "50"];
     args.extend_from_slice(extra);
     args
-}
-
-/// Runs a drill; returns its output and its JSON report.
-fn drill(mut cmd: Command) -> (Output, Value) {
-    let o = cmd.output().unwrap();
-    let report = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("the report is not JSON ({e}):\n{}", text(&o)));
-    (o, report)
 }
 
 fn at(report: &Value, event: &str) -> f64 {
@@ -192,48 +162,12 @@ fn assert_replaced(pg: &Postgres, old: &(String, String), new: &(String, String)
     );
 }
 
-fn assert_no_secret(o: &Output, values: &[&str]) {
-    let all = text(o);
-    for v in values {
-        assert!(
-            !all.contains(v),
-            "the drill's output shows a secret value:\n{all}"
-        );
-    }
-}
-
 fn creds(out: &Tmpfs, file: &str) -> (String, String) {
     let v: Value = serde_json::from_str(&out.read(file)).unwrap();
     (
         v["username"].as_str().unwrap().to_owned(),
         v["password"].as_str().unwrap().to_owned(),
     )
-}
-
-/// The config of a sidecar with a 2 s refresh interval, metrics, and `secrets`.
-fn sidecar_config(source: Value, out: &Tmpfs, health: u16, secrets: &[Value]) -> Config {
-    secrets.iter().fold(
-        Config::new()
-            .source(source)
-            .output(out.path())
-            .set("refresh", json!({ "interval": "2s" }))
-            .set("health", json!({ "listen": format!("127.0.0.1:{health}") })),
-        |config, secret| config.secret(secret.clone()),
-    )
-}
-
-/// Writes the config of a sidecar reading `bao` and starts it, ready.
-fn vault_sidecar(
-    bao: &Bao,
-    work: &Path,
-    out: &Tmpfs,
-    health: u16,
-    secrets: &[Value],
-) -> (PathBuf, Running) {
-    let cfg =
-        sidecar_config(token_source(bao, work), out, health, secrets).write(work, "config.yaml");
-    let run = Running::sidecar(work, &cfg);
-    (cfg, run)
 }
 
 /// Secret `name` read from `read` as JSON into `<name>.json`, signalling the app on a change.
@@ -582,111 +516,4 @@ fn aws_staged_rotation_lets_the_app_fall_back_to_awsprevious_and_restore_moves_s
             .is_some_and(|(_, b)| b.contains("credentials=current"))
     });
     assert_eq!(run.stop(Signal::TERM), Some(0));
-}
-
-/// The KV secret `svc` of the restore drills: OpenBao, a sidecar following
-/// it, and the secret's first value.
-struct SvcBed {
-    bao: Bao,
-    work: tempfile::TempDir,
-    _out: Tmpfs,
-    cfg: PathBuf,
-    run: Running,
-    original: Value,
-    v1: u64,
-}
-
-impl SvcBed {
-    fn start() -> SvcBed {
-        let bao = Bao::start();
-        let work = scratch();
-        let out = Tmpfs::new("4m");
-        let original = json!({ "username": "svc", "password": "orig-Password-123", "api_token": "tok-abc-123456" });
-        let v1 = bao.kv2_put("app/svc", original.clone());
-        let secrets = [
-            json!({ "name": "svc", "kv": { "mount": "secret", "path": "app/svc" }, "format": "json" }),
-        ];
-        let (cfg, run) = vault_sidecar(&bao, work.path(), &out, free_port(), &secrets);
-        SvcBed {
-            bao,
-            work,
-            _out: out,
-            cfg,
-            run,
-            original,
-            v1,
-        }
-    }
-
-    /// The secret's current version (`data` and `metadata`).
-    fn current(&self) -> Value {
-        self.bao.api("GET", "secret/data/app/svc", Value::Null)["data"].clone()
-    }
-}
-
-#[test]
-fn restore_puts_the_old_kv_value_back_and_the_json_shows_no_value() {
-    let mut bed = SvcBed::start();
-    let v1 = bed.v1;
-    let (o, report) = drill(drill_cmd(&bed.cfg, "svc", &["--restore"]));
-    assert_exit(&o, 0);
-    assert_eq!(
-        report["rotation"]["fields"],
-        json!(["api_token", "password"])
-    );
-    assert_eq!(report["rotation"]["from"], v1.to_string());
-    assert_eq!(report["rotation"]["to"], (v1 + 1).to_string());
-    assert!(
-        report["restored"]
-            .as_str()
-            .unwrap()
-            .contains(&(v1 + 2).to_string()),
-        "{report:#}"
-    );
-    assert_eq!(bed.current()["data"], bed.original);
-    let rotated = bed.bao.api(
-        "GET",
-        &format!("secret/data/app/svc?version={}", v1 + 1),
-        Value::Null,
-    );
-    let rotated = &rotated["data"]["data"];
-    assert_eq!(rotated["username"], "svc");
-    let (new_pw, new_tok) = (
-        rotated["password"].as_str().unwrap(),
-        rotated["api_token"].as_str().unwrap(),
-    );
-    assert_eq!(new_pw.len(), 17);
-    let dashes = |s: &str| s.match_indices('-').map(|(i, _)| i).collect::<Vec<_>>();
-    assert_eq!(dashes(new_tok), dashes("tok-abc-123456"), "{new_tok}");
-    assert_eq!(new_tok.len(), 14);
-    assert_no_secret(
-        &o,
-        &["orig-Password-123", "tok-abc-123456", new_pw, new_tok],
-    );
-    assert_eq!(bed.run.stop(Signal::TERM), Some(0));
-}
-
-#[test]
-fn sigint_during_a_drill_puts_the_old_kv_value_back() {
-    let mut bed = SvcBed::start();
-    // The app (here a marker file) never recovers; SIGINT puts the old value back.
-    let marker = file(bed.work.path(), "healthy", "");
-    let check = format!("test -f {}", marker.display());
-    let cmd = drill_cmd(&bed.cfg, "svc", &["--check", &check, "--deadline", "5m"]);
-    let mut running = Running::spawn(bed.work.path(), cmd);
-    let before = bed.current()["metadata"]["version"].as_u64().unwrap();
-    wait_until(LIMIT, "the drill's rotation", || {
-        bed.current()["metadata"]["version"].as_u64().unwrap() > before
-    });
-    std::fs::remove_file(&marker).unwrap();
-    running.wait_log("backend written", LIMIT);
-    assert_eq!(running.stop(Signal::INT), Some(130));
-    assert!(running.logs().contains("interrupted"), "{}", running.logs());
-    assert_eq!(bed.current()["data"], bed.original);
-    assert_eq!(
-        bed.current()["metadata"]["version"].as_u64().unwrap(),
-        before + 2
-    );
-    assert!(!running.logs().contains("orig-Password-123"));
-    assert_eq!(bed.run.stop(Signal::TERM), Some(0));
 }

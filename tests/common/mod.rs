@@ -1,16 +1,20 @@
 //! Test bed for integration tests, one file per server: a real OpenBao dev
 //! server on a free loopback port ([`openbao`]), PostgreSQL ([`postgres`]),
 //! a JWT signer ([`jwt`]), moto ([`moto`]), a counting proxy ([`recorder`]),
-//! a Kubernetes control plane
-//! ([`kube`]), real tmpfs output directories, mounted when root ([`tmpfs`]),
-//! and the real `ramsecrets` binary ([`ramsecrets`]); configs are built as
-//! data ([`config`]). This file holds the helpers they share. A server that cannot start fails the test.
+//! a Kubernetes control plane ([`kube`]), real tmpfs output directories,
+//! mounted when root ([`tmpfs`]), and the real `ramsecrets` binary
+//! ([`ramsecrets`]); configs built as data ([`config`]), raw HTTP for the
+//! servers' limits ([`raw`]), the proxy's clients ([`clients`]) and the
+//! drill's command line ([`drill`]). This file holds the helpers they share.
+//! A server that cannot start fails the test.
 
 #![allow(dead_code)]
 
 pub mod apply;
 pub mod auth;
+pub mod clients;
 mod config;
+pub mod drill;
 pub mod helm;
 mod jwt;
 pub mod kube;

@@ -1,0 +1,122 @@
+//! `ramsecrets drill --restore` and SIGINT on a KV secret against real
+//! OpenBao and a real sidecar: the old value is put back, and the JSON
+//! report shows no value.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::drill::*;
+use common::*;
+use rustix::process::Signal;
+use serde_json::{json, Value};
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// The KV secret `svc` of the restore drills: OpenBao, a sidecar following
+/// it, and the secret's first value.
+struct SvcBed {
+    bao: Bao,
+    work: tempfile::TempDir,
+    _out: Tmpfs,
+    cfg: PathBuf,
+    run: Running,
+    original: Value,
+    v1: u64,
+}
+
+impl SvcBed {
+    fn start() -> SvcBed {
+        let bao = Bao::start();
+        let work = scratch();
+        let out = Tmpfs::new("4m");
+        let original = json!({ "username": "svc", "password": "orig-Password-123", "api_token": "tok-abc-123456" });
+        let v1 = bao.kv2_put("app/svc", original.clone());
+        let secrets = [
+            json!({ "name": "svc", "kv": { "mount": "secret", "path": "app/svc" }, "format": "json" }),
+        ];
+        let (cfg, run) = vault_sidecar(&bao, work.path(), &out, free_port(), &secrets);
+        SvcBed {
+            bao,
+            work,
+            _out: out,
+            cfg,
+            run,
+            original,
+            v1,
+        }
+    }
+
+    /// The secret's current version (`data` and `metadata`).
+    fn current(&self) -> Value {
+        self.bao.api("GET", "secret/data/app/svc", Value::Null)["data"].clone()
+    }
+}
+
+#[test]
+fn restore_puts_the_old_kv_value_back_and_the_json_shows_no_value() {
+    let mut bed = SvcBed::start();
+    let v1 = bed.v1;
+    let (o, report) = drill(drill_cmd(&bed.cfg, "svc", &["--restore"]));
+    assert_exit(&o, 0);
+    assert_eq!(
+        report["rotation"]["fields"],
+        json!(["api_token", "password"])
+    );
+    assert_eq!(report["rotation"]["from"], v1.to_string());
+    assert_eq!(report["rotation"]["to"], (v1 + 1).to_string());
+    assert!(
+        report["restored"]
+            .as_str()
+            .unwrap()
+            .contains(&(v1 + 2).to_string()),
+        "{report:#}"
+    );
+    assert_eq!(bed.current()["data"], bed.original);
+    let rotated = bed.bao.api(
+        "GET",
+        &format!("secret/data/app/svc?version={}", v1 + 1),
+        Value::Null,
+    );
+    let rotated = &rotated["data"]["data"];
+    assert_eq!(rotated["username"], "svc");
+    let (new_pw, new_tok) = (
+        rotated["password"].as_str().unwrap(),
+        rotated["api_token"].as_str().unwrap(),
+    );
+    assert_eq!(new_pw.len(), 17);
+    let dashes = |s: &str| s.match_indices('-').map(|(i, _)| i).collect::<Vec<_>>();
+    assert_eq!(dashes(new_tok), dashes("tok-abc-123456"), "{new_tok}");
+    assert_eq!(new_tok.len(), 14);
+    assert_no_secret(
+        &o,
+        &["orig-Password-123", "tok-abc-123456", new_pw, new_tok],
+    );
+    assert_eq!(bed.run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn sigint_during_a_drill_puts_the_old_kv_value_back() {
+    let mut bed = SvcBed::start();
+    // The app (here a marker file) never recovers; SIGINT puts the old value back.
+    let marker = file(bed.work.path(), "healthy", "");
+    let check = format!("test -f {}", marker.display());
+    let cmd = drill_cmd(&bed.cfg, "svc", &["--check", &check, "--deadline", "5m"]);
+    let mut running = Running::spawn(bed.work.path(), cmd);
+    let before = bed.current()["metadata"]["version"].as_u64().unwrap();
+    wait_until(LIMIT, "the drill's rotation", || {
+        bed.current()["metadata"]["version"].as_u64().unwrap() > before
+    });
+    std::fs::remove_file(&marker).unwrap();
+    running.wait_log("backend written", LIMIT);
+    assert_eq!(running.stop(Signal::INT), Some(130));
+    assert!(running.logs().contains("interrupted"), "{}", running.logs());
+    assert_eq!(bed.current()["data"], bed.original);
+    assert_eq!(
+        bed.current()["metadata"]["version"].as_u64().unwrap(),
+        before + 2
+    );
+    assert!(!running.logs().contains("orig-Password-123"));
+    assert_eq!(bed.run.stop(Signal::TERM), Some(0));
+}
