@@ -85,7 +85,7 @@ pub struct RawRoleLogin {
 }
 
 /// Vault login methods.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Auth {
     /// A token read from a file.
     TokenFile(PathBuf),
@@ -109,7 +109,7 @@ pub enum Auth {
 }
 
 /// A role-based JWT login.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RoleLogin {
     /// Auth mount.
     pub mount: String,

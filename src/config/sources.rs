@@ -79,7 +79,7 @@ pub struct RawFileSource {
 }
 
 /// A named backend.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Source {
     /// Name that secrets refer to.
     pub name: String,
@@ -88,7 +88,7 @@ pub struct Source {
 }
 
 /// The kinds of backend.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum SourceKind {
     /// Vault or OpenBao.
     Vault(Box<Vault>),
@@ -102,7 +102,7 @@ pub enum SourceKind {
 }
 
 /// Settings of a Vault source.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vault {
     /// Server URL.
     pub address: reqwest::Url,
@@ -122,7 +122,7 @@ pub struct Vault {
 
 /// Settings of an AWS Secrets Manager source; what is absent comes from the
 /// SDK's default chain (environment, profile, web identity, container, IMDS).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Aws {
     /// Region.
     pub region: Option<String>,

@@ -68,7 +68,7 @@ impl Engine {
             let _ = done.send(super::Refreshed::Unknown);
         }
         let running = self.plan.config.clone();
-        let same_sources = format!("{:?}", running.sources) == format!("{:?}", config.sources);
+        let same_sources = running.sources == config.sources;
         if !same_sources {
             match source::build(&config) {
                 Ok(s) => {
