@@ -5,22 +5,35 @@ use std::time::Duration;
 use super::*;
 use crate::source::fake::Counting;
 
+/// The engine over one stand-in source, its first cycle done.
+async fn start(
+    config: Arc<Config>,
+    source: &Arc<Counting>,
+    dir: Option<Arc<OutputDir>>,
+    child: Option<mpsc::UnboundedSender<()>>,
+) -> Engine {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = Arc::new(Metrics::new(false));
+    Engine::start(config, vec![source.clone()], dir, metrics, deadline, child)
+        .await
+        .unwrap()
+}
+
+/// A proxy-only config over a `file` source with `secrets` (YAML list items).
+fn proxy_only(secrets: &str) -> Arc<Config> {
+    let yaml =
+        String::from("sources:\n  - file: { path: x }\nproxy: { token_file: t }\nsecrets:\n")
+            + secrets;
+    Arc::new(Config::parse(&yaml, std::path::Path::new("/nonexistent")).unwrap())
+}
+
 #[tokio::test]
 async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
     let (config, tmp, dir) = crate::cycle::tests::setup();
     let source = Arc::new(Counting::default());
     source.set("one");
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut engine = Engine::start(
-        Arc::new(config),
-        vec![source.clone()],
-        Some(Arc::new(dir)),
-        Arc::new(Metrics::new(false)),
-        Instant::now() + Duration::from_secs(10),
-        Some(tx),
-    )
-    .await
-    .unwrap();
+    let mut engine = start(Arc::new(config), &source, Some(Arc::new(dir)), Some(tx)).await;
     assert_eq!(engine.plan.groups.len(), 2);
     assert_eq!(source.fetches(), 2);
     source.set("two");
@@ -39,24 +52,11 @@ async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
 
 #[tokio::test]
 async fn without_output_a_new_value_goes_to_the_snapshots_and_the_child_only() {
-    let config = Config::parse(
-        "sources:\n  - file: { path: x }\nproxy: { token_file: t }\nsecrets:\n  - name: a\n    kv: { mount: secret, path: db }\n",
-        std::path::Path::new("/nonexistent"),
-    )
-    .unwrap();
+    let config = proxy_only("  - name: a\n    kv: { mount: secret, path: db }\n");
     let source = Arc::new(Counting::default());
     source.set("one");
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut engine = Engine::start(
-        Arc::new(config),
-        vec![source.clone()],
-        None,
-        Arc::new(Metrics::new(false)),
-        Instant::now() + Duration::from_secs(10),
-        Some(tx),
-    )
-    .await
-    .unwrap();
+    let mut engine = start(config, &source, None, Some(tx)).await;
     let store = engine.subscribe();
     let password = |s: &Snapshots| s.borrow().get("a").unwrap().fetched.fields["password"].clone();
     assert_eq!(password(&store).expose(), b"one");
@@ -74,29 +74,13 @@ async fn without_output_a_new_value_goes_to_the_snapshots_and_the_child_only() {
 
 #[tokio::test]
 async fn a_reload_publishes_the_new_config_with_the_values_it_keeps() {
-    let parse = |secrets: &str| {
-        let yaml = format!(
-            "sources:\n  - file: {{ path: x }}\nproxy: {{ token_file: t }}\nsecrets:\n{secrets}"
-        );
-        Arc::new(Config::parse(&yaml, std::path::Path::new("/nonexistent")).unwrap())
-    };
     let a = "  - name: a\n    kv: { mount: secret, path: db }\n";
     let source = Arc::new(Counting::default());
     source.set("one");
-    let engine = Engine::start(
-        parse(a),
-        vec![source.clone()],
-        None,
-        Arc::new(Metrics::new(false)),
-        Instant::now() + Duration::from_secs(10),
-        None,
-    )
-    .await
-    .unwrap();
+    let engine = start(proxy_only(a), &source, None, None).await;
     let snapshots = engine.subscribe();
-    let next = parse(&format!(
-        "{a}  - name: b\n    kv: {{ mount: secret, path: other }}\n"
-    ));
+    let next =
+        proxy_only(&(a.to_owned() + "  - name: b\n    kv: { mount: secret, path: other }\n"));
     let engine = engine.reload(next.clone()).await;
     let now = snapshots.borrow().clone();
     assert!(Arc::ptr_eq(&now.config, &next));
