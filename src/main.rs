@@ -5,9 +5,10 @@ use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
 use ramsecrets::cli::{Cli, Command, LogFormat, ProxyArgs};
-use ramsecrets::command::print;
+use ramsecrets::cmd::print;
+use ramsecrets::cmd::{check, init, sidecar};
 use ramsecrets::exit::{Exit, Failure};
-use ramsecrets::{check, config, drill, init, inject, proxy, sidecar, telemetry};
+use ramsecrets::{config, drill, inject, proxy, telemetry};
 
 fn main() -> ProcessExit {
     let cli = match Cli::try_parse() {

@@ -18,7 +18,7 @@ use rustix::io::Errno;
 
 use crate::config::Output;
 use crate::exit::{Exit, ExitCode};
-use crate::render::Rendered;
+use crate::render::format::Rendered;
 use crate::secret::SecretBytes;
 
 /// Suffix of temporary files, so that leftovers of a crash can be found.
@@ -166,7 +166,7 @@ impl OutputDir {
         )
         .map_err(open_err)?;
         let fs_type = rustix::fs::fstatfs(&fd).map_err(open_err)?.f_type as i64;
-        let on_disk = !crate::trust::memory_fs(fs_type);
+        let on_disk = !crate::os::trust::memory_fs(fs_type);
         if on_disk && !output.allow_disk {
             return Err(Error::NotMemory {
                 path: path.clone(),
@@ -179,7 +179,7 @@ impl OutputDir {
     /// A directory its caller opened and checked (the hand-off state's), to
     /// write into the same way.
     pub fn opened(fd: OwnedFd, path: PathBuf) -> Self {
-        let on_disk = !crate::trust::in_memory(&fd).unwrap_or(false);
+        let on_disk = !crate::os::trust::in_memory(&fd).unwrap_or(false);
         Self {
             fd: Arc::new(fd),
             path,

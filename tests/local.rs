@@ -90,7 +90,7 @@ fn one_edit_read_by_three_secrets_restarts_the_child_once_with_every_file_new() 
         .write(work.path(), "config.yaml");
     let o = out.path().display();
     let script = format!(
-        "echo start:$(cat {o}/db-url):$(cat {o}/db-password):$(grep -o 'one\\|two\\|three' {o}/db) >> {}; trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        "trap 'exit 0' TERM; echo start:$(cat {o}/db-url):$(cat {o}/db-password):$(grep -o 'one\\|two\\|three' {o}/db) >> {}; while :; do sleep 0.1; done",
         events.display()
     );
     let mut run = Running::exec(work.path(), &cfg, &script);

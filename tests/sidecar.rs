@@ -330,7 +330,7 @@ fn a_revoked_approle_token_logs_in_again() {
 /// `db` in `out`), each HUP and USR1, and TERM, on which it exits 3.
 fn recording_child(out: &Path, events: &Path) -> String {
     format!(
-        "echo start:$(cat {}/db) >> {ev}; trap 'echo hup >> {ev}' HUP; trap 'echo usr1 >> {ev}' USR1; trap 'echo term >> {ev}; exit 3' TERM; while :; do sleep 0.1; done",
+        "trap 'echo hup >> {ev}' HUP; trap 'echo usr1 >> {ev}' USR1; trap 'echo term >> {ev}; exit 3' TERM; echo start:$(cat {}/db) >> {ev}; while :; do sleep 0.1; done",
         out.display(),
         ev = events.display()
     )

@@ -334,7 +334,7 @@ impl Validator<'_> {
         }
         match (&template, format) {
             (Some(t), Format::Template) => {
-                if let Err(e) = crate::jinja::check(t) {
+                if let Err(e) = crate::render::jinja::check(t) {
                     self.problem(format!("{at}.{template_key}"), e.to_string());
                 }
             }

@@ -166,7 +166,7 @@ impl Validator<'_> {
                     }
                     None
                 }
-                Some(text) => match crate::jinja::reads(text) {
+                Some(text) => match crate::render::jinja::reads(text) {
                     Ok(r) => Some(r),
                     Err(e) => {
                         self.problem(format!("{at}.{key}"), e.to_string());

@@ -17,8 +17,8 @@ use zeroize::Zeroize;
 use super::rotated::{Rotated, Undo};
 use super::shape::{self, Set};
 use super::Error;
-use crate::backoff::{Backoff, Gate};
 use crate::config::{Aws, AWS_CURRENT};
+use crate::engine::backoff::{Backoff, Gate};
 use crate::secret::SecretBytes;
 use crate::source::{self, sdk_error, AwsSource};
 

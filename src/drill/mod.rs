@@ -112,8 +112,8 @@ fn shown(url: &reqwest::Url) -> String {
 /// drill; returns its exit code.
 pub fn command(args: &DrillArgs) -> Result<u8, Failure> {
     let config = Config::load(&args.config.config)?;
-    crate::harden::harden(config.mlock)?;
-    Ok(crate::command::runtime()?.block_on(run(&config, args))?)
+    crate::os::harden::harden(config.mlock)?;
+    Ok(crate::cmd::runtime()?.block_on(run(&config, args))?)
 }
 
 /// Runs the drill as `opts` say; returns the exit code: 0 passed,

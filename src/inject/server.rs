@@ -30,7 +30,7 @@ use super::{mutate, Error, Injector};
 use crate::config::inject::InjectTls;
 use crate::config::Config;
 use crate::http::{self, Limits, Transport};
-use crate::signals::Signals;
+use crate::os::signals::Signals;
 
 /// The largest AdmissionReview read (the API server's own request limit is 3 MiB).
 const MAX_BODY: usize = 3 << 20;
@@ -177,7 +177,7 @@ async fn route(
 /// returns the exit code.
 pub fn command(path: &std::path::Path) -> Result<u8, crate::exit::Failure> {
     let config = Config::load(path)?;
-    crate::command::runtime()?.block_on(run(config))?;
+    crate::cmd::runtime()?.block_on(run(config))?;
     Ok(crate::exit::Exit::Ok.code())
 }
 

@@ -11,9 +11,9 @@ use serde::Serialize;
 
 pub use super::refusal::Api;
 use crate::config::{Address, Config, KvVersion, Secret};
-use crate::render;
+use crate::engine::snapshot::Entry;
+use crate::render::format;
 use crate::secret::SecretBytes;
-use crate::store::Entry;
 
 /// What a request asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -237,7 +237,7 @@ struct VaultBody<'a, D: Serialize> {
 }
 
 /// The answer body for `secret` in `shape`, from its latest `entry`.
-pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes, render::Error> {
+pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes, format::Error> {
     let fields = &entry.fetched.fields;
     let data = || {
         fields
@@ -251,7 +251,7 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
             let (fetched, stage) = match (shape, &entry.fetched.previous) {
                 (Shape::AwsPrevious, Some(previous)) => (&**previous, "AWSPREVIOUS"),
                 (Shape::AwsPrevious, None) => {
-                    return Err(render::Error::MissingField {
+                    return Err(format::Error::MissingField {
                         field: "AWSPREVIOUS".into(),
                         available: "AWSCURRENT".into(),
                     })
@@ -261,18 +261,18 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
             let fields = &fetched.fields;
             // With `key`, the one field as the secret string; else the fields as a JSON object.
             let value = match (&secret.key, &fetched.stored) {
-                (Some(k), _) => render::raw(fields, Some(k))?,
+                (Some(k), _) => format::raw(fields, Some(k))?,
                 // An AWS secret as stored, as the AWS agent gives it.
                 (None, Some(stored)) => stored.clone(),
                 (None, None)
                     if matches!(secret.address, Address::SecretId { .. }) && fields.len() == 1 =>
                 {
-                    render::raw(fields, None)?
+                    format::raw(fields, None)?
                 }
                 (None, None) => {
                     let mut json = SecretBytes::default();
-                    serde_json::to_writer(&mut json, &render::text_fields(fields)?)
-                        .map_err(|e| render::Error::encode("json", e))?;
+                    serde_json::to_writer(&mut json, &format::text_fields(fields)?)
+                        .map_err(|e| format::Error::encode("json", e))?;
                     json
                 }
             };
@@ -339,7 +339,7 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
             )
         }
     };
-    written.map_err(|e| render::Error::encode("json", e))?;
+    written.map_err(|e| format::Error::encode("json", e))?;
     Ok(out)
 }
 

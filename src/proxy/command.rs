@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::command::print;
+use crate::cmd::print;
 use crate::config::{self, Config};
 use crate::exit::{Exit, Failure};
 

@@ -30,13 +30,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::engine::rotation::{RefreshNow, Refreshed};
+use crate::engine::snapshot::{Snapshot, Snapshots};
 use crate::exit::{Exit, ExitCode};
 use crate::http;
-use crate::rotation::{RefreshNow, Refreshed};
+use crate::os::trust;
 use crate::secret::SecretBytes;
-use crate::store::{Snapshot, Snapshots};
 use crate::telemetry::metrics::Metrics;
-use crate::trust;
 use api::{Route, Shape};
 use refusal::{Api, Refusal};
 
@@ -97,7 +97,7 @@ const MAX_TOKEN: u64 = 4096;
 
 /// Reads the token, or creates the file with 32 random bytes in hex, mode
 /// 0440 (`O_EXCL|O_NOFOLLOW`), so that a container sharing the volume can
-/// read it. An existing file is used only when [`crate::trust`] allows: a
+/// read it. An existing file is used only when [`crate::os::trust`] allows: a
 /// regular file owned by ramsecrets' euid or root, not group/other writable.
 pub fn load_token(path: &Path) -> Result<SecretBytes, Error> {
     let rules = trust::Rules {

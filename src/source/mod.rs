@@ -17,12 +17,12 @@ pub use vault::VaultSource;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use crate::backoff::{Gate, Pace, Refusal};
 use crate::config::{Config, Secret, SourceKind};
+use crate::engine::backoff::{Gate, Pace, Refusal};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
 
 /// Runs one backend call through the source's gate (pushback, probing and
-/// the retry budget, see [`crate::backoff`]) until `deadline`; `what` names
+/// the retry budget, see [`crate::engine::backoff`]) until `deadline`; `what` names
 /// the call in the error of an attempt the gate did not let out.
 pub(crate) async fn paced<T, F, Fut>(gate: &Gate, deadline: Instant, what: &str, op: F) -> Result<T>
 where
@@ -119,7 +119,7 @@ pub trait Source: Send + Sync {
         false
     }
 
-    /// How the source paces its calls now (see [`crate::backoff`]); the
+    /// How the source paces its calls now (see [`crate::engine::backoff`]); the
     /// sidecar's schedule follows it.
     fn pace(&self) -> Pace {
         Pace::default()

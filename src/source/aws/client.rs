@@ -1,6 +1,6 @@
 //! The SDK client of a source: built on first use from the SDK's default
 //! chain with the source's region, profile and endpoint, with the SDK's own
-//! retries off (the source's [`Gate`](crate::backoff::Gate) retries against
+//! retries off (the source's [`Gate`](crate::engine::backoff::Gate) retries against
 //! the caller's deadline).
 
 use std::time::Duration;

@@ -50,8 +50,8 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
 use super::{Error, Result, Source};
-use crate::backoff::{Backoff, Gate, Pace};
 use crate::config::{Address, Aws, AwsVersion, Secret, AWS_PREVIOUS};
+use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::Fetched;
 use batch::Queue;
 pub(in crate::source) use errors::credentials;

@@ -12,8 +12,8 @@ use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
 use super::VaultSource;
-use crate::backoff;
 use crate::config::Vault;
+use crate::engine::backoff;
 use crate::secret::SecretBytes;
 use crate::source::{paced, Cause, Error, Result};
 

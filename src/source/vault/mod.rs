@@ -32,8 +32,8 @@ use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
 use super::{Error, Result, Source};
-use crate::backoff::{Backoff, Gate, Pace};
 use crate::config::{Address, Auth, KvVersion, Secret, Vault};
+use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
 use token::{LoginState, Session};
 

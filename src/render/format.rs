@@ -278,7 +278,7 @@ fn env_line(out: &mut SecretBytes, k: &str, v: &str) {
 }
 
 fn template(source: &str, fields: &Fields) -> Result<SecretBytes> {
-    let env = crate::jinja::environment();
+    let env = crate::render::jinja::environment();
     let tmpl = env.template_from_str(source).map_err(Error::Syntax)?;
     // Strict undefined catches these too, but this names the field.
     let mut missing: Vec<_> = tmpl

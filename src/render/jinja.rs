@@ -1,5 +1,5 @@
 //! The template language, which the config checks when it loads and
-//! [`crate::render`] and [`crate::template`] run: the one minijinja
+//! [`crate::render::format`] and [`crate::render::template`] run: the one minijinja
 //! environment (strict undefined, the filters that escape values) and the
 //! secrets a template reads, found by parsing it. It depends on no other
 //! module of the crate, so the config can use it without a cycle.

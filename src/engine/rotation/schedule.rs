@@ -9,7 +9,7 @@
 //!   over the interval from their first refresh on, instead of drifting apart
 //!   over hundreds of polls.
 //! - **Later polls**: the interval, stretched by the source's pushback factor
-//!   (see [`crate::backoff`]), ±10 %.
+//!   (see [`crate::engine::backoff`]), ±10 %.
 //! - **A failed poll** is retried after about 1 s, doubling, but never later
 //!   than the stretched interval (each wait drawn from ×0.5 to ×1.5). During a
 //!   long outage each group tries about once an interval, and the source's gate

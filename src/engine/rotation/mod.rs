@@ -15,7 +15,7 @@
 //! `on_change` actions run once (an action listed by several of them runs
 //! once), and `exec`'s child hears of it once.
 //!
-//! To follow one refresh, read this file and [`crate::fetch`]: [`Engine::run`]
+//! To follow one refresh, read this file and [`crate::engine::fetch`]: [`Engine::run`]
 //! sleeps until the [`plan`]'s next due time; [`Engine::round`] picks the due
 //! groups, fetches each through the [`Fetcher`], writes each group's files
 //! together ([`OutputDir::write_all`]), publishes the snapshot the proxy
@@ -41,16 +41,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Action, Config};
-use crate::cycle;
-use crate::fetch::{self, Budget, Fetcher, SecretError};
+use crate::engine::cycle;
+use crate::engine::fetch::{self, Budget, Fetcher, SecretError};
+use crate::engine::handoff::State;
+use crate::engine::snapshot::{Snapshot, Snapshots};
 use crate::output::OutputDir;
-use crate::render::Rendered;
+use crate::render::format::Rendered;
+use crate::render::template::Rendering;
 use crate::secret::{Fetched, Lease};
 use crate::source::Source;
-use crate::state::State;
-use crate::store::{Snapshot, Snapshots};
 use crate::telemetry::metrics::Metrics;
-use crate::template::Rendering;
 use outcome::Round;
 use plan::{Group, Plan};
 use schedule::{Draws, Now, Step};
@@ -192,7 +192,7 @@ impl Engine {
     pub async fn run(
         mut self,
         stop: &CancellationToken,
-        events: &mut mpsc::Receiver<crate::watch::Event>,
+        events: &mut mpsc::Receiver<crate::os::watch::Event>,
         reload: &tokio::sync::Notify,
         refresh: &mut mpsc::Receiver<RefreshNow>,
     ) -> (Engine, bool) {
@@ -209,9 +209,9 @@ impl Engine {
                 }
                 Some(request) = refresh.recv() => self.refresh_now(request),
                 Some(event) = events.recv() => match event {
-                    crate::watch::Event::Output => self.restore(),
-                    crate::watch::Event::Config => return (self, true),
-                    crate::watch::Event::Source(i) => {
+                    crate::os::watch::Event::Output => self.restore(),
+                    crate::os::watch::Event::Config => return (self, true),
+                    crate::os::watch::Event::Source(i) => {
                         tracing::debug!(source = %self.plan.config.sources[i].name, "source file changed");
                         self.plan.source_changed(i, Instant::now());
                     }
@@ -357,7 +357,7 @@ impl Engine {
                 .cloned()
                 .collect();
             done.extend(actions);
-            crate::notify::run(name, &fresh, &self.http, &self.metrics).await;
+            crate::os::actions::run(name, &fresh, &self.http, &self.metrics).await;
         }
         if let (Some(tx), true) = (&self.changes, any) {
             let _ = tx.send(());

@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::schedule::{self, Decision, Draws, Now, Slot, Step};
-use crate::backoff::{Backoff, Pace};
 use crate::config::{Address, Config};
-use crate::fetch::SecretError;
+use crate::engine::backoff::{Backoff, Pace};
+use crate::engine::fetch::SecretError;
 use crate::secret::{Fetched, Lease};
 use crate::source;
 

@@ -1,5 +1,12 @@
-//! What every command shares once `main` has dispatched it: the async
-//! runtime it runs on, and its standard output.
+//! The commands: each starts in its own module ([`init`], [`sidecar`] for
+//! `run`, `exec` and `proxy`, [`check`] with its [`online`] part), and what
+//! they share once `main` has dispatched one is here: the async runtime it
+//! runs on, and its standard output.
+
+pub mod check;
+pub mod init;
+pub mod online;
+pub mod sidecar;
 
 use crate::exit::{Exit, Failure};
 

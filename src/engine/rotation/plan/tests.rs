@@ -19,7 +19,7 @@ fn plan() -> Plan {
     .unwrap();
     let now = Instant::now();
     let mut plan = Plan::new(Arc::new(config), Draws::fixed(0.5, 2), 2, now);
-    for members in crate::fetch::groups(&plan.config) {
+    for members in crate::engine::fetch::groups(&plan.config) {
         plan.groups.push(Group::new(members, now));
     }
     plan

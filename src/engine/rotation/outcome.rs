@@ -7,9 +7,9 @@ use std::time::Duration;
 use super::plan::Waits;
 use super::schedule::{Now, Step};
 use super::Engine;
-use crate::cycle;
-use crate::fetch::SecretError;
-use crate::render::Rendered;
+use crate::engine::cycle;
+use crate::engine::fetch::SecretError;
+use crate::render::format::Rendered;
 use crate::secret::{Fetched, Lease};
 use crate::telemetry::metrics::Metrics;
 

@@ -13,12 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::{LogFormat, RunArgs};
 use crate::config::Config;
+use crate::engine::cycle;
+use crate::engine::rotation::Engine;
 use crate::exit::{Exit, ExitCode, Failure};
+use crate::os::signals::{self, Signals};
+use crate::os::{supervise, watch};
 use crate::output::OutputDir;
-use crate::rotation::Engine;
-use crate::signals::{self, Signals};
 use crate::telemetry::{health, metrics::Metrics};
-use crate::{cycle, output, proxy, source, supervise, watch};
+use crate::{output, proxy, source};
 
 /// Time allowed for revocation and wiping at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -121,14 +123,14 @@ pub fn command(
     if proxy {
         proxy::command::section(&config, &args.config.config)?;
     }
-    crate::harden::harden(config.mlock)?;
+    crate::os::harden::harden(config.mlock)?;
     let opts = Options {
         config_path: args.config.config,
         timeout: args.timeout,
         child,
         print_env: log_format == LogFormat::Text,
     };
-    let code = crate::command::runtime()?.block_on(run(config, opts))?;
+    let code = crate::cmd::runtime()?.block_on(run(config, opts))?;
     Ok(u8::try_from(code).unwrap_or(1))
 }
 
@@ -204,7 +206,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         }
         _ => None,
     };
-    let trimmed = crate::memory::trim();
+    let trimmed = crate::os::memory::trim();
     tracing::debug!(bytes = trimmed, "start-up code pages given back");
     tracing::info!(
         secrets = config.secrets.len(),

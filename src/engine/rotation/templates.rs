@@ -2,7 +2,7 @@
 //! fetched, written when their bytes changed, written back when altered.
 
 use super::Engine;
-use crate::render::Rendered;
+use crate::render::format::Rendered;
 use crate::secret::Fetched;
 
 impl Engine {

@@ -14,14 +14,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
-use crate::command::{print, runtime};
+use crate::cmd::{print, runtime};
 use crate::config::{Config, SourceKind};
-use crate::cycle;
+use crate::engine::cycle;
+use crate::engine::fetch::{self, Budget, Fetcher};
 use crate::exit::{Exit, ExitCode, Failure};
-use crate::fetch::{self, Budget, Fetcher};
 use crate::output::OutputDir;
+use crate::render::template;
 use crate::source;
-use crate::template;
 
 /// Time allowed to read a `file` source.
 const FILE_BUDGET: Duration = Duration::from_secs(10);
@@ -76,7 +76,7 @@ pub fn command(args: &CheckArgs) -> Result<u8, Failure> {
     }
     let report = runtime()?.block_on(async {
         let deadline = Instant::now() + args.timeout;
-        crate::online::check(&config, deadline, 16).await
+        crate::cmd::online::check(&config, deadline, 16).await
     })?;
     print(&format!("online check:\n{report}"))?;
     Ok(report.exit().code())

@@ -14,8 +14,8 @@ use futures::stream::{self, StreamExt};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::engine::fetch::{self, Limiter};
 use crate::exit::{Exit, ExitCode};
-use crate::fetch::{self, Limiter};
 use crate::source::{self, Source};
 
 /// What was found for one secret.

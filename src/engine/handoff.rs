@@ -1,11 +1,11 @@
 //! The hand-off state from `init` to the sidecar, so that one pod takes one
-//! set of dynamic credentials: `init` ([`crate::init`]) leaves the tokens it
+//! set of dynamic credentials: `init` ([`crate::cmd::init`]) leaves the tokens it
 //! used and the leased or issued secrets it wrote in
 //! `output.state_dir/state.json` (mode 0400, in a 0700 directory on tmpfs
 //! that only ramsecrets' own containers mount, never under `output.dir`),
 //! and `run` adopts them, renewing those leases instead of
 //! taking new ones. Without `state_dir` nothing is handed over. The sidecar
-//! trusts the state only as [`crate::trust`] allows, range-checks every number
+//! trusts the state only as [`crate::os::trust`] allows, range-checks every number
 //! in it, and takes only leases and certificates from it, never a static secret.
 
 use std::collections::BTreeMap;
@@ -18,10 +18,10 @@ use zeroize::Zeroizing;
 
 use crate::config::{Address, Output, Secret};
 use crate::exit::{Exit, ExitCode};
+use crate::os::trust::{self, Refused, Rules};
 use crate::output::{self, OutputDir};
-use crate::render::Rendered;
+use crate::render::format::Rendered;
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
-use crate::trust::{self, Refused, Rules};
 
 const FILE: &str = "state.json";
 /// The state file's format: written into it, and a file of any other

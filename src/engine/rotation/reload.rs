@@ -16,10 +16,10 @@ use super::plan::Group;
 use super::schedule::Now;
 use super::Engine;
 use crate::config::{Address, Config};
-use crate::fetch;
-use crate::render::Rendered;
+use crate::engine::fetch;
+use crate::os::watch::{self, Event, Watch};
+use crate::render::format::Rendered;
 use crate::source;
-use crate::watch::{self, Event, Watch};
 
 impl Engine {
     /// Reads the config file at `path` again and takes it over

@@ -1,7 +1,7 @@
 //! `ramsecrets init`: fetch every secret once, write them all or none, and
 //! hand off to the sidecar what it should adopt rather than take again (its
 //! tokens, leases and certificates, in `output.state_dir`; the file's format
-//! and the sidecar's side are in [`crate::state`]). [`prepare`] runs before the
+//! and the sidecar's side are in [`crate::engine::handoff`]). [`prepare`] runs before the
 //! async runtime starts, [`run`] on it.
 
 use std::path::Path;
@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use crate::cli::InitArgs;
 use crate::config::Config;
-use crate::cycle;
+use crate::engine::cycle;
+use crate::engine::fetch::Fetcher;
+use crate::engine::handoff::{self, Held, State};
 use crate::exit::{Exit, Failure};
-use crate::fetch::Fetcher;
+use crate::os::signals::{self, Signals};
 use crate::output::OutputDir;
-use crate::signals::{self, Signals};
 use crate::source::{self, Source};
-use crate::state::{self, Held, State};
 
 /// `init`'s command-line settings.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +43,7 @@ pub fn command(args: &InitArgs) -> Result<u8, Failure> {
         timeout: args.timeout,
         concurrency: usize::from(args.concurrency),
     };
-    crate::command::runtime()?.block_on(run(&config, ready, opts))
+    crate::cmd::runtime()?.block_on(run(&config, ready, opts))
 }
 
 /// Checks that `config` (read from `path`) can be written, hardens the
@@ -59,12 +59,12 @@ pub fn prepare(config: &Config, path: &Path) -> Result<Ready, Failure> {
             ),
         });
     };
-    crate::harden::harden(config.mlock)?;
+    crate::os::harden::harden(config.mlock)?;
     let sources = source::build(config)?;
     let dir = OutputDir::open(output)?;
-    let state_dir = state::prepare(output, &dir)?;
+    let state_dir = handoff::prepare(output, &dir)?;
     // What parsing and set-up touched is not needed to fetch and write.
-    crate::memory::trim();
+    crate::os::memory::trim();
     Ok(Ready {
         sources,
         dir,
@@ -99,7 +99,7 @@ async fn hand_off(
     sources: &[Arc<dyn Source>],
     report: &cycle::Report,
     dir: Option<&OutputDir>,
-) -> Result<(), state::Error> {
+) -> Result<(), handoff::Error> {
     let mut state = State::default();
     for (s, source) in config.sources.iter().zip(sources) {
         if let Some(token) = source.session().await {

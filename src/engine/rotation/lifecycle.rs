@@ -2,7 +2,7 @@
 //! back, and shutting down (revoke, wipe).
 
 use super::Engine;
-use crate::render::Rendered;
+use crate::render::format::Rendered;
 
 impl Engine {
     /// Writes the files of these secrets that differ from disk, each

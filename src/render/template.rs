@@ -1,7 +1,7 @@
 //! Templates over several secrets (the top-level `templates:`): the strict
 //! rendering of one template from the fetched secrets, seen as
 //! `secrets["<name>"].<field>` (which secrets it reads was found by
-//! [`crate::jinja::reads`] when the config was loaded).
+//! [`crate::render::jinja::reads`] when the config was loaded).
 //!
 //! Only the secrets a template reads are put in its context, each lent as an
 //! object that hands out a field's text when the template asks for it, so a
@@ -15,7 +15,7 @@ use minijinja::value::{Enumerator, Object, Value};
 
 use crate::config::{Config, Secret, Template};
 use crate::exit::{Exit, ExitCode};
-use crate::render::Rendered;
+use crate::render::format::Rendered;
 use crate::secret::{Fetched, Fields, SecretBytes};
 
 /// Why a template could not be rendered. Messages name secrets and fields, never values.
@@ -177,7 +177,7 @@ pub fn render<'a>(
         known,
         miss: miss.clone(),
     };
-    let mut env = crate::jinja::environment();
+    let mut env = crate::render::jinja::environment();
     // A template file's last newline belongs to the file it renders.
     env.set_keep_trailing_newline(true);
     let tmpl = env

@@ -29,7 +29,7 @@ fn proxy_only(secrets: &str) -> Arc<Config> {
 
 #[tokio::test]
 async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
-    let (config, tmp, dir) = crate::cycle::tests::setup();
+    let (config, tmp, dir) = crate::engine::cycle::tests::setup();
     let source = Arc::new(Counting::default());
     source.set("one");
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -9,12 +9,12 @@ use futures::stream::{self, StreamExt};
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::engine::fetch::{self, Budget, Fetcher, SecretError};
 use crate::exit::{Exit, ExitCode};
-use crate::fetch::{self, Budget, Fetcher, SecretError};
 use crate::output::{self, OutputDir};
-use crate::render::Rendered;
+use crate::render::format::Rendered;
+use crate::render::template;
 use crate::secret::Fetched;
-use crate::template;
 
 /// Why a cycle wrote nothing.
 #[derive(Debug)]

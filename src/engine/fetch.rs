@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
-use crate::backoff::Pace;
 use crate::config::{Address, Config};
+use crate::engine::backoff::Pace;
 use crate::exit::{Exit, ExitCode};
 use crate::output;
-use crate::render::{self, Rendered};
+use crate::render::format::{self, Rendered};
 use crate::secret::{Fetched, Lease};
 use crate::source::{self, Source};
 use crate::telemetry::metrics::Metrics;
@@ -31,7 +31,7 @@ pub enum SecretError {
     Source(#[from] source::Error),
     /// The secret could not be rendered.
     #[error(transparent)]
-    Render(#[from] render::Error),
+    Render(#[from] format::Error),
     /// Its files could not be written (the output directory is full,
     /// read-only, gone): the backend answered, so this is no fetch error.
     /// Shared by every secret of the write that failed.
@@ -88,7 +88,7 @@ pub fn render_group(
     let mut files = Vec::with_capacity(members.len());
     let mut failed = Vec::new();
     for &i in members {
-        match render::render_fetched(&config.secrets[i], fetched) {
+        match format::render_fetched(&config.secrets[i], fetched) {
             Ok(r) => files.push(r),
             Err(e) => failed.push((i, SecretError::Render(e))),
         }
