@@ -550,15 +550,27 @@ fn each_command_has_its_own_help() {
 }
 
 #[test]
-fn the_readme_covers_what_users_look_for() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    for said in [
-        "exactly one of `vault`, `aws_secrets_manager` or `file`",
-        "# yaml-language-server: $schema=ramsecrets.schema.json",
-        "`ramsecrets exec --config F [--timeout 2m] -- CMD ARGS…`",
-        "the subdirectories they needed",
+fn the_book_covers_what_users_look_for() {
+    for (page, said) in [
+        (
+            "reference/configuration.md",
+            "exactly one of `vault`, `aws_secrets_manager` or `file`",
+        ),
+        (
+            "reference/configuration.md",
+            "# yaml-language-server: $schema=ramsecrets.schema.json",
+        ),
+        (
+            "modes.md",
+            "`ramsecrets exec --config F [--timeout 2m] -- CMD ARGS…`",
+        ),
+        (
+            "reference/configuration.md",
+            "the subdirectories they needed",
+        ),
     ] {
-        assert!(readme.contains(said), "the README lacks `{said}`");
+        let text = std::fs::read_to_string(repo().join("docs").join(page)).unwrap();
+        assert!(text.contains(said), "docs/{page} lacks `{said}`");
     }
 }
 

@@ -294,7 +294,7 @@ fn metrics_have_every_series_from_the_start() {
         .get(format!("http://127.0.0.1:{health}/metrics"))
         .send()
         .unwrap();
-    // The content type the README names.
+    // The content type the book names.
     assert_eq!(
         r.headers()["content-type"],
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -311,8 +311,8 @@ fn metrics_have_every_series_from_the_start() {
         !m.contains("ramsecrets_proxy"),
         "proxy series without a proxy:\n{m}"
     );
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    assert!(readme.contains("application/openmetrics-text; version=1.0.0;"));
+    let page = std::fs::read_to_string(repo().join("docs/reference/configuration.md")).unwrap();
+    assert!(page.contains("application/openmetrics-text; version=1.0.0;"));
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }
 
