@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::clients::{aws_get, hvac_read, proxy_section, start_proxy};
+use common::clients::{aws_get, bao_cli, hvac_read, proxy_section, python, start_proxy};
 use common::*;
 use rustix::process::Signal;
 use serde_json::json;
@@ -84,6 +84,39 @@ fn vault_sdk_and_aws_agent_clients_read_through_the_proxy_backed_by_openbao() {
     wait_until(LIMIT, "the proxy to serve the new value", || {
         hvac_read(port, &ptoken, "secret", "app/db").contains("two")
     });
+    assert_eq!(p.run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn the_vault_cli_and_hvac_read_through_the_proxy_as_from_vault() {
+    let mut p = BaoProxy::start();
+    let (port, token) = (p.port, p.token.trim().to_owned());
+    // `bao kv get` asks the mount lookup first, both ways of naming the mount.
+    for args in [
+        ["kv", "get", "-mount=secret", "-field=password", "app/db"],
+        ["kv", "get", "-field=password", "secret/app/db", ""],
+    ] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let o = bao_cli(port, &token, &args);
+        assert_exit(&o, 0);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "one", "{}", text(&o));
+    }
+    let o = bao_cli(
+        port,
+        &token,
+        &["kv", "get", "-format=json", "secret/app/db"],
+    );
+    assert_exit(&o, 0);
+    let read: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(read["data"]["data"]["username"], "app");
+    // Outside the configured mounts the CLI hears the proxy's own 404.
+    let o = bao_cli(port, &token, &["kv", "get", "-mount=other", "app/db"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    // hvac's first questions: is the token good, is the server up.
+    let asked = python(&format!(
+        "import hvac\nc = hvac.Client(url='http://127.0.0.1:{port}', token='{token}')\nh = c.sys.read_health_status(method='GET')\nprint(c.is_authenticated(), h['initialized'], h['sealed'])\nprint(hvac.Client(url='http://127.0.0.1:{port}', token='wrong').is_authenticated())"
+    ));
+    assert_eq!(asked, "True True False\nFalse");
     assert_eq!(p.run.stop(Signal::TERM), Some(0));
 }
 

@@ -20,6 +20,19 @@ use crate::secret::SecretBytes;
 pub enum Route {
     /// `/ping`: liveness, no token needed.
     Ping,
+    /// `/v1/sys/health`: Vault's health check, no token needed (as in Vault).
+    Health,
+    /// `/v1/sys/internal/ui/mounts/<path>` under a configured KV mount: the
+    /// lookup `vault kv` and `bao kv` make first, to learn the KV version.
+    Mount {
+        /// The mount, without slashes.
+        mount: String,
+        /// Its KV version as the proxy serves it.
+        version: KvVersion,
+    },
+    /// `/v1/auth/token/lookup-self`: what SDKs ask to learn whether their
+    /// token works (hvac's `is_authenticated()`).
+    LookupSelf,
     /// A secret in the AWS agent's shape.
     Aws {
         /// Index into `config.secrets`.
@@ -55,7 +68,9 @@ impl Route {
     pub fn api(&self, aws_header: bool) -> Api {
         match self {
             Route::Aws { .. } | Route::MissingId | Route::NotFound { by_id: true, .. } => Api::Aws,
-            Route::Vault { .. } => Api::Vault,
+            Route::Vault { .. } | Route::Mount { .. } | Route::LookupSelf | Route::Health => {
+                Api::Vault
+            }
             Route::Ping | Route::NotFound { .. } if aws_header => Api::Aws,
             Route::Ping | Route::NotFound { .. } => Api::Vault,
         }
@@ -121,6 +136,16 @@ pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
         };
     };
     let rest = rest.trim_end_matches('/');
+    match rest {
+        "sys/health" => return Route::Health,
+        "auth/token/lookup-self" => return Route::LookupSelf,
+        _ => {}
+    }
+    if let Some(under) = rest.strip_prefix("sys/internal/ui/mounts/") {
+        if let Some(route) = mount(config, under) {
+            return route;
+        }
+    }
     for (i, s) in config.secrets.iter().enumerate() {
         match &s.address {
             Address::Kv {
@@ -164,6 +189,24 @@ pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
             by_id: false,
         },
     }
+}
+
+/// The KV mount of a configured secret that `path` is at or under, as the
+/// mount lookup answers it: version 2 unless the config says 1 (a KV v2
+/// read of a secret is served whatever engine the backend runs).
+fn mount(config: &Config, path: &str) -> Option<Route> {
+    config.secrets.iter().find_map(|s| match &s.address {
+        Address::Kv {
+            mount, kv_version, ..
+        } => {
+            let rest = path.strip_prefix(mount.as_str())?;
+            (rest.is_empty() || rest.starts_with('/')).then(|| Route::Mount {
+                mount: mount.clone(),
+                version: kv_version.unwrap_or(KvVersion::V2),
+            })
+        }
+        _ => None,
+    })
 }
 
 /// A field value written as JSON text: the text itself, or base64 when binary.
@@ -234,6 +277,81 @@ struct VaultBody<'a, D: Serialize> {
     wrap_info: Option<()>,
     warnings: Option<()>,
     auth: Option<()>,
+}
+
+/// `data` in Vault's response envelope.
+fn envelope(data: serde_json::Value) -> Vec<u8> {
+    let body = VaultBody {
+        request_id: "",
+        lease_id: "",
+        renewable: false,
+        lease_duration: 0,
+        data,
+        wrap_info: None,
+        warnings: None,
+        auth: None,
+    };
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The mount lookup's answer for a KV `mount` of `version`: the CLI reads
+/// `path` and `options.version`.
+pub fn mount_body(mount: &str, version: KvVersion) -> Vec<u8> {
+    let version = match version {
+        KvVersion::V1 => "1",
+        KvVersion::V2 => "2",
+    };
+    envelope(serde_json::json!({
+        "type": "kv",
+        "path": format!("{mount}/"),
+        "description": "served by the ramsecrets proxy",
+        "options": { "version": version },
+        "config": { "default_lease_ttl": 0, "max_lease_ttl": 0, "force_no_cache": false },
+        "accessor": "",
+        "uuid": "",
+        "local": false,
+        "seal_wrap": false,
+        "external_entropy_access": false,
+    }))
+}
+
+/// `lookup-self` of the proxy token: a token that never expires, with no
+/// policies of the backend's (the token itself is not echoed).
+pub fn lookup_self_body() -> Vec<u8> {
+    envelope(serde_json::json!({
+        "id": "",
+        "accessor": "",
+        "display_name": "ramsecrets-proxy",
+        "policies": ["ramsecrets-proxy"],
+        "path": "",
+        "meta": null,
+        "entity_id": "",
+        "num_uses": 0,
+        "orphan": true,
+        "renewable": false,
+        "ttl": 0,
+        "creation_ttl": 0,
+        "explicit_max_ttl": 0,
+        "expire_time": null,
+        "type": "service",
+    }))
+}
+
+/// `sys/health` of an unsealed, active server, at `now`.
+pub fn health_body(now: SystemTime) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "initialized": true,
+        "sealed": false,
+        "standby": false,
+        "performance_standby": false,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        "version": env!("CARGO_PKG_VERSION"),
+        "cluster_name": "ramsecrets-proxy",
+        "cluster_id": "",
+    }))
+    .unwrap_or_default()
 }
 
 /// The answer body for `secret` in `shape`, from its latest `entry`.
@@ -436,6 +554,45 @@ mod tests {
         assert_eq!(other, not_found("secret/data/app/other"));
         assert_eq!((other.api(false), other.api(true)), (Api::Vault, Api::Aws));
         assert_eq!(route(&c, "/etc/passwd", None), not_found("/etc/passwd"));
+    }
+
+    #[test]
+    fn the_calls_vault_clients_make_before_a_read_are_routed() {
+        let c = config();
+        assert_eq!(route(&c, "/v1/sys/health", None), Route::Health);
+        assert_eq!(
+            route(&c, "/v1/auth/token/lookup-self", None),
+            Route::LookupSelf
+        );
+        let kv2 = Route::Mount {
+            mount: "secret".into(),
+            version: KvVersion::V2,
+        };
+        assert_eq!(route(&c, "/v1/sys/internal/ui/mounts/secret", None), kv2);
+        assert_eq!(
+            route(&c, "/v1/sys/internal/ui/mounts/secret/app/db", None),
+            kv2
+        );
+        assert_eq!(
+            route(&c, "/v1/sys/internal/ui/mounts/kv/cfg", None),
+            Route::Mount {
+                mount: "kv".into(),
+                version: KvVersion::V1
+            }
+        );
+        // Only configured KV mounts, and whole path segments.
+        for other in ["secrets/app/db", "database/creds/app", "sys"] {
+            let path = format!("/v1/sys/internal/ui/mounts/{other}");
+            assert_eq!(
+                route(&c, &path, None),
+                not_found(&format!("sys/internal/ui/mounts/{other}"))
+            );
+        }
+        let mount: serde_json::Value =
+            serde_json::from_slice(&mount_body("kv", KvVersion::V1)).unwrap();
+        assert_eq!(mount["data"]["path"], "kv/");
+        assert_eq!(mount["data"]["options"]["version"], "1");
+        assert_eq!(mount["data"]["type"], "kv");
     }
 
     #[test]

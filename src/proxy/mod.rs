@@ -1,7 +1,8 @@
 //! The local credential proxy: a hyper server on loopback that answers the
 //! AWS Secrets Manager Agent API and Vault's KV read API from the sidecar's
-//! refreshed state, for configured secrets only. Every request but `/ping`
-//! carries the token from `proxy.token_file` (compared in constant time);
+//! refreshed state, for configured secrets only, and the few calls Vault
+//! clients make before a read (the KV mount lookup, `lookup-self`,
+//! `sys/health`). Every request but `/ping` and `sys/health` carries the token from `proxy.token_file` (compared in constant time);
 //! GET only; `X-Forwarded-For` refused; accepted sockets get IPv4 TTL 1 / IPv6
 //! hop limit 1 so an answer cannot be routed off the host; connections are
 //! capped, slow or huge headers cut off ([`crate::http`]), and `refreshNow`
@@ -273,8 +274,13 @@ impl Proxy {
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let view = self.latest();
         let route = api::route(&view.config, req.uri().path(), req.uri().query());
-        if route == Route::Ping {
-            return text(StatusCode::OK, "healthy");
+        match route {
+            Route::Ping => return text(StatusCode::OK, "healthy"),
+            Route::Health => {
+                let body = api::health_body(std::time::SystemTime::now());
+                return json(StatusCode::OK, Bytes::from(body));
+            }
+            _ => {}
         }
         let api = route.api(req.headers().contains_key("x-aws-parameters-secrets-token"));
         if req.method() != Method::GET {
@@ -317,9 +323,16 @@ impl Proxy {
                 (secret, shape, refresh)
             }
             Route::Vault { secret, shape } => (secret, shape, false),
+            Route::Mount { mount, version } => {
+                return json(
+                    StatusCode::OK,
+                    Bytes::from(api::mount_body(&mount, version)),
+                )
+            }
+            Route::LookupSelf => return json(StatusCode::OK, Bytes::from(api::lookup_self_body())),
             Route::MissingId => return refuse(api, Refusal::missing_id()),
             Route::NotFound { what, .. } => return refuse(api, Refusal::not_found(api, &what)),
-            Route::Ping => return text(StatusCode::OK, "healthy"),
+            Route::Ping | Route::Health => return text(StatusCode::OK, "healthy"),
         };
         let key = (secret, shape);
         let secret = &view.config.secrets[secret];

@@ -24,6 +24,22 @@ pub fn python(code: &str) -> String {
     String::from_utf8(o.stdout).unwrap().trim().to_owned()
 }
 
+/// The `bao` CLI (as `vault` is used) with `VAULT_ADDR` on the proxy on
+/// `port` and `VAULT_TOKEN` the proxy token; HOME is an empty directory, so
+/// no token helper or `~/.vault-token` gets in the way. Returns its output.
+pub fn bao_cli(port: u16, token: &str, args: &[&str]) -> std::process::Output {
+    let home = super::scratch();
+    Command::new(repo().join(".venv/bin/bao"))
+        .args(args)
+        .env("HOME", home.path())
+        .env("VAULT_ADDR", format!("http://127.0.0.1:{port}"))
+        .env("VAULT_TOKEN", token.trim())
+        .env_remove("BAO_ADDR")
+        .env_remove("BAO_TOKEN")
+        .output()
+        .unwrap()
+}
+
 /// Reads `mount`/`path` through the proxy on `port` with hvac; returns its data as JSON.
 pub fn hvac_read(port: u16, token: &str, mount: &str, path: &str) -> String {
     python(&format!(
