@@ -337,3 +337,46 @@ fn wipe_on_exit_leaves_the_output_dir_as_it_found_it() {
     assert_eq!(run.stop(Signal::TERM), Some(0));
     assert_eq!(out.names(), Vec::<String>::new(), "{}", run.logs());
 }
+
+#[test]
+fn a_hanging_action_holds_up_neither_refreshes_nor_health_nor_shutdown() {
+    let work = scratch();
+    let out = Tmpfs::new("1m");
+    secrets_file(work.path(), "one");
+    // A pid file the app turned into a FIFO (an open would block), and a
+    // command that runs for its whole time limit.
+    let fifo = work.path().join("app.pid");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    let health = free_port();
+    let cfg = Config::new()
+        .source(file_source("dev.yaml"))
+        .output(out.path())
+        .set("refresh", json!({ "interval": "1s" }))
+        .set("health", json!({ "listen": format!("127.0.0.1:{health}") }))
+        .secret(json!({
+            "name": "db-password",
+            "kv": { "mount": "secret", "path": "app/db" },
+            "key": "password",
+            "on_change": [
+                { "signal": { "pid_file": fifo, "signal": "HUP" } },
+                { "exec": ["sleep", "3600"], "timeout": "1h" },
+            ],
+        }))
+        .write(work.path(), "config.yaml");
+    let mut run = Running::sidecar(work.path(), &cfg);
+    secrets_file(work.path(), "two");
+    wait_until(LIMIT, "the first change", || {
+        out.read("db-password") == "two"
+    });
+    run.wait_log("not a regular file", LIMIT);
+    // The `exec` action now sleeps; the next change and health go on.
+    secrets_file(work.path(), "three");
+    wait_until(LIMIT, "the second change", || {
+        out.read("db-password") == "three"
+    });
+    let ready = http_get(&format!("http://127.0.0.1:{health}/readyz"));
+    assert_eq!(ready.map(|(status, _)| status), Some(200));
+    wait_polls(health, 2.0);
+    assert_eq!(run.stop(Signal::TERM), Some(0), "{}", run.logs());
+}

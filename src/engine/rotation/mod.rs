@@ -45,6 +45,7 @@ use crate::engine::cycle;
 use crate::engine::fetch::{self, Budget, Fetcher, SecretError};
 use crate::engine::handoff::State;
 use crate::engine::snapshot::{Snapshot, Snapshots};
+use crate::os::actions::{Batch, Runner};
 use crate::output::OutputDir;
 use crate::render::format::Rendered;
 use crate::render::template::Rendering;
@@ -80,7 +81,8 @@ pub struct Engine {
     /// The values as of the last write, published to `snapshots` after each change.
     held: Snapshot,
     snapshots: watch::Sender<Arc<Snapshot>>,
-    http: reqwest::Client,
+    /// Runs `on_change` actions off this task.
+    actions: Runner,
     /// The files of each secret as last written, by index into `config.secrets`.
     rendered: Vec<Vec<Rendered>>,
     /// The file of each template as last written.
@@ -163,10 +165,10 @@ impl Engine {
             templates: Rendering::new(report.templates),
             fetcher,
             dir,
-            metrics,
+            metrics: metrics.clone(),
             snapshots: watch::Sender::new(Arc::new(held.clone())),
             held,
-            http: reqwest::Client::new(),
+            actions: Runner::new(metrics.clone()),
             changes,
             waiting: Vec::new(),
         };
@@ -271,7 +273,7 @@ impl Engine {
         }
         self.log_failures(round.failures);
         let templates = self.write_templates(Some(&round.fresh));
-        self.notify(&round.changed, &templates).await;
+        self.notify(&round.changed, &templates);
         self.count_calls();
     }
 
@@ -335,9 +337,10 @@ impl Engine {
         self.snapshots.send_replace(Arc::new(self.held.clone()));
     }
 
-    /// Runs the `on_change` actions of changed secrets and templates, each
-    /// distinct action once, then tells the child.
-    async fn notify(&self, changed: &[usize], templates: &[usize]) {
+    /// Starts the `on_change` actions of changed secrets and templates, each
+    /// distinct action once, on a task of their own; the child is told once
+    /// they have run.
+    fn notify(&self, changed: &[usize], templates: &[usize]) {
         let config = &self.plan.config;
         let secrets = changed.iter().map(|&i| {
             let s = &config.secrets[i];
@@ -348,20 +351,25 @@ impl Engine {
             (t.file.as_str(), &t.on_change)
         });
         let mut done: Vec<&Action> = Vec::new();
-        let mut any = false;
+        let mut batch: Batch = Vec::new();
         for (name, actions) in secrets.chain(templates) {
-            any = true;
             let fresh: Vec<Action> = actions
                 .iter()
                 .filter(|a| !done.contains(a))
                 .cloned()
                 .collect();
             done.extend(actions);
-            crate::os::actions::run(name, &fresh, &self.http, &self.metrics).await;
+            batch.push((name.to_owned(), fresh));
         }
-        if let (Some(tx), true) = (&self.changes, any) {
-            let _ = tx.send(());
+        if batch.is_empty() {
+            return;
         }
+        let changes = self.changes.clone();
+        self.actions.spawn(batch, move || {
+            if let Some(tx) = changes {
+                let _ = tx.send(());
+            }
+        });
     }
 
     /// Keeps each due token alive.

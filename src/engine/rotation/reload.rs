@@ -159,7 +159,7 @@ impl Engine {
         let templates = self.write_templates(None);
         tracing::info!(secrets = self.plan.config.secrets.len(), "config reloaded");
         self.publish();
-        self.notify(&changed, &templates).await;
+        self.notify(&changed, &templates);
         self
     }
 }
