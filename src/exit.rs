@@ -31,9 +31,42 @@ pub enum Exit {
 }
 
 impl Exit {
+    /// Every code, in order: the book's exit-code reference is generated from this
+    /// and [`Exit::meaning`] (`tests/reference.rs`).
+    pub const ALL: [Exit; 11] = [
+        Exit::Ok,
+        Exit::Usage,
+        Exit::Data,
+        Exit::Unavailable,
+        Exit::Software,
+        Exit::OsErr,
+        Exit::CantCreate,
+        Exit::NoPerm,
+        Exit::Config,
+        Exit::CannotExecute,
+        Exit::CommandNotFound,
+    ];
+
     /// The numeric code.
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// What the code tells a user, with the usual causes.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Exit::Ok => "Every file was written (`init`), or a clean shutdown (`run`); `exec` exits with its child's code. Output piped into a reader that stops early (`ramsecrets schema | head -1`) also ends with 0, quietly.",
+            Exit::Usage => "Bad command-line usage.",
+            Exit::Data => "Bad data: a missing path, KV version or field, a binary value in a text format, a template error, or a request the backend rejected as malformed (HTTP 400).",
+            Exit::Unavailable => "Backend unavailable: connection failure, 429, 5xx, or no answer before `--timeout`.",
+            Exit::Software => "Internal error (a bug).",
+            Exit::OsErr => "Operating-system error: `mlock` failed, the health address cannot be bound, the files cannot be watched.",
+            Exit::CantCreate => "Cannot write the output: the directory is missing or not in memory, or a write failed (for example ENOSPC).",
+            Exit::NoPerm => "Permission denied: HTTP 401/403, or a rejected login (bad role, secret id or JWT).",
+            Exit::Config => "Bad configuration: an invalid config file, or a token, credential or CA file that is missing or bad.",
+            Exit::CannotExecute => "`exec`: the command cannot be executed.",
+            Exit::CommandNotFound => "`exec`: the command does not exist.",
+        }
     }
 }
 

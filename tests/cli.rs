@@ -447,13 +447,7 @@ fn the_schema_carries_the_rules_an_editor_checks() {
             path.file_name().unwrap().to_string_lossy()
         ));
     }
-    let out = std::process::Command::new(repo().join(".venv/bin/python"))
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python from .venv: run `bash scripts/testbed`");
-    let report = text(&out);
-    assert!(out.status.success(), "{report}");
+    let report = python_report(&script);
     for line in report.lines() {
         assert!(
             line.starts_with("good valid") || line.starts_with("bad invalid"),

@@ -311,7 +311,7 @@ fn metrics_have_every_series_from_the_start() {
         !m.contains("ramsecrets_proxy"),
         "proxy series without a proxy:\n{m}"
     );
-    let page = std::fs::read_to_string(repo().join("docs/reference/configuration.md")).unwrap();
+    let page = std::fs::read_to_string(repo().join("docs/reference/metrics.md")).unwrap();
     assert!(page.contains("application/openmetrics-text; version=1.0.0;"));
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }

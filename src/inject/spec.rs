@@ -127,7 +127,65 @@ pub enum Parsed {
     Inject(PodRequest),
 }
 
+/// Every annotation a pod may set (after the prefix; `NAME` is the secret's name), with
+/// what it means: the parser's vocabulary, and the book's annotation reference, which
+/// `tests/reference.rs` generates from this table.
+pub const ANNOTATIONS: &[(&str, &str)] = &[
+    ("inject", "`\"true\"` injects this pod; `\"false\"` or absent leaves it alone"),
+    (
+        "secret.NAME",
+        "one secret: `kv:MOUNT/PATH`, `read:PATH`, `pki:MOUNT/ROLE?common_name=…&ttl=…&alt_names=a,b&ip_sans=…`, or `aws:SECRET_ID`",
+    ),
+    ("file.NAME", "that secret's `file`, as in `secrets[]`"),
+    ("format.NAME", "that secret's `format`, as in `secrets[]`"),
+    ("key.NAME", "that secret's `key`, as in `secrets[]`"),
+    ("template.NAME", "that secret's `template`, as in `secrets[]`"),
+    ("mode.NAME", "that secret's file `mode`, as in `secrets[]`"),
+    (
+        "previous.NAME",
+        "`\"true\"`: (AWS) also write `AWSPREVIOUS` to `<file>.previous`, as `previous: true` in `secrets[]`",
+    ),
+    ("role", "the Vault role (default: the source's)"),
+    (
+        "source",
+        "the source every secret uses (needed when the injector has several of a kind)",
+    ),
+    (
+        "mode",
+        "`sidecar` (default) or `init-only` (Jobs and CronJobs: one init container, so the pod completes)",
+    ),
+    (
+        "containers",
+        "comma-separated app containers (or init containers) that get the files (default: all)",
+    ),
+    (
+        "after",
+        "comma-separated init containers (e.g. a mesh's) that run before ramsecrets",
+    ),
+    (
+        "mount-path",
+        "where the app sees the files (default: the injector's `defaults.mount_path`)",
+    ),
+    (
+        "proxy",
+        "`\"true\"`: the sidecar also serves the local proxy on 127.0.0.1:2773; its token is `MOUNT/.proxy-token`, which the app reads through the pod's `fsGroup` (required)",
+    ),
+    (
+        "config-map",
+        "take the whole config from this ConfigMap (key `config.yaml`) instead of `secret.*` annotations; it writes to the mount path, keeps state in `/run/ramsecrets/state` and logs in with `/run/ramsecrets/token/token`",
+    ),
+];
+
 const PER_SECRET: &[&str] = &["file", "format", "key", "template", "mode", "previous"];
+
+/// "a, b, … or z": the annotations [`ANNOTATIONS`] lists.
+fn known() -> String {
+    let keys: Vec<&str> = ANNOTATIONS.iter().map(|(k, _)| *k).collect();
+    match keys.split_last() {
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 fn boolean(key: &str, v: &str) -> Result<bool, Denial> {
     match v {
@@ -195,7 +253,12 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
                 request.mode = match value {
                     "sidecar" => Mode::Sidecar,
                     "init-only" => Mode::InitOnly,
-                    _ => return Err(deny(key, format!("`{value}` is not `sidecar` or `init-only`"))),
+                    _ => {
+                        return Err(deny(
+                            key,
+                            format!("`{value}` is not `sidecar` or `init-only`"),
+                        ))
+                    }
                 }
             }
             "containers" => request.containers = Some(list(key, value)?),
@@ -203,7 +266,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
             "mount-path" => {
                 let p = non_empty(value)?;
                 if !p.starts_with('/') || p.split('/').any(|s| s == "..") || p.contains(':') {
-                    return Err(deny(key, format!("`{p}` is not an absolute path without `..`")));
+                    return Err(deny(
+                        key,
+                        format!("`{p}` is not an absolute path without `..`"),
+                    ));
                 }
                 request.mount_path = Some(p.trim_end_matches('/').to_owned());
             }
@@ -236,12 +302,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
                 Some((field, name)) if PER_SECRET.contains(&field) => {
                     per_secret.push((field, name, value))
                 }
-                _ => {
-                    return Err(deny(
-                        key,
-                        "unknown: expected inject, secret.NAME, file.NAME, format.NAME, key.NAME, template.NAME, mode.NAME, previous.NAME, role, source, mode, containers, after, mount-path, proxy or config-map",
-                    ))
-                }
+                _ => return Err(deny(key, format!("unknown: expected {}", known()))),
             },
         }
     }

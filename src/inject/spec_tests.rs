@@ -263,3 +263,23 @@ fn bad_annotations_are_denied_by_name() {
         assert!(d.why.contains(why), "{pairs:?}: `{d}` lacks `{why}`");
     }
 }
+
+#[test]
+fn the_annotation_table_is_what_the_parser_reads() {
+    for (key, _) in ANNOTATIONS {
+        let key = key.replace("NAME", "x");
+        let outcome = parse(&ann(&[
+            ("inject", "true"),
+            ("secret.x", "kv:secret/x"),
+            (&key, "true"),
+        ]));
+        if let Err(d) = outcome {
+            assert!(!d.why.starts_with("unknown"), "{key}: {d}");
+        }
+    }
+    let d = denied(&[("inject", "true"), ("colour", "blue")]);
+    assert_eq!(d.why, format!("unknown: expected {}", known()));
+    assert!(
+        d.why.contains("inject, secret.NAME, file.NAME") && d.why.ends_with("proxy or config-map")
+    );
+}

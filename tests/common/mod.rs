@@ -5,13 +5,15 @@
 //! mounted when root ([`tmpfs`]), and the real `ramsecrets` binary
 //! ([`ramsecrets`]); configs built as data ([`config`]), raw HTTP for the
 //! servers' limits ([`raw`]), the proxy's clients ([`clients`]) and the
-//! drill's command line ([`drill`]). This file holds the helpers they share.
+//! drill's command line ([`drill`]), the book's code blocks ([`book`]). This file
+//! holds the helpers they share.
 //! A server that cannot start fails the test.
 
 #![allow(dead_code)]
 
 pub mod apply;
 pub mod auth;
+pub mod book;
 pub mod clients;
 mod config;
 pub mod drill;
@@ -57,6 +59,18 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// What `script` prints, run by the test bed's Python (.venv); it must exit 0.
+pub fn python_report(script: &str) -> String {
+    let out = Command::new(repo().join(".venv/bin/python"))
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("python from .venv: run `bash scripts/testbed`");
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    report
 }
 
 /// A scratch directory under target/, removed on drop.
