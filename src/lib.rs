@@ -10,13 +10,14 @@
 //! child, on_change actions, watching, trust), and the other modes: [`proxy`]
 //! (the local credential proxy), [`inject`] (the Kubernetes injector) and
 //! [`drill`] (a timed rotation drill); [`telemetry`] is logs, metrics and
-//! health. `main.rs` only dispatches.
+//! health; [`clock`] bounds every span and time read from outside. `main.rs` only dispatches.
 
 // One audited exception, in `memory`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod drill;

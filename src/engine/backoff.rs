@@ -88,10 +88,12 @@ impl Backoff {
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(crate::clock::secs(secs));
     }
     let at = httpdate::parse_http_date(value).ok()?;
-    Some(at.duration_since(now).unwrap_or_default())
+    Some(crate::clock::bounded(
+        at.duration_since(now).unwrap_or_default(),
+    ))
 }
 
 /// How long to hold back after a pushback: at least `retry_after`, and at
@@ -343,6 +345,16 @@ impl Gate {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn a_retry_after_near_u64_max_is_ten_years_not_an_abort() {
+        let now = SystemTime::now();
+        for text in ["18446744073709551615", "Fri, 31 Dec 9999 23:59:59 GMT"] {
+            let asked = parse_retry_after(text, now);
+            assert_eq!(asked, Some(crate::clock::MAX_SPAN), "{text}");
+            assert!(pushback_wait(asked, 1.0, 0.999) >= crate::clock::MAX_SPAN);
+        }
+    }
 
     #[test]
     fn waits_grow_and_stay_under_the_cap() {

@@ -16,6 +16,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize, Serializer};
 use zeroize::Zeroizing;
 
+use crate::clock::MAX_SPAN;
 use crate::config::{Address, Output, Secret};
 use crate::exit::{Exit, ExitCode};
 use crate::os::trust::{self, Refused, Rules};
@@ -30,8 +31,6 @@ const VERSION: u64 = 2;
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// Largest state file read.
 const MAX_SIZE: u64 = 1 << 20;
-/// Longest lease, and furthest expiry, taken from a state file.
-const MAX_SPAN: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// How far in the future `fetched_at` may lie (the clocks of one node agree).
 const SKEW: Duration = Duration::from_secs(300);
 

@@ -26,7 +26,7 @@ impl VaultSource {
         let lease_id = body["lease_id"].as_str().unwrap_or_default().to_owned();
         let lease = (!lease_id.is_empty()).then(|| Lease {
             id: lease_id,
-            duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+            duration: crate::clock::secs(body["lease_duration"].as_u64().unwrap_or(0)),
             renewable: body["renewable"].as_bool().unwrap_or(false),
         });
         let mut data = match body {
@@ -60,7 +60,7 @@ impl VaultSource {
         .await?;
         Ok(Lease {
             id: body["lease_id"].as_str().unwrap_or(&lease.id).to_owned(),
-            duration: Duration::from_secs(body["lease_duration"].as_u64().unwrap_or(0)),
+            duration: crate::clock::secs(body["lease_duration"].as_u64().unwrap_or(0)),
             renewable: body["renewable"].as_bool().unwrap_or(false),
         })
     }
@@ -137,5 +137,21 @@ fn static_rotation(data: &mut serde_json::Value) -> Option<SystemTime> {
         return None;
     }
     let ttl = m.remove("ttl")?.as_u64()?;
-    Some(SystemTime::now() + Duration::from_secs(ttl))
+    Some(crate::clock::wall_after(
+        SystemTime::now(),
+        crate::clock::secs(ttl),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_static_role_ttl_near_u64_max_is_ten_years_not_an_abort() {
+        let mut data = serde_json::json!({ "last_vault_rotation": "x", "ttl": u64::MAX });
+        let due = static_rotation(&mut data).unwrap();
+        assert!(due <= SystemTime::now() + crate::clock::MAX_SPAN);
+        assert!(data.get("ttl").is_none());
+    }
 }

@@ -296,6 +296,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_token_ttl_near_u64_max_is_ten_years_not_an_abort() {
+        let span = ttl(u64::MAX).unwrap();
+        assert_eq!(span, crate::clock::MAX_SPAN);
+        assert!(std::time::Instant::now().checked_add(span).is_some());
+        assert_eq!(ttl(0), None);
+    }
+
+    #[test]
     fn header_names_are_canonical() {
         assert_eq!(canonical("x-amz-date"), "X-Amz-Date");
         assert_eq!(canonical("authorization"), "Authorization");

@@ -1,7 +1,7 @@
 //! PKI: a certificate issued from a role (`{mount}/issue/{role}`), with its
 //! key, chain, serial (the version) and expiry.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use vaultrs::client::VaultClient;
@@ -98,6 +98,20 @@ fn pki_fetched(mut body: serde_json::Value, what: &str) -> Result<Fetched> {
     f.expires = data
         .get("expiration")
         .and_then(serde_json::Value::as_u64)
-        .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+        .map(|s| crate::clock::since_epoch(s, SystemTime::now()));
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expiration_near_u64_max_is_ten_years_not_an_abort() {
+        let body = serde_json::json!({ "data": {
+            "certificate": "c", "private_key": "k", "serial_number": "s", "expiration": u64::MAX,
+        } });
+        let f = pki_fetched(body, "issue").unwrap();
+        assert!(f.expires.unwrap() <= SystemTime::now() + crate::clock::MAX_SPAN);
+    }
 }

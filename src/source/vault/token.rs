@@ -47,7 +47,7 @@ pub(super) struct Grant {
 }
 
 pub(super) fn ttl(secs: u64) -> Option<Duration> {
-    (secs > 0).then(|| Duration::from_secs(secs))
+    (secs > 0).then(|| crate::clock::secs(secs))
 }
 
 impl VaultSource {
@@ -206,13 +206,13 @@ impl VaultSource {
                         .and_then(|v| v.as_u64())
                         .unwrap_or(0);
                     // A token near its max TTL gets less than asked: log in again before it ends.
-                    if granted * 2 >= ttl.as_secs() {
+                    if granted.saturating_mul(2) >= ttl.as_secs() {
                         let session = slot.as_mut().ok_or_else(|| Error::data("no session"))?;
                         session.ttl = self::ttl(granted);
                         session.since = Instant::now();
                         self.login_state().ends = session.ttl.map(|t| session.since + t);
                         tracing::debug!(source = %self.name, ttl_s = granted, "token renewed");
-                        return Ok(Duration::from_secs(granted).mul_f64(renew_at));
+                        return Ok(crate::clock::secs(granted).mul_f64(renew_at));
                     }
                 }
                 Err(e) if e.retryable() => return Err(e),
