@@ -170,6 +170,18 @@ pub struct ConfigArg {
     /// The YAML config file.
     #[arg(long, short, value_name = "FILE")]
     pub config: PathBuf,
+    /// Run the config only while its bytes have this SHA-256 (hex): another
+    /// is refused at start (exit 78) and at a reload (the running config is
+    /// kept). The injector sets it to the config a pod was admitted with.
+    #[arg(long, value_name = "HEX")]
+    pub config_sha256: Option<crate::config::Pin>,
+}
+
+impl ConfigArg {
+    /// Reads and validates the config (refused unless it has the pinned digest).
+    pub fn load(&self) -> crate::config::Result<crate::config::Config> {
+        crate::config::Config::load_pinned(&self.config, self.config_sha256)
+    }
 }
 
 /// Options of `check`.

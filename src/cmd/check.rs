@@ -60,7 +60,7 @@ impl ExitCode for Error {
 /// it read; returns the exit code.
 pub fn command(args: &CheckArgs) -> Result<u8, Failure> {
     let path = &args.config.config;
-    let config = Config::load(path)?;
+    let config = args.config.load()?;
     print(&config.to_string())?;
     if args.config_only {
         print(&format!("config {} is valid\n", path.display()))?;

@@ -37,7 +37,7 @@ pub struct Ready {
 
 /// `ramsecrets init`: loads the config, prepares and runs; returns the exit code.
 pub fn command(args: &InitArgs) -> Result<u8, Failure> {
-    let config = Config::load(&args.config.config)?;
+    let config = args.config.load()?;
     let ready = prepare(&config, &args.config.config)?;
     let opts = Options {
         timeout: args.timeout,

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::{LogFormat, RunArgs};
-use crate::config::Config;
+use crate::config::{Config, Pin};
 use crate::engine::cycle;
 use crate::engine::rotation::Engine;
 use crate::exit::{Exit, ExitCode, Failure};
@@ -86,6 +86,8 @@ impl ExitCode for Error {
 pub struct Options {
     /// The config file, watched for changes.
     pub config_path: PathBuf,
+    /// The SHA-256 a reloaded config must have (`--config-sha256`).
+    pub config_pin: Option<Pin>,
     /// Deadline of the first cycle.
     pub timeout: Duration,
     /// `exec` mode: the child's argv.
@@ -119,12 +121,13 @@ pub fn command(
     proxy: bool,
     log_format: LogFormat,
 ) -> Result<u8, Failure> {
-    let config = Config::load(&args.config.config)?;
+    let config = args.config.load()?;
     if proxy {
         proxy::command::section(&config, &args.config.config)?;
     }
     crate::os::harden::harden(config.mlock)?;
     let opts = Options {
+        config_pin: args.config.config_sha256,
         config_path: args.config.config,
         timeout: args.timeout,
         child,
@@ -246,7 +249,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
             break;
         }
         engine = engine
-            .reload_file(&opts.config_path, &mut watch, &mut events)
+            .reload_file(&opts.config_path, opts.config_pin, &mut watch, &mut events)
             .await;
     }
     drop(watch);

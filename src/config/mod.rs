@@ -14,6 +14,7 @@ mod home;
 pub mod inject;
 mod marks;
 mod output;
+mod pin;
 mod plan;
 pub mod raw;
 mod secrets;
@@ -33,6 +34,7 @@ pub use auth::{Auth, AwsLogin, CertLogin, RoleLogin};
 use marks::Marks;
 
 pub use output::Output;
+pub use pin::Pin;
 use raw::RawConfig;
 pub use secrets::{previous_file, Address, Format, KvVersion, Secret};
 use shape::{Item, OneOf};
@@ -110,6 +112,16 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The file is not the one pinned by `--config-sha256`.
+    #[error("config {path} is not the config this process was started for: its SHA-256 is {found}, --config-sha256 says {pinned}")]
+    Unpinned {
+        /// The config path.
+        path: PathBuf,
+        /// The digest asked for.
+        pinned: Pin,
+        /// The file's.
+        found: Pin,
+    },
     /// The file has problems.
     #[error("config {path} is invalid:\n{}", list(.problems))]
     Invalid {
@@ -140,6 +152,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config> {
+        Config::load_pinned(path, None)
+    }
+
+    /// Reads the file at `path`, refuses it unless its bytes have the SHA-256
+    /// `pin` (when given), and validates it.
+    pub fn load_pinned(path: &Path, pin: Option<Pin>) -> Result<Config> {
         // Never more than the cap (and one byte to tell it was over) is read.
         let mut text = String::new();
         std::fs::File::open(path)
@@ -150,6 +168,16 @@ impl Config {
                 path: path.to_owned(),
                 source,
             })?;
+        if let Some(pinned) = pin {
+            let found = Pin::of(text.as_bytes());
+            if found != pinned {
+                return Err(Error::Unpinned {
+                    path: path.to_owned(),
+                    pinned,
+                    found,
+                });
+            }
+        }
         let base = path.parent().unwrap_or(Path::new("."));
         Config::parse(&text, base).map_err(|problems| Error::Invalid {
             path: path.to_owned(),

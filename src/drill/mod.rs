@@ -111,7 +111,7 @@ fn shown(url: &reqwest::Url) -> String {
 /// `ramsecrets drill`: loads the config, hardens the process and runs the
 /// drill; returns its exit code.
 pub fn command(args: &DrillArgs) -> Result<u8, Failure> {
-    let config = Config::load(&args.config.config)?;
+    let config = args.config.load()?;
     crate::os::harden::harden(config.mlock)?;
     Ok(crate::cmd::runtime()?.block_on(run(&config, args))?)
 }

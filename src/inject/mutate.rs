@@ -5,7 +5,8 @@
 //! An injected pod gets two memory volumes (the secrets, read-only in the app
 //! containers; the hand-off state, only in ramsecrets' containers), a
 //! projected service-account token for Vault, its config as an annotation
-//! shown to ramsecrets' containers by a downward-API volume, and ramsecrets
+//! shown to ramsecrets' containers by a downward-API volume (and pinned by
+//! their `--config-sha256`, so a later edit of it is never run), and ramsecrets
 //! itself: a native sidecar (an init container with `restartPolicy: Always`
 //! and a startup probe on `/readyz`) placed before the app's init containers;
 //! on servers before 1.29 an init container and a regular sidecar; in
@@ -23,6 +24,7 @@ use super::spec::{
     self, deny, Denial, Mode, Parsed, PodRequest, INJECTED, RENDERED_CA, RENDERED_CONFIG,
 };
 use super::{Injector, PodSource};
+use crate::config::Pin;
 
 /// Name of the sidecar (native or regular).
 pub const SIDECAR: &str = "ramsecrets";
@@ -184,11 +186,14 @@ fn inject(
     }
 
     // The config: from the annotations, or the whole file from a ConfigMap.
+    // The containers run only the rendered config they were admitted with.
     let mut annotations = json!({ INJECTED: "true" });
+    let mut pin = None;
     let config_volume = match &request.config_map {
         Some(name) => json!({ "name": CONFIG, "configMap": { "name": name } }),
         None => {
             let text = podconfig::render(injector, request, &mount_path, file_mode)?;
+            pin = Some(Pin::of(text.as_bytes()).to_string());
             annotations[RENDERED_CONFIG] = json!(text);
             let mut items = vec![json!({
                 "path": "config.yaml",
@@ -251,10 +256,14 @@ fn inject(
                 resources[kind] = q;
             }
         }
+        let mut args = vec![json!(verb), json!("--config"), json!(CONFIG_FILE)];
+        if let Some(pin) = &pin {
+            args.extend([json!("--config-sha256"), json!(pin)]);
+        }
         json!({
             "name": name,
             "image": settings.image,
-            "args": [verb, "--config", CONFIG_FILE],
+            "args": args,
             "volumeMounts": mounts,
             "resources": resources,
             "securityContext": {

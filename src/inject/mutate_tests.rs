@@ -89,7 +89,15 @@ fn a_plain_pod_gets_a_native_sidecar_volumes_and_its_config() {
     let sidecar = &spec["initContainers"][0];
     assert_eq!(sidecar["restartPolicy"], "Always");
     assert_eq!(sidecar["startupProbe"]["httpGet"]["path"], "/readyz");
-    assert_eq!(sidecar["args"], json!(["run", "--config", CONFIG_FILE]));
+    // The sidecar runs only the config it was admitted with.
+    let admitted = p["metadata"]["annotations"][RENDERED_CONFIG]
+        .as_str()
+        .unwrap();
+    let pin = Pin::of(admitted.as_bytes()).to_string();
+    assert_eq!(
+        sidecar["args"],
+        json!(["run", "--config", CONFIG_FILE, "--config-sha256", pin])
+    );
     assert_eq!(sidecar["image"], "ramsecrets:test");
     let sc = &sidecar["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);

@@ -1,6 +1,7 @@
 //! Taking over a reloaded config (a changed config file, or SIGHUP): the file
 //! is read again and refused, keeping the running config, when it cannot be
-//! read or adds or removes the `output` section; the file watch follows the
+//! read, is not the one pinned by `--config-sha256`, or adds or removes the
+//! `output` section; the file watch follows the
 //! new config's source and template files; the sources are kept when unchanged, and so is what each address still read
 //! from the same source holds; its secrets are rendered again with the new
 //! settings and their polls rescheduled, and new addresses are fetched in the
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 use super::plan::Group;
 use super::schedule::Now;
 use super::Engine;
-use crate::config::{Address, Config};
+use crate::config::{Address, Config, Pin};
 use crate::engine::fetch;
 use crate::os::watch::{self, Event, Watch};
 use crate::render::format::Rendered;
@@ -29,10 +30,11 @@ impl Engine {
     pub async fn reload_file(
         self,
         path: &Path,
+        pin: Option<Pin>,
         watch: &mut Watch,
         events: &mut mpsc::Receiver<Event>,
     ) -> Engine {
-        let new = match Config::load(path) {
+        let new = match Config::load_pinned(path, pin) {
             Ok(new) => new,
             Err(err) => {
                 tracing::error!(error = %err, "config change refused; keeping the running config");
