@@ -44,8 +44,8 @@ pub use sidecar::{
 pub use sources::{Aws, AwsVersion, Source, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS};
 pub use templates::Template;
 
-/// Largest config file read.
-const MAX_SIZE: u64 = 1 << 20;
+/// Largest config file read, and largest `file` source.
+pub(crate) const MAX_SIZE: u64 = 1 << 20;
 
 /// The default service-account token of a Kubernetes pod.
 pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
@@ -200,6 +200,7 @@ impl Config {
                 MAX_SIZE / 1024
             )));
         }
+        syntax::nesting(text).map_err(refuse)?;
         let marks = Marks::index(text).map_err(|e| refuse(format!("not accepted: {e}")))?;
         let mut v = Validator {
             marks: &marks,

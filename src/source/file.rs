@@ -6,6 +6,7 @@
 //! sidecar watches it and fetches at once).
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use serde_yaml::Value;
 use tokio::time::Instant;
 
 use super::{Error, Result, Source};
-use crate::config::Secret;
+use crate::config::{Secret, MAX_SIZE};
 use crate::secret::{Fetched, Fields, SecretBytes};
 
 type Entries = Arc<HashMap<String, Fields>>;
@@ -69,7 +70,18 @@ impl FileSource {
                 return Ok(entries.clone());
             }
         }
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(&self.path).map_err(cant)?);
+        // Never more than the cap (and one byte to tell it was over) is read.
+        let mut text = zeroize::Zeroizing::new(String::new());
+        std::fs::File::open(&self.path)
+            .and_then(|f| f.take(MAX_SIZE + 1).read_to_string(&mut text))
+            .map_err(cant)?;
+        if text.len() as u64 > MAX_SIZE {
+            return Err(Error::config(format!(
+                "{}: larger than {} KiB; a secrets file needs far less",
+                what(),
+                MAX_SIZE / 1024
+            )));
+        }
         // The parser's own error may quote the file; `parse` says where instead.
         let entries =
             Arc::new(parse(&text).map_err(|e| Error::config(format!("{}: {e}", what())))?);
@@ -97,6 +109,7 @@ impl Source for FileSource {
 
 /// Parses `address: { field: value }`; messages name keys, never values.
 fn parse(text: &str) -> std::result::Result<HashMap<String, Fields>, String> {
+    crate::config::syntax::nesting(text)?;
     let value: Value = serde_yaml::from_str(text).map_err(|e| {
         let at = e
             .location()
@@ -162,6 +175,21 @@ mod tests {
         assert_eq!(f["user"].expose(), b"app");
         assert_eq!(f["port"].expose(), b"5432");
         assert_eq!(f["blob"].expose(), &[0, 159, 146, 148, 255]);
+    }
+
+    #[test]
+    fn deep_nesting_and_files_over_a_mebibyte_are_refused() {
+        let e = parse(&format!("a:\n  x: {}", "[".repeat(100_000))).unwrap_err();
+        assert!(e.contains("more than 64") && e.contains("line 2"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.yaml");
+        let big = format!("a:\n  x: \"{}\"\n", "y".repeat(MAX_SIZE as usize));
+        std::fs::write(&path, big).unwrap();
+        let e = FileSource::new(&path).entries().unwrap_err().to_string();
+        assert!(
+            e.contains("larger than 1024 KiB") && e.contains("big.yaml"),
+            "{e}"
+        );
     }
 
     #[test]
