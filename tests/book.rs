@@ -367,3 +367,27 @@ fn the_proxy_page_runs_as_written() {
     assert_eq!(s.run_page("proxy.md", &["run"]), 1);
     assert_eq!(dev.read("db-password"), "dev-only-password");
 }
+
+#[test]
+fn the_architecture_page_names_every_module() {
+    let page = std::fs::read_to_string(common::book::docs().join("architecture.md")).unwrap();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(repo().join("src")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let named = match path.is_dir() {
+            true => format!("`src/{name}/`"),
+            false if name == "lib.rs" => continue,
+            false => format!("`src/{name}`"),
+        };
+        // A module with a folder of its own children (output.rs and output/) is named once.
+        let sibling = format!("`src/{name}.rs`");
+        if !page.contains(&named) && (!path.is_dir() || !page.contains(&sibling)) {
+            missing.push(named);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/architecture.md does not name {missing:?}"
+    );
+}
