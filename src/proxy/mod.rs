@@ -339,6 +339,8 @@ impl Proxy {
         // A refused or expired login (the developer's own token, say): what the
         // proxy holds was read with a login that no longer holds, so try again
         // now (credential files are read afresh), and say so if it still fails.
+        // A refresh that finds the login revoked (403) says so too: no value
+        // read with it is served, for any secret of its source.
         let source = &view.sources[secret.source];
         let relogin = source.login_problem().is_some();
         if (refresh || relogin)
@@ -348,7 +350,7 @@ impl Proxy {
         {
             return refuse(api, Refusal::timeout(&secret.name));
         }
-        if let Some(why) = relogin.then(|| source.login_problem()).flatten() {
+        if let Some(why) = source.login_problem() {
             let name = &view.config.sources[secret.source].name;
             return refuse(api, Refusal::login(name, &why));
         }
@@ -403,7 +405,7 @@ impl Proxy {
         match outcome {
             Refreshed::Fetched(ok) => {
                 if !ok {
-                    tracing::warn!(secret = %secret.name, "refreshNow failed; serving the last value");
+                    tracing::warn!(secret = %secret.name, "refreshNow failed; the value held is served while the source's login holds");
                 }
                 self.metrics.proxy_refresh(ok);
             }
