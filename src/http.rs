@@ -1,4 +1,4 @@
-//! One HTTP/1 server loop for the health endpoint, the proxy and (later) the
+//! One HTTP/1 server loop for the health endpoint, the proxy and the
 //! admission webhook: a connection cap (over it the [`Transport`] answers 429
 //! or closes), a header read timeout and a head size limit, a backoff when the
 //! process runs out of descriptors instead of a spinning accept loop, optional

@@ -4,11 +4,9 @@
 use std::process::ExitCode as ProcessExit;
 
 use clap::Parser;
-use ramsecrets::cli::{Cli, Command, LogFormat, ProxyArgs};
-use ramsecrets::cmd::print;
-use ramsecrets::cmd::{check, init, sidecar};
-use ramsecrets::exit::{Exit, Failure};
-use ramsecrets::{config, drill, inject, proxy, telemetry};
+use ramsecrets::cli::{Cli, LogFormat};
+use ramsecrets::exit::Exit;
+use ramsecrets::{cmd, telemetry};
 
 fn main() -> ProcessExit {
     let cli = match Cli::try_parse() {
@@ -23,7 +21,7 @@ fn main() -> ProcessExit {
         }
     };
     telemetry::init(cli.log_format, cli.log_level);
-    match run(cli.command, cli.log_format) {
+    match cmd::run(cli.command, cli.log_format) {
         Ok(code) => ProcessExit::from(code),
         Err(f) => {
             let code = f.exit.code();
@@ -52,25 +50,4 @@ fn describe(error: &anyhow::Error) -> String {
         }
     }
     text
-}
-
-/// Runs `command` in the module that owns it; returns the exit code.
-fn run(command: Command, log_format: LogFormat) -> Result<u8, Failure> {
-    match command {
-        Command::Schema => {
-            print(&format!("{:#}\n", config::schema()))?;
-            Ok(Exit::Ok.code())
-        }
-        Command::Check(args) => check::command(&args),
-        Command::Init(args) => init::command(&args),
-        Command::Run(args) => sidecar::command(args, None, false, log_format),
-        Command::Exec(args) => sidecar::command(args.run, Some(args.command), false, log_format),
-        Command::Proxy(ProxyArgs {
-            run,
-            print_env: true,
-        }) => proxy::command::print_env(&run.config.config),
-        Command::Proxy(args) => sidecar::command(args.run, None, true, log_format),
-        Command::Inject(args) => inject::server::command(&args.config),
-        Command::Drill(args) => drill::command(&args),
-    }
 }

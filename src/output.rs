@@ -4,8 +4,9 @@
 //! `fchmod`/`fchown`, then `renameat` over the old name. A symlink planted at a
 //! target name is replaced, never followed. [`OutputDir::write_all`] is the
 //! one write path: every file that differs from disk is staged as a
-//! `Staged` temporary first, and only then are they renamed into place, so
-//! a set of files is written whole or not at all.
+//! `Staged` temporary first, and only then are they renamed into place, one
+//! atomic rename per file: a failure while staging leaves every file as it
+//! was.
 
 use std::fs::File;
 use std::io::{Read, Write};

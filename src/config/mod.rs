@@ -30,7 +30,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use crate::exit::{Exit, ExitCode};
-pub use auth::{Auth, AwsLogin, CertLogin, RoleLogin};
+pub use auth::{Auth, AwsLogin, CertLogin};
 use marks::Marks;
 
 pub use output::Output;
@@ -38,9 +38,7 @@ pub use pin::Pin;
 use raw::RawConfig;
 pub use secrets::{previous_file, Address, Format, KvVersion, Secret};
 use shape::{Item, OneOf};
-pub use sidecar::{
-    parse_signal, signal_name, Action, ChildOnChange, Exec, Proxy, Refresh, Signal, SignalTarget,
-};
+pub use sidecar::{signal_name, Action, ChildOnChange, Exec, Proxy, Refresh, SignalTarget};
 pub use sources::{Aws, AwsVersion, Source, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS};
 pub use templates::Template;
 

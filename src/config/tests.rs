@@ -2,6 +2,7 @@
 //! text has one, its line.
 
 use super::*;
+use rustix::process::Signal;
 
 const HEAD: &str = "sources:\n  - name: v\n    vault:\n      address: http://127.0.0.1:8200\n      auth: { token_file: /t }\n  - name: f\n    file: { path: dev.yaml }\n  - name: a\n    aws_secrets_manager: { region: eu-west-1, endpoint: \"http://127.0.0.1:5000\" }\noutput:\n  dir: /run/x\nsecrets:\n";
 

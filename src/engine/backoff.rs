@@ -77,11 +77,6 @@ impl Backoff {
         let half = self.full(attempt) / 2;
         half + half.mul_f64(u.clamp(0.0, 1.0))
     }
-
-    /// The wait before retry number `attempt` (from 0), with jitter.
-    pub fn wait(&self, attempt: u32) -> Duration {
-        self.jittered(attempt, rand::thread_rng().gen())
-    }
 }
 
 /// Reads a `Retry-After` value: delta-seconds or an HTTP-date (RFC 9110).
@@ -360,7 +355,7 @@ mod tests {
     fn waits_grow_and_stay_under_the_cap() {
         let b = Backoff::default();
         for attempt in 0..40 {
-            assert!(b.wait(attempt) <= b.cap);
+            assert!(b.jittered(attempt, 0.999_999) <= b.cap);
         }
         assert_eq!(b.jittered(0, 0.0), Duration::from_millis(100));
         assert!(b.jittered(0, 0.999_999) < Duration::from_millis(200));

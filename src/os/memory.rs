@@ -137,8 +137,8 @@ Private_Dirty:         0 kB
         );
         // Code and read-only data used after the trim are mapped back.
         assert_eq!(
-            crate::config::parse_signal("sighup"),
-            Some(rustix::process::Signal::HUP)
+            crate::config::signal_name(rustix::process::Signal::HUP),
+            "HUP"
         );
         assert_eq!(crate::exit::Exit::Config.code(), 78);
     }
