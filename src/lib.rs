@@ -19,7 +19,7 @@
 pub mod cli;
 pub mod clock;
 pub mod cmd;
-mod config;
+pub mod config;
 mod drill;
 mod engine;
 pub mod exit;
