@@ -8,7 +8,12 @@
 //! that end a process (TERM, INT, QUIT, KILL) go to that whole group, so a
 //! shell's children stop with it; HUP, USR1 and USR2 go to the child alone.
 //! On a terminal the child stays in the terminal's foreground group, which
-//! Ctrl-C already reaches as a whole.
+//! Ctrl-C (INT) and Ctrl-\\ (QUIT) already reach as a whole: those are not
+//! sent a second time, so an app that reads a second Ctrl-C as "force quit"
+//! still shuts down gracefully.
+//!
+//! After TERM, INT or QUIT, at shutdown as at a restart, a child still
+//! running when `exec.grace` has passed is killed (KILL).
 //!
 //! When ramsecrets is PID 1 it reaps every child, so `exec` actions that
 //! `on_change` runs may lose their exit status there (they are still killed
@@ -31,6 +36,17 @@ const FORWARDED: [(SignalKind, Signal); 6] = [
     (SignalKind::user_defined1(), Signal::USR1),
     (SignalKind::user_defined2(), Signal::USR2),
 ];
+
+/// Whether the terminal already delivered `sig` to the child: it shares the
+/// terminal's foreground group, where Ctrl-C and Ctrl-\\ land.
+fn from_terminal(child: Child, sig: Signal) -> bool {
+    !child.group && matches!(sig, Signal::INT | Signal::QUIT)
+}
+
+/// Whether `sig` asks the child to end.
+fn ends(sig: Signal) -> bool {
+    matches!(sig, Signal::TERM | Signal::INT | Signal::QUIT)
+}
 
 /// A started child: its pid, and whether it leads its own process group.
 #[derive(Clone, Copy)]
@@ -114,18 +130,23 @@ async fn wait_exit(child: Pid, grace: Duration) -> Option<i32> {
     }
 }
 
-/// TERM, then KILL after `grace`; returns the exit code.
-async fn stop(child: Child, grace: Duration) -> i32 {
-    child.signal(Signal::TERM);
-    if let Some(c) = wait_exit(child.pid, grace).await {
-        return c;
-    }
+/// Kills the child (and its group) that outlived its `grace`.
+fn kill(child: Child, grace: Duration) {
     tracing::warn!(
         pid = child.pid.as_raw_nonzero(),
         grace_s = grace.as_secs(),
         "child did not stop in time; killing it"
     );
     child.signal(Signal::KILL);
+}
+
+/// TERM, then KILL after `grace`; returns the exit code.
+async fn stop(child: Child, grace: Duration) -> i32 {
+    child.signal(Signal::TERM);
+    if let Some(c) = wait_exit(child.pid, grace).await {
+        return c;
+    }
+    kill(child, grace);
     wait_exit(child.pid, Duration::from_secs(5))
         .await
         .unwrap_or(128 + 9)
@@ -144,7 +165,15 @@ pub async fn supervise(
     }
     let mut sigchld = signal(SignalKind::child())?;
     let mut child = spawn(&argv)?;
+    // When the child is killed if it has not ended after a signal that ends it.
+    let mut kill_at: Option<tokio::time::Instant> = None;
     loop {
+        let killing = async {
+            match kill_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let forwarded = futures::future::select_all(
             streams
                 .iter_mut()
@@ -152,8 +181,19 @@ pub async fn supervise(
         );
         tokio::select! {
             (Some(sig), _, _) = forwarded => {
-                tracing::info!(signal = %signal_name(sig), "forwarding signal to the child");
-                child.signal(sig);
+                if from_terminal(child, sig) {
+                    tracing::info!(signal = %signal_name(sig), "the terminal sent the child this signal too");
+                } else {
+                    tracing::info!(signal = %signal_name(sig), "forwarding signal to the child");
+                    child.signal(sig);
+                }
+                if ends(sig) && kill_at.is_none() {
+                    kill_at = tokio::time::Instant::now().checked_add(exec.grace);
+                }
+            }
+            () = killing => {
+                kill_at = None;
+                kill(child, exec.grace);
             }
             Some(()) = changes.recv() => {
                 while changes.try_recv().is_ok() {}
@@ -166,6 +206,7 @@ pub async fn supervise(
                         tracing::info!("secrets changed; restarting the child");
                         stop(child, exec.grace).await;
                         child = spawn(&argv)?;
+                        kill_at = None;
                     }
                 }
             }
