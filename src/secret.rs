@@ -110,7 +110,8 @@ pub struct Fetched {
     pub rotates: Option<SystemTime>,
     /// The value exactly as the backend stores it, for backends that store one
     /// value per secret (an AWS SecretString or SecretBinary): what `raw`
-    /// without `key` writes.
+    /// without `key` writes; for a Vault read rendered by a `go-template`,
+    /// the JSON of the response's `data`, which the template sees as `.Data`.
     pub stored: Option<SecretBytes>,
     /// The version before this one, for AWS secrets with `previous: true`:
     /// written to `<file>.previous` so apps can fall back during a rotation.

@@ -32,6 +32,12 @@ pub enum Format {
     Yaml,
     /// A minijinja template over the fields.
     Template,
+    /// A Vault Agent template (Go `text/template`, the consul-template subset
+    /// vault-k8s pods use) over a `read:`, whose path is read as Vault Agent
+    /// reads it: on a KV v2 mount (found as `vault kv` finds it) `data/` is
+    /// put after the mount unless the path has it.
+    #[serde(rename = "go-template")]
+    GoTemplate,
 }
 
 impl Format {
@@ -44,6 +50,7 @@ impl Format {
             Format::Env => "env",
             Format::Yaml => "yaml",
             Format::Template => "template",
+            Format::GoTemplate => "go-template",
         }
     }
 }
@@ -338,9 +345,20 @@ impl Validator<'_> {
                     self.problem(format!("{at}.{template_key}"), e.to_string());
                 }
             }
-            (None, Format::Template) => self.problem(
+            (Some(t), Format::GoTemplate) => match &s.read {
+                Some(path) => {
+                    if let Err(e) = crate::render::gotemplate::check(t, path) {
+                        self.problem(format!("{at}.{template_key}"), e.to_string());
+                    }
+                }
+                None => self.problem(
+                    format!("{at}.format"),
+                    "go-template renders a Vault `read:` path",
+                ),
+            },
+            (None, Format::Template | Format::GoTemplate) => self.problem(
                 format!("{at}.template"),
-                "missing: format template needs one",
+                format!("missing: format {} needs one", format.name()),
             ),
             (Some(_), _) => self.problem(
                 format!("{at}.{template_key}"),

@@ -8,6 +8,7 @@ use std::io::Write;
 
 use crate::config::{previous_file, Address, Format, Secret};
 use crate::exit::{Exit, ExitCode};
+use crate::render::gotemplate;
 use crate::secret::{Fetched, Fields, SecretBytes};
 
 /// The fields a certificate must have, and the file suffix each goes to.
@@ -78,6 +79,9 @@ pub enum Error {
     /// runtime error may quote a value.
     #[error("template failed: {0}")]
     Template(String),
+    /// A Vault Agent template failed.
+    #[error(transparent)]
+    GoTemplate(crate::render::gotemplate::Error),
     /// The previous version (`previous: true`) could not be rendered.
     #[error("the AWSPREVIOUS version: {0}")]
     Previous(Box<Error>),
@@ -167,6 +171,15 @@ fn render_value(
         Format::Dotenv => lines(fields, "dotenv", dotenv_line)?,
         Format::Env => lines(fields, "env", env_line)?,
         Format::Template => template(secret.template.as_deref().unwrap_or_default(), fields)?,
+        Format::GoTemplate => {
+            let (Address::Read(path), Some(data)) = (&secret.address, stored) else {
+                return Err(Error::GoTemplate(gotemplate::Error::Render(
+                    "the secret has no Vault read to render".into(),
+                )));
+            };
+            gotemplate::render(secret.template.as_deref().unwrap_or_default(), path, data)
+                .map_err(Error::GoTemplate)?
+        }
     };
     Ok(vec![Rendered {
         file: secret.file.clone(),

@@ -1,7 +1,9 @@
 //! Rendering fetched secrets into file contents: the per-secret
 //! [`format`]s, and [`template`]s over several secrets in the language of
-//! [`jinja`].
+//! [`jinja`]; Vault Agent's
+//! Go templates for pods written for vault-k8s in [`gotemplate`].
 
 pub mod format;
+pub mod gotemplate;
 pub mod jinja;
 pub mod template;

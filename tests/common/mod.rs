@@ -39,7 +39,7 @@ pub use config::{file_source, kv, kv_key, vault, Config};
 #[allow(unused_imports)]
 pub use jwt::JwtSigner;
 #[allow(unused_imports)]
-pub use openbao::Bao;
+pub use openbao::{bao_bin, Bao};
 #[allow(unused_imports)]
 pub use postgres::Postgres;
 #[allow(unused_imports)]

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use super::{file, free_port, rand_u64, repo, scratch, Postgres};
 
-fn bao_bin() -> PathBuf {
+/// The `bao` binary of the test bed (`RAMSECRETS_BAO` overrides it).
+pub fn bao_bin() -> PathBuf {
     let path = std::env::var_os("RAMSECRETS_BAO")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join(".venv/bin/bao"));

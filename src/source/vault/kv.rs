@@ -53,6 +53,50 @@ impl VaultSource {
         Ok(version)
     }
 
+    /// The path Vault Agent reads for `path`: on a KV v2 mount (asked of
+    /// `sys/internal/ui/mounts/<path>`, as `vault kv` does), `data/` after
+    /// the mount unless the path has `data/` or `metadata/` there; other
+    /// paths (and servers without the lookup) as they are.
+    pub(super) async fn agent_path(
+        &self,
+        c: &VaultClient,
+        path: &str,
+        what: &str,
+        deadline: Instant,
+    ) -> Result<String> {
+        let path = path.trim_matches('/');
+        let lookup = format!("mount lookup of `{path}`");
+        let at = format!("sys/internal/ui/mounts/{path}");
+        let body = match paced(&self.gate, deadline, &lookup, || self.get(c, &at, &lookup)).await {
+            Err(Error::NotFound { .. }) => return Ok(path.to_owned()),
+            other => other?,
+        };
+        let kv2 = body.pointer("/data/type").and_then(|t| t.as_str()) == Some("kv")
+            && body
+                .pointer("/data/options/version")
+                .and_then(|v| v.as_str())
+                == Some("2");
+        let mount = body
+            .pointer("/data/path")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default()
+            .trim_end_matches('/');
+        tracing::debug!(source = %self.name, secret = what, mount, kv2, "vault agent path");
+        if !kv2 || mount.is_empty() {
+            return Ok(path.to_owned());
+        }
+        let rest = match path.strip_prefix(mount) {
+            Some("") => "",
+            Some(rest) if rest.starts_with('/') => rest.trim_start_matches('/'),
+            _ => return Ok(path.to_owned()),
+        };
+        Ok(match rest {
+            r if r.starts_with("data/") || r.starts_with("metadata/") => path.to_owned(),
+            "" => format!("{mount}/data"),
+            r => format!("{mount}/data/{r}"),
+        })
+    }
+
     /// KV engine version of `mount` (the rotation drill's writes differ by it).
     pub async fn kv_engine(&self, mount: &str, deadline: Instant) -> Result<KvVersion> {
         let c = self.client(deadline).await?;

@@ -14,11 +14,13 @@ use crate::source::{fields_from_json, paced, Error, Result};
 
 impl VaultSource {
     /// Reads `path` with its lease; a database static role's rotation time
-    /// becomes [`Fetched::rotates`].
+    /// becomes [`Fetched::rotates`]. With `keep`, the response's `data` is
+    /// kept whole as [`Fetched::stored`] (for a Vault Agent template).
     pub(super) async fn fetch_read(
         &self,
         c: &VaultClient,
         path: &str,
+        keep: bool,
         what: &str,
         deadline: Instant,
     ) -> Result<Fetched> {
@@ -36,10 +38,17 @@ impl VaultSource {
         if data.is_null() {
             return Err(Error::not_found(format!("{what}: no data at this path")));
         }
+        let stored = keep.then(|| {
+            let mut out = SecretBytes::default();
+            // Writing a JSON value into memory does not fail.
+            let _ = serde_json::to_writer(&mut out, &data);
+            out
+        });
         let rotates = static_rotation(&mut data);
         let mut f = Fetched::fields(fields_from_json(data, what)?);
         f.lease = lease;
         f.rotates = rotates;
+        f.stored = stored;
         Ok(f)
     }
 

@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
 use super::{Error, Result, Source};
-use crate::config::{Address, Auth, KvVersion, Secret, Vault};
+use crate::config::{Address, Auth, Format, KvVersion, Secret, Vault};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
 use token::{LoginState, Session};
@@ -106,7 +106,18 @@ impl VaultSource {
                 };
                 self.fetch_kv(c, at, &what, deadline).await
             }
-            Address::Read(path) => self.fetch_read(c, path, &what, deadline).await,
+            Address::Read(path) if secret.format == Format::GoTemplate => {
+                let path = self.agent_path(c, path, &what, deadline).await?;
+                let f = self.fetch_read(c, &path, true, &what, deadline).await?;
+                match f.fields.get("data").map(SecretBytes::expose) {
+                    // A deleted KV v2 version, as Vault Agent says it.
+                    Some(b"") if f.fields.contains_key("metadata") => Err(Error::not_found(
+                        format!("{what}: no secret exists at {path}"),
+                    )),
+                    _ => Ok(f),
+                }
+            }
+            Address::Read(path) => self.fetch_read(c, path, false, &what, deadline).await,
             Address::Pki {
                 mount,
                 role,
