@@ -32,3 +32,11 @@ mod render;
 mod secret;
 mod source;
 pub mod telemetry;
+
+/// The tables of otherwise private modules that the book's reference pages are
+/// generated from (`tests/reference.rs`): the injector's annotations and the drill's
+/// exit codes.
+pub mod reference {
+    pub use crate::drill::{FAILED as DRILL_FAILED, INTERRUPTED as DRILL_INTERRUPTED};
+    pub use crate::inject::spec::{ANNOTATIONS, INJECTED, PREFIX, RENDERED_CA, RENDERED_CONFIG};
+}

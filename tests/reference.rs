@@ -280,11 +280,11 @@ fn the_command_line_reference_is_current() {
 #[test]
 fn the_annotation_reference_is_current() {
     let mut body = String::from("| annotation | meaning |\n|---|---|\n");
-    for (key, meaning) in ramsecrets::inject::spec::ANNOTATIONS {
+    for (key, meaning) in ramsecrets::reference::ANNOTATIONS {
         writeln!(
             body,
             "| `{}{key}` | {} |",
-            ramsecrets::inject::spec::PREFIX,
+            ramsecrets::reference::PREFIX,
             cell(meaning)
         )
         .unwrap();
@@ -292,9 +292,9 @@ fn the_annotation_reference_is_current() {
     write!(
         body,
         "\nThe injector sets `{}`, `{}` and `{}SOURCE` itself; a pod that sets them is refused.\n",
-        ramsecrets::inject::spec::INJECTED,
-        ramsecrets::inject::spec::RENDERED_CONFIG,
-        ramsecrets::inject::spec::RENDERED_CA,
+        ramsecrets::reference::INJECTED,
+        ramsecrets::reference::RENDERED_CONFIG,
+        ramsecrets::reference::RENDERED_CA,
     )
     .unwrap();
     current(
@@ -381,13 +381,13 @@ fn the_exit_code_reference_is_current() {
         .map(|e| (e.code(), e.meaning().to_owned()))
         .collect();
     codes.push((
-        ramsecrets::drill::FAILED,
+        ramsecrets::reference::DRILL_FAILED,
         "`drill`: the app did not recover within `--deadline`, or more than `--max-failures` \
          requests failed."
             .into(),
     ));
     codes.push((
-        ramsecrets::drill::INTERRUPTED,
+        ramsecrets::reference::DRILL_INTERRUPTED,
         "`drill`: interrupted by SIGINT or SIGTERM (after putting the old value back).".into(),
     ));
     codes.sort();

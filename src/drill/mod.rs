@@ -26,7 +26,7 @@ use crate::cli::DrillArgs;
 use crate::config::{Config, Secret};
 use crate::exit::{Exit, ExitCode, Failure};
 use crate::source;
-pub use report::INTERRUPTED;
+pub use report::{FAILED, INTERRUPTED};
 
 /// Why a drill could not be run (as opposed to a drill the app failed).
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +117,7 @@ pub fn command(args: &DrillArgs) -> Result<u8, Failure> {
 }
 
 /// Runs the drill as `opts` say; returns the exit code: 0 passed,
-/// [`report::FAILED`], or [`INTERRUPTED`].
+/// [`FAILED`], or [`INTERRUPTED`].
 pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     let secret = find(config, &opts.secret)?;
     let sets = opts
