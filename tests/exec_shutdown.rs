@@ -76,6 +76,9 @@ while time.time() < until:
             break
         out += data
 done, status = os.waitpid(pid, os.WNOHANG)
+while done == 0 and time.time() < until:
+    time.sleep(0.05)
+    done, status = os.waitpid(pid, os.WNOHANG)
 if done == 0:
     os.kill(pid, 9)
     os.waitpid(pid, 0)
