@@ -17,7 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod cli;
-pub mod clock;
+mod clock;
 pub mod cmd;
 pub mod config;
 mod drill;
