@@ -59,18 +59,46 @@ impl Laptop {
         }
     }
 
-    /// A token of the `app` policy, as `bao login` leaves one, written to `~/.vault-token`.
-    fn log_in(&self) -> String {
-        let token = self.bao.api(
+    /// A new token of the `app` policy.
+    fn token(&self) -> String {
+        self.bao.api(
             "POST",
             "auth/token/create",
             json!({ "policies": ["app"], "ttl": "1h" }),
         )["auth"]["client_token"]
             .as_str()
             .unwrap()
-            .to_owned();
+            .to_owned()
+    }
+
+    /// A token of the `app` policy, as `bao login` leaves one, written to `~/.vault-token`.
+    fn log_in(&self) -> String {
+        let token = self.token();
         std::fs::write(self.home.join(".vault-token"), &token).unwrap();
         token
+    }
+
+    /// `sh -c script` in the work directory, as the developer: HOME is theirs,
+    /// and `ramsecrets` and `bao` are on PATH.
+    fn shell(&self, script: &str) -> std::process::Output {
+        let bin = |p: PathBuf| p.parent().unwrap().display().to_string();
+        let path = format!(
+            "{}:{}:/usr/bin:/bin",
+            bin(env!("CARGO_BIN_EXE_ramsecrets").into()),
+            bin(repo().join(".venv/bin/bao"))
+        );
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(self.work.path())
+            .env("HOME", &self.home)
+            .env("PATH", path)
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .env_remove("BAO_ADDR")
+            .env_remove("BAO_TOKEN")
+            .output()
+            .unwrap()
     }
 
     /// `ramsecrets proxy`, once it listens; returns it and the proxy token.
@@ -142,5 +170,52 @@ fn a_revoked_login_answers_503_at_once_for_its_source_and_the_others_keep_servin
     });
     assert!(answer.1.contains("\"new\""), "{}", answer.1);
     assert!(!run.logs().contains(&first), "a Vault token was logged");
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn the_printed_env_keeps_bao_login_working_and_the_503_says_how() {
+    let laptop = Laptop::new();
+    let first = laptop.log_in();
+    let (mut run, token) = laptop.start();
+    let login = format!("VAULT_ADDR={} bao login", laptop.bao.addr);
+    // What --print-env prints names the real server for logging in.
+    let o = laptop.shell("ramsecrets proxy --config config.yaml --print-env");
+    assert_exit(&o, 0);
+    let printed = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        printed.contains(&format!("(the proxy only reads): {login}\n")),
+        "{printed}"
+    );
+    assert!(run.logs().contains(&login), "{}", run.logs());
+    // The login lapses: the 503 says the command that logs in.
+    laptop
+        .bao
+        .api("POST", "auth/token/revoke", json!({ "token": first }));
+    let (status, body) = laptop.get(&token, "/secretsmanager/get?secretId=db&refreshNow=true");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(&login), "{body}");
+    // In the app's shell, `bao login` reaches the proxy, which says where to go;
+    // the command it names logs in, and the proxy serves again.
+    let new = laptop.token();
+    let o = laptop.shell(&format!(
+        "eval \"$(ramsecrets proxy --config config.yaml --print-env)\"\nbao login -no-print {new}"
+    ));
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains(&login), "{}", text(&o));
+    let o = laptop.shell(&format!(
+        "eval \"$(ramsecrets proxy --config config.yaml --print-env)\"\n{login} -no-print {new}"
+    ));
+    assert_exit(&o, 0);
+    assert_eq!(
+        std::fs::read_to_string(laptop.home.join(".vault-token")).unwrap(),
+        new
+    );
+    let mut answer = (0, String::new());
+    wait_until(LIMIT, "the proxy to serve after `bao login`", || {
+        answer = laptop.get(&token, "/v1/secret/data/app/db");
+        answer.0 == 200
+    });
+    assert!(!run.logs().contains(&new), "a Vault token was logged");
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }

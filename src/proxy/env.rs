@@ -1,25 +1,44 @@
 //! What an app needs to reach the proxy, as shell lines to paste or `eval`:
 //! `VAULT_ADDR` for Vault clients, the token for both APIs read from the
 //! token file by the shell (the token itself is never printed), and the AWS
-//! Secrets Manager Agent's URL form.
+//! Secrets Manager Agent's URL form; and for a Vault source that logs in with
+//! the user's own token, how to log in at Vault itself, since `bao login`
+//! with `VAULT_ADDR` on the proxy cannot work (the proxy only reads).
 
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
-use crate::config::Config;
+use crate::config::{Auth, Config, SourceKind};
+use crate::source::login_command;
 
 /// The lines for `config`'s proxy, if it has one, with its first secret as
 /// the example.
 pub fn for_config(config: &Config) -> Option<String> {
     let p = config.proxy.as_ref()?;
     let example = config.secrets.first().map_or("NAME", |s| s.name.as_str());
-    Some(lines(p.listen, &p.token_file, example))
+    Some(lines(p.listen, &p.token_file, example, &logins(config)))
+}
+
+/// The commands that log in at the Vault servers of `config`'s sources that
+/// use the user's own token file, once each.
+pub fn logins(config: &Config) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in &config.sources {
+        if let SourceKind::Vault(v) = &s.kind {
+            let command = login_command(&v.address);
+            if matches!(v.auth, Auth::TokenFile(_)) && !out.contains(&command) {
+                out.push(command);
+            }
+        }
+    }
+    out
 }
 
 /// The lines for a proxy on `listen` with its token in `token_file`;
-/// `example` names a secret for the AWS URL.
-pub fn lines(listen: SocketAddr, token_file: &Path, example: &str) -> String {
+/// `example` names a secret for the AWS URL; `logins` are the commands that
+/// log in at Vault itself, as comments.
+pub fn lines(listen: SocketAddr, token_file: &Path, example: &str, logins: &[String]) -> String {
     let url = format!("http://{}", reachable(listen));
     let secret_id: String = form_urlencoded::byte_serialize(example.as_bytes()).collect();
     let mut out = String::new();
@@ -35,6 +54,12 @@ pub fn lines(listen: SocketAddr, token_file: &Path, example: &str) -> String {
         "# AWS agent API: curl -H \"X-Aws-Parameters-Secrets-Token: $AWS_TOKEN\" {}",
         quote(&format!("{url}/secretsmanager/get?secretId={secret_id}"))
     );
+    for login in logins {
+        let _ = writeln!(
+            out,
+            "# to log in, at Vault itself (the proxy only reads): {login}"
+        );
+    }
     out
 }
 
@@ -61,7 +86,7 @@ mod tests {
     #[test]
     fn lines_name_the_token_file_and_quote_for_the_shell() {
         let token = Path::new("/home/d e/it's/token");
-        let text = lines("0.0.0.0:2773".parse().unwrap(), token, "prod/api\n");
+        let text = lines("0.0.0.0:2773".parse().unwrap(), token, "prod/api\n", &[]);
         assert_eq!(
             text,
             "export VAULT_ADDR='http://127.0.0.1:2773'\n\
@@ -69,9 +94,14 @@ mod tests {
              export AWS_TOKEN=\"$VAULT_TOKEN\"\n\
              # AWS agent API: curl -H \"X-Aws-Parameters-Secrets-Token: $AWS_TOKEN\" 'http://127.0.0.1:2773/secretsmanager/get?secretId=prod%2Fapi%0A'\n"
         );
-        let v6 = lines("[::]:9".parse().unwrap(), token, "a");
+        let login = vec!["VAULT_ADDR=https://vault.example:8200 bao login".to_owned()];
+        let v6 = lines("[::]:9".parse().unwrap(), token, "a", &login);
         assert!(
             v6.starts_with("export VAULT_ADDR='http://[::1]:9'\n"),
+            "{v6}"
+        );
+        assert!(
+            v6.ends_with("\n# to log in, at Vault itself (the proxy only reads): VAULT_ADDR=https://vault.example:8200 bao login\n"),
             "{v6}"
         );
     }

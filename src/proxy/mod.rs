@@ -258,7 +258,12 @@ impl Proxy {
         bodies.made.insert(key, (revision, body));
     }
 
-    fn authorized(&self, req: &Request<Incoming>, api: Api) -> Result<(), Refusal> {
+    fn authorized(
+        &self,
+        req: &Request<Incoming>,
+        api: Api,
+        config: &Config,
+    ) -> Result<(), Refusal> {
         let given = req
             .headers()
             .get("x-aws-parameters-secrets-token")
@@ -267,7 +272,7 @@ impl Proxy {
         if bool::from(given.as_bytes().ct_eq(self.token.expose())) {
             Ok(())
         } else {
-            Err(Refusal::bad_token())
+            Err(Refusal::bad_token(&env::logins(config)))
         }
     }
 
@@ -284,12 +289,12 @@ impl Proxy {
         }
         let api = route.api(req.headers().contains_key("x-aws-parameters-secrets-token"));
         if req.method() != Method::GET {
-            return refuse(api, Refusal::method());
+            return refuse(api, Refusal::method(&env::logins(&view.config)));
         }
         if req.headers().contains_key("x-forwarded-for") {
             return refuse(api, Refusal::forwarded());
         }
-        if let Err(refusal) = self.authorized(&req, api) {
+        if let Err(refusal) = self.authorized(&req, api, &view.config) {
             return refuse(api, refusal);
         }
         let (secret, shape, refresh) = match route {

@@ -5,6 +5,19 @@
 
 use serde_json::json;
 
+/// `: the proxy only reads; to log in, run `…` at Vault itself`, or nothing
+/// without a Vault login to name.
+fn to_log_in(logins: &[String]) -> String {
+    if logins.is_empty() {
+        return String::new();
+    }
+    let commands: Vec<String> = logins.iter().map(|c| format!("`{c}`")).collect();
+    format!(
+        "; the proxy only reads: to log in, run {} at Vault itself",
+        commands.join(" or ")
+    )
+}
+
 /// Which API a request speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
@@ -33,9 +46,14 @@ impl Refusal {
         }
     }
 
-    /// Not a GET.
-    pub fn method() -> Self {
-        Refusal::new(405, "InvalidRequestException", "only GET is served")
+    /// Not a GET; `logins` are the commands that log in at Vault itself
+    /// (a login is what a POST to the proxy usually is).
+    pub fn method(logins: &[String]) -> Self {
+        Refusal::new(
+            405,
+            "InvalidRequestException",
+            format!("only GET is served{}", to_log_in(logins)),
+        )
     }
 
     /// A request relayed by another host.
@@ -56,12 +74,16 @@ impl Refusal {
         Refusal::new(401, "MissingAuthenticationTokenException", message)
     }
 
-    /// A token that is not the proxy's.
-    pub fn bad_token() -> Self {
+    /// A token that is not the proxy's; `logins` as for [`Refusal::method`]
+    /// (`bao login TOKEN` looks the token up).
+    pub fn bad_token(logins: &[String]) -> Self {
         Refusal::new(
             403,
             "AccessDeniedException",
-            "permission denied: the token is not the proxy token (from proxy.token_file)",
+            format!(
+                "permission denied: the token is not the proxy token (from proxy.token_file){}",
+                to_log_in(logins)
+            ),
         )
     }
 
@@ -165,7 +187,7 @@ mod tests {
     #[test]
     fn a_missing_token_and_a_wrong_one_are_told_apart() {
         let missing = Refusal::no_token(Api::Aws);
-        let wrong = Refusal::bad_token();
+        let wrong = Refusal::bad_token(&[]);
         assert_eq!((missing.status, wrong.status), (401, 403));
         assert_ne!(missing.message, wrong.message);
         assert!(missing.message.contains("X-Aws-Parameters-Secrets-Token"));
@@ -176,5 +198,18 @@ mod tests {
             parsed(&Refusal::missing_id(), Api::Aws),
             json!({ "__type": "InvalidParameterException", "message": "secretId is required" })
         );
+    }
+
+    #[test]
+    fn a_login_sent_to_the_proxy_is_told_where_to_go() {
+        let login = ["VAULT_ADDR=http://v:8200 bao login".to_owned()];
+        assert_eq!(Refusal::method(&[]).message, "only GET is served");
+        assert_eq!(
+            Refusal::method(&login).message,
+            "only GET is served; the proxy only reads: to log in, run `VAULT_ADDR=http://v:8200 bao login` at Vault itself"
+        );
+        assert!(Refusal::bad_token(&login)
+            .message
+            .ends_with("at Vault itself"));
     }
 }

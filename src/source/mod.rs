@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub use aws::{sdk_error, AwsSource, VALUE_FIELD};
 pub use error::{Cause, Error, Kind};
-pub use vault::VaultSource;
+pub use vault::{login_command, VaultSource};
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;

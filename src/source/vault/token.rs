@@ -46,6 +46,20 @@ pub(super) struct Grant {
     pub(super) renewable: bool,
 }
 
+/// The shell command that logs in to the server at `address`, whatever the
+/// shell's `VAULT_ADDR` says: `VAULT_ADDR=<address> bao login`.
+pub fn login_command(address: &reqwest::Url) -> String {
+    let addr = address.as_str().trim_end_matches('/');
+    let plain = addr
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~:/[]@%".contains(c));
+    if plain {
+        format!("VAULT_ADDR={addr} bao login")
+    } else {
+        format!("VAULT_ADDR='{}' bao login", addr.replace('\'', r"'\''"))
+    }
+}
+
 pub(super) fn ttl(secs: u64) -> Option<Duration> {
     (secs > 0).then(|| crate::clock::secs(secs))
 }
@@ -67,14 +81,16 @@ impl VaultSource {
     }
 
     /// How the user gets a working login again, after a message that named
-    /// the credential file.
-    pub(super) fn relogin(&self) -> &'static str {
+    /// the credential file: `bao login` at this server itself, since the
+    /// shell's `VAULT_ADDR` may point at the proxy, which only reads.
+    pub(super) fn relogin(&self) -> String {
         match &self.auth {
-            Auth::TokenFile(path) if path.file_name() == Some(".vault-token".as_ref()) => {
-                "log in again with `bao login` or `vault login`, which write a new one there"
-            }
-            Auth::TokenFile(_) => "put a valid token there",
-            _ => "check the login's role and credential files",
+            Auth::TokenFile(path) if path.file_name() == Some(".vault-token".as_ref()) => format!(
+                "log in again with `{}` (or `vault login`), which writes a new one there",
+                login_command(&self.address)
+            ),
+            Auth::TokenFile(_) => "put a valid token there".into(),
+            _ => "check the login's role and credential files".into(),
         }
     }
 
