@@ -2,7 +2,8 @@
 //! leases): nothing ramsecrets keeps for itself lands in the app's volume,
 //! the state lives only in `output.state_dir`, and a state planted by another
 //! uid is neither adopted nor able to make the sidecar renew or revoke a lease
-//! it does not own. Every case checks that no secret reached the log.
+//! it does not own; a killed sidecar's successor adopts its lease. Every case checks
+//! that no secret reached the log.
 
 mod common;
 
@@ -195,6 +196,25 @@ fn a_handed_over_token_another_uid_owns_is_not_adopted() {
     assert!(!logs.contains(&token) && !logs.contains(VALUE));
 }
 
+/// A sidecar config in `work` for secret `db` on a database lease (revoked at exit), with
+/// a token allowed to read and renew it, writing to `out` and keeping its state in `state`.
+fn lease_config(bao: &Bao, work: &Path, out: &Tmpfs, state: &Path) -> std::path::PathBuf {
+    let app_token = bao.token_with_policy(
+        "db",
+        "path \"database/creds/app\" { capabilities = [\"read\"] }\npath \"sys/leases/*\" { capabilities = [\"update\"] }",
+    );
+    let token = file(work, "token", &app_token);
+    Config::new()
+        .source(json!({ "name": "vault", "vault": {
+            "address": bao.addr,
+            "revoke_on_exit": true,
+            "auth": { "token_file": token },
+        } }))
+        .set("output", json!({ "dir": out.path(), "state_dir": state }))
+        .secret(json!({ "name": "db", "read": "database/creds/app", "format": "json" }))
+        .write(work, "config.yaml")
+}
+
 #[test]
 fn a_planted_state_cannot_make_the_sidecar_renew_or_revoke_a_lease_it_does_not_own() {
     let pg = Postgres::start();
@@ -223,20 +243,7 @@ fn a_planted_state_cannot_make_the_sidecar_renew_or_revoke_a_lease_it_does_not_o
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     std::fs::write(state.join("state.json"), doc.to_string()).unwrap();
     chown(&state.join("state.json"), 65534);
-    let app_token = bao.token_with_policy(
-        "db",
-        "path \"database/creds/app\" { capabilities = [\"read\"] }\npath \"sys/leases/*\" { capabilities = [\"update\"] }",
-    );
-    let token = file(work.path(), "token", &app_token);
-    let cfg = Config::new()
-        .source(json!({ "name": "vault", "vault": {
-            "address": bao.addr,
-            "revoke_on_exit": true,
-            "auth": { "token_file": token },
-        } }))
-        .set("output", json!({ "dir": out.path(), "state_dir": state }))
-        .secret(json!({ "name": "db", "read": "database/creds/app", "format": "json" }))
-        .write(work.path(), "config.yaml");
+    let cfg = lease_config(&bao, work.path(), &out, &state);
     assert_eq!(bao.leases("database/creds/app"), 1);
     let mut run = Running::sidecar(work.path(), &cfg);
     // Its own credentials, on its own lease.
@@ -258,4 +265,36 @@ fn a_planted_state_cannot_make_the_sidecar_renew_or_revoke_a_lease_it_does_not_o
     assert!(logs.contains("owned by uid 65534"), "{logs}");
     assert!(!logs.contains(&bao.token) && !logs.contains("planted-pw"));
     assert!(!logs.contains(db["password"].as_str().unwrap()));
+}
+
+#[test]
+fn a_killed_sidecar_restarted_adopts_its_own_lease_and_its_exit_clears_the_state() {
+    let pg = Postgres::start();
+    let bao = Bao::start();
+    let (work, out, vol) = (scratch(), Tmpfs::new("4m"), Tmpfs::new("1m"));
+    bao.database(&pg, "1h", "2h");
+    let state = vol.path().join("state");
+    let cfg = lease_config(&bao, work.path(), &out, &state);
+    // No init: the sidecar's own first cycle takes the lease and leaves it in the state.
+    let mut first = Running::sidecar(work.path(), &cfg);
+    let db = out.read("db");
+    assert_eq!(bao.leases("database/creds/app"), 1);
+    assert!(state.join("state.json").exists());
+    // Killed (as the kubelet's OOM kill or a crash would): the next one adopts the lease.
+    first.stop(Signal::KILL);
+    let mut second = Running::sidecar(work.path(), &cfg);
+    assert_eq!(bao.leases("database/creds/app"), 1);
+    assert_eq!(out.read("db"), db);
+    assert!(
+        second.logs().contains("adopting the lease"),
+        "{}",
+        second.logs()
+    );
+    // A clean exit revokes it, and a later sidecar finds no state to adopt.
+    assert_eq!(second.stop(Signal::TERM), Some(0));
+    assert_eq!(bao.leases("database/creds/app"), 0);
+    assert!(!state.join("state.json").exists());
+    let logs = second.logs();
+    let password: Value = serde_json::from_str(&db).unwrap();
+    assert!(!logs.contains(password["password"].as_str().unwrap()));
 }

@@ -12,7 +12,7 @@ use crate::cli::InitArgs;
 use crate::config::Config;
 use crate::engine::cycle;
 use crate::engine::fetch::Fetcher;
-use crate::engine::handoff::{self, Held, State};
+use crate::engine::handoff::{self, State};
 use crate::exit::{Exit, Failure};
 use crate::os::signals::{self, Signals};
 use crate::output::OutputDir;
@@ -100,26 +100,14 @@ async fn hand_off(
     report: &cycle::Report,
     dir: Option<&OutputDir>,
 ) -> Result<(), handoff::Error> {
-    let mut state = State::default();
-    for (s, source) in config.sources.iter().zip(sources) {
-        if let Some(token) = source.session().await {
-            state.tokens.insert(s.name.clone(), token);
-        }
-    }
-    for (secret, fetched) in config.secrets.iter().zip(&report.fetched) {
-        if fetched.lease.is_some() || fetched.expires.is_some() {
-            state.secrets.insert(
-                secret.name.clone(),
-                Held {
-                    address: secret.address.clone(),
-                    fetched_at: report.started,
-                    fetched: fetched.clone(),
-                },
-            );
-        }
-    }
+    let held = report
+        .fetched
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (i, f, report.started));
+    let state = State::collect(config, sources, held).await;
     match dir {
-        _ if state.tokens.is_empty() && state.secrets.is_empty() => Ok(()),
+        _ if state.is_empty() => Ok(()),
         Some(dir) => state.save(dir),
         None => {
             tracing::info!("output.state_dir is not set: nothing is handed over, so the sidecar will log in and fetch afresh");

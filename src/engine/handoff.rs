@@ -4,12 +4,16 @@
 //! `output.state_dir/state.json` (mode 0400, in a 0700 directory on tmpfs
 //! that only ramsecrets' own containers mount, never under `output.dir`),
 //! and `run` adopts them, renewing those leases instead of
-//! taking new ones. Without `state_dir` nothing is handed over. The sidecar
+//! taking new ones. The sidecar leaves its own state there too, after its
+//! first cycle and each round, so that a sidecar the kubelet restarts adopts
+//! what the killed one held; after revoking its leases at exit it removes the
+//! file. Without `state_dir` nothing is handed over. The sidecar
 //! trusts the state only as [`crate::os::trust`] allows, range-checks every number
 //! in it, and takes only leases and certificates from it, never a static secret.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -17,12 +21,13 @@ use serde::{Deserialize, Serialize, Serializer};
 use zeroize::Zeroizing;
 
 use crate::clock::MAX_SPAN;
-use crate::config::{Address, Output, Secret};
+use crate::config::{Address, Config, Output, Secret};
 use crate::exit::{Exit, ExitCode};
 use crate::os::trust::{self, Refused, Rules};
 use crate::output::{self, OutputDir};
 use crate::render::format::Rendered;
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
+use crate::source::Source;
 
 const FILE: &str = "state.json";
 /// The state file's format: written into it, and a file of any other
@@ -209,9 +214,10 @@ fn open_dir(output: &Output, path: &Path, out: &OutputDir) -> Result<OutputDir, 
     Ok(OutputDir::opened(fd, path.to_owned()))
 }
 
-/// The state directory `init` writes to, created 0700 if missing; `None`
-/// when `output.state_dir` is not set. `init` opens it before it fetches
-/// anything, so that a bad one fails the run before a file is written.
+/// The state directory `init` and the sidecar write to, created 0700 if
+/// missing; `None` when `output.state_dir` is not set. `init` opens it before
+/// it fetches anything, so that a bad one fails the run before a file is
+/// written.
 pub fn prepare(output: &Output, out: &OutputDir) -> Result<Option<OutputDir>, Error> {
     let Some(path) = &output.state_dir else {
         return Ok(None);
@@ -229,6 +235,45 @@ pub fn prepare(output: &Output, out: &OutputDir) -> Result<Option<OutputDir>, Er
 }
 
 impl State {
+    /// The tokens `sources` hold now and the leased or issued secrets among
+    /// `held` (index into `config.secrets`, what was fetched, and when).
+    pub async fn collect<'a>(
+        config: &Config,
+        sources: &[Arc<dyn Source>],
+        held: impl IntoIterator<Item = (usize, &'a Fetched, SystemTime)>,
+    ) -> State {
+        let mut state = State::default();
+        for (s, source) in config.sources.iter().zip(sources) {
+            if let Some(token) = source.session().await {
+                state.tokens.insert(s.name.clone(), token);
+            }
+        }
+        for (i, fetched, at) in held {
+            if fetched.lease.is_some() || fetched.expires.is_some() {
+                let secret = &config.secrets[i];
+                state.secrets.insert(
+                    secret.name.clone(),
+                    Held {
+                        address: secret.address.clone(),
+                        fetched_at: at,
+                        fetched: fetched.clone(),
+                    },
+                );
+            }
+        }
+        state
+    }
+
+    /// Whether there is nothing to hand over.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty() && self.secrets.is_empty()
+    }
+
+    /// Removes the state file from `dir` (its leases were revoked).
+    pub fn clear(dir: &OutputDir) -> Result<(), Error> {
+        Ok(dir.remove(FILE)?)
+    }
+
     /// Writes the state atomically into `dir` (from [`prepare`]).
     pub fn save(&self, dir: &OutputDir) -> Result<(), Error> {
         let doc = DocOut {

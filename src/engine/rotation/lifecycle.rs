@@ -1,7 +1,8 @@
 //! The engine's life around its rounds: writing back files changed behind its
-//! back, and shutting down (revoke, wipe).
+//! back, and shutting down (revoke, clear the hand-off state, wipe).
 
 use super::Engine;
+use crate::engine::handoff::State;
 use crate::render::format::Rendered;
 
 impl Engine {
@@ -46,6 +47,7 @@ impl Engine {
     /// On shutdown: revokes leases where `revoke_on_exit` is set and removes
     /// the files where `wipe_on_exit` is set.
     pub async fn shutdown(self) {
+        let mut revoked = false;
         for group in &self.plan.groups {
             let Some(lease) = group.fetched.as_ref().and_then(|f| f.lease.as_ref()) else {
                 continue;
@@ -54,11 +56,20 @@ impl Engine {
             if self.plan.config.sources[source].revoke_on_exit() {
                 let secrets = self.names(&group.members);
                 match self.fetcher.sources()[source].revoke(lease).await {
-                    Ok(()) => tracing::info!(secrets = %secrets, "lease revoked"),
+                    Ok(()) => {
+                        revoked = true;
+                        tracing::info!(secrets = %secrets, "lease revoked")
+                    }
                     Err(e) => {
                         tracing::warn!(secrets = %secrets, error = %e, "cannot revoke lease")
                     }
                 }
+            }
+        }
+        // A sidecar that starts after this one must not adopt a revoked lease.
+        if let (Some(dir), true) = (&self.state_dir, revoked) {
+            if let Err(e) = State::clear(dir) {
+                tracing::warn!(error = %e, "cannot remove the hand-off state");
             }
         }
         let wipe = self

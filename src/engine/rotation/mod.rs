@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Action, Config};
 use crate::engine::cycle;
 use crate::engine::fetch::{self, Budget, Fetcher, SecretError};
-use crate::engine::handoff::State;
+use crate::engine::handoff::{self, State};
 use crate::engine::snapshot::{Snapshot, Snapshots};
 use crate::os::actions::{Batch, Runner};
 use crate::output::OutputDir;
@@ -77,6 +77,9 @@ pub struct Engine {
     fetcher: Fetcher,
     /// `None` in a proxy-only config: values are served from the snapshots, never written.
     dir: Option<Arc<OutputDir>>,
+    /// `output.state_dir`, where the engine leaves its tokens and leases for a sidecar
+    /// that starts after it (the kubelet restarting a killed one).
+    state_dir: Option<OutputDir>,
     metrics: Arc<Metrics>,
     /// The values as of the last write, published to `snapshots` after each change.
     held: Snapshot,
@@ -113,9 +116,15 @@ impl Engine {
         deadline: Instant,
         changes: Option<mpsc::UnboundedSender<()>>,
     ) -> Result<Engine, cycle::Error> {
-        let state = match (&config.output, &dir) {
-            (Some(output), Some(dir)) => State::load(output, dir),
-            _ => State::default(),
+        let (state, state_dir) = match (&config.output, &dir) {
+            (Some(output), Some(dir)) => {
+                let state_dir = handoff::prepare(output, dir).unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "no hand-off state is kept for a restarted sidecar");
+                    None
+                });
+                (State::load(output, dir), state_dir)
+            }
+            _ => (State::default(), None),
         };
         for (s, source) in config.sources.iter().zip(&sources) {
             if let Some(token) = state.tokens.get(&s.name) {
@@ -165,6 +174,7 @@ impl Engine {
             templates: Rendering::new(report.templates),
             fetcher,
             dir,
+            state_dir,
             metrics: metrics.clone(),
             snapshots: watch::Sender::new(Arc::new(held.clone())),
             held,
@@ -175,9 +185,31 @@ impl Engine {
         for g in 0..engine.plan.groups.len() {
             engine.record(g);
         }
+        engine.hand_off().await;
         engine.metrics.set_ready(true);
         engine.count_calls();
         Ok(engine)
+    }
+
+    /// Leaves the tokens and the leases and certificates held now in the state
+    /// directory, for a sidecar that starts after this one.
+    async fn hand_off(&self) {
+        let Some(dir) = &self.state_dir else {
+            return;
+        };
+        let held = self.plan.groups.iter().flat_map(|g| {
+            let at = wall(g.at);
+            g.fetched
+                .iter()
+                .flat_map(move |f| g.members.iter().map(move |&i| (i, f, at)))
+        });
+        let state = State::collect(&self.plan.config, self.fetcher.sources(), held).await;
+        if state.is_empty() {
+            return;
+        }
+        if let Err(e) = state.save(dir) {
+            tracing::warn!(error = %e, "cannot keep the hand-off state for a restarted sidecar");
+        }
     }
 
     /// The snapshots the engine publishes: the first cycle's, then one
@@ -274,6 +306,7 @@ impl Engine {
         self.log_failures(round.failures);
         let templates = self.write_templates(Some(&round.fresh));
         self.notify(&round.changed, &templates);
+        self.hand_off().await;
         self.count_calls();
     }
 
