@@ -558,10 +558,7 @@ fn the_book_covers_what_users_look_for() {
             "modes.md",
             "`ramsecrets exec --config F [--timeout 2m] -- CMD ARGS…`",
         ),
-        (
-            "reference/configuration.md",
-            "the subdirectories they needed",
-        ),
+        ("reference/config-keys.md", "the subdirectories they needed"),
     ] {
         let text = std::fs::read_to_string(repo().join("docs").join(page)).unwrap();
         assert!(text.contains(said), "docs/{page} lacks `{said}`");

@@ -13,20 +13,25 @@ use super::Validator;
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutput {
-    /// Directory to write to; must be tmpfs or ramfs.
+    /// Directory to write to. It must already exist and be tmpfs or ramfs (checked with
+    /// `statfs`); otherwise ramsecrets exits 73 before it contacts any backend.
     pub dir: PathBuf,
-    /// Default file mode, an octal string (default "0400").
+    /// Default file mode, an octal string from "0000" to "0777" (default "0400").
     pub mode: Option<ModeText>,
-    /// `uid:gid` to own the files (needs privileges).
+    /// Numeric `uid:gid` to own every file written (needs `CAP_CHOWN`).
     pub owner: Option<String>,
-    /// Allow a directory that is not in memory (development only).
+    /// Accept a directory that is not in memory, with a warning, and fsync each file
+    /// (development only).
     #[serde(default)]
     pub allow_disk: bool,
-    /// Where `init` leaves leases and the token for the sidecar: its own
-    /// volume, mounted only in ramsecrets' containers, never under `dir`.
-    /// Absent: no hand-off (the sidecar fetches afresh).
+    /// Where `init` leaves its token, leases and certificates for the sidecar (a 0700
+    /// directory it creates, a 0400 file): its own volume, mounted only in ramsecrets'
+    /// containers. It must be on tmpfs (unless `allow_disk`), owned by ramsecrets' uid and
+    /// not writable by others (else 73), and not under `dir` (else 78). Absent: no
+    /// hand-off (the sidecar fetches afresh).
     pub state_dir: Option<PathBuf>,
-    /// Remove the written files when the sidecar stops.
+    /// Remove the written files when the sidecar stops, and the subdirectories they
+    /// needed once those are empty.
     #[serde(default)]
     pub wipe_on_exit: bool,
 }

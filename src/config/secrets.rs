@@ -62,7 +62,7 @@ impl Format {
 #[schemars(transform = one_of_schema::<Self>)]
 #[schemars(extend("not" = {"required": ["template", "template_file"]}))]
 pub struct RawSecret {
-    /// Unique name; the default file name.
+    /// Unique name, without `/` or NUL; the default file name.
     pub name: String,
     /// The source to read from; optional when there is one source.
     pub source: Option<String>,
@@ -70,7 +70,8 @@ pub struct RawSecret {
     pub kv: Option<RawKv>,
     /// Any logical read, e.g. `database/creds/app`.
     pub read: Option<String>,
-    /// A certificate issued by a PKI role.
+    /// A certificate issued by a PKI role: writes `<file>.crt`, `<file>.key` and
+    /// `<file>.ca.crt`, and takes no `format`, `key` or `template`.
     pub pki: Option<RawPki>,
     /// An AWS Secrets Manager secret id (served by the `file` source locally).
     pub secret_id: Option<String>,
@@ -78,26 +79,33 @@ pub struct RawSecret {
     pub version_stage: Option<String>,
     /// AWS: one exact version to read (instead of `version_stage`).
     pub version_id: Option<String>,
-    /// AWS: also write the `AWSPREVIOUS` version to `<file>.previous`.
+    /// AWS: also write the `AWSPREVIOUS` version to `<file>.previous`, so apps that rotate
+    /// between two users can fall back during the window.
     pub previous: Option<bool>,
-    /// File name relative to `output.dir` (default: the secret's name).
+    /// File name relative to `output.dir` (default: the secret's name): not absolute, no
+    /// `..`, `.` or empty segments, no NUL. Subdirectories are created as needed without
+    /// following symlinks. No two secrets may write the same file.
     pub file: Option<String>,
     /// Output format (default: `raw` with `key`, `template` with `template`,
     /// `raw` for an AWS secret (its value as stored), else `json`).
     pub format: Option<Format>,
-    /// Write only this field, raw.
+    /// Write only this field, raw (implies `format: raw`).
     pub key: Option<String>,
     /// minijinja template over the fields; a missing field is an error.
     pub template: Option<String>,
-    /// A file holding the template, relative to the config file (instead of `template`).
+    /// A file holding the template, relative to the config file (instead of `template`);
+    /// the sidecar watches it like the config.
     pub template_file: Option<PathBuf>,
-    /// `false`: fetched and kept fresh for templates (and the proxy), never written on its own.
+    /// `false`: fetched and kept fresh for templates (and the proxy), never written on its
+    /// own; it then takes no `file`, `format`, `key`, `template`, `template_file`, `mode` or
+    /// `on_change`.
     pub write: Option<bool>,
     /// File mode, an octal string (default: `output.mode`).
     pub mode: Option<ModeText>,
     /// Poll interval of this secret, overriding `refresh.interval`.
     pub refresh: Option<DurationText>,
-    /// What to do after this secret's files changed.
+    /// What to do after this secret's files changed, once per change, after all files of
+    /// the round are written. Failures are logged and counted, never retried.
     #[serde(default)]
     pub on_change: Vec<RawAction>,
 }
