@@ -6,7 +6,8 @@
 //! one write path: every file that differs from disk is staged as a
 //! `Staged` temporary first, and only then are they renamed into place, one
 //! atomic rename per file: a failure while staging leaves every file as it
-//! was.
+//! was, and a rename that fails after others did says which files are new
+//! and which are still as before ([`Error::Partial`]).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -50,6 +51,26 @@ pub enum Error {
         path: PathBuf,
         /// `statfs` type.
         fs_type: i64,
+    },
+    /// Files were renamed into place before one could not be: the files of
+    /// this write are not all new, nor all as before.
+    #[error(
+        "cannot write {file} in {dir}: {source}; already new: {}; still as before: {}",
+        new.join(", "),
+        old.join(", ")
+    )]
+    Partial {
+        /// Output directory.
+        dir: PathBuf,
+        /// The file that could not be renamed into place.
+        file: String,
+        /// The files renamed into place before it.
+        new: Vec<String>,
+        /// It and the files not renamed after it.
+        old: Vec<String>,
+        /// Why.
+        #[source]
+        source: std::io::Error,
     },
     /// A file could not be written.
     #[error("cannot write {file} in {dir}: {source}")]
@@ -375,7 +396,8 @@ impl OutputDir {
     /// Writes `files` together: stages every file that does not already hold
     /// its bytes and mode, then renames them all into place, and reports
     /// which changed. A file that cannot be staged drops what was staged, so
-    /// nothing is written.
+    /// nothing is written; a rename that fails after others is an
+    /// [`Error::Partial`] naming the new files and the old.
     pub fn write_all<'a>(&self, files: impl IntoIterator<Item = &'a Rendered>) -> Result<Written> {
         let mut staged = Vec::new();
         let mut changed = Vec::new();
@@ -384,8 +406,27 @@ impl OutputDir {
             changed.push(s.is_some());
             staged.extend(s);
         }
-        for s in staged {
-            self.commit(s)?;
+        let mut new: Vec<String> = Vec::new();
+        let mut staged = staged.into_iter();
+        while let Some(s) = staged.next() {
+            let file = s.file.clone();
+            match self.commit(s) {
+                Ok(()) => new.push(file),
+                Err(Error::Write { dir, file, source }) if !new.is_empty() => {
+                    // What is left staged is dropped: its temporaries go.
+                    let old = std::iter::once(file.clone())
+                        .chain(staged.map(|s| s.file.clone()))
+                        .collect();
+                    return Err(Error::Partial {
+                        dir,
+                        file,
+                        new,
+                        old,
+                        source,
+                    });
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(Written(changed))
     }

@@ -101,6 +101,8 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            // A partial write says itself which files are new.
+            Error::Output(e @ crate::output::Error::Partial { .. }) => write!(f, "{e}"),
             Error::Output(e) => write!(f, "{e}; no file of this run was written"),
         }
     }
@@ -338,5 +340,18 @@ pub(crate) mod tests {
         );
         let cause = std::error::Error::source(&e).expect("the output error");
         assert!(cause.downcast_ref::<crate::output::Error>().is_some());
+        // A write that renamed some files never claims to have written none.
+        let partial = Error::Output(crate::output::Error::Partial {
+            dir: "/run/secrets".into(),
+            file: "b".into(),
+            new: vec!["a".into()],
+            old: vec!["b".into()],
+            source: std::io::Error::from_raw_os_error(21),
+        });
+        let shown = partial.to_string();
+        assert!(
+            !shown.contains("no file") && shown.ends_with("already new: a; still as before: b"),
+            "{shown}"
+        );
     }
 }

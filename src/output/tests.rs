@@ -114,6 +114,39 @@ fn write_all_reports_what_changed() {
 }
 
 #[test]
+fn a_rename_that_fails_after_others_names_the_new_files_and_the_old() {
+    let (tmp, dir) = disk_dir();
+    for f in ["a", "b", "c"] {
+        put(&dir, f, "old", 0o400).unwrap();
+    }
+    // A directory planted where `b` was: its rename fails after `a`'s.
+    std::fs::remove_file(tmp.path().join("b")).unwrap();
+    std::fs::create_dir(tmp.path().join("b")).unwrap();
+    let files = [
+        rendered("a", "new"),
+        rendered("b", "new"),
+        rendered("c", "new"),
+    ];
+    let err = dir.write_all(&files).unwrap_err();
+    let Error::Partial { new, old, .. } = &err else {
+        panic!("not partial: {err}");
+    };
+    assert_eq!(
+        (new.as_slice(), old.as_slice()),
+        (&["a".to_owned()][..], &["b".to_owned(), "c".to_owned()][..])
+    );
+    assert!(
+        err.to_string()
+            .contains("already new: a; still as before: b, c"),
+        "{err}"
+    );
+    let read = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap();
+    assert_eq!((read("a"), read("c")), ("new".to_owned(), "old".to_owned()));
+    // No temporary is left behind.
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 3);
+}
+
+#[test]
 fn write_all_writes_nothing_when_one_file_cannot_be_staged() {
     let (tmp, dir) = disk_dir();
     std::os::unix::fs::symlink(tmp.path().join(".."), tmp.path().join("up")).unwrap();
