@@ -1,8 +1,9 @@
 //! The book's code blocks do what they say (the markers are in
 //! `tests/common/book.rs`): every YAML config block is a config ramsecrets accepts,
 //! every values block matches the chart's values schema, every `file` source example
-//! reads, Kubernetes blocks are YAML objects, and the getting-started and proxy
-//! commands run as written.
+//! reads, Kubernetes blocks are YAML objects, the getting-started and proxy
+//! commands run as written, every metric a page names is served, and the
+//! architecture page names every module.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
@@ -389,5 +390,37 @@ fn the_architecture_page_names_every_module() {
     assert!(
         missing.is_empty(),
         "docs/architecture.md does not name {missing:?}"
+    );
+}
+
+#[test]
+fn every_metric_the_book_names_is_served() {
+    // docs/reference/metrics.md is generated from the registry and checked by tests/reference.rs.
+    let served =
+        std::fs::read_to_string(common::book::docs().join("reference/metrics.md")).unwrap();
+    let mut unknown = Vec::new();
+    for page in common::book::pages() {
+        let text = std::fs::read_to_string(common::book::docs().join(&page)).unwrap();
+        for (at, _) in text.match_indices("ramsecrets_") {
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+                continue; // part of a longer name, such as a test's
+            }
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            if !served.contains(&format!("`{family}`")) {
+                unknown.push(format!("docs/{page}: {name}"));
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "metrics the registry does not serve: {unknown:?}"
     );
 }
