@@ -1,6 +1,7 @@
 //! The admission decision, a pure function: (injector settings, AdmissionRequest
-//! of a Pod) → AdmissionResponse with a JSONPatch, or a denial that names the
-//! annotation at fault. The HTTP layer only unwraps and wraps the review.
+//! of a Pod) → AdmissionResponse with a JSONPatch of `add` operations on the
+//! pod as sent, or a denial that names the annotation at fault. The HTTP layer
+//! only unwraps and wraps the review.
 //!
 //! An injected pod gets two memory volumes (the secrets, read-only in the app
 //! containers; the hand-off state, only in ramsecrets' containers), a
@@ -17,6 +18,8 @@ use std::collections::BTreeMap;
 use json_patch::Patch;
 use k8s_openapi::api::core::v1::Pod;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, Operation};
+use kube_core::DynamicObject;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::podconfig::{self, CONFIG_DIR, CONFIG_FILE, STATE_DIR, TOKEN_DIR};
@@ -38,10 +41,11 @@ const CONFIG: &str = "ramsecrets-config";
 /// Namespaces the injector never touches.
 const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public"];
 
-/// Answers one AdmissionRequest.
-pub fn mutate(injector: &Injector, req: &AdmissionRequest<Pod>) -> AdmissionResponse {
+/// Answers one AdmissionRequest (its object kept as sent, fields the typed
+/// model does not know included).
+pub fn mutate(injector: &Injector, req: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
     let response = AdmissionResponse::from(req);
-    let Some(pod) = req
+    let Some(object) = req
         .object
         .as_ref()
         .filter(|_| req.operation == Operation::Create)
@@ -51,9 +55,12 @@ pub fn mutate(injector: &Injector, req: &AdmissionRequest<Pod>) -> AdmissionResp
     let namespace = req
         .namespace
         .as_deref()
-        .or(pod.metadata.namespace.as_deref())
+        .or(object.metadata.namespace.as_deref())
         .unwrap_or("default");
-    match patch(injector, namespace, pod) {
+    let patched = serde_json::to_value(object)
+        .map_err(|e| deny("inject", format!("cannot read the pod: {e}")))
+        .and_then(|raw| patch(injector, namespace, &raw));
+    match patched {
         Ok(None) => response,
         Ok(Some(patch)) => match response.clone().with_patch(patch) {
             Ok(r) => r,
@@ -63,11 +70,16 @@ pub fn mutate(injector: &Injector, req: &AdmissionRequest<Pod>) -> AdmissionResp
     }
 }
 
-/// The patch for `pod` in `namespace`: `None` when it is left alone.
-pub fn patch(injector: &Injector, namespace: &str, pod: &Pod) -> Result<Option<Patch>, Denial> {
+/// The patch for the pod `raw` (its JSON as sent) in `namespace`: `None`
+/// when it is left alone. It only adds: what is injected, at its place in
+/// `raw`, so nothing of the pod is rewritten (a field the typed model does
+/// not know stays where it was).
+pub fn patch(injector: &Injector, namespace: &str, raw: &Value) -> Result<Option<Patch>, Denial> {
     if SYSTEM_NAMESPACES.contains(&namespace) {
         return Ok(None);
     }
+    let pod = Pod::deserialize(raw).map_err(|e| deny("inject", format!("not a pod: {e}")))?;
+    let pod = &pod;
     let empty = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     let request = match spec::parse(annotations)? {
@@ -92,17 +104,45 @@ pub fn patch(injector: &Injector, namespace: &str, pod: &Pod) -> Result<Option<P
         }
         Parsed::Inject(r) => r,
     };
-    let before = serde_json::to_value(pod).map_err(|e| deny("inject", e.to_string()))?;
-    let mut after = before.clone();
-    inject(injector, &request, pod, &mut after)?;
-    Ok(Some(json_patch::diff(&before, &after)))
+    let mut ops = Adds::default();
+    inject(injector, &request, pod, raw, &mut ops)?;
+    serde_json::from_value(Value::Array(ops.0))
+        .map(Some)
+        .map_err(|e| deny("inject", format!("cannot make the patch: {e}")))
+}
+
+/// JSONPatch `add` operations.
+#[derive(Default)]
+struct Adds(Vec<Value>);
+
+impl Adds {
+    fn add(&mut self, path: String, value: Value) {
+        self.0
+            .push(json!({ "op": "add", "path": path, "value": value }));
+    }
+
+    /// Appends `items` to the array at `path` in `raw`, made when absent.
+    fn append(&mut self, raw: &Value, path: &str, items: Vec<Value>) {
+        match raw.pointer(path).is_some_and(Value::is_array) {
+            true => items
+                .into_iter()
+                .for_each(|item| self.add(format!("{path}/-"), item)),
+            false => self.add(path.to_owned(), Value::Array(items)),
+        }
+    }
+}
+
+/// `key` as one JSON Pointer token.
+fn token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 fn inject(
     injector: &Injector,
     request: &PodRequest,
     pod: &Pod,
-    out: &mut Value,
+    raw: &Value,
+    ops: &mut Adds,
 ) -> Result<(), Denial> {
     let settings = &injector.settings;
     let d = &settings.defaults;
@@ -303,46 +343,44 @@ fn inject(
             .as_ref()
             .is_none_or(|s| s.iter().any(|n| n == name))
     };
+    // Mounts first, at the indices the pod has before the insertion below.
     let app_mount = json!({ "name": SECRETS, "mountPath": mount_path, "readOnly": true });
-    let spec_out = &mut out["spec"];
-    for c in as_array(&mut spec_out["containers"]) {
-        if selected(c["name"].as_str().unwrap_or_default()) {
-            as_array(&mut c["volumeMounts"]).push(app_mount.clone());
+    let inits = spec.init_containers.as_deref().unwrap_or_default();
+    let lists = [
+        ("containers", &spec.containers[..], 0),
+        ("initContainers", inits, position),
+    ];
+    for (list, containers, from) in lists {
+        for (i, c) in containers.iter().enumerate().skip(from) {
+            if selected(&c.name) {
+                let path = format!("/spec/{list}/{i}/volumeMounts");
+                ops.append(raw, &path, vec![app_mount.clone()]);
+            }
         }
     }
-    let inits = as_array(&mut spec_out["initContainers"]);
-    for c in inits.iter_mut().skip(position) {
-        if selected(c["name"].as_str().unwrap_or_default()) {
-            as_array(&mut c["volumeMounts"]).push(app_mount.clone());
-        }
+    match raw
+        .pointer("/spec/initContainers")
+        .is_some_and(Value::is_array)
+    {
+        true => ops.add(format!("/spec/initContainers/{position}"), injected_init),
+        false => ops.add("/spec/initContainers".to_owned(), json!([injected_init])),
     }
-    inits.insert(position, injected_init);
     if let Some(sidecar) = sidecar {
-        as_array(&mut spec_out["containers"]).push(sidecar);
+        ops.append(raw, "/spec/containers", vec![sidecar]);
     }
-    as_array(&mut spec_out["volumes"]).extend(volumes);
-    let metadata = &mut out["metadata"];
-    if !metadata["annotations"].is_object() {
-        metadata["annotations"] = json!({});
-    }
-    if let (Some(to), Some(from)) = (
-        metadata["annotations"].as_object_mut(),
-        annotations.as_object(),
-    ) {
-        to.extend(from.clone());
+    ops.append(raw, "/spec/volumes", volumes);
+    match raw
+        .pointer("/metadata/annotations")
+        .is_some_and(Value::is_object)
+    {
+        true => {
+            for (k, v) in annotations.as_object().into_iter().flatten() {
+                ops.add(format!("/metadata/annotations/{}", token(k)), v.clone());
+            }
+        }
+        false => ops.add("/metadata/annotations".to_owned(), annotations),
     }
     Ok(())
-}
-
-/// `v` as an array, made one if it is absent.
-fn as_array(v: &mut Value) -> &mut Vec<Value> {
-    if !v.is_array() {
-        *v = json!([]);
-    }
-    match v {
-        Value::Array(a) => a,
-        _ => unreachable!("just made an array"),
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use base64::Engine;
 use kube_core::admission::{AdmissionRequest, AdmissionReview};
 use serde_json::{json, Value};
 
@@ -34,8 +35,8 @@ fn app() -> Value {
     json!({ "containers": [ { "name": "app", "image": "app:1" } ] })
 }
 
-fn review(pod: &Value, ns: &str, op: &str) -> AdmissionRequest<Pod> {
-    let review: AdmissionReview<Pod> = serde_json::from_value(json!({
+fn review_json(pod: &Value, ns: &str, op: &str) -> Value {
+    json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {
             "uid": "0000-1111", "kind": { "group": "", "version": "v1", "kind": "Pod" },
@@ -43,8 +44,12 @@ fn review(pod: &Value, ns: &str, op: &str) -> AdmissionRequest<Pod> {
             "namespace": ns, "operation": op, "name": "",
             "userInfo": { "username": "admin" }, "object": pod, "dryRun": false,
         }
-    }))
-    .unwrap();
+    })
+}
+
+fn review(pod: &Value, ns: &str, op: &str) -> AdmissionRequest<DynamicObject> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_value(review_json(pod, ns, op)).unwrap();
     review.try_into().unwrap()
 }
 
@@ -353,20 +358,57 @@ fn denials_name_the_annotation() {
 }
 
 #[test]
-fn the_review_answer_carries_a_json_patch() {
+fn the_review_answer_carries_the_patch_as_base64_text() {
     let inj = injector((1, 35));
     let p = pod(
         json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db" }),
         app(),
     );
-    let review = mutate(&inj, &review(&p, "apps", "CREATE")).into_review();
-    let out = serde_json::to_value(&review).unwrap();
+    let body = serde_json::to_vec(&review_json(&p, "apps", "CREATE")).unwrap();
+    let (answer, result) = crate::inject::server::review(&inj, &body);
+    assert_eq!(result, "patched");
+    let out: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(out["apiVersion"], "admission.k8s.io/v1");
     assert_eq!(out["response"]["uid"], "0000-1111");
     assert_eq!(out["response"]["allowed"], true);
     assert_eq!(out["response"]["patchType"], "JSONPatch");
-    // The bytes of the JSON patch (Kubernetes reads them as Go's []byte).
-    let bytes: Vec<u8> = serde_json::from_value(out["response"]["patch"].clone()).unwrap();
+    // `patch` is []byte in the API: base64 text in JSON.
+    let text = out["response"]["patch"].as_str().expect("base64 text");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .unwrap();
     let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
     assert!(!patch.0.is_empty());
+    assert!(answer.len() < 2 * bytes.len(), "no byte arrays");
+}
+
+#[test]
+fn the_patch_only_adds_and_unknown_fields_stay_on_their_container() {
+    let inj = injector((1, 35));
+    // Fields k8s-openapi does not know (a newer API's), on the pod, a container and an init
+    // container the injected one goes before.
+    let spec = json!({ "futureSpecField": 1,
+        "initContainers": [ { "name": "migrate", "image": "m", "futureField": { "a": 1 } } ],
+        "containers": [ { "name": "app", "image": "a", "futureField": "x",
+                          "volumeMounts": [ { "name": "data", "mountPath": "/data" } ] } ] });
+    let before = pod(
+        json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db" }),
+        spec,
+    );
+    let r = mutate(&inj, &review(&before, "apps", "CREATE"));
+    let ops: Value = serde_json::from_slice(r.patch.as_deref().unwrap()).unwrap();
+    for op in ops.as_array().unwrap() {
+        assert_eq!(op["op"], "add", "{op}");
+    }
+    let p = admitted(&inj, &before, "apps");
+    let spec = &p["spec"];
+    assert_eq!(names(&spec["initContainers"]), ["ramsecrets", "migrate"]);
+    assert!(spec["initContainers"][0].get("futureField").is_none());
+    assert_eq!(spec["initContainers"][1]["futureField"], json!({ "a": 1 }));
+    assert_eq!(spec["containers"][0]["futureField"], "x");
+    assert_eq!(spec["futureSpecField"], 1);
+    assert_eq!(
+        names(&spec["containers"][0]["volumeMounts"]),
+        ["data", SECRETS]
+    );
 }

@@ -9,16 +9,18 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use k8s_openapi::api::core::v1::Pod;
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
+use kube_core::DynamicObject;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -98,14 +100,28 @@ fn answer(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Resp
     r
 }
 
-/// The answer to a review body: always a review (an unreadable one gets an
-/// `invalid` response, which the API server treats as a refusal).
-pub fn review(
-    injector: &Injector,
-    body: &[u8],
-) -> (AdmissionReview<kube_core::DynamicObject>, &'static str) {
-    let request: Result<AdmissionRequest<Pod>, String> =
-        serde_json::from_slice::<AdmissionReview<Pod>>(body)
+/// The answer to a review body, as JSON: always a review (an unreadable one
+/// gets an `invalid` response, which the API server treats as a refusal).
+pub fn review(injector: &Injector, body: &[u8]) -> (Vec<u8>, &'static str) {
+    let (review, result) = decide(injector, body);
+    (encode(review), result)
+}
+
+/// The review as the API defines it: the patch is base64 text (kube-core
+/// writes its bytes as a JSON array of numbers, twice as long).
+fn encode(review: AdmissionReview<DynamicObject>) -> Vec<u8> {
+    let patch = review.response.as_ref().and_then(|r| r.patch.as_deref());
+    let Some(patch) = patch.map(|p| base64::engine::general_purpose::STANDARD.encode(p)) else {
+        return serde_json::to_vec(&review).unwrap_or_default();
+    };
+    let mut v = serde_json::to_value(&review).unwrap_or_default();
+    v["response"]["patch"] = Value::String(patch);
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+fn decide(injector: &Injector, body: &[u8]) -> (AdmissionReview<DynamicObject>, &'static str) {
+    let request: Result<AdmissionRequest<DynamicObject>, String> =
+        serde_json::from_slice::<AdmissionReview<DynamicObject>>(body)
             .map_err(|e| e.to_string())
             .and_then(|r| {
                 r.try_into()
@@ -151,8 +167,7 @@ async fn route(
                 }
             };
             let started = Instant::now();
-            let (review, result) = review(&injector, &body);
-            let json = serde_json::to_vec(&review).unwrap_or_default();
+            let (json, result) = review(&injector, &body);
             metrics.seconds.observe(started.elapsed().as_secs_f64());
             metrics.reviews.get_or_create(&Outcome { result }).inc();
             answer(StatusCode::OK, "application/json", json)
