@@ -123,7 +123,7 @@ fn writes_kv_v1_v2_read_and_pki_in_every_format() {
     );
     assert!(out
         .read("db.dotenv")
-        .contains("password=\"second pass's \\\"\\$x\\\"\\nline2\""));
+        .contains("password=\"second pass's \\\"$x\\\"\\nline2\""));
     // The certificate is real and chains to the CA.
     assert!(out.read("tls.key").contains("PRIVATE KEY"));
     let verify = Command::new("openssl")

@@ -254,23 +254,26 @@ fn lines(
 }
 
 /// `KEY='value'` when that is literal everywhere, else a double-quoted value
-/// with backslash escapes.
+/// with the backslash escapes python-dotenv decodes (`\\`, `\"`, `\n`, `\r`).
+/// python-dotenv interpolates `${NAME}` in every value, quoted or not, and
+/// has no escape for it: a `$` before `{` is written `${:-$}` (the empty
+/// name is never set, so its default, `$`, is read back).
 fn dotenv_line(out: &mut SecretBytes, k: &str, v: &str) {
-    if !v.contains(['\'', '\n', '\r']) {
+    if !v.contains(['\'', '\n', '\r', '\\']) && !v.contains("${") {
         let _ = write!(out, "{k}='");
         out.extend_from_slice(v.as_bytes());
         out.extend_from_slice(b"'\n");
         return;
     }
     let _ = write!(out, "{k}=\"");
-    for c in v.chars() {
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '\\' => out.extend_from_slice(b"\\\\"),
             '"' => out.extend_from_slice(b"\\\""),
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
-            '$' => out.extend_from_slice(b"\\$"),
-            '`' => out.extend_from_slice(b"\\`"),
+            '$' if chars.peek() == Some(&'{') => out.extend_from_slice(b"${:-$}"),
             c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
         }
     }
@@ -372,7 +375,7 @@ mod tests {
         );
         assert_eq!(
             one(Format::Dotenv, None, None, &f).unwrap(),
-            "pass=\"p'w\\\"\\$x\\n\"\nuser='app'\n"
+            "pass=\"p'w\\\"$x\\n\"\nuser='app'\n"
         );
         assert_eq!(
             one(Format::Env, None, None, &f).unwrap(),
@@ -471,16 +474,62 @@ mod tests {
         assert_eq!(e.exit(), Exit::Data);
     }
 
+    /// Values that broke a reader: a trailing backslash, `${VAR}`, quotes,
+    /// newlines, shell syntax.
+    const NASTY: [&str; 9] = [
+        "ends in a backslash\\",
+        "${HOME} and ${NOPE:-x} and $HOME",
+        "it's \"quoted\"",
+        "two\nlines\r\n",
+        "a'b\"c$(touch /tmp/x)`id`\\\n$HOME",
+        "\\'",
+        "$",
+        "${",
+        "}{$}{${}",
+    ];
+
     #[test]
-    fn env_output_is_safe_to_source() {
-        let nasty = "a'b\"c$(touch /tmp/x)`id`\\\n$HOME";
-        let f = fields(&[("V", nasty.as_bytes())]);
-        let script = one(Format::Env, None, None, &f).unwrap();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("{script}printf %s \"$V\""))
+    fn dotenv_reads_back_exactly_through_python_dotenv() {
+        let pairs: Vec<(String, &[u8])> = NASTY
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("V{i}"), v.as_bytes()))
+            .collect();
+        let refs: Vec<(&str, &[u8])> = pairs.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let text = one(Format::Dotenv, None, None, &fields(&refs)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(&path, &text).unwrap();
+        let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+        let out = std::process::Command::new(python)
+            .args(["-c", "import json, sys, dotenv; print(json.dumps(dotenv.dotenv_values(sys.argv[1], interpolate=True)))"])
+            .arg(&path)
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), nasty);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let read: BTreeMap<String, String> = serde_json::from_slice(&out.stdout).unwrap();
+        let want: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), String::from_utf8(v.to_vec()).unwrap()))
+            .collect();
+        assert_eq!(read, want, "{text}");
+    }
+
+    #[test]
+    fn env_output_is_safe_to_source() {
+        for nasty in NASTY {
+            let f = fields(&[("V", nasty.as_bytes())]);
+            let script = one(Format::Env, None, None, &f).unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{script}printf %s \"$V\""))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), nasty);
+        }
     }
 }
