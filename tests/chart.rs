@@ -137,8 +137,17 @@ fn default_values_render_a_hardened_injector() {
     assert_eq!(w["sideEffects"], "None");
     assert_eq!(w["reinvocationPolicy"], "IfNeeded");
     assert_eq!(w["timeoutSeconds"], 5);
+    // Selected by annotation, not by label: a pod that asks without the label still
+    // reaches the webhook (and is refused while it is down).
+    assert!(w.get("objectSelector").is_none(), "{w}");
+    let conditions = w["matchConditions"].as_array().unwrap();
+    assert_eq!(conditions.len(), 1, "{w}");
+    let cel = conditions[0]["expression"].as_str().unwrap();
+    assert!(cel.contains("startsWith('ramsecrets.io/')"), "{cel}");
+    let labelled = rendered(&json!({"webhook": {"objectSelector":
+        {"matchLabels": {"ramsecrets.io/inject": "true"}}}}));
     assert_eq!(
-        w["objectSelector"],
+        labelled.one("MutatingWebhookConfiguration")["webhooks"][0]["objectSelector"],
         json!({"matchLabels": {"ramsecrets.io/inject": "true"}})
     );
     assert_eq!(

@@ -124,7 +124,7 @@ fn assert_injected(pod: &Value, first_init: &str) {
 fn the_charts_webhook_mutates_annotated_pods_through_the_api_server() {
     let (cp, _dir, injector) = start();
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "web", "labels": {"ramsecrets.io/inject": "true"},
+        "metadata": {"name": "web",
             "annotations": {"ramsecrets.io/inject": "true", "ramsecrets.io/role": "web",
                 "ramsecrets.io/secret.db": "kv:secret/web/db"}},
         "spec": {"containers": [{"name": "web", "image": "registry.example/web:1"}]}});
@@ -137,11 +137,8 @@ fn the_charts_webhook_mutates_annotated_pods_through_the_api_server() {
         "the chart's injectedImage default"
     );
 
-    // The chart's selectors: no label, or the chart's own namespace: the webhook is not called.
-    let mut unlabelled = pod.clone();
-    unlabelled["metadata"]["labels"] = json!({});
-    let made = apply::dry_run(&cp, APPS, &unlabelled);
-    assert!(made["spec"].get("initContainers").is_none(), "{made}");
+    // The pod carries no label: the annotations select it. In the chart's own namespace the
+    // webhook is not called.
     let mut own = pod.clone();
     own["metadata"]["namespace"] = json!(NAMESPACE);
     let made = apply::dry_run(&cp, NAMESPACE, &own);
@@ -151,6 +148,10 @@ fn the_charts_webhook_mutates_annotated_pods_through_the_api_server() {
     drop(injector);
     let err = apply::create(&cp, APPS, &pod, true).unwrap_err();
     assert!(err.contains("inject.ramsecrets.io"), "{err}");
+    // A pod without ramsecrets.io/ annotations is never sent to it.
+    let mut plain = pod.clone();
+    plain["metadata"]["annotations"] = json!({"team": "web"});
+    apply::create(&cp, APPS, &plain, true).unwrap();
 }
 
 fn example_docs(path: &Path) -> Vec<Value> {
@@ -179,7 +180,7 @@ fn every_example_passes_dry_run_and_annotated_ones_come_back_mutated() {
                 apply::create(&cp, APPS, &doc, false).unwrap();
             }
             let Some(pod) = pod_of(&doc) else { continue };
-            if pod["metadata"]["labels"]["ramsecrets.io/inject"] != "true" {
+            if pod["metadata"]["annotations"]["ramsecrets.io/inject"] != "true" {
                 continue;
             }
             let stored = mutated(&cp, &injector, &pod);
@@ -215,7 +216,7 @@ fn every_example_passes_dry_run_and_annotated_ones_come_back_mutated() {
     for c in spec["containers"].as_array_mut().unwrap() {
         c.as_object_mut().unwrap().remove("volumeMounts");
     }
-    twin["metadata"] = json!({"name": "inventory", "labels": {"ramsecrets.io/inject": "true"},
+    twin["metadata"] = json!({"name": "inventory",
         "annotations": {"ramsecrets.io/inject": "true", "ramsecrets.io/config-map": "inventory-ramsecrets"}});
     let injected = mutated(&cp, &injector, &twin);
     let by_hand = apply::dry_run(&cp, APPS, written);
