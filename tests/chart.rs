@@ -79,7 +79,9 @@ fn default_values_render_a_hardened_injector() {
             "PodDisruptionBudget",
             "Secret",
             "Service",
-            "ServiceAccount"
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding"
         ]
     );
     let d = r.one("Deployment");
