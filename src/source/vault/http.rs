@@ -123,8 +123,7 @@ impl VaultSource {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| backoff::parse_retry_after(v, std::time::SystemTime::now()));
-        let body = resp.bytes().await.map_err(unreachable)?;
-        let body = zeroize::Zeroizing::new(body.to_vec());
+        let body = body_within(resp, what).await?;
         if (200..300).contains(&status) && body.is_empty() {
             return Ok(serde_json::Value::Null);
         }
@@ -235,9 +234,88 @@ pub(super) fn classify(e: ClientError, what: &str) -> Error {
     }
 }
 
+/// Largest answer read from Vault: a bigger one is refused while it
+/// streams in, before it fills the memory of a sidecar (64 MiB injected).
+const MAX_ANSWER: usize = 4 << 20;
+
+/// The body of `resp`, refused once it is over [`MAX_ANSWER`] (by its
+/// `Content-Length`, or counted as it streams in).
+async fn body_within(
+    mut resp: reqwest::Response,
+    what: &str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let too_big = || {
+        Error::data(format!(
+            "{what}: the answer is larger than {} MiB; refused",
+            MAX_ANSWER >> 20
+        ))
+    };
+    let length = resp.content_length().unwrap_or(0);
+    if length > MAX_ANSWER as u64 {
+        return Err(too_big());
+    }
+    // Sized once up front, so growing leaves no unzeroed copies behind in the usual case.
+    let mut body = zeroize::Zeroizing::new(Vec::with_capacity(length as usize));
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| Error::unavailable(what).because(Cause::call(e)))?
+    {
+        if body.len().saturating_add(chunk.len()) > MAX_ANSWER {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answers once with `head` and then `size` bytes of `x`.
+    fn big_answer(head: String, size: usize) -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(head.as_bytes());
+            let chunk = vec![b'x'; 64 << 10];
+            let mut sent = 0;
+            while sent < size && s.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn answers_over_four_mebibytes_are_refused_naming_the_secret() {
+        let size = 6 << 20;
+        let sized = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n");
+        // No length: the cap is counted as the answer streams in.
+        let streamed = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_owned();
+        for head in [sized, streamed] {
+            let port = big_answer(head, size);
+            let resp = reqwest::get(format!("http://127.0.0.1:{port}/"))
+                .await
+                .unwrap();
+            let e = body_within(resp, "secret `db`").await.unwrap_err();
+            assert!(
+                e.to_string()
+                    .contains("secret `db`: the answer is larger than 4 MiB"),
+                "{e}"
+            );
+        }
+        let port = big_answer("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".into(), 5);
+        let resp = reqwest::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .unwrap();
+        assert_eq!(body_within(resp, "x").await.unwrap().as_slice(), b"xxxxx");
+    }
 
     #[test]
     fn vaultrs_errors_map_by_status_and_keep_transport_causes() {
