@@ -2,7 +2,8 @@
 //! `tests/common/book.rs`): every YAML config block is a config ramsecrets accepts,
 //! every values block matches the chart's values schema, every `file` source example
 //! reads, Kubernetes blocks are YAML objects, the getting-started and proxy
-//! commands run as written, every metric a page names is served, and the
+//! commands and the Kubernetes guide's Vault-side commands (against OpenBao and a
+//! real API server) run as written, every metric a page names is served, and the
 //! architecture page names every module.
 
 use std::os::unix::process::CommandExt as _;
@@ -14,7 +15,10 @@ use serde_yaml::Value;
 
 mod common;
 use common::book::{all_blocks, blocks, Block};
-use common::{assert_exit, file, free_port, python_report, repo, scratch, text, wait_until, Tmpfs};
+use common::kube::{ControlPlane, ISSUER};
+use common::{
+    assert_exit, file, free_port, init, python_report, repo, scratch, text, wait_until, Bao, Tmpfs,
+};
 
 const YAML_KINDS: &[&str] = &[
     "config",
@@ -423,4 +427,61 @@ fn every_metric_the_book_names_is_served() {
         unknown.is_empty(),
         "metrics the registry does not serve: {unknown:?}"
     );
+}
+
+#[test]
+fn the_kubernetes_guide_sets_up_vaults_side() {
+    const NS: &str = "shop";
+    let cp = ControlPlane::start();
+    cp.service_account(NS, "orders");
+    cp.service_account("vault", "vault-reviewer");
+    let (status, body) = cp.call(
+        "POST",
+        "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        Some(serde_json::json!({
+            "metadata": { "name": "vault-reviewer" },
+            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "system:auth-delegator" },
+            "subjects": [ { "kind": "ServiceAccount", "name": "vault-reviewer", "namespace": "vault" } ]
+        })),
+    );
+    assert!(status == 201 || status == 409, "{status}: {body}");
+    let bao = Bao::start();
+    bao.kv2_put("orders/settings", serde_json::json!({ "colour": "blue" }));
+
+    let mut s = Session::new(Vec::new());
+    s.env = vec![
+        ("VAULT_ADDR".into(), bao.addr.clone()),
+        ("VAULT_TOKEN".into(), bao.token.clone()),
+        ("KUBERNETES_HOST".into(), cp.url.clone()),
+        (
+            "KUBERNETES_CA_FILE".into(),
+            cp.ca_file.display().to_string(),
+        ),
+        (
+            "REVIEWER_JWT".into(),
+            cp.token("vault", "vault-reviewer", ISSUER),
+        ),
+    ];
+    assert!(s.run_page("guides/kubernetes.md", &["vault"]) >= 1);
+
+    // A pod's projected token for the audience the injector asks for logs in as `orders`
+    // and reads its secret; one for another audience is refused.
+    let work = scratch();
+    let config = |token: &str| {
+        let token_file = file(work.path(), "token", token);
+        let out = Tmpfs::new("1m");
+        let cfg = format!(
+            "sources:\n  - vault:\n      address: {}\n      auth: {{ kubernetes: {{ role: orders, token_file: {} }} }}\noutput: {{ dir: {} }}\nsecrets:\n  - {{ name: settings, kv: {{ mount: secret, path: orders/settings }}, key: colour }}\n",
+            bao.addr,
+            token_file.display(),
+            out.path().display()
+        );
+        (init(work.path(), &cfg, &[]), out)
+    };
+    let (o, out) = config(&cp.token(NS, "orders", "vault"));
+    assert_exit(&o, 0);
+    assert_eq!(out.read("settings"), "blue");
+    let (o, _) = config(&cp.token(NS, "orders", "not-vault"));
+    assert_exit(&o, 77);
+    assert!(text(&o).contains("invalid audience"), "{}", text(&o));
 }

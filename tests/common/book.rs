@@ -11,7 +11,9 @@
 //! - `<!-- yaml: file-source -->` a `file` source's file;
 //! - `<!-- sh: run -->` commands that run in the test as written;
 //! - `<!-- sh: serve -->` a server that runs until the next `sh: run` block succeeds;
-//! - `<!-- sh: vault -->` Vault's side of a guide (`bao` or `vault` commands);
+//! - `<!-- sh: vault -->` Vault's side of a guide, run against OpenBao and a real API
+//!   server with `VAULT_ADDR`, `VAULT_TOKEN`, `KUBERNETES_HOST`, `KUBERNETES_CA_FILE`
+//!   and `REVIEWER_JWT` set;
 //! - `<!-- sh: example (why) -->` commands that need what a test cannot have (a
 //!   registry, a cluster, a cloud account), and say why.
 //!
