@@ -307,6 +307,35 @@ fn the_annotation_reference_is_current() {
     );
 }
 
+#[test]
+fn the_vault_k8s_annotation_reference_is_current() {
+    use ramsecrets::reference::VaultK8sSupport;
+    let mut body = String::from("| annotation | ramsecrets | how |\n|---|---|---|\n");
+    for (key, support, how) in ramsecrets::reference::VAULT_K8S_ANNOTATIONS {
+        let support = match support {
+            VaultK8sSupport::Yes => "supported",
+            VaultK8sSupport::NoOp => "accepted, no effect",
+            VaultK8sSupport::No => "refused",
+        };
+        writeln!(
+            body,
+            "| `{}{key}` | {support} | {} |",
+            ramsecrets::reference::VAULT_K8S_PREFIX,
+            cell(how)
+        )
+        .unwrap();
+    }
+    current(
+        "vault-k8s-annotations.md",
+        "vault-k8s annotations",
+        "What the injector does with each annotation of HashiCorp's vault-k8s injector when \
+         `inject.compat: vault-k8s` is set, from the injector's own table (`NAME` is a secret's \
+         name, `*` any suffix). A refused annotation, or one not in this table, refuses the pod \
+         with a message that names it. See [Switching from vault-k8s](../guides/vault-k8s.md).",
+        &body,
+    );
+}
+
 // ---- metrics, from the registry ----
 
 #[test]

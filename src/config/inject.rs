@@ -35,6 +35,18 @@ pub struct RawInject {
     pub kubernetes: Option<RawKubernetes>,
     /// Defaults of injected pods.
     pub defaults: Option<RawInjectDefaults>,
+    /// `vault-k8s`: also serve pods annotated for HashiCorp's vault-k8s
+    /// injector (`vault.hashicorp.com/agent-inject: "true"`), translating
+    /// their annotations. Off by default.
+    pub compat: Option<Compat>,
+}
+
+/// Another injector whose annotated pods ramsecrets serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+pub enum Compat {
+    /// HashiCorp's vault-k8s (`vault.hashicorp.com/` annotations).
+    #[serde(rename = "vault-k8s")]
+    VaultK8s,
 }
 
 /// The webhook's serving certificate.
@@ -134,6 +146,8 @@ pub struct Inject {
     pub kubernetes: Kubernetes,
     /// Pod defaults.
     pub defaults: PodDefaults,
+    /// Pods of another injector served too.
+    pub compat: Option<Compat>,
 }
 
 /// Where the certificate comes from.
@@ -338,6 +352,7 @@ impl Validator<'_> {
             kubernetes_version,
             kubernetes,
             defaults: defaults?,
+            compat: raw.compat,
         })
     }
 

@@ -4,8 +4,11 @@
 //! JSONPatch or denial), [`tls`] the serving certificate (files reloaded on
 //! change, or made at start with the CA patched into the webhook
 //! configuration through [`apiserver`]), and [`server`] the HTTPS layer.
+//! With `inject.compat: vault-k8s`, [`compat`] reads pods annotated for
+//! vault-k8s into the same request.
 
 pub mod apiserver;
+pub mod compat;
 pub mod mutate;
 pub mod podconfig;
 pub mod server;

@@ -22,11 +22,13 @@ use kube_core::DynamicObject;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::compat;
 use super::podconfig::{self, CONFIG_DIR, CONFIG_FILE, STATE_DIR, TOKEN_DIR};
 use super::spec::{
     self, deny, Denial, Mode, Parsed, PodRequest, INJECTED, RENDERED_CA, RENDERED_CONFIG,
 };
 use super::{Injector, PodSource};
+use crate::config::inject::Compat;
 use crate::config::Pin;
 
 /// Name of the sidecar (native or regular).
@@ -82,7 +84,12 @@ pub fn patch(injector: &Injector, namespace: &str, raw: &Value) -> Result<Option
     let pod = &pod;
     let empty = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
-    let request = match spec::parse(annotations)? {
+    let vault_k8s = injector.settings.compat == Some(Compat::VaultK8s);
+    let (request, vault_k8s) = match spec::parse(annotations)? {
+        Parsed::NotRequested if vault_k8s => match compat::parse(annotations)? {
+            Parsed::Inject(r) => (r, true),
+            _ => return Ok(None),
+        },
         Parsed::NotRequested => return Ok(None),
         Parsed::Injected => {
             let spec = pod.spec.as_ref();
@@ -102,10 +109,19 @@ pub fn patch(injector: &Injector, namespace: &str, raw: &Value) -> Result<Option
                 )),
             };
         }
-        Parsed::Inject(r) => r,
+        Parsed::Inject(_) if vault_k8s && matches!(compat::parse(annotations), Ok(Parsed::Inject(_)) | Err(_)) => {
+            return Err(deny(
+                "inject",
+                "the pod is annotated for vault-k8s (vault.hashicorp.com/agent-inject) too: keep one of the two",
+            ))
+        }
+        Parsed::Inject(r) => (r, false),
     };
     let mut ops = Adds::default();
-    inject(injector, &request, pod, raw, &mut ops)?;
+    inject(injector, &request, pod, raw, &mut ops).map_err(|d| match vault_k8s {
+        true => compat::blame(d),
+        false => d,
+    })?;
     serde_json::from_value(Value::Array(ops.0))
         .map(Some)
         .map_err(|e| deny("inject", format!("cannot make the patch: {e}")))

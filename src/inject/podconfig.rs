@@ -138,10 +138,11 @@ pub fn render(
                 role,
                 ca_pem,
             } => {
+                let overrides = &request.vault;
                 let mut vault = json!({
                     "address": address,
                     "auth": { "kubernetes": {
-                        "mount": mount,
+                        "mount": overrides.auth_mount.as_deref().unwrap_or(mount),
                         "role": request.role.as_deref().unwrap_or(role),
                         "token_file": format!("{TOKEN_DIR}/token"),
                     } },
@@ -149,8 +150,11 @@ pub fn render(
                 if ca_pem.is_some() {
                     vault["ca_cert"] = json!(format!("{CONFIG_DIR}/{}", ca_file(name)));
                 }
-                if let Some(ns) = namespace {
+                if let Some(ns) = overrides.namespace.as_ref().or(namespace.as_ref()) {
                     vault["namespace"] = json!(ns);
+                }
+                if overrides.revoke_on_exit {
+                    vault["revoke_on_exit"] = json!(true);
                 }
                 json!({ "name": name, "vault": vault })
             }

@@ -114,6 +114,21 @@ pub struct PodRequest {
     pub config_map: Option<String>,
     /// `after`: init containers (e.g. a mesh's) the sidecar is placed after.
     pub after: Vec<String>,
+    /// Translated from vault-k8s annotations ([`super::compat`]): the
+    /// kubernetes auth mount, the Vault namespace, and whether the sidecar
+    /// revokes its leases at shutdown.
+    pub vault: VaultOverrides,
+}
+
+/// Vault settings a pod overrides (vault-k8s pods only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VaultOverrides {
+    /// The kubernetes auth mount.
+    pub auth_mount: Option<String>,
+    /// The Vault namespace.
+    pub namespace: Option<String>,
+    /// Revoke leases when the sidecar stops.
+    pub revoke_on_exit: bool,
 }
 
 /// What the annotations say.
@@ -124,7 +139,7 @@ pub enum Parsed {
     /// Already injected: leave it as it is.
     Injected,
     /// Inject this.
-    Inject(PodRequest),
+    Inject(Box<PodRequest>),
 }
 
 /// Every annotation a pod may set (after the prefix; `NAME` is the secret's name), with
@@ -196,7 +211,7 @@ fn boolean(key: &str, v: &str) -> Result<bool, Denial> {
 }
 
 /// A name as Kubernetes objects and ramsecrets secrets take it.
-fn is_name(s: &str) -> bool {
+pub(super) fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars().all(|c| {
@@ -238,6 +253,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
         proxy: false,
         config_map: None,
         after: Vec::new(),
+        vault: VaultOverrides::default(),
     };
     let mut per_secret: Vec<(&str, &str, &str)> = Vec::new();
     for &(key, value) in &ours {
@@ -333,7 +349,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
             "inject",
             "no secrets: add ramsecrets.io/secret.NAME annotations or ramsecrets.io/config-map",
         )),
-        _ => Ok(Parsed::Inject(request)),
+        _ => Ok(Parsed::Inject(Box::new(request))),
     }
 }
 

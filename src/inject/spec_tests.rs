@@ -11,7 +11,7 @@ fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 
 fn request(pairs: &[(&str, &str)]) -> PodRequest {
     match parse(&ann(pairs)) {
-        Ok(Parsed::Inject(r)) => r,
+        Ok(Parsed::Inject(r)) => *r,
         other => panic!("{pairs:?}: {other:?}"),
     }
 }
