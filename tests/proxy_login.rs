@@ -219,3 +219,33 @@ fn the_printed_env_keeps_bao_login_working_and_the_503_says_how() {
     assert!(!run.logs().contains(&new), "a Vault token was logged");
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }
+
+#[test]
+fn the_proxy_starts_before_the_login_and_serves_once_it_is_there() {
+    let laptop = Laptop::new();
+    // No ~/.vault-token yet: the proxy starts anyway.
+    let (mut run, token) = laptop.start();
+    let logs = run.logs();
+    assert!(logs.contains("waiting for a login"), "{logs}");
+    assert!(!logs.contains("no file was written"), "{logs}");
+    let login = format!("VAULT_ADDR={} bao login", laptop.bao.addr);
+    for path in ["/v1/secret/data/app/db", "/v1/secret/data/app/db2"] {
+        let (status, body) = laptop.get(&token, path);
+        assert_eq!(status, 503, "{body}");
+        let said = said(&body);
+        assert!(said.contains(&login), "{said}");
+        assert!(said.contains(".vault-token"), "{said}");
+    }
+    // The other source serves from the start.
+    assert_eq!(aws_get(laptop.port, &token, "api", ""), "dev-api-token");
+    // `bao login`, at Vault itself as the message says, and the next request is served.
+    let o = laptop.shell(&format!("{login} -no-print {}", laptop.token()));
+    assert_exit(&o, 0);
+    let mut answer = (0, String::new());
+    wait_until(LIMIT, "the proxy to serve after `bao login`", || {
+        answer = laptop.get(&token, "/v1/secret/data/app/db");
+        answer.0 == 200
+    });
+    assert!(answer.1.contains("\"one\""), "{}", answer.1);
+    assert_eq!(run.stop(Signal::TERM), Some(0));
+}

@@ -104,7 +104,7 @@ async fn hand_off(
         .fetched
         .iter()
         .enumerate()
-        .map(|(i, f)| (i, f, report.started));
+        .filter_map(|(i, f)| Some((i, f.as_ref()?, report.started)));
     let state = State::collect(config, sources, held).await;
     match dir {
         _ if state.is_empty() => Ok(()),

@@ -133,7 +133,8 @@ impl ExitCode for Error {
 #[derive(Debug)]
 pub struct Report {
     /// What was fetched (or adopted); secrets of one address share one fetch.
-    pub fetched: Vec<Fetched>,
+    /// `None` only without files: the secret waits for its source's login.
+    pub fetched: Vec<Option<Fetched>>,
     /// The files rendered from it.
     pub rendered: Vec<Vec<Rendered>>,
     /// Whether any of its files changed on disk.
@@ -202,6 +203,26 @@ pub async fn run(
             Err(e) => failed.extend(e),
         }
     }
+    // With nothing to write, a secret whose source waits for the user to log
+    // in does not stop the start: the proxy answers 503 for it with the way
+    // to log in, and the sidecar fetches it once the login works.
+    if dir.is_none() && config.templates.is_empty() {
+        let sources = fetcher.sources();
+        let (waiting, rest): (Vec<_>, Vec<_>) = failed
+            .into_iter()
+            .partition(|(i, _)| sources[config.secrets[*i].source].login_problem().is_some());
+        failed = rest;
+        let waiting = waiting
+            .into_iter()
+            .map(|(i, e)| (config.secrets[i].name.as_str(), e));
+        for cause in by_cause(waiting) {
+            tracing::warn!(
+                secrets = %names(&cause.secrets),
+                error = %cause.message,
+                "waiting for a login: the proxy answers 503 for these secrets until it works"
+            );
+        }
+    }
     if !failed.is_empty() {
         failed.sort_by_key(|(i, _)| *i);
         return Err(Error::Secrets(
@@ -211,12 +232,14 @@ pub async fn run(
                 .collect(),
         ));
     }
-    let (fetched, rendered): (Vec<Fetched>, Vec<Vec<Rendered>>) =
-        done.into_iter().flatten().unzip();
+    let (fetched, rendered): (Vec<Option<Fetched>>, Vec<Vec<Rendered>>) = done
+        .into_iter()
+        .map(|d| d.map_or((None, Vec::new()), |(f, files)| (Some(f), files)))
+        .unzip();
     let mut templates = Vec::with_capacity(config.templates.len());
     let mut failed = Vec::new();
     for t in &config.templates {
-        match template::render(t, &config.secrets, |i| fetched.get(i)) {
+        match template::render(t, &config.secrets, |i| fetched.get(i)?.as_ref()) {
             Ok(r) => templates.push(r),
             Err(e) => {
                 tracing::warn!(template = %t.file, error = %e, "failed");
@@ -228,10 +251,12 @@ pub async fn run(
         return Err(Error::Templates(failed));
     }
     let Some(dir) = dir else {
+        let held = fetched.iter().flatten().count();
         tracing::info!(
-            secrets = config.secrets.len(),
+            secrets = held,
+            waiting = fetched.len() - held,
             elapsed_ms = clock.elapsed().as_millis() as u64,
-            "all secrets fetched; held in memory for the proxy, no file written"
+            "secrets fetched; held in memory for the proxy, no file written"
         );
         return Ok(Report {
             changed: vec![false; fetched.len()],

@@ -151,14 +151,18 @@ impl Engine {
         let started = Instant::now();
         let mut held = Snapshot::new(config.clone(), fetcher.sources().to_vec());
         for (i, secret) in config.secrets.iter().enumerate() {
+            // A secret waiting for a login is fetched by the first round.
+            let Some(fetched) = &report.fetched[i] else {
+                continue;
+            };
             metrics.success(&secret.name);
-            held.put(&secret.name, &report.fetched[i]);
+            held.put(&secret.name, fetched);
             if report.changed[i] {
                 metrics.wrote(&secret.name);
             }
         }
         let mut plan = Plan::new(config, draws(&fetcher), fetcher.sources().len(), started);
-        let mut fetched: Vec<Option<Fetched>> = report.fetched.into_iter().map(Some).collect();
+        let mut fetched = report.fetched;
         let paces = fetcher.paces();
         for members in fetch::groups(&plan.config) {
             let age = members.iter().find_map(|&i| ages[i]).unwrap_or_default();
