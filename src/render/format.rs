@@ -488,9 +488,12 @@ mod tests {
         "}{$}{${}",
     ];
 
-    #[test]
-    fn dotenv_reads_back_exactly_through_python_dotenv() {
-        let pairs: Vec<(String, &[u8])> = NASTY
+    /// `values` as `V0`, `V1`, … rendered as `dotenv`, what the test bed's
+    /// python-dotenv (interpolation on) reads back, and what was written.
+    fn through_python_dotenv(
+        values: &[&str],
+    ) -> (String, BTreeMap<String, String>, BTreeMap<String, String>) {
+        let pairs: Vec<(String, &[u8])> = values
             .iter()
             .enumerate()
             .map(|(i, v)| (format!("V{i}"), v.as_bytes()))
@@ -516,20 +519,67 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.clone(), String::from_utf8(v.to_vec()).unwrap()))
             .collect();
+        (text, read, want)
+    }
+
+    #[test]
+    fn dotenv_reads_back_exactly_through_python_dotenv() {
+        let (text, read, want) = through_python_dotenv(&NASTY);
         assert_eq!(read, want, "{text}");
+    }
+
+    /// What `sh` reads back from `v` written as `env` and sourced.
+    fn through_sh(v: &str) -> String {
+        let f = fields(&[("V", v.as_bytes())]);
+        let script = one(Format::Env, None, None, &f).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{script}printf %s \"$V\""))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     #[test]
     fn env_output_is_safe_to_source() {
         for nasty in NASTY {
-            let f = fields(&[("V", nasty.as_bytes())]);
-            let script = one(Format::Env, None, None, &f).unwrap();
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!("{script}printf %s \"$V\""))
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8(out.stdout).unwrap(), nasty);
+            assert_eq!(through_sh(nasty), nasty);
+        }
+    }
+
+    /// Values built from what dotenv and shell readers treat specially, and
+    /// arbitrary text.
+    fn values() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let special = prop::sample::select(vec![
+            '$', '{', '}', ':', '-', '\\', '\'', '"', '`', '\n', '\r', '\t', ' ', '#', '=', 'a',
+            'é',
+        ]);
+        prop_oneof![
+            prop::collection::vec(special, 0..16).prop_map(|v| v.into_iter().collect()),
+            any::<String>(),
+        ]
+        .prop_filter("no NUL: no environment holds one", |v| !v.contains('\0'))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn env_round_trips_through_sh(v in values()) {
+            proptest::prop_assert_eq!(through_sh(&v), v);
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+
+        /// Many values per case: one python-dotenv run reads them all.
+        #[test]
+        fn dotenv_round_trips_through_python_dotenv(vs in proptest::collection::vec(values(), 1..32)) {
+            let refs: Vec<&str> = vs.iter().map(String::as_str).collect();
+            let (text, read, want) = through_python_dotenv(&refs);
+            proptest::prop_assert_eq!(read, want, "{}", text);
         }
     }
 }
