@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::config::duration;
+
 const EXAMPLE: &str = "\
 Example:
   ramsecrets check --config examples/dev.yaml
@@ -198,8 +200,8 @@ pub struct CheckArgs {
     /// without writing a file or minting credentials; prints a table.
     #[arg(long)]
     pub online: bool,
-    /// With --online: give up on sources that have not answered by then.
-    #[arg(long, value_name = "DURATION", default_value = "30s", requires = "online", value_parser = crate::config::duration::parse)]
+    /// With --online: give up on sources that have not answered by then (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", requires = "online", value_parser = duration::at_least(Duration::from_secs(1)))]
     pub timeout: Duration,
 }
 
@@ -209,8 +211,8 @@ pub struct InitArgs {
     /// The config file.
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Give up (and write nothing) when all secrets are not fetched by then.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::config::duration::parse)]
+    /// Give up (and write nothing) when all secrets are not fetched by then (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration::at_least(Duration::from_secs(1)))]
     pub timeout: Duration,
     /// Vault secrets fetched at once (AWS secrets are batched, 20 per call).
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -223,8 +225,8 @@ pub struct RunArgs {
     /// The config file (watched: valid changes are reloaded).
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Give up when the first render is not done by then.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::config::duration::parse)]
+    /// Give up when the first render is not done by then (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration::at_least(Duration::from_secs(1)))]
     pub timeout: Duration,
 }
 
@@ -284,8 +286,8 @@ pub struct DrillArgs {
     /// The app is healthy when `sh -c CMD` exits 0.
     #[arg(long, value_name = "CMD", conflicts_with = "check_url")]
     pub check: Option<String>,
-    /// Time between health checks.
-    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = crate::config::duration::parse)]
+    /// Time between health checks (at least 10ms).
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = duration::at_least(Duration::from_millis(10)))]
     pub check_interval: Duration,
     /// Drive steady GET requests at URL during the whole drill, counting failures and latency.
     #[arg(long, value_name = "URL")]
@@ -293,11 +295,11 @@ pub struct DrillArgs {
     /// Requests a second of --load.
     #[arg(long, value_name = "N", default_value_t = 20, requires = "load", value_parser = clap::value_parser!(u32).range(1..=5000))]
     pub rps: u32,
-    /// Time the app has to recover, from the rotation.
-    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::config::duration::parse)]
+    /// Time the app has to recover, from the rotation (at least 1s).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration::at_least(Duration::from_secs(1)))]
     pub deadline: Duration,
-    /// Time the app must then stay healthy to count as recovered.
-    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = crate::config::duration::parse)]
+    /// Time the app must then stay healthy to count as recovered (at least 100ms).
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = duration::at_least(Duration::from_millis(100)))]
     pub settle: Duration,
     /// Failed --load requests allowed.
     #[arg(long, value_name = "N", default_value_t = 0)]

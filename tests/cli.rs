@@ -214,6 +214,28 @@ fn usage_errors_exit_64() {
         &ramsecrets(&["init", "--config", "x", "--timeout", "soon"]),
         64,
     );
+    // Every duration flag has a floor: below it is a usage error naming it, never a panic.
+    for (args, floor) in [
+        (&["init", "--timeout", "0s"][..], "1s"),
+        (&["run", "--timeout", "500ms"], "1s"),
+        (&["check", "--online", "--timeout", "0s"], "1s"),
+        (
+            &["drill", "--secret", "db", "--check-interval", "0s"],
+            "10ms",
+        ),
+        (&["drill", "--secret", "db", "--deadline", "0s"], "1s"),
+        (&["drill", "--secret", "db", "--settle", "0s"], "100ms"),
+    ] {
+        let mut args = args.to_vec();
+        args.extend(["--config", "x"]);
+        let o = ramsecrets(&args);
+        assert_exit(&o, 64);
+        assert!(
+            text(&o).contains(&format!("is too short: at least {floor}")),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
 }
 
 #[test]

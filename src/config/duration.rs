@@ -66,6 +66,20 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
+/// A reader of durations of at least `min`, for a command-line flag: a
+/// shorter one (`--check-interval 0s`) is a usage error naming the minimum.
+pub fn at_least(
+    min: Duration,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let d = parse(text)?;
+        if d < min {
+            return Err(format!("`{text}` is too short: at least {}", format(min)));
+        }
+        Ok(d)
+    }
+}
+
 /// Prints `d` in the notation [`parse`] reads, largest units first: `5m`,
 /// `1d`, `1h30m`, `250ms`.
 pub fn format(d: Duration) -> String {
@@ -87,6 +101,17 @@ pub fn format(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flag_below_its_minimum_is_refused_naming_it() {
+        let interval = at_least(Duration::from_millis(10));
+        assert_eq!(interval("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(
+            interval("0s"),
+            Err("`0s` is too short: at least 10ms".to_owned())
+        );
+        assert!(interval("soon").unwrap_err().contains("not a duration"));
+    }
 
     #[test]
     fn reads_the_documented_units() {
