@@ -35,12 +35,13 @@ pub mod telemetry;
 
 /// The tables of otherwise private modules that the book's reference pages are
 /// generated from (`tests/reference.rs`): the injector's annotations (its own, and
-/// what it does with vault-k8s's) and the drill's exit codes.
+/// what it does with vault-k8s's) and metrics, and the drill's exit codes.
 pub mod reference {
     pub use crate::drill::{FAILED as DRILL_FAILED, INTERRUPTED as DRILL_INTERRUPTED};
     pub use crate::inject::compat::{
         Support as VaultK8sSupport, ANNOTATIONS as VAULT_K8S_ANNOTATIONS,
         PREFIX as VAULT_K8S_PREFIX,
     };
+    pub use crate::inject::server::metrics_text as injector_metrics;
     pub use crate::inject::spec::{ANNOTATIONS, INJECTED, PREFIX, RENDERED_CA, RENDERED_CONFIG};
 }

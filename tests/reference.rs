@@ -338,22 +338,10 @@ fn the_vault_k8s_annotation_reference_is_current() {
 
 // ---- metrics, from the registry ----
 
-#[test]
-fn the_metrics_reference_is_current() {
-    let config = ramsecrets::config::Config::parse(
-        "sources:\n  - file: { path: x }\noutput: { dir: /x }\nsecrets:\n  - name: db\n    kv: { mount: secret, path: db }\n    on_change: [ { exec: [\"true\"] } ]\n",
-        std::path::Path::new("/"),
-    )
-    .unwrap();
-    let m = ramsecrets::telemetry::metrics::Metrics::new(true);
-    // One event of each kind, so that every series shows its labels.
-    m.declare(&config);
-    m.expires("db", std::time::SystemTime::now());
-    m.version("db", Some("3"), Some("lease/1"));
-    m.api_calls("aws", "BatchGetSecretValue", 1);
-    m.proxy_request(200);
-    let text = m.render();
-    let mut body = String::from("| metric | type | labels | meaning |\n|---|---|---|---|\n");
+/// One row per metric family of an OpenMetrics text: its name as scraped, type,
+/// labels (of its first series) and help.
+fn table(text: &str) -> String {
+    let mut rows = String::from("| metric | type | labels | meaning |\n|---|---|---|---|\n");
     for family in text.split("# HELP ").skip(1) {
         let (name, rest) = family.split_once(' ').unwrap();
         let help = rest.lines().next().unwrap_or_default();
@@ -379,20 +367,43 @@ fn the_metrics_reference_is_current() {
             _ => name.to_owned(),
         };
         writeln!(
-            body,
+            rows,
             "| `{shown}` | {kind} | {} | {} |",
             labels.join(", "),
             cell(help)
         )
         .unwrap();
     }
+    rows
+}
+
+#[test]
+fn the_metrics_reference_is_current() {
+    let config = ramsecrets::config::Config::parse(
+        "sources:\n  - file: { path: x }\noutput: { dir: /x }\nsecrets:\n  - name: db\n    kv: { mount: secret, path: db }\n    on_change: [ { exec: [\"true\"] } ]\n",
+        std::path::Path::new("/"),
+    )
+    .unwrap();
+    let m = ramsecrets::telemetry::metrics::Metrics::new(true);
+    // One event of each kind, so that every series shows its labels.
+    m.declare(&config);
+    m.expires("db", std::time::SystemTime::now());
+    m.version("db", Some("3"), Some("lease/1"));
+    m.api_calls("aws", "BatchGetSecretValue", 1);
+    m.proxy_request(200);
+    let body = format!(
+        "## The sidecar\n\nOn `health.listen` of `run`, `exec` and `proxy`.\n\n{}\n\
+         ## The injector\n\nOn `ramsecrets inject`'s HTTPS port, beside `/mutate`.\n\n{}",
+        table(&m.render()),
+        table(&ramsecrets::reference::injector_metrics())
+    );
     current(
         "metrics.md",
         "Metrics",
-        "What the sidecar's `/metrics` serves (with `health.listen` set), from its registry, in \
+        "What `/metrics` serves, from the registries of the sidecar and the injector, in \
          OpenMetrics text (`Content-Type: application/openmetrics-text; version=1.0.0; \
-         charset=utf-8`). Every series of a configured secret, source and action is there from \
-         the start, counters at 0. Labels are names, never values. The `proxy_` series are \
+         charset=utf-8`). Every series of a configured secret, source and action (and each \
+         review result of the injector) is there from the start, counters at 0. Labels are names, never values. The `proxy_` series are \
          there only with a `proxy:` section. [Operations](../operations.md) says what to alert \
          on.",
         &body,
