@@ -342,9 +342,9 @@ fn pods_are_injected_as_stored_by_the_api_server() {
     // pod's sidecar, with tmpfs for the memory volumes and a TokenRequest
     // token for the projected one, against OpenBao's kubernetes auth.
     let token = cp.token(NS, "app", "vault");
-    let out = run_container(&job_pod, "ramsecrets-init", &token, work.path());
+    let out = run_container(&job_pod, "ramsecrets-init", "db", &token, work.path());
     assert_eq!(out.trim(), "from-k8s-login");
-    let out = run_container(&plain, "ramsecrets", &token, work.path());
+    let out = run_container(&plain, "ramsecrets", "db", &token, work.path());
     assert_eq!(out.trim(), "from-k8s-login");
 
     // Its metrics counted what the API server sent.
@@ -383,8 +383,8 @@ fn pods_are_injected_as_stored_by_the_api_server() {
 /// ramsecrets can tell: the same args, its volume mounts at the same paths
 /// (a private mount namespace, tmpfs for the memory and downward-API volumes,
 /// `token` as the projected token), until its secrets are written; returns
-/// the `db` file.
-fn run_container(pod: &Value, name: &str, token: &str, dir: &Path) -> String {
+/// the secrets' `file`.
+fn run_container(pod: &Value, name: &str, file: &str, token: &str, dir: &Path) -> String {
     let spec = &pod["spec"];
     let c = spec["initContainers"]
         .as_array()
@@ -441,7 +441,7 @@ fn run_container(pod: &Value, name: &str, token: &str, dir: &Path) -> String {
         .collect();
     let verb = args[0].clone();
     let bin = env!("CARGO_BIN_EXE_ramsecrets");
-    let db = format!("{secrets_path}/db");
+    let db = format!("{secrets_path}/{file}");
     // `init` exits when done; the sidecar runs until its file is there, then stops.
     match verb.as_str() {
         "init" => script.push_str(&format!("{bin} \"$@\"\ncat {db}\n")),
@@ -469,6 +469,95 @@ fn run_container(pod: &Value, name: &str, token: &str, dir: &Path) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
+}
+
+/// The pods of vault-k8s's documentation (getting started, a template for a
+/// database URL, `pre-populate-only` for a Job), with the test bed's role and
+/// path, are admitted with `inject.compat: vault-k8s`, stored by the API
+/// server, and their injected containers write `/vault/secrets` from OpenBao.
+#[test]
+fn vault_k8s_pods_are_injected_as_stored_by_the_api_server() {
+    let cp = ControlPlane::start();
+    let bao = cp.bao_with_kubernetes_auth(NS, "1h");
+    let work = scratch();
+    let injector = start_injector(
+        &cp,
+        work.path(),
+        &bao.addr,
+        free_port(),
+        None,
+        json!({ "compat": "vault-k8s", "defaults": { "health_port": free_port() } }),
+    );
+    register(&cp, "ramsecrets", NS, injector.port, &injector.ca_pem);
+    wait_for_webhook(&cp, NS);
+    let getting_started = json!({
+        "vault.hashicorp.com/agent-inject": "true",
+        "vault.hashicorp.com/role": "app",
+        "vault.hashicorp.com/agent-inject-secret-database-config.txt": "secret/data/app/db",
+    });
+    let mut url = getting_started.clone();
+    url["vault.hashicorp.com/agent-inject-template-database-config.txt"] = json!(
+        "{{- with secret \"secret/data/app/db\" -}}\npostgresql://app:{{ .Data.data.password }}@postgres:5432/wizard\n{{- end -}}\n"
+    );
+    let mut job = url.clone();
+    job["vault.hashicorp.com/agent-pre-populate-only"] = json!("true");
+    let mut job_spec = app_spec();
+    job_spec["restartPolicy"] = json!("Never");
+
+    let plain = create(
+        &cp,
+        NS,
+        &pod("getting-started", getting_started, app_spec()),
+    )
+    .unwrap();
+    assert_eq!(names(&plain["spec"]["initContainers"]), ["ramsecrets"]);
+    let mounts = plain["spec"]["containers"][0]["volumeMounts"].to_string();
+    assert!(mounts.contains("\"/vault/secrets\""), "{mounts}");
+    let with_url = create(&cp, NS, &pod("db-url", url, app_spec())).unwrap();
+    let job_pod = create(&cp, NS, &pod("job", job, job_spec)).unwrap();
+    assert_eq!(
+        names(&job_pod["spec"]["initContainers"]),
+        ["ramsecrets-init"]
+    );
+
+    // Refused at admission, naming the annotation: an unsupported one, a template beyond the subset.
+    for (extra, key) in [
+        (
+            json!({ "vault.hashicorp.com/agent-json-patch": "[]" }),
+            "vault.hashicorp.com/agent-json-patch",
+        ),
+        (
+            json!({ "vault.hashicorp.com/agent-inject-template-database-config.txt": "{{ with pkiCert \"pki/issue/x\" }}{{ end }}" }),
+            "vault.hashicorp.com/agent-inject-template-database-config.txt",
+        ),
+    ] {
+        let mut a = json!({
+            "vault.hashicorp.com/agent-inject": "true",
+            "vault.hashicorp.com/agent-inject-secret-database-config.txt": "secret/data/app/db",
+        });
+        a.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let refused = create(&cp, NS, &pod("refused", a, app_spec())).unwrap_err();
+        assert!(refused.contains(key), "{extra}: {refused}");
+    }
+
+    let token = cp.token(NS, "app", "vault");
+    let file = "database-config.txt";
+    let out = run_container(&plain, "ramsecrets", file, &token, work.path());
+    assert!(
+        out.starts_with("data: map[password:from-k8s-login]\nmetadata: map[created_time:"),
+        "{out}"
+    );
+    let url = "postgresql://app:from-k8s-login@postgres:5432/wizard";
+    assert_eq!(
+        run_container(&with_url, "ramsecrets", file, &token, work.path()),
+        url
+    );
+    assert_eq!(
+        run_container(&job_pod, "ramsecrets-init", file, &token, work.path()),
+        url
+    );
 }
 
 #[test]
