@@ -107,6 +107,7 @@ fn deny(key: &str, why: impl Into<String>) -> Denial {
     Denial {
         key: format!("{PREFIX}{key}"),
         why: why.into(),
+        more: Vec::new(),
     }
 }
 
@@ -156,6 +157,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
                     .collect::<Vec<_>>()
                     .join("; "),
             },
+            more: Vec::new(),
         });
     }
     let default_json = match ours.get("agent-inject-default-template").copied() {
@@ -276,8 +278,9 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
 /// A denial about a `ramsecrets.io/` annotation made from this pod's
 /// vault-k8s ones, blamed on the vault-k8s annotation it came from.
 pub fn blame(d: Denial) -> Denial {
+    let more = d.more.into_iter().map(blame).collect();
     let Some(key) = d.key.strip_prefix(super::spec::PREFIX) else {
-        return d;
+        return Denial { more, ..d };
     };
     let theirs = match key.split_once('.') {
         Some(("secret" | "format", name)) => format!("agent-inject-secret-{name}"),
@@ -290,7 +293,10 @@ pub fn blame(d: Denial) -> Denial {
             _ => "agent-inject".into(),
         },
     };
-    deny(&theirs, d.why)
+    Denial {
+        more,
+        ..deny(&theirs, d.why)
+    }
 }
 
 #[cfg(test)]

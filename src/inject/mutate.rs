@@ -148,6 +148,18 @@ impl Adds {
     }
 }
 
+/// Whether `pod` is meant to end: a Job's, or one that is not restarted.
+fn runs_to_completion(pod: &Pod) -> bool {
+    let owned_by_job = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "Job");
+    let restart = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref());
+    owned_by_job || matches!(restart, Some("Never" | "OnFailure"))
+}
+
 /// `key` as one JSON Pointer token.
 fn token(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
@@ -171,10 +183,18 @@ fn inject(
         .clone()
         .unwrap_or_else(|| d.mount_path.clone());
     let fs_group = spec.security_context.as_ref().and_then(|s| s.fs_group);
+    // Every problem of the pod is reported at once.
+    let mut problems = Vec::new();
     if request.proxy && fs_group.is_none() {
-        return Err(deny(
+        problems.push(deny(
             "proxy",
             "the app reads the proxy's token through the pod's fsGroup: set spec.securityContext.fsGroup",
+        ));
+    }
+    if request.mode == Mode::Sidecar && !injector.native_sidecar && runs_to_completion(pod) {
+        problems.push(deny(
+            "mode",
+            "this pod runs to completion (a Job's, or restartPolicy Never/OnFailure), and before Kubernetes 1.29 the sidecar would keep it running for ever: set ramsecrets.io/mode: init-only",
         ));
     }
     // Files are readable by the app through the pod's fsGroup when it has one.
@@ -182,7 +202,7 @@ fn inject(
 
     for v in spec.volumes.iter().flatten() {
         if [SECRETS, STATE, TOKEN, CONFIG].contains(&v.name.as_str()) {
-            return Err(deny(
+            problems.push(deny(
                 "inject",
                 format!("the pod already has a volume named {}", v.name),
             ));
@@ -195,12 +215,9 @@ fn inject(
         .map(|c| c.name.as_str())
         .collect();
     let app_names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
-    if let Some(selected) = &request.containers {
-        if let Some(missing) = selected
-            .iter()
-            .find(|n| !app_names.contains(&n.as_str()) && !init_names.contains(&n.as_str()))
-        {
-            return Err(deny(
+    for missing in request.containers.iter().flatten() {
+        if !app_names.contains(&missing.as_str()) && !init_names.contains(&missing.as_str()) {
+            problems.push(deny(
                 "containers",
                 format!("the pod has no container `{missing}`"),
             ));
@@ -208,11 +225,13 @@ fn inject(
     }
     let mut position = 0;
     for name in &request.after {
-        let i = init_names
-            .iter()
-            .position(|n| n == name)
-            .ok_or_else(|| deny("after", format!("the pod has no init container `{name}`")))?;
-        position = position.max(i + 1);
+        match init_names.iter().position(|n| n == name) {
+            Some(i) => position = position.max(i + 1),
+            None => problems.push(deny(
+                "after",
+                format!("the pod has no init container `{name}`"),
+            )),
+        }
     }
     for c in spec
         .containers
@@ -220,7 +239,7 @@ fn inject(
         .chain(spec.init_containers.iter().flatten())
     {
         if [SIDECAR, INIT].contains(&c.name.as_str()) {
-            return Err(deny(
+            problems.push(deny(
                 "inject",
                 format!("the pod already has a container named {}", c.name),
             ));
@@ -231,7 +250,7 @@ fn inject(
             .flatten()
             .find(|m| m.mount_path.trim_end_matches('/') == mount_path);
         if let Some(m) = clash {
-            return Err(deny(
+            problems.push(deny(
                 "mount-path",
                 format!(
                     "container {} already mounts {} at {mount_path}",
@@ -239,6 +258,9 @@ fn inject(
                 ),
             ));
         }
+    }
+    if let Some(all) = Denial::all(problems) {
+        return Err(all);
     }
 
     // The config: from the annotations, or the whole file from a ConfigMap.

@@ -412,3 +412,41 @@ fn the_patch_only_adds_and_unknown_fields_stay_on_their_container() {
         ["data", SECRETS]
     );
 }
+
+#[test]
+fn before_1_29_a_pod_that_runs_to_completion_needs_init_only() {
+    let inj = injector((1, 28));
+    let ann = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db" });
+    let mut job = pod(ann.clone(), app());
+    job["metadata"]["ownerReferences"] = json!([{ "apiVersion": "batch/v1", "kind": "Job",
+        "name": "migrate", "uid": "1", "controller": true }]);
+    let mut never = pod(ann.clone(), app());
+    never["spec"]["restartPolicy"] = json!("Never");
+    for p in [&job, &never] {
+        let message = denial(&inj, p);
+        assert!(
+            message.contains("ramsecrets.io/mode") && message.contains("init-only"),
+            "{message}"
+        );
+        // From 1.29 the native sidecar ends with the pod.
+        admitted(&injector((1, 29)), p, "apps");
+    }
+    let mut init_only = job.clone();
+    init_only["metadata"]["annotations"]["ramsecrets.io/mode"] = json!("init-only");
+    admitted(&inj, &init_only, "apps");
+}
+
+#[test]
+fn every_problem_of_the_pod_is_reported_at_once() {
+    let inj = injector((1, 35));
+    let ann = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db",
+        "ramsecrets.io/containers": "app,nosuch", "ramsecrets.io/after": "istio-init",
+        "ramsecrets.io/proxy": "true" });
+    let message = denial(&inj, &pod(ann, app()));
+    for key in ["proxy", "containers", "after"] {
+        assert!(
+            message.contains(&format!("annotation ramsecrets.io/{key}:")),
+            "{key}: {message}"
+        );
+    }
+}

@@ -9,10 +9,13 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use super::spec::{deny, Address, Denial, PodRequest, PREFIX};
+use super::spec::{deny, Address, Denial, PodRequest};
 use super::{Injector, PodSource};
 use crate::config::Config;
 
+/// The directory of ramsecrets' own volumes in its containers (config,
+/// token, state), which the secrets may not be mounted over.
+pub const OWN_DIR: &str = "/run/ramsecrets";
 /// Where the injected containers see their config.
 pub const CONFIG_DIR: &str = "/run/ramsecrets/config";
 /// The config file in it.
@@ -192,32 +195,31 @@ pub fn render(
     Ok(text)
 }
 
-/// Validates `text` as ramsecrets would at start in the pod; the first
-/// problem is reported against the annotation that caused it.
+/// Validates `text` as ramsecrets would at start in the pod; every problem
+/// is reported against the annotation that caused it.
 fn check(text: &str, request: &PodRequest) -> Result<(), Denial> {
     let Err(problems) = Config::parse(text, Path::new("/")) else {
         return Ok(());
     };
-    let p = &problems[0];
-    // `secrets[i].field…` → `field.NAME` (or `secret.NAME` for the address).
-    let key = p
-        .path
-        .strip_prefix("secrets[")
-        .and_then(|rest| rest.split_once(']'))
-        .and_then(|(i, field)| {
-            let name = &request.secrets.get(i.parse::<usize>().ok()?)?.name;
-            let field = field.trim_start_matches('.');
-            let field = field.split(['.', '[']).next().unwrap_or_default();
-            Some(match field {
-                "file" | "format" | "key" | "template" | "mode" | "previous" => {
-                    format!("{field}.{name}")
-                }
-                _ => format!("secret.{name}"),
+    let blamed = problems.iter().map(|p| {
+        // `secrets[i].field…` → `field.NAME` (or `secret.NAME` for the address).
+        let key = p
+            .path
+            .strip_prefix("secrets[")
+            .and_then(|rest| rest.split_once(']'))
+            .and_then(|(i, field)| {
+                let name = &request.secrets.get(i.parse::<usize>().ok()?)?.name;
+                let field = field.trim_start_matches('.');
+                let field = field.split(['.', '[']).next().unwrap_or_default();
+                Some(match field {
+                    "file" | "format" | "key" | "template" | "mode" | "previous" => {
+                        format!("{field}.{name}")
+                    }
+                    _ => format!("secret.{name}"),
+                })
             })
-        })
-        .unwrap_or_else(|| "inject".to_owned());
-    Err(Denial {
-        key: format!("{PREFIX}{key}"),
-        why: p.message.clone(),
-    })
+            .unwrap_or_else(|| "inject".to_owned());
+        deny(&key, p.message.clone())
+    });
+    Denial::all(blamed.collect()).map_or(Ok(()), Err)
 }

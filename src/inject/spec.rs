@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use super::podconfig::OWN_DIR;
+
 /// The annotation prefix.
 pub const PREFIX: &str = "ramsecrets.io/";
 /// Set by the injector on a pod it changed: a pod that carries it is left as it is.
@@ -15,12 +17,14 @@ pub const RENDERED_CA: &str = "ramsecrets.io/rendered-ca.";
 
 /// Why a pod is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("annotation {key}: {why}")]
+#[error("annotation {key}: {why}{}", more.iter().map(|d| format!("; {d}")).collect::<String>())]
 pub struct Denial {
     /// The annotation (or the pod field) at fault.
     pub key: String,
     /// What is wrong with it.
     pub why: String,
+    /// The other problems found in the same pass: a pod hears of them all at once.
+    pub more: Vec<Denial>,
 }
 
 /// A denial of `key` (without the prefix).
@@ -28,6 +32,17 @@ pub fn deny(key: &str, why: impl Into<String>) -> Denial {
     Denial {
         key: format!("{PREFIX}{key}"),
         why: why.into(),
+        more: Vec::new(),
+    }
+}
+
+impl Denial {
+    /// One denial that reports every one of `problems`; `None` when there is none.
+    pub fn all(problems: Vec<Denial>) -> Option<Denial> {
+        let mut problems = problems.into_iter();
+        let mut first = problems.next()?;
+        first.more.extend(problems);
+        Some(first)
     }
 }
 
@@ -167,7 +182,7 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
     ),
     (
         "mode",
-        "`sidecar` (default) or `init-only` (Jobs and CronJobs: one init container, so the pod completes)",
+        "`sidecar` (default) or `init-only` (Jobs and CronJobs: one init container, so the pod completes; before Kubernetes 1.29 a pod that runs to completion is refused in `sidecar` mode)",
     ),
     (
         "containers",
@@ -179,11 +194,11 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
     ),
     (
         "mount-path",
-        "where the app sees the files (default: the injector's `defaults.mount_path`)",
+        "where the app sees the files (default: the injector's `defaults.mount_path`); not `/`, `/etc`, under `/proc`, `/dev` or `/sys`, nor over `/run/ramsecrets`, where ramsecrets mounts its own volumes",
     ),
     (
         "proxy",
-        "`\"true\"`: the sidecar also serves the local proxy on 127.0.0.1:2773; its token is `MOUNT/.proxy-token`, which the app reads through the pod's `fsGroup` (required)",
+        "`\"true\"`: the sidecar also serves the local proxy on 127.0.0.1:2773; its token is `MOUNT/.proxy-token`, which the app reads through the pod's `fsGroup` (required); not with `mode: init-only`",
     ),
     (
         "config-map",
@@ -256,79 +271,91 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
         vault: VaultOverrides::default(),
     };
     let mut per_secret: Vec<(&str, &str, &str)> = Vec::new();
+    let mut problems = Vec::new();
     for &(key, value) in &ours {
-        let non_empty = |v: &str| match v.trim().is_empty() {
-            true => Err(deny(key, "must not be empty")),
-            false => Ok(v.to_owned()),
-        };
-        match key {
-            "inject" => {}
-            "role" => request.role = Some(non_empty(value)?),
-            "source" => request.source = Some(non_empty(value)?),
-            "mode" => {
-                request.mode = match value {
-                    "sidecar" => Mode::Sidecar,
-                    "init-only" => Mode::InitOnly,
-                    _ => {
+        let mut read = || -> Result<(), Denial> {
+            let non_empty = |v: &str| match v.trim().is_empty() {
+                true => Err(deny(key, "must not be empty")),
+                false => Ok(v.to_owned()),
+            };
+            match key {
+                "inject" => {}
+                "role" => request.role = Some(non_empty(value)?),
+                "source" => request.source = Some(non_empty(value)?),
+                "mode" => {
+                    request.mode = match value {
+                        "sidecar" => Mode::Sidecar,
+                        "init-only" => Mode::InitOnly,
+                        _ => {
+                            return Err(deny(
+                                key,
+                                format!("`{value}` is not `sidecar` or `init-only`"),
+                            ))
+                        }
+                    }
+                }
+                "containers" => request.containers = Some(list(key, value)?),
+                "after" => request.after = list(key, value)?,
+                "mount-path" => {
+                    let p = non_empty(value)?;
+                    if !p.starts_with('/') || p.split('/').any(|s| s == "..") || p.contains(':') {
                         return Err(deny(
                             key,
-                            format!("`{value}` is not `sidecar` or `init-only`"),
-                        ))
+                            format!("`{p}` is not an absolute path without `..`"),
+                        ));
                     }
-                }
-            }
-            "containers" => request.containers = Some(list(key, value)?),
-            "after" => request.after = list(key, value)?,
-            "mount-path" => {
-                let p = non_empty(value)?;
-                if !p.starts_with('/') || p.split('/').any(|s| s == "..") || p.contains(':') {
-                    return Err(deny(
-                        key,
-                        format!("`{p}` is not an absolute path without `..`"),
-                    ));
-                }
-                request.mount_path = Some(p.trim_end_matches('/').to_owned());
-            }
-            "proxy" => request.proxy = boolean(key, value)?,
-            "config-map" => {
-                if !is_name(value) {
-                    return Err(deny(key, format!("`{value}` is not a ConfigMap name")));
-                }
-                request.config_map = Some(value.to_owned());
-            }
-            _ if key == "injected" || key.starts_with("rendered-") => {
-                return Err(deny(key, "is set by the injector, not by pods"));
-            }
-            _ => match key.split_once('.') {
-                Some(("secret", name)) => {
-                    if !is_name(name) {
-                        return Err(deny(key, format!("`{name}` is not a secret name (lowercase letters, digits, `-`, `_`, `.`)")));
+                    let p = p.trim_end_matches('/');
+                    if let Some(why) = reserved(p) {
+                        return Err(deny(key, format!("`{value}` {why}")));
                     }
-                    request.secrets.push(SecretSpec {
-                        name: name.to_owned(),
-                        address: address(key, value)?,
-                        file: None,
-                        format: None,
-                        key: None,
-                        template: None,
-                        mode: None,
-                        previous: false,
-                    });
+                    request.mount_path = Some(p.to_owned());
                 }
-                Some((field, name)) if PER_SECRET.contains(&field) => {
-                    per_secret.push((field, name, value))
+                "proxy" => request.proxy = boolean(key, value)?,
+                "config-map" => {
+                    if !is_name(value) {
+                        return Err(deny(key, format!("`{value}` is not a ConfigMap name")));
+                    }
+                    request.config_map = Some(value.to_owned());
                 }
-                _ => return Err(deny(key, format!("unknown: expected {}", known()))),
-            },
+                _ if key == "injected" || key.starts_with("rendered-") => {
+                    return Err(deny(key, "is set by the injector, not by pods"));
+                }
+                _ => match key.split_once('.') {
+                    Some(("secret", name)) => {
+                        if !is_name(name) {
+                            return Err(deny(key, format!("`{name}` is not a secret name (lowercase letters, digits, `-`, `_`, `.`)")));
+                        }
+                        request.secrets.push(SecretSpec {
+                            name: name.to_owned(),
+                            address: address(key, value)?,
+                            file: None,
+                            format: None,
+                            key: None,
+                            template: None,
+                            mode: None,
+                            previous: false,
+                        });
+                    }
+                    Some((field, name)) if PER_SECRET.contains(&field) => {
+                        per_secret.push((field, name, value))
+                    }
+                    _ => return Err(deny(key, format!("unknown: expected {}", known()))),
+                },
+            }
+            Ok(())
+        };
+        if let Err(d) = read() {
+            problems.push(d);
         }
     }
     for (field, name, value) in per_secret {
         let key = format!("{field}.{name}");
         let Some(s) = request.secrets.iter_mut().find(|s| s.name == name) else {
-            return Err(deny(
+            problems.push(deny(
                 &key,
                 format!("there is no ramsecrets.io/secret.{name}"),
             ));
+            continue;
         };
         let value = Some(value.to_owned());
         match field {
@@ -337,19 +364,49 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
             "key" => s.key = value,
             "template" => s.template = value,
             "mode" => s.mode = value,
-            _ => s.previous = boolean(&key, value.as_deref().unwrap_or_default())?,
+            _ => match boolean(&key, value.as_deref().unwrap_or_default()) {
+                Ok(b) => s.previous = b,
+                Err(d) => problems.push(d),
+            },
         }
     }
     match (&request.config_map, request.secrets.is_empty()) {
-        (Some(_), false) => Err(deny(
+        (Some(_), false) => problems.push(deny(
             "config-map",
             "takes the whole config, so it cannot be combined with secret.NAME annotations",
         )),
-        (None, true) => Err(deny(
+        (None, true) if problems.is_empty() => problems.push(deny(
             "inject",
             "no secrets: add ramsecrets.io/secret.NAME annotations or ramsecrets.io/config-map",
         )),
-        _ => Ok(Parsed::Inject(Box::new(request))),
+        _ => {}
+    }
+    if request.proxy && request.mode == Mode::InitOnly {
+        problems.push(deny(
+            "proxy",
+            "\"true\" needs the sidecar, which ramsecrets.io/mode: init-only does not run",
+        ));
+    }
+    match Denial::all(problems) {
+        Some(all) => Err(all),
+        None => Ok(Parsed::Inject(Box::new(request))),
+    }
+}
+
+/// Why the secrets cannot be mounted at `path` (without a trailing `/`): the
+/// root or `/etc` would hide the container's own files, the kernel's
+/// filesystems cannot be covered, and ramsecrets' own volumes live under
+/// [`OWN_DIR`].
+fn reserved(path: &str) -> Option<&'static str> {
+    let under = |dir: &str| path == dir || path.starts_with(&format!("{dir}/"));
+    if path.is_empty() || path == "/etc" {
+        Some("would hide the container's own files")
+    } else if ["/proc", "/dev", "/sys"].into_iter().any(under) {
+        Some("is a kernel filesystem")
+    } else if under(OWN_DIR) || OWN_DIR.starts_with(&format!("{path}/")) {
+        Some("is where ramsecrets mounts its own volumes (/run/ramsecrets)")
+    } else {
+        None
     }
 }
 

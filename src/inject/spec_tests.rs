@@ -47,7 +47,7 @@ fn every_annotation_is_read() {
         ("containers", "app, worker"),
         ("after", "istio-init"),
         ("mount-path", "/secrets/"),
-        ("proxy", "true"),
+        ("proxy", "false"),
     ]);
     assert_eq!(r.role.as_deref(), Some("app"));
     assert_eq!(r.source.as_deref(), Some("vault"));
@@ -55,7 +55,7 @@ fn every_annotation_is_read() {
     assert_eq!(r.containers, Some(vec!["app".into(), "worker".into()]));
     assert_eq!(r.after, vec!["istio-init".to_string()]);
     assert_eq!(r.mount_path.as_deref(), Some("/secrets"));
-    assert!(r.proxy);
+    assert!(!r.proxy, "the proxy needs the sidecar");
     let by = |n: &str| r.secrets.iter().find(|s| s.name == n).unwrap().clone();
     assert_eq!(
         by("db").address,
@@ -282,4 +282,80 @@ fn the_annotation_table_is_what_the_parser_reads() {
     assert!(
         d.why.contains("inject, secret.NAME, file.NAME") && d.why.ends_with("proxy or config-map")
     );
+}
+
+#[test]
+fn every_bad_annotation_is_reported_at_once() {
+    let d = denied(&[
+        ("inject", "true"),
+        ("colour", "blue"),
+        ("mode", "daemon"),
+        ("secret.db", "nosuch:x"),
+        ("file.other", "x"),
+    ]);
+    let keys: Vec<&str> = std::iter::once(&d)
+        .chain(&d.more)
+        .map(|d| d.key.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "ramsecrets.io/colour",
+            "ramsecrets.io/mode",
+            "ramsecrets.io/secret.db",
+            "ramsecrets.io/file.other"
+        ],
+        "{d}"
+    );
+    let text = d.to_string();
+    assert!(
+        text.contains("annotation ramsecrets.io/colour: unknown")
+            && text.contains("; annotation ramsecrets.io/file.other: there is no"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_mount_path_cannot_cover_system_or_ramsecrets_own_directories() {
+    for path in [
+        "/",
+        "/etc",
+        "/etc/",
+        "/proc",
+        "/proc/self",
+        "/dev",
+        "/dev/shm",
+        "/sys",
+        "/run",
+        "/run/ramsecrets",
+        "/run/ramsecrets/config",
+        "/run/ramsecrets/state/x",
+    ] {
+        let d = denied(&[
+            ("inject", "true"),
+            ("secret.db", "kv:s/db"),
+            ("mount-path", path),
+        ]);
+        assert_eq!(d.key, "ramsecrets.io/mount-path", "{path}: {d}");
+    }
+    for path in ["/etc/app", "/run/secrets/app", "/devices", "/secrets"] {
+        let r = request(&[
+            ("inject", "true"),
+            ("secret.db", "kv:s/db"),
+            ("mount-path", path),
+        ]);
+        assert_eq!(r.mount_path.as_deref(), Some(path));
+    }
+}
+
+#[test]
+fn the_proxy_needs_the_sidecar() {
+    let d = denied(&[
+        ("inject", "true"),
+        ("secret.db", "kv:s/db"),
+        ("mode", "init-only"),
+        ("proxy", "true"),
+    ]);
+    assert_eq!(d.key, "ramsecrets.io/proxy", "{d}");
+    assert!(d.why.contains("init-only"), "{d}");
 }
