@@ -19,8 +19,15 @@ use crate::secret::Fetched;
 /// Why a cycle wrote nothing.
 #[derive(Debug)]
 pub enum Error {
-    /// These secrets failed (in config order); no file of this cycle was written.
-    Secrets(Vec<(String, SecretError)>),
+    /// These secrets failed (in config order); no file of this cycle was
+    /// written. `files`: whether the config writes any (else the message
+    /// does not speak of files).
+    Secrets {
+        /// `(secret name, why)`.
+        failed: Vec<(String, SecretError)>,
+        /// Whether the config writes files.
+        files: bool,
+    },
     /// These templates (by file) failed; no file of this cycle was written.
     Templates(Vec<(String, template::Error)>),
     /// Writing failed; no file of this cycle was written.
@@ -81,11 +88,11 @@ pub fn names(names: &[&str]) -> String {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Secrets(failed) => {
-                match failed.len() {
-                    1 => write!(f, "1 secret failed, no file was written:")?,
-                    n => write!(f, "{n} secrets failed, no file was written:")?,
-                }
+            Error::Secrets { failed, files } => {
+                let n = failed.len();
+                let noun = if n == 1 { "secret" } else { "secrets" };
+                let written = if *files { ", no file was written" } else { "" };
+                write!(f, "{n} {noun} failed{written}:")?;
                 for cause in by_cause(failed.iter().map(|(n, e)| (n.as_str(), e))) {
                     write!(f, "\n  - {}", cause.line())?;
                 }
@@ -114,7 +121,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Output(e) => Some(e),
-            Error::Secrets(_) | Error::Templates(_) => None,
+            Error::Secrets { .. } | Error::Templates(_) => None,
         }
     }
 }
@@ -122,7 +129,9 @@ impl std::error::Error for Error {
 impl ExitCode for Error {
     fn exit(&self) -> Exit {
         match self {
-            Error::Secrets(failed) => failed.first().map_or(Exit::Software, |(_, e)| e.exit()),
+            Error::Secrets { failed, .. } => {
+                failed.first().map_or(Exit::Software, |(_, e)| e.exit())
+            }
             Error::Templates(failed) => failed.first().map_or(Exit::Software, |(_, e)| e.exit()),
             Error::Output(e) => e.exit(),
         }
@@ -225,12 +234,13 @@ pub async fn run(
     }
     if !failed.is_empty() {
         failed.sort_by_key(|(i, _)| *i);
-        return Err(Error::Secrets(
-            failed
+        return Err(Error::Secrets {
+            failed: failed
                 .into_iter()
                 .map(|(i, e)| (config.secrets[i].name.clone(), e))
                 .collect(),
-        ));
+            files: dir.is_some(),
+        });
     }
     let (fetched, rendered): (Vec<Option<Fetched>>, Vec<Vec<Rendered>>) = done
         .into_iter()
@@ -334,19 +344,24 @@ pub(crate) mod tests {
     #[test]
     fn failures_with_one_cause_are_said_once() {
         let e = || SecretError::Source(source::Error::config("file source x: bad"));
-        let failed = Error::Secrets(vec![
-            ("a".into(), e()),
-            ("b".into(), e()),
-            (
-                "c".into(),
-                SecretError::Source(source::Error::not_found("y")),
-            ),
-        ]);
+        let failed = |files| Error::Secrets {
+            failed: vec![
+                ("a".into(), e()),
+                ("b".into(), e()),
+                (
+                    "c".into(),
+                    SecretError::Source(source::Error::not_found("y")),
+                ),
+            ],
+            files,
+        };
         assert_eq!(
-            failed.to_string(),
+            failed(true).to_string(),
             "3 secrets failed, no file was written:\n  - secrets `a` and `b`: file source x: bad\n  - secret `c`: not found: y"
         );
-        assert_eq!(failed.exit(), Exit::Config);
+        assert_eq!(failed(true).exit(), Exit::Config);
+        // A config that writes no files hears nothing about files.
+        assert!(failed(false).to_string().starts_with("3 secrets failed:\n"));
     }
 
     #[test]

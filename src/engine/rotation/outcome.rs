@@ -149,13 +149,17 @@ impl Engine {
                 )
             })
         });
+        let kept = match self.dir {
+            Some(_) => "files left as they are",
+            None => "the values held are kept",
+        };
         for cause in cycle::by_cause(all) {
             tracing::warn!(
                 secrets = %cycle::names(&cause.secrets),
                 failures = cause.first.of.failures,
                 retry_in_ms = cause.first.of.retry.as_millis() as u64,
                 error = %cause.message,
-                "refresh failed; files left as they are"
+                "refresh failed; {kept}"
             );
         }
     }
