@@ -110,9 +110,11 @@ Example:
   ramsecrets check --config examples/dev.yaml
   ramsecrets check --config-only --config examples/vault.yaml
 
-No server is contacted. Beyond the file, check verifies what `init` would
-refuse locally: the output dir exists and is in memory, CA bundles load, and
-every secret of a `file` source is there and renders.
+Without --online no server is contacted. Beyond the file, check verifies what
+`init` would refuse locally: the output dir exists and is in memory, CA bundles
+load, and every secret of a `file` source is there and renders. With --online it
+also logs in with each source and checks that every secret may be read (no file
+is written, no credential minted).
 
 Exit codes: 0 valid (and ready, without --config-only); 78 an invalid config;
 otherwise the code `init` would exit with (65, 73, 78).";

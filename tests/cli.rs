@@ -563,6 +563,13 @@ fn each_command_has_its_own_help() {
         }
     }
     assert!(help("schema").contains("yaml-language-server"));
+    // `check --online` logs in: its help does not say otherwise.
+    let check = help("check");
+    assert!(
+        !check.contains("\nNo server is contacted")
+            && check.contains("Without --online no server is contacted"),
+        "{check}"
+    );
 }
 
 #[test]
