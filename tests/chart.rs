@@ -146,6 +146,20 @@ fn default_values_render_a_hardened_injector() {
     assert_eq!(conditions.len(), 1, "{w}");
     let cel = conditions[0]["expression"].as_str().unwrap();
     assert!(cel.contains("startsWith('ramsecrets.io/')"), "{cel}");
+    // With injection.compat, pods annotated for vault-k8s are sent too, and the
+    // injector serves them.
+    let compat = rendered(&json!({"injection": {"compat": "vault-k8s"}}));
+    let cel = compat.one("MutatingWebhookConfiguration")["webhooks"][0]["matchConditions"][0]
+        ["expression"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        cel.contains("startsWith('ramsecrets.io/') || k == 'vault.hashicorp.com/agent-inject'"),
+        "{cel}"
+    );
+    assert_eq!(compat.config()["inject"]["compat"], "vault-k8s");
+    assert!(r.config()["inject"].get("compat").is_none());
     let labelled = rendered(&json!({"webhook": {"objectSelector":
         {"matchLabels": {"ramsecrets.io/inject": "true"}}}}));
     assert_eq!(
@@ -429,7 +443,7 @@ fn the_chart_schema_shares_the_config_schema() {
         .as_object()
         .unwrap();
     let inject = &config["$defs"]["Inject"]["properties"];
-    assert_eq!(injection.len(), 3);
+    assert_eq!(injection.len(), 4);
     for (key, def) in injection {
         assert_eq!(
             def, &inject[key],

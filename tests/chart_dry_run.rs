@@ -18,7 +18,7 @@ fn every_rendered_document_passes_server_side_dry_run() {
     let overridden = json!({"replicaCount": 3, "podDisruptionBudget": {"enabled": false},
         "webhook": {"failurePolicy": "Ignore", "excludeNamespaces": ["istio-system"]},
         "priorityClassName": "system-cluster-critical",
-        "injection": {"kubernetes_version": "1.28", "defaults": {"refresh": "1m", "size_limit": "4Mi"}}});
+        "injection": {"kubernetes_version": "1.28", "compat": "vault-k8s", "defaults": {"refresh": "1m", "size_limit": "4Mi"}}});
     for values in [
         json!({}),
         helm::values("helm"),

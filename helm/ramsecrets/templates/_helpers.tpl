@@ -110,4 +110,7 @@ inject:
   defaults:
     {{- toYaml . | nindent 4 }}
   {{- end }}
+  {{- with .Values.injection.compat }}
+  compat: {{ . | quote }}
+  {{- end }}
 {{- end }}
