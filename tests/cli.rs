@@ -611,3 +611,27 @@ fn inject_needs_an_inject_section_and_says_what_is_wrong_with_it() {
     assert_exit(&o, 78);
     assert!(text(&o).contains("missing.crt"), "{}", text(&o));
 }
+
+#[test]
+fn exec_of_a_command_that_does_not_exist_says_so_before_any_login() {
+    let work = scratch();
+    // A Vault nobody answers at: a login would retry until --timeout.
+    let cfg = Config::new()
+        .source(json!({ "vault": { "address": format!("http://127.0.0.1:{}", free_port()), "auth": { "token_file": "token" } } }))
+        .set("proxy", json!({ "listen": format!("127.0.0.1:{}", free_port()), "token_file": "proxy-token" }))
+        .secret(json!({ "name": "db", "kv": { "mount": "secret", "path": "app/db" } }))
+        .write(work.path(), "config.yaml");
+    let o = ramsecrets(&[
+        "exec",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--timeout",
+        "1m",
+        "--",
+        "no-such-command-here",
+    ]);
+    assert_exit(&o, 127);
+    let t = text(&o);
+    assert!(t.contains("cannot start `no-such-command-here`"), "{t}");
+    assert!(!t.contains("login") && !t.contains("Vault"), "{t}");
+}

@@ -121,6 +121,12 @@ pub fn command(
     proxy: bool,
     log_format: LogFormat,
 ) -> Result<u8, Failure> {
+    if let Some(command) = child.as_ref().and_then(|argv| argv.first()) {
+        supervise::locate(command).map_err(|source| Error::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    }
     let config = args.config.load()?;
     if proxy {
         proxy::command::section(&config, &args.config.config)?;

@@ -27,6 +27,29 @@ use tokio::sync::mpsc;
 
 use crate::config::{signal_name, ChildOnChange, Exec};
 
+/// Finds `command` as the child's start will (a path, else a search of
+/// `PATH`), so a missing one is said before any login or fetch.
+pub fn locate(command: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let found = if command.contains('/') {
+        runnable(command.as_ref())
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| runnable(&d.join(command))))
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such executable (searched PATH unless the name has a /)",
+        ))
+    }
+}
+
 /// The signals passed on to the child.
 const FORWARDED: [(SignalKind, Signal); 6] = [
     (SignalKind::terminate(), Signal::TERM),
