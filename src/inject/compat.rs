@@ -180,6 +180,8 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
         proxy: false,
         config_map: None,
         after: Vec::new(),
+        run_as_user: None,
+        run_as_group: None,
         vault: VaultOverrides {
             auth_mount: ours
                 .get("auth-path")

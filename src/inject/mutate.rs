@@ -320,6 +320,7 @@ fn inject(
     }
 
     let command = if request.proxy { "proxy" } else { "run" };
+    let run_as_user = request.run_as_user.unwrap_or(d.run_as_user);
     let container = |name: &str, verb: &str| {
         let mut resources = json!({});
         for (kind, (cpu, memory)) in [("requests", &d.requests), ("limits", &d.limits)] {
@@ -346,8 +347,8 @@ fn inject(
             "resources": resources,
             "securityContext": {
                 "runAsNonRoot": true,
-                "runAsUser": d.run_as_user,
-                "runAsGroup": d.run_as_user,
+                "runAsUser": run_as_user,
+                "runAsGroup": request.run_as_group.unwrap_or(run_as_user),
                 "readOnlyRootFilesystem": true,
                 "allowPrivilegeEscalation": false,
                 "capabilities": { "drop": ["ALL"] },

@@ -450,3 +450,36 @@ fn every_problem_of_the_pod_is_reported_at_once() {
         );
     }
 }
+
+#[test]
+fn a_pod_picks_the_uid_and_gid_of_its_injected_containers() {
+    let inj = injector((1, 28));
+    let mut ann = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db",
+        "ramsecrets.io/run-as-user": "1000710000" });
+    let p = admitted(&inj, &pod(ann.clone(), app()), "apps");
+    for c in [&p["spec"]["initContainers"][0], &p["spec"]["containers"][1]] {
+        let sc = &c["securityContext"];
+        assert_eq!(sc["runAsUser"], 1000710000, "{c}");
+        assert_eq!(sc["runAsGroup"], 1000710000, "{c}");
+        assert_eq!(sc["runAsNonRoot"], true, "{c}");
+    }
+    ann["ramsecrets.io/run-as-group"] = json!("0");
+    let p = admitted(&inj, &pod(ann.clone(), app()), "apps");
+    assert_eq!(
+        p["spec"]["initContainers"][0]["securityContext"]["runAsGroup"],
+        0
+    );
+    for (key, bad) in [
+        ("run-as-user", "0"),
+        ("run-as-user", "-1"),
+        ("run-as-group", "x"),
+    ] {
+        let mut a = ann.clone();
+        a[format!("ramsecrets.io/{key}")] = json!(bad);
+        let message = denial(&inj, &pod(a, app()));
+        assert!(
+            message.contains(&format!("ramsecrets.io/{key}")),
+            "{message}"
+        );
+    }
+}

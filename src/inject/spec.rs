@@ -129,6 +129,10 @@ pub struct PodRequest {
     pub config_map: Option<String>,
     /// `after`: init containers (e.g. a mesh's) the sidecar is placed after.
     pub after: Vec<String>,
+    /// `run-as-user`: the uid of the injected containers (default: the injector's).
+    pub run_as_user: Option<i64>,
+    /// `run-as-group`: their gid (default: their uid).
+    pub run_as_group: Option<i64>,
     /// Translated from vault-k8s annotations ([`super::compat`]): the
     /// kubernetes auth mount, the Vault namespace, and whether the sidecar
     /// revokes its leases at shutdown.
@@ -191,6 +195,14 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
     (
         "after",
         "comma-separated init containers (e.g. a mesh's) that run before ramsecrets",
+    ),
+    (
+        "run-as-user",
+        "the uid the injected containers run as (default: the injector's `defaults.run_as_user`); not 0",
+    ),
+    (
+        "run-as-group",
+        "the gid the injected containers run as (default: their uid)",
     ),
     (
         "mount-path",
@@ -268,6 +280,8 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
         proxy: false,
         config_map: None,
         after: Vec::new(),
+        run_as_user: None,
+        run_as_group: None,
         vault: VaultOverrides::default(),
     };
     let mut per_secret: Vec<(&str, &str, &str)> = Vec::new();
@@ -296,6 +310,8 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
                 }
                 "containers" => request.containers = Some(list(key, value)?),
                 "after" => request.after = list(key, value)?,
+                "run-as-user" => request.run_as_user = Some(id(key, value, 1)?),
+                "run-as-group" => request.run_as_group = Some(id(key, value, 0)?),
                 "mount-path" => {
                     let p = non_empty(value)?;
                     if !p.starts_with('/') || p.split('/').any(|s| s == "..") || p.contains(':') {
@@ -408,6 +424,20 @@ fn reserved(path: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// A uid or gid of at least `min` (the containers run as non-root: a uid is not 0).
+fn id(key: &str, value: &str, min: i64) -> Result<i64, Denial> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|n| (min..=i64::from(u32::MAX)).contains(n))
+        .ok_or_else(|| {
+            deny(
+                key,
+                format!("`{value}` is not a number from {min} to {}", u32::MAX),
+            )
+        })
 }
 
 /// A comma-separated list of names.
