@@ -143,6 +143,9 @@ struct HeldOut<'a> {
     lease: Option<LeaseDoc>,
     expires: Option<u64>,
     fields: BTreeMap<&'a str, Exposed<'a>>,
+    /// The response's `data` a `go-template` renders from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stored: Option<Exposed<'a>>,
 }
 
 #[derive(Serialize)]
@@ -160,6 +163,8 @@ struct HeldIn {
     lease: Option<LeaseDoc>,
     expires: Option<u64>,
     fields: BTreeMap<String, Zeroizing<String>>,
+    #[serde(default)]
+    stored: Option<Zeroizing<String>>,
 }
 
 /// What is read of a state file first, before its version is known.
@@ -303,6 +308,7 @@ impl State {
                             .iter()
                             .map(|(k, v)| (k.as_str(), Exposed(v)))
                             .collect(),
+                        stored: f.stored.as_ref().map(Exposed),
                     };
                     (name.as_str(), held)
                 })
@@ -402,6 +408,12 @@ impl DocIn {
                 .map(|(k, v)| Some((k.clone(), decode(v)?)))
                 .collect::<Option<Fields>>()
                 .ok_or_else(|| format!("secret {name}: a field is not base64"))?;
+            let stored = match &h.stored {
+                Some(s) => {
+                    Some(decode(s).ok_or_else(|| format!("secret {name}: stored is not base64"))?)
+                }
+                None => None,
+            };
             let fetched = Fetched {
                 fields,
                 version: h.version,
@@ -409,8 +421,8 @@ impl DocIn {
                 expires,
                 // Static roles hold no lease: they are never handed over.
                 rotates: None,
-                // Only Vault leases and certificates are handed over: neither has these.
-                stored: None,
+                // A leased read rendered by a `go-template` renders from this.
+                stored,
                 previous: None,
             };
             let held = Held {
@@ -464,9 +476,9 @@ mod tests {
             .tokens
             .insert("vault".into(), SecretBytes::copy_from("s.token"));
         let address = config.secrets[0].address.clone();
-        state
-            .secrets
-            .insert("a".into(), held("db/creds/app/abc", &address));
+        let mut leased = held("db/creds/app/abc", &address);
+        leased.fetched.stored = Some(SecretBytes::copy_from(r#"{"password":"hunter2"}"#));
+        state.secrets.insert("a".into(), leased);
         let kv = config.secrets[1].address.clone();
         state
             .secrets
@@ -492,6 +504,11 @@ mod tests {
         assert_eq!(back.tokens["vault"].expose(), b"s.token");
         let a = &back.secrets["a"];
         assert_eq!(a.fetched.fields["password"].expose(), b"hunter2");
+        // A `go-template` renders a handed-over lease from the response's data.
+        assert_eq!(
+            a.fetched.stored.as_ref().unwrap().expose(),
+            br#"{"password":"hunter2"}"#
+        );
         let now = SystemTime::now();
         assert!(a.usable(&config.secrets[0], now));
         assert!(!a.usable(&config.secrets[0], now + Duration::from_secs(60)));
