@@ -1,5 +1,5 @@
-//! Manifests sent to the test API server ([`super::kube::ControlPlane`]) as `kubectl create`
-//! sends them: the resource found by discovery, the document's own namespace or the one
+//! Manifests sent to a test API server (the control plane of [`super::kube::ControlPlane`] or
+//! the node of [`super::node::Node`], both [`Call`]) as `kubectl create` sends them: the resource found by discovery, the document's own namespace or the one
 //! given, `fieldValidation=Strict` (an unknown or duplicate field is an error, not a
 //! warning), and server-side dry-run (`dryRun=All`) when asked, so that the API server's
 //! own validation and admission judge the document without storing it.
@@ -8,8 +8,20 @@ use serde_json::{json, Value};
 
 use super::kube::ControlPlane;
 
+/// An API server that takes admin calls: `method` on `path` with an optional JSON body,
+/// answered with the status and the body.
+pub trait Call {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value);
+}
+
+impl Call for ControlPlane {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        ControlPlane::call(self, method, path, body)
+    }
+}
+
 /// The REST collection of `doc`'s kind, in `namespace` unless the document names its own.
-fn collection(cp: &ControlPlane, namespace: &str, doc: &Value) -> String {
+fn collection(cp: &impl Call, namespace: &str, doc: &Value) -> String {
     let api_version = doc["apiVersion"].as_str().expect("apiVersion");
     let kind = doc["kind"].as_str().expect("kind");
     let group = if api_version.contains('/') {
@@ -34,8 +46,9 @@ fn collection(cp: &ControlPlane, namespace: &str, doc: &Value) -> String {
     }
 }
 
-/// Namespace `name` with its `default` ServiceAccount (no controller manager makes it here).
-pub fn namespace(cp: &ControlPlane, name: &str) {
+/// Namespace `name` with its `default` ServiceAccount (made here when no controller manager
+/// made it first).
+pub fn namespace(cp: &impl Call, name: &str) {
     let (status, body) = cp.call(
         "POST",
         "/api/v1/namespaces",
@@ -46,13 +59,17 @@ pub fn namespace(cp: &ControlPlane, name: &str) {
         "namespace {name}: {status} {body}"
     );
     let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}});
-    create(cp, name, &sa, false).unwrap();
+    match create(cp, name, &sa, false) {
+        Ok(_) => {}
+        Err(e) if e.starts_with("409:") => {}
+        Err(e) => panic!("ServiceAccount {name}/default: {e}"),
+    }
 }
 
 /// Creates `doc`, for real or as a dry run: the object as the API server stored it (or
 /// would have), or its status message.
 pub fn create(
-    cp: &ControlPlane,
+    cp: &impl Call,
     namespace: &str,
     doc: &Value,
     dry_run: bool,
@@ -71,7 +88,7 @@ pub fn create(
 }
 
 /// [`create`] as a dry run that must pass.
-pub fn dry_run(cp: &ControlPlane, namespace: &str, doc: &Value) -> Value {
+pub fn dry_run(cp: &impl Call, namespace: &str, doc: &Value) -> Value {
     create(cp, namespace, doc, true).unwrap_or_else(|e| {
         panic!(
             "the API server refused {} {}: {e}",

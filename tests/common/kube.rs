@@ -321,33 +321,7 @@ impl ControlPlane {
         let bao = Bao::start();
         bao.kv2_put("app/db", json!({ "password": "from-k8s-login" }));
         bao.app_policy();
-        bao.api(
-            "POST",
-            "sys/auth/kubernetes",
-            json!({ "type": "kubernetes" }),
-        );
-        bao.api(
-            "POST",
-            "auth/kubernetes/config",
-            json!({
-                "kubernetes_host": self.url,
-                "kubernetes_ca_cert": self.ca_pem,
-                "token_reviewer_jwt": reviewer,
-                "disable_local_ca_jwt": true
-            }),
-        );
-        bao.api(
-            "POST",
-            "auth/kubernetes/role/app",
-            json!({
-                "bound_service_account_names": ["app"],
-                "bound_service_account_namespaces": [ns],
-                "audience": "vault",
-                "token_policies": ["app"],
-                "token_ttl": ttl,
-                "token_max_ttl": ttl
-            }),
-        );
+        bao.kubernetes_auth(&self.url, &self.ca_pem, &reviewer, ns, ttl);
         bao
     }
 

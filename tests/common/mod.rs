@@ -1,7 +1,8 @@
 //! Test bed for integration tests, one file per server: a real OpenBao dev
 //! server on a free loopback port ([`openbao`]), PostgreSQL ([`postgres`]),
 //! a JWT signer ([`jwt`]), moto ([`moto`]), a counting proxy ([`recorder`]),
-//! a Kubernetes control plane ([`kube`]), real tmpfs output directories,
+//! a Kubernetes control plane ([`kube`]), the local node of `scripts/cluster` ([`node`]),
+//! real tmpfs output directories,
 //! mounted when root ([`tmpfs`]), and the real `ramsecrets` binary
 //! ([`ramsecrets`]); configs built as data ([`config`]), raw HTTP for the
 //! servers' limits ([`raw`]), the proxy's clients ([`clients`]) and the
@@ -21,6 +22,7 @@ pub mod helm;
 mod jwt;
 pub mod kube;
 pub mod moto;
+pub mod node;
 mod openbao;
 mod postgres;
 mod ramsecrets;

@@ -39,24 +39,29 @@ impl Bao {
     /// which another test may have taken: a server that exits at start is
     /// tried again on other ports.
     pub fn start() -> Bao {
-        Bao::start_with(false)
+        Bao::start_with("127.0.0.1", false)
     }
 
     /// A dev server on https:// (`-dev-tls`), its CA in [`Bao::ca`].
     pub fn start_tls() -> Bao {
-        Bao::start_with(true)
+        Bao::start_with("127.0.0.1", true)
     }
 
-    fn start_with(tls: bool) -> Bao {
+    /// A dev server on `ip` (e.g. the address pods of the local node reach).
+    pub fn start_on(ip: &str) -> Bao {
+        Bao::start_with(ip, false)
+    }
+
+    fn start_with(ip: &str, tls: bool) -> Bao {
         for _ in 0..5 {
-            if let Some(bao) = Bao::try_start(tls) {
+            if let Some(bao) = Bao::try_start(ip, tls) {
                 return bao;
             }
         }
         panic!("bao server exited at start five times: see the logs above");
     }
 
-    fn try_start(tls: bool) -> Option<Bao> {
+    fn try_start(ip: &str, tls: bool) -> Option<Bao> {
         let port = free_port();
         let token = format!("root-{:x}", rand_u64());
         let log = scratch();
@@ -66,7 +71,7 @@ impl Bao {
             "server",
             "-dev",
             &format!("-dev-root-token-id={token}"),
-            &format!("-dev-listen-address=127.0.0.1:{port}"),
+            &format!("-dev-listen-address={ip}:{port}"),
         ]);
         if tls {
             cmd.arg("-dev-tls")
@@ -83,7 +88,7 @@ impl Bao {
         let ca = tls.then(|| log.path().join("vault-ca.pem"));
         let mut bao = Bao {
             child,
-            addr: format!("{scheme}://127.0.0.1:{port}"),
+            addr: format!("{scheme}://{ip}:{port}"),
             token,
             ca,
             _log: log,
@@ -264,6 +269,39 @@ impl Bao {
                 "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
                 "default_ttl": default_ttl,
                 "max_ttl": max_ttl
+            }),
+        );
+    }
+
+    /// Kubernetes auth against the API server at `host` (CA `ca_pem`), TokenReviews made with
+    /// `reviewer`'s token, and role `app` for ServiceAccount `ns/app` and audience `vault`
+    /// (policy `app`), whose tokens live `ttl`.
+    pub fn kubernetes_auth(&self, host: &str, ca_pem: &str, reviewer: &str, ns: &str, ttl: &str) {
+        self.api(
+            "POST",
+            "sys/auth/kubernetes",
+            json!({ "type": "kubernetes" }),
+        );
+        self.api(
+            "POST",
+            "auth/kubernetes/config",
+            json!({
+                "kubernetes_host": host,
+                "kubernetes_ca_cert": ca_pem,
+                "token_reviewer_jwt": reviewer,
+                "disable_local_ca_jwt": true
+            }),
+        );
+        self.api(
+            "POST",
+            "auth/kubernetes/role/app",
+            json!({
+                "bound_service_account_names": ["app"],
+                "bound_service_account_namespaces": [ns],
+                "audience": "vault",
+                "token_policies": ["app"],
+                "token_ttl": ttl,
+                "token_max_ttl": ttl
             }),
         );
     }
