@@ -247,7 +247,7 @@ fn exec_is_a_real_entrypoint() {
     let o = ramsecrets(&["exec", "--config", cfg, "--", "/nonexistent/app"]);
     assert_exit(&o, 127);
     assert_eq!(
-        text(&o).matches("No such file or directory").count(),
+        text(&o).matches("no such executable").count(),
         1,
         "{}",
         text(&o)
