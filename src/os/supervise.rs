@@ -28,24 +28,40 @@ use tokio::sync::mpsc;
 use crate::config::{signal_name, ChildOnChange, Exec};
 
 /// Finds `command` as the child's start will (a path, else a search of
-/// `PATH`), so a missing one is said before any login or fetch.
+/// `PATH`), so a missing one (127) or one that cannot run (126) is said
+/// before any login or fetch.
 pub fn locate(command: &str) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
     use std::os::unix::fs::PermissionsExt;
-    let runnable = |p: &std::path::Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    let found = if command.contains('/') {
-        runnable(command.as_ref())
+    let candidates: Vec<std::path::PathBuf> = if command.contains('/') {
+        vec![command.into()]
     } else {
         std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| runnable(&d.join(command))))
+            .map(|path| {
+                std::env::split_paths(&path)
+                    .map(|d| d.join(command))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
-    if found {
+    let found: Vec<std::fs::Metadata> = candidates
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .collect();
+    if found
+        .iter()
+        .any(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    {
         Ok(())
-    } else {
-        Err(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
+    } else if found.is_empty() {
+        Err(Error::new(
+            ErrorKind::NotFound,
             "no such executable (searched PATH unless the name has a /)",
+        ))
+    } else {
+        Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "not an executable file",
         ))
     }
 }
