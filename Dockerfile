@@ -17,8 +17,8 @@ COPY src ./src
 # copied out because a cache mount is not part of the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
- && install -D -m 0555 target/release/ramsecrets /out/ramsecrets
+    cargo build --profile dist --locked \
+ && install -D -m 0555 target/dist/ramsecrets /out/ramsecrets
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/ramsecrets /usr/local/bin/ramsecrets

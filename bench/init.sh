@@ -10,7 +10,7 @@
 #   - a throw-away `bao server -dev` on a free 127.0.0.1 port (nothing leaves
 #     loopback), seeded with secret/bench/s000 .. s199 (fields username and
 #     password) through the HTTP API;
-#   - ramsecrets is built with `cargo build --release`;
+#   - ramsecrets is built with `cargo build --profile dist` (bench/lib.sh);
 #   - each tool writes into its own fresh 64 MiB tmpfs, authenticating with
 #     the same token file (mode 0600); the output dir is emptied between runs;
 #   - one untimed run of each first checks that all 200 files are written and

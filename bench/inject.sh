@@ -9,7 +9,7 @@
 # /proc/<pid>/status) after start-up and after the run.
 #
 # How:
-#   - ramsecrets is built with `cargo build --release`;
+#   - ramsecrets is built with `cargo build --profile dist` (bench/lib.sh);
 #   - a CA and a serving certificate for 127.0.0.1 are made with openssl;
 #   - the injector runs with `inject.kubernetes_version: "1.35"` (no API
 #     server needed), a Vault and an AWS source, and listens on a free

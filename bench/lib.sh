@@ -49,12 +49,20 @@ bench_bao_binary() {
   BAO=$(readlink -f -- "$BAO")
 }
 
-# bench_build: `cargo build --release`; sets RS to the ramsecrets binary (path
-# resolved, as /proc/<pid>/exe shows it).
+# bench_build: `cargo build --profile dist` (the shipped build; PROFILE=release
+# for the quick one), or no build when RS_BIN names a binary (another build to
+# compare); sets RS to the ramsecrets binary (path resolved, as /proc/<pid>/exe
+# shows it).
 bench_build() {
-  echo "# building ramsecrets (cargo build --release)"
-  cargo build --release --quiet --manifest-path "$REPO/Cargo.toml"
-  RS=${CARGO_TARGET_DIR:-$REPO/target}/release/ramsecrets
+  local profile=${PROFILE:-dist}
+  if [[ -n ${RS_BIN:-} ]]; then
+    RS=$RS_BIN
+    echo "# ramsecrets from RS_BIN=$RS_BIN (not built)"
+  else
+    echo "# building ramsecrets (cargo build --profile $profile)"
+    cargo build --profile "$profile" --quiet --manifest-path "$REPO/Cargo.toml"
+    RS=${CARGO_TARGET_DIR:-$REPO/target}/$profile/ramsecrets
+  fi
   [[ -x $RS ]] || die "no binary at $RS"
   RS=$(readlink -f -- "$RS")
 }

