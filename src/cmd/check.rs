@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
 use crate::cmd::{print, runtime};
-use crate::config::{Config, SourceKind};
+use crate::config::Config;
 use crate::engine::cycle;
 use crate::engine::fetch::{self, Budget, Fetcher};
 use crate::exit::{Exit, ExitCode, Failure};
@@ -109,7 +109,7 @@ pub async fn local(config: &Config, path: &Path) -> Result<(), Error> {
     let mut fetched = vec![None; config.secrets.len()];
     for members in fetch::groups(config) {
         let source = config.secrets[members[0]].source;
-        if !matches!(config.sources[source].kind, SourceKind::File { .. }) {
+        if config.sources[source].kind.local_file().is_none() {
             continue;
         }
         match fetcher

@@ -228,6 +228,13 @@ pub enum Address {
     },
 }
 
+/// The fields a certificate must have, and the file suffix each goes to.
+const CERTIFICATE_FILES: [(&str, &str); 3] = [
+    ("certificate", "crt"),
+    ("private_key", "key"),
+    ("ca_chain", "ca.crt"),
+];
+
 impl Address {
     /// The config key that gives this kind of address: `kv`, `read`, `pki` or `secret_id`.
     pub fn kind(&self) -> &'static str {
@@ -236,6 +243,30 @@ impl Address {
             Address::Read(_) => "read",
             Address::Pki { .. } => "pki",
             Address::SecretId { .. } => "secret_id",
+        }
+    }
+
+    /// Whether each read mints new credentials (a lease or a certificate): a
+    /// held value is kept until it runs out, never read again on demand.
+    pub fn mints(&self) -> bool {
+        matches!(self, Address::Read(_) | Address::Pki { .. })
+    }
+
+    /// The path of a logical read: what its lease ids start with, and what
+    /// Vault Agent templates (`go-template`) render the answer of.
+    pub fn read_path(&self) -> Option<&str> {
+        match self {
+            Address::Read(path) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// For an address that writes one file per field (a certificate's PEM
+    /// files), each field with the suffix of its file; `None` for one file.
+    pub fn field_files(&self) -> Option<&'static [(&'static str, &'static str)]> {
+        match self {
+            Address::Pki { .. } => Some(&CERTIFICATE_FILES),
+            _ => None,
         }
     }
 
@@ -261,11 +292,13 @@ impl Secret {
         if !self.write {
             return Vec::new();
         }
-        match self.address {
-            Address::Pki { .. } => ["crt", "key", "ca.crt"]
+        if let Some(files) = self.address.field_files() {
+            return files
                 .iter()
-                .map(|ext| format!("{}.{ext}", self.file))
-                .collect(),
+                .map(|(_, ext)| format!("{}.{ext}", self.file))
+                .collect();
+        }
+        match self.address {
             Address::SecretId { previous: true, .. } => {
                 vec![self.file.clone(), previous_file(&self.file)]
             }

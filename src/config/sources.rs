@@ -155,6 +155,14 @@ impl AwsVersion {
 }
 
 impl SourceKind {
+    /// The local file a `file` source reads, which a watch follows.
+    pub fn local_file(&self) -> Option<&std::path::Path> {
+        match self {
+            SourceKind::File { path } => Some(path),
+            _ => None,
+        }
+    }
+
     /// What kind of backend this is, for messages.
     pub fn describe(&self) -> &'static str {
         match self {

@@ -106,12 +106,18 @@ impl Held {
         if self.address != secret.address {
             return false;
         }
-        let end = match (&secret.address, &self.fetched.lease, self.fetched.expires) {
+        let address = &secret.address;
+        let end = match (
+            address.read_path(),
+            &self.fetched.lease,
+            self.fetched.expires,
+        ) {
             // A lease id is `<read path>/<id>`: one for another path is not this secret's.
-            (Address::Read(path), Some(l), _) if l.id.starts_with(&format!("{path}/")) => {
+            (Some(path), Some(l), _) if l.id.starts_with(&format!("{path}/")) => {
                 self.fetched_at.checked_add(l.duration)
             }
-            (Address::Pki { .. }, None, Some(e)) => Some(e),
+            // A certificate: it is good until it expires.
+            (None, None, Some(e)) if address.mints() => Some(e),
             _ => None,
         };
         end.is_some_and(|end| end > now + Duration::from_secs(5))
@@ -568,7 +574,8 @@ mod tests {
         let back: Address = serde_json::from_value(serde_json::to_value(kv).unwrap()).unwrap();
         assert_eq!(&back, kv);
         // Another address of the same shape is not adopted.
-        let other = Address::Read("db/creds/other".into());
+        let other: Address =
+            serde_json::from_value(serde_json::json!({ "read": "db/creds/other" })).unwrap();
         let now = SystemTime::now();
         assert!(held("db/creds/app/abc", &address).usable(&config.secrets[0], now));
         assert!(!held("db/creds/app/abc", &other).usable(&config.secrets[0], now));

@@ -9,8 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use super::spec::{is_name, Address, Denial, Mode, Parsed, PodRequest, SecretSpec, VaultOverrides};
+use super::spec::{is_name, Denial, Mode, Parsed, PodRequest, SecretSpec, VaultOverrides};
 use crate::render::gotemplate;
+use crate::source::PodAddress;
 
 /// The annotation prefix of vault-k8s.
 pub const PREFIX: &str = "vault.hashicorp.com/";
@@ -246,7 +247,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
         }
         request.secrets.push(SecretSpec {
             name: name.to_owned(),
-            address: Address::Read(path.to_owned()),
+            address: PodAddress::logical_read(path),
             file,
             format: Some("go-template".into()),
             key: None,

@@ -16,8 +16,9 @@ pub mod spec;
 pub mod tls;
 
 use crate::config::inject::{Inject, InjectTls};
-use crate::config::{Auth, Config, SourceKind};
+use crate::config::Config;
 use crate::exit::{Exit, ExitCode};
+use crate::source::PodSource;
 
 /// Why the injector cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -67,49 +68,6 @@ impl ExitCode for Error {
     }
 }
 
-/// A source as injected pods see it.
-#[derive(Debug, Clone)]
-pub enum PodSource {
-    /// Vault or OpenBao, logged in to with the pod's projected token.
-    Vault {
-        /// Source name.
-        name: String,
-        /// Server URL.
-        address: String,
-        /// Namespace.
-        namespace: Option<String>,
-        /// Kubernetes auth mount.
-        mount: String,
-        /// Default role.
-        role: String,
-        /// CA bundle, PEM, shipped in the pod.
-        ca_pem: Option<String>,
-    },
-    /// AWS Secrets Manager, with the pod's own AWS identity.
-    Aws {
-        /// Source name.
-        name: String,
-        /// Region.
-        region: Option<String>,
-        /// Endpoint override.
-        endpoint: Option<String>,
-    },
-}
-
-impl PodSource {
-    /// Its name.
-    pub fn name(&self) -> &str {
-        match self {
-            PodSource::Vault { name, .. } | PodSource::Aws { name, .. } => name,
-        }
-    }
-
-    /// Whether it is a Vault source.
-    pub fn is_vault(&self) -> bool {
-        matches!(self, PodSource::Vault { .. })
-    }
-}
-
 /// Everything the decision needs, fixed at start.
 #[derive(Debug, Clone)]
 pub struct Injector {
@@ -145,37 +103,12 @@ impl Injector {
         let settings = config.inject.clone().ok_or(Error::NoSection)?;
         let mut sources = Vec::new();
         for s in &config.sources {
-            match &s.kind {
-                SourceKind::Vault(v) => {
-                    let Auth::Kubernetes(login) = &v.auth else {
-                        continue;
-                    };
-                    let ca_pem = match &v.ca_cert {
-                        Some(path) => {
-                            Some(std::fs::read_to_string(path).map_err(|source| Error::Ca {
-                                source_name: s.name.clone(),
-                                path: path.clone(),
-                                source,
-                            })?)
-                        }
-                        None => None,
-                    };
-                    sources.push(PodSource::Vault {
-                        name: s.name.clone(),
-                        address: v.address.to_string(),
-                        namespace: v.namespace.clone(),
-                        mount: login.mount.clone(),
-                        role: login.role.clone(),
-                        ca_pem,
-                    });
-                }
-                SourceKind::AwsSecretsManager(a) => sources.push(PodSource::Aws {
-                    name: s.name.clone(),
-                    region: a.region.clone(),
-                    endpoint: a.endpoint.as_ref().map(|e| e.to_string()),
-                }),
-                SourceKind::File { .. } => {}
-            }
+            let pod = PodSource::of(s).map_err(|(path, source)| Error::Ca {
+                source_name: s.name.clone(),
+                path,
+                source,
+            })?;
+            sources.extend(pod);
         }
         Ok(Injector {
             settings,

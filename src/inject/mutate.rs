@@ -27,9 +27,10 @@ use super::podconfig::{self, CONFIG_DIR, CONFIG_FILE, STATE_DIR, TOKEN_DIR};
 use super::spec::{
     self, deny, Denial, Mode, Parsed, PodRequest, INJECTED, RENDERED_CA, RENDERED_CONFIG,
 };
-use super::{Injector, PodSource};
+use super::Injector;
 use crate::config::inject::Compat;
 use crate::config::Pin;
+use crate::source::PodSource;
 
 /// Name of the sidecar (native or regular).
 pub const SIDECAR: &str = "ramsecrets";

@@ -9,9 +9,10 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use super::spec::{deny, Address, Denial, PodRequest};
-use super::{Injector, PodSource};
+use super::spec::{deny, Denial, PodRequest};
+use super::Injector;
 use crate::config::Config;
+use crate::source::PodSource;
 
 /// The directory of ramsecrets' own volumes in its containers (config,
 /// token, state), which the secrets may not be mounted over.
@@ -85,33 +86,8 @@ pub fn render(
         let mut out = Map::new();
         out.insert("name".into(), json!(s.name));
         out.insert("source".into(), json!(injector.sources[source].name()));
-        match &s.address {
-            Address::Kv { mount, path } => {
-                out.insert("kv".into(), json!({ "mount": mount, "path": path }));
-            }
-            Address::Read(path) => {
-                out.insert("read".into(), json!(path));
-            }
-            Address::Pki {
-                mount,
-                role,
-                params,
-            } => {
-                let mut pki = json!({ "mount": mount, "role": role });
-                for (k, v) in params {
-                    pki[k] = match k.as_str() {
-                        "alt_names" | "ip_sans" => {
-                            json!(v.split(',').map(str::trim).collect::<Vec<_>>())
-                        }
-                        _ => json!(v),
-                    };
-                }
-                out.insert("pki".into(), pki);
-            }
-            Address::Aws(id) => {
-                out.insert("secret_id".into(), json!(id));
-            }
-        }
+        let (key, address) = s.address.config();
+        out.insert(key.into(), address.clone());
         let optional = [
             ("file", &s.file),
             ("format", &s.format),

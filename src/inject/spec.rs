@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::podconfig::OWN_DIR;
+use crate::source::PodAddress;
 
 /// The annotation prefix.
 pub const PREFIX: &str = "ramsecrets.io/";
@@ -55,45 +56,13 @@ pub enum Mode {
     InitOnly,
 }
 
-/// Where a secret lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Address {
-    /// `kv:<mount>/<path>`.
-    Kv {
-        /// Mount.
-        mount: String,
-        /// Path under it.
-        path: String,
-    },
-    /// `read:<path>`.
-    Read(String),
-    /// `pki:<mount>/<role>?common_name=…&ttl=…&alt_names=a,b&ip_sans=…`.
-    Pki {
-        /// Mount.
-        mount: String,
-        /// Role.
-        role: String,
-        /// Query parameters, in order.
-        params: Vec<(String, String)>,
-    },
-    /// `aws:<secret-id>`.
-    Aws(String),
-}
-
-impl Address {
-    /// Whether a Vault source serves it (else AWS).
-    pub fn is_vault(&self) -> bool {
-        !matches!(self, Address::Aws(_))
-    }
-}
-
 /// One `secret.<name>` with its per-secret annotations.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretSpec {
     /// The name after `secret.`.
     pub name: String,
     /// Where it lives.
-    pub address: Address,
+    pub address: PodAddress,
     /// `file.<name>`.
     pub file: Option<String>,
     /// `format.<name>`.
@@ -453,63 +422,8 @@ fn list(key: &str, value: &str) -> Result<Vec<String>, Denial> {
 }
 
 /// `kv:…`, `read:…`, `pki:…`, `aws:…`.
-fn address(key: &str, value: &str) -> Result<Address, Denial> {
-    let bad = |why: &str| deny(key, format!("`{value}`: {why}"));
-    let (scheme, rest) = value.split_once(':').ok_or_else(|| {
-        bad("expected kv:MOUNT/PATH, read:PATH, pki:MOUNT/ROLE?common_name=… or aws:SECRET_ID")
-    })?;
-    let rest = rest.trim();
-    let split = |what: &str| {
-        rest.trim_start_matches('/')
-            .split_once('/')
-            .filter(|(m, p)| !m.is_empty() && !p.is_empty())
-            .map(|(m, p)| (m.to_owned(), p.to_owned()))
-            .ok_or_else(|| bad(&format!("expected {scheme}:{what}")))
-    };
-    match scheme {
-        "kv" => {
-            let (mount, path) = split("MOUNT/PATH")?;
-            Ok(Address::Kv { mount, path })
-        }
-        "read" if !rest.trim_matches('/').is_empty() => {
-            Ok(Address::Read(rest.trim_matches('/').to_owned()))
-        }
-        "read" => Err(bad("expected read:PATH")),
-        "aws" if !rest.is_empty() => Ok(Address::Aws(rest.to_owned())),
-        "aws" => Err(bad("expected aws:SECRET_ID")),
-        "pki" => {
-            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-            let (mount, role) = path
-                .trim_start_matches('/')
-                .split_once('/')
-                .filter(|(m, r)| !m.is_empty() && !r.is_empty() && !r.contains('/'))
-                .ok_or_else(|| bad("expected pki:MOUNT/ROLE?common_name=…"))?;
-            let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            for (k, _) in &params {
-                if !["common_name", "ttl", "alt_names", "ip_sans"].contains(&k.as_str()) {
-                    return Err(bad(&format!(
-                        "unknown parameter `{k}`: expected common_name, ttl, alt_names, ip_sans"
-                    )));
-                }
-            }
-            if !params
-                .iter()
-                .any(|(k, v)| k == "common_name" && !v.is_empty())
-            {
-                return Err(bad("pki needs ?common_name=…"));
-            }
-            Ok(Address::Pki {
-                mount: mount.to_owned(),
-                role: role.to_owned(),
-                params,
-            })
-        }
-        other => Err(bad(&format!(
-            "unknown kind `{other}`: expected kv, read, pki or aws"
-        ))),
-    }
+fn address(key: &str, value: &str) -> Result<PodAddress, Denial> {
+    PodAddress::parse(value).map_err(|why| deny(key, format!("`{value}`: {why}")))
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
 
+use serde_json::json;
+
 use super::*;
 
 fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -57,35 +59,37 @@ fn every_annotation_is_read() {
     assert_eq!(r.mount_path.as_deref(), Some("/secrets"));
     assert!(!r.proxy, "the proxy needs the sidecar");
     let by = |n: &str| r.secrets.iter().find(|s| s.name == n).unwrap().clone();
+    let address = |n: &str| {
+        let s = by(n);
+        let (key, value) = s.address.config();
+        (key, value.clone())
+    };
     assert_eq!(
-        by("db").address,
-        Address::Kv {
-            mount: "secret".into(),
-            path: "app/db".into()
-        }
+        address("db"),
+        ("kv", json!({ "mount": "secret", "path": "app/db" }))
     );
     assert_eq!(by("db").file.as_deref(), Some("db.json"));
     assert_eq!(by("db").format.as_deref(), Some("json"));
     assert_eq!(by("pw").key.as_deref(), Some("password"));
     assert_eq!(by("pw").mode.as_deref(), Some("0440"));
-    assert_eq!(
-        by("creds").address,
-        Address::Read("database/creds/app".into())
-    );
+    assert_eq!(address("creds"), ("read", json!("database/creds/app")));
     assert!(by("creds").template.is_some());
     assert_eq!(
-        by("tls").address,
-        Address::Pki {
-            mount: "pki".into(),
-            role: "web".into(),
-            params: vec![
-                ("common_name".into(), "app.ns.svc".into()),
-                ("ttl".into(), "24h".into()),
-                ("alt_names".into(), "a,b".into())
-            ]
-        }
+        address("tls"),
+        (
+            "pki",
+            json!({
+                "mount": "pki",
+                "role": "web",
+                "common_name": "app.ns.svc",
+                "ttl": "24h",
+                "alt_names": ["a", "b"],
+            })
+        )
     );
-    assert_eq!(by("api").address, Address::Aws("prod/api".into()));
+    assert!(by("tls").address.is_vault());
+    assert_eq!(address("api"), ("secret_id", json!("prod/api")));
+    assert!(!by("api").address.is_vault());
     assert!(by("api").previous);
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, SourceKind};
+use crate::config::Config;
 
 /// What changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -102,10 +102,7 @@ pub fn source_files(config: &Config) -> Vec<(usize, &Path)> {
         .sources
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| match &s.kind {
-            SourceKind::File { path } => Some((i, path.as_path())),
-            _ => None,
-        })
+        .filter_map(|(i, s)| s.kind.local_file().map(|path| (i, path)))
         .collect()
 }
 

@@ -9,30 +9,20 @@ use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
-use crate::config::{Auth, Config, SourceKind};
-use crate::source::login_command;
+use crate::config::Config;
+use crate::source::user_logins;
 
 /// The lines for `config`'s proxy, if it has one, with its first secret as
 /// the example.
 pub fn for_config(config: &Config) -> Option<String> {
     let p = config.proxy.as_ref()?;
     let example = config.secrets.first().map_or("NAME", |s| s.name.as_str());
-    Some(lines(p.listen, &p.token_file, example, &logins(config)))
-}
-
-/// The commands that log in at the Vault servers of `config`'s sources that
-/// use the user's own token file, once each.
-pub fn logins(config: &Config) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for s in &config.sources {
-        if let SourceKind::Vault(v) = &s.kind {
-            let command = login_command(&v.address);
-            if matches!(v.auth, Auth::TokenFile(_)) && !out.contains(&command) {
-                out.push(command);
-            }
-        }
-    }
-    out
+    Some(lines(
+        p.listen,
+        &p.token_file,
+        example,
+        &user_logins(config),
+    ))
 }
 
 /// The lines for a proxy on `listen` with its token in `token_file`;

@@ -272,7 +272,7 @@ impl Proxy {
         if bool::from(given.as_bytes().ct_eq(self.token.expose())) {
             Ok(())
         } else {
-            Err(Refusal::bad_token(&env::logins(config)))
+            Err(Refusal::bad_token(&crate::source::user_logins(config)))
         }
     }
 
@@ -289,7 +289,10 @@ impl Proxy {
         }
         let api = route.api(req.headers().contains_key("x-aws-parameters-secrets-token"));
         if req.method() != Method::GET {
-            return refuse(api, Refusal::method(&env::logins(&view.config)));
+            return refuse(
+                api,
+                Refusal::method(&crate::source::user_logins(&view.config)),
+            );
         }
         if req.headers().contains_key("x-forwarded-for") {
             return refuse(api, Refusal::forwarded());

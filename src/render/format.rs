@@ -6,17 +6,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use crate::config::{previous_file, Address, Format, Secret};
+use crate::config::{previous_file, Format, Secret};
 use crate::exit::{Exit, ExitCode};
 use crate::render::gotemplate;
 use crate::secret::{Fetched, Fields, SecretBytes};
-
-/// The fields a certificate must have, and the file suffix each goes to.
-pub const PKI_FILES: [(&str, &str); 3] = [
-    ("certificate", "crt"),
-    ("private_key", "key"),
-    ("ca_chain", "ca.crt"),
-];
 
 /// One file to write.
 #[derive(Debug, PartialEq, Eq)]
@@ -139,8 +132,8 @@ fn render_value(
     fields: &Fields,
     stored: Option<&SecretBytes>,
 ) -> Result<Vec<Rendered>> {
-    if let Address::Pki { .. } = secret.address {
-        return PKI_FILES
+    if let Some(files) = secret.address.field_files() {
+        return files
             .iter()
             .map(|(field, ext)| {
                 Ok(Rendered {
@@ -172,7 +165,7 @@ fn render_value(
         Format::Env => lines(fields, "env", env_line)?,
         Format::Template => template(secret.template.as_deref().unwrap_or_default(), fields)?,
         Format::GoTemplate => {
-            let (Address::Read(path), Some(data)) = (&secret.address, stored) else {
+            let (Some(path), Some(data)) = (secret.address.read_path(), stored) else {
                 return Err(Error::GoTemplate(gotemplate::Error::Render(
                     "the secret has no Vault read to render".into(),
                 )));
@@ -345,7 +338,7 @@ mod tests {
         Secret {
             name: "db".into(),
             source: 0,
-            address: Address::Read("x/y".into()),
+            address: serde_json::from_value(serde_json::json!({ "read": "x/y" })).unwrap(),
             file: "db".into(),
             format,
             key: key.map(Into::into),

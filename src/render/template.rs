@@ -280,13 +280,14 @@ impl Rendering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Address, Format};
+    use crate::config::Format;
 
     fn secret(name: &str) -> Secret {
         Secret {
             name: name.into(),
             source: 0,
-            address: Address::Read(format!("x/{name}")),
+            address: serde_json::from_value(serde_json::json!({ "read": format!("x/{name}") }))
+                .unwrap(),
             file: name.into(),
             format: Format::Json,
             key: None,

@@ -5,6 +5,7 @@
 mod aws;
 mod error;
 mod file;
+mod pod;
 mod vault;
 
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 pub use aws::{sdk_error, AwsSource, VALUE_FIELD};
 pub use error::{Cause, Error, Kind};
-pub use vault::{login_command, VaultSource};
+pub use pod::{PodAddress, PodSource};
+pub use vault::{user_logins, VaultSource};
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;

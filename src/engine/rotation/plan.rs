@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::schedule::{self, Decision, Draws, Now, Slot, Step};
-use crate::config::{Address, Config};
+use crate::config::Config;
 use crate::engine::backoff::{Backoff, Pace};
 use crate::engine::fetch::SecretError;
 use crate::secret::{Fetched, Lease};
@@ -349,7 +349,7 @@ impl Plan {
             return Refresh::Unknown;
         };
         let lead = &self.config.secrets[self.groups[g].members[0]];
-        if matches!(lead.address, Address::Read(_) | Address::Pki { .. }) {
+        if lead.address.mints() {
             return Refresh::Held;
         }
         self.read_anew(g, Some(now));

@@ -35,7 +35,7 @@ use super::{Error, Result, Source};
 use crate::config::{Address, Auth, Format, KvVersion, Secret, Vault};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
-pub use token::login_command;
+pub use token::user_logins;
 use token::{LoginState, Session};
 
 /// A Vault or OpenBao server, logged in lazily on first use.

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
 use super::VaultSource;
-use crate::config::Auth;
+use crate::config::{Auth, Config, SourceKind};
 use crate::secret::SecretBytes;
 use crate::source::{paced, Error, Result};
 
@@ -44,6 +44,21 @@ pub(super) struct Grant {
     pub(super) token: SecretBytes,
     pub(super) ttl: Option<Duration>,
     pub(super) renewable: bool,
+}
+
+/// The commands that log in at the Vault servers of `config`'s sources that
+/// use the user's own token file, once each.
+pub fn user_logins(config: &Config) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in &config.sources {
+        if let SourceKind::Vault(v) = &s.kind {
+            let command = login_command(&v.address);
+            if matches!(v.auth, Auth::TokenFile(_)) && !out.contains(&command) {
+                out.push(command);
+            }
+        }
+    }
+    out
 }
 
 /// The shell command that logs in to the server at `address`, whatever the
