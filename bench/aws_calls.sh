@@ -65,39 +65,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 bench_no_proxy
 bench_scratch
 bench_build
-MPORT=$(bench_free_port)
-"$REPO/.venv/bin/python" "$REPO/tests/common/moto_server.py" -H 127.0.0.1 -p "$MPORT" >"$WORK/moto.log" 2>&1 &
-bench_bg "$!"
-MOTO_PID=$!
-# AWS_* from the caller's environment never reach moto or the sidecars.
-for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
-export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
-: >"$WORK/aws-config"
-export AWS_CONFIG_FILE=$WORK/aws-config AWS_SHARED_CREDENTIALS_FILE=$WORK/aws-config
-BENCH_URL=http://127.0.0.1:$MPORT python3 - "$SECRETS" <<'PY'
-import json, os, sys, time, requests
-url, n = os.environ["BENCH_URL"], int(sys.argv[1])
-s = requests.Session(); s.trust_env = False
-auth = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
-def call(op, body):
-    return s.post(url, data=json.dumps(body), timeout=10, headers={
-        "X-Amz-Target": f"secretsmanager.{op}", "Content-Type": "application/x-amz-json-1.1",
-        "Authorization": auth})
-for _ in range(600):
-    try:
-        if call("ListSecrets", {}).ok:
-            break
-    except requests.ConnectionError:
-        pass
-    time.sleep(0.1)
-else:
-    sys.exit("moto did not answer")
-for k in range(n):
-    call("CreateSecret", {"Name": f"fleet/s{k}", "SecretString": f"value-{k}"}).raise_for_status()
-PY
+bench_start_moto
+bench_seed_aws "$SECRETS" "fleet/s%d"
 kill -0 "$MOTO_PID" || die "moto exited: $(cat "$WORK/moto.log")"
 PPORT=$(bench_free_port)
-python3 "$REPO/bench/fleet_proxy.py" --listen "$PPORT" --upstream "$MPORT" --out "$WORK/rate.csv" \
+python3 "$REPO/bench/fleet_proxy.py" --listen "$PPORT" --upstream "$MOTO_PORT" --out "$WORK/rate.csv" \
   --ops BatchGetSecretValue,GetSecretValue >"$WORK/proxy.log" 2>&1 &
 bench_bg "$!"
 for _ in $(seq 100); do grep -q ready "$WORK/proxy.log" && break; sleep 0.1; done

