@@ -483,3 +483,25 @@ fn a_pod_picks_the_uid_and_gid_of_its_injected_containers() {
         );
     }
 }
+
+#[test]
+fn the_injectors_revoke_on_exit_reaches_the_pods_of_its_source() {
+    let annotations = json!({ "ramsecrets.io/inject": "true",
+                              "ramsecrets.io/secret.db": "read:database/creds/app" });
+    let rendered = |settings: &str| {
+        let config = Config::parse(settings, Path::new("/")).unwrap();
+        let inj = Injector::new(&config, (1, 35)).unwrap();
+        let p = admitted(&inj, &pod(annotations.clone(), app()), "apps");
+        let text = p["metadata"]["annotations"][RENDERED_CONFIG]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Config::parse(&text, Path::new("/")).unwrap().sources[0].revoke_on_exit()
+    };
+    assert!(!rendered(SETTINGS));
+    let revoking = SETTINGS.replace(
+        "auth: { kubernetes: { role: default } }",
+        "auth: { kubernetes: { role: default } }\n      revoke_on_exit: true",
+    );
+    assert!(rendered(&revoking));
+}

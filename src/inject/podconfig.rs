@@ -116,6 +116,7 @@ pub fn render(
                 mount,
                 role,
                 ca_pem,
+                revoke_on_exit,
             } => {
                 let overrides = &request.vault;
                 let mut vault = json!({
@@ -132,7 +133,7 @@ pub fn render(
                 if let Some(ns) = overrides.namespace.as_ref().or(namespace.as_ref()) {
                     vault["namespace"] = json!(ns);
                 }
-                if overrides.revoke_on_exit {
+                if overrides.revoke_on_exit || *revoke_on_exit {
                     vault["revoke_on_exit"] = json!(true);
                 }
                 json!({ "name": name, "vault": vault })

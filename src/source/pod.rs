@@ -141,6 +141,9 @@ pub enum PodSource {
         role: String,
         /// CA bundle, PEM, shipped in the pod.
         ca_pem: Option<String>,
+        /// The injector's `revoke_on_exit` for this source: injected sidecars revoke
+        /// their leases when they stop (their pod is deleted).
+        revoke_on_exit: bool,
     },
     /// AWS Secrets Manager, with the pod's own AWS identity.
     Aws {
@@ -176,6 +179,7 @@ impl PodSource {
                     mount: login.mount.clone(),
                     role: login.role.clone(),
                     ca_pem,
+                    revoke_on_exit: v.revoke_on_exit,
                 })
             }
             SourceKind::AwsSecretsManager(a) => Some(PodSource::Aws {
