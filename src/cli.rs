@@ -256,7 +256,7 @@ pub struct ExecArgs {
 }
 
 const DRILL_HELP: &str = "\
-Example:
+Example (the app checked and loaded; invented values are put back afterwards):
   ramsecrets drill --config app.yaml --secret db \\
       --check-url http://127.0.0.1:8080/healthz --load http://127.0.0.1:8080/ --rps 50
 
@@ -266,9 +266,14 @@ database/static-creds/ROLE, rotate-role; other reads, the sidecar's lease is
 revoked; pki, the sidecar's certificate is revoked; AWS, AWSPENDING then
 AWSCURRENT (or RotateSecret when the secret has a rotation function).
 
+Without --check-url, --check or --load nothing tells whether the app works with
+the new value: the result is NOT VERIFIED (exit 2), never PASSED. Values the
+drill invented (KV and AWS fields without --set) are put back afterwards unless
+--keep; --restore puts back values given with --set too.
+
 Exit codes: 0 the app recovered within --deadline with at most --max-failures
-failed requests; 1 it did not; 130 interrupted (the old value is put back);
-64 usage, 65, 69, 77, 78 as for init.";
+failed requests; 1 it did not; 2 not verified (no app check); 130 interrupted
+(the old value is put back); 64 usage, 65, 69, 77, 78 as for init.";
 
 /// Options of `drill`.
 #[derive(Debug, Args)]
@@ -306,9 +311,12 @@ pub struct DrillArgs {
     /// Failed --load requests allowed.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_failures: u64,
-    /// Put the old value back afterwards (KV: a new version with the old data; AWS: AWSCURRENT moved back).
-    #[arg(long)]
+    /// Put the old value back afterwards, also when --set gave the new one (KV: a new version with the old data; AWS: AWSCURRENT moved back). The default for values the drill invented.
+    #[arg(long, conflicts_with = "keep")]
     pub restore: bool,
+    /// Keep the values the drill invented instead of putting the old ones back.
+    #[arg(long)]
+    pub keep: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

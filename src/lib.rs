@@ -37,7 +37,10 @@ pub mod telemetry;
 /// generated from (`tests/reference.rs`): the injector's annotations (its own, and
 /// what it does with vault-k8s's) and metrics, and the drill's exit codes.
 pub mod reference {
-    pub use crate::drill::{FAILED as DRILL_FAILED, INTERRUPTED as DRILL_INTERRUPTED};
+    pub use crate::drill::{
+        FAILED as DRILL_FAILED, INTERRUPTED as DRILL_INTERRUPTED,
+        NOT_VERIFIED as DRILL_NOT_VERIFIED,
+    };
     pub use crate::inject::compat::{
         Support as VaultK8sSupport, ANNOTATIONS as VAULT_K8S_ANNOTATIONS,
         PREFIX as VAULT_K8S_PREFIX,

@@ -1,6 +1,7 @@
-//! `ramsecrets drill --restore` and SIGINT on a KV secret against real
-//! OpenBao and a real sidecar: the old value is put back, and the JSON
-//! report shows no value.
+//! Putting the old value back on a KV secret against real OpenBao and a
+//! real sidecar: by default for values the drill invented, kept with
+//! `--keep`, and on SIGINT; the JSON report shows no value. A drill that
+//! checks nothing in the app is NOT VERIFIED, never passed.
 
 mod common;
 
@@ -55,11 +56,14 @@ impl SvcBed {
 }
 
 #[test]
-fn restore_puts_the_old_kv_value_back_and_the_json_shows_no_value() {
+fn invented_kv_values_are_put_back_by_default_and_an_unchecked_drill_is_not_verified() {
     let mut bed = SvcBed::start();
     let v1 = bed.v1;
-    let (o, report) = drill(drill_cmd(&bed.cfg, "svc", &["--restore"]));
-    assert_exit(&o, 0);
+    let (o, report) = drill(drill_cmd(&bed.cfg, "svc", &[]));
+    assert_exit(&o, 2);
+    assert_eq!(report["passed"], false, "{report:#}");
+    assert_eq!(report["verified"], false, "{report:#}");
+    assert_eq!(report["recovered"], true, "{report:#}");
     assert_eq!(
         report["rotation"]["fields"],
         json!(["api_token", "password"])
@@ -93,6 +97,29 @@ fn restore_puts_the_old_kv_value_back_and_the_json_shows_no_value() {
         &o,
         &["orig-Password-123", "tok-abc-123456", new_pw, new_tok],
     );
+    assert_eq!(bed.run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn keep_leaves_the_invented_values_and_the_text_report_says_not_verified() {
+    let mut bed = SvcBed::start();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ramsecrets"))
+        .args(["drill", "--secret", "svc", "--keep", "--config"])
+        .arg(&bed.cfg)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_exit(&o, 2);
+    let out = text(&o);
+    assert!(out.contains("result: NOT VERIFIED"), "{out}");
+    assert!(
+        !out.contains("PASSED") && !out.contains("restored:"),
+        "{out}"
+    );
+    let now = bed.current();
+    assert_eq!(now["metadata"]["version"], bed.v1 + 1);
+    assert_ne!(now["data"], bed.original);
+    assert_eq!(now["data"]["username"], "svc");
     assert_eq!(bed.run.stop(Signal::TERM), Some(0));
 }
 

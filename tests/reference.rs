@@ -427,6 +427,12 @@ fn the_exit_code_reference_is_current() {
             .into(),
     ));
     codes.push((
+        ramsecrets::reference::DRILL_NOT_VERIFIED,
+        "`drill`: not verified: the files changed, but no `--check-url`, `--check` or `--load` \
+         looked at the app."
+            .into(),
+    ));
+    codes.push((
         ramsecrets::reference::DRILL_INTERRUPTED,
         "`drill`: interrupted by SIGINT or SIGTERM (after putting the old value back).".into(),
     ));

@@ -7,8 +7,10 @@
 //! The order: watch and check the app (it must be healthy first), start the
 //! load, rotate ([`rotate`], [`aws`]), wait until the files changed, the
 //! on_change actions ran and the app is healthy for `--settle`, or until
-//! `--deadline`; stop the load; put the old value back with `--restore` (and
-//! always when SIGINT or SIGTERM cut the drill short); report.
+//! `--deadline`; stop the load; put the old value back when the drill
+//! invented the new one (unless `--keep`), with `--restore`, and always when
+//! SIGINT or SIGTERM cut the drill short; report. Without a check or load of
+//! the app the verdict is [`NOT_VERIFIED`], never passed.
 
 mod aws;
 mod probe;
@@ -26,7 +28,7 @@ use crate::cli::DrillArgs;
 use crate::config::{Config, Secret};
 use crate::exit::{Exit, ExitCode, Failure};
 use crate::source;
-pub use report::{FAILED, INTERRUPTED};
+pub use report::{FAILED, INTERRUPTED, NOT_VERIFIED};
 
 /// Why a drill could not be run (as opposed to a drill the app failed).
 #[derive(Debug, thiserror::Error)]
@@ -117,7 +119,7 @@ pub fn command(args: &DrillArgs) -> Result<u8, Failure> {
 }
 
 /// Runs the drill as `opts` say; returns the exit code: 0 passed,
-/// [`FAILED`], or [`INTERRUPTED`].
+/// [`FAILED`], [`NOT_VERIFIED`] or [`INTERRUPTED`].
 pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     let secret = find(config, &opts.secret)?;
     let sets = opts
@@ -234,8 +236,10 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     };
     stop.cancel();
     let interrupted = interrupt.is_cancelled();
+    // Invented values are known to nothing else: they go back unless --keep.
+    let restoring = interrupted || opts.restore || (rotated.invented && !opts.keep);
     let restored = match &rotated.undo {
-        Some(undo) if opts.restore || interrupted => match target.restore(undo).await {
+        Some(undo) if restoring => match target.restore(undo).await {
             Ok(done) => {
                 tracing::info!(secret = %secret.name, "{done}");
                 Some(done)
@@ -488,6 +492,7 @@ fn build(b: Built<'_>) -> report::Report {
         settle_ms: b.opts.settle.as_millis() as u64,
         max_failures: b.opts.max_failures,
         recovered: o.recovered,
+        verified: b.checks.is_some() || b.load.is_some(),
         restored: None,
         interrupted: false,
         passed: false,

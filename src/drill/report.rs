@@ -9,6 +9,10 @@ use serde::Serialize;
 
 /// Exit code of a drill the app did not survive.
 pub const FAILED: u8 = 1;
+/// Exit code of a drill that nothing checked the app in (no `--check-url`,
+/// `--check` or `--load`): the files changed, but whether the app works with
+/// the new value is unknown.
+pub const NOT_VERIFIED: u8 = 2;
 /// Exit code of a drill stopped by SIGINT or SIGTERM (after restoring).
 pub const INTERRUPTED: u8 = 130;
 
@@ -43,6 +47,8 @@ pub struct Report {
     pub max_failures: u64,
     /// Whether the files changed and the app (when checked) became and stayed healthy.
     pub recovered: bool,
+    /// Whether a check or load looked at the app; without, the drill is not verified.
+    pub verified: bool,
     /// What `--restore` (or an interrupted drill) put back.
     pub restored: Option<String>,
     /// Whether SIGINT or SIGTERM cut the drill short.
@@ -153,11 +159,13 @@ impl Report {
                 self.max_failures
             ));
         }
-        self.passed = self.reasons.is_empty();
-        self.exit_code = match (self.interrupted, self.passed) {
-            (true, _) => INTERRUPTED,
-            (false, true) => 0,
-            (false, false) => FAILED,
+        let clean = self.reasons.is_empty();
+        self.passed = clean && self.verified;
+        self.exit_code = match (self.interrupted, clean, self.verified) {
+            (true, ..) => INTERRUPTED,
+            (false, false, _) => FAILED,
+            (false, true, false) => NOT_VERIFIED,
+            (false, true, true) => 0,
         };
     }
 
@@ -239,6 +247,8 @@ impl Report {
         }
         if self.passed {
             let _ = writeln!(t, "result: PASSED");
+        } else if self.exit_code == NOT_VERIFIED {
+            let _ = writeln!(t, "result: NOT VERIFIED: the files changed, but no --check-url, --check or --load looked at the app");
         } else {
             let _ = writeln!(t, "result: FAILED: {}", self.reasons.join("; "));
         }
@@ -297,6 +307,7 @@ mod tests {
             settle_ms: 3000,
             max_failures: 0,
             recovered: true,
+            verified: true,
             restored: None,
             interrupted: false,
             passed: false,
@@ -328,6 +339,21 @@ mod tests {
         r.interrupted = true;
         r.judge();
         assert_eq!(r.exit_code, INTERRUPTED);
+    }
+
+    #[test]
+    fn a_drill_without_an_app_check_is_never_passed() {
+        let mut r = report();
+        r.verified = false;
+        r.judge();
+        assert!(!r.passed);
+        assert_eq!(r.exit_code, NOT_VERIFIED);
+        assert!(r.text().contains("result: NOT VERIFIED"), "{}", r.text());
+        let mut r = report();
+        r.verified = false;
+        r.recovered = false;
+        r.judge();
+        assert_eq!(r.exit_code, FAILED);
     }
 
     #[test]

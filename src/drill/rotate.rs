@@ -205,6 +205,7 @@ impl Target {
                     from: rotated(&before),
                     to: rotated(&after),
                     fields: vec!["password".into()],
+                    invented: false,
                     steps: Vec::new(),
                     written,
                     undo: None,
@@ -228,6 +229,7 @@ impl Target {
                     from: Some(lease),
                     to: None,
                     fields: Vec::new(),
+                    invented: false,
                     steps: Vec::new(),
                     written: Instant::now(),
                     undo: None,
@@ -252,6 +254,7 @@ impl Target {
                     from: Some(serial),
                     to: None,
                     fields: Vec::new(),
+                    invented: false,
                     steps: Vec::new(),
                     written: Instant::now(),
                     undo: None,
@@ -353,6 +356,7 @@ async fn kv(
             .pointer("/data/version")
             .and_then(Value::as_u64)
             .map(|v| v.to_string()),
+        invented: shape::invented(&fields, sets),
         fields,
         steps: Vec::new(),
         written: Instant::now(),

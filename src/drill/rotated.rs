@@ -16,6 +16,9 @@ pub struct Rotated {
     pub to: Option<String>,
     /// The fields given new values (KV, AWS).
     pub fields: Vec<String>,
+    /// Whether the drill made up a new value (a field no `--set` gave):
+    /// such values are put back unless `--keep`.
+    pub invented: bool,
     /// Intermediate steps, e.g. the AWSPENDING version written.
     pub steps: Vec<(&'static str, Instant)>,
     /// When the backend held the new value.

@@ -167,6 +167,12 @@ pub fn rotate_fields(
     Ok((new, changed))
 }
 
+/// Whether one of the changed `fields` got a value the drill made up (no
+/// `--set` gave it): nothing else knows such a value, so it is put back.
+pub fn invented(fields: &[String], sets: &[Set]) -> bool {
+    fields.iter().any(|f| !sets.iter().any(|s| s.field == *f))
+}
+
 /// Serializes `value` into zeroizing bytes.
 pub fn to_bytes(value: &Value) -> SecretBytes {
     let mut out = SecretBytes::default();
