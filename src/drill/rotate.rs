@@ -1,7 +1,10 @@
 //! The rotation itself, per kind of secret, and its undoing. Vault KV: a new
 //! version with new values of the same shape ([`super::shape`]); database
 //! static roles: `rotate-role`, so Vault changes the password in the database;
-//! dynamic credentials: the lease the sidecar holds is revoked; certificates:
+//! dynamic credentials: the lease the sidecar holds is revoked, once it is
+//! known to be a lease of the secret's own path ([`own_lease`]) and Vault
+//! confirmed it (`sys/leases/lookup`), so that a metrics page naming another
+//! lease cannot make the drill revoke it; certificates:
 //! the one the sidecar holds is revoked, which the sidecar notices at its next
 //! poll and re-issues; AWS Secrets Manager: see [`super::aws`].
 
@@ -213,9 +216,10 @@ impl Target {
             }
             Target::Lease { vault, path } => {
                 let lease = match &held.lease {
-                    Some(l) => l.clone(),
+                    Some(l) => own_lease(path, l)?,
                     None => only_lease(vault, path, deadline).await?,
                 };
+                confirm_lease(vault, &lease, deadline).await?;
                 vault
                     .request(
                         reqwest::Method::PUT,
@@ -367,6 +371,48 @@ async fn kv(
     })
 }
 
+/// `lease` (as the sidecar's metrics name it), when it is a lease of the
+/// secret's read `path`: `<path>/<id>`, the id one segment.
+fn own_lease(path: &str, lease: &str) -> Result<String, Error> {
+    let prefix = format!("{}/", path.trim_end_matches('/'));
+    match lease.strip_prefix(&prefix) {
+        Some(id) if !id.is_empty() && !id.contains('/') => Ok(lease.to_owned()),
+        _ => Err(Error::Source(source::Error::data(format!(
+            "the sidecar's metrics name lease `{lease}`, which is not a lease of `{path}`: nothing was revoked"
+        )))),
+    }
+}
+
+/// Asks Vault whether `lease` exists before it is revoked (revoking an
+/// unknown lease succeeds, and would pass for a rotation).
+async fn confirm_lease(
+    vault: &VaultSource,
+    lease: &str,
+    deadline: tokio::time::Instant,
+) -> Result<(), Error> {
+    let body = shape::to_bytes(&json!({ "lease_id": lease }));
+    let known = match vault
+        .request(
+            reqwest::Method::PUT,
+            "sys/leases/lookup",
+            Some(&body),
+            deadline,
+        )
+        .await
+    {
+        Ok(answer) => answer.pointer("/data/id").and_then(Value::as_str) == Some(lease),
+        Err(source::Error::Data { .. }) => false,
+        Err(e) => return Err(e.into()),
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(Error::Source(source::Error::not_found(format!(
+            "Vault has no lease `{lease}` (sys/leases/lookup): nothing was revoked"
+        ))))
+    }
+}
+
 /// The one lease under `path`, when the sidecar's metrics did not say which.
 async fn only_lease(
     vault: &VaultSource,
@@ -394,5 +440,30 @@ async fn only_lease(
             "{} leases under `{path}` and the sidecar's metrics are not reachable to tell which one it holds: set `health.listen` (or --metrics)",
             many.len()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lease_of_the_secrets_own_path_is_revoked() {
+        let path = "database/creds/app";
+        assert_eq!(
+            own_lease(path, "database/creds/app/x1").unwrap(),
+            "database/creds/app/x1"
+        );
+        assert!(own_lease("database/creds/app/", "database/creds/app/x1").is_ok());
+        for other in [
+            "auth/token/create/abc",
+            "database/creds/app",
+            "database/creds/app/",
+            "database/creds/application/x1",
+            "database/creds/app/x/../../../auth/token/create/abc",
+        ] {
+            let e = own_lease(path, other).unwrap_err().to_string();
+            assert!(e.contains("not a lease of `database/creds/app`"), "{e}");
+        }
     }
 }

@@ -1,7 +1,10 @@
 //! The drill's command line and the sidecar it drills: a sidecar config with
-//! a 2 s refresh interval and metrics, `ramsecrets drill … --json` and its
-//! report, and the check that no value reached the drill's output.
+//! a 2 s refresh interval and metrics, a fake metrics page, `ramsecrets
+//! drill … --json` and its report, and the check that no value reached the
+//! drill's output.
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -76,4 +79,24 @@ pub fn vault_sidecar(
         sidecar_config(token_source(bao, work), out, health, secrets).write(work, "config.yaml");
     let run = Running::sidecar(work, &cfg);
     (cfg, run)
+}
+
+/// A loopback server answering every request with `body` as its metrics
+/// page (a sidecar's, or a forged one); returns its `/metrics` URL.
+pub fn fake_metrics(body: &str) -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/metrics", l.local_addr().unwrap());
+    let body = body.to_owned();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let mut head = [0u8; 4096];
+            let _ = s.read(&mut head);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
 }
