@@ -368,6 +368,48 @@ fn pods_are_injected_as_stored_by_the_api_server() {
         assert!(count >= 1.0, "{metrics}");
     }
 
+    // A namespace with a `limits.cpu` quota admits an injected pod: the
+    // injected containers have a CPU limit by default (the pod's app sets its own).
+    let quotas = format!("/api/v1/namespaces/{NS}/resourcequotas");
+    let hard = json!({ "limits.cpu": "4", "limits.memory": "4Gi" });
+    let (status, body) = cp.call(
+        "POST",
+        &quotas,
+        Some(json!({ "metadata": { "name": "limits" }, "spec": { "hard": hard } })),
+    );
+    assert_eq!(status, 201, "{body}");
+    // What the quota controller would record (none runs here): the admission
+    // plugin judges against the status.
+    let mut quota = body;
+    quota["status"] = json!({ "hard": hard, "used": { "limits.cpu": "0", "limits.memory": "0" } });
+    let (status, body) = cp.call("PUT", &format!("{quotas}/limits/status"), Some(quota));
+    assert_eq!(status, 200, "{body}");
+    let mut limited = app_spec();
+    limited["containers"][0]["resources"] =
+        json!({ "limits": { "cpu": "100m", "memory": "64Mi" } });
+    let p = create(
+        &cp,
+        NS,
+        &pod("quota", annotated(json!({})), limited.clone()),
+    )
+    .unwrap_or_else(|e| panic!("refused under a limits.cpu quota: {e}"));
+    assert_eq!(
+        p["spec"]["initContainers"][0]["resources"]["limits"]["cpu"],
+        "250m"
+    );
+    // A pod's own limits: a bad one is refused naming it.
+    let refused = create(
+        &cp,
+        NS,
+        &pod(
+            "quota-bad",
+            annotated(json!({ "ramsecrets.io/limits-cpu": "lots" })),
+            limited,
+        ),
+    )
+    .unwrap_err();
+    assert!(refused.contains("ramsecrets.io/limits-cpu"), "{refused}");
+
     // failurePolicy Fail: with the injector stopped, an annotated pod is refused.
     assert_eq!(
         injector.run.stop(rustix::process::Signal::TERM),

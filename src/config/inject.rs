@@ -101,7 +101,8 @@ pub struct RawInjectDefaults {
     /// Size limit of the secrets memory volume (default `16Mi`).
     pub size_limit: Option<String>,
     /// Resources of injected containers (default requests 5m CPU, 16Mi;
-    /// limit 64Mi memory).
+    /// limits 250m CPU, 64Mi), which pods may change with `requests-*` and
+    /// `limits-*` annotations.
     pub resources: Option<RawResources>,
     /// User id of injected containers (default 65532).
     pub run_as_user: Option<i64>,
@@ -109,24 +110,44 @@ pub struct RawInjectDefaults {
     pub health_port: Option<u16>,
 }
 
-/// Requests and limits.
+/// Requests and limits, each kind with its own default.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawResources {
-    /// `cpu` and `memory` requests.
+    /// Requests (default `cpu: 5m`, `memory: 16Mi`).
     pub requests: Option<RawQuantities>,
-    /// `cpu` and `memory` limits.
+    /// Limits (default `cpu: 250m`, so that a namespace with a `limits.cpu`
+    /// quota admits pods, and `memory: 64Mi`).
     pub limits: Option<RawQuantities>,
 }
 
-/// Kubernetes quantities, e.g. `5m`, `16Mi`.
+/// Kubernetes quantities, e.g. `5m`, `16Mi`; a key left out keeps its
+/// default, `null` sets none.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawQuantities {
     /// CPU, e.g. `5m`.
-    pub cpu: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schemars(with = "Option<String>")]
+    pub cpu: Option<Option<String>>,
     /// Memory, e.g. `16Mi`.
-    pub memory: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schemars(with = "Option<String>")]
+    pub memory: Option<Option<String>>,
+    /// Ephemeral storage, e.g. `1Mi` (default none).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schemars(with = "Option<String>")]
+    pub ephemeral_storage: Option<Option<String>>,
+}
+
+/// A key whose `null` means something: `Some(None)`; absent: `None` (with
+/// `#[serde(default)]`).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Validated `inject:` settings.
@@ -189,14 +210,70 @@ pub struct PodDefaults {
     pub mount_path: String,
     /// Secrets volume size limit.
     pub size_limit: String,
-    /// Requests `(cpu, memory)`.
-    pub requests: (Option<String>, Option<String>),
-    /// Limits `(cpu, memory)`.
-    pub limits: (Option<String>, Option<String>),
+    /// Requests and limits.
+    pub resources: Resources,
     /// User id.
     pub run_as_user: i64,
     /// Health port.
     pub health_port: u16,
+}
+
+/// Requests and limits of injected containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Requests.
+    pub requests: Quantities,
+    /// Limits.
+    pub limits: Quantities,
+}
+
+/// Validated quantities of each resource, `None` where unset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Quantities {
+    /// `cpu`.
+    pub cpu: Option<String>,
+    /// `memory`.
+    pub memory: Option<String>,
+    /// `ephemeral-storage`.
+    pub ephemeral_storage: Option<String>,
+}
+
+impl Quantities {
+    /// Each resource by its Kubernetes name, with its quantity.
+    pub fn each(&self) -> [(&'static str, Option<&str>); 3] {
+        [
+            ("cpu", self.cpu.as_deref()),
+            ("memory", self.memory.as_deref()),
+            ("ephemeral-storage", self.ephemeral_storage.as_deref()),
+        ]
+    }
+
+    /// The quantity of resource `name` (as [`Quantities::each`] names it).
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Option<String>> {
+        match name {
+            "cpu" => Some(&mut self.cpu),
+            "memory" => Some(&mut self.memory),
+            "ephemeral-storage" => Some(&mut self.ephemeral_storage),
+            _ => None,
+        }
+    }
+}
+
+impl Resources {
+    /// The first resource whose request exceeds its limit: `(resource,
+    /// request, limit)`. Kubernetes refuses such a container.
+    pub fn request_above_limit(&self) -> Option<(&'static str, &str, &str)> {
+        let limits = self.limits.each();
+        self.requests
+            .each()
+            .into_iter()
+            .zip(limits)
+            .find_map(|((name, request), (_, limit))| {
+                let (request, limit) = (request?, limit?);
+                (quantity_value(request)? > quantity_value(limit)?)
+                    .then_some((name, request, limit))
+            })
+    }
 }
 
 impl std::fmt::Display for Inject {
@@ -246,6 +323,36 @@ pub fn is_quantity(q: &str) -> bool {
                 && frac.is_none_or(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
         })
     })
+}
+
+/// The value of quantity `q` (which [`is_quantity`] accepts) in its base
+/// unit, to compare two quantities.
+pub fn quantity_value(q: &str) -> Option<f64> {
+    const SCALES: &[(&str, f64)] = &[
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("n", 1e-9),
+        ("u", 1e-6),
+        ("m", 1e-3),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    if !is_quantity(q) {
+        return None;
+    }
+    let (number, scale) = SCALES
+        .iter()
+        .find_map(|(suffix, scale)| Some((q.strip_suffix(suffix)?, *scale)))
+        .unwrap_or((q, 1.0));
+    Some(number.parse::<f64>().ok()? * scale)
 }
 
 /// An absolute path with no `..`, as a container mount path.
@@ -380,8 +487,7 @@ impl Validator<'_> {
             );
         }
         let size_limit = d.size_limit.unwrap_or_else(|| "16Mi".into());
-        let mut quantity = |at: &str, q: Option<String>, default: Option<&str>| {
-            let q = q.or(default.map(String::from));
+        let mut quantity = |at: &str, q: Option<String>| {
             if let Some(bad) = q.as_deref().filter(|q| !is_quantity(q)) {
                 self.problem(
                     format!("inject.defaults.{at}"),
@@ -390,25 +496,44 @@ impl Validator<'_> {
             }
             q
         };
-        let size_limit = quantity("size_limit", Some(size_limit), None);
+        let size_limit = quantity("size_limit", Some(size_limit));
         let (requests, limits) = match d.resources {
             Some(r) => (r.requests, r.limits),
             None => (None, None),
         };
-        let requests = match requests {
-            Some(q) => (
-                quantity("resources.requests.cpu", q.cpu, None),
-                quantity("resources.requests.memory", q.memory, None),
-            ),
-            None => (Some("5m".into()), Some("16Mi".into())),
+        let mut kind = |at: &str, raw: Option<RawQuantities>, cpu: &str, memory: &str| {
+            let (c, m, e) = match raw {
+                Some(q) => (q.cpu, q.memory, q.ephemeral_storage),
+                None => (None, None, None),
+            };
+            Quantities {
+                cpu: quantity(
+                    &format!("resources.{at}.cpu"),
+                    c.unwrap_or(Some(cpu.into())),
+                ),
+                memory: quantity(
+                    &format!("resources.{at}.memory"),
+                    m.unwrap_or(Some(memory.into())),
+                ),
+                ephemeral_storage: quantity(
+                    &format!("resources.{at}.ephemeral_storage"),
+                    e.flatten(),
+                ),
+            }
         };
-        let limits = match limits {
-            Some(q) => (
-                quantity("resources.limits.cpu", q.cpu, None),
-                quantity("resources.limits.memory", q.memory, None),
-            ),
-            None => (None, Some("64Mi".into())),
+        let resources = Resources {
+            requests: kind("requests", requests, "5m", "16Mi"),
+            limits: kind("limits", limits, "250m", "64Mi"),
         };
+        if let Some((name, request, limit)) = resources.request_above_limit() {
+            self.problem(
+                format!(
+                    "inject.defaults.resources.requests.{}",
+                    name.replace('-', "_")
+                ),
+                format!("`{request}` is above the limit `{limit}`"),
+            );
+        }
         let run_as_user = d.run_as_user.unwrap_or(65532);
         if run_as_user <= 0 {
             self.problem(
@@ -420,8 +545,7 @@ impl Validator<'_> {
             refresh: refresh?,
             mount_path,
             size_limit: size_limit.unwrap_or_default(),
-            requests,
-            limits,
+            resources,
             run_as_user,
             health_port: d.health_port.unwrap_or(8099),
         })
@@ -494,6 +618,39 @@ mod tests {
             let p = problems(inject);
             assert!(p.iter().any(|p| p.starts_with(expected)), "{inject}: {p:?}");
         }
+    }
+
+    #[test]
+    fn each_resource_keeps_its_default_unless_set_or_null() {
+        let defaults = |resources: &str| {
+            let text = format!(
+                "sources:\n  - vault: {{ address: https://v:8200, auth: {{ kubernetes: {{ role: r }} }} }}\ninject:\n  tls: {{ auto: {{ webhook: w, names: [a] }} }}\n  image: i\n  defaults: {{ resources: {resources} }}\n"
+            );
+            let config = super::super::Config::parse(&text, std::path::Path::new("/")).unwrap();
+            config.inject.unwrap().defaults.resources
+        };
+        let q = |cpu: Option<&str>, memory: Option<&str>| Quantities {
+            cpu: cpu.map(String::from),
+            memory: memory.map(String::from),
+            ephemeral_storage: None,
+        };
+        let r = defaults("{}");
+        assert_eq!(r.requests, q(Some("5m"), Some("16Mi")));
+        assert_eq!(r.limits, q(Some("250m"), Some("64Mi")));
+        let r = defaults("{ limits: { memory: 128Mi } }");
+        assert_eq!(r.limits, q(Some("250m"), Some("128Mi")));
+        let r = defaults("{ limits: { cpu: null }, requests: { memory: null } }");
+        assert_eq!(r.limits, q(None, Some("64Mi")));
+        assert_eq!(r.requests, q(Some("5m"), None));
+        let p = problems(
+            "  tls: { auto: { webhook: w, names: [a] } }\n  image: i\n  defaults: { resources: { requests: { cpu: '1' } } }\n",
+        );
+        assert!(
+            p.iter().any(|p| p.starts_with(
+                "inject.defaults.resources.requests.cpu: `1` is above the limit `250m`"
+            )),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use super::spec::{is_name, Denial, Mode, Parsed, PodRequest, SecretSpec, VaultOverrides};
+use super::spec::{id, is_name, Denial, Mode, Parsed, PodRequest, SecretSpec, VaultOverrides};
 use crate::render::gotemplate;
 use crate::source::PodAddress;
 
@@ -52,15 +52,15 @@ pub const ANNOTATIONS: &[(&str, Support, &str)] = &[
     ("agent-cache-enable", Support::NoOp, "ramsecrets keeps no Vault Agent cache; the app reads files"),
     ("tls-skip-verify", Support::No, "ramsecrets always verifies Vault's certificate: give the injector's source a `ca_cert`"),
     ("agent-inject-command-NAME", Support::No, "the ramsecrets image has no shell to run it in"),
-    ("agent-limits-cpu", Support::No, "not yet: the injector's `defaults.resources` apply"),
-    ("agent-limits-mem", Support::No, "not yet: the injector's `defaults.resources` apply"),
-    ("agent-limits-ephemeral", Support::No, "not yet: the injector's `defaults.resources` apply"),
-    ("agent-requests-cpu", Support::No, "not yet: the injector's `defaults.resources` apply"),
-    ("agent-requests-mem", Support::No, "not yet: the injector's `defaults.resources` apply"),
-    ("agent-requests-ephemeral", Support::No, "not yet: the injector's `defaults.resources` apply"),
-    ("agent-run-as-user", Support::No, "not yet: the injector's `defaults.run_as_user` applies"),
-    ("agent-run-as-group", Support::No, "not yet: the injector's `defaults.run_as_user` applies"),
-    ("agent-run-as-same-user", Support::No, "ramsecrets never runs as the app's user"),
+    ("agent-limits-cpu", Support::Yes, "the CPU limit of ramsecrets' containers, as `ramsecrets.io/limits-cpu` (empty: the injector's default)"),
+    ("agent-limits-mem", Support::Yes, "their memory limit, as `ramsecrets.io/limits-memory` (empty: the injector's default)"),
+    ("agent-limits-ephemeral", Support::Yes, "their ephemeral-storage limit, as `ramsecrets.io/limits-ephemeral-storage` (empty: the injector's default)"),
+    ("agent-requests-cpu", Support::Yes, "their CPU request, as `ramsecrets.io/requests-cpu` (empty: the injector's default)"),
+    ("agent-requests-mem", Support::Yes, "their memory request, as `ramsecrets.io/requests-memory` (empty: the injector's default)"),
+    ("agent-requests-ephemeral", Support::Yes, "their ephemeral-storage request, as `ramsecrets.io/requests-ephemeral-storage` (empty: the injector's default)"),
+    ("agent-run-as-user", Support::Yes, "the uid of ramsecrets' containers, as `ramsecrets.io/run-as-user` (not 0)"),
+    ("agent-run-as-group", Support::Yes, "their gid, as `ramsecrets.io/run-as-group`"),
+    ("agent-run-as-same-user", Support::Yes, "`\"true\"`: they run as the uid of the first app container (its `securityContext.runAsUser`, else the pod's; not root)"),
     ("agent-inject-token", Support::No, "the Vault token never reaches the app's volume"),
     ("agent-configmap", Support::No, "a Vault Agent config file: use `ramsecrets.io/config-map` with a ramsecrets config"),
     ("agent-extra-secret", Support::No, "ramsecrets' CA comes from the injector's source"),
@@ -87,6 +87,16 @@ pub const ANNOTATIONS: &[(&str, Support, &str)] = &[
     ("agent-telemetry-*", Support::No, "the sidecar's metrics are on its health port"),
     ("template-config-*", Support::No, "ramsecrets' refresh interval is the injector's `defaults.refresh`"),
     ("agent-*", Support::No, "a Vault Agent setting that has no counterpart"),
+];
+
+/// vault-k8s' resource annotations and the `ramsecrets.io/` ones they become.
+const RESOURCES: &[(&str, &str)] = &[
+    ("agent-limits-cpu", "limits-cpu"),
+    ("agent-limits-mem", "limits-memory"),
+    ("agent-limits-ephemeral", "limits-ephemeral-storage"),
+    ("agent-requests-cpu", "requests-cpu"),
+    ("agent-requests-mem", "requests-memory"),
+    ("agent-requests-ephemeral", "requests-ephemeral-storage"),
 ];
 
 /// What `key` (after the prefix) is in [`ANNOTATIONS`]: its row, matching
@@ -172,17 +182,8 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
         }
     };
     let mut request = PodRequest {
-        secrets: Vec::new(),
         role: ours.get("role").map(|r| r.to_string()),
-        source: None,
-        mode: Mode::Sidecar,
-        containers: None,
         mount_path: Some(MOUNT_PATH.into()),
-        proxy: false,
-        config_map: None,
-        after: Vec::new(),
-        run_as_user: None,
-        run_as_group: None,
         vault: VaultOverrides {
             auth_mount: ours
                 .get("auth-path")
@@ -193,7 +194,9 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
                 None => false,
             },
         },
+        ..PodRequest::default()
     };
+    containers(&ours, &mut request)?;
     if let Some(v) = ours.get("agent-pre-populate-only") {
         if boolean("agent-pre-populate-only", v)? {
             request.mode = Mode::InitOnly;
@@ -278,6 +281,38 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
     Ok(Parsed::Inject(Box::new(request)))
 }
 
+/// The resources and the user of ramsecrets' containers, every bad
+/// annotation reported at once.
+fn containers(ours: &BTreeMap<&str, &str>, request: &mut PodRequest) -> Result<(), Denial> {
+    let mut problems = Vec::new();
+    for (theirs, key) in RESOURCES {
+        let Some(v) = ours.get(theirs).map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if let Some(Err(d)) = super::containers::read(key, v, &mut request.resources) {
+            problems.push(deny(theirs, d.why));
+        }
+    }
+    for (theirs, min, into) in [
+        ("agent-run-as-user", 1, &mut request.run_as_user),
+        ("agent-run-as-group", 0, &mut request.run_as_group),
+    ] {
+        if let Some(v) = ours.get(theirs) {
+            match id(theirs, v.trim(), min) {
+                Ok(n) => *into = Some(n),
+                Err(d) => problems.push(deny(theirs, d.why)),
+            }
+        }
+    }
+    if let Some(v) = ours.get("agent-run-as-same-user") {
+        match boolean("agent-run-as-same-user", v) {
+            Ok(same) => request.run_as_same_user = same,
+            Err(d) => problems.push(d),
+        }
+    }
+    Denial::all(problems).map_or(Ok(()), Err)
+}
+
 /// A denial about a `ramsecrets.io/` annotation made from this pod's
 /// vault-k8s ones, blamed on the vault-k8s annotation it came from.
 pub fn blame(d: Denial) -> Denial {
@@ -293,7 +328,11 @@ pub fn blame(d: Denial) -> Denial {
         _ => match key {
             "containers" => "agent-inject-containers".into(),
             "role" => "role".into(),
-            _ => "agent-inject".into(),
+            "run-as-user" | "run-as-group" | "run-as-same-user" => format!("agent-{key}"),
+            _ => match RESOURCES.iter().find(|(_, ours)| *ours == key) {
+                Some((theirs, _)) => theirs.to_string(),
+                None => "agent-inject".into(),
+            },
         },
     };
     Denial {

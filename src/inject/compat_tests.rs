@@ -150,14 +150,6 @@ fn what_ramsecrets_does_not_do_is_refused_naming_each_annotation() {
             &[
                 ("agent-inject", "true"),
                 ("agent-inject-secret-x", "a/b"),
-                ("agent-limits-cpu", "1"),
-            ],
-            &["agent-limits-cpu"],
-        ),
-        (
-            &[
-                ("agent-inject", "true"),
-                ("agent-inject-secret-x", "a/b"),
                 ("colour", "x"),
             ],
             &["vault.hashicorp.com/colour", "not a vault-k8s annotation"],
@@ -319,4 +311,83 @@ fn problems_found_later_are_blamed_on_the_vault_k8s_annotation() {
     );
     let d = mutate::patch(&injector(true), "apps", &serde_json::to_value(&p).unwrap()).unwrap_err();
     assert_eq!(d.key, "vault.hashicorp.com/agent-inject-file-x", "{d}");
+}
+
+#[test]
+fn vault_k8s_resources_and_users_become_those_of_the_injected_containers() {
+    let base = [("agent-inject", "true"), ("agent-inject-secret-x", "a/b")];
+    let with = |more: &[(&'static str, &'static str)]| pod(&[&base[..], more].concat());
+    let p = with(&[
+        ("agent-limits-cpu", "500m"),
+        ("agent-limits-mem", "128Mi"),
+        ("agent-limits-ephemeral", "8Mi"),
+        ("agent-requests-cpu", "50m"),
+        ("agent-requests-mem", " 32Mi "),
+        ("agent-requests-ephemeral", "1Mi"),
+        ("agent-run-as-user", "1000"),
+        ("agent-run-as-group", "3000"),
+    ]);
+    let out = patched(&injector(true), &p).unwrap();
+    let c = &out["spec"]["initContainers"][0];
+    assert_eq!(
+        c["resources"],
+        json!({
+            "requests": { "cpu": "50m", "memory": "32Mi", "ephemeral-storage": "1Mi" },
+            "limits": { "cpu": "500m", "memory": "128Mi", "ephemeral-storage": "8Mi" },
+        })
+    );
+    assert_eq!(c["securityContext"]["runAsUser"], 1000);
+    assert_eq!(c["securityContext"]["runAsGroup"], 3000);
+    // Empty: the injector's default, which has a CPU limit.
+    let out = patched(&injector(true), &with(&[("agent-limits-cpu", "")])).unwrap();
+    let c = &out["spec"]["initContainers"][0];
+    assert_eq!(c["resources"]["limits"]["cpu"], "250m");
+
+    // The app's user: its first container's, else the pod's.
+    let mut p = with(&[("agent-run-as-same-user", "true")]);
+    let spec = p.spec.as_mut().unwrap();
+    spec.security_context = Some(k8s_openapi::api::core::v1::PodSecurityContext {
+        run_as_user: Some(4000),
+        ..Default::default()
+    });
+    let uid = |p: &Pod| {
+        let out = patched(&injector(true), p).unwrap();
+        out["spec"]["initContainers"][0]["securityContext"]["runAsUser"].clone()
+    };
+    assert_eq!(uid(&p), 4000);
+    p.spec.as_mut().unwrap().containers[0].security_context =
+        Some(k8s_openapi::api::core::v1::SecurityContext {
+            run_as_user: Some(5000),
+            ..Default::default()
+        });
+    assert_eq!(uid(&p), 5000);
+
+    let denied = |p: &Pod| {
+        mutate::patch(&injector(true), "apps", &serde_json::to_value(p).unwrap()).unwrap_err()
+    };
+    let d = denied(&with(&[("agent-run-as-same-user", "true")]));
+    assert_eq!(d.key, "vault.hashicorp.com/agent-run-as-same-user", "{d}");
+    assert!(d.why.contains("runAsUser"), "{d}");
+    let d = denied(&with(&[("agent-requests-cpu", "1")]));
+    assert_eq!(d.key, "vault.hashicorp.com/agent-requests-cpu", "{d}");
+    assert!(d.why.contains("above the cpu limit `250m`"), "{d}");
+    // Every bad one at once.
+    let d = denial(
+        &[
+            &base[..],
+            &[
+                ("agent-limits-mem", "lots"),
+                ("agent-run-as-user", "0"),
+                ("agent-run-as-same-user", "maybe"),
+            ],
+        ]
+        .concat(),
+    );
+    for key in [
+        "agent-limits-mem",
+        "agent-run-as-user",
+        "agent-run-as-same-user",
+    ] {
+        assert!(d.contains(&format!("{PREFIX}{key}:")), "{key}: {d}");
+    }
 }

@@ -1,7 +1,8 @@
 //! `ramsecrets inject`: the Kubernetes mutating admission webhook. [`spec`]
 //! reads a pod's `ramsecrets.io/` annotations, [`podconfig`] makes the config
 //! its injected containers run, [`mutate`] is the pure decision (pod →
-//! JSONPatch or denial), [`tls`] the serving certificate (files reloaded on
+//! JSONPatch or denial) with [`containers`] saying what the added containers
+//! run with, [`tls`] the serving certificate (files reloaded on
 //! change, or made at start with the CA patched into the webhook
 //! configuration through [`apiserver`]), and [`server`] the HTTPS layer.
 //! With `inject.compat: vault-k8s`, [`compat`] reads pods annotated for
@@ -9,6 +10,7 @@
 
 pub mod apiserver;
 pub mod compat;
+pub mod containers;
 pub mod mutate;
 pub mod podconfig;
 pub mod server;

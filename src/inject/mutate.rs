@@ -23,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::compat;
+use super::containers;
 use super::podconfig::{self, CONFIG_DIR, CONFIG_FILE, STATE_DIR, TOKEN_DIR};
 use super::spec::{
     self, deny, Denial, Mode, Parsed, PodRequest, INJECTED, RENDERED_CA, RENDERED_CONFIG,
@@ -260,9 +261,14 @@ fn inject(
             ));
         }
     }
+    let resources = containers::resources(&d.resources, &request.resources);
+    let user = containers::user(d, request, pod);
+    problems.extend(resources.as_ref().err().cloned());
+    problems.extend(user.as_ref().err().cloned());
     if let Some(all) = Denial::all(problems) {
         return Err(all);
     }
+    let (resources, (uid, gid)) = (resources?, user?);
 
     // The config: from the annotations, or the whole file from a ConfigMap.
     // The containers run only the rendered config they were admitted with.
@@ -321,21 +327,7 @@ fn inject(
     }
 
     let command = if request.proxy { "proxy" } else { "run" };
-    let run_as_user = request.run_as_user.unwrap_or(d.run_as_user);
     let container = |name: &str, verb: &str| {
-        let mut resources = json!({});
-        for (kind, (cpu, memory)) in [("requests", &d.requests), ("limits", &d.limits)] {
-            let mut q = json!({});
-            if let Some(cpu) = cpu {
-                q["cpu"] = json!(cpu);
-            }
-            if let Some(memory) = memory {
-                q["memory"] = json!(memory);
-            }
-            if q.as_object().is_some_and(|o| !o.is_empty()) {
-                resources[kind] = q;
-            }
-        }
         let mut args = vec![json!(verb), json!("--config"), json!(CONFIG_FILE)];
         if let Some(pin) = &pin {
             args.extend([json!("--config-sha256"), json!(pin)]);
@@ -346,15 +338,7 @@ fn inject(
             "args": args,
             "volumeMounts": mounts,
             "resources": resources,
-            "securityContext": {
-                "runAsNonRoot": true,
-                "runAsUser": run_as_user,
-                "runAsGroup": request.run_as_group.unwrap_or(run_as_user),
-                "readOnlyRootFilesystem": true,
-                "allowPrivilegeEscalation": false,
-                "capabilities": { "drop": ["ALL"] },
-                "seccompProfile": { "type": "RuntimeDefault" },
-            },
+            "securityContext": containers::security_context(uid, gid),
         })
     };
     let probe = json!({

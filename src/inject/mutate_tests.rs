@@ -505,3 +505,46 @@ fn the_injectors_revoke_on_exit_reaches_the_pods_of_its_source() {
     );
     assert!(rendered(&revoking));
 }
+
+#[test]
+fn a_pod_sets_the_resources_of_its_injected_containers() {
+    let inj = injector((1, 28));
+    let resources = |more: Value| {
+        let mut ann =
+            json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db" });
+        ann.as_object_mut()
+            .unwrap()
+            .extend(more.as_object().unwrap().clone());
+        let p = admitted(&inj, &pod(ann, app()), "apps");
+        let init = p["spec"]["initContainers"][0]["resources"].clone();
+        assert_eq!(init, p["spec"]["containers"][1]["resources"]);
+        init
+    };
+    // The injector's defaults have a CPU limit: a namespace with a
+    // `limits.cpu` quota admits the pod.
+    assert_eq!(
+        resources(json!({})),
+        json!({ "requests": { "cpu": "5m", "memory": "16Mi" },
+                "limits": { "cpu": "250m", "memory": "64Mi" } })
+    );
+    assert_eq!(
+        resources(
+            json!({ "ramsecrets.io/limits-cpu": "1", "ramsecrets.io/requests-memory": "64Mi",
+                          "ramsecrets.io/requests-ephemeral-storage": "1Mi" })
+        ),
+        json!({ "requests": { "cpu": "5m", "memory": "64Mi", "ephemeral-storage": "1Mi" },
+                "limits": { "cpu": "1", "memory": "64Mi" } })
+    );
+    // A request above its limit is refused here, not by the API server.
+    for (key, value) in [("requests-memory", "65Mi"), ("limits-cpu", "1m")] {
+        let ann = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db",
+                          format!("ramsecrets.io/{key}"): value, "ramsecrets.io/containers": "nosuch" });
+        let message = denial(&inj, &pod(ann, app()));
+        assert!(
+            message.contains(&format!("annotation ramsecrets.io/{key}: "))
+                && message.contains("is above the")
+                && message.contains("ramsecrets.io/containers"),
+            "{message}"
+        );
+    }
+}

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use super::containers;
 use super::podconfig::OWN_DIR;
+use crate::config::inject::Resources;
 use crate::source::PodAddress;
 
 /// The annotation prefix.
@@ -48,9 +50,10 @@ impl Denial {
 }
 
 /// How the pod is injected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Mode {
     /// A sidecar that keeps the files fresh (a native sidecar where the server has them).
+    #[default]
     Sidecar,
     /// One init container: the pod can complete (Jobs, CronJobs).
     InitOnly,
@@ -78,7 +81,7 @@ pub struct SecretSpec {
 }
 
 /// What an annotated pod asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodRequest {
     /// Secrets, by name.
     pub secrets: Vec<SecretSpec>,
@@ -102,6 +105,12 @@ pub struct PodRequest {
     pub run_as_user: Option<i64>,
     /// `run-as-group`: their gid (default: their uid).
     pub run_as_group: Option<i64>,
+    /// Run as the uid of the first app container (vault-k8s'
+    /// `agent-run-as-same-user`).
+    pub run_as_same_user: bool,
+    /// `requests-*` and `limits-*`: quantities that replace the injector's
+    /// `defaults.resources` in the injected containers.
+    pub resources: Resources,
     /// Translated from vault-k8s annotations ([`super::compat`]): the
     /// kubernetes auth mount, the Vault namespace, and whether the sidecar
     /// revokes its leases at shutdown.
@@ -174,6 +183,30 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
         "the gid the injected containers run as (default: their uid)",
     ),
     (
+        "requests-cpu",
+        "the CPU request of the injected containers, a Kubernetes quantity such as `10m` (default: the injector's `defaults.resources`)",
+    ),
+    (
+        "requests-memory",
+        "their memory request, e.g. `32Mi` (default: the injector's)",
+    ),
+    (
+        "requests-ephemeral-storage",
+        "their ephemeral-storage request, e.g. `1Mi` (default: the injector's, none unless set)",
+    ),
+    (
+        "limits-cpu",
+        "their CPU limit, e.g. `500m` (default: the injector's, 250m unless set, so a namespace with a `limits.cpu` quota admits the pod); not below the request",
+    ),
+    (
+        "limits-memory",
+        "their memory limit, e.g. `128Mi` (default: the injector's, 64Mi unless set); not below the request",
+    ),
+    (
+        "limits-ephemeral-storage",
+        "their ephemeral-storage limit (default: the injector's, none unless set)",
+    ),
+    (
         "mount-path",
         "where the app sees the files (default: the injector's `defaults.mount_path`); not `/`, `/etc`, under `/proc`, `/dev` or `/sys`, nor over `/run/ramsecrets`, where ramsecrets mounts its own volumes",
     ),
@@ -239,20 +272,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
         Some(v) if !boolean("inject", v)? => return Ok(Parsed::NotRequested),
         Some(_) => {}
     }
-    let mut request = PodRequest {
-        secrets: Vec::new(),
-        role: None,
-        source: None,
-        mode: Mode::Sidecar,
-        containers: None,
-        mount_path: None,
-        proxy: false,
-        config_map: None,
-        after: Vec::new(),
-        run_as_user: None,
-        run_as_group: None,
-        vault: VaultOverrides::default(),
-    };
+    let mut request = PodRequest::default();
     let mut per_secret: Vec<(&str, &str, &str)> = Vec::new();
     let mut problems = Vec::new();
     for &(key, value) in &ours {
@@ -305,26 +325,29 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
                 _ if key == "injected" || key.starts_with("rendered-") => {
                     return Err(deny(key, "is set by the injector, not by pods"));
                 }
-                _ => match key.split_once('.') {
-                    Some(("secret", name)) => {
-                        if !is_name(name) {
-                            return Err(deny(key, format!("`{name}` is not a secret name (lowercase letters, digits, `-`, `_`, `.`)")));
+                _ => match containers::read(key, value, &mut request.resources) {
+                    Some(read) => read?,
+                    None => match key.split_once('.') {
+                        Some(("secret", name)) => {
+                            if !is_name(name) {
+                                return Err(deny(key, format!("`{name}` is not a secret name (lowercase letters, digits, `-`, `_`, `.`)")));
+                            }
+                            request.secrets.push(SecretSpec {
+                                name: name.to_owned(),
+                                address: address(key, value)?,
+                                file: None,
+                                format: None,
+                                key: None,
+                                template: None,
+                                mode: None,
+                                previous: false,
+                            });
                         }
-                        request.secrets.push(SecretSpec {
-                            name: name.to_owned(),
-                            address: address(key, value)?,
-                            file: None,
-                            format: None,
-                            key: None,
-                            template: None,
-                            mode: None,
-                            previous: false,
-                        });
-                    }
-                    Some((field, name)) if PER_SECRET.contains(&field) => {
-                        per_secret.push((field, name, value))
-                    }
-                    _ => return Err(deny(key, format!("unknown: expected {}", known()))),
+                        Some((field, name)) if PER_SECRET.contains(&field) => {
+                            per_secret.push((field, name, value))
+                        }
+                        _ => return Err(deny(key, format!("unknown: expected {}", known()))),
+                    },
                 },
             }
             Ok(())
@@ -396,7 +419,7 @@ fn reserved(path: &str) -> Option<&'static str> {
 }
 
 /// A uid or gid of at least `min` (the containers run as non-root: a uid is not 0).
-fn id(key: &str, value: &str, min: i64) -> Result<i64, Denial> {
+pub(super) fn id(key: &str, value: &str, min: i64) -> Result<i64, Denial> {
     value
         .parse::<i64>()
         .ok()

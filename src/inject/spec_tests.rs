@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
+use crate::config::inject::Quantities;
 
 fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -23,6 +24,14 @@ fn denied(pairs: &[(&str, &str)]) -> Denial {
         Err(d) => d,
         other => panic!("{pairs:?} was not denied: {other:?}"),
     }
+}
+
+/// The annotations a denial names, in order.
+fn keys(d: &Denial) -> Vec<&str> {
+    std::iter::once(d)
+        .chain(&d.more)
+        .map(|d| d.key.as_str())
+        .collect()
 }
 
 #[test]
@@ -297,12 +306,8 @@ fn every_bad_annotation_is_reported_at_once() {
         ("secret.db", "nosuch:x"),
         ("file.other", "x"),
     ]);
-    let keys: Vec<&str> = std::iter::once(&d)
-        .chain(&d.more)
-        .map(|d| d.key.as_str())
-        .collect();
     assert_eq!(
-        keys,
+        keys(&d),
         [
             "ramsecrets.io/colour",
             "ramsecrets.io/mode",
@@ -362,4 +367,45 @@ fn the_proxy_needs_the_sidecar() {
     ]);
     assert_eq!(d.key, "ramsecrets.io/proxy", "{d}");
     assert!(d.why.contains("init-only"), "{d}");
+}
+
+#[test]
+fn resources_are_kubernetes_quantities() {
+    let r = request(&[
+        ("inject", "true"),
+        ("secret.db", "kv:s/db"),
+        ("requests-cpu", "10m"),
+        ("requests-memory", "32Mi"),
+        ("limits-cpu", "0.5"),
+        ("limits-memory", "128Mi"),
+        ("limits-ephemeral-storage", "1Gi"),
+    ]);
+    let q = |cpu: &str, memory: &str, eph: Option<&str>| Quantities {
+        cpu: Some(cpu.into()),
+        memory: Some(memory.into()),
+        ephemeral_storage: eph.map(String::from),
+    };
+    assert_eq!(r.resources.requests, q("10m", "32Mi", None));
+    assert_eq!(r.resources.limits, q("0.5", "128Mi", Some("1Gi")));
+    let d = denied(&[
+        ("inject", "true"),
+        ("secret.db", "kv:s/db"),
+        ("requests-cpu", "lots"),
+        ("limits-memory", "128MB"),
+        ("limits-gpu", "1"),
+    ]);
+    assert_eq!(
+        keys(&d),
+        [
+            "ramsecrets.io/limits-gpu",
+            "ramsecrets.io/limits-memory",
+            "ramsecrets.io/requests-cpu"
+        ],
+        "{d}"
+    );
+    assert!(
+        d.to_string()
+            .contains("`128MB` is not a Kubernetes quantity"),
+        "{d}"
+    );
 }
