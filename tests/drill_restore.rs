@@ -49,6 +49,17 @@ impl SvcBed {
         }
     }
 
+    /// A drill whose app check passes while the returned marker file exists,
+    /// with its deadline far away; returned once it wrote the backend.
+    fn drill_in_the_window(&self) -> (Running, PathBuf) {
+        let marker = file(self.work.path(), "healthy", "");
+        let check = format!("test -f {}", marker.display());
+        let cmd = drill_cmd(&self.cfg, "svc", &["--check", &check, "--deadline", "5m"]);
+        let mut running = Running::spawn(self.work.path(), cmd);
+        running.wait_log("backend written", LIMIT);
+        (running, marker)
+    }
+
     /// The secret's current version (`data` and `metadata`).
     fn current(&self) -> Value {
         self.bao.api("GET", "secret/data/app/svc", Value::Null)["data"].clone()
@@ -126,17 +137,10 @@ fn keep_leaves_the_invented_values_and_the_text_report_says_not_verified() {
 #[test]
 fn sigint_during_a_drill_puts_the_old_kv_value_back() {
     let mut bed = SvcBed::start();
+    let before = bed.v1;
     // The app (here a marker file) never recovers; SIGINT puts the old value back.
-    let marker = file(bed.work.path(), "healthy", "");
-    let check = format!("test -f {}", marker.display());
-    let cmd = drill_cmd(&bed.cfg, "svc", &["--check", &check, "--deadline", "5m"]);
-    let mut running = Running::spawn(bed.work.path(), cmd);
-    let before = bed.current()["metadata"]["version"].as_u64().unwrap();
-    wait_until(LIMIT, "the drill's rotation", || {
-        bed.current()["metadata"]["version"].as_u64().unwrap() > before
-    });
+    let (mut running, marker) = bed.drill_in_the_window();
     std::fs::remove_file(&marker).unwrap();
-    running.wait_log("backend written", LIMIT);
     assert_eq!(running.stop(Signal::INT), Some(130));
     assert!(running.logs().contains("interrupted"), "{}", running.logs());
     assert_eq!(bed.current()["data"], bed.original);
@@ -145,5 +149,32 @@ fn sigint_during_a_drill_puts_the_old_kv_value_back() {
         before + 2
     );
     assert!(!running.logs().contains("orig-Password-123"));
+    assert_eq!(bed.run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn a_version_written_during_the_drill_is_not_overwritten_by_the_restore() {
+    let mut bed = SvcBed::start();
+    let (mut running, marker) = bed.drill_in_the_window();
+    let drills = bed.current()["metadata"]["version"].as_u64().unwrap();
+    assert_eq!(drills, bed.v1 + 1);
+    // The app stays unhealthy, so the drill waits; a real rotation lands meanwhile.
+    std::fs::remove_file(&marker).unwrap();
+    let real = json!({ "username": "svc", "password": "real-Rotation-456", "api_token": "tok-real-999999" });
+    let real_version = bed.bao.kv2_put("app/svc", real.clone());
+    assert_eq!(running.stop(Signal::INT), Some(130));
+    let logs = running.logs();
+    assert!(
+        logs.contains(&format!(
+            "version {real_version} was written after the drill's version {drills}: left as it is"
+        )),
+        "{logs}"
+    );
+    assert_eq!(bed.current()["data"], real);
+    assert_eq!(
+        bed.current()["metadata"]["version"].as_u64().unwrap(),
+        real_version
+    );
+    assert!(!logs.contains("orig-Password-123") && !logs.contains("real-Rotation-456"));
     assert_eq!(bed.run.stop(Signal::TERM), Some(0));
 }

@@ -13,6 +13,7 @@
 //! the app the verdict is [`NOT_VERIFIED`], never passed.
 
 mod aws;
+mod kv;
 mod probe;
 mod report;
 mod rotate;
@@ -240,9 +241,13 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     let restoring = interrupted || opts.restore || (rotated.invented && !opts.keep);
     let restored = match &rotated.undo {
         Some(undo) if restoring => match target.restore(undo).await {
-            Ok(done) => {
+            Ok(rotated::Restored::Done(done)) => {
                 tracing::info!(secret = %secret.name, "{done}");
                 Some(done)
+            }
+            Ok(rotated::Restored::Left(why)) => {
+                tracing::warn!(secret = %secret.name, "the old value is not put back: {why}");
+                Some(format!("not put back: {why}"))
             }
             Err(e) => {
                 tracing::error!(secret = %secret.name, error = %e, "cannot put the old value back");

@@ -1,5 +1,5 @@
-//! The rotation itself, per kind of secret, and its undoing. Vault KV: a new
-//! version with new values of the same shape ([`super::shape`]); database
+//! The rotation itself, per kind of secret, and its undoing. Vault KV: see
+//! [`super::kv`]; database
 //! static roles: `rotate-role`, so Vault changes the password in the database;
 //! dynamic credentials: the lease the sidecar holds is revoked, once it is
 //! known to be a lease of the secret's own path ([`own_lease`]) and Vault
@@ -10,14 +10,14 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::aws::AwsTarget;
-use super::rotated::{Rotated, Undo};
+use super::kv;
+use super::rotated::{Restored, Rotated, Undo};
 use super::shape::{self, Set};
 use super::Error;
 use crate::config::{Address, AwsVersion, Config, KvVersion, Secret, SourceKind};
-use crate::secret::SecretBytes;
 use crate::source::{self, VaultSource};
 
 /// What the drill rotates, and with which client.
@@ -185,7 +185,7 @@ impl Target {
                 mount,
                 path,
                 version,
-            } => kv(vault, mount, path, *version, sets, deadline).await,
+            } => kv::rotate(vault, mount, path, *version, sets, deadline).await,
             Target::StaticRole { vault, mount, role } => {
                 let rotated = |v: &Value| {
                     v.pointer("/data/last_vault_rotation")
@@ -268,107 +268,19 @@ impl Target {
         }
     }
 
-    /// Puts the old value back; returns what was done.
-    pub async fn restore(&self, undo: &Undo) -> Result<String, Error> {
+    /// Puts the old value back, unless the secret moved on since the drill.
+    pub async fn restore(&self, undo: &Undo) -> Result<Restored, Error> {
         let deadline = tokio::time::Instant::now() + CALL_BUDGET;
         match (self, undo) {
-            (Target::Kv { vault, .. }, Undo::Kv { path, body }) => {
-                let answer = vault
-                    .request(reqwest::Method::POST, path, Some(body), deadline)
-                    .await?;
-                Ok(
-                    match answer.pointer("/data/version").and_then(Value::as_u64) {
-                        Some(v) => format!("the old data written back as version {v}"),
-                        None => "the old data written back".into(),
-                    },
-                )
+            (Target::Kv { vault, .. }, Undo::Kv(kv)) => kv::restore(vault, kv, deadline).await,
+            (Target::Aws(aws), Undo::Aws { old, new }) => {
+                aws.restore(old, new, deadline).await.map(Restored::Done)
             }
-            (Target::Aws(aws), Undo::Aws { old, new }) => aws.restore(old, new, deadline).await,
             _ => Err(Error::Usage(
                 "nothing to restore for this kind of secret".into(),
             )),
         }
     }
-}
-
-/// Writes a new KV version with rotated fields.
-async fn kv(
-    vault: &VaultSource,
-    mount: &str,
-    path: &str,
-    version: Option<KvVersion>,
-    sets: &[Set],
-    deadline: tokio::time::Instant,
-) -> Result<Rotated, Error> {
-    let version = match version {
-        Some(v) => v,
-        None => vault.kv_engine(mount, deadline).await?,
-    };
-    let (read, write) = match version {
-        KvVersion::V2 => (
-            format!("{mount}/data/{path}"),
-            format!("{mount}/data/{path}"),
-        ),
-        KvVersion::V1 => (format!("{mount}/{path}"), format!("{mount}/{path}")),
-    };
-    let mut answer = vault
-        .request(reqwest::Method::GET, &read, None, deadline)
-        .await?;
-    let pointer = match version {
-        KvVersion::V2 => "/data/data",
-        KvVersion::V1 => "/data",
-    };
-    let from = answer
-        .pointer("/data/metadata/version")
-        .and_then(Value::as_u64)
-        .map(|v| v.to_string());
-    let old: Map<String, Value> = match answer.pointer_mut(pointer).map(Value::take) {
-        Some(Value::Object(m)) => m,
-        _ => {
-            shape::wipe(&mut answer);
-            return Err(Error::Source(source::Error::not_found(format!(
-                "kv `{mount}/{path}`: no data to rotate"
-            ))));
-        }
-    };
-    shape::wipe(&mut answer);
-    let rotated = shape::rotate_fields(&old, sets).map_err(Error::Usage);
-    let mut old = Value::Object(old);
-    let body = |data: &Value| match version {
-        KvVersion::V2 => {
-            let mut out = SecretBytes::default();
-            out.extend_from_slice(b"{\"data\":");
-            out.extend_from_slice(shape::to_bytes(data).expose());
-            out.extend_from_slice(b"}");
-            out
-        }
-        KvVersion::V1 => shape::to_bytes(data),
-    };
-    let undo_body = body(&old);
-    shape::wipe(&mut old);
-    let (new, fields) = rotated?;
-    let mut new = Value::Object(new);
-    let new_body = body(&new);
-    shape::wipe(&mut new);
-    let answer = vault
-        .request(reqwest::Method::POST, &write, Some(&new_body), deadline)
-        .await?;
-    Ok(Rotated {
-        action: "kv write",
-        from,
-        to: answer
-            .pointer("/data/version")
-            .and_then(Value::as_u64)
-            .map(|v| v.to_string()),
-        invented: shape::invented(&fields, sets),
-        fields,
-        steps: Vec::new(),
-        written: Instant::now(),
-        undo: Some(Undo::Kv {
-            path: write,
-            body: undo_body,
-        }),
-    })
 }
 
 /// `lease` (as the sidecar's metrics name it), when it is a lease of the

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use crate::secret::SecretBytes;
+use super::kv::KvUndo;
 
 /// A rotation done.
 pub struct Rotated {
@@ -29,13 +29,8 @@ pub struct Rotated {
 
 /// How to put the old value back.
 pub enum Undo {
-    /// Write this body (the old data) as a new KV version.
-    Kv {
-        /// The write path.
-        path: String,
-        /// The old data, as the write's JSON body.
-        body: SecretBytes,
-    },
+    /// Write the old data as a new KV version, if the drill's is still the latest.
+    Kv(KvUndo),
     /// Move AWSCURRENT back.
     Aws {
         /// The version that was current.
@@ -43,4 +38,12 @@ pub enum Undo {
         /// The version made current.
         new: String,
     },
+}
+
+/// What putting the old value back came to.
+pub enum Restored {
+    /// Put back, as said.
+    Done(String),
+    /// Left as it is, and why: the secret moved on since the drill wrote it.
+    Left(String),
 }
