@@ -169,7 +169,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         }
         Err(e) => return Err(e.into()),
     };
-    let metrics = Arc::new(Metrics::new(config.proxy.is_some()));
+    let metrics = Arc::new(Metrics::of(&config));
     metrics.declare(&config);
     let stop = CancellationToken::new();
     // A token file that cannot be trusted stops the run before any backend call.

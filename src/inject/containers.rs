@@ -1,9 +1,10 @@
 //! What the containers the injector adds run with: their resources (the
 //! injector's `defaults.resources`, each quantity replaced by the pod's
-//! `requests-*`/`limits-*` annotation), the uid and gid they run as, and
-//! their restricted security context.
+//! `requests-*`/`limits-*` annotation), the uid and gid they run as, their
+//! restricted security context, and the sidecar's health port, which no
+//! container of the pod declares.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use serde_json::{json, Map, Value};
 
 use super::spec::{deny, Denial, PodRequest};
@@ -123,4 +124,46 @@ pub fn security_context(uid: i64, gid: i64) -> Value {
         "capabilities": { "drop": ["ALL"] },
         "seccompProfile": { "type": "RuntimeDefault" },
     })
+}
+
+/// Where the sidecar's proxy listens in the pod (on loopback; the health port,
+/// on every address, cannot share it).
+const PROXY_PORT: u16 = 2773;
+
+/// The port of the sidecar's `/readyz` (and `/healthz`, `/metrics`) on the
+/// pod's IP: the pod's `health-port`, else the injector's default or the next
+/// port above it; never one a container of the pod declares (the containers
+/// of a pod share its network), nor the proxy's.
+pub fn health_port(default: u16, request: &PodRequest, spec: &PodSpec) -> Result<u16, Denial> {
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    let mut taken: Vec<(u16, String)> = containers
+        .flat_map(|c| {
+            let ports = c.ports.iter().flatten();
+            ports.filter_map(|p| Some((u16::try_from(p.container_port).ok()?, c.name.clone())))
+        })
+        .collect();
+    if request.proxy {
+        taken.push((PROXY_PORT, "ramsecrets' proxy".to_owned()));
+    }
+    let owner = |port: u16| taken.iter().find(|(p, _)| *p == port).map(|(_, c)| c);
+    match request.health_port {
+        Some(port) => match owner(port) {
+            Some(c) => Err(deny(
+                "health-port",
+                format!("{port} is taken by {c}: pick another"),
+            )),
+            None => Ok(port),
+        },
+        None => (default..=u16::MAX)
+            .find(|p| owner(*p).is_none())
+            .ok_or_else(|| {
+                deny(
+                    "health-port",
+                    format!("every port from {default} up is taken: set one"),
+                )
+            }),
+    }
 }

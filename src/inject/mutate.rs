@@ -263,12 +263,14 @@ fn inject(
     }
     let resources = containers::resources(&d.resources, &request.resources);
     let user = containers::user(d, request, pod);
+    let health_port = containers::health_port(d.health_port, request, spec);
     problems.extend(resources.as_ref().err().cloned());
     problems.extend(user.as_ref().err().cloned());
+    problems.extend(health_port.as_ref().err().cloned());
     if let Some(all) = Denial::all(problems) {
         return Err(all);
     }
-    let (resources, (uid, gid)) = (resources?, user?);
+    let (resources, (uid, gid), health_port) = (resources?, user?, health_port?);
 
     // The config: from the annotations, or the whole file from a ConfigMap.
     // The containers run only the rendered config they were admitted with.
@@ -277,7 +279,7 @@ fn inject(
     let config_volume = match &request.config_map {
         Some(name) => json!({ "name": CONFIG, "configMap": { "name": name } }),
         None => {
-            let text = podconfig::render(injector, request, &mount_path, file_mode)?;
+            let text = podconfig::render(injector, request, &mount_path, file_mode, health_port)?;
             pin = Some(Pin::of(text.as_bytes()).to_string());
             annotations[RENDERED_CONFIG] = json!(text);
             let mut items = vec![json!({
@@ -342,7 +344,7 @@ fn inject(
         })
     };
     let probe = json!({
-        "httpGet": { "path": "/readyz", "port": d.health_port },
+        "httpGet": { "path": "/readyz", "port": health_port },
         "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 120,
     });
     let (injected_init, sidecar) = match (request.mode, injector.native_sidecar) {

@@ -548,3 +548,56 @@ fn a_pod_sets_the_resources_of_its_injected_containers() {
         );
     }
 }
+
+#[test]
+fn the_health_port_is_one_no_container_of_the_pod_declares() {
+    let inj = injector((1, 35));
+    let ports = |ports: &[u16]| {
+        let ports: Vec<Value> = ports
+            .iter()
+            .map(|p| json!({ "containerPort": p }))
+            .collect();
+        json!({ "containers": [ { "name": "app", "image": "app:1", "ports": ports } ] })
+    };
+    let port = |extra: Value, spec: Value| {
+        let mut ann =
+            json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db" });
+        ann.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let p = admitted(&inj, &pod(ann, spec), "apps");
+        let sidecar = &p["spec"]["initContainers"][0];
+        let probed = sidecar["startupProbe"]["httpGet"]["port"].as_u64().unwrap();
+        let text = p["metadata"]["annotations"][RENDERED_CONFIG]
+            .as_str()
+            .unwrap();
+        let config = Config::parse(text, Path::new("/")).unwrap();
+        assert_eq!(config.health.unwrap().port() as u64, probed, "{text}");
+        probed
+    };
+    assert_eq!(port(json!({}), app()), 8099);
+    assert_eq!(port(json!({}), ports(&[8080, 8099, 8100])), 8101);
+    let proxy = json!({ "ramsecrets.io/proxy": "true", "ramsecrets.io/health-port": "9000" });
+    let mut spec = ports(&[8099]);
+    spec["securityContext"] = json!({ "fsGroup": 2000 });
+    assert_eq!(port(proxy, spec), 9000);
+    for (value, why) in [
+        ("8080", "8080 is taken by app"),
+        ("0", "not a port"),
+        ("65536", "not a port"),
+    ] {
+        let ann = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db",
+                          "ramsecrets.io/health-port": value });
+        let message = denial(&inj, &pod(ann, ports(&[8080])));
+        assert!(
+            message.contains("annotation ramsecrets.io/health-port: ") && message.contains(why),
+            "{value}: {message}"
+        );
+    }
+    let ann = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db",
+                      "ramsecrets.io/health-port": "2773", "ramsecrets.io/proxy": "true" });
+    let mut spec = app();
+    spec["securityContext"] = json!({ "fsGroup": 2000 });
+    let message = denial(&inj, &pod(ann, spec));
+    assert!(message.contains("taken by ramsecrets' proxy"), "{message}");
+}

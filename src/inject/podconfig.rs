@@ -68,12 +68,14 @@ fn pick_source(injector: &Injector, request: &PodRequest, vault: bool) -> Result
 }
 
 /// The config YAML of an annotated pod (`mount_path`: where ramsecrets writes;
-/// `file_mode`: the default file mode).
+/// `file_mode`: the default file mode; `health_port`: where the kubelet
+/// probes it).
 pub fn render(
     injector: &Injector,
     request: &PodRequest,
     mount_path: &str,
     file_mode: &str,
+    health_port: u16,
 ) -> Result<String, Denial> {
     let defaults = &injector.settings.defaults;
     let mut used: Vec<usize> = Vec::new();
@@ -160,7 +162,7 @@ pub fn render(
         // whose root the kubelet leaves world-writable.
         "output": { "dir": mount_path, "mode": file_mode, "state_dir": format!("{STATE_DIR}/hand-off") },
         "refresh": { "interval": crate::config::duration::format(defaults.refresh) },
-        "health": { "listen": format!("0.0.0.0:{}", defaults.health_port) },
+        "health": { "listen": format!("0.0.0.0:{health_port}") },
         "secrets": secrets,
     });
     if request.proxy {

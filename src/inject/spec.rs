@@ -108,6 +108,9 @@ pub struct PodRequest {
     /// Run as the uid of the first app container (vault-k8s'
     /// `agent-run-as-same-user`).
     pub run_as_same_user: bool,
+    /// `health-port`: the sidecar's health port (default: the injector's, or
+    /// the next one no container declares).
+    pub health_port: Option<u16>,
     /// `requests-*` and `limits-*`: quantities that replace the injector's
     /// `defaults.resources` in the injected containers.
     pub resources: Resources,
@@ -207,6 +210,10 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
         "their ephemeral-storage limit (default: the injector's, none unless set)",
     ),
     (
+        "health-port",
+        "the port of the sidecar's `/readyz`, `/healthz` and `/metrics` on the pod's IP, which no container of the pod may declare (default: the injector's `defaults.health_port`, or the next port above it that no container declares)",
+    ),
+    (
         "mount-path",
         "where the app sees the files (default: the injector's `defaults.mount_path`); not `/`, `/etc`, under `/proc`, `/dev` or `/sys`, nor over `/run/ramsecrets`, where ramsecrets mounts its own volumes",
     ),
@@ -301,6 +308,11 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
                 "after" => request.after = list(key, value)?,
                 "run-as-user" => request.run_as_user = Some(id(key, value, 1)?),
                 "run-as-group" => request.run_as_group = Some(id(key, value, 0)?),
+                "health-port" => {
+                    let port = value.parse::<u16>().ok().filter(|p| *p > 0);
+                    let why = format!("`{value}` is not a port from 1 to 65535");
+                    request.health_port = Some(port.ok_or_else(|| deny(key, why))?);
+                }
                 "mount-path" => {
                     let p = non_empty(value)?;
                     if !p.starts_with('/') || p.split('/').any(|s| s == "..") || p.contains(':') {

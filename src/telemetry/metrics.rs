@@ -1,5 +1,6 @@
 //! Prometheus metrics of the sidecar. Labels are secret, source and action
-//! names; values never.
+//! names; values never. Versions and lease ids, which identify credentials,
+//! are labels only on a loopback `health.listen`, never on the pod network.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -102,11 +103,26 @@ pub struct Metrics {
     versions: Family<VersionLabel, Gauge>,
     /// The one series of `versions` per secret, to drop when it changes.
     held: Mutex<HashMap<String, VersionLabel>>,
+    /// Whether `versions` is served.
+    identifiers: bool,
 }
 
 impl Metrics {
-    /// The metrics of a sidecar; the proxy's series only when it serves one.
+    /// The metrics of a sidecar whose `health.listen` is loopback; the
+    /// proxy's series only when it serves one.
     pub fn new(proxy: bool) -> Self {
+        Metrics::with(proxy, true)
+    }
+
+    /// The metrics of the sidecar that runs `config`: without the versions
+    /// and lease ids of `secret_version` when it serves them off loopback
+    /// (a pod's IP, where anyone on the pod network can read them).
+    pub fn of(config: &Config) -> Self {
+        let loopback = config.health.is_none_or(|a| a.ip().is_loopback());
+        Metrics::with(config.proxy.is_some(), loopback)
+    }
+
+    fn with(proxy: bool, identifiers: bool) -> Self {
         let mut registry = Registry::with_prefix("ramsecrets");
         let m = Metrics {
             last_success: Family::default(),
@@ -126,6 +142,7 @@ impl Metrics {
             expiries: Mutex::new(HashMap::new()),
             versions: Family::default(),
             held: Mutex::new(HashMap::new()),
+            identifiers,
             registry: Registry::default(),
         };
         registry.register(
@@ -158,11 +175,13 @@ impl Metrics {
             "Seconds until a secret's lease or certificate expires",
             m.expiry.clone(),
         );
-        registry.register(
-            "secret_version",
-            "1 for the version and lease each secret holds now (identifiers, not values)",
-            m.versions.clone(),
-        );
+        if identifiers {
+            registry.register(
+                "secret_version",
+                "1 for the version and lease each secret holds now (identifiers, not values); only on a loopback health.listen",
+                m.versions.clone(),
+            );
+        }
         registry.register(
             "backend_request_duration_seconds",
             "Duration of backend fetches and renewals, retries included",
@@ -289,6 +308,9 @@ impl Metrics {
 
     /// `name` now holds `version` under `lease` (its previous series goes).
     pub fn version(&self, name: &str, version: Option<&str>, lease: Option<&str>) {
+        if !self.identifiers {
+            return;
+        }
         let label = VersionLabel {
             secret: name.to_owned(),
             version: version.unwrap_or_default().to_owned(),
@@ -421,6 +443,39 @@ mod tests {
             "ramsecrets_proxy_refreshes_total{result=\"error\"} 0",
         ] {
             assert!(with_proxy.contains(line), "{line} not in\n{with_proxy}");
+        }
+    }
+
+    #[test]
+    fn versions_and_leases_are_not_served_on_the_pod_network() {
+        let served = |listen: &str| {
+            let config = Config::parse(
+                &format!("sources:\n  - file: {{ path: x }}\noutput: {{ dir: /x }}\nhealth: {{ listen: \"{listen}\" }}\nsecrets:\n  - name: db\n    read: database/creds/app\n"),
+                std::path::Path::new("/"),
+            )
+            .unwrap();
+            let m = Metrics::of(&config);
+            m.declare(&config);
+            m.version("db", Some("serial-7f"), Some("database/creds/app/x1"));
+            m.render()
+        };
+        let text = served("127.0.0.1:8099");
+        assert!(
+            text.contains("ramsecrets_secret_version{secret=\"db\",version=\"serial-7f\",lease=\"database/creds/app/x1\"} 1"),
+            "{text}"
+        );
+        for listen in ["0.0.0.0:8099", "[::]:8099", "10.1.2.3:8099"] {
+            let text = served(listen);
+            assert!(
+                !text.contains("secret_version")
+                    && !text.contains("x1")
+                    && !text.contains("serial-7f"),
+                "{listen}: {text}"
+            );
+            assert!(
+                text.contains("ramsecrets_secret_writes_total{secret=\"db\"} 0"),
+                "{text}"
+            );
         }
     }
 
