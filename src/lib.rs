@@ -10,7 +10,8 @@
 //! child, on_change actions, watching, trust), and the other modes: [`proxy`]
 //! (the local credential proxy), [`inject`] (the Kubernetes injector) and
 //! [`drill`] (a timed rotation drill); [`telemetry`] is logs, metrics and
-//! health; [`clock`] bounds every span and time read from outside. `main.rs` only dispatches.
+//! health; [`clock`] bounds every span and time read from outside; [`tls`] is the one
+//! crypto provider. `main.rs` only dispatches.
 
 // One audited exception, in `memory`.
 #![deny(unsafe_code)]
@@ -32,6 +33,7 @@ mod render;
 mod secret;
 mod source;
 pub mod telemetry;
+mod tls;
 
 /// The tables of otherwise private modules that the book's reference pages are
 /// generated from (`tests/reference.rs`): the injector's annotations (its own, and

@@ -14,6 +14,7 @@ use crate::{config, drill, inject, proxy};
 
 /// Runs `command` in the module that owns it; returns the exit code.
 pub fn run(command: Command, log_format: LogFormat) -> Result<u8, Failure> {
+    crate::tls::install();
     match command {
         Command::Schema => {
             print(&format!("{:#}\n", config::schema()))?;

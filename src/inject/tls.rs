@@ -111,7 +111,7 @@ pub fn from_pem(
     }
     let der = PrivateKeyDer::from_pem_slice(key)
         .map_err(|e| bad(key_path, format!("not a PEM private key: {e}")))?;
-    let signer = rustls::crypto::aws_lc_rs::sign::any_supported_type(&der)
+    let signer = rustls::crypto::ring::sign::any_supported_type(&der)
         .map_err(|e| bad(key_path, format!("unusable private key: {e}")))?;
     let certified = CertifiedKey::new(chain, signer);
     certified.keys_match().map_err(|e| {
@@ -225,8 +225,7 @@ async fn watch(
 
 /// A rustls server config that serves `current`, HTTP/1.1.
 pub fn server_config(current: Arc<Current>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(current);

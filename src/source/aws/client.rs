@@ -19,6 +19,7 @@ impl Inner {
         self.client
             .get_or_try_init(|| async {
                 let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                    .http_client(crate::tls::aws_http_client())
                     // Our Backoff retries, against the caller's deadline.
                     .retry_config(RetryConfig::disabled())
                     .timeout_config(

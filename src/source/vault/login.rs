@@ -199,6 +199,7 @@ async fn aws_body(
     let provider = chain
         .get_or_try_init(|| async {
             aws_config::defaults(BehaviorVersion::latest())
+                .http_client(crate::tls::aws_http_client())
                 .region(Region::new(login.region.clone()))
                 .load()
                 .await
