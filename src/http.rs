@@ -1,13 +1,17 @@
 //! One HTTP/1 server loop for the health endpoint, the proxy and the
 //! admission webhook: a connection cap (over it the [`Transport`] answers 429
-//! or closes), a header read timeout and a head size limit, a backoff when the
+//! or closes; or, with [`Limits::evict_waiting`], the oldest connection still
+//! waiting for its client is closed to make room, so slow clients cannot lock
+//! out a prompt one), a header read timeout and a head size limit, a backoff when the
 //! process runs out of descriptors instead of a spinning accept loop, optional
 //! single-hop sockets (IPv4 TTL 1, IPv6 hop limit 1), and a graceful drain on
 //! shutdown. TLS layers on as a [`Transport`] whose `wrap` does the handshake.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hyper::body::{Body, Incoming};
@@ -23,6 +27,9 @@ use tokio_util::task::TaskTracker;
 
 /// The smallest head limit hyper accepts (its initial read buffer).
 const MIN_HEAD: usize = 8192;
+/// Overload answers ([`Transport::busy`]) under way at once; past them a
+/// connection is closed without one.
+const BUSY_ANSWERS: usize = 64;
 /// First and longest pause of the accept loop when descriptors run out.
 const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
 
@@ -41,6 +48,99 @@ pub struct Limits {
     pub one_hop: bool,
     /// At shutdown, time in-flight requests get to finish before they are cut.
     pub grace: Duration,
+    /// When every connection slot is taken, close the oldest connection that
+    /// is not being answered (still in its handshake, head or body, or idle)
+    /// to make room, instead of turning the new one away. Handlers mark a
+    /// request as being answered with [`Connection::answering`], found in its
+    /// extensions.
+    pub evict_waiting: bool,
+}
+
+/// One open connection's place in [`Slots`].
+#[derive(Clone)]
+struct Slot {
+    close: CancellationToken,
+    answering: Arc<AtomicBool>,
+}
+
+/// The open connections, oldest first: the cap, and whom to close to make room.
+struct Slots {
+    max: usize,
+    next: AtomicU64,
+    open: Mutex<BTreeMap<u64, Slot>>,
+}
+
+impl Slots {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Slot>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for a new connection: `None` when all are taken and, with
+    /// `evict`, none is waiting for its client.
+    fn admit(self: &Arc<Self>, evict: bool) -> Option<Connection> {
+        let mut open = self.lock();
+        if open.len() >= self.max && !(evict && Slots::evict(&mut open, None)) {
+            return None;
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = Slot {
+            close: CancellationToken::new(),
+            answering: Arc::new(AtomicBool::new(false)),
+        };
+        open.insert(id, slot.clone());
+        Some(Connection {
+            id,
+            slot,
+            slots: self.clone(),
+        })
+    }
+
+    /// Closes the oldest connection (other than `except`) not being answered.
+    fn evict(open: &mut BTreeMap<u64, Slot>, except: Option<u64>) -> bool {
+        let victim = open
+            .iter()
+            .find(|(id, s)| Some(**id) != except && !s.answering.load(Ordering::Relaxed))
+            .map(|(id, _)| *id);
+        match victim.and_then(|id| open.remove(&id)) {
+            Some(slot) => {
+                slot.close.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// The connection a request came on, in the request's extensions when the
+/// server runs with [`Limits::evict_waiting`].
+#[derive(Clone)]
+pub struct Connection {
+    id: u64,
+    slot: Slot,
+    slots: Arc<Slots>,
+}
+
+impl Connection {
+    /// Its request has been read and is being answered: it is not closed to
+    /// make room until the answer is out.
+    pub fn answering(&self) {
+        self.slot.answering.store(true, Ordering::Relaxed);
+    }
+
+    /// Closes the oldest other connection not being answered, for what it
+    /// holds (its slot, the bytes it buffered); false when there is none.
+    pub fn make_room(&self) -> bool {
+        Slots::evict(&mut self.slots.lock(), Some(self.id))
+    }
+}
+
+/// Frees a connection's slot when its task ends.
+struct Release(Connection);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.slots.lock().remove(&self.0.id);
+    }
 }
 
 /// How an accepted socket becomes the stream HTTP is spoken over.
@@ -119,7 +219,12 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let transport = Arc::new(transport);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Arc::new(Slots {
+        max: limits.max_connections,
+        next: AtomicU64::new(0),
+        open: Mutex::new(BTreeMap::new()),
+    });
+    let busy = Arc::new(Semaphore::new(BUSY_ANSWERS));
     let tracker = TaskTracker::new();
     let force = CancellationToken::new();
     tokio::spawn(async move {
@@ -161,17 +266,25 @@ where
             }
             let _ = tcp.set_nodelay(true);
             let transport = transport.clone();
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracker.spawn(async move {
-                    let _ = tokio::time::timeout(limits.header_timeout, transport.busy(tcp)).await;
-                });
+            let Some(connection) = slots.admit(limits.evict_waiting) else {
+                if let Ok(answer) = busy.clone().try_acquire_owned() {
+                    tracker.spawn(async move {
+                        let _answer = answer;
+                        let _ =
+                            tokio::time::timeout(limits.header_timeout, transport.busy(tcp)).await;
+                    });
+                }
                 continue;
             };
             let (service, shutdown, force) = (service.clone(), shutdown.clone(), force.clone());
             tracker.spawn(async move {
-                let _slot = slot;
+                let close = connection.slot.close.clone();
+                let answering = connection.slot.answering.clone();
+                let mine = limits.evict_waiting.then(|| connection.clone());
+                let _release = Release(connection);
                 let io = tokio::select! {
                     _ = shutdown.cancelled() => return,
+                    _ = close.cancelled() => return,
                     io = tokio::time::timeout(limits.header_timeout, transport.wrap(tcp)) => match io {
                         Ok(Ok(io)) => io,
                         Ok(Err(e)) => {
@@ -181,6 +294,20 @@ where
                         Err(_) => return,
                     },
                 };
+                // Each request is waiting for its client until its handler
+                // says it is being answered, and again once answered.
+                let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                    if let Some(c) = &mine {
+                        req.extensions_mut().insert(c.clone());
+                    }
+                    let answer = service.call(req);
+                    let answering = answering.clone();
+                    async move {
+                        let response = answer.await;
+                        answering.store(false, Ordering::Relaxed);
+                        response
+                    }
+                });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(limits.header_timeout)
@@ -190,6 +317,7 @@ where
                 tokio::pin!(conn);
                 tokio::select! {
                     _ = conn.as_mut() => return,
+                    _ = close.cancelled() => return,
                     _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
                 }
                 tokio::select! {
@@ -231,6 +359,7 @@ mod tests {
         max_head: 16 * 1024,
         one_hop: true,
         grace: Duration::from_secs(30),
+        evict_waiting: false,
     };
 
     /// Plain TCP that records the hop limit each socket had when wrapped.

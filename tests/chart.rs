@@ -311,6 +311,35 @@ fn auto_mode_lets_the_injector_patch_only_its_own_webhook() {
 }
 
 #[test]
+fn the_network_policy_admits_only_the_api_server_and_the_scrapers() {
+    assert!(rendered(&json!({})).all("NetworkPolicy").is_empty());
+    let api = json!([{"ipBlock": {"cidr": "10.0.0.0/24"}}]);
+    let scrapers = json!([{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]);
+    let values = json!({"networkPolicy": {"enabled": true, "apiServer": api, "metrics": scrapers}});
+    let r = rendered(&values);
+    let np = r.one("NetworkPolicy");
+    assert_eq!(np["spec"]["policyTypes"], json!(["Ingress"]));
+    assert_eq!(
+        np["spec"]["podSelector"]["matchLabels"],
+        r.one("Deployment")["spec"]["selector"]["matchLabels"]
+    );
+    let port = json!([{"port": "https", "protocol": "TCP"}]);
+    assert_eq!(
+        np["spec"]["ingress"],
+        json!([{"ports": port, "from": api}, {"ports": port, "from": scrapers}])
+    );
+    assert!(r.pod_spec()["containers"][0]["ports"]
+        .to_string()
+        .contains("\"name\":\"https\""));
+    assert!(helm::lint(&values).iter().all(|m| m.severity < 2));
+    // Without the API server's addresses it would refuse every annotated pod.
+    let Err(refused) = helm::render(&json!({"networkPolicy": {"enabled": true}})) else {
+        panic!("rendered without the API server's addresses");
+    };
+    assert!(refused.contains("networkPolicy.apiServer"), "{refused}");
+}
+
+#[test]
 fn overridden_values_reach_the_manifests() {
     let r = rendered(&overridden());
     assert!(r.all("PodDisruptionBudget").is_empty());

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::config::Config;
+use crate::inject::TEST_SETTINGS as SETTINGS;
 use crate::inject::{mutate, Injector};
 
 fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -217,17 +218,6 @@ fn every_row_of_the_table_is_reachable() {
         assert_eq!(row(&key).map(|r| r.0), Some(*pattern), "{pattern}");
     }
 }
-
-const SETTINGS: &str = r#"
-sources:
-  - name: vault
-    vault:
-      address: https://vault.vault.svc:8200
-      auth: { kubernetes: { role: default } }
-inject:
-  tls: { cert_file: /tls/tls.crt, key_file: /tls/tls.key }
-  image: ramsecrets:test
-"#;
 
 fn injector(compat: bool) -> Injector {
     let text = match compat {

@@ -119,3 +119,16 @@ impl Injector {
         })
     }
 }
+
+/// The settings of the injector in unit tests: one Vault source.
+#[cfg(test)]
+pub(crate) const TEST_SETTINGS: &str = r#"
+sources:
+  - name: vault
+    vault:
+      address: https://vault.vault.svc:8200
+      auth: { kubernetes: { role: default } }
+inject:
+  tls: { cert_file: /tls/tls.crt, key_file: /tls/tls.key }
+  image: ramsecrets:test
+"#;

@@ -4,13 +4,18 @@
 //! `/metrics` beside it. Startup: the API server's version (unless set), the
 //! certificate (files, reloaded; or made, with the CA patched into the webhook
 //! configuration), then serving until SIGTERM, with a drain.
+//!
+//! Slow or greedy clients cannot starve it ([`Reads`]): a body must arrive
+//! in time, the bytes buffered across all connections are capped, and when
+//! connections or bytes run out the oldest connection still sending is
+//! closed to make room; overload is answered inside TLS.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
@@ -21,7 +26,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -36,13 +43,39 @@ use crate::os::signals::Signals;
 
 /// The largest AdmissionReview read (the API server's own request limit is 3 MiB).
 const MAX_BODY: usize = 3 << 20;
+/// How review bodies are read.
+struct Reads {
+    /// Time a review's body has to arrive once its head has.
+    body_timeout: Duration,
+    /// Review bytes held across all connections, as permits.
+    budget: Arc<Semaphore>,
+}
+
+impl Reads {
+    /// The API server sends a body at once (its own timeout is at most 30 s);
+    /// 8 MiB of bodies fit the chart's 64Mi memory limit (a buffer may hold
+    /// up to twice what it counts).
+    fn new() -> Reads {
+        Reads {
+            body_timeout: Duration::from_secs(5),
+            budget: Arc::new(Semaphore::new(8 << 20)),
+        }
+    }
+}
+/// How long a body waits for the bytes of a connection closed to make room.
+const ROOM_WAIT: Duration = Duration::from_secs(1);
 const LIMITS: Limits = Limits {
-    max_connections: 1024,
+    max_connections: 256,
     header_timeout: Duration::from_secs(10),
     max_head: 16 * 1024,
     one_hop: false,
     grace: Duration::from_secs(10),
+    evict_waiting: true,
 };
+
+/// An overload answer, written inside TLS.
+const BUSY: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
 /// TLS over TCP.
 struct Tls(TlsAcceptor);
@@ -52,6 +85,103 @@ impl Transport for Tls {
 
     async fn wrap(&self, tcp: TcpStream) -> std::io::Result<Self::Io> {
         self.0.accept(tcp).await
+    }
+
+    /// The API server speaks TLS here: a plaintext answer would only be a
+    /// handshake failure to it.
+    async fn busy(&self, tcp: TcpStream) {
+        if let Ok(mut tls) = self.0.accept(tcp).await {
+            let _ = tls.write_all(BUSY).await;
+            let _ = tls.shutdown().await;
+        }
+    }
+}
+
+/// Why a review's body was not read.
+#[derive(Debug, PartialEq, Eq)]
+enum Unread {
+    TooLarge,
+    Slow,
+    Busy,
+    Broken,
+}
+
+impl Unread {
+    fn answer(&self) -> Response<Full<Bytes>> {
+        let (status, why) = match self {
+            Unread::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "the review is over 3 MiB\n"),
+            Unread::Slow => (
+                StatusCode::REQUEST_TIMEOUT,
+                "the review's body came too slowly\n",
+            ),
+            Unread::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many review bytes in flight\n",
+            ),
+            Unread::Broken => (StatusCode::BAD_REQUEST, "the review's body broke off\n"),
+        };
+        let mut r = answer(status, "text/plain; charset=utf-8", why.as_bytes().to_vec());
+        if *self == Unread::Busy {
+            r.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("1"),
+            );
+        }
+        r
+    }
+}
+
+/// Reads a review's body: at most [`MAX_BODY`] bytes in time, each byte held
+/// counted against the budget (shared by every connection) until the
+/// returned permit drops.
+async fn read_body(
+    mut body: Incoming,
+    reads: &Reads,
+    connection: Option<&http::Connection>,
+) -> Result<(Vec<u8>, Option<OwnedSemaphorePermit>), Unread> {
+    let read = async {
+        let (mut bytes, mut held) = (Vec::new(), None::<OwnedSemaphorePermit>);
+        while let Some(frame) = body.frame().await {
+            let Ok(data) = frame.map_err(|_| Unread::Broken)?.into_data() else {
+                continue;
+            };
+            if bytes.len() + data.len() > MAX_BODY {
+                return Err(Unread::TooLarge);
+            }
+            let permit = take(&reads.budget, data.len(), connection).await?;
+            match &mut held {
+                Some(h) => h.merge(permit),
+                None => held = Some(permit),
+            }
+            bytes.extend_from_slice(&data);
+        }
+        Ok((bytes, held))
+    };
+    tokio::time::timeout(reads.body_timeout, read)
+        .await
+        .unwrap_or(Err(Unread::Slow))
+}
+
+/// `n` bytes of `budget`; when it is spent, the oldest other connection not
+/// being answered is closed for the bytes it holds.
+async fn take(
+    budget: &Arc<Semaphore>,
+    n: usize,
+    connection: Option<&http::Connection>,
+) -> Result<OwnedSemaphorePermit, Unread> {
+    // At most MAX_BODY, which fits.
+    let n = u32::try_from(n).map_err(|_| Unread::TooLarge)?;
+    loop {
+        if let Ok(p) = budget.clone().try_acquire_many_owned(n) {
+            return Ok(p);
+        }
+        if !connection.is_some_and(http::Connection::make_room) {
+            return Err(Unread::Busy);
+        }
+        let freed = tokio::time::timeout(ROOM_WAIT, budget.clone().acquire_many_owned(n)).await;
+        if let Ok(Ok(p)) = freed {
+            return Ok(p);
+        }
     }
 }
 
@@ -171,20 +301,20 @@ async fn route(
     req: Request<Incoming>,
     injector: Arc<Injector>,
     metrics: Arc<Metrics>,
+    reads: Arc<Reads>,
 ) -> Response<Full<Bytes>> {
     const TEXT: &str = "text/plain; charset=utf-8";
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/mutate") => {
-            let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-                Ok(b) => b.to_bytes(),
-                Err(e) => {
-                    return answer(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        TEXT,
-                        format!("{e}\n").into_bytes(),
-                    )
-                }
+            let connection = req.extensions().get::<http::Connection>().cloned();
+            let (body, _held) = match read_body(req.into_body(), &reads, connection.as_ref()).await
+            {
+                Ok(read) => read,
+                Err(unread) => return unread.answer(),
             };
+            if let Some(c) = &connection {
+                c.answering();
+            }
             let started = Instant::now();
             let (json, result) = review(&injector, &body);
             metrics.seconds.observe(started.elapsed().as_secs_f64());
@@ -201,6 +331,30 @@ async fn route(
         ),
         _ => answer(StatusCode::NOT_FOUND, TEXT, b"not found\n".to_vec()),
     }
+}
+
+/// Serves the webhook of `injector` on `listener` until `stop`, then drains.
+fn serve(
+    listener: TcpListener,
+    server_config: Arc<rustls::ServerConfig>,
+    injector: Arc<Injector>,
+    (limits, reads): (Limits, Reads),
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let metrics = Arc::new(Metrics::new());
+    let reads = Arc::new(reads);
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let (injector, metrics, reads) = (injector.clone(), metrics.clone(), reads.clone());
+        async move { Ok::<_, Infallible>(route(req, injector, metrics, reads).await) }
+    });
+    http::serve(
+        "inject",
+        listener,
+        Tls(TlsAcceptor::from(server_config)),
+        service,
+        limits,
+        stop,
+    )
 }
 
 /// `ramsecrets inject`: loads the config at `path` and runs its injector;
@@ -262,18 +416,12 @@ pub async fn run(config: Config) -> Result<(), Error> {
             addr: settings.listen,
             source,
         })?;
-    let metrics = Arc::new(Metrics::new());
-    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-        let (injector, metrics) = (injector.clone(), metrics.clone());
-        async move { Ok::<_, Infallible>(route(req, injector, metrics).await) }
-    });
     tracing::info!(addr = %settings.listen, "admission webhook listening");
-    let server = http::serve(
-        "inject",
+    let server = serve(
         listener,
-        Tls(TlsAcceptor::from(server_config)),
-        service,
-        LIMITS,
+        server_config,
+        injector,
+        (LIMITS, Reads::new()),
         stop.clone(),
     );
     signals.stopped().await;
@@ -282,3 +430,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
     let _ = server.await;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;

@@ -462,6 +462,7 @@ pub async fn serve(
         max_head: MAX_HEAD,
         one_hop: true,
         grace: DRAIN_GRACE,
+        evict_waiting: false,
     };
     let transport = Counted(proxy.metrics.clone());
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {

@@ -50,6 +50,8 @@ const LIMITS: http::Limits = http::Limits {
     max_head: 16 * 1024,
     one_hop: false,
     grace: Duration::from_secs(2),
+    // On a pod's IP: slow clients there must not lock out the kubelet's probe.
+    evict_waiting: true,
 };
 
 /// Binds `addr` now (so a bad address fails at start) and serves until `stop`.
