@@ -4,7 +4,13 @@
 //! a rotation function does: `PutSecretValue` of a value of the same shape
 //! with stage `AWSPENDING`, then `UpdateSecretVersionStage` moves
 //! `AWSCURRENT` to it (the service moves `AWSPREVIOUS` to the old version),
-//! and `AWSPENDING` is taken off. Undoing moves `AWSCURRENT` back.
+//! and `AWSPENDING` is taken off. Undoing moves `AWSCURRENT` back, only while
+//! it is still on the drill's version.
+//!
+//! A rotation that fails or is interrupted half way is taken back
+//! ([`AwsTarget::abandon`]): `AWSPENDING` left behind would block every later
+//! `RotateSecret`. The new version's id is chosen up front (the request
+//! token), so even a `PutSecretValue` cut short can be found and cleaned up.
 
 use std::time::{Duration, Instant};
 
@@ -12,9 +18,10 @@ use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::Client;
 use rand::RngCore;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 use zeroize::Zeroize;
 
-use super::rotated::{Rotated, Undo};
+use super::rotated::{Restored, Rotated, Undo};
 use super::shape::{self, Set};
 use super::Error;
 use crate::config::{Aws, AWS_CURRENT};
@@ -23,6 +30,8 @@ use crate::secret::SecretBytes;
 use crate::source::{self, sdk_error, AwsSource};
 
 const PENDING: &str = "AWSPENDING";
+/// The time given to taking back a rotation that failed or was interrupted.
+const CLEANUP_BUDGET: Duration = Duration::from_secs(30);
 
 /// One AWS secret to rotate.
 pub struct AwsTarget {
@@ -47,9 +56,12 @@ impl AwsTarget {
         }
     }
 
-    /// Runs `call` with backoff until `deadline`, naming `op` in errors.
+    /// Runs `call` with backoff paced by `gate` until `deadline`, naming
+    /// `op` in errors. Taking a failed rotation back gets a gate of its own,
+    /// not held shut by the failure it cleans up after.
     async fn retry<T, E, F, Fut>(
         &self,
+        gate: &Gate,
         op: &str,
         deadline: tokio::time::Instant,
         call: F,
@@ -64,23 +76,25 @@ impl AwsTarget {
         Fut: std::future::Future<Output = Result<T, aws_sdk_secretsmanager::error::SdkError<E>>>,
     {
         let what = format!("{op} of secret_id `{}`", self.id);
-        Ok(source::paced(&self.gate, deadline, &what, || async {
+        Ok(source::paced(gate, deadline, &what, || async {
             call().await.map_err(|e| sdk_error(e, &what))
         })
         .await?)
     }
 
     /// Rotates: by the secret's rotation function when it has one, else by
-    /// the staged protocol.
+    /// the staged protocol. A failure or an interrupt after the new version
+    /// was asked for takes the rotation back, and the error says how.
     pub async fn rotate(
         &self,
         sets: &[Set],
         deadline: tokio::time::Instant,
+        interrupt: &CancellationToken,
     ) -> Result<Rotated, Error> {
         let client = self.source.sdk().await?;
         let id = self.id.as_str();
         let described = self
-            .retry("DescribeSecret", deadline, || {
+            .retry(&self.gate, "DescribeSecret", deadline, || {
                 client.describe_secret().secret_id(id).send()
             })
             .await?;
@@ -99,10 +113,10 @@ impl AwsTarget {
                     "secret_id `{id}` has a rotation function, which makes the new value: --set does not apply"
                 )));
             }
-            return self.by_function(&client, old, deadline).await;
+            return self.by_function(&client, old, deadline, interrupt).await;
         }
         let got = self
-            .retry("GetSecretValue", deadline, || {
+            .retry(&self.gate, "GetSecretValue", deadline, || {
                 client
                     .get_secret_value()
                     .secret_id(id)
@@ -120,9 +134,11 @@ impl AwsTarget {
             }
         };
         let (new_value, fields) = rotated(&stored, sets)?;
+        let pending = version_token();
         let put = client
             .put_secret_value()
             .secret_id(id)
+            .client_request_token(&pending)
             .version_stages(PENDING);
         let put = match new_value {
             Stored::Text(t) => {
@@ -131,27 +147,33 @@ impl AwsTarget {
             }
             Stored::Binary(b) => put.secret_binary(Blob::new(b.expose().to_vec())),
         };
-        let pending = self
-            .retry("PutSecretValue", deadline, || put.clone().send())
-            .await?
-            .version_id
-            .ok_or_else(|| {
-                Error::Source(source::Error::data(format!(
-                    "secret_id `{id}`: PutSecretValue gave no VersionId"
-                )))
-            })?;
-        let pending_at = Instant::now();
-        self.move_current(&client, &old, &pending, deadline).await?;
-        let written = Instant::now();
-        self.retry("UpdateSecretVersionStage", deadline, || {
-            client
-                .update_secret_version_stage()
-                .secret_id(id)
-                .version_stage(PENDING)
-                .remove_from_version_id(&pending)
-                .send()
-        })
-        .await?;
+        let staged = async {
+            self.retry(&self.gate, "PutSecretValue", deadline, || {
+                put.clone().send()
+            })
+            .await?;
+            let pending_at = Instant::now();
+            self.update_stage(
+                &self.gate,
+                &client,
+                AWS_CURRENT,
+                &old,
+                Some(&pending),
+                deadline,
+            )
+            .await?;
+            Ok::<_, Error>((pending_at, Instant::now()))
+        };
+        let (pending_at, written) = match until_interrupted(staged, interrupt).await {
+            Ok(times) => times,
+            Err(e) => return Err(self.abandon(&client, &old, &pending, true, e).await),
+        };
+        let removed = self
+            .update_stage(&self.gate, &client, PENDING, &pending, None, deadline)
+            .await;
+        if let Err(e) = removed {
+            tracing::warn!(secret_id = id, error = %e, "{PENDING} is left on version {pending}: {}", remove_hint(id, &pending));
+        }
         Ok(Rotated {
             action: "AWSPENDING -> AWSCURRENT",
             from: Some(old.clone()),
@@ -170,39 +192,41 @@ impl AwsTarget {
         client: &Client,
         old: String,
         deadline: tokio::time::Instant,
+        interrupt: &CancellationToken,
     ) -> Result<Rotated, Error> {
         let id = self.id.as_str();
-        let new = self
-            .retry("RotateSecret", deadline, || {
+        let new = version_token();
+        let asked = Instant::now();
+        let rotation = async {
+            self.retry(&self.gate, "RotateSecret", deadline, || {
                 client
                     .rotate_secret()
                     .secret_id(id)
+                    .client_request_token(&new)
                     .rotate_immediately(true)
                     .send()
             })
-            .await?
-            .version_id
-            .ok_or_else(|| {
-                Error::Source(source::Error::data(format!(
-                    "secret_id `{id}`: RotateSecret gave no VersionId"
-                )))
-            })?;
-        let asked = Instant::now();
-        loop {
-            let d = self
-                .retry("DescribeSecret", deadline, || {
-                    client.describe_secret().secret_id(id).send()
-                })
-                .await?;
-            if current(d.version_ids_to_stages()).as_deref() == Some(new.as_str()) {
-                break;
+            .await?;
+            loop {
+                let d = self
+                    .retry(&self.gate, "DescribeSecret", deadline, || {
+                        client.describe_secret().secret_id(id).send()
+                    })
+                    .await?;
+                if current(d.version_ids_to_stages()).as_deref() == Some(new.as_str()) {
+                    return Ok(());
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(Error::Source(source::Error::unavailable(format!(
+                        "secret_id `{id}`: the rotation function did not make version {new} current"
+                    ))));
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(Error::Source(source::Error::unavailable(format!(
-                    "secret_id `{id}`: the rotation function did not make version {new} current"
-                ))));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        if let Err(e) = until_interrupted(rotation, interrupt).await {
+            // The function's value is real: AWSCURRENT is never moved back over it.
+            return Err(self.abandon(client, &old, &new, false, e).await);
         }
         Ok(Rotated {
             action: "RotateSecret",
@@ -216,38 +240,157 @@ impl AwsTarget {
         })
     }
 
-    async fn move_current(
+    /// `UpdateSecretVersionStage`: `stage` off version `from`, and onto
+    /// version `to` when given.
+    async fn update_stage(
         &self,
+        gate: &Gate,
         client: &Client,
+        stage: &str,
         from: &str,
-        to: &str,
+        to: Option<&str>,
         deadline: tokio::time::Instant,
     ) -> Result<(), Error> {
         let id = self.id.as_str();
-        self.retry("UpdateSecretVersionStage", deadline, || {
+        self.retry(gate, "UpdateSecretVersionStage", deadline, || {
             client
                 .update_secret_version_stage()
                 .secret_id(id)
-                .version_stage(AWS_CURRENT)
-                .move_to_version_id(to)
+                .version_stage(stage)
                 .remove_from_version_id(from)
+                .set_move_to_version_id(to.map(str::to_owned))
                 .send()
         })
         .await
         .map(|_| ())
     }
 
-    /// Moves `AWSCURRENT` back from `new` to `old`.
+    /// Takes back a rotation to version `new` that failed with `failure`:
+    /// `AWSCURRENT` back on `old` if it reached `new` and `current_back`
+    /// (the drill's own value), and `AWSPENDING` off `new`. Returns the
+    /// failure, saying what was done.
+    async fn abandon(
+        &self,
+        client: &Client,
+        old: &str,
+        new: &str,
+        current_back: bool,
+        failure: Error,
+    ) -> Error {
+        let id = self.id.as_str();
+        let deadline = tokio::time::Instant::now() + CLEANUP_BUDGET;
+        let gate = Gate::new(Backoff::default());
+        let described = self
+            .retry(&gate, "DescribeSecret", deadline, || {
+                client.describe_secret().secret_id(id).send()
+            })
+            .await;
+        let stages = match described {
+            Ok(d) => d
+                .version_ids_to_stages()
+                .and_then(|m| m.get(new))
+                .cloned()
+                .unwrap_or_default(),
+            Err(e) => {
+                return failure.with_cleanup(format!(
+                    "{PENDING} may be left on version {new} (DescribeSecret failed: {e}): {}",
+                    remove_hint(id, new)
+                ))
+            }
+        };
+        let on = |stage: &str| stages.iter().any(|s| s == stage);
+        let mut done = Vec::new();
+        if current_back && on(AWS_CURRENT) {
+            done.push(
+                match self
+                    .update_stage(&gate, client, AWS_CURRENT, new, Some(old), deadline)
+                    .await
+                {
+                    Ok(()) => format!("{AWS_CURRENT} moved back to version {old}"),
+                    Err(e) => format!("{AWS_CURRENT} is left on version {new}: {e}"),
+                },
+            );
+        }
+        if on(PENDING) {
+            let removed = self
+                .update_stage(&gate, client, PENDING, new, None, deadline)
+                .await;
+            done.push(match removed {
+                Ok(_) => format!("{PENDING} removed from version {new}"),
+                Err(e) => format!(
+                    "{PENDING} is left on version {new} ({e}): {}",
+                    remove_hint(id, new)
+                ),
+            });
+        }
+        if done.is_empty() {
+            done.push(format!("no {PENDING} was left"));
+        }
+        failure.with_cleanup(done.join("; "))
+    }
+
+    /// Moves `AWSCURRENT` back from `new` to `old`, unless a later rotation
+    /// moved it on from `new` meanwhile.
     pub async fn restore(
         &self,
         old: &str,
         new: &str,
         deadline: tokio::time::Instant,
-    ) -> Result<String, Error> {
+    ) -> Result<Restored, Error> {
         let client = self.source.sdk().await?;
-        self.move_current(&client, new, old, deadline).await?;
-        Ok(format!("{AWS_CURRENT} moved back to version {old}"))
+        let id = self.id.as_str();
+        let d = self
+            .retry(&self.gate, "DescribeSecret", deadline, || {
+                client.describe_secret().secret_id(id).send()
+            })
+            .await?;
+        match current(d.version_ids_to_stages()) {
+            Some(now) if now == new => {
+                self.update_stage(&self.gate, &client, AWS_CURRENT, new, Some(old), deadline).await?;
+                Ok(Restored::Done(format!(
+                    "{AWS_CURRENT} moved back to version {old}"
+                )))
+            }
+            now => Ok(Restored::Left(format!(
+                "{AWS_CURRENT} is on version {}, not on the drill's version {new}: a rotation after the drill started moved it; left as it is",
+                now.as_deref().unwrap_or("(none)")
+            ))),
+        }
     }
+}
+
+/// Runs `work` until it ends or `interrupt` is cancelled (an error then).
+async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = Result<T, Error>>,
+    interrupt: &CancellationToken,
+) -> Result<T, Error> {
+    tokio::select! {
+        r = work => r,
+        _ = interrupt.cancelled() => Err(Error::Interrupted),
+    }
+}
+
+/// A fresh version id, in the UUID form Secrets Manager uses: given as the
+/// request token, it is the new version's id before the call returns.
+fn version_token() -> String {
+    let mut b = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
+/// The command that takes `AWSPENDING` off a version by hand.
+fn remove_hint(id: &str, version: &str) -> String {
+    format!("remove it with `aws secretsmanager update-secret-version-stage --secret-id {id} --version-stage {PENDING} --remove-from-version-id {version}`")
 }
 
 /// The version that has `AWSCURRENT`.

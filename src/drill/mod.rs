@@ -52,6 +52,28 @@ pub enum Error {
     /// The app failed its check before anything was rotated.
     #[error("the app is not healthy before the drill ({0}): nothing was rotated")]
     NotHealthy(String),
+    /// SIGINT or SIGTERM during the rotation itself.
+    #[error("interrupted during the rotation")]
+    Interrupted,
+    /// A rotation that failed half way, and how it was taken back.
+    #[error("{failure}; {cleanup}")]
+    Abandoned {
+        /// Why it failed.
+        #[source]
+        failure: Box<Error>,
+        /// What was done about what it left, in words.
+        cleanup: String,
+    },
+}
+
+impl Error {
+    /// This failure, with what was done to take back what it left.
+    pub fn with_cleanup(self, cleanup: String) -> Error {
+        Error::Abandoned {
+            failure: Box::new(self),
+            cleanup,
+        }
+    }
 }
 
 impl ExitCode for Error {
@@ -61,6 +83,9 @@ impl ExitCode for Error {
             Error::Source(e) => e.exit(),
             Error::Watch { .. } => Exit::OsErr,
             Error::NotHealthy(_) => Exit::Unavailable,
+            // `run` exits with INTERRUPTED instead; this is for a caller that does not.
+            Error::Interrupted => Exit::Unavailable,
+            Error::Abandoned { failure, .. } => failure.exit(),
         }
     }
 }
@@ -203,11 +228,15 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     let started_wall = SystemTime::now();
     let t0 = Instant::now();
     tracing::info!(secret = %secret.name, kind = target.kind(), "rotating");
-    let rotated = match target.rotate(&sets, &held).await {
+    let rotated = match target.rotate(&sets, &held, &interrupt).await {
         Ok(r) => r,
         Err(e) => {
             load_stop.cancel();
             stop.cancel();
+            if interrupt.is_cancelled() {
+                tracing::warn!(secret = %secret.name, "{e}");
+                return Ok(INTERRUPTED);
+            }
             return Err(e);
         }
     };

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 use super::aws::AwsTarget;
 use super::kv;
@@ -176,8 +177,14 @@ impl Target {
         matches!(self, Target::Kv { .. } | Target::Aws(_))
     }
 
-    /// Rotates: after this returns, the backend holds the new value.
-    pub async fn rotate(&self, sets: &[Set], held: &Held) -> Result<Rotated, Error> {
+    /// Rotates: after this returns, the backend holds the new value. The
+    /// multi-step AWS rotation stops at `interrupt` and takes itself back.
+    pub async fn rotate(
+        &self,
+        sets: &[Set],
+        held: &Held,
+        interrupt: &CancellationToken,
+    ) -> Result<Rotated, Error> {
         let deadline = tokio::time::Instant::now() + CALL_BUDGET;
         match self {
             Target::Kv {
@@ -264,7 +271,7 @@ impl Target {
                     undo: None,
                 })
             }
-            Target::Aws(aws) => aws.rotate(sets, deadline).await,
+            Target::Aws(aws) => aws.rotate(sets, deadline, interrupt).await,
         }
     }
 
@@ -273,9 +280,7 @@ impl Target {
         let deadline = tokio::time::Instant::now() + CALL_BUDGET;
         match (self, undo) {
             (Target::Kv { vault, .. }, Undo::Kv(kv)) => kv::restore(vault, kv, deadline).await,
-            (Target::Aws(aws), Undo::Aws { old, new }) => {
-                aws.restore(old, new, deadline).await.map(Restored::Done)
-            }
+            (Target::Aws(aws), Undo::Aws { old, new }) => aws.restore(old, new, deadline).await,
             _ => Err(Error::Usage(
                 "nothing to restore for this kind of secret".into(),
             )),

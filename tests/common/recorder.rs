@@ -32,6 +32,8 @@ pub struct Call {
 /// A fault the recording proxy answers with instead of forwarding.
 struct Fault {
     op: String,
+    /// Only for requests whose body holds this.
+    body: Option<String>,
     status: u16,
     code: String,
     left: usize,
@@ -96,8 +98,19 @@ impl Recorder {
 
     /// Answers the next `times` calls of `op` with `status` and error `code`.
     pub fn fail(&self, op: &str, status: u16, code: &str, times: usize) {
+        self.push(op, None, status, code, times);
+    }
+
+    /// As [`Recorder::fail`], for calls of `op` whose body holds `body`
+    /// (e.g. the UpdateSecretVersionStage that moves AWSCURRENT).
+    pub fn fail_when(&self, op: &str, body: &str, status: u16, code: &str, times: usize) {
+        self.push(op, Some(body), status, code, times);
+    }
+
+    fn push(&self, op: &str, body: Option<&str>, status: u16, code: &str, times: usize) {
         self.shared.faults.lock().unwrap().push(Fault {
             op: op.to_owned(),
+            body: body.map(str::to_owned),
             status,
             code: code.to_owned(),
             left: times,
@@ -181,7 +194,13 @@ fn forward(client: TcpStream, upstream: u16, shared: &Shared) -> std::io::Result
         let mut faults = shared.faults.lock().unwrap();
         faults
             .iter_mut()
-            .find(|f| f.op == op && f.left > 0)
+            .find(|f| {
+                f.op == op
+                    && f.left > 0
+                    && f.body
+                        .as_ref()
+                        .is_none_or(|b| String::from_utf8_lossy(&body).contains(b.as_str()))
+            })
             .map(|f| {
                 f.left -= 1;
                 (f.status, f.code.clone())
