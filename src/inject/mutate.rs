@@ -1,7 +1,8 @@
 //! The admission decision, a pure function: (injector settings, AdmissionRequest
 //! of a Pod) → AdmissionResponse with a JSONPatch of `add` operations on the
-//! pod as sent, or a denial that names the annotation at fault. The HTTP layer
-//! only unwraps and wraps the review.
+//! pod as sent (on a reinvocation, `move`s of a mesh's init containers named
+//! by `ramsecrets.io/after`), or a denial that names the annotation at fault.
+//! The HTTP layer only unwraps and wraps the review.
 //!
 //! An injected pod gets two memory volumes (the secrets, read-only in the app
 //! containers; the hand-off state, only in ramsecrets' containers), a
@@ -104,7 +105,7 @@ pub fn patch(injector: &Injector, namespace: &str, raw: &Value) -> Result<Option
                 .into_iter()
                 .any(|c| c.name == SIDECAR || c.name == INIT)
             {
-                true => Ok(None),
+                true => Ok(reorder(pod, annotations.get(&format!("{}after", spec::PREFIX)))),
                 false => Err(deny(
                     "injected",
                     "is set but the pod has no ramsecrets container: remove the annotation",
@@ -127,6 +128,35 @@ pub fn patch(injector: &Injector, namespace: &str, raw: &Value) -> Result<Option
     serde_json::from_value(Value::Array(ops.0))
         .map(Some)
         .map_err(|e| deny("inject", format!("cannot make the patch: {e}")))
+}
+
+/// On a reinvocation (`reinvocationPolicy: IfNeeded`) of an injected pod:
+/// the init containers named by `after` (`ramsecrets.io/after`) that a later
+/// webhook (a mesh's) placed after ramsecrets' are moved, in their order, to
+/// just before it, so they run first and the app's init containers still run
+/// after it with their secrets. `None` when nothing is to move.
+fn reorder(pod: &Pod, after: Option<&String>) -> Option<Patch> {
+    let names = spec::list("after", after?).ok()?;
+    let inits = pod.spec.as_ref()?.init_containers.as_deref()?;
+    let mut ours = inits
+        .iter()
+        .position(|c| c.name == SIDECAR || c.name == INIT)?;
+    let mut moves = Vec::new();
+    for (i, c) in inits.iter().enumerate().skip(ours + 1) {
+        if names.contains(&c.name) {
+            // Moving i to ours shifts only what lies between them: the
+            // indices past i are still those of `inits`.
+            moves.push(
+                json!({ "op": "move", "from": format!("/spec/initContainers/{i}"),
+                               "path": format!("/spec/initContainers/{ours}") }),
+            );
+            ours += 1;
+        }
+    }
+    match moves.is_empty() {
+        true => None,
+        false => serde_json::from_value(Value::Array(moves)).ok(),
+    }
 }
 
 /// JSONPatch `add` operations.
@@ -225,16 +255,15 @@ fn inject(
             ));
         }
     }
-    let mut position = 0;
-    for name in &request.after {
-        match init_names.iter().position(|n| n == name) {
-            Some(i) => position = position.max(i + 1),
-            None => problems.push(deny(
-                "after",
-                format!("the pod has no init container `{name}`"),
-            )),
-        }
-    }
+    // A name not there yet (a mesh whose webhook runs after this one) is
+    // placed before ramsecrets on the reinvocation ([`reorder`]).
+    let position = request
+        .after
+        .iter()
+        .filter_map(|name| init_names.iter().position(|n| n == name))
+        .map(|i| i + 1)
+        .max()
+        .unwrap_or(0);
     for c in spec
         .containers
         .iter()

@@ -333,10 +333,6 @@ fn denials_name_the_annotation() {
             "ramsecrets.io/containers",
         ),
         (
-            json!({ "ramsecrets.io/after": "ghost" }),
-            "ramsecrets.io/after",
-        ),
-        (
             json!({ "ramsecrets.io/mount-path": "/data" }),
             "ramsecrets.io/mount-path",
         ),
@@ -440,10 +436,10 @@ fn before_1_29_a_pod_that_runs_to_completion_needs_init_only() {
 fn every_problem_of_the_pod_is_reported_at_once() {
     let inj = injector((1, 35));
     let ann = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db",
-        "ramsecrets.io/containers": "app,nosuch", "ramsecrets.io/after": "istio-init",
+        "ramsecrets.io/containers": "app,nosuch", "ramsecrets.io/requests-cpu": "1",
         "ramsecrets.io/proxy": "true" });
     let message = denial(&inj, &pod(ann, app()));
-    for key in ["proxy", "containers", "after"] {
+    for key in ["proxy", "containers", "requests-cpu"] {
         assert!(
             message.contains(&format!("annotation ramsecrets.io/{key}:")),
             "{key}: {message}"
@@ -600,4 +596,53 @@ fn the_health_port_is_one_no_container_of_the_pod_declares() {
     spec["securityContext"] = json!({ "fsGroup": 2000 });
     let message = denial(&inj, &pod(ann, spec));
     assert!(message.contains("taken by ramsecrets' proxy"), "{message}");
+}
+
+#[test]
+fn a_mesh_init_container_added_after_ramsecrets_is_moved_before_it_on_reinvocation() {
+    let inj = injector((1, 35));
+    let spec = json!({ "initContainers": [ { "name": "migrate", "image": "m" } ],
+                       "containers": [ { "name": "app", "image": "a" } ] });
+    let ann = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db",
+                      "ramsecrets.io/after": "istio-init,istio-proxy" });
+    // Not there yet: not an error, ramsecrets goes first.
+    let mut p = admitted(&inj, &pod(ann, spec), "apps");
+    assert_eq!(
+        names(&p["spec"]["initContainers"]),
+        ["ramsecrets", "migrate"]
+    );
+    // The mesh's webhook, called after this one, appends its containers.
+    let inits = p["spec"]["initContainers"].as_array_mut().unwrap();
+    inits.push(json!({ "name": "istio-init", "image": "i" }));
+    inits.push(json!({ "name": "other", "image": "o" }));
+    inits.push(json!({ "name": "istio-proxy", "image": "p", "restartPolicy": "Always" }));
+    // Called again (reinvocationPolicy IfNeeded): the named ones move before
+    // ramsecrets, in their order; the rest stays.
+    let r = mutate(&inj, &review(&p, "apps", "CREATE"));
+    let patch: Value = serde_json::from_slice(r.patch.as_deref().unwrap()).unwrap();
+    assert!(
+        patch
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|op| op["op"] == "move"),
+        "{patch}"
+    );
+    let again = admitted(&inj, &p, "apps");
+    assert_eq!(
+        names(&again["spec"]["initContainers"]),
+        [
+            "istio-init",
+            "istio-proxy",
+            "ramsecrets",
+            "migrate",
+            "other"
+        ]
+    );
+    assert!(again["spec"]["initContainers"][3]["volumeMounts"]
+        .to_string()
+        .contains(SECRETS));
+    // In place: nothing more to do.
+    let r = mutate(&inj, &review(&again, "apps", "CREATE"));
+    assert!(r.allowed && r.patch.is_none());
 }

@@ -175,7 +175,7 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
     ),
     (
         "after",
-        "comma-separated init containers (e.g. a mesh's) that run before ramsecrets",
+        "comma-separated init containers (e.g. a mesh's) that run before ramsecrets; one that a later webhook adds is moved before ramsecrets when the API server calls the injector again (`reinvocationPolicy: IfNeeded`, as the chart registers it)",
     ),
     (
         "run-as-user",
@@ -445,7 +445,7 @@ pub(super) fn id(key: &str, value: &str, min: i64) -> Result<i64, Denial> {
 }
 
 /// A comma-separated list of names.
-fn list(key: &str, value: &str) -> Result<Vec<String>, Denial> {
+pub(super) fn list(key: &str, value: &str) -> Result<Vec<String>, Denial> {
     let names: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
     match names.iter().find(|n| n.is_empty()) {
         Some(_) => Err(deny(
