@@ -3,7 +3,7 @@
 //! missing path, a path under no secrets engine, and an unreachable source;
 //! the table, the worst exit code, and counts in OpenBao proving that no
 //! certificate or database lease was minted. And against moto: AWS secrets
-//! are read and dropped.
+//! secrets and Parameter Store parameters are read and dropped.
 
 mod common;
 
@@ -172,32 +172,48 @@ path \"nope/creds/x\" { capabilities = [\"read\"] }",
     assert_exit(&o, 69);
 }
 
+/// Both AWS backends: one secret read and its value dropped, one missing (65).
 #[test]
-fn check_online_reads_aws_secrets_and_drops_them() {
+fn check_online_reads_aws_secrets_and_parameters_and_drops_them() {
     let moto = Moto::start();
-    let work = scratch();
-    let out = Tmpfs::new("1m");
     moto.create("prod/api", r#"{"token":"aws-secret-value"}"#);
-    let cfg = Config::new()
-        .source(json!({ "aws_secrets_manager": { "region": "us-east-1", "endpoint": moto.url } }))
-        .output(out.path())
-        .secret(json!({ "name": "api", "secret_id": "prod/api" }))
-        .secret(json!({ "name": "gone", "secret_id": "prod/gone" }))
-        .write(work.path(), "config.yaml");
-    let o = AwsEnv::keys()
-        .command(&["check", "--config", cfg.to_str().unwrap(), "--online"])
-        .output()
-        .unwrap();
-    assert_exit(&o, 65);
-    let t = text(&o);
-    assert!(
-        row(&t, "api").starts_with("api aws secret_id prod/api ok"),
-        "{t}"
-    );
-    assert!(
-        row(&t, "gone").starts_with("gone aws secret_id prod/gone missing"),
-        "{t}"
-    );
-    assert!(!t.contains("aws-secret-value"), "{t}");
-    assert!(out.names().is_empty(), "{:?}", out.names());
+    moto.put_parameter("/app/token", "ssm-secret-value", "SecureString");
+    let backends = [
+        (
+            "aws_secrets_manager",
+            "secret_id",
+            "prod/api",
+            "prod/gone",
+            "aws",
+        ),
+        (
+            "ssm_parameter_store",
+            "parameter",
+            "/app/token",
+            "/app/gone",
+            "ssm",
+        ),
+    ];
+    for (source, key, here, gone, name) in backends {
+        let work = scratch();
+        let out = Tmpfs::new("1m");
+        let cfg = Config::new()
+            .source(json!({ source: { "region": "us-east-1", "endpoint": moto.url } }))
+            .output(out.path())
+            .secret(json!({ "name": "here", key: here }))
+            .secret(json!({ "name": "gone", key: gone }))
+            .write(work.path(), "config.yaml");
+        let o = AwsEnv::keys()
+            .command(&["check", "--config", cfg.to_str().unwrap(), "--online"])
+            .output()
+            .unwrap();
+        assert_exit(&o, 65);
+        let t = text(&o);
+        let ok = format!("here {name} {key} {here} ok");
+        assert!(row(&t, "here").starts_with(&ok), "{t}");
+        let missing = format!("gone {name} {key} {gone} missing");
+        assert!(row(&t, "gone").starts_with(&missing), "{t}");
+        assert!(!t.contains("-secret-value"), "{t}");
+        assert!(out.names().is_empty(), "{:?}", out.names());
+    }
 }

@@ -577,7 +577,7 @@ fn the_book_covers_what_users_look_for() {
     for (page, said) in [
         (
             "reference/configuration.md",
-            "exactly one of `vault`, `aws_secrets_manager` or `file`",
+            "exactly one of `vault`, `aws_secrets_manager`, `ssm_parameter_store` or `file`",
         ),
         (
             "reference/configuration.md",

@@ -554,7 +554,12 @@ impl Validator<'_> {
 /// The problem of a mapping that needs exactly one of `keys`:
 /// "needs exactly one of `a`, `b` or `c`".
 fn needs_one_of(keys: &[&str]) -> String {
-    let mut text = "needs exactly one of ".to_owned();
+    format!("needs exactly one of {}", either(keys))
+}
+
+/// `` `a`, `b` or `c` ``
+fn either(keys: &[&str]) -> String {
+    let mut text = String::new();
     for (i, k) in keys.iter().enumerate() {
         let sep = match i {
             0 => "",

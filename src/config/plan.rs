@@ -36,29 +36,18 @@ impl fmt::Display for Config {
                         .unwrap_or_default();
                     writeln!(f, "  {}: vault {} ({auth}{ns})", s.name, v.address)?;
                 }
-                SourceKind::AwsSecretsManager(a) => {
-                    let mut how = Vec::new();
-                    if let Some(r) = &a.region {
-                        how.push(format!("region {r}"));
-                    }
-                    if let Some(p) = &a.profile {
-                        how.push(format!("profile {p}"));
-                    }
-                    if let Some(e) = &a.endpoint {
-                        how.push(format!("endpoint {e}"));
-                    }
-                    how.push(if a.region.is_none() {
-                        "region and credentials from the SDK default chain".into()
-                    } else {
-                        "credentials from the SDK default chain".into()
-                    });
-                    writeln!(
-                        f,
-                        "  {}: aws_secrets_manager ({}; BatchGetSecretValue, 20 per call)",
-                        s.name,
-                        how.join(", ")
-                    )?;
-                }
+                SourceKind::AwsSecretsManager(a) => writeln!(
+                    f,
+                    "  {}: aws_secrets_manager ({}; BatchGetSecretValue, 20 per call)",
+                    s.name,
+                    how(a).join(", ")
+                )?,
+                SourceKind::SsmParameterStore(a) => writeln!(
+                    f,
+                    "  {}: ssm_parameter_store ({}; GetParameters, 10 per call)",
+                    s.name,
+                    how(a).join(", ")
+                )?,
                 SourceKind::File { path } => writeln!(f, "  {}: file {}", s.name, path.display())?,
             }
         }
@@ -137,6 +126,7 @@ impl fmt::Display for Config {
                     };
                     format!("secret_id {id}{version}{previous}")
                 }
+                Address::Parameter(p) => p.describe().replace('`', ""),
             };
             let source = &self.sources[s.source].name;
             let every = s
@@ -222,4 +212,24 @@ fn templates(config: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         )?;
     }
     Ok(())
+}
+
+/// How an AWS source finds its region, credentials and endpoint.
+fn how(a: &super::Aws) -> Vec<String> {
+    let mut how = Vec::new();
+    if let Some(r) = &a.region {
+        how.push(format!("region {r}"));
+    }
+    if let Some(p) = &a.profile {
+        how.push(format!("profile {p}"));
+    }
+    if let Some(e) = &a.endpoint {
+        how.push(format!("endpoint {e}"));
+    }
+    how.push(if a.region.is_none() {
+        "region and credentials from the SDK default chain".into()
+    } else {
+        "credentials from the SDK default chain".into()
+    });
+    how
 }

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use super::shape::{one_of, one_of_schema, DurationText, ModeText, OneOf};
 use super::sidecar::RawAction;
 use super::{
-    check_relative, clean_mount, Action, AwsVersion, Source, SourceKind, Validator, AWS_CURRENT,
-    AWS_PREVIOUS,
+    check_relative, clean_mount, either, Action, AwsVersion, Source, SourceKind, Validator,
+    AWS_CURRENT, AWS_PREVIOUS,
 };
+use crate::source::{Parameter, ParameterKeys};
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -55,7 +56,8 @@ impl Format {
     }
 }
 
-/// One secret. Exactly one of `kv`, `read`, `pki` or `secret_id`; not both
+/// One secret. Exactly one of `kv`, `read`, `pki`, `secret_id`, `parameter`
+/// or `parameters_by_path`; not both
 /// `template` and `template_file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +84,16 @@ pub struct RawSecret {
     /// AWS: also write the `AWSPREVIOUS` version to `<file>.previous`, so apps that rotate
     /// between two users can fall back during the window.
     pub previous: Option<bool>,
+    /// An AWS Systems Manager Parameter Store parameter, by name or ARN (a
+    /// `SecureString` is decrypted); one field, `value`.
+    pub parameter: Option<String>,
+    /// Every Parameter Store parameter under this path, recursively, as fields
+    /// keyed by the last segment of each name.
+    pub parameters_by_path: Option<String>,
+    /// Parameter Store: one version of the `parameter` (default: the latest).
+    pub version: Option<u64>,
+    /// Parameter Store: the version of the `parameter` that carries this label.
+    pub label: Option<String>,
     /// File name relative to `output.dir` (default: the secret's name): not absolute, no
     /// `..`, `.` or empty segments, no NUL. Subdirectories are created as needed without
     /// following symlinks. No two secrets may write the same file.
@@ -110,7 +122,7 @@ pub struct RawSecret {
     pub on_change: Vec<RawAction>,
 }
 
-one_of!(RawSecret: kv, read, pki, secret_id);
+one_of!(RawSecret: kv, read, pki, secret_id, parameter, parameters_by_path);
 
 /// A KV secret.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -226,6 +238,8 @@ pub enum Address {
         /// Also write `AWSPREVIOUS` to `<file>.previous`.
         previous: bool,
     },
+    /// AWS Systems Manager Parameter Store: one parameter, or a path.
+    Parameter(Parameter),
 }
 
 /// The fields a certificate must have, and the file suffix each goes to.
@@ -236,13 +250,15 @@ const CERTIFICATE_FILES: [(&str, &str); 3] = [
 ];
 
 impl Address {
-    /// The config key that gives this kind of address: `kv`, `read`, `pki` or `secret_id`.
+    /// The config key that gives this kind of address: `kv`, `read`, `pki`,
+    /// `secret_id`, `parameter` or `parameters_by_path`.
     pub fn kind(&self) -> &'static str {
         match self {
             Address::Kv { .. } => "kv",
             Address::Read(_) => "read",
             Address::Pki { .. } => "pki",
             Address::SecretId { .. } => "secret_id",
+            Address::Parameter(p) => p.kind(),
         }
     }
 
@@ -282,6 +298,7 @@ impl Address {
             Address::Read(path) => path.clone(),
             Address::Pki { mount, role, .. } => format!("{mount}/issue/{role}"),
             Address::SecretId { id, .. } => id.clone(),
+            Address::Parameter(p) => p.key().to_owned(),
         }
     }
 }
@@ -361,10 +378,14 @@ impl Validator<'_> {
             (Some(f), _, _) => f,
             (None, Some(_), _) => Format::Raw,
             (None, None, Some(_)) => Format::Template,
-            // An AWS secret is one stored value: written as it is by default.
+            // An AWS secret or parameter is one stored value: written as it is by default.
             (None, None, None)
-                if source.is_some_and(|i| {
-                    matches!(sources[i].kind, SourceKind::AwsSecretsManager(_))
+                if source.is_some_and(|i| match (&sources[i].kind, &address) {
+                    (SourceKind::AwsSecretsManager(_), _) => true,
+                    (SourceKind::SsmParameterStore(_), Some(Address::Parameter(p))) => {
+                        p.one_value()
+                    }
+                    _ => false,
                 }) =>
             {
                 Format::Raw
@@ -454,42 +475,32 @@ impl Validator<'_> {
         })
     }
 
-    /// Keys a secret may only use with some kinds of source: `secret_id` not
-    /// with Vault; the AWS version keys only with AWS; AWS only with `secret_id`.
-    /// The `file` source stands in for any backend, except for AWS versions.
+    /// Keys a secret may only use with some kinds of source: each backend
+    /// reads its own address keys (the `file` source stands in for any); the
+    /// AWS version keys only with AWS Secrets Manager.
     pub(super) fn fits_source(&mut self, at: &str, s: &RawSecret, source: &Source) {
         let name = &source.name;
+        let reads = source.kind.reads().unwrap_or(RawSecret::KEYS);
+        for (key, given) in RawSecret::KEYS.iter().zip(s.given()) {
+            if given && !reads.contains(key) {
+                self.problem(
+                    format!("{at}.{key}"),
+                    format!(
+                        "source `{name}` is {}: use {}",
+                        source.kind.describe(),
+                        either(reads)
+                    ),
+                );
+            }
+        }
+        if matches!(source.kind, SourceKind::AwsSecretsManager(_)) {
+            return;
+        }
         let aws_keys = [
             ("version_stage", s.version_stage.is_some()),
             ("version_id", s.version_id.is_some()),
             ("previous", s.previous.is_some()),
         ];
-        match &source.kind {
-            SourceKind::Vault(_) => {
-                if s.secret_id.is_some() {
-                    self.problem(
-                        format!("{at}.secret_id"),
-                        format!("source `{name}` is Vault: use `kv`, `read` or `pki`"),
-                    );
-                }
-            }
-            SourceKind::AwsSecretsManager(_) => {
-                for (key, given) in [
-                    ("kv", s.kv.is_some()),
-                    ("read", s.read.is_some()),
-                    ("pki", s.pki.is_some()),
-                ] {
-                    if given {
-                        self.problem(
-                            format!("{at}.{key}"),
-                            format!("source `{name}` is AWS Secrets Manager: use `secret_id`"),
-                        );
-                    }
-                }
-                return;
-            }
-            SourceKind::File { .. } => {}
-        }
         for (key, given) in aws_keys {
             if given {
                 self.problem(
@@ -504,6 +515,17 @@ impl Validator<'_> {
     }
 
     pub(super) fn address(&mut self, at: &str, s: &RawSecret) -> Option<Address> {
+        for (key, given) in [
+            ("version", s.version.is_some()),
+            ("label", s.label.is_some()),
+        ] {
+            if given && s.parameter.is_none() {
+                self.problem(
+                    format!("{at}.{key}"),
+                    "pins a `parameter`: there is none here",
+                );
+            }
+        }
         if !self.exactly_one(at, s) {
             return None;
         }
@@ -554,6 +576,23 @@ impl Validator<'_> {
                 alt_names: p.alt_names.clone(),
                 ip_sans: p.ip_sans.clone(),
             });
+        }
+        if s.parameter.is_some() || s.parameters_by_path.is_some() {
+            let keys = ParameterKeys {
+                parameter: s.parameter.as_deref(),
+                by_path: s.parameters_by_path.as_deref(),
+                version: s.version,
+                label: s.label.as_deref(),
+            };
+            return match Parameter::from_keys(&keys) {
+                Ok(p) => Some(Address::Parameter(p)),
+                Err(problems) => {
+                    for (key, why) in problems {
+                        self.problem(format!("{at}.{key}"), why);
+                    }
+                    None
+                }
+            };
         }
         let id = s.secret_id.clone().unwrap_or_default();
         if id.is_empty() {

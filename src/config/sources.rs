@@ -13,7 +13,8 @@ use super::auth::RawAuth;
 use super::shape::{one_of, one_of_schema, DurationText, OneOf};
 use super::{needs_one_of, Auth, Validator};
 
-/// One backend. Exactly one of `vault`, `aws_secrets_manager` or `file`.
+/// One backend. Exactly one of `vault`, `aws_secrets_manager`,
+/// `ssm_parameter_store` or `file`.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(transform = one_of_schema::<Self>)]
@@ -25,11 +26,14 @@ pub struct RawSource {
     /// AWS Secrets Manager (`aws_secrets_manager: {}` or with no value: all defaults).
     #[serde(default, deserialize_with = "null_is_empty")]
     pub aws_secrets_manager: Option<RawAws>,
+    /// AWS Systems Manager Parameter Store, with the same keys as `aws_secrets_manager`.
+    #[serde(default, deserialize_with = "null_is_empty")]
+    pub ssm_parameter_store: Option<RawAws>,
     /// A local YAML file standing in for any backend (development).
     pub file: Option<RawFileSource>,
 }
 
-one_of!(RawSource: vault, aws_secrets_manager, file);
+one_of!(RawSource: vault, aws_secrets_manager, ssm_parameter_store, file);
 
 /// A Vault or OpenBao server.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -52,7 +56,7 @@ pub struct RawVault {
     pub revoke_on_exit: bool,
 }
 
-/// AWS Secrets Manager. Credentials come from the SDK's default chain:
+/// An AWS service. Credentials come from the SDK's default chain:
 /// environment, profile, web identity (IRSA), EKS Pod Identity or ECS, IMDS.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -61,7 +65,7 @@ pub struct RawAws {
     pub region: Option<String>,
     /// Named profile of the shared config files (default: `AWS_PROFILE` or `default`).
     pub profile: Option<String>,
-    /// Secrets Manager endpoint URL, e.g. a VPC endpoint or a local emulator.
+    /// The service's endpoint URL, e.g. a VPC endpoint or a local emulator.
     pub endpoint: Option<String>,
 }
 
@@ -94,6 +98,8 @@ pub enum SourceKind {
     Vault(Box<Vault>),
     /// AWS Secrets Manager.
     AwsSecretsManager(Aws),
+    /// AWS Systems Manager Parameter Store.
+    SsmParameterStore(Aws),
     /// A local YAML file.
     File {
         /// Absolute or relative to the working directory (resolved from the config's directory).
@@ -120,7 +126,7 @@ pub struct Vault {
     pub revoke_on_exit: bool,
 }
 
-/// Settings of an AWS Secrets Manager source; what is absent comes from the
+/// Settings of an AWS source (Secrets Manager, Parameter Store); what is absent comes from the
 /// SDK's default chain (environment, profile, web identity, container, IMDS).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Aws {
@@ -128,7 +134,7 @@ pub struct Aws {
     pub region: Option<String>,
     /// Named profile.
     pub profile: Option<String>,
-    /// Secrets Manager endpoint override.
+    /// Endpoint override.
     pub endpoint: Option<reqwest::Url>,
 }
 
@@ -163,11 +169,23 @@ impl SourceKind {
         }
     }
 
+    /// The secret keys of the addresses this backend reads; `None` for the
+    /// `file` source, which stands in for any.
+    pub fn reads(&self) -> Option<&'static [&'static str]> {
+        match self {
+            SourceKind::Vault(_) => Some(&["kv", "read", "pki"]),
+            SourceKind::AwsSecretsManager(_) => Some(&["secret_id"]),
+            SourceKind::SsmParameterStore(_) => Some(&["parameter", "parameters_by_path"]),
+            SourceKind::File { .. } => None,
+        }
+    }
+
     /// What kind of backend this is, for messages.
     pub fn describe(&self) -> &'static str {
         match self {
             SourceKind::Vault(_) => "Vault",
             SourceKind::AwsSecretsManager(_) => "AWS Secrets Manager",
+            SourceKind::SsmParameterStore(_) => "AWS Systems Manager Parameter Store",
             SourceKind::File { .. } => "a file",
         }
     }
@@ -178,7 +196,9 @@ impl Source {
     pub fn request_budget(&self) -> Duration {
         match &self.kind {
             SourceKind::Vault(v) => v.connect_timeout + v.request_timeout * 2,
-            SourceKind::AwsSecretsManager(_) => Duration::from_secs(65),
+            SourceKind::AwsSecretsManager(_) | SourceKind::SsmParameterStore(_) => {
+                Duration::from_secs(65)
+            }
             SourceKind::File { .. } => Duration::from_secs(10),
         }
     }
@@ -200,16 +220,25 @@ impl Validator<'_> {
             Some(n) => n,
             None if s.vault.is_some() => "vault".into(),
             None if s.aws_secrets_manager.is_some() => "aws".into(),
+            None if s.ssm_parameter_store.is_some() => "ssm".into(),
             None => "file".into(),
         };
-        let kind = match (s.vault, s.aws_secrets_manager, s.file) {
-            (Some(v), None, None) => {
+        let kind = match (
+            s.vault,
+            s.aws_secrets_manager,
+            s.ssm_parameter_store,
+            s.file,
+        ) {
+            (Some(v), None, None, None) => {
                 SourceKind::Vault(Box::new(self.vault(&format!("{at}.vault"), v)?))
             }
-            (None, Some(a), None) => {
+            (None, Some(a), None, None) => {
                 SourceKind::AwsSecretsManager(self.aws(&format!("{at}.aws_secrets_manager"), a)?)
             }
-            (None, None, Some(f)) => SourceKind::File {
+            (None, None, Some(a), None) => {
+                SourceKind::SsmParameterStore(self.aws(&format!("{at}.ssm_parameter_store"), a)?)
+            }
+            (None, None, None, Some(f)) => SourceKind::File {
                 path: self.path(&format!("{at}.file.path"), f.path),
             },
             _ => {

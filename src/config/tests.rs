@@ -103,7 +103,7 @@ fn bad_input_names_the_key_and_line() {
         (
             "  - name: a\n    source: v\n    read: x/y\n    kv: { mount: s, path: p }\n",
             "secrets[0]",
-            "exactly one of `kv`, `read`, `pki` or `secret_id`",
+            "exactly one of `kv`, `read`, `pki`, `secret_id`, `parameter` or `parameters_by_path`",
         ),
         (
             "  - name: a\n    source: v\n    secret_id: prod/api\n",
@@ -378,7 +378,7 @@ fn aws_sources_default_their_name_and_check_their_keys() {
         (
             "{ aws_secrets_manager: {}, file: { path: x } }",
             "sources[0]",
-            "exactly one of `vault`, `aws_secrets_manager` or `file`",
+            "exactly one of `vault`, `aws_secrets_manager`, `ssm_parameter_store` or `file`",
         ),
     ];
     for (source, path, message) in cases {

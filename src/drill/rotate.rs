@@ -136,9 +136,10 @@ impl Target {
                             mount: mount.clone(),
                         })
                     }
-                    Address::SecretId { .. } => {
-                        Err(usage(secret, "Vault has no `secret_id` secrets"))
-                    }
+                    other => Err(usage(
+                        secret,
+                        &format!("Vault has no `{}` secrets", other.kind()),
+                    )),
                 }
             }
             (SourceKind::AwsSecretsManager(a), Address::SecretId { id, version, .. }) => {
@@ -153,6 +154,10 @@ impl Target {
             (SourceKind::AwsSecretsManager(_), _) => Err(usage(
                 secret,
                 "AWS Secrets Manager holds `secret_id` secrets only",
+            )),
+            (SourceKind::SsmParameterStore(_), _) => Err(usage(
+                secret,
+                "the drill does not rotate Parameter Store parameters yet",
             )),
             (SourceKind::File { .. }, _) => Err(usage(
                 secret,

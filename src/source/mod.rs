@@ -3,9 +3,11 @@
 //! without knowing the backend. One module per backend.
 
 mod aws;
+mod batch;
 mod error;
 mod file;
 mod pod;
+mod ssm;
 mod vault;
 
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use std::time::Duration;
 pub use aws::{sdk_error, AwsSource, VALUE_FIELD};
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
+pub use ssm::{Keys as ParameterKeys, Parameter};
 pub use vault::{user_logins, VaultSource};
 
 use futures::future::BoxFuture;
@@ -142,6 +145,7 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Source>>> {
             Ok(match &s.kind {
                 SourceKind::Vault(v) => Arc::new(vault::VaultSource::new(&s.name, v)?),
                 SourceKind::AwsSecretsManager(a) => Arc::new(aws::AwsSource::new(&s.name, a)),
+                SourceKind::SsmParameterStore(a) => Arc::new(ssm::SsmSource::new(&s.name, a)),
                 SourceKind::File { path } => Arc::new(file::FileSource::new(path)),
             })
         })

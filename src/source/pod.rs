@@ -187,7 +187,7 @@ impl PodSource {
                 region: a.region.clone(),
                 endpoint: a.endpoint.as_ref().map(|e| e.to_string()),
             }),
-            SourceKind::File { .. } => None,
+            SourceKind::SsmParameterStore(_) | SourceKind::File { .. } => None,
         })
     }
 

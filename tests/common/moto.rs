@@ -1,5 +1,6 @@
 //! AWS test bed: a real `moto_server` (PyPI `moto[server]`, installed by
-//! scripts/testbed) on a free loopback port, seeded over its HTTP API; the
+//! scripts/testbed) on a free loopback port, seeded over its HTTP API
+//! (Secrets Manager, Parameter Store); the
 //! recording proxy of [`super::recorder`] in front of it, which counts the
 //! calls on the wire and can inject faults; and `ramsecrets` run with an
 //! environment that only ever points at them. A server that cannot start
@@ -16,7 +17,9 @@ use super::{free_port, repo, scratch};
 
 /// What every request is signed as: moto checks no signature, but routes
 /// requests by the service named in the credential scope.
-const FAKE_AUTH: &str = "AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/secretsmanager/aws4_request, SignedHeaders=host, Signature=0";
+fn fake_auth(service: &str) -> String {
+    format!("AWS4-HMAC-SHA256 Credential=testing/20240101/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0")
+}
 
 /// `moto_server`, through tests/common/moto_server.py (which fixes what it
 /// serves after UpdateSecretVersionStage) when it runs from the test bed's venv.
@@ -101,12 +104,22 @@ impl Moto {
     }
 
     fn try_call(&self, op: &str, body: Value) -> Result<(u16, Value), reqwest::Error> {
+        self.try_service("secretsmanager", &format!("secretsmanager.{op}"), body)
+    }
+
+    /// One JSON 1.1 call of `target` to `service`.
+    fn try_service(
+        &self,
+        service: &str,
+        target: &str,
+        body: Value,
+    ) -> Result<(u16, Value), reqwest::Error> {
         let resp = self
             .http
             .post(&self.url)
-            .header("X-Amz-Target", format!("secretsmanager.{op}"))
+            .header("X-Amz-Target", target)
             .header("Content-Type", "application/x-amz-json-1.1")
-            .header("Authorization", FAKE_AUTH)
+            .header("Authorization", fake_auth(service))
             .body(body.to_string())
             .send()?;
         let status = resp.status().as_u16();
@@ -121,6 +134,22 @@ impl Moto {
             .unwrap_or_else(|e| panic!("{op}: {e}"));
         assert!((200..300).contains(&status), "{op}: {status} {v}");
         v
+    }
+
+    /// Calls a Parameter Store operation; panics on a non-2xx answer.
+    pub fn ssm(&self, op: &str, body: Value) -> Value {
+        let (status, v) = self
+            .try_service("ssm", &format!("AmazonSSM.{op}"), body)
+            .unwrap_or_else(|e| panic!("{op}: {e}"));
+        assert!((200..300).contains(&status), "{op}: {status} {v}");
+        v
+    }
+
+    /// Puts a parameter of `kind` (`String`, `SecureString`), a new version
+    /// when it exists; returns its version.
+    pub fn put_parameter(&self, name: &str, value: &str, kind: &str) -> u64 {
+        let body = json!({ "Name": name, "Value": value, "Type": kind, "Overwrite": true });
+        self.ssm("PutParameter", body)["Version"].as_u64().unwrap()
     }
 
     /// Creates a secret with a string value; returns its VersionId.

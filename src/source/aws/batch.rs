@@ -1,19 +1,16 @@
-//! Batching: fetches of the current version are queued; the first starts a
-//! collector that waits [`WINDOW`], drops duplicate ids and reads them with
+//! Batching: fetches of the current version are queued ([`Queue`]); the
+//! collector takes the distinct ids and reads them with
 //! BatchGetSecretValue, [`BATCH`] ids per call. What a batch does not answer
 //! (unknown to it, or a retryable per-secret error) is read alone; a policy
 //! that denies the batch call turns batching off for the source.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
 use aws_sdk_secretsmanager::types::SecretValueEntry;
 use aws_sdk_secretsmanager::Client;
 use futures::future::join_all;
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::errors::{by_code, classify, Failed};
@@ -21,103 +18,53 @@ use super::value::{fetched, value_of, what};
 use super::{AwsSource, Inner};
 use crate::config::{AwsVersion, AWS_CURRENT};
 use crate::secret::Fetched;
+use crate::source::batch::Queue;
 use crate::source::{refused, Error, Result};
 
-/// How long the collector waits for more fetches before it calls.
-const WINDOW: Duration = Duration::from_millis(3);
 /// BatchGetSecretValue takes at most 20 ids in `SecretIdList`.
 const BATCH: usize = 20;
 /// Pages of one batch call followed, a guard against a looping NextToken.
 const MAX_PAGES: usize = 8;
 
-/// The fetches waiting for the next batch.
-#[derive(Default)]
-pub(super) struct Queue {
-    waiting: Vec<Waiter>,
-    collecting: bool,
-}
-
-struct Waiter {
-    id: String,
-    deadline: Instant,
-    reply: oneshot::Sender<Result<Fetched>>,
-}
-
 impl AwsSource {
     /// Queues `id` for the next batch and waits for its answer.
     pub(super) async fn queued(&self, id: &str, deadline: Instant) -> Result<Fetched> {
-        let (reply, answer) = oneshot::channel();
-        let start = {
-            let mut q = self.inner.lock();
-            q.waiting.push(Waiter {
-                id: id.to_owned(),
-                deadline,
-                reply,
-            });
-            !std::mem::replace(&mut q.collecting, true)
-        };
-        if start {
-            tokio::spawn(Inner::collect(self.inner.clone()));
-        }
-        match tokio::time::timeout_at(deadline, answer).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(Error::unavailable(format!(
-                "secret_id `{id}`: the batch ended without an answer"
-            ))),
-            Err(_) => Err(Error::unavailable(format!(
-                "secret_id `{id}`: no answer before the deadline"
-            ))),
-        }
+        let inner = self.inner.clone();
+        let start = move || drop(tokio::spawn(Inner::collect(inner)));
+        Queue::fetch(
+            &self.inner.queue,
+            id.to_owned(),
+            deadline,
+            &what(id, None),
+            start,
+        )
+        .await
     }
 }
 
 impl Inner {
-    /// The queue; a panic elsewhere while it was held leaves it usable.
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// Takes what was queued during the window and answers every waiter.
     async fn collect(self: Arc<Self>) {
-        tokio::time::sleep(WINDOW).await;
-        let waiting = {
-            let mut q = self.lock();
-            q.collecting = false;
-            std::mem::take(&mut q.waiting)
-        };
-        let Some(deadline) = waiting.iter().map(|w| w.deadline).max() else {
+        let Some(taken) = Queue::take(&self.queue).await else {
             return;
         };
-        let mut ids: Vec<String> = Vec::new();
-        for w in &waiting {
-            if !ids.contains(&w.id) {
-                ids.push(w.id.clone());
-            }
-        }
-        let answers: HashMap<String, Result<Fetched>> = match self.client().await {
+        let ids = &taken.keys;
+        let answers: Vec<Result<Fetched>> = match self.client().await {
             Ok(client) => {
-                let chunks = ids.chunks(BATCH).map(|c| self.chunk(&client, c, deadline));
-                let answered = join_all(chunks).await;
-                ids.iter()
-                    .cloned()
-                    .zip(answered.into_iter().flatten())
-                    .collect()
+                let chunks = ids
+                    .chunks(BATCH)
+                    .map(|c| self.chunk(&client, c, taken.deadline));
+                join_all(chunks).await.into_iter().flatten().collect()
             }
-            Err(e) => ids.iter().map(|id| (id.clone(), Err(e.clone()))).collect(),
+            Err(e) => ids.iter().map(|_| Err(e.clone())).collect(),
         };
-        for w in waiting {
-            let answer = answers.get(&w.id).cloned().unwrap_or_else(|| {
-                Err(Error::unavailable(format!(
-                    "secret_id `{}`: not answered by the batch",
-                    w.id
-                )))
-            });
-            // The fetch may have given up at its deadline; nobody is left to tell.
-            let _ = w.reply.send(answer);
-        }
+        let secrets = ids.len();
+        taken.answer(answers, |id| {
+            Error::unavailable(format!("secret_id `{id}`: not answered by the batch"))
+        });
         tracing::debug!(
             source = %self.name,
-            secrets = ids.len(),
+            secrets,
             batch_get_secret_value = self.calls.batch_get_secret_value.load(Ordering::Relaxed),
             get_secret_value = self.calls.get_secret_value.load(Ordering::Relaxed),
             "aws calls so far"

@@ -4,8 +4,8 @@
 //!
 //! **Batching.** `fetch` stays one secret at a time, but fetches of the current
 //! version are queued: the first one starts a collector task that waits a few
-//! milliseconds ([`WINDOW`]), takes every id queued by then, drops duplicates,
-//! and reads them with BatchGetSecretValue, 20 ids per call. Per-secret
+//! milliseconds ([`WINDOW`](crate::source::batch::WINDOW)), takes every id
+//! queued by then, drops duplicates, and reads them with BatchGetSecretValue, 20 ids per call. Per-secret
 //! failures come back in the call's `Errors` list. A pinned `version_stage` or
 //! `version_id`, and the `AWSPREVIOUS` read of `previous: true`, go through
 //! GetSecretValue, which the batch call cannot do. When a policy denies the
@@ -53,7 +53,8 @@ use super::{Error, Result, Source};
 use crate::config::{Address, Aws, AwsVersion, Secret, AWS_PREVIOUS};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::Fetched;
-use batch::Queue;
+use crate::source::batch::Queue;
+pub(in crate::source) use client::sdk_config;
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
 pub use value::VALUE_FIELD;
@@ -70,7 +71,7 @@ struct Inner {
     name: String,
     settings: Aws,
     client: OnceCell<Client>,
-    queue: Mutex<Queue>,
+    queue: Mutex<Queue<String>>,
     /// Set once a policy denied BatchGetSecretValue: read one by one from then on.
     batch_denied: AtomicBool,
     calls: Calls,

@@ -23,9 +23,10 @@ impl VaultSource {
                 &["update", "create"],
                 "issue from",
             ),
-            Address::SecretId { .. } => {
+            other => {
                 return Err(Error::config(format!(
-                    "{what}: Vault has no `secret_id` secrets"
+                    "{what}: Vault has no `{}` secrets",
+                    other.kind()
                 )))
             }
         };

@@ -137,9 +137,10 @@ impl VaultSource {
                 };
                 self.issue(c, at, &what, deadline).await
             }
-            Address::SecretId { .. } => Err(Error::config(format!(
-                "source {}: Vault has no `secret_id` secrets",
-                self.name
+            other => Err(Error::config(format!(
+                "source {}: Vault has no `{}` secrets",
+                self.name,
+                other.kind()
             ))),
         }
     }

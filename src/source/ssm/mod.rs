@@ -1,0 +1,151 @@
+//! AWS Systems Manager Parameter Store, on aws-sdk-ssm with the same SDK
+//! config as Secrets Manager (the default credential chain, an optional
+//! region, profile and endpoint; the SDK's own retries off).
+//!
+//! **Reads.** A `parameter` is read with GetParameters (`WithDecryption`, so a
+//! `SecureString` comes back decrypted): fetches are queued for a few
+//! milliseconds and sent 10 names a call ([`batch`]), a pinned version or
+//! label as the `name:N` / `name:label` selector. Its one field is `value`
+//! (the value as stored, also what `raw` writes); `Fetched::version` is the
+//! parameter's version, so the sidecar follows new versions. A name the call
+//! lists as invalid is not found (exit 65, naming it). `parameters_by_path`
+//! pages through GetParametersByPath (recursive, decrypted), one field per
+//! parameter keyed by the last segment of its name; two parameters with the
+//! same last segment, or none under the path, are errors that name them.
+//!
+//! **Errors** are classified as for Secrets Manager
+//! ([`sdk_error`](super::sdk_error)): throttling and outages are retried
+//! through the source's gate until the deadline.
+//!
+//! **Elsewhere.** The config keys are parsed in [`address`]. Values move into [`SecretBytes`] as soon as the SDK hands them
+//! over; the SDK's own buffers are not zeroized.
+
+mod address;
+mod batch;
+mod path;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_ssm::Client;
+use futures::future::BoxFuture;
+use tokio::sync::{OnceCell, Semaphore};
+use tokio::time::Instant;
+
+pub use address::{Keys, Parameter};
+
+use super::batch::Queue;
+use super::{Error, Result, Source};
+use crate::config::{Address, Aws, Secret};
+use crate::engine::backoff::{Backoff, Gate, Pace};
+use crate::secret::{Fetched, Fields, SecretBytes};
+
+/// API calls in flight at once, per source.
+const IN_FLIGHT: usize = 16;
+
+/// A Parameter Store account and region; the client is built on first use.
+pub struct SsmSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    settings: Aws,
+    client: OnceCell<Client>,
+    queue: Mutex<Queue<Parameter>>,
+    calls: Calls,
+    permits: Semaphore,
+    gate: Gate,
+}
+
+/// API calls made, per operation (each attempt counts).
+#[derive(Default)]
+struct Calls {
+    get_parameters: AtomicU64,
+    get_parameters_by_path: AtomicU64,
+}
+
+impl SsmSource {
+    /// A source named `name`; nothing is read or resolved until the first fetch.
+    pub fn new(name: &str, settings: &Aws) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name: name.to_owned(),
+                settings: settings.clone(),
+                client: OnceCell::new(),
+                queue: Mutex::new(Queue::default()),
+                calls: Calls::default(),
+                permits: Semaphore::new(IN_FLIGHT),
+                gate: Gate::new(Backoff::default()),
+            }),
+        }
+    }
+}
+
+impl Inner {
+    /// The client, built on first use from the SDK's default chain.
+    async fn client(&self) -> Result<Client> {
+        self.client
+            .get_or_try_init(|| async {
+                let sdk = super::aws::sdk_config(&self.name, &self.settings).await?;
+                let mut config = aws_sdk_ssm::config::Builder::from(&sdk);
+                if let Some(endpoint) = &self.settings.endpoint {
+                    config = config.endpoint_url(endpoint.as_str());
+                }
+                Ok(Client::from_conf(config.build()))
+            })
+            .await
+            .cloned()
+    }
+}
+
+impl Source for SsmSource {
+    fn fetch<'a>(
+        &'a self,
+        secret: &'a Secret,
+        deadline: Instant,
+    ) -> BoxFuture<'a, Result<Fetched>> {
+        Box::pin(async move {
+            match &secret.address {
+                Address::Parameter(p @ Parameter::Name { .. }) => self.queued(p, deadline).await,
+                Address::Parameter(Parameter::Path(path)) => {
+                    self.inner.by_path(path, deadline).await
+                }
+                other => Err(Error::config(format!(
+                    "source {}: Parameter Store reads `parameter` and `parameters_by_path` secrets, not `{}`",
+                    self.inner.name,
+                    other.kind()
+                ))),
+            }
+        })
+    }
+
+    fn batches(&self) -> bool {
+        true
+    }
+
+    fn pace(&self) -> Pace {
+        self.inner.gate.pace()
+    }
+
+    fn api_calls(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.inner.calls;
+        vec![
+            ("GetParameters", c.get_parameters.load(Ordering::Relaxed)),
+            (
+                "GetParametersByPath",
+                c.get_parameters_by_path.load(Ordering::Relaxed),
+            ),
+        ]
+    }
+}
+
+/// A parameter's value as its one field, `value`, and as stored.
+fn one_value(value: SecretBytes, version: i64) -> Fetched {
+    let mut fields = Fields::new();
+    fields.insert(super::VALUE_FIELD.into(), value.clone());
+    let mut f = Fetched::fields(fields);
+    f.version = Some(version.to_string());
+    f.stored = Some(value);
+    f
+}
