@@ -2,7 +2,8 @@
 //! writes String and SecureString parameters (decrypted), pinned versions and
 //! labels, and a path's parameters as fields, reading 10 names per
 //! GetParameters call (counted on the wire); a missing parameter exits 65
-//! naming it; `run` follows a new version. `check --online`: check_online.rs.
+//! naming it; `run` follows a new version, which the proxy serves in the shape
+//! of the AWS Parameters and Secrets extension. `check --online`: check_online.rs.
 
 mod common;
 
@@ -119,15 +120,24 @@ fn a_missing_parameter_exits_65_and_names_it() {
 }
 
 #[test]
-fn the_sidecar_follows_a_new_version() {
+fn the_sidecar_follows_a_new_version_and_the_proxy_serves_it_as_the_extension() {
     let moto = Moto::start();
     let work = scratch();
     let out = Tmpfs::new("1m");
     moto.put_parameter("/app/api-key", "key-1", "SecureString");
+    let (health, proxy) = (free_port(), free_port());
     let cfg = config(
         &moto.url,
         &out,
-        &[json!({ "name": "api-key", "parameter": "/app/api-key", "refresh": "1s" })],
+        &[
+            json!({ "name": "api-key", "parameter": "/app/api-key", "refresh": "1s" }),
+            json!({ "name": "first", "parameter": "/app/api-key", "version": 1 }),
+        ],
+    )
+    .set("health", json!({ "listen": format!("127.0.0.1:{health}") }))
+    .set(
+        "proxy",
+        json!({ "listen": format!("127.0.0.1:{proxy}"), "token_file": "proxy-token" }),
     )
     .write(work.path(), "config.yaml");
     let cmd = AwsEnv::keys().command(&["run", "--config", cfg.to_str().unwrap()]);
@@ -144,4 +154,37 @@ fn the_sidecar_follows_a_new_version() {
         || out.read("api-key") == "key-2",
     );
     assert!(!run.logs().contains("key-2"), "{}", run.logs());
+    // The proxy answers as the AWS Parameters and Secrets extension does
+    // (called with curl, as its docs do), from the same refreshed state.
+    let token = std::fs::read_to_string(work.path().join("proxy-token")).unwrap();
+    let get = |query: &str| -> (String, Value) {
+        let curl = std::process::Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("X-Aws-Parameters-Secrets-Token: {token}"))
+            .arg(format!(
+                "http://127.0.0.1:{proxy}/systemsmanager/parameters/get?{query}"
+            ))
+            .output()
+            .unwrap();
+        let text = String::from_utf8(curl.stdout).unwrap();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (status.to_owned(), serde_json::from_str(body).unwrap())
+    };
+    let (status, v) = get("name=%2Fapp%2Fapi-key&withDecryption=true");
+    assert_eq!(status, "200", "{v}");
+    assert_eq!(v["Parameter"]["Value"], "key-2");
+    assert_eq!(v["Parameter"]["Version"], 2);
+    assert_eq!(v["Parameter"]["Name"], "/app/api-key");
+    let (status, v) = get("name=%2Fapp%2Fapi-key:1&withDecryption=true");
+    assert_eq!(
+        (status.as_str(), &v["Parameter"]["Value"]),
+        ("200", &json!("key-1"))
+    );
+    let (status, v) = get("name=%2Fapp%2Fother&withDecryption=true");
+    assert_eq!(status, "404", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("/app/other"), "{v}");
+    // Calls are counted per operation in the metrics.
+    let (_, m) = http_get(&format!("http://127.0.0.1:{health}/metrics")).unwrap();
+    let calls = r#"ramsecrets_backend_api_calls_total{source="ssm",operation="GetParameters"}"#;
+    assert!(metric(&m, calls).unwrap() >= 2.0, "{m}");
 }

@@ -51,6 +51,11 @@ pub enum Route {
         /// Which shape.
         shape: Shape,
     },
+    /// A Parameter Store `parameter` in the AWS extension's shape.
+    Ssm {
+        /// Index into `config.secrets`.
+        secret: usize,
+    },
     /// `/secretsmanager/get` without `secretId`.
     MissingId,
     /// Nothing configured answers to this.
@@ -67,7 +72,8 @@ impl Route {
     /// token header the client sent.
     pub fn api(&self, aws_header: bool) -> Api {
         match self {
-            Route::Aws { .. } | Route::MissingId | Route::NotFound { by_id: true, .. } => Api::Aws,
+            Route::Aws { .. } | Route::Ssm { .. } | Route::MissingId => Api::Aws,
+            Route::NotFound { by_id: true, .. } => Api::Aws,
             Route::Vault { .. } | Route::Mount { .. } | Route::LookupSelf | Route::Health => {
                 Api::Vault
             }
@@ -84,6 +90,8 @@ pub enum Shape {
     Aws,
     /// AWS GetSecretValue of the `AWSPREVIOUS` version (secrets with `previous: true`).
     AwsPrevious,
+    /// Parameter Store GetParameter.
+    Ssm,
     /// Vault KV v2 read.
     Kv2,
     /// Vault KV v1 or logical read.
@@ -127,6 +135,12 @@ pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
                     by_id: true,
                 },
             },
+        };
+    }
+    if path == crate::source::ssm_proxy::PATH {
+        return match crate::source::ssm_proxy::find(config, query) {
+            Ok(secret) => Route::Ssm { secret },
+            Err(what) => Route::NotFound { what, by_id: true },
         };
     }
     let Some(rest) = path.strip_prefix("/v1/") else {
@@ -365,6 +379,7 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
     };
     let mut out = SecretBytes::default();
     let written = match shape {
+        Shape::Ssm => return crate::source::ssm_proxy::answer(secret, entry),
         Shape::Aws | Shape::AwsPrevious => {
             let (fetched, stage) = match (shape, &entry.fetched.previous) {
                 (Shape::AwsPrevious, Some(previous)) => (&**previous, "AWSPREVIOUS"),

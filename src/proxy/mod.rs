@@ -331,6 +331,7 @@ impl Proxy {
                 (secret, shape, refresh)
             }
             Route::Vault { secret, shape } => (secret, shape, false),
+            Route::Ssm { secret } => (secret, Shape::Ssm, false),
             Route::Mount { mount, version } => {
                 return json(
                     StatusCode::OK,

@@ -16,7 +16,7 @@ use std::time::Duration;
 pub use aws::{sdk_error, AwsSource, VALUE_FIELD};
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
-pub use ssm::{Keys as ParameterKeys, Parameter};
+pub use ssm::{proxy as ssm_proxy, Keys as ParameterKeys, Parameter};
 pub use vault::{user_logins, VaultSource};
 
 use futures::future::BoxFuture;

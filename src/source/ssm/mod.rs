@@ -17,12 +17,15 @@
 //! ([`sdk_error`](super::sdk_error)): throttling and outages are retried
 //! through the source's gate until the deadline.
 //!
-//! **Elsewhere.** The config keys are parsed in [`address`]. Values move into [`SecretBytes`] as soon as the SDK hands them
+//! **Elsewhere.** The config keys are parsed in [`address`]; the proxy
+//! serves parameters as the AWS Parameters and Secrets extension does
+//! ([`proxy`]). Values move into [`SecretBytes`] as soon as the SDK hands them
 //! over; the SDK's own buffers are not zeroized.
 
 mod address;
 mod batch;
 mod path;
+pub mod proxy;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
