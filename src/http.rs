@@ -25,13 +25,18 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::engine::backoff::Backoff;
+
 /// The smallest head limit hyper accepts (its initial read buffer).
 const MIN_HEAD: usize = 8192;
 /// Overload answers ([`Transport::busy`]) under way at once; past them a
 /// connection is closed without one.
 const BUSY_ANSWERS: usize = 64;
-/// First and longest pause of the accept loop when descriptors run out.
-const BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+/// The accept loop's pauses while descriptors run out: 10 ms doubling to 1 s.
+const BACKOFF: Backoff = Backoff {
+    base: Duration::from_millis(10),
+    cap: Duration::from_secs(1),
+};
 
 /// What one server allows.
 #[derive(Debug, Clone, Copy)]
@@ -228,7 +233,7 @@ where
     let tracker = TaskTracker::new();
     let force = CancellationToken::new();
     tokio::spawn(async move {
-        let mut pause = BACKOFF.0;
+        let mut pauses = 0;
         let mut starved = false;
         loop {
             let accepted = tokio::select! {
@@ -244,9 +249,9 @@ where
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(pause) => {}
+                        _ = tokio::time::sleep(BACKOFF.full(pauses)) => {}
                     }
-                    pause = (pause * 2).min(BACKOFF.1);
+                    pauses = pauses.saturating_add(1);
                     continue;
                 }
                 Err(e) => {
@@ -256,7 +261,7 @@ where
             };
             if starved {
                 tracing::info!(server = name, "accepting connections again");
-                (starved, pause) = (false, BACKOFF.0);
+                (starved, pauses) = (false, 0);
             }
             if limits.one_hop {
                 if let Err(e) = one_hop(&tcp, peer) {

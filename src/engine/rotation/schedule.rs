@@ -30,6 +30,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use crate::engine::backoff::Backoff;
 use crate::secret::Fetched;
 
 /// The shortest time between two steps of one group.
@@ -129,13 +130,12 @@ pub fn next_poll(interval: Duration, stretch: f64, u: f64) -> Duration {
     interval.mul_f64(stretch * (0.9 + 0.2 * u.clamp(0.0, 1.0)))
 }
 
-/// The retry of a polled group after `failures` (from 1) failed polls.
+/// The retry of a polled group after `failures` (from 1) failed polls: the
+/// one [`Backoff`] doubling from a second, capped at the stretched
+/// interval, ±50 %.
 pub fn poll_retry(failures: u32, interval: Duration, stretch: f64, u: f64) -> Duration {
-    let doubling = FLOOR.saturating_mul(
-        1u32.checked_shl(failures.saturating_sub(1).min(20))
-            .unwrap_or(u32::MAX),
-    );
-    let full = doubling.min(interval.mul_f64(stretch)).max(FLOOR);
+    let cap = interval.mul_f64(stretch).max(FLOOR);
+    let full = Backoff { base: FLOOR, cap }.full(failures.saturating_sub(1));
     full.mul_f64(0.5 + u.clamp(0.0, 1.0))
 }
 
