@@ -116,6 +116,18 @@ pub struct Fetched {
     /// The version before this one, for AWS secrets with `previous: true`:
     /// written to `<file>.previous` so apps can fall back during a rotation.
     pub previous: Option<Box<Fetched>>,
+    /// Where and when the backend made this version, as it says: the proxy
+    /// answers with these rather than with its own.
+    pub origin: Origin,
+}
+
+/// The backend's own name and creation time of a version, when it gives them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The secret's ARN (AWS Secrets Manager).
+    pub arn: Option<String>,
+    /// When the version was made (AWS `CreatedDate`, KV v2 `created_time`).
+    pub created: Option<SystemTime>,
 }
 
 impl Fetched {
@@ -129,6 +141,7 @@ impl Fetched {
             rotates: None,
             stored: None,
             previous: None,
+            origin: Origin::default(),
         }
     }
 }

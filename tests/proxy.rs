@@ -1,8 +1,9 @@
 //! The local credential proxy, read by clients nobody here wrote: Python's
 //! `hvac` (the Vault SDK) and plain HTTP as in the AWS agent's docs (Python
-//! `requests`), backed by real OpenBao; `refreshNow`; the quick start and a
-//! developer's `~/.vault-token`. The `file` source and the hardening rules
-//! are in proxy_file_source.rs.
+//! `requests`), backed by real OpenBao and moto, with the backends' own
+//! ARN and creation times; `refreshNow`; the quick start and a developer's
+//! `~/.vault-token`. The `file` source and the hardening rules are in
+//! proxy_file_source.rs.
 
 mod common;
 
@@ -13,6 +14,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::clients::{aws_get, bao_cli, hvac_read, proxy_section, python, start_proxy};
+use common::moto::{AwsEnv, Moto};
 use common::*;
 use rustix::process::Signal;
 use serde_json::json;
@@ -118,6 +120,57 @@ fn the_vault_cli_and_hvac_read_through_the_proxy_as_from_vault() {
     ));
     assert_eq!(asked, "True True False\nFalse");
     assert_eq!(p.run.stop(Signal::TERM), Some(0));
+}
+
+#[test]
+fn the_proxy_passes_on_the_backends_own_arn_and_creation_times() {
+    // KV v2: `created_time` as OpenBao made it, read with the real CLI.
+    let mut p = BaoProxy::start();
+    let o = bao_cli(
+        p.port,
+        &p.token,
+        &["kv", "get", "-format=json", "secret/app/db"],
+    );
+    assert_exit(&o, 0);
+    let through: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let direct = p
+        .bao
+        .api("GET", "secret/data/app/db", serde_json::Value::Null);
+    let when = |v: &serde_json::Value| {
+        humantime::parse_rfc3339_weak(v["data"]["metadata"]["created_time"].as_str().unwrap())
+            .unwrap()
+    };
+    assert_eq!(when(&through), when(&direct), "{through:#}\n{direct:#}");
+    assert_eq!(p.run.stop(Signal::TERM), Some(0));
+
+    // AWS Secrets Manager: the ARN and CreatedDate moto gave the version.
+    let moto = Moto::start();
+    moto.create("app/api", r#"{"key":"aws-value"}"#);
+    let work = scratch();
+    let port = free_port();
+    let config = Config::new()
+        .source(json!({ "aws_secrets_manager": { "endpoint": moto.url } }))
+        .set("proxy", proxy_section(port))
+        .secret(json!({ "name": "api", "secret_id": "app/api" }))
+        .write(work.path(), "config.yaml");
+    let env = AwsEnv::keys();
+    let mut run = Running::spawn(
+        work.path(),
+        env.command(&["proxy", "--config", config.to_str().unwrap()]),
+    );
+    run.wait_log("proxy listening", LIMIT);
+    let token = std::fs::read_to_string(work.path().join("proxy-token")).unwrap();
+    let answer = python(&format!(
+        "import requests\nr = requests.get('http://127.0.0.1:{port}/secretsmanager/get?secretId=app/api', headers={{'X-Aws-Parameters-Secrets-Token': '{token}'}}, timeout=30)\nr.raise_for_status()\nj = r.json()\nprint(j['ARN'])\nprint(j['CreatedDate'])"
+    ));
+    let (arn, created) = answer.split_once('\n').unwrap();
+    let direct = moto.sm("GetSecretValue", json!({ "SecretId": "app/api" }));
+    assert_eq!(arn, direct["ARN"].as_str().unwrap());
+    let made = direct["CreatedDate"].as_f64().unwrap();
+    let created: f64 = created.parse().unwrap();
+    // Only float rounding between the two: the SDK parses the epoch seconds.
+    assert!((created - made).abs() < 1e-3, "{created} != {made}");
+    assert_eq!(run.stop(Signal::TERM), Some(0));
 }
 
 #[test]

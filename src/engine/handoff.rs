@@ -430,6 +430,8 @@ impl DocIn {
                 // A leased read rendered by a `go-template` renders from this.
                 stored,
                 previous: None,
+                // Only the proxy answers with it, and the proxy has no hand-off.
+                origin: Default::default(),
             };
             let held = Held {
                 address: h.address,

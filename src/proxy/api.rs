@@ -13,7 +13,7 @@ pub use super::refusal::Api;
 use crate::config::{Address, Config, KvVersion, Secret};
 use crate::engine::snapshot::Entry;
 use crate::render::format;
-use crate::secret::SecretBytes;
+use crate::secret::{Fetched, SecretBytes};
 
 /// What a request asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -242,6 +242,12 @@ fn unix(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// When `fetched` was made: as its backend says, else when the proxy first
+/// held this value (the `file` source, or a backend that does not say).
+fn created(fetched: &Fetched, entry: &Entry) -> SystemTime {
+    fetched.origin.created.unwrap_or(entry.changed_at)
+}
+
 /// The version a client sees: the backend's, or the store's revision.
 pub fn version(entry: &Entry) -> String {
     entry
@@ -417,13 +423,15 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
             serde_json::to_writer(
                 &mut out,
                 &AwsBody {
-                    arn: format!("arn:aws:secretsmanager:local:000000000000:secret:{name}"),
+                    arn: fetched.origin.arn.clone().unwrap_or_else(|| {
+                        format!("arn:aws:secretsmanager:local:000000000000:secret:{name}")
+                    }),
                     name,
                     version_id: fetched.version.clone().unwrap_or_else(|| version(entry)),
                     secret_string: text.then_some(Field(&value)),
                     secret_binary: (!text).then_some(Field(&value)),
                     version_stages: [stage],
-                    created_date: unix(entry.changed_at),
+                    created_date: unix(created(fetched, entry)),
                 },
             )
         }
@@ -437,8 +445,11 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
                 data: Kv2Data {
                     data: data(),
                     metadata: Metadata {
-                        created_time: humantime::format_rfc3339_micros(entry.changed_at)
-                            .to_string(),
+                        created_time: humantime::format_rfc3339_nanos(created(
+                            &entry.fetched,
+                            entry,
+                        ))
+                        .to_string(),
                         custom_metadata: None,
                         deletion_time: "",
                         destroyed: false,

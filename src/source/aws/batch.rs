@@ -14,7 +14,7 @@ use futures::future::join_all;
 use tokio::time::Instant;
 
 use super::errors::{by_code, classify, Failed};
-use super::value::{fetched, value_of, what};
+use super::value::{fetched, origin, value_of, what};
 use super::{AwsSource, Inner};
 use crate::config::{AwsVersion, AWS_CURRENT};
 use crate::secret::Fetched;
@@ -115,6 +115,7 @@ impl Inner {
                     version_id,
                     secret_binary,
                     secret_string,
+                    created_date,
                     ..
                 } = entry;
                 let value = value_of(secret_string, secret_binary);
@@ -129,7 +130,8 @@ impl Inner {
                 let Some(first) = matching.first() else {
                     continue;
                 };
-                let fetched = fetched(&what(&ids[*first], None), value, version_id);
+                let origin = origin(arn, created_date);
+                let fetched = fetched(&what(&ids[*first], None), value, version_id, origin);
                 for i in matching {
                     answers[i] = Some(fetched.clone());
                 }

@@ -4,14 +4,16 @@
 
 use std::sync::atomic::Ordering;
 
-use aws_sdk_secretsmanager::primitives::Blob;
+use std::time::SystemTime;
+
+use aws_sdk_secretsmanager::primitives::{Blob, DateTime};
 use aws_sdk_secretsmanager::Client;
 use tokio::time::Instant;
 
 use super::errors::classify;
 use super::Inner;
 use crate::config::AwsVersion;
-use crate::secret::{Fetched, Fields, SecretBytes};
+use crate::secret::{Fetched, Fields, Origin, SecretBytes};
 use crate::source::{fields_from_json, paced, Error, Result};
 
 /// The name of the one field of a plain-text or binary secret.
@@ -37,7 +39,8 @@ impl Inner {
             };
             let out = call.send().await.map_err(|e| classify(e, &what).error)?;
             let value = value_of(out.secret_string, out.secret_binary);
-            fetched(&what, value, out.version_id)
+            let origin = origin(out.arn, out.created_date);
+            fetched(&what, value, out.version_id, origin)
         })
         .await
     }
@@ -68,8 +71,21 @@ pub(super) fn value_of(string: Option<String>, binary: Option<Blob>) -> Value {
     }
 }
 
+/// The secret's ARN and the version's CreatedDate, as the service gave them.
+pub(super) fn origin(arn: Option<String>, created: Option<DateTime>) -> Origin {
+    Origin {
+        arn,
+        created: created.and_then(|d| SystemTime::try_from(d).ok()),
+    }
+}
+
 /// Fields of a value: a JSON object's members, else one field `value`.
-pub(super) fn fetched(what: &str, value: Value, version_id: Option<String>) -> Result<Fetched> {
+pub(super) fn fetched(
+    what: &str,
+    value: Value,
+    version_id: Option<String>,
+    origin: Origin,
+) -> Result<Fetched> {
     let (fields, stored) = match value {
         Value::Text(text) => match text.expose_str() {
             Some(s) if s.trim_start().starts_with('{') => {
@@ -92,6 +108,7 @@ pub(super) fn fetched(what: &str, value: Value, version_id: Option<String>) -> R
     let mut f = Fetched::fields(fields);
     f.version = version_id;
     f.stored = Some(stored);
+    f.origin = origin;
     Ok(f)
 }
 
@@ -114,6 +131,10 @@ mod tests {
             "x",
             text(r#"{"user":"app","port":5432,"on":true,"n":null}"#),
             Some("v1".into()),
+            origin(
+                Some("arn:x".into()),
+                Some(DateTime::from_secs(1_700_000_000)),
+            ),
         )
         .unwrap();
         assert_eq!(f.fields["user"].expose(), b"app");
@@ -121,19 +142,30 @@ mod tests {
         assert_eq!(f.fields["on"].expose(), b"true");
         assert_eq!(f.fields["n"].expose(), b"");
         assert_eq!(f.version.as_deref(), Some("v1"));
+        assert_eq!(f.origin.arn.as_deref(), Some("arn:x"));
+        assert_eq!(
+            f.origin.created,
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000))
+        );
         assert_eq!(
             f.stored.as_ref().map(SecretBytes::expose),
             Some(br#"{"user":"app","port":5432,"on":true,"n":null}"#.as_slice())
         );
         for plain in ["hunter2", "[1,2]", "\"quoted\"", "{not json", " 42 "] {
-            let f = fetched("x", text(plain), None).unwrap();
+            let f = fetched("x", text(plain), None, Origin::default()).unwrap();
             assert_eq!(f.fields.len(), 1, "{plain}");
             assert_eq!(f.fields[VALUE_FIELD].expose(), plain.as_bytes());
             assert_eq!(f.stored.unwrap().expose(), plain.as_bytes());
         }
-        let f = fetched("x", Value::Binary(SecretBytes::new(vec![0, 255, 10])), None).unwrap();
+        let f = fetched(
+            "x",
+            Value::Binary(SecretBytes::new(vec![0, 255, 10])),
+            None,
+            Origin::default(),
+        )
+        .unwrap();
         assert_eq!(f.fields[VALUE_FIELD].expose(), &[0, 255, 10]);
-        let e = fetched("secret_id `a`", Value::None, None).unwrap_err();
+        let e = fetched("secret_id `a`", Value::None, None, Origin::default()).unwrap_err();
         assert!(
             matches!(e, Error::Data { .. }) && e.to_string().contains("`a`"),
             "{e}"

@@ -152,6 +152,10 @@ impl VaultSource {
             Some(data) => {
                 let mut f = Fetched::fields(fields_from_json(data, what)?);
                 f.version = number.map(|n| n.to_string());
+                f.origin.created = body
+                    .pointer("/data/metadata/created_time")
+                    .and_then(serde_json::Value::as_str)
+                    .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
                 Ok(f)
             }
         }
