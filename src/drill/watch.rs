@@ -5,7 +5,6 @@
 //! actions, its refreshes, and the version and lease it holds.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,26 +13,10 @@ use notify::{RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
 use super::rotate::Held;
+use crate::os::watch::Stamp;
 
 /// How often the sidecar's metrics are read.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
-
-/// What identifies a file's content without reading it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Signature {
-    ino: u64,
-    size: u64,
-    mtime_ns: i64,
-}
-
-fn signature(path: &Path) -> Option<Signature> {
-    let m = std::fs::metadata(path).ok()?;
-    Some(Signature {
-        ino: m.ino(),
-        size: m.size(),
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-    })
-}
 
 /// A watch on a secret's files; changes are recorded until it is dropped.
 pub struct Files {
@@ -47,9 +30,9 @@ impl Files {
         let dir = std::fs::canonicalize(dir)?;
         let watched: Vec<(String, PathBuf)> =
             files.iter().map(|f| (f.clone(), dir.join(f))).collect();
-        let mut last: HashMap<PathBuf, Option<Signature>> = watched
+        let mut last: HashMap<PathBuf, Option<Stamp>> = watched
             .iter()
-            .map(|(_, p)| (p.clone(), signature(p)))
+            .map(|(_, p)| (p.clone(), Stamp::at(p)))
             .collect();
         let names: HashMap<PathBuf, String> = watched
             .iter()
@@ -65,7 +48,7 @@ impl Files {
                     let Some(before) = last.get_mut(path) else {
                         continue;
                     };
-                    let now = signature(path);
+                    let now = Stamp::at(path);
                     if now != *before && now.is_some() {
                         *before = now;
                         if let Some(name) = names.get(path) {

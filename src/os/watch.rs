@@ -178,3 +178,59 @@ pub fn start(
     };
     Ok((watch, rx))
 }
+
+/// What tells one version of a file from the next without reading it: an
+/// editor that saves twice within a clock tick, or swaps in a new file,
+/// changes one of these. The one file stamp of the crate (the `file` source's
+/// cache, the drill's file watch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    inode: u64,
+    len: u64,
+    modified: (i64, i64),
+    changed: (i64, i64),
+}
+
+impl Stamp {
+    /// The stamp of a file's metadata.
+    pub fn of(m: &std::fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Stamp {
+            inode: m.ino(),
+            len: m.len(),
+            modified: (m.mtime(), m.mtime_nsec()),
+            changed: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+
+    /// The stamp of the file at `path` (symlinks followed), if there is one.
+    pub fn at(path: &Path) -> Option<Self> {
+        std::fs::metadata(path).ok().map(|m| Stamp::of(&m))
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::Stamp;
+
+    #[test]
+    fn a_rewrite_or_a_swap_changes_the_stamp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "one").unwrap();
+        let first = Stamp::at(&path).unwrap();
+        assert_eq!(Stamp::at(&path), Some(first));
+        // Rewritten in place.
+        std::fs::write(&path, "three").unwrap();
+        let second = Stamp::at(&path).unwrap();
+        assert_ne!(first, second);
+        // Swapped in by a rename, as editors and ConfigMaps do: a new inode
+        // even with the same length and content.
+        let new = dir.path().join("f.new");
+        std::fs::write(&new, "three").unwrap();
+        std::fs::rename(&new, &path).unwrap();
+        let third = Stamp::at(&path).unwrap();
+        assert_ne!(second.inode, third.inode);
+        assert_eq!(Stamp::at(&dir.path().join("none")), None);
+    }
+}

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -18,30 +17,10 @@ use tokio::time::Instant;
 
 use super::{Error, Result, Source};
 use crate::config::{Secret, MAX_SIZE};
+use crate::os::watch::Stamp;
 use crate::secret::{Fetched, Fields, SecretBytes};
 
 type Entries = Arc<HashMap<String, Fields>>;
-
-/// What tells one version of the file from the next: an editor that saves
-/// twice within a clock tick, or swaps in a new file, changes one of these.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    inode: u64,
-    len: u64,
-    modified: (i64, i64),
-    changed: (i64, i64),
-}
-
-impl Stamp {
-    fn of(m: &std::fs::Metadata) -> Self {
-        Stamp {
-            inode: m.ino(),
-            len: m.len(),
-            modified: (m.mtime(), m.mtime_nsec()),
-            changed: (m.ctime(), m.ctime_nsec()),
-        }
-    }
-}
 
 /// A local YAML file of secrets.
 pub struct FileSource {
