@@ -87,6 +87,17 @@ pub fn create(
     }
 }
 
+/// Deletes `doc` (found as [`create`] finds it) with the default grace period; a document
+/// that is already gone is no error.
+pub fn delete(cp: &impl Call, namespace: &str, doc: &Value) {
+    let name = doc["metadata"]["name"].as_str().expect("metadata.name");
+    let path = format!("{}/{name}", collection(cp, namespace, doc));
+    match cp.call("DELETE", &path, None) {
+        (200 | 202 | 404, _) => {}
+        (status, body) => panic!("DELETE {path}: {status} {body}"),
+    }
+}
+
 /// [`create`] as a dry run that must pass.
 pub fn dry_run(cp: &impl Call, namespace: &str, doc: &Value) -> Value {
     create(cp, namespace, doc, true).unwrap_or_else(|e| {

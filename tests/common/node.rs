@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,9 @@ use super::repo;
 /// The machine's node lock, held while a node runs.
 const LOCK: &str = "/run/lock/ramsecrets-node.lock";
 
+/// Where `scripts/cluster` keeps the pid of each process it started.
+const PIDS: &str = "/run/ramsecrets-node/pid";
+
 /// A running node; stopped on drop.
 pub struct Node {
     /// `scripts/cluster env`: KUBECONFIG, KUBECTL, HOST_IP, API_URL, CA_FILE,
@@ -28,23 +32,36 @@ pub struct Node {
     _lock: File,
 }
 
-fn cluster(arg: &str) -> std::process::Output {
+/// `scripts/cluster ARG`, with `env` added to its environment.
+pub fn cluster_with(arg: &str, env: &[(&str, &Path)]) -> std::process::Output {
     Command::new("bash")
         .arg(repo().join("scripts/cluster"))
         .arg(arg)
+        .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|e| panic!("cannot run scripts/cluster {arg}: {e}"))
+}
+
+fn cluster(arg: &str) -> std::process::Output {
+    cluster_with(arg, &[])
+}
+
+/// Takes the machine's node lock (waiting while another test binary's node runs): while it
+/// is held, no other test starts or stops a node.
+pub fn lock() -> File {
+    use rustix::fs::{flock, FlockOperation};
+    std::fs::create_dir_all("/run/lock").unwrap();
+    let lock = File::create(LOCK).unwrap_or_else(|e| panic!("{LOCK}: {e}"));
+    flock(&lock, FlockOperation::LockExclusive).unwrap();
+    lock
 }
 
 impl Node {
     /// Starts the node (waiting for another test binary's node to stop first) and moves
     /// this thread into its network namespace.
     pub fn up() -> Node {
-        use rustix::fs::{flock, FlockOperation};
         use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
-        std::fs::create_dir_all("/run/lock").unwrap();
-        let lock = File::create(LOCK).unwrap_or_else(|e| panic!("{LOCK}: {e}"));
-        flock(&lock, FlockOperation::LockExclusive).unwrap();
+        let lock = lock();
         let up = cluster("up");
         assert!(
             up.status.success(),
@@ -211,6 +228,162 @@ impl Node {
             (false, _) => None,
         }
     }
+}
+
+impl Node {
+    /// The object at API path `path`, or None when it does not exist.
+    pub fn get(&self, path: &str) -> Option<Value> {
+        match self.call("GET", path, None) {
+            (200, object) => Some(object),
+            (404, _) => None,
+            (status, body) => panic!("GET {path}: {status} {body}"),
+        }
+    }
+
+    /// Waits until pod `ns/name` is Ready; returns it as it is then.
+    pub fn wait_pod_ready(&self, ns: &str, name: &str, namespaces: &[&str]) -> Value {
+        let path = format!("/api/v1/namespaces/{ns}/pods/{name}");
+        let mut ready = Value::Null;
+        self.wait(
+            Duration::from_secs(300),
+            &format!("pod {ns}/{name} Ready"),
+            namespaces,
+            || {
+                ready = self.get(&path).unwrap_or_default();
+                condition(&ready, "Ready")
+            },
+        );
+        ready
+    }
+
+    /// Waits until Job `ns/name` is Complete; panics with [`Node::diagnose`] when it failed.
+    pub fn wait_job(&self, ns: &str, name: &str, namespaces: &[&str]) {
+        let path = format!("/apis/batch/v1/namespaces/{ns}/jobs/{name}");
+        self.wait(
+            Duration::from_secs(300),
+            &format!("Job {ns}/{name} Complete"),
+            namespaces,
+            || {
+                let job = self.get(&path).unwrap_or_default();
+                if condition(&job, "Failed") {
+                    panic!("Job {ns}/{name} failed: {job}\n{}", self.diagnose(ns));
+                }
+                condition(&job, "Complete")
+            },
+        );
+    }
+
+    /// Starts reading the log of container `container` of pod `ns/pod` until the container
+    /// ends (`kubectl logs -f`); [`Logs::end`] returns it.
+    pub fn follow_logs(&self, ns: &str, pod: &str, container: &str) -> Logs {
+        let child = Command::new(&self.env["KUBECTL"])
+            .arg("--kubeconfig")
+            .arg(&self.env["KUBECONFIG"])
+            .args(["-n", ns, "logs", "-f", "--tail=-1", pod, "-c", container])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Logs(child)
+    }
+
+    /// The resident memory (VmRSS, KiB) of each process `scripts/cluster` started (etcd, the
+    /// API server, containerd, the controller manager, the scheduler, the kubelet), by name.
+    pub fn memory(&self) -> Vec<(String, u64)> {
+        let mut rss = Vec::new();
+        for entry in std::fs::read_dir(PIDS).unwrap_or_else(|e| panic!("{PIDS}: {e}")) {
+            let entry = entry.unwrap();
+            let pid = std::fs::read_to_string(entry.path()).unwrap();
+            let status =
+                std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+            let kib = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0);
+            rss.push((entry.file_name().to_string_lossy().into_owned(), kib));
+        }
+        rss.sort();
+        rss
+    }
+
+    /// Waits until the object at API path `path` is gone.
+    pub fn wait_gone(&self, path: &str, namespaces: &[&str]) {
+        self.wait(
+            Duration::from_secs(300),
+            &format!("{path} gone"),
+            namespaces,
+            || self.get(path).is_none(),
+        );
+    }
+}
+
+/// A container's log being read ([`Node::follow_logs`]).
+pub struct Logs(std::process::Child);
+
+impl Logs {
+    /// The log, once the container ended (or after 60 s, what was read by then).
+    pub fn end(mut self) -> String {
+        use std::io::Read;
+        let until = Instant::now() + Duration::from_secs(60);
+        while self.0.try_wait().unwrap().is_none() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let mut log = String::new();
+        self.0
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut log)
+            .unwrap();
+        let _ = self.0.wait();
+        log
+    }
+}
+
+/// Whether `object`'s status has condition `kind` with status True.
+pub fn condition(object: &Value, kind: &str) -> bool {
+    object["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+}
+
+/// The status of container `name` of `pod` (an init container or an app container).
+pub fn container_status<'a>(pod: &'a Value, name: &str) -> &'a Value {
+    ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|k| pod["status"][k].as_array())
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("pod has no status of container {name}: {pod}"))
+}
+
+/// The memory cgroup of container `name` of `pod` as the kubelet made it (cgroupfs driver):
+/// `kubepods/QOS/podUID/ID` in cgroup v1's memory hierarchy, or in the unified one.
+pub fn container_cgroup(pod: &Value, name: &str) -> PathBuf {
+    let id = container_status(pod, name)["containerID"]
+        .as_str()
+        .and_then(|id| id.strip_prefix("containerd://"))
+        .unwrap_or_else(|| panic!("container {name} has no containerd ID: {pod}"));
+    let uid = pod["metadata"]["uid"].as_str().unwrap();
+    let qos = match pod["status"]["qosClass"].as_str() {
+        Some("Guaranteed") => String::new(),
+        Some(class) => format!("{}/", class.to_lowercase()),
+        None => panic!("pod has no QoS class: {pod}"),
+    };
+    let root = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/memory"
+    };
+    let dir = PathBuf::from(format!("{root}/kubepods/{qos}pod{uid}/{id}"));
+    assert!(
+        dir.is_dir(),
+        "no cgroup {} for container {name}",
+        dir.display()
+    );
+    dir
 }
 
 impl Call for Node {

@@ -261,9 +261,15 @@ impl Bao {
     /// `default_ttl`, at most `max_ttl`).
     pub fn database(&self, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
         self.database_engine(pg, &["app"]);
+        self.database_role("app", default_ttl, max_ttl);
+    }
+
+    /// Role `name` of the database engine (allowed by [`Bao::database_engine`]): a login
+    /// role that lasts `default_ttl`, at most `max_ttl`.
+    pub fn database_role(&self, name: &str, default_ttl: &str, max_ttl: &str) {
         self.api(
             "POST",
-            "database/roles/app",
+            &format!("database/roles/{name}"),
             json!({
                 "db_name": "pg",
                 "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"],
