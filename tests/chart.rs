@@ -339,6 +339,20 @@ fn the_network_policy_admits_only_the_api_server_and_the_scrapers() {
     assert!(refused.contains("networkPolicy.apiServer"), "{refused}");
 }
 
+/// OpenShift: `run_as_user: null` leaves injected containers' uid to the platform; Helm
+/// keeps the null (it is no chart default to remove).
+#[test]
+fn a_null_uid_of_injected_containers_reaches_the_injector() {
+    let r = rendered(&json!({"injection": {"defaults": {"run_as_user": null}}}));
+    let defaults = &r.config()["inject"]["defaults"];
+    assert!(
+        defaults
+            .as_object()
+            .is_some_and(|d| d.get("run_as_user") == Some(&Value::Null)),
+        "{defaults}"
+    );
+}
+
 #[test]
 fn overridden_values_reach_the_manifests() {
     let r = rendered(&overridden());

@@ -104,8 +104,12 @@ pub struct RawInjectDefaults {
     /// limits 250m CPU, 64Mi), which pods may change with `requests-*` and
     /// `limits-*` annotations.
     pub resources: Option<RawResources>,
-    /// User id of injected containers (default 65532).
-    pub run_as_user: Option<i64>,
+    /// User id of injected containers (default 65532); `null` leaves it to
+    /// the platform (OpenShift's restricted SCC assigns one per namespace),
+    /// still with `runAsNonRoot: true`.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schemars(with = "Option<i64>")]
+    pub run_as_user: Option<Option<i64>>,
     /// Port of the sidecar's /readyz, probed by the kubelet (default 8099).
     pub health_port: Option<u16>,
 }
@@ -212,8 +216,8 @@ pub struct PodDefaults {
     pub size_limit: String,
     /// Requests and limits.
     pub resources: Resources,
-    /// User id.
-    pub run_as_user: i64,
+    /// User id; `None`: the platform's.
+    pub run_as_user: Option<i64>,
     /// Health port.
     pub health_port: u16,
 }
@@ -534,11 +538,11 @@ impl Validator<'_> {
                 format!("`{request}` is above the limit `{limit}`"),
             );
         }
-        let run_as_user = d.run_as_user.unwrap_or(65532);
-        if run_as_user <= 0 {
+        let run_as_user = d.run_as_user.unwrap_or(Some(65532));
+        if run_as_user.is_some_and(|uid| uid <= 0) {
             self.problem(
                 "inject.defaults.run_as_user",
-                "injected containers run as non-root: use a uid above 0",
+                "injected containers run as non-root: use a uid above 0, or null for the platform's",
             );
         }
         Some(PodDefaults {
@@ -620,15 +624,19 @@ mod tests {
         }
     }
 
+    /// The pod defaults of an injector whose `inject.defaults` is `defaults`.
+    fn defaults_of(defaults: &str) -> PodDefaults {
+        let text = format!(
+            "sources:\n  - vault: {{ address: https://v:8200, auth: {{ kubernetes: {{ role: r }} }} }}\ninject:\n  tls: {{ auto: {{ webhook: w, names: [a] }} }}\n  image: i\n  defaults: {defaults}\n"
+        );
+        let config = super::super::Config::parse(&text, std::path::Path::new("/")).unwrap();
+        config.inject.unwrap().defaults
+    }
+
     #[test]
     fn each_resource_keeps_its_default_unless_set_or_null() {
-        let defaults = |resources: &str| {
-            let text = format!(
-                "sources:\n  - vault: {{ address: https://v:8200, auth: {{ kubernetes: {{ role: r }} }} }}\ninject:\n  tls: {{ auto: {{ webhook: w, names: [a] }} }}\n  image: i\n  defaults: {{ resources: {resources} }}\n"
-            );
-            let config = super::super::Config::parse(&text, std::path::Path::new("/")).unwrap();
-            config.inject.unwrap().defaults.resources
-        };
+        let defaults =
+            |resources: &str| defaults_of(&format!("{{ resources: {resources} }}")).resources;
         let q = |cpu: Option<&str>, memory: Option<&str>| Quantities {
             cpu: cpu.map(String::from),
             memory: memory.map(String::from),
@@ -651,6 +659,15 @@ mod tests {
             )),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_null_uid_is_left_to_the_platform() {
+        let uid = |defaults: &str| defaults_of(defaults).run_as_user;
+        assert_eq!(uid("{}"), Some(65532));
+        assert_eq!(uid("{ run_as_user: 1000 }"), Some(1000));
+        assert_eq!(uid("{ run_as_user: null }"), None);
+        assert_eq!(uid("{ run_as_user: ~ }"), None);
     }
 
     #[test]

@@ -78,14 +78,19 @@ pub fn resources(defaults: &Resources, pod: &Resources) -> Result<Value, Denial>
 
 /// The `(uid, gid)` the injected containers of `pod` run as: the pod's
 /// annotations, else the app's user (vault-k8s' `agent-run-as-same-user`),
-/// else the injector's default; the gid defaults to the uid.
-pub fn user(defaults: &PodDefaults, request: &PodRequest, pod: &Pod) -> Result<(i64, i64), Denial> {
+/// else the injector's default, which may leave it to the platform (`None`);
+/// the gid defaults to the uid.
+pub fn user(
+    defaults: &PodDefaults,
+    request: &PodRequest,
+    pod: &Pod,
+) -> Result<(Option<i64>, Option<i64>), Denial> {
     let uid = match (request.run_as_same_user, request.run_as_user) {
-        (true, _) => app_user(pod)?,
-        (false, Some(uid)) => uid,
+        (true, _) => Some(app_user(pod)?),
+        (false, Some(uid)) => Some(uid),
         (false, None) => defaults.run_as_user,
     };
-    Ok((uid, request.run_as_group.unwrap_or(uid)))
+    Ok((uid, request.run_as_group.or(uid)))
 }
 
 /// The uid of the pod's first app container, as the kubelet runs it: its own
@@ -113,17 +118,22 @@ fn app_user(pod: &Pod) -> Result<i64, Denial> {
 }
 
 /// The restricted security context of an injected container (PodSecurity
-/// `restricted` admits it).
-pub fn security_context(uid: i64, gid: i64) -> Value {
-    json!({
+/// `restricted` admits it); without a uid (or gid) the platform picks it.
+pub fn security_context(uid: Option<i64>, gid: Option<i64>) -> Value {
+    let mut sc = json!({
         "runAsNonRoot": true,
-        "runAsUser": uid,
-        "runAsGroup": gid,
         "readOnlyRootFilesystem": true,
         "allowPrivilegeEscalation": false,
         "capabilities": { "drop": ["ALL"] },
         "seccompProfile": { "type": "RuntimeDefault" },
-    })
+    });
+    if let Some(uid) = uid {
+        sc["runAsUser"] = json!(uid);
+    }
+    if let Some(gid) = gid {
+        sc["runAsGroup"] = json!(gid);
+    }
+    sc
 }
 
 /// Where the sidecar's proxy listens in the pod (on loopback; the health port,

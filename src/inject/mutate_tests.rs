@@ -646,3 +646,25 @@ fn a_mesh_init_container_added_after_ramsecrets_is_moved_before_it_on_reinvocati
     let r = mutate(&inj, &review(&again, "apps", "CREATE"));
     assert!(r.allowed && r.patch.is_none());
 }
+
+#[test]
+fn a_null_default_uid_is_left_to_the_platform_and_still_not_root() {
+    let settings = format!("{SETTINGS}  defaults: {{ run_as_user: null }}\n");
+    let config = Config::parse(&settings, Path::new("/")).unwrap();
+    let inj = Injector::new(&config, (1, 35)).unwrap();
+    let ann = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db" });
+    let p = admitted(&inj, &pod(ann.clone(), app()), "apps");
+    let sc = &p["spec"]["initContainers"][0]["securityContext"];
+    assert_eq!(sc["runAsNonRoot"], true, "{sc}");
+    assert!(
+        sc.get("runAsUser").is_none() && sc.get("runAsGroup").is_none(),
+        "{sc}"
+    );
+    // A pod still picks its own.
+    let mut ann = ann;
+    ann["ramsecrets.io/run-as-user"] = json!("1000710000");
+    let p = admitted(&inj, &pod(ann, app()), "apps");
+    let sc = &p["spec"]["initContainers"][0]["securityContext"];
+    assert_eq!(sc["runAsUser"], 1000710000);
+    assert_eq!(sc["runAsGroup"], 1000710000);
+}

@@ -179,7 +179,7 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
     ),
     (
         "run-as-user",
-        "the uid the injected containers run as (default: the injector's `defaults.run_as_user`); not 0",
+        "the uid the injected containers run as (default: the injector's `defaults.run_as_user`, or the platform's when that is null); not 0",
     ),
     (
         "run-as-group",
