@@ -33,9 +33,23 @@ pub enum Status {
     Failed(Exit, String),
 }
 
+/// The longest detail a row shows, in characters.
+const MAX_DETAIL: usize = 200;
+
+/// A message as one table cell: its lines and indents joined by single
+/// spaces (Vault's errors come as `1 error occurred:\n\t* …`), cut to
+/// [`MAX_DETAIL`] characters.
+fn one_line(message: &str) -> String {
+    let joined = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    match joined.char_indices().nth(MAX_DETAIL) {
+        Some((cut, _)) => format!("{}…", &joined[..cut]),
+        None => joined,
+    }
+}
+
 impl Status {
     fn from_error(e: &source::Error) -> Status {
-        let message = e.to_string();
+        let message = one_line(&e.to_string());
         match e {
             source::Error::Denied { .. } => Status::Denied(message),
             source::Error::NotFound { .. } => Status::Missing(message),
@@ -223,5 +237,24 @@ mod tests {
         assert_eq!(all_ok.exit(), Exit::Ok);
         let unreachable = Status::from_error(&source::Error::unavailable("z"));
         assert_eq!(unreachable.exit(), Exit::Unavailable);
+    }
+
+    #[test]
+    fn a_multi_line_error_is_one_line_cut_short() {
+        let vault = source::Error::from_status(
+            400,
+            vec!["1 error occurred:\n\t* unsupported path\n\n".into()],
+            "read x",
+            None,
+        );
+        let status = Status::from_error(&vault);
+        assert_eq!(
+            status.detail(),
+            "bad data: read x: HTTP 400: 1 error occurred: * unsupported path"
+        );
+        let long = Status::from_error(&source::Error::unavailable("é".repeat(500)));
+        assert!(!long.detail().contains('\n'));
+        assert_eq!(long.detail().chars().count(), MAX_DETAIL + 1);
+        assert!(long.detail().ends_with('…'));
     }
 }

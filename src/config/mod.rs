@@ -391,7 +391,7 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, item)| match item {
                 Item::Ok(t) => Some(t),
-                Item::Bad { path, message } => {
+                Item::Bad { path, message, .. } => {
                     self.serde_problem(&format!("{key}[{i}]"), &path, message);
                     None
                 }
@@ -406,6 +406,16 @@ impl Validator<'_> {
         if !self.given("secrets") && !injector {
             self.problem("secrets", "missing: at least one entry is required");
         }
+        // Names first, from every entry, valid or not: a duplicate shows in
+        // the same pass as the entries' other problems.
+        let secret_names: Vec<Option<String>> = raw
+            .secrets
+            .iter()
+            .map(|item| match item {
+                Item::Ok(s) => Some(s.name.clone()),
+                Item::Bad { name, .. } => name.clone(),
+            })
+            .collect();
         let raw_secrets = self.items("secrets", raw.secrets);
         let raw_templates = self.items("templates", raw.templates);
         let sources: Vec<Source> = sources
@@ -438,22 +448,22 @@ impl Validator<'_> {
         }
         let output = raw.output.and_then(|o| self.output(o));
         let default_mode = output.as_ref().map_or(0o400, |o| o.mode);
+        let mut seen_names: HashMap<&str, usize> = HashMap::new();
+        for (i, name) in secret_names.iter().enumerate() {
+            let Some(name) = name else { continue };
+            if let Some(first) = seen_names.insert(name, i) {
+                self.problem(
+                    format!("secrets[{i}].name"),
+                    format!("duplicate secret name `{name}` (also secrets[{first}])"),
+                );
+            }
+        }
         let mut secrets = Vec::new();
-        let mut seen_names: HashMap<String, usize> = HashMap::new();
         let mut seen_files: HashMap<String, String> = HashMap::new();
         for (i, s) in raw_secrets.into_iter().enumerate() {
             let Some(secret) = s.and_then(|s| self.secret(i, s, &sources, default_mode)) else {
                 continue;
             };
-            if let Some(first) = seen_names.insert(secret.name.clone(), i) {
-                self.problem(
-                    format!("secrets[{i}].name"),
-                    format!(
-                        "duplicate secret name `{}` (also secrets[{first}])",
-                        secret.name
-                    ),
-                );
-            }
             for f in secret.files() {
                 if let Some(other) = seen_files.insert(f.clone(), secret.name.clone()) {
                     self.problem(

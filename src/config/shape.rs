@@ -82,17 +82,25 @@ pub enum Item<T> {
         path: String,
         /// Serde's message.
         message: String,
+        /// The entry's `name`, when it has one, so that a duplicate is
+        /// reported beside the entry's other problems.
+        name: Option<String>,
     },
 }
 
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Item<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_yaml::Value::deserialize(d)?;
+        let name = value
+            .get("name")
+            .and_then(|n| n.as_str())
+            .map(str::to_owned);
         Ok(match serde_path_to_error::deserialize(value) {
             Ok(t) => Item::Ok(t),
             Err(e) => Item::Bad {
                 path: e.path().to_string(),
                 message: e.into_inner().to_string(),
+                name,
             },
         })
     }

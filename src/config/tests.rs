@@ -236,6 +236,27 @@ fn every_problem_is_reported_at_once() {
 }
 
 #[test]
+fn a_duplicate_name_is_reported_with_the_entries_type_errors() {
+    for (first, problem) in [
+        ("    refresh: soon\n", "secrets[0].refresh"),
+        ("    kv: { mount: 3, path: p }\n", "secrets[0].kv.mount"),
+    ] {
+        let found = problems(&format!(
+            "  - name: a\n    source: v\n    read: x/y\n{first}  - name: a\n    source: v\n    read: x/z\n    file: b\n"
+        ));
+        let paths: Vec<_> = found.iter().map(|p| p.path.as_str()).collect();
+        assert!(paths.contains(&problem), "{found:#?}");
+        assert!(
+            found
+                .iter()
+                .any(|p| p.path == "secrets[1].name"
+                    && p.message.contains("duplicate secret name `a`")),
+            "{found:#?}"
+        );
+    }
+}
+
+#[test]
 fn a_bad_section_does_not_hide_the_next_and_an_empty_key_is_checked() {
     let found = Config::parse(
         "sources: { a: 1 }\noutput: { dir: /x, mode: 440 }\nmlock: maybe\nsecrets:\n  - name: a\n    kv: 7\n  - name: b\n    read: x\n    file: /abs\nhealth: 3\nproxy:\ntemplates:\n",
