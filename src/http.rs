@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
 use hyper::{Request, Response};
@@ -37,6 +39,27 @@ const BACKOFF: Backoff = Backoff {
     base: Duration::from_millis(10),
     cap: Duration::from_secs(1),
 };
+
+/// `text/plain` for [`answer`].
+pub const TEXT: &str = "text/plain; charset=utf-8";
+/// `application/json` for [`answer`].
+pub const JSON: &str = "application/json";
+
+/// An answer of `status` with `body` of `content_type`: the one way the
+/// health endpoint, the proxy and the webhook build a response.
+pub fn answer(
+    status: hyper::StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
+    r
+}
 
 /// What one server allows.
 #[derive(Debug, Clone, Copy)]

@@ -183,20 +183,12 @@ impl AsRef<[u8]> for Body {
 }
 
 fn text(status: StatusCode, msg: &'static str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from_static(msg.as_bytes())));
-    *r.status_mut() = status;
-    r
+    http::answer(status, http::TEXT, msg)
 }
 
 /// A JSON answer.
 fn json(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    r
+    http::answer(status, http::JSON, body)
 }
 
 /// A refusal in the shape of `api`.

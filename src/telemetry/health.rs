@@ -14,32 +14,22 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
-use crate::http;
-
-fn answer(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    if let Ok(v) = content_type.parse() {
-        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
-    }
-    r
-}
+use crate::http::{self, answer, TEXT};
 
 fn route(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
-    const TEXT: &str = "text/plain; charset=utf-8";
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n".into());
+        return answer(StatusCode::METHOD_NOT_ALLOWED, TEXT, "GET only\n");
     }
     match req.uri().path() {
-        "/healthz" => answer(StatusCode::OK, TEXT, "ok\n".into()),
-        "/readyz" if metrics.is_ready() => answer(StatusCode::OK, TEXT, "ready\n".into()),
-        "/readyz" => answer(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready\n".into()),
+        "/healthz" => answer(StatusCode::OK, TEXT, "ok\n"),
+        "/readyz" if metrics.is_ready() => answer(StatusCode::OK, TEXT, "ready\n"),
+        "/readyz" => answer(StatusCode::SERVICE_UNAVAILABLE, TEXT, "not ready\n"),
         "/metrics" => answer(
             StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.render(),
         ),
-        _ => answer(StatusCode::NOT_FOUND, TEXT, "not found\n".into()),
+        _ => answer(StatusCode::NOT_FOUND, TEXT, "not found\n"),
     }
 }
 
