@@ -399,9 +399,24 @@ pub async fn run(config: Config) -> Result<(), Error> {
         }
         InjectTls::Auto { webhook, names } => {
             let made = tls::generate(names)?;
-            let webhooks = api()?.patch_ca_bundle(webhook, &made.ca_pem).await?;
+            let api = Arc::new(api()?);
+            let webhooks = api.patch_ca_bundle(webhook, &made.ca_pem).await?;
             tracing::info!(webhook = %webhook, webhooks, "CA bundle patched into the webhook configuration");
-            Current::new(made.key)
+            let current = Current::new(made.key);
+            let webhook = webhook.clone();
+            let trust = move |ca: String| {
+                let (api, webhook) = (api.clone(), webhook.clone());
+                async move { api.patch_ca_bundle(&webhook, &ca).await.map(drop) }
+            };
+            tokio::spawn(tls::renew(
+                current.clone(),
+                names.clone(),
+                made.valid,
+                tls::Renewal::default(),
+                trust,
+                stop.clone(),
+            ));
+            current
         }
     };
     let server_config = tls::server_config(current).map_err(|e| {

@@ -1,8 +1,10 @@
 //! The webhook's serving certificate: PEM files (from cert-manager or the
 //! chart), re-read when they change, or with `tls.auto` a CA and a serving
-//! certificate made at start, whose CA [`super::apiserver`] puts into the
-//! webhook configuration. rustls picks the current certificate at each
-//! handshake, so a renewed one is served without a restart.
+//! certificate made at start, valid for [`AUTO_VALIDITY`], whose CA
+//! [`super::apiserver`] puts into the webhook configuration, and made anew
+//! by [`renew`] at two thirds of their life. rustls picks the current
+//! certificate at each handshake, so a renewed one is served without a
+//! restart.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -20,6 +22,12 @@ use crate::exit::{Exit, ExitCode};
 const POLL: Duration = Duration::from_secs(5);
 /// The largest PEM file read.
 const MAX_PEM: u64 = 1 << 20;
+/// How long `tls.auto` certificates are valid.
+pub const AUTO_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How far back a made certificate is valid from, for clocks a little behind.
+const SKEW: Duration = Duration::from_secs(3600);
+/// After a failed renewal, the wait before the next try.
+const RETRY: Duration = Duration::from_secs(60);
 
 /// Why there is no certificate.
 #[derive(Debug, thiserror::Error)]
@@ -134,22 +142,32 @@ pub struct Generated {
     pub ca_pem: String,
     /// The serving certificate (and its chain) with its key.
     pub key: Arc<CertifiedKey>,
+    /// When both start and stop being valid.
+    pub valid: (SystemTime, SystemTime),
 }
 
-/// A new CA and a serving certificate for `names` (DNS names or IPs), with
-/// rcgen's open-ended validity; the CA's key is dropped once it has signed.
+/// A new CA and a serving certificate for `names` (DNS names or IPs), both
+/// valid for [`AUTO_VALIDITY`]; the CA's key is dropped once it has signed.
 pub fn generate(names: &[String]) -> Result<Generated> {
+    generate_for(names, AUTO_VALIDITY)
+}
+
+fn generate_for(names: &[String], validity: Duration) -> Result<Generated> {
     use rcgen::{
         BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair,
         KeyUsagePurpose,
     };
+    let now = SystemTime::now();
+    let valid = (now - SKEW.min(validity / 4), now + validity);
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
+    (ca.not_before, ca.not_after) = (valid.0.into(), valid.1.into());
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca.distinguished_name
         .push(DnType::CommonName, "ramsecrets injector CA");
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate()?)?;
     let mut leaf = CertificateParams::new(names.to_vec())?;
+    (leaf.not_before, leaf.not_after) = (valid.0.into(), valid.1.into());
     leaf.distinguished_name.push(
         DnType::CommonName,
         names.first().map_or("ramsecrets", String::as_str),
@@ -168,7 +186,96 @@ pub fn generate(names: &[String]) -> Result<Generated> {
     Ok(Generated {
         ca_pem: ca.pem(),
         key,
+        valid,
     })
+}
+
+/// When a certificate valid over `valid` is renewed: at two thirds of its
+/// life, so a failing renewal has a third of it to be fixed in.
+pub fn renew_at(valid: (SystemTime, SystemTime)) -> SystemTime {
+    let life = valid.1.duration_since(valid.0).unwrap_or_default();
+    valid.0 + life * 2 / 3
+}
+
+/// How [`renew`] renews.
+#[derive(Debug, Clone, Copy)]
+pub struct Renewal {
+    /// The life of each new pair.
+    pub validity: Duration,
+    /// Between the new CA being trusted and its certificate being served:
+    /// time for the API server to pick the new `caBundle` up.
+    pub settle: Duration,
+}
+
+impl Default for Renewal {
+    fn default() -> Renewal {
+        Renewal {
+            validity: AUTO_VALIDITY,
+            settle: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Keeps the `tls.auto` certificate of `names` in `current` (made valid
+/// over `valid`) fresh until `stop`: at [`renew_at`] it makes a new pair,
+/// hands its CA to `trust` (which adds it to the webhook's `caBundle`), and
+/// serves it once trusted and settled. A failure is logged and retried while
+/// the old certificate is still served.
+pub async fn renew<F, Fut, E>(
+    current: Arc<Current>,
+    names: Vec<String>,
+    mut valid: (SystemTime, SystemTime),
+    how: Renewal,
+    trust: F,
+    stop: tokio_util::sync::CancellationToken,
+) where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), E>>,
+    E: std::fmt::Display,
+{
+    let pause = |d: Duration| {
+        let stop = stop.clone();
+        async move {
+            tokio::select! {
+                _ = stop.cancelled() => false,
+                _ = tokio::time::sleep(d) => true,
+            }
+        }
+    };
+    loop {
+        let wait = renew_at(valid)
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        if !pause(wait).await {
+            return;
+        }
+        let made = match generate_for(&names, how.validity) {
+            Ok(made) => made,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the serving certificate; retrying");
+                if !pause(RETRY).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Err(e) = trust(made.ca_pem.clone()).await {
+            tracing::warn!(error = %e, "cannot add the renewed CA to the webhook configuration; retrying, the old certificate is served meanwhile");
+            if !pause(RETRY).await {
+                return;
+            }
+            continue;
+        }
+        if !pause(how.settle).await {
+            return;
+        }
+        current.replace(made.key);
+        valid = made.valid;
+        tracing::info!(
+            until = %humantime::format_rfc3339_seconds(valid.1),
+            "serving certificate renewed"
+        );
+    }
 }
 
 /// What identifies a file's content without reading it: mtime, size, inode.
@@ -243,6 +350,111 @@ mod tests {
         assert!(g.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert_eq!(g.key.cert.len(), 2, "leaf and CA");
         assert!(server_config(Current::new(g.key)).is_ok());
+    }
+
+    /// Whether the certificate `key` serves is valid for `name` at `at`
+    /// with `ca_pem` trusted.
+    fn valid_at(key: &CertifiedKey, ca_pem: &str, name: &str, at: SystemTime) -> bool {
+        use rustls::client::danger::ServerCertVerifier;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            roots.into(),
+            crate::tls::provider(),
+        )
+        .build()
+        .unwrap();
+        let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        let name = rustls::pki_types::ServerName::try_from(name.to_owned()).unwrap();
+        verifier
+            .verify_server_cert(
+                &key.cert[0],
+                &key.cert[1..],
+                &name,
+                &[],
+                rustls::pki_types::UnixTime::since_unix_epoch(since),
+            )
+            .is_ok()
+    }
+
+    #[test]
+    fn auto_certificates_live_one_year_at_most() {
+        let g = generate(&["injector.ns.svc".into()]).unwrap();
+        let now = SystemTime::now();
+        let day = Duration::from_secs(24 * 3600);
+        assert!(valid_at(&g.key, &g.ca_pem, "injector.ns.svc", now));
+        assert!(valid_at(
+            &g.key,
+            &g.ca_pem,
+            "injector.ns.svc",
+            now + 364 * day
+        ));
+        assert!(!valid_at(
+            &g.key,
+            &g.ca_pem,
+            "injector.ns.svc",
+            now + 366 * day
+        ));
+        assert!(g.valid.1.duration_since(g.valid.0).unwrap() <= 366 * day);
+        // Renewed with a third of the year left.
+        let at = renew_at(g.valid);
+        assert!(at > now + 240 * day && at < now + 245 * day);
+    }
+
+    #[tokio::test]
+    async fn the_running_injector_renews_its_certificate_and_has_its_ca_trusted_first() {
+        let names = vec!["127.0.0.1".to_owned()];
+        let how = Renewal {
+            validity: Duration::from_secs(3),
+            settle: Duration::ZERO,
+        };
+        let first = generate_for(&names, how.validity).unwrap();
+        let current = Current::new(first.key.clone());
+        let served = |current: &Current| current.0.read().unwrap().clone();
+        let (trusted_tx, mut trusted) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let seen = current.clone();
+        let task = tokio::spawn(renew(
+            current.clone(),
+            names,
+            first.valid,
+            how,
+            move |ca: String| {
+                let (tx, now_served) = (trusted_tx.clone(), served(&seen).cert.clone());
+                async move {
+                    // The new CA is trusted before its certificate is served.
+                    let new_ca = CertificateDer::from_pem_slice(ca.as_bytes()).unwrap();
+                    assert!(
+                        !now_served.contains(&new_ca),
+                        "served before it was trusted"
+                    );
+                    tx.send(ca).map_err(|e| e.to_string())
+                }
+            },
+            stop.clone(),
+        ));
+        let ca = tokio::time::timeout(Duration::from_secs(60), trusted.recv())
+            .await
+            .expect("never renewed")
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while Arc::ptr_eq(&served(&current), &first.key) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the renewed certificate was never served"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let now = served(&current);
+        assert!(valid_at(&now, &ca, "127.0.0.1", SystemTime::now()));
+        assert!(
+            !valid_at(&now, &first.ca_pem, "127.0.0.1", SystemTime::now()),
+            "a new CA"
+        );
+        stop.cancel();
+        task.await.unwrap();
     }
 
     /// A self-signed certificate and its key, PEM.
