@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::engine::backoff::Backoff;
+use crate::exit::{Exit, ExitCode};
 
 /// The smallest head limit hyper accepts (its initial read buffer).
 const MIN_HEAD: usize = 8192;
@@ -39,6 +40,33 @@ const BACKOFF: Backoff = Backoff {
     base: Duration::from_millis(10),
     cap: Duration::from_secs(1),
 };
+
+/// A server that cannot bind its address (in use, not local, not allowed):
+/// the one "cannot listen" error of the health endpoint and the proxy.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {key} {addr}: {source}")]
+pub struct CannotListen {
+    /// The config key that gives the address, e.g. `health.listen`.
+    pub key: &'static str,
+    /// The address.
+    pub addr: SocketAddr,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl ExitCode for CannotListen {
+    fn exit(&self) -> Exit {
+        Exit::OsErr
+    }
+}
+
+/// Binds `addr`, which the config gives as `key`.
+pub async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, CannotListen> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| CannotListen { key, addr, source })
+}
 
 /// `text/plain` for [`answer`].
 pub const TEXT: &str = "text/plain; charset=utf-8";

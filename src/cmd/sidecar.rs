@@ -38,14 +38,8 @@ pub enum Error {
     #[error(transparent)]
     Cycle(#[from] cycle::Error),
     /// The health endpoint could not listen.
-    #[error("cannot listen on health.listen {addr}: {source}")]
-    Health {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Health(#[from] crate::http::CannotListen),
     /// The files could not be watched.
     #[error("cannot watch the config and output files: {0}")]
     Watch(#[from] notify::Error),
@@ -72,7 +66,8 @@ impl ExitCode for Error {
             Error::Source(e) => e.exit(),
             Error::Output(e) => e.exit(),
             Error::Cycle(e) => e.exit(),
-            Error::Health { .. } | Error::Watch(_) | Error::Signals(_) => Exit::OsErr,
+            Error::Health(e) => e.exit(),
+            Error::Watch(_) | Error::Signals(_) => Exit::OsErr,
             Error::Proxy(e) => e.exit(),
             Error::Spawn { source, .. } => match source.kind() {
                 std::io::ErrorKind::NotFound => Exit::CommandNotFound,
@@ -178,11 +173,7 @@ pub async fn run(config: Config, opts: Options) -> Result<i32, Error> {
         None => None,
     };
     let health = match config.health {
-        Some(addr) => Some(
-            health::serve(addr, metrics.clone(), stop.clone())
-                .await
-                .map_err(|source| Error::Health { addr, source })?,
-        ),
+        Some(addr) => Some(health::serve(addr, metrics.clone(), stop.clone()).await?),
         None => None,
     };
     let (changes_tx, changes_rx) = mpsc::unbounded_channel();

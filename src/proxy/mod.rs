@@ -26,7 +26,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use subtle::ConstantTimeEq;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -73,14 +73,8 @@ pub enum Error {
         reason: trust::Refused,
     },
     /// The address could not be bound.
-    #[error("cannot listen on proxy.listen {addr}: {source}")]
-    Listen {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] http::CannotListen),
 }
 
 impl ExitCode for Error {
@@ -88,7 +82,7 @@ impl ExitCode for Error {
         match self {
             Error::Token { .. } => Exit::Config,
             Error::Untrusted { .. } => Exit::NoPerm,
-            Error::Listen { .. } => Exit::OsErr,
+            Error::Listen(e) => e.exit(),
         }
     }
 }
@@ -442,9 +436,7 @@ pub async fn serve(
     stop: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>, Error> {
     let addr = cfg.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Listen { addr, source })?;
+    let listener = http::bind("proxy.listen", addr).await?;
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "the proxy listens beyond loopback (allow_remote: true)");
     }
@@ -486,10 +478,11 @@ mod tests {
             path: "/run/t".into(),
             reason: trust::Refused::Symlink,
         };
-        let listen = Error::Listen {
+        let listen = Error::Listen(http::CannotListen {
+            key: "proxy.listen",
             addr: ([127, 0, 0, 1], 8200).into(),
             source: io(),
-        };
+        });
         assert_eq!(token.exit(), Exit::Config);
         assert_eq!(untrusted.exit(), Exit::NoPerm);
         assert_eq!(listen.exit(), Exit::OsErr);

@@ -10,7 +10,6 @@ use std::time::Duration;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::metrics::Metrics;
@@ -49,8 +48,8 @@ pub async fn serve(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     stop: CancellationToken,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let listener = TcpListener::bind(addr).await?;
+) -> Result<tokio::task::JoinHandle<()>, http::CannotListen> {
+    let listener = http::bind("health.listen", addr).await?;
     tracing::info!(%addr, "health endpoint listening");
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let r = route(&req, &metrics);
