@@ -217,3 +217,32 @@ fn check_online_reads_aws_secrets_and_parameters_and_drops_them() {
         assert!(out.names().is_empty(), "{:?}", out.names());
     }
 }
+
+/// The AWS SDK's own INFO lines (the credentials it loaded, with the access
+/// key id) show only from `--log-level debug` on.
+#[test]
+fn the_aws_sdks_info_lines_are_not_shown_at_the_default_level() {
+    let moto = Moto::start();
+    moto.create("prod/api", r#"{"token":"aws-secret-value"}"#);
+    let work = scratch();
+    let cfg = Config::new()
+        .source(json!({ "aws_secrets_manager": { "region": "us-east-1", "endpoint": moto.url } }))
+        .set("proxy", json!({ "token_file": "token" }))
+        .secret(json!({ "name": "api", "secret_id": "prod/api" }))
+        .write(work.path(), "config.yaml");
+    let env = AwsEnv::bare();
+    let profile = "[default]\naws_access_key_id = AKIAPROFILEKEY01\naws_secret_access_key = x\n";
+    std::fs::write(env.dir().join("credentials"), profile).unwrap();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--config", cfg.to_str().unwrap(), "--online"];
+        args.extend_from_slice(extra);
+        let o = env.command(&args).output().unwrap();
+        assert_exit(&o, 0);
+        text(&o)
+    };
+    let quiet = check(&[]);
+    assert!(!quiet.contains("AKIAPROFILEKEY01"), "{quiet}");
+    assert!(!quiet.contains("loaded base credentials"), "{quiet}");
+    let verbose = check(&["--log-level", "debug"]);
+    assert!(verbose.contains("loaded base credentials"), "{verbose}");
+}

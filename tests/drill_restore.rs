@@ -143,6 +143,9 @@ fn sigint_during_a_drill_puts_the_old_kv_value_back() {
     std::fs::remove_file(&marker).unwrap();
     assert_eq!(running.stop(Signal::INT), Some(130));
     assert!(running.logs().contains("interrupted"), "{}", running.logs());
+    // Versions are logged as they are, not as Rust's `Some("4")`.
+    let written = format!("from={before} to={}", before + 1);
+    assert!(running.logs().contains(&written), "{}", running.logs());
     assert_eq!(bed.current()["data"], bed.original);
     assert_eq!(
         bed.current()["metadata"]["version"].as_u64().unwrap(),

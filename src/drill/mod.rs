@@ -240,7 +240,8 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
             return Err(e);
         }
     };
-    tracing::info!(secret = %secret.name, action = rotated.action, from = ?rotated.from, to = ?rotated.to, "backend written");
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    tracing::info!(secret = %secret.name, action = rotated.action, from = %shown(&rotated.from), to = %shown(&rotated.to), "backend written");
     let expected_actions = match &sidecar {
         Some(_) => secret.on_change.len() as u64,
         None => 0,

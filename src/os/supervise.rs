@@ -196,7 +196,7 @@ async fn stop(child: Child, grace: Duration) -> i32 {
 pub async fn supervise(
     argv: Vec<String>,
     exec: Exec,
-    mut changes: mpsc::UnboundedReceiver<()>,
+    mut changes: mpsc::UnboundedReceiver<String>,
 ) -> std::io::Result<i32> {
     let mut streams = Vec::with_capacity(FORWARDED.len());
     for (kind, sig) in FORWARDED {
@@ -234,15 +234,18 @@ pub async fn supervise(
                 kill_at = None;
                 kill(child, exec.grace);
             }
-            Some(()) = changes.recv() => {
-                while changes.try_recv().is_ok() {}
+            Some(mut what) = changes.recv() => {
+                while let Ok(more) = changes.try_recv() {
+                    what.push_str(", ");
+                    what.push_str(&more);
+                }
                 match exec.on_change {
                     ChildOnChange::Signal(sig) => {
-                        tracing::info!(signal = %signal_name(sig), "secrets changed; signalling the child");
+                        tracing::info!(signal = %signal_name(sig), "{what} changed; signalling the child");
                         child.signal(sig);
                     }
                     ChildOnChange::Restart => {
-                        tracing::info!("secrets changed; restarting the child");
+                        tracing::info!("{what} changed; restarting the child");
                         stop(child, exec.grace).await;
                         child = spawn(&argv)?;
                         kill_at = None;

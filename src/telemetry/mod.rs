@@ -8,8 +8,10 @@ use std::borrow::Cow;
 use std::io::IsTerminal;
 
 use tracing_subscriber::field::MakeExt;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::LogFormat;
 
@@ -20,10 +22,45 @@ pub fn init(format: LogFormat, level: tracing::Level) {
         .with_max_level(LevelFilter::from_level(level))
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(level >= tracing::Level::DEBUG);
+    let filter = filter(level);
     match format {
-        LogFormat::Text => builder.fmt_fields(text_fields()).init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder
+            .fmt_fields(text_fields())
+            .finish()
+            .with(filter)
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(filter)
+            .init(),
     }
+}
+
+/// Libraries whose INFO lines are about themselves (the AWS SDK logs the
+/// credential providers it loads, with the access key id): they show from
+/// `--log-level debug` on, and only their warnings and errors below it.
+const CHATTY: [&str; 4] = [
+    "aws_config",
+    "aws_runtime",
+    "aws_smithy_runtime",
+    "aws_sdk_",
+];
+
+/// `level` for ramsecrets' own lines, and for [`CHATTY`] libraries too from DEBUG on.
+fn filter(level: tracing::Level) -> Targets {
+    let ours = LevelFilter::from_level(level);
+    let theirs = if level >= tracing::Level::DEBUG {
+        ours
+    } else {
+        ours.min(LevelFilter::WARN)
+    };
+    CHATTY
+        .iter()
+        .fold(Targets::new().with_default(ours), |t, target| {
+            t.with_target(*target, theirs)
+        })
 }
 
 /// The fields of a text log line: the message bare, the others as
@@ -66,6 +103,26 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    #[test]
+    fn the_aws_sdks_info_lines_show_from_debug_on() {
+        use tracing::Level;
+        let info = filter(Level::INFO);
+        for target in [
+            "aws_config::profile::credentials",
+            "aws_sdk_secretsmanager::config",
+            "aws_smithy_runtime::client::orchestrator",
+        ] {
+            assert!(!info.would_enable(target, &Level::INFO), "{target}");
+            assert!(info.would_enable(target, &Level::WARN), "{target}");
+            assert!(
+                filter(Level::DEBUG).would_enable(target, &Level::INFO),
+                "{target}"
+            );
+        }
+        assert!(info.would_enable("ramsecrets::engine", &Level::INFO));
+        assert!(!filter(Level::ERROR).would_enable("aws_config", &Level::WARN));
+    }
 
     /// What a text log line says for one event with outside text in it.
     #[test]

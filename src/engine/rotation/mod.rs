@@ -90,7 +90,8 @@ pub struct Engine {
     rendered: Vec<Vec<Rendered>>,
     /// The file of each template as last written.
     templates: Rendering,
-    changes: Option<mpsc::UnboundedSender<()>>,
+    /// The child of `exec`, told what changed (`secret `db`, template `app.conf``).
+    changes: Option<mpsc::UnboundedSender<String>>,
     /// `refreshNow` requests waiting for the next round, by group.
     waiting: Vec<(usize, tokio::sync::oneshot::Sender<Refreshed>)>,
 }
@@ -114,7 +115,7 @@ impl Engine {
         dir: Option<Arc<OutputDir>>,
         metrics: Arc<Metrics>,
         deadline: Instant,
-        changes: Option<mpsc::UnboundedSender<()>>,
+        changes: Option<mpsc::UnboundedSender<String>>,
     ) -> Result<Engine, cycle::Error> {
         let (state, state_dir) = match (&config.output, &dir) {
             (Some(output), Some(dir)) => {
@@ -376,7 +377,7 @@ impl Engine {
 
     /// Starts the `on_change` actions of changed secrets and templates, each
     /// distinct action once, on a task of their own; the child is told once
-    /// they have run.
+    /// they have run, and what changed.
     fn notify(&self, changed: &[usize], templates: &[usize]) {
         let config = &self.plan.config;
         let secrets = changed.iter().map(|&i| {
@@ -387,6 +388,16 @@ impl Engine {
             let t = &config.templates[i];
             (t.file.as_str(), &t.on_change)
         });
+        let what = changed
+            .iter()
+            .map(|&i| format!("secret `{}`", config.secrets[i].name))
+            .chain(
+                templates
+                    .clone()
+                    .map(|(file, _)| format!("template `{file}`")),
+            )
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut done: Vec<&Action> = Vec::new();
         let mut batch: Batch = Vec::new();
         for (name, actions) in secrets.chain(templates) {
@@ -404,7 +415,7 @@ impl Engine {
         let changes = self.changes.clone();
         self.actions.spawn(batch, move || {
             if let Some(tx) = changes {
-                let _ = tx.send(());
+                let _ = tx.send(what);
             }
         });
     }

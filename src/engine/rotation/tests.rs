@@ -10,7 +10,7 @@ async fn start(
     config: Arc<Config>,
     source: &Arc<Counting>,
     dir: Option<Arc<OutputDir>>,
-    child: Option<mpsc::UnboundedSender<()>>,
+    child: Option<mpsc::UnboundedSender<String>>,
 ) -> Engine {
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = Arc::new(Metrics::new(false));
@@ -46,8 +46,12 @@ async fn a_round_fetches_each_address_once_and_tells_the_child_once() {
         let text = std::fs::read_to_string(tmp.path().join(file)).unwrap();
         assert!(text.contains("two"), "{file}: {text}");
     }
-    // The child hears once the round's actions (on a task of their own) ran.
-    assert!(rx.recv().await.is_some());
+    // The child hears once the round's actions (on a task of their own) ran,
+    // and what changed.
+    assert_eq!(
+        rx.recv().await.as_deref(),
+        Some("secret `a`, secret `b`, secret `c`, secret `d`")
+    );
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
