@@ -186,7 +186,10 @@ fn os_errors_are_said_once() {
     let o = ramsecrets(&["run", "--config", cfg.to_str().unwrap()]);
     assert_exit(&o, 71);
     once(&o, "Address already in use");
-    once(&o, &format!("cannot listen on health.listen 127.0.0.1:{port}"));
+    once(
+        &o,
+        &format!("cannot listen on health.listen 127.0.0.1:{port}"),
+    );
     // A busy proxy port: the same error, naming its key.
     let config = dev_config(out.path()).replacen(
         "listen: \"127.0.0.1:2773\"",
@@ -196,7 +199,10 @@ fn os_errors_are_said_once() {
     let cfg = file(work.path(), "config.yaml", &config);
     let o = ramsecrets(&["run", "--config", cfg.to_str().unwrap()]);
     assert_exit(&o, 71);
-    once(&o, &format!("cannot listen on proxy.listen 127.0.0.1:{port}"));
+    once(
+        &o,
+        &format!("cannot listen on proxy.listen 127.0.0.1:{port}"),
+    );
 }
 
 #[test]
