@@ -18,6 +18,7 @@ fn every_rendered_document_passes_server_side_dry_run() {
     let overridden = json!({"replicaCount": 3, "podDisruptionBudget": {"enabled": false},
         "webhook": {"failurePolicy": "Ignore", "excludeNamespaces": ["istio-system"]},
         "priorityClassName": "system-cluster-critical",
+        "metrics": {"prometheusRule": {"enabled": true}, "grafanaDashboard": {"enabled": true}},
         "networkPolicy": {"enabled": true, "apiServer": [{"ipBlock": {"cidr": "10.0.0.0/24"}}],
             "metrics": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]},
         "injection": {"kubernetes_version": "1.28", "compat": "vault-k8s", "defaults": {"refresh": "1m", "size_limit": "4Mi"}}});

@@ -126,7 +126,7 @@ pub fn pod_of(doc: &Value) -> Option<Value> {
 }
 
 /// CustomResourceDefinitions that stand in for cert-manager's and prometheus-operator's
-/// (`Certificate`, `Issuer`, `ClusterIssuer`, `ServiceMonitor`), so that the API server can
+/// (`Certificate`, `Issuer`, `ClusterIssuer`, `ServiceMonitor`, `PrometheusRule`), so that the API server can
 /// judge those documents' metadata and scope; their specs are checked against the projects'
 /// published schemas by `tests/helm/crds.mjs`.
 pub fn install_stand_in_crds(cp: &ControlPlane) {
@@ -148,6 +148,12 @@ pub fn install_stand_in_crds(cp: &ControlPlane) {
             "monitoring.coreos.com",
             "ServiceMonitor",
             "servicemonitors",
+            "Namespaced",
+        ),
+        (
+            "monitoring.coreos.com",
+            "PrometheusRule",
+            "prometheusrules",
             "Namespaced",
         ),
     ];
