@@ -121,6 +121,9 @@ pub struct Pacing {
     stretch: f64,
     /// Saved retries, in fifths.
     fifths: u32,
+    /// Whether the backend itself asked for the current wait (a pushback),
+    /// rather than failed attempts.
+    pushed: bool,
 }
 
 impl Pacing {
@@ -131,6 +134,7 @@ impl Pacing {
             failures: 0,
             stretch: 1.0,
             fifths: TOKENS * EARN_PER,
+            pushed: false,
         }
     }
 
@@ -149,17 +153,24 @@ impl Pacing {
         self.stretch
     }
 
+    /// Whether the backend asked for the current wait, rather than failures.
+    pub fn pushed(&self) -> bool {
+        self.pushed
+    }
+
     /// Records an outcome at `now`; `u` in `[0, 1)` draws the jitter.
     pub fn record(&mut self, signal: Signal, now: Instant, backoff: &Backoff, u: f64) {
         match signal {
             Signal::Answered => {
                 self.failures = 0;
+                self.pushed = false;
                 self.stretch = 1.0 + (self.stretch - 1.0) * EASE;
             }
             // A failure while closed is the same outage, seen by another request.
             Signal::Failed if now < self.not_before => {}
             Signal::Failed => {
                 self.failures += 1;
+                self.pushed = false;
                 self.not_before = now + backoff.jittered(self.failures - 1, u);
             }
             Signal::PushedBack(retry_after) => {
@@ -169,6 +180,7 @@ impl Pacing {
                 }
                 let wait = pushback_wait(retry_after, self.stretch, u);
                 self.not_before = self.not_before.max(now + wait);
+                self.pushed = true;
             }
         }
     }
@@ -209,8 +221,14 @@ impl Default for Pace {
 /// Why a gate did not let an attempt through.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// It will not open before the deadline; it opens in this long.
-    Closed(Duration),
+    /// It will not open before the deadline; it opens in `wait`. `pushed`:
+    /// the backend asked for the wait (else failed attempts closed it).
+    Closed {
+        /// How long until it opens.
+        wait: Duration,
+        /// Whether the backend asked for it.
+        pushed: bool,
+    },
     /// The source's retry budget is spent.
     Budget,
 }
@@ -259,14 +277,17 @@ impl Gate {
         retry: bool,
     ) -> Result<Option<OwnedMutexGuard<()>>, Refusal> {
         loop {
-            let (ready, probing) = {
+            let (ready, probing, pushed) = {
                 let p = self.lock();
-                (p.ready_at(), p.probing())
+                (p.ready_at(), p.probing(), p.pushed())
             };
             let now = Instant::now();
             if ready > now {
                 if ready >= deadline {
-                    return Err(Refusal::Closed(ready - now));
+                    return Err(Refusal::Closed {
+                        wait: ready - now,
+                        pushed,
+                    });
                 }
                 tokio::time::sleep_until(ready).await;
             }
@@ -275,8 +296,11 @@ impl Gate {
                 match turn.await {
                     Ok(guard) => Some(guard),
                     Err(_) => {
-                        let left = self.lock().ready_at();
-                        return Err(Refusal::Closed(left.saturating_duration_since(now)));
+                        let p = self.lock();
+                        return Err(Refusal::Closed {
+                            wait: p.ready_at().saturating_duration_since(now),
+                            pushed: p.pushed(),
+                        });
                     }
                 }
             } else {
@@ -340,6 +364,23 @@ impl Gate {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn a_gate_closed_by_failures_is_not_said_to_be_pushed_back() {
+        let (now, b) = (Instant::now(), Backoff::default());
+        let mut p = Pacing::new(now);
+        p.record(Signal::Failed, now, &b, 0.5);
+        assert!(!p.pushed());
+        p.record(
+            Signal::PushedBack(Some(Duration::from_secs(5))),
+            now,
+            &b,
+            0.5,
+        );
+        assert!(p.pushed());
+        p.record(Signal::Answered, now, &b, 0.5);
+        assert!(!p.pushed());
+    }
 
     #[test]
     fn a_retry_after_near_u64_max_is_ten_years_not_an_abort() {

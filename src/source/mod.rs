@@ -41,13 +41,21 @@ where
 /// The error of an attempt the gate did not let out.
 fn refused(what: &str, why: Refusal) -> Error {
     match why {
-        Refusal::Closed(wait) => Error::throttled(
+        Refusal::Closed { wait, pushed: true } => Error::throttled(
             format!(
                 "{what}: not sent: the source is backing off for {:.1}s more, past the deadline",
                 wait.as_secs_f64()
             ),
             Some(wait),
         ),
+        // Not the backend's request: say what closed the gate.
+        Refusal::Closed {
+            wait,
+            pushed: false,
+        } => Error::unavailable(format!(
+            "{what}: not sent: the source is backing off after failed attempts for {:.1}s more, past the deadline",
+            wait.as_secs_f64()
+        )),
         Refusal::Budget => Error::unavailable(format!(
             "{what}: not sent: the source's retry budget is spent"
         )),
@@ -207,5 +215,38 @@ pub mod fake {
             );
             Box::pin(async move { Ok(Fetched::fields(fields)) })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_refusal_says_whether_the_backend_asked_to_slow_down() {
+        let wait = std::time::Duration::from_secs(3);
+        let failed = refused(
+            "login",
+            Refusal::Closed {
+                wait,
+                pushed: false,
+            },
+        );
+        assert!(matches!(failed, Error::Unavailable { .. }), "{failed}");
+        assert!(
+            !failed.to_string().contains("asked to slow down"),
+            "{failed}"
+        );
+        assert!(
+            failed.to_string().contains("after failed attempts"),
+            "{failed}"
+        );
+        let pushed = refused("login", Refusal::Closed { wait, pushed: true });
+        assert!(
+            pushed
+                .to_string()
+                .starts_with("backend asked to slow down: login: not sent"),
+            "{pushed}"
+        );
     }
 }
