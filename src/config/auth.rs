@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::shape::{one_of, one_of_schema, OneOf};
+use super::blocks::{one_of, one_of_schema, OneOf};
 use super::{clean_mount, Validator, SERVICE_ACCOUNT_TOKEN};
 
 /// Vault auth methods: exactly one.

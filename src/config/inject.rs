@@ -95,7 +95,7 @@ pub struct RawKubernetes {
 #[serde(deny_unknown_fields)]
 pub struct RawInjectDefaults {
     /// Refresh interval of the sidecar (default 5m).
-    pub refresh: Option<super::shape::DurationText>,
+    pub refresh: Option<super::blocks::DurationText>,
     /// Where app containers see the secrets (default `/run/secrets/ramsecrets`).
     pub mount_path: Option<String>,
     /// Size limit of the secrets memory volume (default `16Mi`).

@@ -1,5 +1,5 @@
 //! Configuration: the YAML file is parsed raw ([`raw`], whose types carry the
-//! published schema's rules with the blocks of `shape`), then validated into
+//! published schema's rules with the `blocks`), then validated into
 //! [`Config`], one section per module: `sources` (backends and their logins,
 //! with `auth`), `output`, `secrets` (each secret's [`Address`] and files),
 //! `sidecar` (refresh, exec, proxy, on_change actions), `templates` and
@@ -9,18 +9,18 @@
 //! and, where the text has one, its line and column.
 
 mod auth;
+mod blocks;
 pub mod duration;
 mod home;
 pub mod inject;
 mod marks;
 mod output;
 mod pin;
-mod plan;
 pub mod raw;
 mod secrets;
-mod shape;
 mod sidecar;
 mod sources;
+mod summary;
 pub mod syntax;
 mod templates;
 
@@ -33,11 +33,11 @@ use crate::exit::{Exit, ExitCode};
 pub use auth::{Auth, AwsLogin, CertLogin};
 use marks::Marks;
 
+use blocks::{Item, OneOf};
 pub use output::Output;
 pub use pin::Pin;
 use raw::RawConfig;
 pub use secrets::{previous_file, Address, Format, KvVersion, Secret};
-use shape::{Item, OneOf};
 pub use sidecar::{signal_name, Action, ChildOnChange, Exec, Proxy, Refresh, SignalTarget};
 pub use sources::{Aws, AwsVersion, Source, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS};
 pub use templates::Template;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::shape::ModeText;
+use super::blocks::ModeText;
 use super::Validator;
 
 /// The output directory.

@@ -3,16 +3,16 @@
 //! module declares beside the section's validation. These serde types, with
 //! `deny_unknown_fields` and strings where the user writes durations and
 //! modes, are also the source of the published JSON Schema, and carry its
-//! rules themselves with the blocks of `shape`. Validation turns
+//! rules themselves with the `blocks`. Validation turns
 //! them into [`super::Config`].
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::blocks::Item;
 use super::inject::RawInject;
 use super::output::RawOutput;
 use super::secrets::RawSecret;
-use super::shape::Item;
 use super::sidecar::{RawExec, RawHealth, RawProxy, RawRefresh};
 use super::sources::RawSource;
 use super::templates::RawTemplate;

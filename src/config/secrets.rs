@@ -8,7 +8,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::shape::{one_of, one_of_schema, DurationText, ModeText, OneOf};
+use super::blocks::{one_of, one_of_schema, DurationText, ModeText, OneOf};
 use super::sidecar::RawAction;
 use super::{
     check_relative, clean_mount, either, Action, AwsVersion, Source, SourceKind, Validator,

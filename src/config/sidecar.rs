@@ -7,7 +7,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::shape::{one_of, one_of_schema, DurationText, OneOf};
+use super::blocks::{one_of, one_of_schema, DurationText, OneOf};
 use super::{needs_one_of, Validator};
 
 /// Refresh schedule of the sidecar.

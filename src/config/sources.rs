@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::auth::RawAuth;
-use super::shape::{one_of, one_of_schema, DurationText, OneOf};
+use super::blocks::{one_of, one_of_schema, DurationText, OneOf};
 use super::{needs_one_of, Auth, Validator};
 
 /// One backend. Exactly one of `vault`, `aws_secrets_manager`,

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::blocks::{one_of, one_of_schema, ModeText, OneOf};
 use super::secrets::RawSecret;
-use super::shape::{one_of, one_of_schema, ModeText, OneOf};
 use super::sidecar::RawAction;
 use super::{check_relative, Action, Secret, Validator};
 

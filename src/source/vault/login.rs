@@ -24,7 +24,7 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use base64::Engine;
 
-use super::http::{classify, http_client};
+use super::client::{classify, http_client};
 use super::token::{ttl, Grant};
 use super::VaultSource;
 use crate::config::{Auth, AwsLogin, CertLogin};

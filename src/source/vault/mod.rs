@@ -5,7 +5,7 @@
 //! read with its lease, renewed, checked and revoked (in [`lease`]).
 //!
 //! Logins go through vaultrs. Every read goes straight to the HTTP client
-//! vaultrs itself uses (see [`http`]), because vaultrs drops what the sidecar
+//! vaultrs itself uses (see [`client`]), because vaultrs drops what the sidecar
 //! needs from the answer: the lease id, duration and renewability of a logical
 //! read, and the status and `Retry-After` of a refusal (a rate-limit quota's
 //! 429), which the source's [`Gate`] honours. The mount lookup the CLI does
@@ -15,7 +15,7 @@
 //! into [`SecretBytes`] at once, but that transient copy is not zeroized.
 
 mod access;
-mod http;
+mod client;
 mod kv;
 mod lease;
 mod login;
@@ -67,7 +67,7 @@ impl VaultSource {
                 "ca_cert is ignored: the address is plain http://"
             );
         }
-        let http = http::http_client(name, cfg, None)?;
+        let http = client::http_client(name, cfg, None)?;
         Ok(Self {
             name: name.to_owned(),
             address: cfg.address.clone(),

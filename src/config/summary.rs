@@ -1,5 +1,7 @@
-//! The plan that `ramsecrets check` prints: sources, output, and per secret its
-//! address, files, format and mode. It shows names and paths, never values.
+//! The summary that `ramsecrets check` prints (the "plan" of its help):
+//! sources, output, and per secret its address, files, format and mode. It
+//! shows names and paths, never values. ("Plan" in the code is the sidecar's
+//! schedule, `engine/rotation/plan.rs`.)
 
 use std::fmt;
 
