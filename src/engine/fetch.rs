@@ -248,7 +248,7 @@ impl Fetcher {
     }
 
     /// Whether the lease or certificate `fetched` for secret `secret` still holds.
-    pub async fn check(
+    pub async fn still_valid(
         &self,
         config: &Config,
         secret: usize,
@@ -256,7 +256,7 @@ impl Fetcher {
     ) -> Result<bool, source::Error> {
         let secret = &config.secrets[secret];
         self.call(secret.source, Budget::Request, async |src, deadline| {
-            src.check(secret, fetched, deadline).await
+            src.still_valid(secret, fetched, deadline).await
         })
         .await
     }

@@ -91,7 +91,7 @@ pub trait Source: Send + Sync {
     /// Whether a held lease or certificate is still good in the backend:
     /// false when it was revoked there before its time, so that it is read
     /// anew. Sources that cannot tell say true.
-    fn check<'a>(
+    fn still_valid<'a>(
         &'a self,
         _secret: &'a Secret,
         _fetched: &'a Fetched,

@@ -64,7 +64,7 @@ enum Outcome {
     Fetched(Fetched, Vec<Vec<Rendered>>),
     Renewed(Lease),
     /// Whether the held lease or certificate is still good.
-    Checked(bool),
+    Revalidated(bool),
     /// Every secret of the group that failed, with why.
     Failed(Vec<(usize, SecretError)>),
 }
@@ -296,7 +296,7 @@ impl Engine {
                     }
                 },
                 Outcome::Renewed(lease) => self.renewed(g, lease),
-                Outcome::Checked(good) => self.checked(g, good),
+                Outcome::Revalidated(good) => self.revalidated(g, good),
                 Outcome::Failed(errors) => {
                     let failure = self.step_failed(g, errors, &mut round.waits);
                     round.failures.push(failure);
@@ -327,13 +327,13 @@ impl Engine {
                     Err(e) => Outcome::Failed(group.all_failed(e)),
                 }
             }
-            (Step::Check, _, Some(f)) => {
-                match self.fetcher.check(config, group.members[0], f).await {
-                    Ok(good) => Outcome::Checked(good),
+            (Step::Revalidate, _, Some(f)) => {
+                match self.fetcher.still_valid(config, group.members[0], f).await {
+                    Ok(good) => Outcome::Revalidated(good),
                     Err(e) => Outcome::Failed(group.all_failed(e)),
                 }
             }
-            (Step::Check, _, None) => Outcome::Checked(false),
+            (Step::Revalidate, _, None) => Outcome::Revalidated(false),
             _ => match self
                 .fetcher
                 .fetch_group(config, &group.members, Budget::Request)

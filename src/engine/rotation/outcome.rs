@@ -66,12 +66,12 @@ impl Engine {
 
     /// Records whether group `g`'s lease or certificate still holds (if not,
     /// it is read anew).
-    pub(super) fn checked(&mut self, g: usize, good: bool) {
+    pub(super) fn revalidated(&mut self, g: usize, good: bool) {
         if !good {
             tracing::info!(secrets = %self.names(&self.plan.groups[g].members), "revoked in the backend; reading anew");
         }
         self.plan
-            .checked(g, good, &self.fetcher.paces(), Now::read());
+            .revalidated(g, good, &self.fetcher.paces(), Now::read());
         self.record(g);
     }
 

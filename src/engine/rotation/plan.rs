@@ -223,7 +223,7 @@ impl Plan {
 
     /// Records whether group `g`'s lease or certificate still holds: if so
     /// it is scheduled as before, else read anew now.
-    pub(super) fn checked(&mut self, g: usize, good: bool, paces: &[Pace], now: Now) {
+    pub(super) fn revalidated(&mut self, g: usize, good: bool, paces: &[Pace], now: Now) {
         if good {
             self.schedule(g, paces, false, now);
         } else {

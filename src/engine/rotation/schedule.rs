@@ -47,7 +47,7 @@ pub enum Step {
     /// Extend the lease.
     Renew,
     /// Ask the backend whether the held lease or certificate was revoked.
-    Check,
+    Revalidate,
 }
 
 /// The clock a decision is made at: monotonic and wall time, read together.
@@ -112,7 +112,7 @@ pub fn next(
     };
     let check = now.at + poll;
     if check < due.0 {
-        (check, Step::Check)
+        (check, Step::Revalidate)
     } else {
         due
     }
@@ -302,13 +302,13 @@ mod tests {
         let now = Now::read();
         assert_eq!(
             next(&leased(100, true), now.at, S(10), 0.5, now),
-            (now.at + S(10), Step::Check)
+            (now.at + S(10), Step::Revalidate)
         );
         let mut f = Fetched::fields(Fields::new());
         f.expires = Some(now.wall + S(3600));
         assert_eq!(
             next(&f, now.at, S(10), 0.5, now),
-            (now.at + S(10), Step::Check)
+            (now.at + S(10), Step::Revalidate)
         );
     }
 

@@ -175,7 +175,7 @@ impl Source for VaultSource {
         Box::pin(self.renew_lease(lease, deadline))
     }
 
-    fn check<'a>(
+    fn still_valid<'a>(
         &'a self,
         secret: &'a Secret,
         fetched: &'a Fetched,

@@ -74,7 +74,7 @@ async fn a_renewal_shorter_than_asked_reads_new_credentials_next() {
     // Checked for revocation at the poll interval until the renewal is due.
     assert_eq!(
         (plan.groups[1].step, plan.groups[1].due),
-        (Step::Check, now.at + S(10))
+        (Step::Revalidate, now.at + S(10))
     );
     let full = Lease {
         id: "l".into(),
@@ -100,9 +100,9 @@ async fn a_revoked_lease_is_read_anew_at_once() {
     let mut plan = plan();
     let now = Now::read();
     plan.fetched(1, leased(100), &paces(), now);
-    plan.checked(1, true, &paces(), now);
-    assert_eq!(plan.groups[1].step, Step::Check);
-    plan.checked(1, false, &paces(), now);
+    plan.revalidated(1, true, &paces(), now);
+    assert_eq!(plan.groups[1].step, Step::Revalidate);
+    plan.revalidated(1, false, &paces(), now);
     assert_eq!(
         (plan.groups[1].step, plan.groups[1].due),
         (Step::Fetch, now.at)
@@ -146,7 +146,7 @@ async fn refresh_now_makes_a_static_secret_due_and_serves_a_lease_as_held() {
         (Step::Fetch, later)
     );
     assert_eq!(plan.refresh_now("c", later), Refresh::Held);
-    assert_eq!(plan.groups[1].step, Step::Check);
+    assert_eq!(plan.groups[1].step, Step::Revalidate);
     assert_eq!(plan.refresh_now("nope", later), Refresh::Unknown);
 }
 
