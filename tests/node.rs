@@ -25,7 +25,7 @@ const APPS: &str = "apps";
 const MOUNT: &str = "/run/secrets/ramsecrets";
 
 /// The node with OpenBao (kubernetes auth for ServiceAccount `apps/app`, role `app`; KV
-/// under `secret/app/`; database roles `revoke` and `restart` on PostgreSQL) and the chart
+/// under `secret/app/`; database roles `revoke`, `restart` and `renew` on PostgreSQL) and the chart
 /// installed.
 struct Bed {
     // Dropped first: OpenBao and PostgreSQL stop before the node.
@@ -49,10 +49,12 @@ impl Bed {
                 path \"database/creds/*\" { capabilities = [\"read\"] }\n\
                 path \"sys/leases/revoke\" { capabilities = [\"update\"] }" }),
         );
-        bao.database_engine(&pg, &["revoke", "restart"]);
+        bao.database_engine(&pg, &["revoke", "restart", "renew"]);
         for role in ["revoke", "restart"] {
             bao.database_role(role, "1h", "2h");
         }
+        // Renewed at 2/3 of 15 s, re-issued as 30 s comes near.
+        bao.database_role("renew", "15s", "30s");
         apply::namespace(&node, APPS);
         node.kubectl(&[
             "label",
@@ -248,7 +250,7 @@ type Scenario = (&'static str, fn(&Bed));
 #[test]
 fn injected_pods_run_on_a_real_node() {
     let bed = Bed::start();
-    let scenarios: [Scenario; 10] = [
+    let scenarios: [Scenario; 11] = [
         ("deployment_reads_kv", secrets::deployment_reads_kv),
         (
             "rotation_reaches_the_pod",
@@ -264,6 +266,7 @@ fn injected_pods_run_on_a_real_node() {
             "deleting_a_pod_revokes_its_lease",
             secrets::deleting_a_pod_revokes_its_lease,
         ),
+        ("database_lease_renewed", secrets::database_lease_renewed),
         ("killed_sidecar_restarts", secrets::killed_sidecar_restarts),
         ("vault_k8s_pod", secrets::vault_k8s_pod),
         (

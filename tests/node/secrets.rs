@@ -1,7 +1,7 @@
 //! What injected pods get on the node: files from KV and from leased database credentials,
-//! rotation reaching the running pod, Jobs that complete, leases revoked with the pod and
-//! kept across a sidecar's crash, the sidecar's real memory, and a pod written for
-//! vault-k8s.
+//! rotation reaching the running pod (a KV update; a lease renewed, then re-issued), Jobs
+//! that complete, leases revoked with the pod and kept across a sidecar's crash, the
+//! sidecar's real memory, and a pod written for vault-k8s.
 
 use std::time::{Duration, Instant};
 
@@ -191,6 +191,38 @@ pub fn deleting_a_pod_revokes_its_lease(bed: &Bed) {
     );
     assert!(log.contains("lease revoked"), "{log}");
     assert!(!login(), "the deleted pod's credentials still log in");
+}
+
+/// Database credentials that last 15 s, at most 30 s: the sidecar in the pod renews the
+/// lease, then reads new credentials as the end nears and writes them to the file; they log
+/// in.
+pub fn database_lease_renewed(bed: &Bed) {
+    bed.create(&pod(
+        "renew",
+        ramsecrets(&[
+            ("secret.db", "read:database/creds/renew"),
+            ("format.db", "json"),
+        ]),
+    ));
+    let pod = bed.node.wait_pod_ready(APPS, "renew", &[APPS]);
+    let first = bed.read(&pod, "db");
+    let mut now = first.clone();
+    bed.node
+        .wait(LIMIT, "new credentials in the pod's file", &[APPS], || {
+            now = bed.read(&pod, "db");
+            now != first
+        });
+    let creds: Value = serde_json::from_str(&now).unwrap_or_else(|e| panic!("{e}: {now}"));
+    let (user, password) = (&creds["username"], &creds["password"]);
+    assert!(
+        bed.pg
+            .can_login(user.as_str().unwrap(), password.as_str().unwrap()),
+        "the new credentials do not log in: {creds}"
+    );
+    let log = bed
+        .node
+        .kubectl(&["-n", APPS, "logs", "renew", "-c", "ramsecrets"]);
+    assert!(log.contains("lease renewed"), "{log}");
 }
 
 /// The sidecar's process killed (SIGKILL, as the OOM killer would): the kubelet restarts
