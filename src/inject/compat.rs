@@ -51,7 +51,7 @@ pub const ANNOTATIONS: &[(&str, Support, &str)] = &[
     ("agent-revoke-on-shutdown", Support::Yes, "`\"true\"`: the sidecar revokes its leases when the pod stops"),
     ("agent-cache-enable", Support::NoOp, "ramsecrets keeps no Vault Agent cache; the app reads files"),
     ("tls-skip-verify", Support::No, "ramsecrets always verifies Vault's certificate: give the injector's source a `ca_cert`"),
-    ("agent-inject-command-NAME", Support::No, "the ramsecrets image has no shell to run it in"),
+    ("agent-inject-command-NAME", Support::No, "the ramsecrets image has no shell to run it in: annotate the pod for ramsecrets with `ramsecrets.io/on-change.NAME`, a POST over the pod's loopback or a signal to a container's process"),
     ("agent-limits-cpu", Support::Yes, "the CPU limit of ramsecrets' containers, as `ramsecrets.io/limits-cpu` (empty: the injector's default)"),
     ("agent-limits-mem", Support::Yes, "their memory limit, as `ramsecrets.io/limits-memory` (empty: the injector's default)"),
     ("agent-limits-ephemeral", Support::Yes, "their ephemeral-storage limit, as `ramsecrets.io/limits-ephemeral-storage` (empty: the injector's default)"),
@@ -257,6 +257,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
             template: Some(template),
             mode,
             previous: false,
+            on_change: None,
         });
     }
     for key in ours.keys() {

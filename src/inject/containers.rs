@@ -177,3 +177,7 @@ pub fn health_port(default: u16, request: &PodRequest, spec: &PodSpec) -> Result
             }),
     }
 }
+
+#[cfg(test)]
+#[path = "containers_tests.rs"]
+mod tests;

@@ -2,7 +2,7 @@
 //! reads a pod's `ramsecrets.io/` annotations, [`podconfig`] makes the config
 //! its injected containers run, [`mutate`] is the pure decision (pod →
 //! JSONPatch or denial) with [`containers`] saying what the added containers
-//! run with, [`tls`] the serving certificate (files reloaded on
+//! run with and [`onchange`] how the sidecar tells the app, [`tls`] the serving certificate (files reloaded on
 //! change, or made at start with the CA patched into the webhook
 //! configuration through [`apiserver`]), and [`server`] the HTTPS layer.
 //! With `inject.compat: vault-k8s`, [`compat`] reads pods annotated for
@@ -12,6 +12,7 @@ pub mod apiserver;
 pub mod compat;
 pub mod containers;
 pub mod mutate;
+pub mod onchange;
 pub mod podconfig;
 pub mod server;
 pub mod spec;

@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 
 use super::compat;
 use super::containers;
+use super::onchange;
 use super::podconfig::{self, CONFIG_DIR, CONFIG_FILE, STATE_DIR, TOKEN_DIR};
 use super::spec::{
     self, deny, Denial, Mode, Parsed, PodRequest, INJECTED, RENDERED_CA, RENDERED_CONFIG,
@@ -296,6 +297,10 @@ fn inject(
     problems.extend(resources.as_ref().err().cloned());
     problems.extend(user.as_ref().err().cloned());
     problems.extend(health_port.as_ref().err().cloned());
+    let mut request = request.clone();
+    let uid = user.as_ref().ok().and_then(|(uid, _)| *uid);
+    let share_processes = onchange::resolve(&mut request, spec, uid, &mut problems);
+    let request = &request;
     if let Some(all) = Denial::all(problems) {
         return Err(all);
     }
@@ -424,6 +429,9 @@ fn inject(
         ops.append(raw, "/spec/containers", vec![sidecar]);
     }
     ops.append(raw, "/spec/volumes", volumes);
+    if share_processes && spec.share_process_namespace != Some(true) {
+        ops.add("/spec/shareProcessNamespace".to_owned(), json!(true));
+    }
     match raw
         .pointer("/metadata/annotations")
         .is_some_and(Value::is_object)
@@ -440,4 +448,4 @@ fn inject(
 
 #[cfg(test)]
 #[path = "mutate_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
+use super::onchange;
 use super::spec::{deny, Denial, PodRequest};
 use super::Injector;
 use crate::config::Config;
@@ -105,6 +106,9 @@ pub fn render(
         if s.previous {
             out.insert("previous".into(), json!(true));
         }
+        if let Some(a) = &s.on_change {
+            out.insert("on_change".into(), onchange::config(a));
+        }
         secrets.push(Value::Object(out));
     }
     used.sort_unstable();
@@ -194,6 +198,7 @@ fn check(text: &str, request: &PodRequest) -> Result<(), Denial> {
                     "file" | "format" | "key" | "template" | "mode" | "previous" => {
                         format!("{field}.{name}")
                     }
+                    "on_change" => format!("on-change.{name}"),
                     _ => format!("secret.{name}"),
                 })
             })

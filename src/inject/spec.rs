@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::containers;
+use super::onchange::{self, OnChange};
 use super::podconfig::OWN_DIR;
 use crate::config::inject::Resources;
 use crate::source::PodAddress;
@@ -78,6 +79,8 @@ pub struct SecretSpec {
     pub mode: Option<String>,
     /// `previous.<name>`.
     pub previous: bool,
+    /// `on-change.<name>`: how the app hears of a change.
+    pub on_change: Option<OnChange>,
 }
 
 /// What an annotated pod asks for.
@@ -160,6 +163,10 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
         "previous.NAME",
         "`\"true\"`: (AWS) also write `AWSPREVIOUS` to `<file>.previous`, as `previous: true` in `secrets[]`",
     ),
+    (
+        "on-change.NAME",
+        "how the app hears that the file changed: `http://127.0.0.1:PORT/PATH` (a POST over the pod's loopback), or `signal:HUP:CONTAINER` (the base name of the container's command; `signal:HUP:CONTAINER:PROCESS` names the process), which sets the pod's `shareProcessNamespace: true` and needs ramsecrets to run as the process's uid (`run-as-user`)",
+    ),
     ("role", "the Vault role (default: the source's)"),
     (
         "source",
@@ -227,7 +234,15 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
     ),
 ];
 
-const PER_SECRET: &[&str] = &["file", "format", "key", "template", "mode", "previous"];
+const PER_SECRET: &[&str] = &[
+    "file",
+    "format",
+    "key",
+    "template",
+    "mode",
+    "previous",
+    "on-change",
+];
 
 /// "a, b, … or z": the annotations [`ANNOTATIONS`] lists.
 fn known() -> String {
@@ -353,6 +368,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
                                 template: None,
                                 mode: None,
                                 previous: false,
+                                on_change: None,
                             });
                         }
                         Some((field, name)) if PER_SECRET.contains(&field) => {
@@ -384,6 +400,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
             "key" => s.key = value,
             "template" => s.template = value,
             "mode" => s.mode = value,
+            "on-change" => match onchange::parse(&key, value.as_deref().unwrap_or_default()) {
+                Ok(a) => s.on_change = Some(a),
+                Err(d) => problems.push(d),
+            },
             _ => match boolean(&key, value.as_deref().unwrap_or_default()) {
                 Ok(b) => s.previous = b,
                 Err(d) => problems.push(d),
