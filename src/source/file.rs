@@ -1,7 +1,8 @@
 //! The `file` source, for local development: a YAML file whose keys are the
 //! addresses secrets use (`secret/app/db` for kv, `database/creds/app` for
-//! read, `pki/issue/web` for pki, `prod/api` for secret_id), each mapping field
-//! names to values. `!base64`-tagged values are decoded and written as bytes. The file
+//! read, `pki/issue/web` for pki, `prod/api` for secret_id, `/app/key` for
+//! parameter, `/app` for parameters_by_path), each mapping field names to
+//! values. `!base64`-tagged values are decoded and written as bytes. The file
 //! is re-read when it changes, so edits show up on the next fetch (the
 //! sidecar watches it and fetches at once).
 
