@@ -24,6 +24,9 @@ pub mod config;
 mod drill;
 mod engine;
 pub mod exit;
+/// Entry points for the fuzz targets in `fuzz/`; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 mod http;
 mod inject;
 mod os;

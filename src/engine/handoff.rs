@@ -287,6 +287,22 @@ impl State {
 
     /// Writes the state atomically into `dir` (from [`prepare`]).
     pub fn save(&self, dir: &OutputDir) -> Result<(), Error> {
+        let bytes = self.to_bytes().map_err(|e| output::Error::Write {
+            dir: dir.path().to_owned(),
+            file: FILE.into(),
+            source: e.into(),
+        })?;
+        let file = Rendered {
+            file: FILE.into(),
+            bytes,
+            mode: 0o400,
+        };
+        dir.write_all([&file])?;
+        Ok(())
+    }
+
+    /// The state file's contents.
+    pub(crate) fn to_bytes(&self) -> serde_json::Result<SecretBytes> {
         let doc = DocOut {
             version: VERSION,
             tokens: self
@@ -321,18 +337,8 @@ impl State {
                 .collect(),
         };
         let mut bytes = SecretBytes::default();
-        serde_json::to_writer(&mut bytes, &doc).map_err(|e| output::Error::Write {
-            dir: dir.path().to_owned(),
-            file: FILE.into(),
-            source: e.into(),
-        })?;
-        let file = Rendered {
-            file: FILE.into(),
-            bytes,
-            mode: 0o400,
-        };
-        dir.write_all([&file])?;
-        Ok(())
+        serde_json::to_writer(&mut bytes, &doc)?;
+        Ok(bytes)
     }
 
     /// Reads the state `init` left, if any. A state that cannot be trusted or
@@ -360,6 +366,16 @@ impl State {
         };
         let bytes =
             trust::read(dir.fd(), Path::new(FILE), rules(output), MAX_SIZE).map_err(untrusted)?;
+        State::parse(bytes.expose(), &file, SystemTime::now())
+    }
+
+    /// The state in `bytes`, read from `file` at `now`, if it is one of this
+    /// version and every value in it is in range.
+    pub(crate) fn parse(bytes: &[u8], file: &Path, now: SystemTime) -> Result<State, Error> {
+        let untrusted = |reason| Error::Untrusted {
+            path: file.to_owned(),
+            reason,
+        };
         // serde's message can quote the content: only the position is kept.
         let not_state = |e: serde_json::Error| {
             untrusted(Refused::Io(std::io::Error::other(format!(
@@ -368,14 +384,17 @@ impl State {
                 e.column()
             ))))
         };
-        let found = serde_json::from_slice::<Versioned>(bytes.expose())
+        let found = serde_json::from_slice::<Versioned>(bytes)
             .map_err(not_state)?
             .version;
         if found != Some(VERSION) {
-            return Err(Error::Version { path: file, found });
+            return Err(Error::Version {
+                path: file.to_owned(),
+                found,
+            });
         }
-        let doc = serde_json::from_slice::<DocIn>(bytes.expose()).map_err(not_state)?;
-        doc.into_state(SystemTime::now())
+        let doc = serde_json::from_slice::<DocIn>(bytes).map_err(not_state)?;
+        doc.into_state(now)
             .map_err(|what| untrusted(Refused::Io(std::io::Error::other(what))))
     }
 }

@@ -244,12 +244,7 @@ impl Proxy {
         bodies.made.insert(key, (revision, body));
     }
 
-    fn authorized(
-        &self,
-        req: &Request<Incoming>,
-        api: Api,
-        config: &Config,
-    ) -> Result<(), Refusal> {
+    fn authorized<B>(&self, req: &Request<B>, api: Api, config: &Config) -> Result<(), Refusal> {
         let given = req
             .headers()
             .get("x-aws-parameters-secrets-token")
@@ -262,7 +257,8 @@ impl Proxy {
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    /// The answer to `req`, whose body is never read.
+    pub(crate) async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
         let view = self.latest();
         let route = api::route(&view.config, req.uri().path(), req.uri().query());
         match route {

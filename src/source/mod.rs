@@ -14,10 +14,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use aws::{sdk_error, AwsSource, VALUE_FIELD};
+pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
 pub use ssm::{proxy as ssm_proxy, Keys as ParameterKeys, Parameter};
 pub use vault::{user_logins, VaultSource};
+
+/// The pure steps from a backend's answer to fields, for the fuzz targets
+/// ([`crate::fuzzing`]); the sources call them after each request.
+pub(crate) mod answers {
+    pub(crate) use super::aws::{fetched as aws_fetched, value_of as aws_value};
+    pub(crate) use super::vault::{
+        answer as vault_answer, kv1_fetched, kv2_fetched, pki_fetched, read_fetched,
+    };
+}
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;

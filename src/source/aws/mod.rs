@@ -58,6 +58,7 @@ pub(in crate::source) use client::sdk_config;
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
 pub use value::VALUE_FIELD;
+pub(crate) use value::{fetched, value_of};
 
 /// API calls in flight at once, per source.
 const IN_FLIGHT: usize = 16;

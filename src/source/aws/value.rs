@@ -57,13 +57,13 @@ pub(super) fn what(id: &str, version: Option<&AwsVersion>) -> String {
 }
 
 /// A secret's value as the SDK hands it over, moved into [`SecretBytes`] at once.
-pub(super) enum Value {
+pub(crate) enum Value {
     Text(SecretBytes),
     Binary(SecretBytes),
     None,
 }
 
-pub(super) fn value_of(string: Option<String>, binary: Option<Blob>) -> Value {
+pub(crate) fn value_of(string: Option<String>, binary: Option<Blob>) -> Value {
     match (string, binary) {
         (Some(s), _) => Value::Text(SecretBytes::from_string(s)),
         (None, Some(b)) => Value::Binary(SecretBytes::new(b.into_inner())),
@@ -80,7 +80,7 @@ pub(super) fn origin(arn: Option<String>, created: Option<DateTime>) -> Origin {
 }
 
 /// Fields of a value: a JSON object's members, else one field `value`.
-pub(super) fn fetched(
+pub(crate) fn fetched(
     what: &str,
     value: Value,
     version_id: Option<String>,

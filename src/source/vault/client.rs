@@ -124,20 +124,7 @@ impl VaultSource {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| backoff::parse_retry_after(v, std::time::SystemTime::now()));
         let body = body_within(resp, what).await?;
-        if (200..300).contains(&status) && body.is_empty() {
-            return Ok(serde_json::Value::Null);
-        }
-        if (200..300).contains(&status) {
-            // Not the parser's error: it may quote the answer, which holds secrets.
-            return serde_json::from_slice(&body)
-                .map_err(|_| Error::data(format!("{what}: answer is not JSON")));
-        }
-        let errors = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|v| v.get("errors").cloned())
-            .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
-            .unwrap_or_default();
-        Err(Error::from_status(status, errors, what, retry_after))
+        answer(status, &body, what, retry_after)
     }
 
     /// An authenticated API call outside the secret reads (the rotation
@@ -170,6 +157,30 @@ impl VaultSource {
             other => other,
         }
     }
+}
+
+/// An answer of `status` with `body` as JSON, or the error it says: a refusal
+/// keeps Vault's `errors` and `retry_after`; a success that is not JSON is
+/// refused without the parser's message, which may quote the answer.
+pub(crate) fn answer(
+    status: u16,
+    body: &[u8],
+    what: &str,
+    retry_after: Option<std::time::Duration>,
+) -> Result<serde_json::Value> {
+    if (200..300).contains(&status) && body.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    if (200..300).contains(&status) {
+        return serde_json::from_slice(body)
+            .map_err(|_| Error::data(format!("{what}: answer is not JSON")));
+    }
+    let errors = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("errors").cloned())
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+        .unwrap_or_default();
+    Err(Error::from_status(status, errors, what, retry_after))
 }
 
 /// The HTTP client of a Vault source (timeouts, CA bundle), with a client

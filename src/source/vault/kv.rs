@@ -131,33 +131,44 @@ impl VaultSource {
             let body = self
                 .read(c, &format!("{mount}/{path}"), what, deadline)
                 .await?;
-            return Ok(Fetched::fields(fields_from_json(
-                body.get("data").cloned().unwrap_or_default(),
-                what,
-            )?));
+            return kv1_fetched(body, what);
         }
         let pinned = version.map(|n| format!("?version={n}")).unwrap_or_default();
-        let mut body = self
+        let body = self
             .read(c, &format!("{mount}/data/{path}{pinned}"), what, deadline)
             .await?;
-        let data = body.pointer_mut("/data/data").map(serde_json::Value::take);
-        let number = body
-            .pointer("/data/metadata/version")
-            .and_then(serde_json::Value::as_u64);
-        match data {
-            None | Some(serde_json::Value::Null) => Err(Error::not_found(format!(
-                "{what}: version {} is deleted",
-                number.map_or_else(|| "?".to_owned(), |n| n.to_string())
-            ))),
-            Some(data) => {
-                let mut f = Fetched::fields(fields_from_json(data, what)?);
-                f.version = number.map(|n| n.to_string());
-                f.origin.created = body
-                    .pointer("/data/metadata/created_time")
-                    .and_then(serde_json::Value::as_str)
-                    .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
-                Ok(f)
-            }
+        kv2_fetched(body, what)
+    }
+}
+
+/// The fields of a KV v1 read's answer.
+pub(crate) fn kv1_fetched(mut body: serde_json::Value, what: &str) -> Result<Fetched> {
+    let data = body
+        .get_mut("data")
+        .map(serde_json::Value::take)
+        .unwrap_or_default();
+    Ok(Fetched::fields(fields_from_json(data, what)?))
+}
+
+/// The fields and version of a KV v2 read's answer.
+pub(crate) fn kv2_fetched(mut body: serde_json::Value, what: &str) -> Result<Fetched> {
+    let data = body.pointer_mut("/data/data").map(serde_json::Value::take);
+    let number = body
+        .pointer("/data/metadata/version")
+        .and_then(serde_json::Value::as_u64);
+    match data {
+        None | Some(serde_json::Value::Null) => Err(Error::not_found(format!(
+            "{what}: version {} is deleted",
+            number.map_or_else(|| "?".to_owned(), |n| n.to_string())
+        ))),
+        Some(data) => {
+            let mut f = Fetched::fields(fields_from_json(data, what)?);
+            f.version = number.map(|n| n.to_string());
+            f.origin.created = body
+                .pointer("/data/metadata/created_time")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+            Ok(f)
         }
     }
 }

@@ -25,31 +25,7 @@ impl VaultSource {
         deadline: Instant,
     ) -> Result<Fetched> {
         let body = self.read(c, path, what, deadline).await?;
-        let lease_id = body["lease_id"].as_str().unwrap_or_default().to_owned();
-        let lease = (!lease_id.is_empty()).then(|| Lease {
-            id: lease_id,
-            duration: crate::clock::secs(body["lease_duration"].as_u64().unwrap_or(0)),
-            renewable: body["renewable"].as_bool().unwrap_or(false),
-        });
-        let mut data = match body {
-            serde_json::Value::Object(mut m) => m.remove("data").unwrap_or_default(),
-            _ => serde_json::Value::Null,
-        };
-        if data.is_null() {
-            return Err(Error::not_found(format!("{what}: no data at this path")));
-        }
-        let stored = keep.then(|| {
-            let mut out = SecretBytes::default();
-            // Writing a JSON value into memory does not fail.
-            let _ = serde_json::to_writer(&mut out, &data);
-            out
-        });
-        let rotates = static_rotation(&mut data);
-        let mut f = Fetched::fields(fields_from_json(data, what)?);
-        f.lease = lease;
-        f.rotates = rotates;
-        f.stored = stored;
-        Ok(f)
+        read_fetched(body, keep, what)
     }
 
     /// Extends `lease` by its duration (`sys/leases/renew`).
@@ -134,6 +110,36 @@ impl VaultSource {
         .await
         .map(|_| ())
     }
+}
+
+/// The fields, lease and static-role rotation of a logical read's answer;
+/// with `keep`, its `data` kept whole as [`Fetched::stored`].
+pub(crate) fn read_fetched(body: serde_json::Value, keep: bool, what: &str) -> Result<Fetched> {
+    let lease_id = body["lease_id"].as_str().unwrap_or_default().to_owned();
+    let lease = (!lease_id.is_empty()).then(|| Lease {
+        id: lease_id,
+        duration: crate::clock::secs(body["lease_duration"].as_u64().unwrap_or(0)),
+        renewable: body["renewable"].as_bool().unwrap_or(false),
+    });
+    let mut data = match body {
+        serde_json::Value::Object(mut m) => m.remove("data").unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    };
+    if data.is_null() {
+        return Err(Error::not_found(format!("{what}: no data at this path")));
+    }
+    let stored = keep.then(|| {
+        let mut out = SecretBytes::default();
+        // Writing a JSON value into memory does not fail.
+        let _ = serde_json::to_writer(&mut out, &data);
+        out
+    });
+    let rotates = static_rotation(&mut data);
+    let mut f = Fetched::fields(fields_from_json(data, what)?);
+    f.lease = lease;
+    f.rotates = rotates;
+    f.stored = stored;
+    Ok(f)
 }
 
 /// A database static role's credentials (`…/static-creds/NAME`) carry the

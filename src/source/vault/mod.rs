@@ -35,6 +35,10 @@ use super::{Error, Result, Source};
 use crate::config::{Address, Auth, Format, KvVersion, Secret, Vault};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
+pub(crate) use http::answer;
+pub(crate) use kv::{kv1_fetched, kv2_fetched};
+pub(crate) use lease::read_fetched;
+pub(crate) use pki::pki_fetched;
 pub use token::user_logins;
 use token::{LoginState, Session};
 

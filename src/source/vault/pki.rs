@@ -61,7 +61,7 @@ impl VaultSource {
     }
 }
 
-fn pki_fetched(mut body: serde_json::Value, what: &str) -> Result<Fetched> {
+pub(crate) fn pki_fetched(mut body: serde_json::Value, what: &str) -> Result<Fetched> {
     let data = body
         .get_mut("data")
         .map(serde_json::Value::take)
