@@ -39,7 +39,9 @@ pub use pin::Pin;
 use raw::RawConfig;
 pub use secrets::{previous_file, Address, Format, KvVersion, Secret};
 pub use sidecar::{signal_name, Action, ChildOnChange, Exec, Proxy, Refresh, SignalTarget};
-pub use sources::{Aws, AwsVersion, Source, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS};
+pub use sources::{
+    Aws, AwsVersion, Source, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS, MAX_ANSWER_BYTES,
+};
 pub use templates::Template;
 
 /// Largest config file read, and largest `file` source.

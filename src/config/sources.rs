@@ -54,6 +54,10 @@ pub struct RawVault {
     /// Revoke the sidecar's leases when it stops.
     #[serde(default)]
     pub revoke_on_exit: bool,
+    /// Largest answer read from the server, in bytes (default 4 MiB, at least
+    /// 1 KiB): a bigger one is refused while it streams in, naming the secret
+    /// or login, before it fills the sidecar's memory.
+    pub max_answer_bytes: Option<u64>,
 }
 
 /// An AWS service. Credentials come from the SDK's default chain:
@@ -67,6 +71,10 @@ pub struct RawAws {
     pub profile: Option<String>,
     /// The service's endpoint URL, e.g. a VPC endpoint or a local emulator.
     pub endpoint: Option<String>,
+    /// Largest answer read from the service, in bytes (default 4 MiB, at
+    /// least 1 KiB; a secret holds at most 64 KiB): a bigger one is refused,
+    /// naming the secret, before it fills the sidecar's memory.
+    pub max_answer_bytes: Option<u64>,
 }
 
 /// A key present with no value (`aws_secrets_manager:`) means "all defaults".
@@ -124,6 +132,8 @@ pub struct Vault {
     pub request_timeout: Duration,
     /// Revoke leases on shutdown.
     pub revoke_on_exit: bool,
+    /// Largest answer read.
+    pub max_answer_bytes: usize,
 }
 
 /// Settings of an AWS source (Secrets Manager, Parameter Store); what is absent comes from the
@@ -136,7 +146,13 @@ pub struct Aws {
     pub profile: Option<String>,
     /// Endpoint override.
     pub endpoint: Option<reqwest::Url>,
+    /// Largest answer read.
+    pub max_answer_bytes: usize,
 }
+
+/// The largest answer read from a backend unless `max_answer_bytes` says
+/// otherwise: far above any real secret, far below an injected sidecar's 64 MiB.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// The staging label of the current version of an AWS secret.
 pub const AWS_CURRENT: &str = "AWSCURRENT";
@@ -275,6 +291,7 @@ impl Validator<'_> {
             Duration::from_secs(30),
         );
         let auth = self.auth(&format!("{at}.auth"), v.auth);
+        let max_answer = self.max_answer(at, v.max_answer_bytes);
         if let (Some(Auth::Cert(_)), Some(a)) = (&auth, &address) {
             if a.scheme() != "https" {
                 self.problem(
@@ -299,6 +316,7 @@ impl Validator<'_> {
             connect_timeout: connect_timeout?,
             request_timeout: request_timeout?,
             revoke_on_exit: v.revoke_on_exit,
+            max_answer_bytes: max_answer?,
         })
     }
 
@@ -327,6 +345,7 @@ impl Validator<'_> {
                 None
             }
         };
+        let max_answer_bytes = self.max_answer(at, a.max_answer_bytes);
         if self.problems.len() != before {
             return None;
         }
@@ -334,6 +353,22 @@ impl Validator<'_> {
             region: a.region,
             profile: a.profile,
             endpoint,
+            max_answer_bytes: max_answer_bytes?,
         })
+    }
+
+    /// `max_answer_bytes` of the source at `at`: at least 1 KiB, at most 1 GiB.
+    fn max_answer(&mut self, at: &str, given: Option<u64>) -> Option<usize> {
+        match given {
+            None => Some(MAX_ANSWER_BYTES),
+            Some(n @ 1024..=0x4000_0000) => usize::try_from(n).ok(),
+            Some(_) => {
+                self.problem(
+                    format!("{at}.max_answer_bytes"),
+                    "must be from 1024 (1 KiB) to 1073741824 (1 GiB)",
+                );
+                None
+            }
+        }
     }
 }

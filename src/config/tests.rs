@@ -577,3 +577,39 @@ fn output_is_optional_only_with_a_proxy() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].path.starts_with("output"), "{found:?}");
 }
+
+#[test]
+fn max_answer_bytes_defaults_to_four_mebibytes_and_is_bounded() {
+    let config = |vault: &str, aws: &str| {
+        Config::parse(
+            &format!("sources:\n  - vault: {{ address: http://v:8200, auth: {{ token_file: /t }}{vault} }}\n  - aws_secrets_manager: {{ region: eu-west-1{aws} }}\noutput: {{ dir: /x }}\nsecrets:\n  - {{ name: a, source: vault, read: x/y }}\n"),
+            Path::new("/cfg"),
+        )
+    };
+    let caps = |c: Config| {
+        c.sources
+            .iter()
+            .map(|s| match &s.kind {
+                SourceKind::Vault(v) => v.max_answer_bytes,
+                SourceKind::AwsSecretsManager(a) | SourceKind::SsmParameterStore(a) => {
+                    a.max_answer_bytes
+                }
+                SourceKind::File { .. } => 0,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(caps(config("", "").unwrap()), [4 << 20, 4 << 20]);
+    let set = ", max_answer_bytes: 65536";
+    assert_eq!(caps(config(set, set).unwrap()), [65536, 65536]);
+    let found = config(", max_answer_bytes: 1023", ", max_answer_bytes: 2147483648").unwrap_err();
+    // (A source refused is also one no secret can name.)
+    let paths: Vec<&str> = found.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths[..2],
+        [
+            "sources[0].vault.max_answer_bytes",
+            "sources[1].aws_secrets_manager.max_answer_bytes"
+        ]
+    );
+    assert!(found[0].message.contains("from 1024"), "{}", found[0]);
+}

@@ -170,6 +170,13 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Source>>> {
         .collect()
 }
 
+/// The refusal of an answer to `what` over `max` bytes (`max_answer_bytes`).
+pub(in crate::source) fn too_big(what: &str, max: usize) -> Error {
+    Error::data(format!(
+        "{what}: the answer is larger than max_answer_bytes ({max} bytes); refused before it fills the memory: raise max_answer_bytes of the source if the secret is that big"
+    ))
+}
+
 /// Turns a JSON object into fields: strings as their bytes, other values as JSON text.
 fn fields_from_json(data: serde_json::Value, what: &str) -> Result<Fields> {
     let serde_json::Value::Object(map) = data else {
@@ -188,7 +195,7 @@ fn fields_from_json(data: serde_json::Value, what: &str) -> Result<Fields> {
         .collect())
 }
 
-/// A stand-in source for unit tests.
+/// A stand-in source for unit tests, and a server with an answer too big.
 #[cfg(test)]
 pub mod fake {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -225,6 +232,27 @@ pub mod fake {
             );
             Box::pin(async move { Ok(Fetched::fields(fields)) })
         }
+    }
+
+    /// A server on a free port that answers one request with `head` and
+    /// then `size` bytes of `x`.
+    pub fn big_answer(head: &str, size: usize) -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let head = head.to_owned();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 8192];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(head.as_bytes());
+            let chunk = vec![b'x'; 64 << 10];
+            let mut sent = 0;
+            while sent < size && s.write_all(&chunk[..chunk.len().min(size - sent)]).is_ok() {
+                sent += chunk.len().min(size - sent);
+            }
+        });
+        port
     }
 }
 

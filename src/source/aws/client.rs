@@ -2,7 +2,7 @@
 //! built on first use from the SDK's default chain with the source's region,
 //! profile and endpoint, with the SDK's own
 //! retries off (the source's [`Gate`](crate::engine::backoff::Gate) retries against
-//! the caller's deadline).
+//! the caller's deadline) and answers capped at `max_answer_bytes`.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_secretsmanager::Client;
 
+use super::cap::AnswerCap;
 use super::Inner;
 use crate::config::Aws;
 use crate::source::{Error, Result};
@@ -21,7 +22,10 @@ impl Inner {
         self.client
             .get_or_try_init(|| async {
                 let sdk = sdk_config(&self.name, &self.settings).await?;
-                let mut config = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+                let mut config =
+                    aws_sdk_secretsmanager::config::Builder::from(&sdk).interceptor(AnswerCap {
+                        max: self.settings.max_answer_bytes,
+                    });
                 if let Some(endpoint) = &self.settings.endpoint {
                     config = config.endpoint_url(endpoint.as_str());
                 }

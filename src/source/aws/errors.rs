@@ -1,12 +1,14 @@
 //! How a failed SDK call becomes an [`Error`]: the service's error code
 //! first, then its HTTP status; a credential-chain failure says which
-//! credentials were looked for; a parse error never quotes the answer.
+//! credentials were looked for; a parse error never quotes the answer; an
+//! answer over `max_answer_bytes` is refused as bad data, not retried.
 
 use aws_credential_types::provider::error::CredentialsError;
 use std::time::Duration;
 
 use aws_sdk_secretsmanager::error::{ConnectorError, ProvideErrorMetadata, SdkError};
 
+use super::cap::TooBig;
 use crate::engine::backoff;
 use crate::source::{Cause, Error, Kind};
 
@@ -29,6 +31,12 @@ pub(super) fn classify<E>(e: SdkError<E>, what: &str) -> Failed
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
+    if let Some(max) = TooBig::within(&e) {
+        return Failed {
+            error: crate::source::too_big(what, max),
+            code: None,
+        };
+    }
     if let Some(c) = credentials_error(&e) {
         return Failed {
             error: credentials(c, what).because(Cause::call(e)),

@@ -37,6 +37,7 @@
 //! SDK's response buffer and its deserialized `String` are not zeroized.
 
 mod batch;
+mod cap;
 mod client;
 mod errors;
 mod value;
@@ -54,6 +55,7 @@ use crate::config::{Address, Aws, AwsVersion, Secret, AWS_PREVIOUS};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::Fetched;
 use crate::source::batch::Queue;
+pub(in crate::source) use cap::AnswerCap;
 pub(in crate::source) use client::sdk_config;
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;

@@ -91,7 +91,10 @@ impl Inner {
         self.client
             .get_or_try_init(|| async {
                 let sdk = super::aws::sdk_config(&self.name, &self.settings).await?;
-                let mut config = aws_sdk_ssm::config::Builder::from(&sdk);
+                let mut config =
+                    aws_sdk_ssm::config::Builder::from(&sdk).interceptor(super::aws::AnswerCap {
+                        max: self.settings.max_answer_bytes,
+                    });
                 if let Some(endpoint) = &self.settings.endpoint {
                     config = config.endpoint_url(endpoint.as_str());
                 }

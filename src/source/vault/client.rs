@@ -1,7 +1,8 @@
 //! Talking to the server: the HTTP client (timeouts, CA bundle, client
 //! certificate), the raw `/v1/…` call that keeps the status and
-//! `Retry-After` of a refusal, the vaultrs client the logins use, and how
-//! their failures map to [`Error`] kinds.
+//! `Retry-After` of a refusal, every answer capped at the source's
+//! `max_answer_bytes` (logins included), and the vaultrs client that holds a
+//! session's token.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -9,7 +10,6 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
-use vaultrs::error::ClientError;
 
 use super::VaultSource;
 use crate::config::Vault;
@@ -123,7 +123,7 @@ impl VaultSource {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| backoff::parse_retry_after(v, std::time::SystemTime::now()));
-        let body = body_within(resp, what).await?;
+        let body = body_within(resp, what, self.settings.max_answer_bytes).await?;
         answer(status, &body, what, retry_after)
     }
 
@@ -223,46 +223,17 @@ fn load_ca(name: &str, path: &Path) -> Result<Vec<reqwest::Certificate>> {
     Ok(certs)
 }
 
-/// Maps a vaultrs error: HTTP statuses by code, anything else on the way is a transport failure.
-pub(super) fn classify(e: ClientError, what: &str) -> Error {
-    match e {
-        ClientError::APIError { code, errors } => Error::from_status(code, errors, what, None),
-        ClientError::RestClientError {
-            source: rustify::errors::ClientError::ServerResponseError { code, .. },
-        } => Error::from_status(code, Vec::new(), what, None),
-        // Only transport failures carry their cause chain: a parse error's
-        // cause may quote the answer, which holds secrets.
-        ClientError::RestClientError {
-            source:
-                source @ (rustify::errors::ClientError::RequestError { .. }
-                | rustify::errors::ClientError::ResponseError { .. }),
-        } => Error::unavailable(what).because(Cause::call(source)),
-        ClientError::RestClientError { source } => Error::data(format!("{what}: {source}")),
-        ClientError::ResponseDataEmptyError | ClientError::ResponseEmptyError => {
-            Error::not_found(format!("{what}: empty answer"))
-        }
-        other => Error::data(format!("{what}: {other}")),
-    }
-}
-
-/// Largest answer read from Vault: a bigger one is refused while it
-/// streams in, before it fills the memory of a sidecar (64 MiB injected).
-const MAX_ANSWER: usize = 4 << 20;
-
-/// The body of `resp`, refused once it is over [`MAX_ANSWER`] (by its
-/// `Content-Length`, or counted as it streams in).
+/// The body of `resp`, refused once it is over `max` bytes (the source's
+/// `max_answer_bytes`: by its `Content-Length`, or counted as it streams in),
+/// before it fills the memory of a sidecar (64 MiB injected).
 async fn body_within(
     mut resp: reqwest::Response,
     what: &str,
+    max: usize,
 ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let too_big = || {
-        Error::data(format!(
-            "{what}: the answer is larger than {} MiB; refused",
-            MAX_ANSWER >> 20
-        ))
-    };
+    let too_big = || crate::source::too_big(what, max);
     let length = resp.content_length().unwrap_or(0);
-    if length > MAX_ANSWER as u64 {
+    if length > max as u64 {
         return Err(too_big());
     }
     // Sized once up front, so growing leaves no unzeroed copies behind in the usual case.
@@ -272,7 +243,7 @@ async fn body_within(
         .await
         .map_err(|e| Error::unavailable(what).because(Cause::call(e)))?
     {
-        if body.len().saturating_add(chunk.len()) > MAX_ANSWER {
+        if body.len().saturating_add(chunk.len()) > max {
             return Err(too_big());
         }
         body.extend_from_slice(&chunk);
@@ -283,25 +254,7 @@ async fn body_within(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A server that answers once with `head` and then `size` bytes of `x`.
-    fn big_answer(head: String, size: usize) -> u16 {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            use std::io::{Read, Write};
-            let (mut s, _) = l.accept().unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(head.as_bytes());
-            let chunk = vec![b'x'; 64 << 10];
-            let mut sent = 0;
-            while sent < size && s.write_all(&chunk).is_ok() {
-                sent += chunk.len();
-            }
-        });
-        port
-    }
+    use crate::source::fake::big_answer;
 
     #[tokio::test]
     async fn answers_over_four_mebibytes_are_refused_naming_the_secret() {
@@ -310,38 +263,57 @@ mod tests {
         // No length: the cap is counted as the answer streams in.
         let streamed = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".to_owned();
         for head in [sized, streamed] {
-            let port = big_answer(head, size);
+            let port = big_answer(&head, size);
             let resp = reqwest::get(format!("http://127.0.0.1:{port}/"))
                 .await
                 .unwrap();
-            let e = body_within(resp, "secret `db`").await.unwrap_err();
+            let e = body_within(resp, "secret `db`", 4 << 20).await.unwrap_err();
             assert!(
-                e.to_string()
-                    .contains("secret `db`: the answer is larger than 4 MiB"),
+                e.to_string().contains(
+                    "secret `db`: the answer is larger than max_answer_bytes (4194304 bytes)"
+                ),
                 "{e}"
             );
         }
-        let port = big_answer("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".into(), 5);
+        let port = big_answer("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 5);
         let resp = reqwest::get(format!("http://127.0.0.1:{port}/"))
             .await
             .unwrap();
-        assert_eq!(body_within(resp, "x").await.unwrap().as_slice(), b"xxxxx");
+        assert_eq!(
+            body_within(resp, "x", 5).await.unwrap().as_slice(),
+            b"xxxxx"
+        );
     }
 
-    #[test]
-    fn vaultrs_errors_map_by_status_and_keep_transport_causes() {
-        let api = |code| ClientError::APIError {
-            code,
-            errors: vec!["permission denied".into()],
-        };
-        let e = classify(api(403), "approle login");
-        assert_eq!(
-            e.to_string(),
-            "permission denied: approle login: HTTP 403: permission denied"
-        );
-        assert!(matches!(classify(api(404), "x"), Error::NotFound { .. }));
-        assert!(classify(api(502), "x").retryable());
-        let e = classify(ClientError::ResponseEmptyError, "x");
-        assert!(matches!(e, Error::NotFound { .. }), "{e}");
+    #[tokio::test]
+    async fn a_login_answer_over_max_answer_bytes_is_refused_naming_the_login() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("role"), "r").unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        // A Content-Length over the cap, and no length at all.
+        let heads = [
+            "HTTP/1.1 200 OK\r\nContent-Length: 65536\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+        ];
+        for head in heads {
+            let port = big_answer(head, 64 << 10);
+            let yaml = format!(
+                "sources:\n  - vault:\n      address: http://127.0.0.1:{port}\n      max_answer_bytes: 1024\n      auth: {{ approle: {{ role_id_file: role, secret_id_file: secret }} }}\noutput: {{ dir: /x }}\nsecrets:\n  - name: a\n    kv: {{ mount: secret, path: a }}\n"
+            );
+            let config = crate::config::Config::parse(&yaml, dir.path()).unwrap();
+            let crate::config::SourceKind::Vault(v) = &config.sources[0].kind else {
+                panic!("a vault source")
+            };
+            assert_eq!(v.max_answer_bytes, 1024);
+            let Err(e) = VaultSource::new("vault", v).unwrap().login().await else {
+                panic!("the login's answer was taken")
+            };
+            assert!(
+                e.to_string().contains(
+                    "approle login: the answer is larger than max_answer_bytes (1024 bytes)"
+                ),
+                "{e}"
+            );
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Logging in: the dispatch over every auth method (token file, AppRole,
-//! Kubernetes and JWT through vaultrs; `aws` and `cert` as raw posts), and
-//! the credential files they read.
+//! Kubernetes, JWT, `aws` and `cert`, each a raw post whose answer is capped
+//! at `max_answer_bytes` like every other), and the credential files they read.
 //!
 //! Two logins are more than a role and a file. `aws` (IAM)
 //! signs an sts:GetCallerIdentity request with the AWS SDK's default
@@ -24,7 +24,7 @@ use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettin
 use aws_sigv4::sign::v4;
 use base64::Engine;
 
-use super::client::{classify, http_client};
+use super::client::http_client;
 use super::token::{ttl, Grant};
 use super::VaultSource;
 use crate::config::{Auth, AwsLogin, CertLogin};
@@ -44,11 +44,11 @@ pub(super) type AwsCredentials = tokio::sync::OnceCell<SharedCredentialsProvider
 impl VaultSource {
     /// Logs in with the configured method (a token file is looked up).
     pub(super) async fn login(&self) -> Result<Grant> {
-        let (method, info) = match &self.auth {
+        match &self.auth {
             Auth::TokenFile(path) => {
                 let token = read_credential(path, "token_file")
                     .map_err(|e| Error::config(format!("{e}: {}", self.relogin())))?;
-                return self.lookup_once(&token).await.map_err(|e| match e {
+                self.lookup_once(&token).await.map_err(|e| match e {
                     Error::Denied { .. } => Error::denied(format!(
                         "the token in {} was refused ({}): {}",
                         path.display(),
@@ -56,7 +56,7 @@ impl VaultSource {
                         self.relogin()
                     )),
                     other => other,
-                });
+                })
             }
             Auth::AppRole {
                 mount,
@@ -65,58 +65,35 @@ impl VaultSource {
             } => {
                 let role_id = read_credential(role_id_file, "role_id_file")?;
                 let secret_id = read_credential(secret_id_file, "secret_id_file")?;
-                let c = self.vaultrs("")?;
-                let r = vaultrs::auth::approle::login(
-                    &c,
-                    mount,
-                    role_id.expose_str().unwrap_or_default(),
-                    secret_id.expose_str().unwrap_or_default(),
-                )
-                .await;
-                ("approle", r)
+                let body = body(&[("role_id", &role_id), ("secret_id", &secret_id)]);
+                self.login_raw("approle", &self.http, mount, body).await
             }
             Auth::Kubernetes(l) => {
                 let jwt = read_credential(&l.token_file, "token_file")?;
-                let c = self.vaultrs("")?;
-                let r = vaultrs::auth::kubernetes::login(
-                    &c,
-                    &l.mount,
-                    &l.role,
-                    jwt.expose_str().unwrap_or_default(),
-                )
-                .await;
-                ("kubernetes", r)
+                let role = SecretBytes::copy_from(&l.role);
+                let body = body(&[("role", &role), ("jwt", &jwt)]);
+                self.login_raw("kubernetes", &self.http, &l.mount, body)
+                    .await
             }
             Auth::Aws(l) => {
                 let body = aws_body(&self.name, l, &self.aws_credentials).await?;
-                return self.login_raw("aws", &self.http, &l.mount, body).await;
+                let body = SecretBytes::new(body.to_string().into_bytes());
+                self.login_raw("aws", &self.http, &l.mount, body).await
             }
             Auth::Cert(l) => {
                 let identity = cert_identity(l)?;
                 let client = http_client(&self.name, &self.settings, Some(identity))?;
                 let body = serde_json::json!({ "name": l.name });
-                return self.login_raw("cert", &client, &l.mount, body).await;
+                let body = SecretBytes::new(body.to_string().into_bytes());
+                self.login_raw("cert", &client, &l.mount, body).await
             }
             Auth::Jwt(l) => {
                 let jwt = read_credential(&l.token_file, "token_file")?;
-                let c = self.vaultrs("")?;
-                let r = vaultrs::auth::oidc::login(
-                    &c,
-                    &l.mount,
-                    jwt.expose_str().unwrap_or_default(),
-                    Some(l.role.clone()),
-                )
-                .await;
-                ("jwt", r)
+                let role = SecretBytes::copy_from(&l.role);
+                let body = body(&[("role", &role), ("jwt", &jwt)]);
+                self.login_raw("jwt", &self.http, &l.mount, body).await
             }
-        };
-        let info = info.map_err(|e| rejected(classify(e, &format!("{method} login"))))?;
-        tracing::info!(source = %self.name, method, policies = %info.policies.join(","), ttl = info.lease_duration, "logged in");
-        Ok(Grant {
-            ttl: ttl(info.lease_duration),
-            renewable: info.renewable,
-            token: SecretBytes::from_string(info.client_token),
-        })
+        }
     }
 
     /// POSTs a login to `auth/{mount}/login` on `http` (no token); a
@@ -126,12 +103,11 @@ impl VaultSource {
         method: &str,
         http: &reqwest::Client,
         mount: &str,
-        body: serde_json::Value,
+        body: SecretBytes,
     ) -> Result<Grant> {
         let what = format!("{method} login");
         let path = format!("auth/{mount}/login");
         let none = SecretBytes::default();
-        let body = SecretBytes::new(body.to_string().into_bytes());
         let answer = self
             .call_on(
                 http,
@@ -159,6 +135,18 @@ impl VaultSource {
             renewable: auth["renewable"].as_bool().unwrap_or(false),
         })
     }
+}
+
+/// A login's JSON body of text fields, built in a zeroizing buffer.
+fn body(fields: &[(&str, &SecretBytes)]) -> SecretBytes {
+    let map: BTreeMap<&str, &str> = fields
+        .iter()
+        .map(|(k, v)| (*k, v.expose_str().unwrap_or_default()))
+        .collect();
+    let mut out = SecretBytes::default();
+    // Writing strings into memory does not fail.
+    let _ = serde_json::to_writer(&mut out, &map);
+    out
 }
 
 /// A login's error: a rejected login is a 400 in Vault (bad role, bad secret

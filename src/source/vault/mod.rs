@@ -4,15 +4,17 @@
 //! `vault kv` CLI does (in [`kv`]); PKI issue (in [`pki`]); and any logical
 //! read with its lease, renewed, checked and revoked (in [`lease`]).
 //!
-//! Logins go through vaultrs. Every read goes straight to the HTTP client
-//! vaultrs itself uses (see [`client`]), because vaultrs drops what the sidecar
-//! needs from the answer: the lease id, duration and renewability of a logical
-//! read, and the status and `Retry-After` of a refusal (a rate-limit quota's
-//! 429), which the source's [`Gate`] honours. The mount lookup the CLI does
-//! (`sys/internal/ui/mounts/…`) has no vaultrs call at all.
+//! Every call, logins included, goes straight to the HTTP client (see
+//! [`client`]) rather than through vaultrs, because vaultrs drops what the
+//! sidecar needs from the answer: the lease id, duration and renewability of
+//! a logical read, and the status and `Retry-After` of a refusal (a rate-limit
+//! quota's 429), which the source's [`Gate`] honours; and it reads an answer
+//! of any size, where ours refuses one over `max_answer_bytes`. The mount
+//! lookup the CLI does (`sys/internal/ui/mounts/…`) has no vaultrs call at
+//! all; a vaultrs client only holds a session's token.
 //!
-//! vaultrs' logins deserialize the token into a plain `String`; we move it
-//! into [`SecretBytes`] at once, but that transient copy is not zeroized.
+//! A login's answer is parsed as JSON, whose strings are not zeroized; the
+//! token moves into [`SecretBytes`] at once.
 
 mod access;
 mod client;
@@ -35,7 +37,7 @@ use super::{Error, Result, Source};
 use crate::config::{Address, Auth, Format, KvVersion, Secret, Vault};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
-pub(crate) use http::answer;
+pub(crate) use client::answer;
 pub(crate) use kv::{kv1_fetched, kv2_fetched};
 pub(crate) use lease::read_fetched;
 pub(crate) use pki::pki_fetched;
