@@ -35,6 +35,7 @@ fn secret(name: &str, format: Format, template: Option<&str>) -> Secret {
         refresh: None,
         on_change: Vec::new(),
         write: true,
+        allow_exec_variables: false,
     }
 }
 

@@ -114,6 +114,11 @@ pub struct RawSecret {
     pub write: Option<bool>,
     /// File mode, an octal string (default: `output.mode`).
     pub mode: Option<ModeText>,
+    /// `env` and `dotenv`: also write fields whose names set a variable that changes what
+    /// a program loads or runs (`PATH`, `LD_PRELOAD`, `BASH_ENV`, `NODE_OPTIONS`, …),
+    /// which are refused otherwise, naming the field.
+    #[serde(default)]
+    pub allow_exec_variables: bool,
     /// Poll interval of this secret, overriding `refresh.interval`.
     pub refresh: Option<DurationText>,
     /// What to do after this secret's files changed, once per change, after all files of
@@ -183,6 +188,8 @@ pub struct Secret {
     pub on_change: Vec<Action>,
     /// Whether it writes files of its own (`write: false`: for templates only).
     pub write: bool,
+    /// `env` and `dotenv` write fields named like `PATH` or `LD_PRELOAD` too.
+    pub allow_exec_variables: bool,
 }
 
 /// KV engine versions.
@@ -472,6 +479,7 @@ impl Validator<'_> {
             refresh,
             on_change,
             write,
+            allow_exec_variables: s.allow_exec_variables,
         })
     }
 

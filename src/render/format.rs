@@ -8,7 +8,7 @@ use std::io::Write;
 
 use crate::config::{previous_file, Format, Secret};
 use crate::exit::{Exit, ExitCode};
-use crate::render::gotemplate;
+use crate::render::{gotemplate, variables};
 use crate::secret::{Fetched, Fields, SecretBytes};
 
 /// One file to write.
@@ -50,6 +50,14 @@ pub enum Error {
     /// A field name cannot be a variable name.
     #[error("field name `{field}` is not a valid variable name for format {format}")]
     BadName {
+        /// The field.
+        field: String,
+        /// The format.
+        format: &'static str,
+    },
+    /// A field name would set a variable that changes what a program loads or runs.
+    #[error("field name `{field}` would set a variable that changes what a program loads or runs; format {format} refuses it (set `allow_exec_variables: true` on the secret to write it)")]
+    ExecVariable {
         /// The field.
         field: String,
         /// The format.
@@ -161,8 +169,8 @@ fn render_value(
                 .map_err(|e| Error::encode("yaml", e))?;
             out
         }
-        Format::Dotenv => lines(fields, "dotenv", dotenv_line)?,
-        Format::Env => lines(fields, "env", env_line)?,
+        Format::Dotenv => lines(fields, "dotenv", dotenv_line, secret.allow_exec_variables)?,
+        Format::Env => lines(fields, "env", env_line, secret.allow_exec_variables)?,
         Format::Template => template(secret.template.as_deref().unwrap_or_default(), fields)?,
         Format::GoTemplate => {
             let (Some(path), Some(data)) = (secret.address.read_path(), stored) else {
@@ -230,13 +238,18 @@ fn lines(
     fields: &Fields,
     format: &'static str,
     line: fn(&mut SecretBytes, &str, &str),
+    allow_exec_variables: bool,
 ) -> Result<SecretBytes> {
     let mut out = SecretBytes::default();
     for (k, v) in fields {
-        let valid = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !valid {
+        if !variables::is_name(k) {
             return Err(Error::BadName {
+                field: k.clone(),
+                format,
+            });
+        }
+        if !allow_exec_variables && variables::changes_execution(k) {
+            return Err(Error::ExecVariable {
                 field: k.clone(),
                 format,
             });
@@ -347,6 +360,7 @@ mod tests {
             refresh: None,
             on_change: Vec::new(),
             write: true,
+            allow_exec_variables: false,
         }
     }
 
@@ -442,6 +456,34 @@ mod tests {
             one(Format::Env, None, None, &bad).unwrap_err(),
             Error::BadName { .. }
         ));
+    }
+
+    #[test]
+    fn names_that_change_what_programs_run_are_refused_unless_allowed() {
+        for name in [
+            "PATH",
+            "LD_PRELOAD",
+            "BASH_ENV",
+            "NODE_OPTIONS",
+            "DYLD_INSERT_LIBRARIES",
+        ] {
+            let f = fields(&[(name, b"/tmp/evil"), ("user", b"app")]);
+            for format in [Format::Env, Format::Dotenv] {
+                let e = one(format, None, None, &f).unwrap_err();
+                assert!(matches!(e, Error::ExecVariable { .. }), "{name}: {e}");
+                assert!(e.to_string().contains(&format!("`{name}`")), "{e}");
+                assert!(e.to_string().contains("allow_exec_variables"), "{e}");
+                let mut allowed = secret(format, None, None);
+                allowed.allow_exec_variables = true;
+                let out = render_value(&allowed, &f, None).unwrap();
+                let text = out[0].bytes.expose_str().unwrap();
+                assert!(text.contains(&format!("{name}=")), "{text}");
+            }
+            // Other formats name no variable.
+            assert!(one(Format::Json, None, None, &f).is_ok());
+        }
+        let f = fields(&[("PATHNAME", b"x"), ("MY_PATH", b"y"), ("LDAP_URL", b"z")]);
+        assert!(one(Format::Env, None, None, &f).is_ok());
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Rendering fetched secrets into file contents: the per-secret
 //! [`format`]s, and [`template`]s over several secrets in the language of
 //! [`jinja`]; Vault Agent's
-//! Go templates for pods written for vault-k8s in [`gotemplate`].
+//! Go templates for pods written for vault-k8s in [`gotemplate`]; which field
+//! names `env` and `dotenv` write as variables in [`variables`].
 
 pub mod format;
 pub mod gotemplate;
 pub mod jinja;
 pub mod template;
+pub mod variables;

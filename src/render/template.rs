@@ -296,6 +296,7 @@ mod tests {
             refresh: None,
             on_change: Vec::new(),
             write: false,
+            allow_exec_variables: false,
         }
     }
 
