@@ -65,8 +65,8 @@ pub fn twin_json_values(json: &[u8]) -> Vec<u8> {
 
 /// The first of `values` that `message` quotes, if any, told by
 /// `twin_message`, the message of the same input with each value replaced by
-/// its [`twin`]: a value in the first and not in the second came from the
-/// values. One shorter than four bytes, without a letter or digit, or held by
+/// its [`twin`]: a value in the first whose twin is in the second (and not
+/// the value itself) was copied from the values. One shorter than four bytes, without a letter or digit, or held by
 /// `public` text (names, the template) proves nothing and is skipped.
 pub fn leaked<'a>(
     message: &str,
@@ -78,7 +78,11 @@ pub fn leaked<'a>(
         .into_iter()
         .filter(|v| v.len() >= 4 && v.iter().any(u8::is_ascii_alphanumeric))
         .filter(|v| !public.iter().any(|p| contains(p.as_bytes(), v)))
-        .find(|v| contains(message.as_bytes(), v) && !contains(twin_message.as_bytes(), v))
+        .find(|v| {
+            contains(message.as_bytes(), v)
+                && !contains(twin_message.as_bytes(), v)
+                && contains(twin_message.as_bytes(), &twin(v))
+        })
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
