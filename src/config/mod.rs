@@ -480,6 +480,7 @@ impl Validator<'_> {
             self.problem("secrets", "at least one secret is required");
         }
         let templates = self.templates(raw_templates, &secrets, default_mode, &seen_files);
+        self.no_file_over_a_directory(&secrets, &templates);
         let refresh = self.refresh(raw.refresh);
         let health = raw.health.and_then(|h| match h.listen.parse() {
             Ok(a) => Some(a),

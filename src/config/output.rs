@@ -1,5 +1,6 @@
 //! The `output:` section, as written and validated: the directory secrets
-//! are written to, its defaults, and the hand-off state directory beside it.
+//! are written to, its defaults, and the hand-off state directory beside it;
+//! and that no file written there is the directory of another.
 
 use std::path::{Path, PathBuf};
 
@@ -119,5 +120,48 @@ impl Validator<'_> {
             state_dir,
             wipe_on_exit: o.wipe_on_exit,
         })
+    }
+}
+
+impl Validator<'_> {
+    /// A file one secret or template writes may not be a directory another
+    /// one's file needs (`x` and `x/y`): the write would fail at run time.
+    pub(super) fn no_file_over_a_directory(
+        &mut self,
+        secrets: &[super::Secret],
+        templates: &[super::Template],
+    ) {
+        let written: Vec<(String, String)> = secrets
+            .iter()
+            .enumerate()
+            .flat_map(|(i, s)| {
+                s.files()
+                    .into_iter()
+                    .map(move |f| (f, format!("secrets[{i}].file")))
+            })
+            .chain(
+                templates
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.file.clone(), format!("templates[{i}].file"))),
+            )
+            .collect();
+        let files: std::collections::HashMap<&str, &str> = written
+            .iter()
+            .map(|(f, at)| (f.as_str(), at.as_str()))
+            .collect();
+        for (file, at) in &written {
+            for dir in std::path::Path::new(file).ancestors().skip(1) {
+                if let Some(other) = dir.to_str().and_then(|d| files.get(d)) {
+                    self.problem(
+                        at.clone(),
+                        format!(
+                            "file `{file}` needs `{}` as a directory, but {other} writes it as a file",
+                            dir.display()
+                        ),
+                    );
+                }
+            }
+        }
     }
 }

@@ -613,3 +613,16 @@ fn max_answer_bytes_defaults_to_four_mebibytes_and_is_bounded() {
     );
     assert!(found[0].message.contains("from 1024"), "{}", found[0]);
 }
+
+#[test]
+fn a_file_may_not_be_the_directory_of_another() {
+    // Found by the fuzz target `config`'s invariant: both were accepted, and the
+    // second write failed at run time.
+    let found = problems("  - { name: a, source: v, read: x/a, file: x }\n  - { name: b, source: v, read: x/b, file: x/y/z }\n");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].path, "secrets[1].file");
+    assert_eq!(
+        found[0].message,
+        "file `x/y/z` needs `x` as a directory, but secrets[0].file writes it as a file"
+    );
+}
