@@ -24,7 +24,9 @@ pub mod config;
 mod drill;
 mod engine;
 pub mod exit;
-/// Entry points for the fuzz targets in `fuzz/`; not an API.
+/// Entry points for the fuzz targets in `fuzz/`, built only with the `fuzzing`
+/// feature that `fuzz/` turns on; not an API.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 mod http;

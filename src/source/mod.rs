@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use aws::{sdk_error, AwsSource, VALUE_FIELD};
+#[cfg(feature = "fuzzing")]
 pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
@@ -21,7 +22,8 @@ pub use ssm::{proxy as ssm_proxy, Keys as ParameterKeys, Parameter};
 pub use vault::{user_logins, VaultSource};
 
 /// The pure steps from a backend's answer to fields, for the fuzz targets
-/// ([`crate::fuzzing`]); the sources call them after each request.
+/// (`crate::fuzzing`); the sources call them after each request.
+#[cfg(feature = "fuzzing")]
 pub(crate) mod answers {
     pub(crate) use super::aws::{fetched as aws_fetched, value_of as aws_value};
     pub(crate) use super::vault::{

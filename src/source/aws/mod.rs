@@ -60,6 +60,8 @@ pub(in crate::source) use client::sdk_config;
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
 pub use value::VALUE_FIELD;
+// For the fuzz targets (`crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
 pub(crate) use value::{fetched, value_of};
 
 /// API calls in flight at once, per source.

@@ -37,12 +37,17 @@ use super::{Error, Result, Source};
 use crate::config::{Address, Auth, Format, KvVersion, Secret, Vault};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
-pub(crate) use client::answer;
-pub(crate) use kv::{kv1_fetched, kv2_fetched};
-pub(crate) use lease::read_fetched;
-pub(crate) use pki::pki_fetched;
 pub use token::user_logins;
 use token::{LoginState, Session};
+
+// For the fuzz targets (`crate::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub(crate) use {
+    client::answer,
+    kv::{kv1_fetched, kv2_fetched},
+    lease::read_fetched,
+    pki::pki_fetched,
+};
 
 /// A Vault or OpenBao server, logged in lazily on first use.
 pub struct VaultSource {
