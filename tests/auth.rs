@@ -196,3 +196,39 @@ fn aws_login_is_signed_with_the_default_chain_and_a_wrong_role_is_77() {
         text(&o)
     );
 }
+
+/// `tls_skip_verify` (what a vault-k8s pod's `tls-skip-verify` becomes where the injector
+/// allows it): OpenBao over TLS with a certificate nobody trusts is refused without it, and
+/// read with it, the sidecar warning at start that the certificate is not verified.
+#[test]
+fn tls_skip_verify_reads_from_a_server_whose_certificate_is_not_trusted() {
+    let bao = Bao::start_tls();
+    bao.kv2_put("app/db", json!({ "password": "one" }));
+    let (work, out) = (scratch(), Tmpfs::new("4m"));
+    let token = file(work.path(), "token", &bao.token);
+    let config = |skip: bool| {
+        Config::new()
+            .source(json!({ "vault": {
+                "address": bao.addr,
+                "tls_skip_verify": skip,
+                "auth": { "token_file": token },
+            } }))
+            .output(out.path())
+            .secret(kv_key("db", "app/db", "password"))
+            .yaml()
+    };
+    let o = init(work.path(), &config(false), &[]);
+    assert_exit(&o, 69);
+    assert!(text(&o).contains("certificate"), "{}", text(&o));
+    assert!(!out.path().join("db").exists());
+    let cfg = file(work.path(), "config.yaml", &config(true));
+    let mut run = Running::sidecar(work.path(), &cfg);
+    assert_eq!(out.read("db"), "one");
+    assert_eq!(run.stop(rustix::process::Signal::TERM), Some(0));
+    assert!(
+        run.logs()
+            .contains("tls_skip_verify: THE SERVER'S CERTIFICATE IS NOT VERIFIED"),
+        "{}",
+        run.logs()
+    );
+}

@@ -486,7 +486,7 @@ fn the_chart_schema_shares_the_config_schema() {
         .as_object()
         .unwrap();
     let inject = &config["$defs"]["Inject"]["properties"];
-    assert_eq!(injection.len(), 4);
+    assert_eq!(injection.len(), 5);
     for (key, def) in injection {
         assert_eq!(
             def, &inject[key],

@@ -316,6 +316,7 @@ fn the_vault_k8s_annotation_reference_is_current() {
             VaultK8sSupport::Yes => "supported",
             VaultK8sSupport::NoOp => "accepted, no effect",
             VaultK8sSupport::No => "refused",
+            VaultK8sSupport::IfAllowed => "if the injector allows it",
         };
         writeln!(
             body,

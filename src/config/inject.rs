@@ -39,6 +39,11 @@ pub struct RawInject {
     /// injector (`vault.hashicorp.com/agent-inject: "true"`), translating
     /// their annotations. Off by default.
     pub compat: Option<Compat>,
+    /// With `compat: vault-k8s`: admit pods annotated
+    /// `vault.hashicorp.com/tls-skip-verify: "true"`, whose sidecar then does
+    /// not verify Vault's certificate (default false: such pods are denied).
+    #[serde(default)]
+    pub compat_allow_tls_skip_verify: bool,
 }
 
 /// Another injector whose annotated pods ramsecrets serves.
@@ -173,6 +178,8 @@ pub struct Inject {
     pub defaults: PodDefaults,
     /// Pods of another injector served too.
     pub compat: Option<Compat>,
+    /// vault-k8s pods may skip verifying Vault's certificate.
+    pub compat_allow_tls_skip_verify: bool,
 }
 
 /// Where the certificate comes from.
@@ -454,6 +461,12 @@ impl Validator<'_> {
                 _ => {}
             }
         }
+        if raw.compat_allow_tls_skip_verify && raw.compat.is_none() {
+            self.problem(
+                "inject.compat_allow_tls_skip_verify",
+                "only means something with `compat: vault-k8s` (it admits vault-k8s pods annotated tls-skip-verify)",
+            );
+        }
         let defaults = self.pod_defaults(raw.defaults);
         Some(Inject {
             listen: listen?,
@@ -464,6 +477,7 @@ impl Validator<'_> {
             kubernetes,
             defaults: defaults?,
             compat: raw.compat,
+            compat_allow_tls_skip_verify: raw.compat_allow_tls_skip_verify,
         })
     }
 

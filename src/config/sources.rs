@@ -43,6 +43,11 @@ pub struct RawVault {
     pub address: String,
     /// PEM bundle of CA certificates to trust for this server.
     pub ca_cert: Option<PathBuf>,
+    /// Do not verify the server's certificate (Vault's `VAULT_SKIP_VERIFY`):
+    /// anyone on the path can then read the secrets and the token. For a
+    /// test server only; a warning says so at start. Prefer `ca_cert`.
+    #[serde(default)]
+    pub tls_skip_verify: bool,
     /// Vault Enterprise / OpenBao namespace.
     pub namespace: Option<String>,
     /// How to log in: exactly one method.
@@ -122,6 +127,8 @@ pub struct Vault {
     pub address: reqwest::Url,
     /// Extra CA bundle.
     pub ca_cert: Option<PathBuf>,
+    /// The server's certificate is not verified.
+    pub tls_skip_verify: bool,
     /// Namespace header.
     pub namespace: Option<String>,
     /// Login method.
@@ -311,6 +318,7 @@ impl Validator<'_> {
         Some(Vault {
             address: address?,
             ca_cert: v.ca_cert.map(|p| self.path(&format!("{at}.ca_cert"), p)),
+            tls_skip_verify: v.tls_skip_verify,
             namespace: v.namespace,
             auth: auth?,
             connect_timeout: connect_timeout?,

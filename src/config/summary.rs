@@ -36,7 +36,15 @@ impl fmt::Display for Config {
                         .as_deref()
                         .map(|n| format!(", namespace {n}"))
                         .unwrap_or_default();
-                    writeln!(f, "  {}: vault {} ({auth}{ns})", s.name, v.address)?;
+                    let unverified = match v.tls_skip_verify {
+                        true => ", certificate NOT verified",
+                        false => "",
+                    };
+                    writeln!(
+                        f,
+                        "  {}: vault {} ({auth}{ns}{unverified})",
+                        s.name, v.address
+                    )?;
                 }
                 SourceKind::AwsSecretsManager(a) => writeln!(
                     f,

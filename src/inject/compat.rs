@@ -27,6 +27,8 @@ pub enum Support {
     NoOp,
     /// Refused: the pod is denied, naming it.
     No,
+    /// Done where the injector's settings allow it, else refused.
+    IfAllowed,
 }
 
 /// Every vault-k8s annotation (after the prefix; `NAME` is the secret's
@@ -50,7 +52,7 @@ pub const ANNOTATIONS: &[(&str, Support, &str)] = &[
     ("agent-inject-containers", Support::Yes, "comma-separated containers that get `/vault/secrets` (default: all)"),
     ("agent-revoke-on-shutdown", Support::Yes, "`\"true\"`: the sidecar revokes its leases when the pod stops"),
     ("agent-cache-enable", Support::NoOp, "ramsecrets keeps no Vault Agent cache; the app reads files"),
-    ("tls-skip-verify", Support::No, "ramsecrets always verifies Vault's certificate: give the injector's source a `ca_cert`"),
+    ("tls-skip-verify", Support::IfAllowed, "`\"true\"`: the pod's sidecar does not verify Vault's certificate (and warns so at start), only if the injector's `inject.compat_allow_tls_skip_verify` is true; else the pod is refused. Better: give the injector's source a `ca_cert`"),
     ("agent-inject-command-NAME", Support::No, "the ramsecrets image has no shell to run it in: annotate the pod for ramsecrets with `ramsecrets.io/on-change.NAME`, a POST over the pod's loopback or a signal to a container's process"),
     ("agent-limits-cpu", Support::Yes, "the CPU limit of ramsecrets' containers, as `ramsecrets.io/limits-cpu` (empty: the injector's default)"),
     ("agent-limits-mem", Support::Yes, "their memory limit, as `ramsecrets.io/limits-memory` (empty: the injector's default)"),
@@ -131,8 +133,13 @@ fn boolean(key: &str, v: &str) -> Result<bool, Denial> {
 }
 
 /// Reads the `vault.hashicorp.com/` annotations of a pod (whose
-/// `ramsecrets.io/` annotations are none).
-pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
+/// `ramsecrets.io/` annotations are none); `tls-skip-verify` is admitted
+/// only with `allow_tls_skip_verify` (the injector's
+/// `inject.compat_allow_tls_skip_verify`).
+pub fn parse(
+    annotations: &BTreeMap<String, String>,
+    allow_tls_skip_verify: bool,
+) -> Result<Parsed, Denial> {
     let ours: BTreeMap<&str, &str> = annotations
         .iter()
         .filter_map(|(k, v)| Some((k.strip_prefix(PREFIX)?, v.as_str())))
@@ -193,6 +200,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
                 Some(v) => boolean("agent-revoke-on-shutdown", v)?,
                 None => false,
             },
+            tls_skip_verify: skip_verify(&ours, allow_tls_skip_verify)?,
         },
         ..PodRequest::default()
     };
@@ -280,6 +288,22 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<Parsed, Denial> {
         ));
     }
     Ok(Parsed::Inject(Box::new(request)))
+}
+
+/// Whether the pod asks not to verify Vault's certificate, refused unless
+/// the injector allows it.
+fn skip_verify(ours: &BTreeMap<&str, &str>, allowed: bool) -> Result<bool, Denial> {
+    const KEY: &str = "tls-skip-verify";
+    let Some(v) = ours.get(KEY) else {
+        return Ok(false);
+    };
+    match boolean(KEY, v)? {
+        true if !allowed => Err(deny(
+            KEY,
+            "is refused by this injector: its sidecar would not verify Vault's certificate. The injector's inject.compat_allow_tls_skip_verify: true allows it; better, give the injector's source a ca_cert and drop the annotation",
+        )),
+        skip => Ok(skip),
+    }
 }
 
 /// The resources and the user of ramsecrets' containers, every bad

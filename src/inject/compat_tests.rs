@@ -16,14 +16,14 @@ fn annotations(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 fn request(pairs: &[(&str, &str)]) -> PodRequest {
-    match parse(&annotations(pairs)) {
+    match parse(&annotations(pairs), false) {
         Ok(Parsed::Inject(r)) => *r,
         other => panic!("{pairs:?}: {other:?}"),
     }
 }
 
 fn denial(pairs: &[(&str, &str)]) -> String {
-    match parse(&annotations(pairs)) {
+    match parse(&annotations(pairs), false) {
         Err(d) => d.to_string(),
         other => panic!("{pairs:?}: admitted as {other:?}"),
     }
@@ -106,7 +106,7 @@ fn pods_not_asking_are_left_alone() {
         ][..],
     ] {
         assert_eq!(
-            parse(&annotations(pairs)),
+            parse(&annotations(pairs), false),
             Ok(Parsed::NotRequested),
             "{pairs:?}"
         );
@@ -130,14 +130,6 @@ fn what_ramsecrets_does_not_do_is_refused_naming_each_annotation() {
                 "vault.hashicorp.com/agent-extra-secret",
                 "vault.hashicorp.com/agent-copy-volume-mounts",
             ],
-        ),
-        (
-            &[
-                ("agent-inject", "true"),
-                ("agent-inject-secret-x", "a/b"),
-                ("tls-skip-verify", "true"),
-            ],
-            &["vault.hashicorp.com/tls-skip-verify", "ca_cert"],
         ),
         (
             &[
@@ -269,6 +261,57 @@ fn the_injector_serves_vault_k8s_pods_only_when_asked() {
     // Admitted once: a second look (reinvocation) leaves it as it is.
     let again: Pod = serde_json::from_value(out).unwrap();
     assert_eq!(patched(&injector(true), &again), None);
+}
+
+/// `tls-skip-verify: "true"`: refused naming the annotation and the
+/// setting unless the injector allows it; allowed, the pod's source skips
+/// verifying Vault's certificate, and only that pod's.
+#[test]
+fn tls_skip_verify_is_admitted_only_where_the_injector_allows_it() {
+    let asks = [
+        ("agent-inject", "true"),
+        ("agent-inject-secret-x", "a/b"),
+        ("tls-skip-verify", "true"),
+    ];
+    let d = denial(&asks);
+    assert!(
+        d.contains("vault.hashicorp.com/tls-skip-verify")
+            && d.contains("inject.compat_allow_tls_skip_verify: true"),
+        "{d}"
+    );
+    let denied = mutate::patch(
+        &injector(true),
+        "apps",
+        &serde_json::to_value(pod(&asks)).unwrap(),
+    );
+    assert_eq!(
+        denied.unwrap_err().key,
+        "vault.hashicorp.com/tls-skip-verify"
+    );
+    let text = format!("{SETTINGS}  compat: vault-k8s\n  compat_allow_tls_skip_verify: true\n");
+    let config = Config::parse(&text, Path::new("/")).unwrap();
+    let allowing = Injector::new(&config, (1, 35)).unwrap();
+    let skips = |pairs: &[(&str, &str)]| {
+        let out = patched(&allowing, &pod(pairs)).unwrap();
+        let config = out["metadata"]["annotations"]["ramsecrets.io/rendered-config"]
+            .as_str()
+            .unwrap();
+        let config = Config::parse(config, Path::new("/")).unwrap();
+        let crate::config::SourceKind::Vault(v) = &config.sources[0].kind else {
+            panic!("a vault source")
+        };
+        v.tls_skip_verify
+    };
+    assert!(skips(&asks));
+    assert!(!skips(&asks[..2]));
+    assert!(!skips(&[asks[0], asks[1], ("tls-skip-verify", "false")]));
+    assert!(request(&[asks[0], asks[1], ("tls-skip-verify", "false")])
+        .vault
+        .eq(&VaultOverrides::default()));
+    // The setting means nothing without compat: a config problem says so.
+    let text = format!("{SETTINGS}  compat_allow_tls_skip_verify: true\n");
+    let p = Config::parse(&text, Path::new("/")).unwrap_err();
+    assert_eq!(p[0].path, "inject.compat_allow_tls_skip_verify", "{p:?}");
 }
 
 #[test]

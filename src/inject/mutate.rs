@@ -89,8 +89,9 @@ pub fn patch(injector: &Injector, namespace: &str, raw: &Value) -> Result<Option
     let empty = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     let vault_k8s = injector.settings.compat == Some(Compat::VaultK8s);
+    let allow_skip = injector.settings.compat_allow_tls_skip_verify;
     let (request, vault_k8s) = match spec::parse(annotations)? {
-        Parsed::NotRequested if vault_k8s => match compat::parse(annotations)? {
+        Parsed::NotRequested if vault_k8s => match compat::parse(annotations, allow_skip)? {
             Parsed::Inject(r) => (r, true),
             _ => return Ok(None),
         },
@@ -113,7 +114,7 @@ pub fn patch(injector: &Injector, namespace: &str, raw: &Value) -> Result<Option
                 )),
             };
         }
-        Parsed::Inject(_) if vault_k8s && matches!(compat::parse(annotations), Ok(Parsed::Inject(_)) | Err(_)) => {
+        Parsed::Inject(_) if vault_k8s && matches!(compat::parse(annotations, allow_skip), Ok(Parsed::Inject(_)) | Err(_)) => {
             return Err(deny(
                 "inject",
                 "the pod is annotated for vault-k8s (vault.hashicorp.com/agent-inject) too: keep one of the two",

@@ -123,6 +123,7 @@ pub fn render(
                 role,
                 ca_pem,
                 revoke_on_exit,
+                tls_skip_verify,
             } => {
                 let overrides = &request.vault;
                 let mut vault = json!({
@@ -141,6 +142,9 @@ pub fn render(
                 }
                 if overrides.revoke_on_exit || *revoke_on_exit {
                     vault["revoke_on_exit"] = json!(true);
+                }
+                if overrides.tls_skip_verify || *tls_skip_verify {
+                    vault["tls_skip_verify"] = json!(true);
                 }
                 json!({ "name": name, "vault": vault })
             }

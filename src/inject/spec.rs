@@ -118,8 +118,9 @@ pub struct PodRequest {
     /// `defaults.resources` in the injected containers.
     pub resources: Resources,
     /// Translated from vault-k8s annotations ([`super::compat`]): the
-    /// kubernetes auth mount, the Vault namespace, and whether the sidecar
-    /// revokes its leases at shutdown.
+    /// kubernetes auth mount, the Vault namespace, whether the sidecar
+    /// revokes its leases at shutdown and whether it verifies Vault's
+    /// certificate.
     pub vault: VaultOverrides,
 }
 
@@ -132,6 +133,8 @@ pub struct VaultOverrides {
     pub namespace: Option<String>,
     /// Revoke leases when the sidecar stops.
     pub revoke_on_exit: bool,
+    /// Do not verify Vault's certificate (only where the injector allows it).
+    pub tls_skip_verify: bool,
 }
 
 /// What the annotations say.

@@ -144,6 +144,9 @@ pub enum PodSource {
         /// The injector's `revoke_on_exit` for this source: injected sidecars revoke
         /// their leases when they stop (their pod is deleted).
         revoke_on_exit: bool,
+        /// The injector's `tls_skip_verify` for this source: injected sidecars do not
+        /// verify the server's certificate either.
+        tls_skip_verify: bool,
     },
     /// AWS Secrets Manager, with the pod's own AWS identity.
     Aws {
@@ -180,6 +183,7 @@ impl PodSource {
                     role: login.role.clone(),
                     ca_pem,
                     revoke_on_exit: v.revoke_on_exit,
+                    tls_skip_verify: v.tls_skip_verify,
                 })
             }
             SourceKind::AwsSecretsManager(a) => Some(PodSource::Aws {

@@ -113,4 +113,7 @@ inject:
   {{- with .Values.injection.compat }}
   compat: {{ . | quote }}
   {{- end }}
+  {{- with .Values.injection.compat_allow_tls_skip_verify }}
+  compat_allow_tls_skip_verify: {{ . }}
+  {{- end }}
 {{- end }}

@@ -183,8 +183,9 @@ pub(crate) fn answer(
     Err(Error::from_status(status, errors, what, retry_after))
 }
 
-/// The HTTP client of a Vault source (timeouts, CA bundle), with a client
-/// certificate for a `cert` login.
+/// The HTTP client of a Vault source (timeouts, CA bundle, or no
+/// verification at all with `tls_skip_verify`), with a client certificate
+/// for a `cert` login.
 pub(super) fn http_client(
     name: &str,
     cfg: &Vault,
@@ -197,6 +198,8 @@ pub(super) fn http_client(
     if cfg.address.scheme() == "http" {
         // As vaultrs does: without this, reqwest's platform verifier fails to build.
         builder = builder.tls_certs_only(Vec::new());
+    } else if cfg.tls_skip_verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
     } else if let Some(ca) = &cfg.ca_cert {
         builder = builder.tls_certs_merge(load_ca(name, ca)?);
     }

@@ -78,6 +78,13 @@ impl VaultSource {
                 "ca_cert is ignored: the address is plain http://"
             );
         }
+        if cfg.tls_skip_verify && cfg.address.scheme() == "https" {
+            tracing::warn!(
+                source = name,
+                address = %cfg.address,
+                "tls_skip_verify: THE SERVER'S CERTIFICATE IS NOT VERIFIED; whoever is on the path to it can read the secrets and the token: give the source a ca_cert instead"
+            );
+        }
         let http = client::http_client(name, cfg, None)?;
         Ok(Self {
             name: name.to_owned(),
