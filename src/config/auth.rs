@@ -162,7 +162,7 @@ pub struct CertLogin {
 }
 
 impl Validator<'_> {
-    pub(super) fn auth(&mut self, at: &str, a: RawAuth) -> Option<Auth> {
+    pub(crate) fn auth(&mut self, at: &str, a: RawAuth) -> Option<Auth> {
         if !self.exactly_one(at, &a) {
             return None;
         }
@@ -207,7 +207,7 @@ impl Validator<'_> {
     }
 
     /// An AWS region name such as `eu-west-1`.
-    pub(super) fn region(&mut self, at: &str, r: &str) {
+    pub(crate) fn region(&mut self, at: &str, r: &str) {
         let ok = !r.is_empty()
             && r.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');

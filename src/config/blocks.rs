@@ -43,6 +43,15 @@ pub fn one_of_schema<T: OneOf>(schema: &mut Schema) {
     schema.insert("oneOf".to_owned(), serde_json::Value::Array(choices));
 }
 
+/// The schema of a mapping whose backend keys are flattened in: no key
+/// but those its properties name (the flattening makes it
+/// `unevaluatedProperties`, which editors support less).
+pub fn closed(schema: &mut Schema) {
+    if let Some(v) = schema.remove("unevaluatedProperties") {
+        schema.insert("additionalProperties".to_owned(), v);
+    }
+}
+
 /// A duration as written, e.g. `30s` or `1h30m` ([`super::duration::parse`]).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(transparent)]
@@ -88,15 +97,55 @@ pub enum Item<T> {
     },
 }
 
-impl<'de, T: DeserializeOwned> Deserialize<'de> for Item<T> {
+/// A list entry's type. Some entries have keys that the backends declare
+/// (`crate::source::backend`): those are taken out before serde reads the
+/// rest, and handed to the entry as written, for the backend to read.
+pub trait Entry: DeserializeOwned {
+    /// Whether `key` is one the backends declare.
+    fn takes(_key: &str) -> bool {
+        false
+    }
+    /// Whether the backends' keys the entry gives read as their types:
+    /// serde's path inside the entry and message, if not.
+    fn read(_keys: &serde_yaml::Mapping) -> Result<(), (String, String)> {
+        Ok(())
+    }
+    /// Keeps the backends' keys the entry gives.
+    fn keep(&mut self, _keys: serde_yaml::Mapping) {}
+}
+
+impl<'de, T: Entry> Deserialize<'de> for Item<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = serde_yaml::Value::deserialize(d)?;
+        let mut value = serde_yaml::Value::deserialize(d)?;
         let name = value
             .get("name")
             .and_then(|n| n.as_str())
             .map(str::to_owned);
-        Ok(match serde_path_to_error::deserialize(value) {
-            Ok(t) => Item::Ok(t),
+        let mut taken = serde_yaml::Mapping::new();
+        if let serde_yaml::Value::Mapping(map) = &mut value {
+            let keys: Vec<_> = map
+                .keys()
+                .filter(|k| k.as_str().is_some_and(T::takes))
+                .cloned()
+                .collect();
+            for k in keys {
+                if let Some(v) = map.shift_remove(&k) {
+                    taken.insert(k, v);
+                }
+            }
+        }
+        Ok(match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(mut t) => match T::read(&taken) {
+                Ok(()) => {
+                    t.keep(taken);
+                    Item::Ok(t)
+                }
+                Err((path, message)) => Item::Bad {
+                    path,
+                    message,
+                    name,
+                },
+            },
             Err(e) => Item::Bad {
                 path: e.path().to_string(),
                 message: e.into_inner().to_string(),

@@ -1,7 +1,9 @@
 //! Configuration: the YAML file is parsed raw ([`raw`], whose types carry the
 //! published schema's rules with the `blocks`), then validated into
-//! [`Config`], one section per module: `sources` (backends and their logins,
-//! with `auth`), `output`, `secrets` (each secret's [`Address`] and files),
+//! [`Config`], one section per module: `sources` (a backend's key and name;
+//! the backend's folder under `src/source/` reads its settings, and a Vault
+//! login's keys are `auth`), `output`, `secrets` (each secret's files; the
+//! backend keys that give its [`Address`] are read by their backend's folder),
 //! `sidecar` (refresh, exec, proxy, on_change actions), `templates` and
 //! `inject`. This module holds what they share: the top-level structure, the
 //! `Validator` that collects problems, and the path and number helpers.
@@ -26,22 +28,26 @@ mod templates;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::exit::{Exit, ExitCode};
+pub(crate) use auth::RawAuth;
 pub use auth::{Auth, AwsLogin, CertLogin};
+pub(crate) use blocks::DurationText;
 use marks::Marks;
 
+pub use crate::source::{
+    Address, Aws, AwsVersion, KvVersion, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS,
+};
 use blocks::{Item, OneOf};
+use output::check_relative;
 pub use output::Output;
 pub use pin::Pin;
 use raw::RawConfig;
-pub use secrets::{previous_file, Address, Format, KvVersion, Secret};
+pub use secrets::{previous_file, Format, Secret};
 pub use sidecar::{signal_name, Action, ChildOnChange, Exec, Proxy, Refresh, SignalTarget};
-pub use sources::{
-    Aws, AwsVersion, Source, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS, MAX_ANSWER_BYTES,
-};
+pub use sources::{Source, MAX_ANSWER_BYTES};
 pub use templates::Template;
 
 /// Largest config file read, and largest `file` source.
@@ -260,7 +266,9 @@ fn plain_names(v: &mut serde_json::Value) {
     }
 }
 
-struct Validator<'a> {
+/// Checks a config's raw sections, collecting every problem with its key
+/// path; the backends' folders read their keys with it.
+pub(crate) struct Validator<'a> {
     marks: &'a Marks,
     problems: Vec<Problem>,
     /// The config file's directory: relative paths in the config start here.
@@ -274,7 +282,8 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    /// Records a problem at the key path `path`.
+    pub(crate) fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
         let at = self.marks.find(&path).map(|m| (m.line, m.column));
         self.problems.push(Problem {
@@ -298,6 +307,28 @@ impl Validator<'_> {
             message.push_str(": quote the mode, as in mode: \"0440\"");
         }
         self.problem(full, message);
+    }
+
+    /// How many problems were found so far.
+    pub(crate) fn problems(&self) -> usize {
+        self.problems.len()
+    }
+
+    /// `value`, the value at `at`, as a `T`; what serde says is a problem
+    /// at the key path inside it.
+    pub(crate) fn read<T: serde::de::DeserializeOwned>(
+        &mut self,
+        at: &str,
+        value: serde_yaml::Value,
+    ) -> Option<T> {
+        match serde_path_to_error::deserialize(value) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                let inner = e.path().to_string();
+                self.serde_problem(at, &inner, e.into_inner().to_string());
+                None
+            }
+        }
     }
 
     /// Deserializes the raw config. A section that fails is a problem at its
@@ -512,7 +543,7 @@ impl Validator<'_> {
 
     /// `p` at key `at`, with a leading `~` expanded, relative to the config
     /// file's directory (an absolute path stays as it is).
-    fn path(&mut self, at: &str, p: PathBuf) -> PathBuf {
+    pub(crate) fn path(&mut self, at: &str, p: PathBuf) -> PathBuf {
         match home::expand(&p, self.home.as_deref()) {
             Ok(p) => self.base.join(p),
             Err(why) => {
@@ -522,7 +553,13 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&mut self, at: &str, s: Option<&str>, default: Duration) -> Option<Duration> {
+    /// A duration at `at` as written (`default` when absent); zero is a problem.
+    pub(crate) fn duration(
+        &mut self,
+        at: &str,
+        s: Option<&str>,
+        default: Duration,
+    ) -> Option<Duration> {
         match s {
             None => Some(default),
             Some(s) => match duration::parse(s) {
@@ -584,37 +621,9 @@ fn either(keys: &[&str]) -> String {
     text
 }
 
-fn clean_mount(m: &str) -> String {
+/// A mount as written, without slashes at either end.
+pub(crate) fn clean_mount(m: &str) -> String {
     m.trim_matches('/').to_owned()
-}
-
-/// A file name relative to the output directory: no absolute path, no `..`,
-/// no `.` segments, no NUL, no empty segments.
-fn check_relative(file: &str) -> std::result::Result<(), &'static str> {
-    if file.is_empty() {
-        return Err("must not be empty");
-    }
-    if file.contains('\0') {
-        return Err("must not contain NUL");
-    }
-    let p = Path::new(file);
-    if p.is_absolute() {
-        return Err("must be relative to output.dir, not absolute");
-    }
-    if file.ends_with('/') || file.contains("//") {
-        return Err("must name a file, with no empty segment");
-    }
-    for c in p.components() {
-        match c {
-            Component::Normal(_) => {}
-            Component::ParentDir => return Err("must not contain `..`"),
-            _ => return Err("must not contain `.` segments"),
-        }
-    }
-    if file.split('/').any(|seg| seg == ".") {
-        return Err("must not contain `.` segments");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! The `output:` section, as written and validated: the directory secrets
 //! are written to, its defaults, and the hand-off state directory beside it;
-//! and that no file written there is the directory of another.
+//! that a file name stays inside it, and that no file written there is the
+//! directory of another.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -164,4 +165,33 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// A file name relative to the output directory: no absolute path, no `..`,
+/// no `.` segments, no NUL, no empty segments.
+pub(super) fn check_relative(file: &str) -> std::result::Result<(), &'static str> {
+    if file.is_empty() {
+        return Err("must not be empty");
+    }
+    if file.contains('\0') {
+        return Err("must not contain NUL");
+    }
+    let p = Path::new(file);
+    if p.is_absolute() {
+        return Err("must be relative to output.dir, not absolute");
+    }
+    if file.ends_with('/') || file.contains("//") {
+        return Err("must name a file, with no empty segment");
+    }
+    for c in p.components() {
+        match c {
+            Component::Normal(_) => {}
+            Component::ParentDir => return Err("must not contain `..`"),
+            _ => return Err("must not contain `.` segments"),
+        }
+    }
+    if file.split('/').any(|seg| seg == ".") {
+        return Err("must not contain `.` segments");
+    }
+    Ok(())
 }

@@ -5,61 +5,13 @@
 
 use std::fmt;
 
-use super::{Action, Address, Auth, AwsVersion, Config, Format, SourceKind, AWS_PREVIOUS};
+use super::{Action, Address, Config, Format};
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "sources:")?;
         for s in &self.sources {
-            match &s.kind {
-                SourceKind::Vault(v) => {
-                    let auth = match &v.auth {
-                        Auth::TokenFile(p) => format!("token_file {}", p.display()),
-                        Auth::AppRole { mount, .. } => format!("approle at auth/{mount}"),
-                        Auth::Kubernetes(l) => {
-                            format!("kubernetes role {} at auth/{}", l.role, l.mount)
-                        }
-                        Auth::Jwt(l) => format!("jwt role {} at auth/{}", l.role, l.mount),
-                        Auth::Aws(l) => format!(
-                            "aws role {} at auth/{}, signed for {}",
-                            l.role,
-                            l.mount,
-                            l.sts_url()
-                        ),
-                        Auth::Cert(l) => match &l.name {
-                            Some(n) => format!("cert {n} at auth/{}", l.mount),
-                            None => format!("cert at auth/{}", l.mount),
-                        },
-                    };
-                    let ns = v
-                        .namespace
-                        .as_deref()
-                        .map(|n| format!(", namespace {n}"))
-                        .unwrap_or_default();
-                    let unverified = match v.tls_skip_verify {
-                        true => ", certificate NOT verified",
-                        false => "",
-                    };
-                    writeln!(
-                        f,
-                        "  {}: vault {} ({auth}{ns}{unverified})",
-                        s.name, v.address
-                    )?;
-                }
-                SourceKind::AwsSecretsManager(a) => writeln!(
-                    f,
-                    "  {}: aws_secrets_manager ({}; BatchGetSecretValue, 20 per call)",
-                    s.name,
-                    how(a).join(", ")
-                )?,
-                SourceKind::SsmParameterStore(a) => writeln!(
-                    f,
-                    "  {}: ssm_parameter_store ({}; GetParameters, 10 per call)",
-                    s.name,
-                    how(a).join(", ")
-                )?,
-                SourceKind::File { path } => writeln!(f, "  {}: file {}", s.name, path.display())?,
-            }
+            writeln!(f, "  {}: {}", s.name, s.kind.summary())?;
         }
         if let Some(inject) = &self.inject {
             write!(f, "{inject}")?;
@@ -110,34 +62,7 @@ impl fmt::Display for Config {
         }
         writeln!(f, "secrets:")?;
         for s in &self.secrets {
-            let what = match &s.address {
-                Address::Kv {
-                    version: Some(v), ..
-                } => format!("kv {} @v{v}", s.address.key()),
-                Address::Kv { .. } => format!("kv {}", s.address.key()),
-                Address::Read(p) => format!("read {p}"),
-                Address::Pki { common_name, .. } => {
-                    format!("pki {} cn={common_name}", s.address.key())
-                }
-                Address::SecretId {
-                    id,
-                    version,
-                    previous,
-                } => {
-                    let version = match version {
-                        v if v.is_current() => String::new(),
-                        AwsVersion::Stage(stage) => format!(" @{stage}"),
-                        AwsVersion::Id(v) => format!(" version {v}"),
-                    };
-                    let previous = if *previous {
-                        format!(" +{AWS_PREVIOUS}")
-                    } else {
-                        String::new()
-                    };
-                    format!("secret_id {id}{version}{previous}")
-                }
-                Address::Parameter(p) => p.describe().replace('`', ""),
-            };
+            let what = s.address.summary();
             let source = &self.sources[s.source].name;
             let every = s
                 .refresh
@@ -222,24 +147,4 @@ fn templates(config: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         )?;
     }
     Ok(())
-}
-
-/// How an AWS source finds its region, credentials and endpoint.
-fn how(a: &super::Aws) -> Vec<String> {
-    let mut how = Vec::new();
-    if let Some(r) = &a.region {
-        how.push(format!("region {r}"));
-    }
-    if let Some(p) = &a.profile {
-        how.push(format!("profile {p}"));
-    }
-    if let Some(e) = &a.endpoint {
-        how.push(format!("endpoint {e}"));
-    }
-    how.push(if a.region.is_none() {
-        "region and credentials from the SDK default chain".into()
-    } else {
-        "credentials from the SDK default chain".into()
-    });
-    how
 }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::blocks::{one_of, one_of_schema, ModeText, OneOf};
+use super::blocks::{one_of, one_of_schema, Entry, ModeText, OneOf};
 use super::secrets::RawSecret;
 use super::sidecar::RawAction;
 use super::{check_relative, Action, Secret, Validator};
@@ -32,6 +32,8 @@ pub struct RawTemplate {
     #[serde(default)]
     pub on_change: Vec<RawAction>,
 }
+
+impl Entry for RawTemplate {}
 
 one_of!(RawTemplate: template, template_file);
 

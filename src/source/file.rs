@@ -16,8 +16,11 @@ use futures::future::BoxFuture;
 use serde_yaml::Value;
 use tokio::time::Instant;
 
-use super::{Error, Result, Source};
-use crate::config::{Secret, MAX_SIZE};
+use schemars::{Schema, SchemaGenerator};
+
+use super::backend::{described, reads, Backend, SourceKind, Unread};
+use super::{Address, Error, Result, Source};
+use crate::config::{Secret, Validator, MAX_SIZE};
 use crate::os::watch::Stamp;
 use crate::secret::{Fetched, Fields, SecretBytes};
 
@@ -178,5 +181,62 @@ mod tests {
         assert!(err.contains("`a.x`") && !err.contains("hunter2"), "{err}");
         let err = parse("- hunter2\n").unwrap_err();
         assert!(!err.contains("hunter2"), "{err}");
+    }
+}
+
+/// The `file` source.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileSource {
+    /// YAML file of `address: { field: value }`; relative to the config file.
+    pub path: PathBuf,
+}
+
+/// The `file` source in the registry: it has no secret keys of its own and
+/// reads every backend's.
+pub(crate) struct FileBackend;
+
+/// The `file` source in the registry.
+pub(crate) static BACKEND: FileBackend = FileBackend;
+
+impl Backend for FileBackend {
+    fn key(&self) -> &'static str {
+        "file"
+    }
+    fn default_name(&self) -> &'static str {
+        "file"
+    }
+    fn describe(&self) -> &'static str {
+        "a file"
+    }
+    fn settings_schema(&self, g: &mut SchemaGenerator) -> Schema {
+        described::<RawFileSource>(
+            g,
+            "A local YAML file standing in for any backend (development).",
+        )
+    }
+    fn read_settings(&self, value: &Value) -> Result<(), Unread> {
+        reads::<RawFileSource>(value.clone())
+    }
+    fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind> {
+        let raw = v.read::<RawFileSource>(at, value)?;
+        Some(SourceKind::File {
+            path: v.path(&format!("{at}.path"), raw.path),
+        })
+    }
+    fn address_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn read_keys(&self, _: &serde_yaml::Mapping) -> Result<(), Unread> {
+        Ok(())
+    }
+    fn keys_schema(&self, _: &mut SchemaGenerator) -> Schema {
+        Schema::default()
+    }
+    fn address(&self, _: &mut Validator<'_>, _: &str, _: serde_yaml::Mapping) -> Option<Address> {
+        None
     }
 }

@@ -1,8 +1,13 @@
 //! Secret backends behind one [`Source`] trait: a fetch returns the fields with
 //! their version, lease or expiry, so callers can write, compare and schedule
-//! without knowing the backend. One module per backend.
+//! without knowing the backend. One folder per backend, which also declares
+//! its config keys and reads them into settings and addresses ([`backend`]
+//! registers the backends for the config; [`Address`] lists the forms of
+//! address).
 
+mod address;
 mod aws;
+pub(crate) mod backend;
 mod batch;
 mod error;
 mod file;
@@ -13,13 +18,16 @@ mod vault;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use aws::{sdk_error, AwsSource, VALUE_FIELD};
+pub use address::Address;
+pub use aws::{sdk_error, Aws, AwsSource, AwsVersion, AWS_CURRENT, AWS_PREVIOUS, VALUE_FIELD};
+pub(crate) use backend::{address_keys, by_secret_key, by_source_key, source_keys, BACKENDS};
+pub use backend::{SecretKeys, SourceKeys, SourceKind};
 #[cfg(feature = "fuzzing")]
 pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
-pub use ssm::{proxy as ssm_proxy, Keys as ParameterKeys, Parameter};
-pub use vault::{user_logins, VaultSource};
+pub use ssm::proxy as ssm_proxy;
+pub use vault::{user_logins, KvVersion, Vault, VaultSource};
 
 /// The pure steps from a backend's answer to fields, for the fuzz targets
 /// (`crate::fuzzing`); the sources call them after each request.
@@ -34,7 +42,7 @@ pub(crate) mod answers {
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
-use crate::config::{Config, Secret, SourceKind};
+use crate::config::{Config, Secret};
 use crate::engine::backoff::{Gate, Pace, Refusal};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
 

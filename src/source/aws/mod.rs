@@ -39,6 +39,7 @@
 mod batch;
 mod cap;
 mod client;
+mod config;
 mod errors;
 mod value;
 
@@ -51,12 +52,14 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
 use super::{Error, Result, Source};
-use crate::config::{Address, Aws, AwsVersion, Secret, AWS_PREVIOUS};
+use crate::config::{Address, Secret};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::Fetched;
 use crate::source::batch::Queue;
 pub(in crate::source) use cap::AnswerCap;
 pub(in crate::source) use client::sdk_config;
+pub(crate) use config::{read_settings, settings, BACKEND, PER_CALL};
+pub use config::{Aws, AwsVersion, RawAws, AWS_CURRENT, AWS_PREVIOUS};
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
 pub use value::VALUE_FIELD;

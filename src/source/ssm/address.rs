@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::config::RawKeys;
+
 /// The longest parameter name Parameter Store accepts (an ARN may be longer).
 const MAX_NAME: usize = 2048;
 
@@ -35,18 +37,6 @@ pub enum Selector {
     Label(String),
 }
 
-/// The keys of a secret that Parameter Store reads, as written.
-pub struct Keys<'a> {
-    /// `parameter`
-    pub parameter: Option<&'a str>,
-    /// `parameters_by_path`
-    pub by_path: Option<&'a str>,
-    /// `version`
-    pub version: Option<u64>,
-    /// `label`
-    pub label: Option<&'a str>,
-}
-
 impl Parameter {
     /// The config key that gives this address.
     pub fn kind(&self) -> &'static str {
@@ -71,14 +61,14 @@ impl Parameter {
 
     /// The address from the config's keys, when `parameter` or
     /// `parameters_by_path` is given (the caller has checked it is only one).
-    pub fn from_keys(k: &Keys<'_>) -> Result<Parameter, Vec<(&'static str, String)>> {
+    pub fn from_keys(k: &RawKeys) -> Result<Parameter, Vec<(&'static str, String)>> {
         let mut problems = Vec::new();
-        let address = match (k.parameter, k.by_path) {
+        let address = match (k.parameter.as_deref(), k.parameters_by_path.as_deref()) {
             (Some(name), _) => {
                 if let Some(why) = bad_name(name) {
                     problems.push(("parameter", why));
                 }
-                let selector = match (k.version, k.label) {
+                let selector = match (k.version, k.label.as_deref()) {
                     (Some(_), Some(_)) => {
                         problems.push((
                             "label",
@@ -211,26 +201,25 @@ fn bad_name(name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn keys<'a>(parameter: Option<&'a str>, by_path: Option<&'a str>) -> Keys<'a> {
-        Keys {
-            parameter,
-            by_path,
-            version: None,
-            label: None,
+    fn keys(parameter: Option<&str>, by_path: Option<&str>) -> RawKeys {
+        RawKeys {
+            parameter: parameter.map(str::to_owned),
+            parameters_by_path: by_path.map(str::to_owned),
+            ..RawKeys::default()
         }
     }
 
     #[test]
     fn names_versions_labels_and_paths() {
-        let p = Parameter::from_keys(&Keys {
+        let p = Parameter::from_keys(&RawKeys {
             version: Some(3),
             ..keys(Some("/app/db/password"), None)
         })
         .unwrap();
         assert_eq!(p.selected(), "/app/db/password:3");
         assert_eq!(p.describe(), "parameter `/app/db/password` (version 3)");
-        let p = Parameter::from_keys(&Keys {
-            label: Some("prod"),
+        let p = Parameter::from_keys(&RawKeys {
+            label: Some("prod".into()),
             ..keys(Some("token"), None)
         })
         .unwrap();
@@ -248,7 +237,7 @@ mod tests {
 
     #[test]
     fn bad_keys_are_named() {
-        let bad = |k: Keys<'_>| -> Vec<&'static str> {
+        let bad = |k: RawKeys| -> Vec<&'static str> {
             Parameter::from_keys(&k)
                 .unwrap_err()
                 .into_iter()
@@ -260,29 +249,29 @@ mod tests {
         assert_eq!(bad(keys(Some("a b"), None)), ["parameter"]);
         assert_eq!(bad(keys(None, Some("app"))), ["parameters_by_path"]);
         assert_eq!(
-            bad(Keys {
+            bad(RawKeys {
                 version: Some(1),
-                label: Some("x"),
+                label: Some("x".into()),
                 ..keys(Some("a"), None)
             }),
             ["label"]
         );
         assert_eq!(
-            bad(Keys {
+            bad(RawKeys {
                 version: Some(0),
                 ..keys(Some("a"), None)
             }),
             ["version"]
         );
         assert_eq!(
-            bad(Keys {
-                label: Some("no/slash"),
+            bad(RawKeys {
+                label: Some("no/slash".into()),
                 ..keys(Some("a"), None)
             }),
             ["label"]
         );
         assert_eq!(
-            bad(Keys {
+            bad(RawKeys {
                 version: Some(2),
                 ..keys(None, Some("/app"))
             }),

@@ -17,13 +17,15 @@
 //! ([`sdk_error`](super::sdk_error)): throttling and outages are retried
 //! through the source's gate until the deadline.
 //!
-//! **Elsewhere.** The config keys are parsed in [`address`]; the proxy
+//! **Elsewhere.** The config keys are declared in [`config`] (registered in
+//! [`crate::source::backend`]) and parsed in [`address`]; the proxy
 //! serves parameters as the AWS Parameters and Secrets extension does
 //! ([`proxy`]). Values move into [`SecretBytes`] as soon as the SDK hands them
 //! over; the SDK's own buffers are not zeroized.
 
 mod address;
 mod batch;
+mod config;
 mod path;
 pub mod proxy;
 
@@ -35,7 +37,8 @@ use futures::future::BoxFuture;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
-pub use address::{Keys, Parameter};
+pub use address::Parameter;
+pub(crate) use config::{BACKEND, PER_CALL};
 
 use super::batch::Queue;
 use super::{Error, Result, Source};

@@ -18,6 +18,7 @@
 
 mod access;
 mod client;
+mod config;
 mod kv;
 mod lease;
 mod login;
@@ -34,9 +35,11 @@ use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
 use super::{Error, Result, Source};
-use crate::config::{Address, Auth, Format, KvVersion, Secret, Vault};
+use crate::config::{Address, Auth, Format, Secret};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
+pub(crate) use config::BACKEND;
+pub use config::{KvVersion, Vault};
 pub use token::user_logins;
 use token::{LoginState, Session};
 

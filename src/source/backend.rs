@@ -1,0 +1,278 @@
+//! The backends, registered once. What is specific to a backend lives in its
+//! folder: its source settings (the key of a `sources:` entry, e.g.
+//! `ssm_parameter_store`), its secret keys (`parameter`, `version`, …) and how
+//! they become an [`Address`], each behind the [`Backend`] trait, which the
+//! config reads generically. This file lists them: [`BACKENDS`] (what the
+//! config parses), [`SourceKind`] (a validated source, one variant each) and
+//! its dispatch. The address forms are listed in [`super::address`].
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_yaml::{Mapping, Value};
+
+use super::{aws, file, ssm, vault, Address};
+use crate::config::{Source, Validator};
+
+/// A backend as the config sees it.
+pub(crate) trait Backend: Sync {
+    /// The key of a source of this kind, e.g. `ssm_parameter_store`.
+    fn key(&self) -> &'static str;
+    /// The name of such a source when it gives none, e.g. `ssm`.
+    fn default_name(&self) -> &'static str;
+    /// What kind of backend it is, for messages: `AWS Secrets Manager`.
+    fn describe(&self) -> &'static str;
+    /// The schema of the value under [`Self::key`].
+    fn settings_schema(&self, g: &mut SchemaGenerator) -> Schema;
+    /// Whether the value under the key reads as its settings' type: serde's
+    /// problem, with its path inside the value, if not.
+    fn read_settings(&self, value: &Value) -> Result<(), Unread>;
+    /// The validated settings from the value under the key (`at` is its
+    /// path); problems go to `v`.
+    fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind>;
+    /// Its secret keys, each of which gives an address of this backend (a
+    /// secret gives exactly one among all backends').
+    fn address_keys(&self) -> &'static [&'static str];
+    /// Its secret keys, the address keys first, then those that qualify an
+    /// address (`version_stage`, `label`).
+    fn secret_keys(&self) -> &'static [&'static str];
+    /// Whether its keys that a secret gives read as their types: serde's
+    /// problem, with its path inside the secret, if not.
+    fn read_keys(&self, keys: &Mapping) -> Result<(), Unread>;
+    /// The schema of its secret keys: an object whose properties they are.
+    fn keys_schema(&self, g: &mut SchemaGenerator) -> Schema;
+    /// The address from its keys that the secret at `at` gives.
+    fn address(&self, v: &mut Validator<'_>, at: &str, keys: Mapping) -> Option<Address>;
+    /// Checks its qualifying keys that a secret gives (`given`: all of this
+    /// backend's keys it gives) against the rest: the secret's source, when
+    /// known, and whether its address is this backend's.
+    fn check_options(
+        &self,
+        _v: &mut Validator<'_>,
+        _at: &str,
+        _given: &Mapping,
+        _source: Option<&Source>,
+    ) {
+    }
+}
+
+/// Every backend, in the order the config's messages and schema list them.
+pub(crate) static BACKENDS: &[&dyn Backend] = &[
+    &vault::BACKEND,
+    &aws::BACKEND,
+    &ssm::BACKEND,
+    &file::BACKEND,
+];
+
+/// The kinds of backend, with their validated settings.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Vault or OpenBao.
+    Vault(Box<vault::Vault>),
+    /// AWS Secrets Manager.
+    AwsSecretsManager(aws::Aws),
+    /// AWS Systems Manager Parameter Store.
+    SsmParameterStore(aws::Aws),
+    /// A local YAML file.
+    File {
+        /// Absolute or relative to the working directory (resolved from the config's directory).
+        path: std::path::PathBuf,
+    },
+}
+
+impl SourceKind {
+    /// The backend this kind of source is.
+    fn backend(&self) -> &'static dyn Backend {
+        match self {
+            SourceKind::Vault(_) => &vault::BACKEND,
+            SourceKind::AwsSecretsManager(_) => &aws::BACKEND,
+            SourceKind::SsmParameterStore(_) => &ssm::BACKEND,
+            SourceKind::File { .. } => &file::BACKEND,
+        }
+    }
+
+    /// The local file a `file` source reads, which a watch follows.
+    pub fn local_file(&self) -> Option<&std::path::Path> {
+        match self {
+            SourceKind::File { path } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The secret keys of the addresses this backend reads; `None` for the
+    /// `file` source, which stands in for any.
+    pub fn reads(&self) -> Option<&'static [&'static str]> {
+        match self {
+            SourceKind::File { .. } => None,
+            other => Some(other.backend().address_keys()),
+        }
+    }
+
+    /// What kind of backend this is, for messages.
+    pub fn describe(&self) -> &'static str {
+        self.backend().describe()
+    }
+
+    /// How `ramsecrets check` shows the source's settings, after its name.
+    pub fn summary(&self) -> String {
+        match self {
+            SourceKind::Vault(v) => v.summary(),
+            SourceKind::AwsSecretsManager(a) => a.summary("aws_secrets_manager", aws::PER_CALL),
+            SourceKind::SsmParameterStore(a) => a.summary("ssm_parameter_store", ssm::PER_CALL),
+            SourceKind::File { path } => format!("file {}", path.display()),
+        }
+    }
+
+    /// How long the sidecar gives one refresh of one secret, retries included.
+    pub fn request_budget(&self) -> Duration {
+        match self {
+            SourceKind::Vault(v) => v.connect_timeout + v.request_timeout * 2,
+            SourceKind::AwsSecretsManager(_) | SourceKind::SsmParameterStore(_) => {
+                Duration::from_secs(65)
+            }
+            SourceKind::File { .. } => Duration::from_secs(10),
+        }
+    }
+}
+
+/// What serde said about a value that does not read as its type: the path
+/// inside the value (`.` for the value itself) and the message.
+pub(crate) type Unread = (String, String);
+
+/// Whether `value` reads as a `T`.
+pub(crate) fn reads<T: serde::de::DeserializeOwned>(value: Value) -> Result<(), Unread> {
+    serde_path_to_error::deserialize::<_, T>(value)
+        .map(drop)
+        .map_err(|e| (e.path().to_string(), e.into_inner().to_string()))
+}
+
+/// The schema of `Option<T>`, described by `doc` (the value under a source
+/// key, which may be empty).
+pub(crate) fn described<T: JsonSchema>(g: &mut SchemaGenerator, doc: &str) -> Schema {
+    let mut s = g.subschema_for::<Option<T>>();
+    s.insert("description".into(), doc.into());
+    s
+}
+
+/// The backend whose source key is `key`.
+pub(crate) fn by_source_key(key: &str) -> Option<&'static dyn Backend> {
+    BACKENDS.iter().copied().find(|b| b.key() == key)
+}
+
+/// The backend that declares the secret key `key`.
+pub(crate) fn by_secret_key(key: &str) -> Option<&'static dyn Backend> {
+    BACKENDS
+        .iter()
+        .copied()
+        .find(|b| b.secret_keys().contains(&key))
+}
+
+/// Every backend's source key, in order.
+pub(crate) fn source_keys() -> Vec<&'static str> {
+    BACKENDS.iter().map(|b| b.key()).collect()
+}
+
+/// Every backend's address keys, in order.
+pub(crate) fn address_keys() -> Vec<&'static str> {
+    BACKENDS
+        .iter()
+        .flat_map(|b| b.address_keys())
+        .copied()
+        .collect()
+}
+
+/// The keys of a `sources:` entry that name its backend, as written; the
+/// config's `RawSource` holds them, and its schema has one property per
+/// backend, exactly one of them required.
+#[derive(Debug, Default)]
+pub struct SourceKeys(pub Mapping);
+
+/// The keys of a `secrets:` entry that belong to a backend, as written; the
+/// config's `RawSecret` holds them, and its schema has every backend's keys,
+/// exactly one address key required.
+#[derive(Debug, Default)]
+pub struct SecretKeys(pub Mapping);
+
+impl SourceKeys {
+    /// Whether the value of each backend key given reads as its settings.
+    pub(crate) fn read(keys: &Mapping) -> Result<(), Unread> {
+        for (k, v) in keys {
+            if let Some(b) = k.as_str().and_then(by_source_key) {
+                b.read_settings(v)
+                    .map_err(|(path, why)| match path.as_str() {
+                        "." => (b.key().to_owned(), why),
+                        _ => (format!("{}.{path}", b.key()), why),
+                    })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SecretKeys {
+    /// Whether the keys given read as the types their backends declare.
+    pub(crate) fn read(keys: &Mapping) -> Result<(), Unread> {
+        let keys = SecretKeys(keys.clone());
+        BACKENDS.iter().try_for_each(|b| b.read_keys(&keys.of(*b)))
+    }
+
+    /// The keys given that `backend` declares, as written.
+    pub(crate) fn of(&self, backend: &dyn Backend) -> Mapping {
+        self.0
+            .iter()
+            .filter(|(k, _)| {
+                k.as_str()
+                    .is_some_and(|k| backend.secret_keys().contains(&k))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl JsonSchema for SourceKeys {
+    fn schema_name() -> Cow<'static, str> {
+        "SourceKeys".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let properties: serde_json::Map<_, _> = BACKENDS
+            .iter()
+            .map(|b| (b.key().to_owned(), b.settings_schema(g).to_value()))
+            .collect();
+        object(properties, source_keys())
+    }
+}
+
+impl JsonSchema for SecretKeys {
+    fn schema_name() -> Cow<'static, str> {
+        "SecretKeys".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(g: &mut SchemaGenerator) -> Schema {
+        let mut properties = serde_json::Map::new();
+        for b in BACKENDS {
+            if let Some(serde_json::Value::Object(p)) = b.keys_schema(g).get("properties") {
+                properties.extend(p.clone());
+            }
+        }
+        object(properties, address_keys())
+    }
+}
+
+/// An object schema with `properties`, exactly one of `choices` required.
+fn object(properties: serde_json::Map<String, serde_json::Value>, choices: Vec<&str>) -> Schema {
+    let one_of: Vec<_> = choices
+        .iter()
+        .map(|k| serde_json::json!({ "required": [k] }))
+        .collect();
+    let mut schema = Schema::default();
+    schema.insert("type".into(), "object".into());
+    schema.insert("properties".into(), properties.into());
+    schema.insert("oneOf".into(), one_of.into());
+    schema
+}

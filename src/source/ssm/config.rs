@@ -1,0 +1,101 @@
+//! What the config says about Parameter Store: the `ssm_parameter_store:`
+//! source (the settings of an AWS source, as Secrets Manager's) and the
+//! `parameter`, `parameters_by_path`, `version` and `label` secret keys, which
+//! [`Parameter::from_keys`] turns into an address.
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Deserialize;
+use serde_yaml::{Mapping, Value};
+
+use super::Parameter;
+use crate::config::{Source, Validator};
+use crate::source::aws::{read_settings, settings, RawAws};
+use crate::source::backend::{described, reads, Backend, SourceKind, Unread};
+use crate::source::Address;
+
+/// The secret keys Parameter Store reads.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeys {
+    /// An AWS Systems Manager Parameter Store parameter, by name or ARN (a
+    /// `SecureString` is decrypted); one field, `value`.
+    pub parameter: Option<String>,
+    /// Every Parameter Store parameter under this path, recursively, as fields
+    /// keyed by the last segment of each name.
+    pub parameters_by_path: Option<String>,
+    /// Parameter Store: one version of the `parameter` (default: the latest).
+    pub version: Option<u64>,
+    /// Parameter Store: the version of the `parameter` that carries this label.
+    pub label: Option<String>,
+}
+
+/// How `ramsecrets check` names the batch call.
+pub(crate) const PER_CALL: &str = "GetParameters, 10 per call";
+
+/// The Parameter Store backend.
+pub(crate) struct ParameterStore;
+
+/// Parameter Store in the registry.
+pub(crate) static BACKEND: ParameterStore = ParameterStore;
+
+impl Backend for ParameterStore {
+    fn key(&self) -> &'static str {
+        "ssm_parameter_store"
+    }
+    fn default_name(&self) -> &'static str {
+        "ssm"
+    }
+    fn describe(&self) -> &'static str {
+        "AWS Systems Manager Parameter Store"
+    }
+    fn settings_schema(&self, g: &mut SchemaGenerator) -> Schema {
+        described::<RawAws>(
+            g,
+            "AWS Systems Manager Parameter Store, with the same keys as `aws_secrets_manager`.",
+        )
+    }
+    fn read_settings(&self, value: &Value) -> Result<(), Unread> {
+        read_settings(value)
+    }
+    fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind> {
+        settings(v, at, value).map(SourceKind::SsmParameterStore)
+    }
+    fn address_keys(&self) -> &'static [&'static str] {
+        &["parameter", "parameters_by_path"]
+    }
+    fn secret_keys(&self) -> &'static [&'static str] {
+        &["parameter", "parameters_by_path", "version", "label"]
+    }
+    fn read_keys(&self, keys: &Mapping) -> Result<(), Unread> {
+        reads::<RawKeys>(Value::Mapping(keys.clone()))
+    }
+    fn keys_schema(&self, g: &mut SchemaGenerator) -> Schema {
+        RawKeys::json_schema(g)
+    }
+    fn address(&self, v: &mut Validator<'_>, at: &str, keys: Mapping) -> Option<Address> {
+        let keys = v.read::<RawKeys>(at, Value::Mapping(keys))?;
+        match Parameter::from_keys(&keys) {
+            Ok(p) => Some(Address::Parameter(p)),
+            Err(problems) => {
+                for (key, why) in problems {
+                    v.problem(format!("{at}.{key}"), why);
+                }
+                None
+            }
+        }
+    }
+    /// `version` and `label` pin a `parameter`.
+    fn check_options(&self, v: &mut Validator<'_>, at: &str, given: &Mapping, _: Option<&Source>) {
+        if given.contains_key("parameter") || given.contains_key("parameters_by_path") {
+            return;
+        }
+        for key in ["version", "label"] {
+            if given.contains_key(key) {
+                v.problem(
+                    format!("{at}.{key}"),
+                    "pins a `parameter`: there is none here",
+                );
+            }
+        }
+    }
+}
