@@ -1,6 +1,6 @@
-//! The SDK client of a source, and the SDK config Parameter Store shares:
-//! built on first use from the SDK's default chain with the source's region,
-//! profile and endpoint, with the SDK's own
+//! The SDK client of an AWS source (Secrets Manager, Parameter Store), one
+//! home for both SDKs: built on first use from the SDK's default chain with
+//! the source's region, profile and endpoint, with the SDK's own
 //! retries off (the source's [`Gate`](crate::engine::backoff::Gate) retries against
 //! the caller's deadline) and answers capped at `max_answer_bytes`.
 
@@ -9,36 +9,38 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_secretsmanager::Client;
+use tokio::sync::OnceCell;
 
 use super::cap::AnswerCap;
-use super::Inner;
 use crate::config::Aws;
 use crate::source::{Error, Result};
 
-impl Inner {
-    /// The client, built on first use from the SDK's default chain.
-    pub(super) async fn client(&self) -> Result<Client> {
-        self.client
-            .get_or_try_init(|| async {
-                let sdk = sdk_config(&self.name, &self.settings).await?;
-                let mut config =
-                    aws_sdk_secretsmanager::config::Builder::from(&sdk).interceptor(AnswerCap {
-                        max: self.settings.max_answer_bytes,
-                    });
-                if let Some(endpoint) = &self.settings.endpoint {
-                    config = config.endpoint_url(endpoint.as_str());
-                }
-                Ok(Client::from_conf(config.build()))
-            })
-            .await
-            .cloned()
-    }
+/// The client of the source `name`, built once into `cell` on first use:
+/// `build` makes the SDK's client from the SDK config and the answer cap (as
+/// `Client::from_conf(Builder::from(sdk).interceptor(cap).build())`).
+pub(in crate::source) async fn client<C: Clone>(
+    cell: &OnceCell<C>,
+    name: &str,
+    settings: &Aws,
+    build: impl FnOnce(&SdkConfig, AnswerCap) -> C,
+) -> Result<C> {
+    cell.get_or_try_init(|| async {
+        let sdk = sdk_config(name, settings).await?;
+        Ok(build(
+            &sdk,
+            AnswerCap {
+                max: settings.max_answer_bytes,
+            },
+        ))
+    })
+    .await
+    .cloned()
 }
 
-/// The SDK config of the source `name` (Secrets Manager or Parameter Store):
-/// the default chain with its region and profile, our timeouts, no retries.
-pub(in crate::source) async fn sdk_config(name: &str, settings: &Aws) -> Result<SdkConfig> {
+/// The SDK config of the source `name`: the default chain with its region,
+/// profile and endpoint (set in code, so it wins over `AWS_ENDPOINT_URL*`,
+/// as on the client), our timeouts, no retries.
+async fn sdk_config(name: &str, settings: &Aws) -> Result<SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(crate::tls::aws_http_client())
         // Our Backoff retries, against the caller's deadline.
@@ -54,6 +56,9 @@ pub(in crate::source) async fn sdk_config(name: &str, settings: &Aws) -> Result<
     }
     if let Some(profile) = &settings.profile {
         loader = loader.profile_name(profile);
+    }
+    if let Some(endpoint) = &settings.endpoint {
+        loader = loader.endpoint_url(endpoint.as_str());
     }
     let sdk = loader.load().await;
     if sdk.region().is_none() {

@@ -56,8 +56,7 @@ use crate::config::{Address, Secret};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::Fetched;
 use crate::source::batch::Queue;
-pub(in crate::source) use cap::AnswerCap;
-pub(in crate::source) use client::sdk_config;
+pub(in crate::source) use client::client;
 pub(crate) use config::{read_settings, settings, BACKEND, PER_CALL};
 pub use config::{Aws, AwsVersion, RawAws, AWS_CURRENT, AWS_PREVIOUS};
 pub(in crate::source) use errors::credentials;
@@ -160,6 +159,17 @@ impl AwsSource {
     /// The SDK client, for calls other than reads (the rotation drill's).
     pub async fn sdk(&self) -> Result<Client> {
         self.inner.client().await
+    }
+}
+
+impl Inner {
+    /// The client, built on first use from the SDK's default chain.
+    async fn client(&self) -> Result<Client> {
+        client(&self.client, &self.name, &self.settings, |sdk, cap| {
+            let config = aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(cap);
+            Client::from_conf(config.build())
+        })
+        .await
     }
 }
 

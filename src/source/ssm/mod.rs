@@ -91,20 +91,14 @@ impl SsmSource {
 impl Inner {
     /// The client, built on first use from the SDK's default chain.
     async fn client(&self) -> Result<Client> {
-        self.client
-            .get_or_try_init(|| async {
-                let sdk = super::aws::sdk_config(&self.name, &self.settings).await?;
-                let mut config =
-                    aws_sdk_ssm::config::Builder::from(&sdk).interceptor(super::aws::AnswerCap {
-                        max: self.settings.max_answer_bytes,
-                    });
-                if let Some(endpoint) = &self.settings.endpoint {
-                    config = config.endpoint_url(endpoint.as_str());
-                }
-                Ok(Client::from_conf(config.build()))
-            })
-            .await
-            .cloned()
+        super::aws::client(&self.client, &self.name, &self.settings, |sdk, cap| {
+            Client::from_conf(
+                aws_sdk_ssm::config::Builder::from(sdk)
+                    .interceptor(cap)
+                    .build(),
+            )
+        })
+        .await
     }
 }
 
