@@ -303,6 +303,24 @@ fn auto_mode_lets_the_injector_patch_only_its_own_webhook() {
         binding["subjects"][0]["name"],
         r.pod_spec()["serviceAccountName"]
     );
+    // A policy narrows that patch to the caBundle (tests/chart_policy.rs enforces it for real).
+    let policy = r.named("ValidatingAdmissionPolicy", "rs-ramsecrets-ca-bundle");
+    assert_eq!(
+        policy["spec"]["matchConditions"][0]["expression"],
+        format!(
+            "request.userInfo.username == 'system:serviceaccount:{NAMESPACE}:{}'",
+            binding["subjects"][0]["name"].as_str().unwrap()
+        )
+    );
+    assert!(policy["spec"]["variables"][0]["expression"]
+        .as_str()
+        .unwrap()
+        .contains(&format!("request.name == '{hook_name}'")));
+    let bound = r.named(
+        "ValidatingAdmissionPolicyBinding",
+        "rs-ramsecrets-ca-bundle",
+    );
+    assert_eq!(bound["spec"]["validationActions"], json!(["Deny"]));
     assert_eq!(r.pod_spec()["automountServiceAccountToken"], true);
     let tls = &r.config()["inject"]["tls"];
     assert_eq!(tls["auto"]["webhook"], hook_name);

@@ -133,6 +133,14 @@ impl Rendered {
         }
     }
 
+    /// The document of `kind` named `name`.
+    pub fn named(&self, kind: &str, name: &str) -> &Value {
+        self.all(kind)
+            .into_iter()
+            .find(|d| d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} named {name}"))
+    }
+
     /// The sorted kinds of the documents.
     pub fn kinds(&self) -> Vec<String> {
         let mut kinds: Vec<String> = self

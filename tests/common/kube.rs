@@ -253,13 +253,29 @@ impl ControlPlane {
     /// A blocking admin call: `method` on `path` with an optional JSON body;
     /// returns the status and the body.
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.call_as(&self.admin_token, method, path, body)
+    }
+
+    /// [`ControlPlane::call`] with bearer `token` (e.g. a service account's from
+    /// [`ControlPlane::token`]); a `PATCH` body is a JSON patch.
+    pub fn call_as(
+        &self,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self
             .http
             .request(method.parse().unwrap(), format!("{}{path}", self.url))
-            .bearer_auth(&self.admin_token);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
+            .bearer_auth(token);
+        req = match body {
+            Some(body) if method == "PATCH" => req
+                .header("content-type", "application/json-patch+json")
+                .body(body.to_string()),
+            Some(body) => req.json(&body),
+            None => req,
+        };
         let r = req.send().unwrap();
         let status = r.status().as_u16();
         (status, r.json().unwrap_or(Value::Null))
