@@ -9,172 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ::kube::api::{Api, PostParams};
-use base64::Engine;
-use common::kube::{serving_cert, ControlPlane};
+use common::injector::*;
+use common::kube::ControlPlane;
+use common::mesh::{self, Mesh};
 use common::*;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
 use serde_json::{json, Value};
 
 const NS: &str = "apps";
-
-/// A running `ramsecrets inject` and its certificate's CA.
-struct Injector {
-    run: Running,
-    port: u16,
-    ca_pem: String,
-}
-
-/// Starts `ramsecrets inject` on `port` with `extra` under `inject:`; its
-/// certificate is made here (`auto: None`) or by itself for webhook
-/// `Some(name)`, whose CA bundle is then read back.
-fn start_injector(
-    cp: &ControlPlane,
-    dir: &Path,
-    bao_addr: &str,
-    port: u16,
-    auto: Option<&str>,
-    extra: serde_json::Value,
-) -> Injector {
-    let (ca_pem, tls) = match auto {
-        None => {
-            let (ca, cert, key) = serving_cert(&["127.0.0.1"]);
-            let cert = file(dir, "tls.crt", &cert);
-            let key = file(dir, "tls.key", &key);
-            (ca, json!({ "cert_file": cert, "key_file": key }))
-        }
-        Some(webhook) => (
-            String::new(),
-            json!({ "auto": { "webhook": webhook, "names": ["127.0.0.1"] } }),
-        ),
-    };
-    let cfg = Config::new()
-        .source(vault(bao_addr, json!({ "kubernetes": { "role": "app" } })))
-        .set(
-            "inject",
-            json!({
-                "listen": format!("127.0.0.1:{port}"),
-                "tls": tls,
-                "image": "ramsecrets:test",
-                "kubernetes": {
-                    "host": cp.url,
-                    "ca_file": cp.ca_file,
-                    "token_file": cp.admin_token_file,
-                },
-            }),
-        )
-        .with("inject", extra)
-        .write(dir, &format!("inject-{port}.yaml"));
-    let mut run = Running::start(dir, &["inject", "--config", cfg.to_str().unwrap()]);
-    run.wait_log("admission webhook listening", Duration::from_secs(60));
-    let ca_pem = match auto {
-        None => ca_pem,
-        Some(webhook) => {
-            let (_, mwc) = cp.call(
-                "GET",
-                &format!(
-                    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{webhook}"
-                ),
-                None,
-            );
-            let b = mwc["webhooks"][0]["clientConfig"]["caBundle"]
-                .as_str()
-                .unwrap_or_default();
-            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap()).unwrap()
-        }
-    };
-    Injector { run, port, ca_pem }
-}
-
-/// Registers MutatingWebhookConfiguration `name` for Pod CREATE in namespace
-/// `ns` and in kube-system, calling `port` (failurePolicy Fail); `ca_pem`
-/// empty leaves the bundle for the injector to fill.
-fn register(cp: &ControlPlane, name: &str, ns: &str, port: u16, ca_pem: &str) {
-    let mut client_config = json!({ "url": format!("https://127.0.0.1:{port}/mutate") });
-    if !ca_pem.is_empty() {
-        client_config["caBundle"] = json!(base64::engine::general_purpose::STANDARD.encode(ca_pem));
-    }
-    let (status, body) = cp.call(
-        "POST",
-        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
-        Some(json!({
-            "metadata": { "name": name },
-            "webhooks": [{
-                "name": "inject.ramsecrets.io",
-                "clientConfig": client_config,
-                "rules": [{ "apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"], "resources": ["pods"] }],
-                "namespaceSelector": { "matchExpressions": [
-                    { "key": "kubernetes.io/metadata.name", "operator": "In", "values": [ns, "kube-system"] }
-                ] },
-                "failurePolicy": "Fail",
-                "sideEffects": "None",
-                "admissionReviewVersions": ["v1"],
-                "reinvocationPolicy": "IfNeeded",
-                "timeoutSeconds": 10
-            }]
-        })),
-    );
-    assert_eq!(status, 201, "{body}");
-}
-
-fn pod(name: &str, annotations: Value, spec: Value) -> Value {
-    json!({ "apiVersion": "v1", "kind": "Pod",
-            "metadata": { "name": name, "annotations": annotations },
-            "spec": spec })
-}
-
-fn app_spec() -> Value {
-    json!({ "serviceAccountName": "app", "containers": [ { "name": "app", "image": "app:1" } ] })
-}
-
-fn annotated(extra: Value) -> Value {
-    let mut a = json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/app/db",
-                        "ramsecrets.io/key.db": "password" });
-    for (k, v) in extra.as_object().unwrap() {
-        a[k] = v.clone();
-    }
-    a
-}
-
-/// Creates `pod` in `ns`: the stored pod, or the API server's refusal.
-fn create(cp: &ControlPlane, ns: &str, pod: &Value) -> Result<Value, String> {
-    let pods: Api<Pod> = Api::namespaced(cp.client(), ns);
-    let p: Pod = serde_json::from_value(pod.clone()).unwrap();
-    match cp.block_on(pods.create(&PostParams::default(), &p)) {
-        Ok(stored) => Ok(serde_json::to_value(stored).unwrap()),
-        Err(::kube::Error::Api(e)) => Err(e.message),
-        Err(e) => panic!("create: {e}"),
-    }
-}
-
-fn names(list: &Value) -> Vec<String> {
-    list.as_array()
-        .into_iter()
-        .flatten()
-        .map(|c| c["name"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-/// Waits until the API server's webhook cache calls the injector: a dry-run
-/// create comes back injected.
-fn wait_for_webhook(cp: &ControlPlane, ns: &str) {
-    let pods: Api<Pod> = Api::namespaced(cp.client(), ns);
-    let probe: Pod =
-        serde_json::from_value(pod("probe", annotated(json!({})), app_spec())).unwrap();
-    for _ in 0..300 {
-        let dry_run = PostParams {
-            dry_run: true,
-            ..Default::default()
-        };
-        if let Ok(p) = cp.block_on(pods.create(&dry_run, &probe)) {
-            if p.spec.and_then(|s| s.init_containers).is_some() {
-                return;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("the API server never called the webhook");
-}
 
 #[test]
 fn pods_are_injected_as_stored_by_the_api_server() {
@@ -630,4 +472,55 @@ fn tls_auto_patches_the_ca_bundle_and_the_api_server_trusts_it() {
     assert_eq!(names(&p["spec"]["initContainers"]), ["ramsecrets-init"]);
     assert_eq!(names(&p["spec"]["containers"]), ["app", "ramsecrets"]);
     assert_eq!(injector.run.stop(rustix::process::Signal::TERM), Some(0));
+}
+
+/// A mesh whose webhook runs after ramsecrets' (its configuration's name sorts after) adds
+/// its `istio-init` after ramsecrets' container. With `ramsecrets.io/after: istio-init` the
+/// API server's reinvocation of ramsecrets' webhook (`reinvocationPolicy: IfNeeded`) moves it
+/// first, so the mesh's network is up before ramsecrets calls Vault.
+#[test]
+fn a_mesh_init_container_added_after_ours_is_moved_before_it() {
+    let cp = ControlPlane::start();
+    cp.service_account(NS, "app");
+    let work = scratch();
+    let port = free_port();
+    let injector = start_injector(
+        &cp,
+        work.path(),
+        "http://127.0.0.1:8200",
+        port,
+        None,
+        json!({}),
+    );
+    register(&cp, "ramsecrets", NS, port, &injector.ca_pem);
+    let mesh = Mesh::start();
+    register(&cp, "zz-mesh", NS, mesh.port, &mesh.ca_pem);
+    let mut spec = app_spec();
+    spec["initContainers"] = json!([{ "name": "migrate", "image": "migrate:1" }]);
+    let inits = |p: &Value| names(&p["spec"]["initContainers"]);
+    // Both webhooks are called once a dry run comes back with both containers.
+    let dry_run = format!("/api/v1/namespaces/{NS}/pods?dryRun=All");
+    let probe = pod("probe", annotated(json!({})), spec.clone());
+    wait_until(Duration::from_secs(120), "both webhooks called", || {
+        let (status, p) = cp.call("POST", &dry_run, Some(probe.clone()));
+        status == 201 && inits(&p).len() == 3
+    });
+
+    // Without the annotation the mesh's container stays where its webhook put it.
+    let p = create(
+        &cp,
+        NS,
+        &pod("unordered", annotated(json!({})), spec.clone()),
+    )
+    .unwrap();
+    assert_eq!(inits(&p), ["ramsecrets", "migrate", mesh::INIT]);
+    let before = mesh.calls.load(std::sync::atomic::Ordering::SeqCst);
+    let after = annotated(json!({ "ramsecrets.io/after": mesh::INIT }));
+    let p = create(&cp, NS, &pod("meshed", after, spec)).unwrap();
+    assert_eq!(inits(&p), [mesh::INIT, "ramsecrets", "migrate"]);
+    assert!(mesh.calls.load(std::sync::atomic::Ordering::SeqCst) > before);
+    // The app's init container still runs after ramsecrets, with the secrets.
+    assert!(p["spec"]["initContainers"][2]["volumeMounts"]
+        .to_string()
+        .contains("ramsecrets-secrets"));
 }

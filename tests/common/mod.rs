@@ -1,7 +1,8 @@
 //! Test bed for integration tests, one file per server: a real OpenBao dev
 //! server on a free loopback port ([`openbao`]), PostgreSQL ([`postgres`]),
 //! a JWT signer ([`jwt`]), moto ([`moto`]), a counting proxy ([`recorder`]),
-//! a Kubernetes control plane ([`kube`]), the local node of `scripts/cluster` ([`node`]),
+//! a Kubernetes control plane ([`kube`]) with `ramsecrets inject` behind it ([`injector`])
+//! and a mesh's webhook beside it ([`mesh`]), the local node of `scripts/cluster` ([`node`]),
 //! real tmpfs output directories,
 //! mounted when root ([`tmpfs`]), and the real `ramsecrets` binary
 //! ([`ramsecrets`]); configs built as data ([`config`]), raw HTTP for the
@@ -19,8 +20,10 @@ pub mod clients;
 mod config;
 pub mod drill;
 pub mod helm;
+pub mod injector;
 mod jwt;
 pub mod kube;
+pub mod mesh;
 pub mod moto;
 pub mod node;
 mod openbao;
