@@ -1,5 +1,6 @@
-//! One HTTP/1 server loop for the health endpoint, the proxy and the
-//! admission webhook: a connection cap (over it the [`Transport`] answers 429
+//! One HTTP server loop for the health endpoint, the proxy and the
+//! admission webhook (HTTP/1.1, and HTTP/2 where the [`Transport`] says the
+//! client chose it, as TLS's ALPN does): a connection cap (over it the [`Transport`] answers 429
 //! or closes; or, with [`Limits::evict_waiting`], the oldest connection still
 //! waiting for its client is closed to make room, so slow clients cannot lock
 //! out a prompt one), a header read timeout and a head size limit, a backoff when the
@@ -10,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,7 +20,8 @@ use http_body_util::Full;
 use hyper::body::{Body, Incoming};
 use hyper::service::Service;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -32,6 +34,8 @@ use crate::exit::{Exit, ExitCode};
 
 /// The smallest head limit hyper accepts (its initial read buffer).
 const MIN_HEAD: usize = 8192;
+/// Requests at once on one HTTP/2 connection (hyper's default).
+const MAX_STREAMS: u32 = 200;
 /// Overload answers ([`Transport::busy`]) under way at once; past them a
 /// connection is closed without one.
 const BUSY_ANSWERS: usize = 64;
@@ -95,9 +99,11 @@ pub struct Limits {
     /// Connections served at once; the ones over it get [`Transport::busy`].
     pub max_connections: usize,
     /// Time a client has to send each request head (and a transport to wrap
-    /// the socket); an idle keep-alive connection is closed after it too.
+    /// the socket); an idle HTTP/1.1 keep-alive connection is closed after it
+    /// too. An idle HTTP/2 connection stays open (the API server keeps one for
+    /// all its calls) until the client closes it or it is evicted.
     pub header_timeout: Duration,
-    /// Largest request head, in bytes (at least 8 KiB).
+    /// Largest request head, in bytes (at least 8 KiB; HTTP/2: its header list).
     pub max_head: usize,
     /// Accepted sockets get IPv4 TTL 1 / IPv6 hop limit 1, so an answer cannot
     /// be routed off the host.
@@ -108,7 +114,8 @@ pub struct Limits {
     /// is not being answered (still in its handshake, head or body, or idle)
     /// to make room, instead of turning the new one away. Handlers mark a
     /// request as being answered with [`Connection::answering`], found in its
-    /// extensions.
+    /// extensions; an HTTP/2 connection is being answered while any of its
+    /// requests is.
     pub evict_waiting: bool,
 }
 
@@ -116,7 +123,8 @@ pub struct Limits {
 #[derive(Clone)]
 struct Slot {
     close: CancellationToken,
-    answering: Arc<AtomicBool>,
+    /// Its requests being answered.
+    answering: Arc<AtomicUsize>,
 }
 
 /// The open connections, oldest first: the cap, and whom to close to make room.
@@ -141,13 +149,14 @@ impl Slots {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = Slot {
             close: CancellationToken::new(),
-            answering: Arc::new(AtomicBool::new(false)),
+            answering: Arc::new(AtomicUsize::new(0)),
         };
         open.insert(id, slot.clone());
         Some(Connection {
             id,
             slot,
             slots: self.clone(),
+            request: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -155,7 +164,7 @@ impl Slots {
     fn evict(open: &mut BTreeMap<u64, Slot>, except: Option<u64>) -> bool {
         let victim = open
             .iter()
-            .find(|(id, s)| Some(**id) != except && !s.answering.load(Ordering::Relaxed))
+            .find(|(id, s)| Some(**id) != except && s.answering.load(Ordering::Relaxed) == 0)
             .map(|(id, _)| *id);
         match victim.and_then(|id| open.remove(&id)) {
             Some(slot) => {
@@ -174,19 +183,42 @@ pub struct Connection {
     id: u64,
     slot: Slot,
     slots: Arc<Slots>,
+    /// Whether its request is being answered.
+    request: Arc<AtomicBool>,
 }
 
 impl Connection {
+    /// The same connection, for one more request on it.
+    fn for_request(&self) -> Connection {
+        Connection {
+            request: Arc::new(AtomicBool::new(false)),
+            ..self.clone()
+        }
+    }
+
     /// Its request has been read and is being answered: it is not closed to
     /// make room until the answer is out.
     pub fn answering(&self) {
-        self.slot.answering.store(true, Ordering::Relaxed);
+        if !self.request.swap(true, Ordering::Relaxed) {
+            self.slot.answering.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Closes the oldest other connection not being answered, for what it
     /// holds (its slot, the bytes it buffered); false when there is none.
     pub fn make_room(&self) -> bool {
         Slots::evict(&mut self.slots.lock(), Some(self.id))
+    }
+}
+
+/// Ends a request's [`Connection::answering`] once answered or dropped (reset).
+struct Answered(Connection);
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        if self.0.request.load(Ordering::Relaxed) {
+            self.0.slot.answering.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -212,6 +244,12 @@ pub trait Transport: Send + Sync + 'static {
     /// closed: by default a plain `429 Too Many Requests`.
     fn busy(&self, tcp: TcpStream) -> impl Future<Output = ()> + Send {
         too_many(tcp)
+    }
+
+    /// Whether the client chose HTTP/2 on `io` (by TLS's ALPN); otherwise
+    /// HTTP/1.1 is spoken.
+    fn http2(_io: &Self::Io) -> bool {
+        false
     }
 }
 
@@ -335,7 +373,6 @@ where
             let (service, shutdown, force) = (service.clone(), shutdown.clone(), force.clone());
             tracker.spawn(async move {
                 let close = connection.slot.close.clone();
-                let answering = connection.slot.answering.clone();
                 let mine = limits.evict_waiting.then(|| connection.clone());
                 let _release = Release(connection);
                 let io = tokio::select! {
@@ -353,23 +390,20 @@ where
                 // Each request is waiting for its client until its handler
                 // says it is being answered, and again once answered.
                 let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                    if let Some(c) = &mine {
+                    let answered = mine.as_ref().map(|c| {
+                        let c = c.for_request();
                         req.extensions_mut().insert(c.clone());
-                    }
+                        Answered(c)
+                    });
                     let answer = service.call(req);
-                    let answering = answering.clone();
                     async move {
                         let response = answer.await;
-                        answering.store(false, Ordering::Relaxed);
+                        drop(answered);
                         response
                     }
                 });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(limits.header_timeout)
-                    .max_buf_size(limits.max_head.max(MIN_HEAD))
-                    .auto_date_header(false)
-                    .serve_connection(TokioIo::new(io), service);
+                let builder = builder(&limits, T::http2(&io));
+                let conn = builder.serve_connection(TokioIo::new(io), service);
                 tokio::pin!(conn);
                 tokio::select! {
                     _ = conn.as_mut() => return,
@@ -397,6 +431,27 @@ where
             tracker.wait().await;
         }
     })
+}
+
+/// A connection's server: HTTP/2 when the transport says so, else HTTP/1.1.
+fn builder(limits: &Limits, http2: bool) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_head.max(MIN_HEAD))
+        .auto_date_header(false);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_head).unwrap_or(u32::MAX))
+        .max_concurrent_streams(MAX_STREAMS)
+        .auto_date_header(false);
+    match http2 {
+        true => builder.http2_only(),
+        false => builder.http1_only(),
+    }
 }
 
 #[cfg(test)]

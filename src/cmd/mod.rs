@@ -38,13 +38,21 @@ pub fn run(command: Command, log_format: LogFormat) -> Result<u8, Failure> {
 /// low, and on a small node it leaves the other cores to the app (the proxy
 /// measured faster this way beside its client on 2 cores).
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure {
-            exit: Exit::OsErr,
-            error: anyhow::Error::new(e).context("cannot start the async runtime"),
-        })
+    started(tokio::runtime::Builder::new_current_thread())
+}
+
+/// The runtime of `ramsecrets inject`: a worker per core the process may use
+/// (its cgroup's CPU quota counts), so that admission reviews are answered on
+/// all of them; every other command runs on [`runtime`].
+pub fn runtime_on_every_core() -> Result<tokio::runtime::Runtime, Failure> {
+    started(tokio::runtime::Builder::new_multi_thread())
+}
+
+fn started(mut builder: tokio::runtime::Builder) -> Result<tokio::runtime::Runtime, Failure> {
+    builder.enable_all().build().map_err(|e| Failure {
+        exit: Exit::OsErr,
+        error: anyhow::Error::new(e).context("cannot start the async runtime"),
+    })
 }
 
 /// Writes `text` to stdout. A reader that went away (`| head -1`) is no

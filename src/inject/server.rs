@@ -1,5 +1,6 @@
 //! The injector's HTTPS server, on the shared [`crate::http`] loop with a
-//! rustls transport: `POST /mutate` unwraps an AdmissionReview, asks
+//! rustls transport (HTTP/2 or HTTP/1.1, as the client's ALPN chooses; on a
+//! runtime with a worker per core): `POST /mutate` unwraps an AdmissionReview, asks
 //! [`super::mutate::mutate`] and wraps the answer; `/healthz`, `/readyz` and
 //! `/metrics` beside it. Startup: the API server's version (unless set), the
 //! certificate (files, reloaded; or made, with the CA patched into the webhook
@@ -77,23 +78,42 @@ const LIMITS: Limits = Limits {
 const BUSY: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 
-/// TLS over TCP.
-struct Tls(TlsAcceptor);
+/// TLS over TCP: HTTP/2 or HTTP/1.1 by ALPN; and the same certificate with
+/// HTTP/1.1 alone, for the overload answer.
+struct Tls {
+    serve: TlsAcceptor,
+    busy: TlsAcceptor,
+}
+
+impl Tls {
+    fn new(config: Arc<rustls::ServerConfig>) -> Tls {
+        let mut http1 = (*config).clone();
+        http1.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Tls {
+            serve: TlsAcceptor::from(config),
+            busy: TlsAcceptor::from(Arc::new(http1)),
+        }
+    }
+}
 
 impl Transport for Tls {
     type Io = TlsStream<TcpStream>;
 
     async fn wrap(&self, tcp: TcpStream) -> std::io::Result<Self::Io> {
-        self.0.accept(tcp).await
+        self.serve.accept(tcp).await
     }
 
     /// The API server speaks TLS here: a plaintext answer would only be a
-    /// handshake failure to it.
+    /// handshake failure to it (and an HTTP/1.1 one on HTTP/2, a protocol error).
     async fn busy(&self, tcp: TcpStream) {
-        if let Ok(mut tls) = self.0.accept(tcp).await {
+        if let Ok(mut tls) = self.busy.accept(tcp).await {
             let _ = tls.write_all(BUSY).await;
             let _ = tls.shutdown().await;
         }
+    }
+
+    fn http2(io: &Self::Io) -> bool {
+        io.get_ref().1.alpn_protocol() == Some(b"h2")
     }
 }
 
@@ -350,7 +370,7 @@ fn serve(
     http::serve(
         "inject",
         listener,
-        Tls(TlsAcceptor::from(server_config)),
+        Tls::new(server_config),
         service,
         limits,
         stop,
@@ -361,7 +381,7 @@ fn serve(
 /// returns the exit code.
 pub fn command(path: &std::path::Path) -> Result<u8, crate::exit::Failure> {
     let config = Config::load(path)?;
-    crate::cmd::runtime()?.block_on(run(config))?;
+    crate::cmd::runtime_on_every_core()?.block_on(run(config))?;
     Ok(crate::exit::Exit::Ok.code())
 }
 

@@ -8,8 +8,9 @@ use tokio_rustls::TlsConnector;
 use super::*;
 use crate::inject::TEST_SETTINGS as SETTINGS;
 
-/// A serving certificate made here, and a client that trusts it.
-fn certificate() -> (Arc<rustls::ServerConfig>, TlsConnector) {
+/// A serving certificate made here, a client that trusts it (offering `alpn`)
+/// and its CA.
+fn certificate(alpn: &[&[u8]]) -> (Arc<rustls::ServerConfig>, TlsConnector, String) {
     let made = tls::generate(&["127.0.0.1".into()]).unwrap();
     let server_config = tls::server_config(Current::new(made.key)).unwrap();
     let mut roots = rustls::RootCertStore::empty();
@@ -17,25 +18,31 @@ fn certificate() -> (Arc<rustls::ServerConfig>, TlsConnector) {
         roots.add(c.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider)
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    (server_config, TlsConnector::from(Arc::new(client)))
+    client.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    (
+        server_config,
+        TlsConnector::from(Arc::new(client)),
+        made.ca_pem,
+    )
 }
 
 /// A running webhook and a client that trusts it.
 struct Webhook {
     addr: std::net::SocketAddr,
     client: TlsConnector,
+    ca_pem: String,
     stop: CancellationToken,
 }
 
 impl Webhook {
     /// Serves with `max_connections`, `body_timeout` and `buffered` bytes.
     async fn start(max_connections: usize, body_timeout: Duration, buffered: usize) -> Webhook {
-        let (server_config, client) = certificate();
+        let (server_config, client, ca_pem) = certificate(&[]);
         let config = Config::parse(SETTINGS, Path::new("/")).unwrap();
         let injector = Arc::new(Injector::new(&config, (1, 35)).unwrap());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -56,7 +63,12 @@ impl Webhook {
             (limits, reads),
             stop.clone(),
         ));
-        Webhook { addr, client, stop }
+        Webhook {
+            addr,
+            client,
+            ca_pem,
+            stop,
+        }
     }
 
     /// A TLS connection, handshake done (so the server has taken its slot).
@@ -78,7 +90,16 @@ impl Webhook {
 
     /// A whole review of a pod to inject, and the answer's text.
     async fn review(&self) -> String {
-        let body = serde_json::json!({
+        let body = review_body();
+        let mut c = self.partial(body.len(), 0).await;
+        c.write_all(body.as_bytes()).await.unwrap();
+        read_all(&mut c).await
+    }
+}
+
+/// A review of a pod to inject.
+fn review_body() -> String {
+    serde_json::json!({
             "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
             "request": {
                 "uid": "0000-1111", "kind": { "group": "", "version": "v1", "kind": "Pod" },
@@ -90,12 +111,8 @@ impl Webhook {
                         "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "kv:secret/db" } },
                     "spec": { "containers": [ { "name": "app", "image": "app:1" } ] } },
             }
-        })
-        .to_string();
-        let mut c = self.partial(body.len(), 0).await;
-        c.write_all(body.as_bytes()).await.unwrap();
-        read_all(&mut c).await
-    }
+    })
+    .to_string()
 }
 
 /// What the server sent before it closed.
@@ -155,13 +172,41 @@ async fn the_bytes_held_across_connections_stay_within_the_budget() {
 }
 
 #[tokio::test]
+async fn reviews_are_answered_over_http2_when_the_client_offers_it_and_over_http1() {
+    let w = Webhook::start(4, Duration::from_secs(5), 8 << 20).await;
+    let url = format!("https://{}/mutate", w.addr);
+    let ca = reqwest::Certificate::from_pem(w.ca_pem.as_bytes()).unwrap();
+    let h2 = reqwest::Client::builder().tls_certs_only([ca.clone()]);
+    let h1 = reqwest::Client::builder().tls_certs_only([ca]).http1_only();
+    for (client, version) in [
+        (h2, reqwest::Version::HTTP_2),
+        (h1, reqwest::Version::HTTP_11),
+    ] {
+        let client = client.build().unwrap();
+        // Three at once: on HTTP/2, streams of one connection.
+        let sent = (0..3).map(|_| client.post(&url).body(review_body()).send());
+        for answer in futures::future::join_all(sent).await {
+            let answer = answer.unwrap();
+            assert_eq!(answer.version(), version);
+            let text = answer.text().await.unwrap();
+            assert!(
+                text.contains("\"allowed\":true") && text.contains("\"patch\""),
+                "{text}"
+            );
+        }
+    }
+    w.stop.cancel();
+}
+
+#[tokio::test]
 async fn overload_is_answered_inside_tls() {
-    let (server_config, client) = certificate();
+    // A client that prefers HTTP/2 still gets the HTTP/1.1 answer it can read.
+    let (server_config, client, _) = certificate(&[b"h2", b"http/1.1"]);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        Tls(TlsAcceptor::from(server_config)).busy(tcp).await;
+        Tls::new(server_config).busy(tcp).await;
     });
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
@@ -169,6 +214,7 @@ async fn overload_is_answered_inside_tls() {
         .connect(name, tcp)
         .await
         .expect("the overload answer is inside TLS");
+    assert_eq!(c.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let text = read_all(&mut c).await;
     assert!(
         text.starts_with("HTTP/1.1 503") && text.contains("retry-after: 1"),

@@ -330,13 +330,14 @@ async fn watch(
     }
 }
 
-/// A rustls server config that serves `current`, HTTP/1.1.
+/// A rustls server config that serves `current`, HTTP/2 (the API server's
+/// choice when offered) or HTTP/1.1.
 pub fn server_config(current: Arc<Current>) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
     let mut config = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()
         .with_cert_resolver(current);
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
