@@ -197,11 +197,15 @@ fn a_handed_over_token_another_uid_owns_is_not_adopted() {
 }
 
 /// A sidecar config in `work` for secret `db` on a database lease (revoked at exit), with
-/// a token allowed to read and renew it, writing to `out` and keeping its state in `state`.
+/// a token allowed to read, renew and revoke it, writing to `out` and keeping its state in `state`.
 fn lease_config(bao: &Bao, work: &Path, out: &Tmpfs, state: &Path) -> std::path::PathBuf {
+    // Revocation by the lease's own path (the token is the user's: the sidecar does not
+    // revoke it), which a policy can scope to the pod's leases; renewal is in Vault's
+    // default policy.
     let app_token = bao.token_with_policy(
         "db",
-        "path \"database/creds/app\" { capabilities = [\"read\"] }\npath \"sys/leases/*\" { capabilities = [\"update\"] }",
+        "path \"database/creds/app\" { capabilities = [\"read\"] }\n\
+         path \"sys/leases/revoke/database/creds/app/*\" { capabilities = [\"update\"] }",
     );
     let token = file(work, "token", &app_token);
     Config::new()
@@ -297,4 +301,65 @@ fn a_killed_sidecar_restarted_adopts_its_own_lease_and_its_exit_clears_the_state
     let logs = second.logs();
     let password: Value = serde_json::from_str(&db).unwrap();
     assert!(!logs.contains(password["password"].as_str().unwrap()));
+}
+
+/// A pod's policy needs no right on `sys/leases/revoke`: a sidecar that logged in itself,
+/// or adopted the token `init` logged in for, revokes that token at exit
+/// (`auth/token/revoke-self`, which Vault's default policy allows), and Vault revokes the
+/// database lease with it: the credentials no longer log in.
+#[test]
+fn revoke_on_exit_needs_no_right_on_sys_leases_revoke() {
+    let pg = Postgres::start();
+    let bao = Bao::start();
+    bao.database(&pg, "1h", "2h");
+    bao.api(
+        "PUT",
+        "sys/policies/acl/app",
+        json!({ "policy": "path \"database/creds/app\" { capabilities = [\"read\"] }" }),
+    );
+    let roles = scratch();
+    let (role_id, secret_id) = bao.approle(roles.path());
+    for with_init in [true, false] {
+        let (work, out, vol) = (scratch(), Tmpfs::new("4m"), Tmpfs::new("1m"));
+        let config = Config::new()
+            .source(json!({ "name": "vault", "vault": {
+                "address": bao.addr,
+                "revoke_on_exit": true,
+                "auth": { "approle": { "role_id_file": role_id, "secret_id_file": secret_id } },
+            } }))
+            .set(
+                "output",
+                json!({ "dir": out.path(), "state_dir": vol.path().join("state") }),
+            )
+            .secret(json!({ "name": "db", "read": "database/creds/app", "format": "json" }))
+            .yaml();
+        if with_init {
+            assert_exit(&init(work.path(), &config, &[]), 0);
+        }
+        let cfg = file(work.path(), "config.yaml", &config);
+        let mut run = Running::sidecar(work.path(), &cfg);
+        assert_eq!(run.logs().contains("adopting the lease"), with_init);
+        assert_eq!(bao.leases("database/creds/app"), 1);
+        let creds: Value = serde_json::from_str(&out.read("db")).unwrap();
+        let login = || {
+            let (user, password) = (&creds["username"], &creds["password"]);
+            pg.can_login(user.as_str().unwrap(), password.as_str().unwrap())
+        };
+        assert!(login(), "init: {with_init}");
+        assert_eq!(run.stop(Signal::TERM), Some(0));
+        let logs = run.logs();
+        assert!(
+            logs.contains("token revoked") && logs.contains("lease revoked"),
+            "init: {with_init}: {logs}"
+        );
+        assert!(!logs.contains("cannot revoke"), "init: {with_init}: {logs}");
+        // Vault revokes a token's leases as it revokes the token, in the background.
+        wait_until(
+            std::time::Duration::from_secs(60),
+            "the lease revoked with its token",
+            || bao.leases("database/creds/app") == 0,
+        );
+        assert!(!login(), "init: {with_init}: the credentials still log in");
+        assert!(!logs.contains(creds["password"].as_str().unwrap()));
+    }
 }

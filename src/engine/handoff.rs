@@ -275,6 +275,27 @@ impl State {
         state
     }
 
+    /// The ids of the leases handed over for secrets of source `source`
+    /// (an index into `config.sources`).
+    pub fn leases_of(&self, config: &Config, source: usize) -> Vec<String> {
+        config
+            .secrets
+            .iter()
+            .filter(|s| s.source == source)
+            .filter_map(|s| {
+                Some(
+                    self.secrets
+                        .get(&s.name)?
+                        .fetched
+                        .lease
+                        .as_ref()?
+                        .id
+                        .clone(),
+                )
+            })
+            .collect()
+    }
+
     /// Whether there is nothing to hand over.
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty() && self.secrets.is_empty()

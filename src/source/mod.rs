@@ -120,9 +120,11 @@ pub trait Source: Send + Sync {
         Box::pin(async { Ok(true) })
     }
 
-    /// Revokes `lease` (best effort, at shutdown).
-    fn revoke<'a>(&'a self, _lease: &'a Lease) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async { Ok(()) })
+    /// At shutdown (best effort): revokes `leases`, which this source gave,
+    /// and what else of its own ends with the process (a Vault token it
+    /// logged in for); one result per lease, in order.
+    fn revoke<'a>(&'a self, leases: &'a [&'a Lease]) -> BoxFuture<'a, Vec<Result<()>>> {
+        Box::pin(async { leases.iter().map(|_| Ok(())).collect() })
     }
 
     /// Keeps the source's own login alive (renews or replaces its token);
@@ -136,8 +138,9 @@ pub trait Source: Send + Sync {
         Box::pin(async { None })
     }
 
-    /// Takes over a token handed over by `init`; it is checked before use.
-    fn adopt(&self, _token: SecretBytes) {}
+    /// Takes over a token handed over by `init`, with the ids of the leases
+    /// `init` took with it; the token is checked before use.
+    fn adopt(&self, _token: SecretBytes, _leases: Vec<String>) {}
 
     /// Why the source cannot read now because its own login is refused or
     /// has run out, with what the user can do about it; the next fetch tries

@@ -44,18 +44,28 @@ impl Engine {
         self.restore_templates();
     }
 
-    /// On shutdown: revokes leases where `revoke_on_exit` is set and removes
-    /// the files where `wipe_on_exit` is set.
+    /// On shutdown: revokes what the sources with `revoke_on_exit` hold
+    /// (their leases, and a Vault token they logged in for) and removes the
+    /// files where `wipe_on_exit` is set.
     pub async fn shutdown(self) {
         let mut revoked = false;
-        for group in &self.plan.groups {
-            let Some(lease) = group.fetched.as_ref().and_then(|f| f.lease.as_ref()) else {
+        let sources = &self.plan.config.sources;
+        for (source, s) in sources.iter().enumerate() {
+            if !s.revoke_on_exit() {
                 continue;
-            };
-            let source = self.plan.config.secrets[group.members[0]].source;
-            if self.plan.config.sources[source].revoke_on_exit() {
+            }
+            let held: Vec<_> = self
+                .plan
+                .groups
+                .iter()
+                .filter(|g| self.plan.config.secrets[g.members[0]].source == source)
+                .filter_map(|g| Some((g, g.fetched.as_ref()?.lease.as_ref()?)))
+                .collect();
+            let leases: Vec<_> = held.iter().map(|(_, lease)| *lease).collect();
+            let results = self.fetcher.sources()[source].revoke(&leases).await;
+            for ((group, _), result) in held.iter().zip(results) {
                 let secrets = self.names(&group.members);
-                match self.fetcher.sources()[source].revoke(lease).await {
+                match result {
                     Ok(()) => {
                         revoked = true;
                         tracing::info!(secrets = %secrets, "lease revoked")

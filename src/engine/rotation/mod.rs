@@ -127,9 +127,9 @@ impl Engine {
             }
             _ => (State::default(), None),
         };
-        for (s, source) in config.sources.iter().zip(&sources) {
+        for (i, (s, source)) in config.sources.iter().zip(&sources).enumerate() {
             if let Some(token) = state.tokens.get(&s.name) {
-                source.adopt(token.clone());
+                source.adopt(token.clone(), state.leases_of(&config, i));
             }
         }
         let now = SystemTime::now();

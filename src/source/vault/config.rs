@@ -35,7 +35,10 @@ pub struct RawVault {
     pub connect_timeout: Option<crate::config::DurationText>,
     /// Time allowed for one request (default 30s).
     pub request_timeout: Option<crate::config::DurationText>,
-    /// Revoke the sidecar's leases when it stops.
+    /// Revoke the sidecar's leases when it stops: the token it logged in
+    /// for (or `init` did) is revoked (`auth/token/revoke-self`, in Vault's
+    /// default policy), and its leases with it; a lease of another token (a
+    /// `token_file`'s, never revoked itself) by `sys/leases/revoke/LEASE_ID`.
     #[serde(default)]
     pub revoke_on_exit: bool,
     /// Largest answer read from the server, in bytes (default 4 MiB, at least

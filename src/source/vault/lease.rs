@@ -1,14 +1,16 @@
 //! Logical reads with their lease (database credentials, any `read:` path),
 //! and what a held lease goes through afterwards: renewal, the check that it
-//! (or a PKI certificate) was not revoked early, and revocation at shutdown.
+//! (or a PKI certificate) was not revoked early, and revocation at shutdown
+//! (with the token that took them, else lease by lease).
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
 use super::VaultSource;
-use crate::config::{Address, Secret};
+use crate::config::{Address, Auth, Secret};
 use crate::secret::{Fetched, Lease, SecretBytes};
 use crate::source::{fields_from_json, paced, Error, Result};
 
@@ -96,20 +98,101 @@ impl VaultSource {
         }
     }
 
-    /// Revokes `lease` (`sys/leases/revoke`), giving it five seconds.
-    pub(super) async fn revoke_lease(&self, lease: &Lease) -> Result<()> {
-        let c = self.client(Instant::now() + Duration::from_secs(5)).await?;
+    /// At shutdown, revokes `leases` as Vault Agent does, within five
+    /// seconds: a token this source logged in for (itself, or `init` before
+    /// it) is revoked with `auth/token/revoke-self`, which Vault's default
+    /// policy allows and which revokes every lease the token took; a lease
+    /// another token took (the user's `token_file`, or one replaced since) is
+    /// revoked by its own path, `sys/leases/revoke/LEASE_ID`, which a policy
+    /// can scope to the pod's leases; so is each of ours when the token
+    /// cannot be revoked. One result per lease, in order.
+    pub(super) async fn revoke_at_exit(&self, leases: &[&Lease]) -> Vec<Result<()>> {
+        // Not logged in and nothing held: no login only to revoke its token.
+        if leases.is_empty() && self.session.lock().await.is_none() {
+            return Vec::new();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let c = match self.client(deadline).await {
+            Ok(c) => c,
+            Err(e) => return leases.iter().map(|_| Err(e.clone())).collect(),
+        };
         let token = SecretBytes::copy_from(&c.middle.token);
-        self.call(
-            &token,
-            reqwest::Method::PUT,
-            "sys/leases/revoke",
-            Some(serde_json::json!({ "lease_id": lease.id })),
-            &format!("revocation of lease {}", lease.id),
-        )
-        .await
-        .map(|_| ())
+        let took = self.leases_of(&c).await;
+        let own = !matches!(self.auth, Auth::TokenFile(_));
+        let ours = |l: &Lease| own && took.contains(&l.id);
+        let mut results = Vec::with_capacity(leases.len());
+        for lease in leases {
+            results.push(match ours(lease) {
+                true => Ok(()),
+                false => self.revoke_by_path(&token, lease).await,
+            });
+        }
+        if !own {
+            return results;
+        }
+        match self.revoke_self(&token, &c).await {
+            Ok(()) => results,
+            Err(e) => {
+                tracing::warn!(source = %self.name, error = %e, "cannot revoke the token; revoking its leases one by one");
+                for (lease, result) in leases.iter().zip(&mut results) {
+                    if ours(lease) {
+                        *result = self.revoke_by_path(&token, lease).await;
+                    }
+                }
+                results
+            }
+        }
     }
+
+    /// `PUT sys/leases/revoke/LEASE_ID`.
+    async fn revoke_by_path(&self, token: &SecretBytes, lease: &Lease) -> Result<()> {
+        let what = format!("revocation of lease {}", lease.id);
+        let path = format!("sys/leases/revoke/{}", lease_path(&lease.id, &what)?);
+        self.call(token, reqwest::Method::PUT, &path, None, &what)
+            .await
+            .map(drop)
+    }
+
+    /// `PUT auth/token/revoke-self` with the session of `c`, which is then
+    /// dropped.
+    async fn revoke_self(&self, token: &SecretBytes, c: &Arc<VaultClient>) -> Result<()> {
+        let what = "revocation of the token";
+        self.call(
+            token,
+            reqwest::Method::PUT,
+            "auth/token/revoke-self",
+            None,
+            what,
+        )
+        .await?;
+        self.forget_session(c).await;
+        tracing::info!(source = %self.name, "token revoked, and with it the leases it took");
+        Ok(())
+    }
+}
+
+/// A lease id as a path under `sys/leases/revoke/`: its segments
+/// percent-encoded, refused if one is empty, `.` or `..` (which would lead
+/// the request elsewhere).
+fn lease_path(id: &str, what: &str) -> Result<String> {
+    let mut out = String::with_capacity(id.len());
+    for (i, segment) in id.split('/').enumerate() {
+        if matches!(segment, "" | "." | "..") {
+            return Err(Error::data(format!("{what}: not a lease id")));
+        }
+        if i > 0 {
+            out.push('/');
+        }
+        for b in segment.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                    out.push(b as char)
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The fields, lease and static-role rotation of a logical read's answer;
@@ -161,6 +244,22 @@ fn static_rotation(data: &mut serde_json::Value) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lease_ids_become_paths_that_stay_under_revoke() {
+        assert_eq!(
+            lease_path("database/creds/app/Ab-1_x.y~z", "r").unwrap(),
+            "database/creds/app/Ab-1_x.y~z"
+        );
+        assert_eq!(
+            lease_path("kv/a b?c#d%", "r").unwrap(),
+            "kv/a%20b%3Fc%23d%25"
+        );
+        for bad in ["", "a//b", "a/../b", "./a", "a/", "/a"] {
+            let e = lease_path(bad, "revocation of lease x").unwrap_err();
+            assert!(e.to_string().contains("not a lease id"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn a_static_role_ttl_near_u64_max_is_ten_years_not_an_abort() {

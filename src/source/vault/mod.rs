@@ -65,8 +65,9 @@ pub struct VaultSource {
     http: reqwest::Client,
     gate: Gate,
     session: Mutex<Option<Session>>,
-    /// A token handed over by `init`, tried before logging in.
-    adopted: std::sync::Mutex<Option<SecretBytes>>,
+    /// A token handed over by `init`, tried before logging in, with the ids
+    /// of the leases it took.
+    adopted: std::sync::Mutex<Option<(SecretBytes, Vec<String>)>>,
     kv_versions: Mutex<HashMap<String, KvVersion>>,
     /// What the proxy asks before serving: whether the login works.
     login: std::sync::Mutex<LoginState>,
@@ -174,17 +175,21 @@ impl Source for VaultSource {
         deadline: Instant,
     ) -> BoxFuture<'a, Result<Fetched>> {
         Box::pin(async move {
-            let c = self.client(deadline).await?;
-            match self.fetch_one(&c, secret, deadline).await {
+            let mut c = self.client(deadline).await?;
+            let fetched = match self.fetch_one(&c, secret, deadline).await {
                 // The token may have been revoked or have expired: log in again, once.
                 Err(e @ Error::Denied { .. }) => {
                     tracing::info!(source = %self.name, secret = %secret.name, error = %e.detail(), "permission denied; logging in again and retrying once");
                     self.forget_session(&c).await;
-                    let c = self.client(deadline).await?;
+                    c = self.client(deadline).await?;
                     self.fetch_one(&c, secret, deadline).await
                 }
                 other => other,
+            }?;
+            if let Some(lease) = &fetched.lease {
+                self.took(&c, &lease.id).await;
             }
+            Ok(fetched)
         })
     }
 
@@ -205,8 +210,8 @@ impl Source for VaultSource {
         Box::pin(self.still_good(secret, fetched, deadline))
     }
 
-    fn revoke<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<()>> {
-        Box::pin(self.revoke_lease(lease))
+    fn revoke<'a>(&'a self, leases: &'a [&'a Lease]) -> BoxFuture<'a, Vec<Result<()>>> {
+        Box::pin(self.revoke_at_exit(leases))
     }
 
     fn maintain(&self, renew_at: f64, deadline: Instant) -> BoxFuture<'_, Result<Duration>> {
@@ -221,8 +226,8 @@ impl Source for VaultSource {
         self.gate.pace()
     }
 
-    fn adopt(&self, token: SecretBytes) {
-        *self.adopted.lock().unwrap_or_else(|p| p.into_inner()) = Some(token);
+    fn adopt(&self, token: SecretBytes, leases: Vec<String>) {
+        *self.adopted.lock().unwrap_or_else(|p| p.into_inner()) = Some((token, leases));
     }
 
     fn login_problem(&self) -> Option<String> {

@@ -1,7 +1,9 @@
 //! The source's own token: the session in use, the login or the adopted
-//! `init` token that fills it, its renewal at `renew_at` of its lifetime,
-//! and what the proxy may ask without waiting (is the login refused or over).
+//! `init` token that fills it, the leases it took (which revoking it at
+//! shutdown revokes), its renewal at `renew_at` of its lifetime, and what
+//! the proxy may ask without waiting (is the login refused or over).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +32,9 @@ pub(super) struct Session {
     pub(super) ttl: Option<Duration>,
     pub(super) renewable: bool,
     pub(super) since: Instant,
+    /// The ids of the leases read with this token (or handed over with it
+    /// by `init`): Vault revokes them with it.
+    pub(super) leases: HashSet<String>,
 }
 
 impl Session {
@@ -124,18 +129,18 @@ impl VaultSource {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        let grant = match adopted {
-            Some(token) => match self.lookup(token, deadline).await {
+        let (grant, leases) = match adopted {
+            Some((token, leases)) => match self.lookup(token, deadline).await {
                 Ok(g) => {
                     tracing::info!(source = %self.name, "using the token handed over by init");
-                    g
+                    (g, leases.into_iter().collect())
                 }
                 Err(e) => {
                     tracing::info!(source = %self.name, error = %e, "the handed-over token does not work; logging in");
-                    self.login_retrying(deadline).await?
+                    (self.login_retrying(deadline).await?, HashSet::new())
                 }
             },
-            None => self.login_retrying(deadline).await?,
+            None => (self.login_retrying(deadline).await?, HashSet::new()),
         };
         *self.login_state() = LoginState {
             refused: None,
@@ -151,7 +156,26 @@ impl VaultSource {
             ttl: grant.ttl,
             renewable: grant.renewable,
             since: Instant::now(),
+            leases,
         }))
+    }
+
+    /// Notes that `lease` was read with the token of `c` (if it is still the
+    /// session's).
+    pub(super) async fn took(&self, c: &Arc<VaultClient>, lease: &str) {
+        let mut slot = self.session.lock().await;
+        if let Some(s) = slot.as_mut().filter(|s| Arc::ptr_eq(&s.client, c)) {
+            s.leases.insert(lease.to_owned());
+        }
+    }
+
+    /// The leases read with the token of `c`, if it is the session's.
+    pub(super) async fn leases_of(&self, c: &Arc<VaultClient>) -> HashSet<String> {
+        let slot = self.session.lock().await;
+        match slot.as_ref().filter(|s| Arc::ptr_eq(&s.client, c)) {
+            Some(s) => s.leases.clone(),
+            None => HashSet::new(),
+        }
     }
 
     async fn login_retrying(&self, deadline: Instant) -> Result<Grant> {
