@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use ::kube::api::{Api, PostParams};
 use common::injector::*;
-use common::kube::ControlPlane;
+use common::kube::{serving_cert, ControlPlane};
 use common::mesh::{self, Mesh};
 use common::*;
 use k8s_openapi::api::batch::v1::Job;
@@ -445,13 +445,55 @@ fn vault_k8s_pods_are_injected_as_stored_by_the_api_server() {
 }
 
 #[test]
-fn tls_auto_patches_the_ca_bundle_and_the_api_server_trusts_it() {
+fn tls_auto_patches_the_ca_bundle_keeping_other_cas_and_refuses_one_that_is_not_pem() {
     let cp = ControlPlane::start();
     cp.service_account(NS, "app");
     let work = scratch();
-    // Registered first without a CA bundle, as a chart in `auto` mode does.
+    let webhook = |name: &str| {
+        let (_, mwc) = cp.call(
+            "GET",
+            &format!("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}"),
+            None,
+        );
+        mwc["webhooks"][0]["clientConfig"]["caBundle"].clone()
+    };
+    // A bundle that is not PEM is an error naming it, and is left as it is.
+    register(
+        &cp,
+        "ramsecrets-bad",
+        "nowhere",
+        free_port(),
+        "not a certificate",
+    );
+    let before = webhook("ramsecrets-bad");
+    let tls = json!({ "auto": { "webhook": "ramsecrets-bad", "names": ["127.0.0.1"] } });
+    let cfg = injector_config(
+        &cp,
+        work.path(),
+        "http://127.0.0.1:8200",
+        free_port(),
+        tls,
+        json!({ "kubernetes_version": "1.28" }),
+    );
+    let out = ramsecrets(&["inject", "--config", cfg.to_str().unwrap()]);
+    assert_exit(&out, 65);
+    assert!(
+        text(&out).contains("MutatingWebhookConfiguration ramsecrets-bad: webhook inject.ramsecrets.io: clientConfig.caBundle holds 17 bytes that are not a PEM certificate"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(webhook("ramsecrets-bad"), before);
+    let (status, body) = cp.call(
+        "DELETE",
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/ramsecrets-bad",
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // Registered with another replica's CA: ours is added before it, both kept.
+    let (other_ca, _, _) = serving_cert(&["127.0.0.1"]);
     let port = free_port();
-    register(&cp, "ramsecrets-auto", NS, port, "");
+    register(&cp, "ramsecrets-auto", NS, port, &other_ca);
     // Told the server is 1.28: an init container and a regular sidecar,
     // which the real (newer) server stores as valid all the same.
     let mut injector = start_injector(
@@ -463,7 +505,13 @@ fn tls_auto_patches_the_ca_bundle_and_the_api_server_trusts_it() {
         json!({ "kubernetes_version": "1.28" }),
     );
     assert!(
-        injector.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"),
+        injector.ca_pem.starts_with("-----BEGIN CERTIFICATE-----")
+            && injector
+                .ca_pem
+                .matches("-----BEGIN CERTIFICATE-----")
+                .count()
+                == 2
+            && injector.ca_pem.ends_with(&format!("{}\n", other_ca.trim())),
         "caBundle: {}",
         injector.ca_pem
     );

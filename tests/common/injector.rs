@@ -3,7 +3,7 @@
 //! webhook there (`url:` client config with the CA bundle), and annotated pods created and
 //! read back as the API server stored them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ::kube::api::{Api, PostParams};
@@ -44,23 +44,7 @@ pub fn start_injector(
             json!({ "auto": { "webhook": webhook, "names": ["127.0.0.1"] } }),
         ),
     };
-    let cfg = Config::new()
-        .source(vault(bao_addr, json!({ "kubernetes": { "role": "app" } })))
-        .set(
-            "inject",
-            json!({
-                "listen": format!("127.0.0.1:{port}"),
-                "tls": tls,
-                "image": "ramsecrets:test",
-                "kubernetes": {
-                    "host": cp.url,
-                    "ca_file": cp.ca_file,
-                    "token_file": cp.admin_token_file,
-                },
-            }),
-        )
-        .with("inject", extra)
-        .write(dir, &format!("inject-{port}.yaml"));
+    let cfg = injector_config(cp, dir, bao_addr, port, tls, extra);
     let mut run = Running::start(dir, &["inject", "--config", cfg.to_str().unwrap()]);
     run.wait_log("admission webhook listening", Duration::from_secs(60));
     let ca_pem = match auto {
@@ -80,6 +64,34 @@ pub fn start_injector(
         }
     };
     Injector { run, port, ca_pem }
+}
+
+/// Writes the config of an injector on `port` with `tls` and `extra` under `inject:`.
+pub fn injector_config(
+    cp: &ControlPlane,
+    dir: &Path,
+    bao_addr: &str,
+    port: u16,
+    tls: Value,
+    extra: Value,
+) -> PathBuf {
+    Config::new()
+        .source(vault(bao_addr, json!({ "kubernetes": { "role": "app" } })))
+        .set(
+            "inject",
+            json!({
+                "listen": format!("127.0.0.1:{port}"),
+                "tls": tls,
+                "image": "ramsecrets:test",
+                "kubernetes": {
+                    "host": cp.url,
+                    "ca_file": cp.ca_file,
+                    "token_file": cp.admin_token_file,
+                },
+            }),
+        )
+        .with("inject", extra)
+        .write(dir, &format!("inject-{port}.yaml"))
 }
 
 /// Registers MutatingWebhookConfiguration `name` for Pod CREATE in namespace

@@ -175,6 +175,8 @@ impl ControlPlane {
             .build()
             .unwrap();
         let client = {
+            // kube's rustls takes the process's provider, ring as in the binary.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let _in = rt.enter();
             let mut config =
                 ::kube::Config::new(format!("https://127.0.0.1:{api_port}").parse().unwrap());
