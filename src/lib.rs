@@ -52,6 +52,6 @@ pub mod reference {
         Support as VaultK8sSupport, ANNOTATIONS as VAULT_K8S_ANNOTATIONS,
         PREFIX as VAULT_K8S_PREFIX,
     };
-    pub use crate::inject::server::metrics_text as injector_metrics;
     pub use crate::inject::spec::{ANNOTATIONS, INJECTED, PREFIX, RENDERED_CA, RENDERED_CONFIG};
+    pub use crate::telemetry::admission::reference_text as injector_metrics;
 }

@@ -2,7 +2,7 @@
 //! rustls transport (HTTP/2 or HTTP/1.1, as the client's ALPN chooses; on a
 //! runtime with a worker per core): `POST /mutate` unwraps an AdmissionReview, asks
 //! [`super::mutate::mutate`] and wraps the answer; `/healthz`, `/readyz` and
-//! `/metrics` beside it. Startup: the API server's version (unless set), the
+//! `/metrics` beside it from the one health router ([`crate::telemetry::health`]). Startup: the API server's version (unless set), the
 //! certificate (files, reloaded; or made, with the CA patched into the webhook
 //! configuration), then serving until SIGTERM, with a drain.
 //!
@@ -21,11 +21,6 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use kube_core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview};
 use kube_core::DynamicObject;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -41,6 +36,8 @@ use crate::config::inject::InjectTls;
 use crate::config::Config;
 use crate::http::{self, Limits, Transport};
 use crate::os::signals::Signals;
+use crate::telemetry::admission::Admission;
+use crate::telemetry::health;
 
 /// The largest AdmissionReview read (the API server's own request limit is 3 MiB).
 const MAX_BODY: usize = 3 << 20;
@@ -140,7 +137,7 @@ impl Unread {
             ),
             Unread::Broken => (StatusCode::BAD_REQUEST, "the review's body broke off\n"),
         };
-        let mut r = answer(status, "text/plain; charset=utf-8", why.as_bytes().to_vec());
+        let mut r = http::answer(status, http::TEXT, why);
         if *self == Unread::Busy {
             r.headers_mut().insert(
                 hyper::header::RETRY_AFTER,
@@ -205,70 +202,6 @@ async fn take(
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Outcome {
-    result: &'static str,
-}
-
-/// The injector's metrics.
-struct Metrics {
-    registry: Registry,
-    reviews: Family<Outcome, Counter>,
-    seconds: Histogram,
-}
-
-impl Metrics {
-    fn new() -> Metrics {
-        let mut registry = Registry::default();
-        let reviews = Family::<Outcome, Counter>::default();
-        registry.register(
-            "ramsecrets_admission_reviews",
-            "AdmissionReviews answered, by result: patched, unchanged, denied, invalid",
-            reviews.clone(),
-        );
-        let seconds = Histogram::new([0.0005, 0.001, 0.002, 0.005, 0.01, 0.05, 0.25]);
-        registry.register(
-            "ramsecrets_admission_duration_seconds",
-            "Time to decide one AdmissionReview, from its body read to its answer",
-            seconds.clone(),
-        );
-        // Every result's series is there from the start, at 0, so an alert on an
-        // increase of `denied` sees the first one.
-        for result in ["patched", "unchanged", "denied", "invalid"] {
-            drop(reviews.get_or_create(&Outcome { result }));
-        }
-        Metrics {
-            registry,
-            reviews,
-            seconds,
-        }
-    }
-
-    /// The OpenMetrics text `/metrics` serves.
-    fn render(&self) -> String {
-        let mut text = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
-        text
-    }
-}
-
-/// The `/metrics` text of an injector that has answered no review yet: the book's
-/// metrics reference lists its series (`tests/reference.rs`).
-pub fn metrics_text() -> String {
-    Metrics::new().render()
-}
-
-fn answer(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static(content_type),
-    );
-    r
-}
-
 /// The answer to a review body, as JSON: always a review (an unreadable one
 /// gets an `invalid` response, which the API server treats as a refusal).
 pub fn review(injector: &Injector, body: &[u8]) -> (Vec<u8>, &'static str) {
@@ -320,10 +253,9 @@ fn decide(injector: &Injector, body: &[u8]) -> (AdmissionReview<DynamicObject>, 
 async fn route(
     req: Request<Incoming>,
     injector: Arc<Injector>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<Admission>,
     reads: Arc<Reads>,
 ) -> Response<Full<Bytes>> {
-    const TEXT: &str = "text/plain; charset=utf-8";
     match (req.method(), req.uri().path()) {
         (&Method::POST, "/mutate") => {
             let connection = req.extensions().get::<http::Connection>().cloned();
@@ -337,19 +269,10 @@ async fn route(
             }
             let started = Instant::now();
             let (json, result) = review(&injector, &body);
-            metrics.seconds.observe(started.elapsed().as_secs_f64());
-            metrics.reviews.get_or_create(&Outcome { result }).inc();
-            answer(StatusCode::OK, "application/json", json)
+            metrics.answered(result, started.elapsed());
+            http::answer(StatusCode::OK, http::JSON, json)
         }
-        (&Method::GET, "/healthz") | (&Method::GET, "/readyz") => {
-            answer(StatusCode::OK, TEXT, b"ok\n".to_vec())
-        }
-        (&Method::GET, "/metrics") => answer(
-            StatusCode::OK,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.render().into_bytes(),
-        ),
-        _ => answer(StatusCode::NOT_FOUND, TEXT, b"not found\n".to_vec()),
+        _ => health::route(&req, &*metrics),
     }
 }
 
@@ -361,7 +284,7 @@ fn serve(
     (limits, reads): (Limits, Reads),
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Admission::default());
     let reads = Arc::new(reads);
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let (injector, metrics, reads) = (injector.clone(), metrics.clone(), reads.clone());

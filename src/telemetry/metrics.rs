@@ -12,8 +12,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
 
+use super::health::Health;
+use super::registry::Registry;
 use crate::config::Config;
 
 /// A secret label.
@@ -123,7 +124,7 @@ impl Metrics {
     }
 
     fn with(proxy: bool, identifiers: bool) -> Self {
-        let mut registry = Registry::with_prefix("ramsecrets");
+        let mut registry = Registry::default();
         let m = Metrics {
             last_success: Family::default(),
             fetch_errors: Family::default(),
@@ -403,10 +404,17 @@ impl Metrics {
             };
             self.expiry.get_or_create(&secret(name)).set(left);
         }
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        self.registry.render()
+    }
+}
+
+impl Health for Metrics {
+    fn ready(&self) -> bool {
+        self.is_ready()
+    }
+
+    fn render(&self) -> String {
+        Metrics::render(self)
     }
 }
 

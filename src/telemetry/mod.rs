@@ -95,8 +95,10 @@ pub(crate) fn escape_controls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+pub mod admission;
 pub mod health;
 pub mod metrics;
+pub mod registry;
 
 #[cfg(test)]
 mod tests {
