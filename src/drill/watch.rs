@@ -1,26 +1,24 @@
 //! What the drill watches on the sidecar's side: the secret's output files
-//! (inotify through notify, each change timed as the event arrives; a change
-//! is a new inode, size or mtime, so no file is ever read), and the
+//! (through the one watcher, [`crate::os::watch::Files`], each change timed
+//! as it is reported; a change is a new file stamp, so no file is ever read), and the
 //! sidecar's `/metrics`, sampled every [`SAMPLE_EVERY`]: its on_change
 //! actions, its refreshes, and the version and lease it holds.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
 use tokio_util::sync::CancellationToken;
 
 use super::rotate::Held;
-use crate::os::watch::Stamp;
+use crate::os::watch;
 
 /// How often the sidecar's metrics are read.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 /// A watch on a secret's files; changes are recorded until it is dropped.
 pub struct Files {
-    _watcher: notify::RecommendedWatcher,
+    _files: watch::Files,
     changes: Arc<Mutex<Vec<(String, Instant)>>>,
 }
 
@@ -28,48 +26,21 @@ impl Files {
     /// Watches `files` (relative to `dir`) from now on.
     pub fn start(dir: &Path, files: &[String]) -> notify::Result<Files> {
         let dir = std::fs::canonicalize(dir)?;
-        let watched: Vec<(String, PathBuf)> =
-            files.iter().map(|f| (f.clone(), dir.join(f))).collect();
-        let mut last: HashMap<PathBuf, Option<Stamp>> = watched
+        let watched: Vec<(PathBuf, String)> =
+            files.iter().map(|f| (dir.join(f), f.clone())).collect();
+        let watched: Vec<(&Path, String)> = watched
             .iter()
-            .map(|(_, p)| (p.clone(), Stamp::at(p)))
-            .collect();
-        let names: HashMap<PathBuf, String> = watched
-            .iter()
-            .map(|(n, p)| (p.clone(), n.clone()))
+            .map(|(p, f)| (p.as_path(), f.clone()))
             .collect();
         let changes = Arc::new(Mutex::new(Vec::new()));
         let seen = changes.clone();
-        let mut watcher =
-            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                let at = Instant::now();
-                let Ok(ev) = res else { return };
-                for path in &ev.paths {
-                    let Some(before) = last.get_mut(path) else {
-                        continue;
-                    };
-                    let now = Stamp::at(path);
-                    if now != *before && now.is_some() {
-                        *before = now;
-                        if let Some(name) = names.get(path) {
-                            seen.lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push((name.clone(), at));
-                        }
-                    }
-                }
-            })?;
-        let mut dirs: Vec<PathBuf> = watched
-            .iter()
-            .filter_map(|(_, p)| p.parent().map(Path::to_path_buf))
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        for d in dirs {
-            watcher.watch(&d, RecursiveMode::NonRecursive)?;
-        }
+        let files = watch::Files::start(&watched, None, move |name: &String| {
+            seen.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((name.clone(), Instant::now()));
+        })?;
         Ok(Files {
-            _watcher: watcher,
+            _files: files,
             changes,
         })
     }

@@ -337,7 +337,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
                 cert_file.clone(),
                 key_file.clone(),
                 stop.clone(),
-            ));
+            )?);
             current
         }
         InjectTls::Auto { webhook, names } => {

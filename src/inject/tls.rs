@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 
 use crate::exit::{Exit, ExitCode};
 
-/// How often the certificate files are looked at.
-const POLL: Duration = Duration::from_secs(5);
+/// How long a change of the certificate files is let settle before they are read.
+const SETTLE: Duration = Duration::from_millis(200);
 /// The largest PEM file read.
 const MAX_PEM: u64 = 1 << 20;
 /// How long `tls.auto` certificates are valid.
@@ -52,12 +52,22 @@ pub enum Error {
     /// A certificate cannot be made.
     #[error("inject.tls.auto: cannot make a certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    /// The files cannot be watched.
+    #[error("inject.tls: cannot watch {path}: {source}")]
+    Watch {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: notify::Error,
+    },
 }
 
 impl ExitCode for Error {
     fn exit(&self) -> Exit {
         match self {
             Error::Generate(_) => Exit::Software,
+            Error::Watch { .. } => Exit::OsErr,
             _ => Exit::Config,
         }
     }
@@ -278,56 +288,47 @@ pub async fn renew<F, Fut, E>(
     }
 }
 
-/// What identifies a file's content without reading it: mtime, size, inode.
-type Stamp = (SystemTime, u64, u64);
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len(), m.ino()))
-}
-
-/// Re-reads `cert_file` and `key_file` when either changes from what they
-/// are now (a Secret volume swaps a symlink; cert-manager rewrites both) and
-/// serves the new pair once it loads; a pair that does not load is logged and
-/// the old one kept.
+/// Re-reads `cert_file` and `key_file` when either changes (a Secret volume
+/// swaps a symlink; cert-manager rewrites both), through the one file
+/// watcher, and serves the new pair once it loads; a pair that does not load
+/// is logged and the old one kept. The watch starts now; the returned future
+/// follows it until `stop`.
 pub fn reload(
     current: Arc<Current>,
     cert_file: PathBuf,
     key_file: PathBuf,
     stop: tokio_util::sync::CancellationToken,
-) -> impl std::future::Future<Output = ()> + Send {
-    let seen = (stamp(&cert_file), stamp(&key_file));
-    watch(current, cert_file, key_file, seen, stop)
-}
-
-async fn watch(
-    current: Arc<Current>,
-    cert_file: PathBuf,
-    key_file: PathBuf,
-    mut seen: (Option<Stamp>, Option<Stamp>),
-    stop: tokio_util::sync::CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(POLL) => {}
-        }
-        let now = (stamp(&cert_file), stamp(&key_file));
-        if now == seen {
-            continue;
-        }
-        match load(&cert_file, &key_file) {
-            Ok(key) => {
-                current.replace(key);
-                seen = now;
-                tracing::info!(cert_file = %cert_file.display(), "serving certificate reloaded");
+) -> Result<impl std::future::Future<Output = ()> + Send> {
+    let (tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let files = [(cert_file.as_path(), ()), (key_file.as_path(), ())];
+    let watch = crate::os::watch::Files::start(&files, None, move |_: &()| {
+        let _ = tx.send(());
+    })
+    .map_err(|source| Error::Watch {
+        path: cert_file.clone(),
+        source,
+    })?;
+    Ok(async move {
+        let _watch = watch;
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = changes.recv() => if changed.is_none() { return },
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "serving certificate changed but does not load; keeping the old one")
+            // Both files change in one update: load once the burst is over.
+            tokio::time::sleep(SETTLE).await;
+            while changes.try_recv().is_ok() {}
+            match load(&cert_file, &key_file) {
+                Ok(key) => {
+                    current.replace(key);
+                    tracing::info!(cert_file = %cert_file.display(), "serving certificate reloaded");
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "serving certificate changed but does not load; keeping the old one")
+                }
             }
         }
-    }
+    })
 }
 
 /// A rustls server config that serves `current`, HTTP/2 (the API server's
@@ -475,12 +476,8 @@ mod tests {
         let served = |current: &Current| current.0.read().unwrap().cert[0].clone();
         let first = served(&current);
         let stop = tokio_util::sync::CancellationToken::new();
-        let task = tokio::spawn(reload(
-            current.clone(),
-            cert.clone(),
-            key.clone(),
-            stop.clone(),
-        ));
+        let task =
+            tokio::spawn(reload(current.clone(), cert.clone(), key.clone(), stop.clone()).unwrap());
         // A Secret volume's update: both files replaced by a rename.
         let (c, k) = pair("second");
         std::fs::write(dir.path().join("new.crt"), &c).unwrap();

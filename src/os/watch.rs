@@ -1,8 +1,10 @@
-//! File watching (notify/inotify) for the sidecar: the config file and the
-//! template files it reads, whose valid changes are reloaded; the files of `file` sources, whose edits are
-//! read at once; and the output directory, where a file deleted or altered by
-//! someone else is written back. Files are watched through their directory,
-//! so an editor or a ConfigMap that swaps in a new inode is seen too.
+//! File watching: [`Files`] is the one watcher (notify/inotify) of the crate,
+//! used by the drill and the injector's certificate files too. For the
+//! sidecar ([`start`]): the config file and the template files it reads,
+//! whose valid changes are reloaded; the files of `file` sources, whose edits
+//! are read at once; and the output directory, where a file deleted or
+//! altered by someone else is written back. Files are watched through their
+//! directory, so an editor or a ConfigMap that swaps in a new inode is seen too.
 //! Credential files (tokens, JWTs, AppRole ids) need no watch: they are read
 //! afresh at every login.
 
@@ -30,7 +32,7 @@ pub enum Event {
 
 /// Watches until dropped.
 pub struct Watch {
-    _watcher: Option<notify::RecommendedWatcher>,
+    _files: Option<Files>,
     /// Without a watcher: keeps the event channel open (and silent).
     _idle: Option<mpsc::Sender<Event>>,
 }
@@ -40,7 +42,7 @@ impl Watch {
     pub fn none() -> (Watch, mpsc::Receiver<Event>) {
         let (tx, rx) = mpsc::channel(1);
         let watch = Watch {
-            _watcher: None,
+            _files: None,
             _idle: Some(tx),
         };
         (watch, rx)
@@ -62,16 +64,18 @@ pub fn limit_reached(e: &notify::Error) -> bool {
     }
 }
 
-/// A file watched through its directory.
-struct Target {
+/// A file watched through its directory, reported as `key`.
+struct Target<K> {
     dir: PathBuf,
     name: Option<OsString>,
-    event: Event,
+    key: K,
+    /// The stamp last seen, to report a change once.
+    seen: Option<Stamp>,
 }
 
-impl Target {
+impl<K> Target<K> {
     /// Events carry the watched path joined with the entry's name: watch canonical paths.
-    fn new(file: &Path, event: Event) -> std::io::Result<Target> {
+    fn new(file: &Path, key: K) -> std::io::Result<Target<K>> {
         let dir = file
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -79,12 +83,13 @@ impl Target {
         Ok(Target {
             dir: std::fs::canonicalize(dir)?,
             name: file.file_name().map(|n| n.to_os_string()),
-            event,
+            key,
+            seen: Stamp::at(file),
         })
     }
 
-    /// Whether a change at `path` is a change of this file (or of the `..data`
-    /// link a Kubernetes volume swaps).
+    /// Whether a change at `path` may be a change of this file (or of the
+    /// `..data` link a Kubernetes volume swaps).
     fn hit(&self, path: &Path) -> bool {
         let name = path.file_name();
         path.parent() == Some(self.dir.as_path())
@@ -92,6 +97,88 @@ impl Target {
                 || name
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with("..")))
+    }
+
+    /// The file's path as watched.
+    fn path(&self) -> PathBuf {
+        match &self.name {
+            Some(name) => self.dir.join(name),
+            None => self.dir.clone(),
+        }
+    }
+}
+
+/// The one file watcher of the crate (the sidecar's config, template, source
+/// and output files, the drill's view of the output, the injector's
+/// certificate files), on notify (inotify). Each file is watched through its
+/// directory, so an editor or a volume that swaps in a new inode (or a new
+/// `..data` link) is seen, and is reported once each time its [`Stamp`]
+/// changes to that of an existing file; a tree is watched whole, every change
+/// under it reported except the writer's own staging files. Watches until
+/// dropped.
+pub struct Files {
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl Files {
+    /// Watches `files` (each reported as its key) and `tree` (a directory and
+    /// its key), calling `changed` on notify's thread for each change.
+    pub fn start<K, F>(
+        files: &[(&Path, K)],
+        tree: Option<(&Path, K)>,
+        mut changed: F,
+    ) -> notify::Result<Files>
+    where
+        K: Clone + Send + 'static,
+        F: FnMut(&K) + Send + 'static,
+    {
+        let mut targets = files
+            .iter()
+            .map(|(path, key)| Target::new(path, key.clone()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        let tree = match tree {
+            Some((dir, key)) => Some((std::fs::canonicalize(dir)?, key)),
+            None => None,
+        };
+        let dirs: BTreeSet<PathBuf> = targets.iter().map(|t| t.dir.clone()).collect();
+        let tree_dir = tree.as_ref().map(|(dir, _)| dir.clone());
+        let mut watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                let Ok(ev) = res else { return };
+                // Reads (our own comparisons) are not changes.
+                if !matches!(
+                    ev.kind,
+                    EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
+                ) {
+                    return;
+                }
+                for path in &ev.paths {
+                    if let Some((_, key)) = tree.as_ref().filter(|(d, _)| path.starts_with(d)) {
+                        let staged = path
+                            .file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.ends_with(".ramsecrets-tmp"));
+                        if !staged {
+                            changed(key);
+                        }
+                        continue;
+                    }
+                    for t in targets.iter_mut().filter(|t| t.hit(path)) {
+                        let now = Stamp::at(&t.path());
+                        if now.is_some() && now != t.seen {
+                            t.seen = now;
+                            changed(&t.key);
+                        }
+                    }
+                }
+            })?;
+        for dir in &dirs {
+            watcher.watch(dir, RecursiveMode::NonRecursive)?;
+        }
+        if let Some(dir) = &tree_dir {
+            watcher.watch(dir, RecursiveMode::Recursive)?;
+        }
+        Ok(Files { _watcher: watcher })
     }
 }
 
@@ -116,47 +203,17 @@ pub fn start(
     output: Option<&Path>,
 ) -> notify::Result<(Watch, mpsc::Receiver<Event>)> {
     let (raw_tx, mut raw_rx) = mpsc::unbounded_channel::<Event>();
-    let mut targets = vec![Target::new(config_path, Event::Config)?];
+    let mut files = vec![(config_path, Event::Config)];
     for path in &config.template_files {
-        targets.push(Target::new(path, Event::Config)?);
+        files.push((path.as_path(), Event::Config));
     }
     for (i, path) in source_files(config) {
-        targets.push(Target::new(path, Event::Source(i))?);
+        files.push((path, Event::Source(i)));
     }
-    let output_dir: Option<PathBuf> = output.map(std::fs::canonicalize).transpose()?;
-    let dirs: BTreeSet<PathBuf> = targets.iter().map(|t| t.dir.clone()).collect();
-    let watch_output = output_dir.clone();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        let Ok(ev) = res else { return };
-        // Reads (our own comparisons) are not changes.
-        if !matches!(
-            ev.kind,
-            EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_)
-        ) {
-            return;
-        }
-        for path in &ev.paths {
-            if output_dir.as_ref().is_some_and(|d| path.starts_with(d)) {
-                let tmp = path
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.ends_with(".ramsecrets-tmp"));
-                if !tmp {
-                    let _ = raw_tx.send(Event::Output);
-                }
-                continue;
-            }
-            for t in targets.iter().filter(|t| t.hit(path)) {
-                let _ = raw_tx.send(t.event);
-            }
-        }
+    let tree = output.map(|dir| (dir, Event::Output));
+    let watcher = Files::start(&files, tree, move |event| {
+        let _ = raw_tx.send(*event);
     })?;
-    for dir in &dirs {
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    }
-    if let Some(out) = &watch_output {
-        watcher.watch(out, RecursiveMode::Recursive)?;
-    }
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         while let Some(first) = raw_rx.recv().await {
@@ -173,7 +230,7 @@ pub fn start(
         }
     });
     let watch = Watch {
-        _watcher: Some(watcher),
+        _files: Some(watcher),
         _idle: None,
     };
     Ok((watch, rx))
@@ -182,7 +239,7 @@ pub fn start(
 /// What tells one version of a file from the next without reading it: an
 /// editor that saves twice within a clock tick, or swaps in a new file,
 /// changes one of these. The one file stamp of the crate (the `file` source's
-/// cache, the drill's file watch).
+/// cache, and [`Files`], which reports a file when its stamp changes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
     inode: u64,
@@ -232,5 +289,46 @@ mod stamp_tests {
         let third = Stamp::at(&path).unwrap();
         assert_ne!(second.inode, third.inode);
         assert_eq!(Stamp::at(&dir.path().join("none")), None);
+    }
+}
+
+#[cfg(test)]
+mod files_tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::Files;
+
+    #[test]
+    fn each_change_is_reported_once_by_its_key_and_reads_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let out = dir.path().join("out");
+        std::fs::write(&a, "1").unwrap();
+        std::fs::create_dir(&out).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let files = [(a.as_path(), "a"), (b.as_path(), "b")];
+        let _watch = Files::start(&files, Some((out.as_path(), "out")), move |k: &&str| {
+            tx.send(*k).unwrap();
+        })
+        .unwrap();
+        let next = || rx.recv_timeout(Duration::from_secs(30)).unwrap();
+        // A read and the writer's staging file are not changes; the change
+        // after them is the first thing reported.
+        std::fs::read(&a).unwrap();
+        std::fs::write(out.join("x.ramsecrets-tmp"), "s").unwrap();
+        // Files swapped in by a rename (as an editor or a ConfigMap does):
+        // one change each, a file created too.
+        let swap = |path: &std::path::Path, text: &str| {
+            let new = path.with_extension("new");
+            std::fs::write(&new, text).unwrap();
+            std::fs::rename(&new, path).unwrap();
+        };
+        swap(&b, "new");
+        assert_eq!(next(), "b");
+        swap(&a, "2");
+        assert_eq!(next(), "a");
+        std::fs::write(out.join("x"), "y").unwrap();
+        assert_eq!(next(), "out");
     }
 }
