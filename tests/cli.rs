@@ -203,6 +203,26 @@ fn os_errors_are_said_once() {
         &o,
         &format!("cannot listen on proxy.listen 127.0.0.1:{port}"),
     );
+    // A busy webhook port: the same error, naming its key.
+    let (_, cert, key) = common::kube::serving_cert(&["127.0.0.1"]);
+    let inject = Config::new()
+        .source(vault("http://127.0.0.1:8200", json!({ "kubernetes": { "role": "app" } })))
+        .set(
+            "inject",
+            json!({
+                "listen": format!("127.0.0.1:{port}"),
+                "tls": { "cert_file": file(work.path(), "tls.crt", &cert), "key_file": file(work.path(), "tls.key", &key) },
+                "image": "ramsecrets:test",
+                "kubernetes_version": "1.35",
+            }),
+        )
+        .write(work.path(), "inject.yaml");
+    let o = ramsecrets(&["inject", "--config", inject.to_str().unwrap()]);
+    assert_exit(&o, 71);
+    once(
+        &o,
+        &format!("cannot listen on inject.listen 127.0.0.1:{port}"),
+    );
 }
 
 #[test]

@@ -50,14 +50,8 @@ pub enum Error {
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
     /// The listener.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// Address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] crate::http::CannotListen),
 }
 
 impl ExitCode for Error {
@@ -66,7 +60,8 @@ impl ExitCode for Error {
             Error::NoSection | Error::Ca { .. } => Exit::Config,
             Error::Tls(e) => e.exit(),
             Error::Api(e) => e.exit(),
-            Error::Listen { .. } | Error::Signals(_) => Exit::OsErr,
+            Error::Listen(e) => e.exit(),
+            Error::Signals(_) => Exit::OsErr,
         }
     }
 }

@@ -368,12 +368,7 @@ pub async fn run(config: Config) -> Result<(), Error> {
             why: e.to_string(),
         })
     })?;
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: settings.listen,
-            source,
-        })?;
+    let listener = http::bind("inject.listen", settings.listen).await?;
     tracing::info!(addr = %settings.listen, "admission webhook listening");
     let server = serve(
         listener,
