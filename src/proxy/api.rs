@@ -1,7 +1,7 @@
-//! The proxy's HTTP API as pure functions: which configured secret a request
-//! names, and the JSON answers in the shapes the AWS Secrets Manager Agent
-//! (`GetSecretValue`) and Vault (KV v2, KV v1, logical read) give, so existing
-//! clients read them unchanged. Bodies are built straight into [`SecretBytes`].
+//! The proxy's answers as pure functions: the JSON in the shapes the AWS
+//! Secrets Manager Agent (`GetSecretValue`) and Vault (KV v2, KV v1, logical
+//! read) give, so existing clients read them unchanged (which secret a request
+//! names is [`super::route`]). Bodies are built straight into [`SecretBytes`].
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -9,79 +9,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use serde::Serialize;
 
-pub use super::refusal::Api;
-use crate::config::{Address, Config, KvVersion, Secret};
+use crate::config::{Address, KvVersion, Secret};
 use crate::engine::snapshot::Entry;
 use crate::render::format;
 use crate::secret::{Fetched, SecretBytes};
-
-/// What a request asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Route {
-    /// `/ping`: liveness, no token needed.
-    Ping,
-    /// `/v1/sys/health`: Vault's health check, no token needed (as in Vault).
-    Health,
-    /// `/v1/sys/internal/ui/mounts/<path>` under a configured KV mount: the
-    /// lookup `vault kv` and `bao kv` make first, to learn the KV version.
-    Mount {
-        /// The mount, without slashes.
-        mount: String,
-        /// Its KV version as the proxy serves it.
-        version: KvVersion,
-    },
-    /// `/v1/auth/token/lookup-self`: what SDKs ask to learn whether their
-    /// token works (hvac's `is_authenticated()`).
-    LookupSelf,
-    /// A secret in the AWS agent's shape.
-    Aws {
-        /// Index into `config.secrets`.
-        secret: usize,
-        /// `versionStage`.
-        stage: Option<String>,
-        /// `versionId`.
-        version_id: Option<String>,
-        /// `refreshNow=true`.
-        refresh: bool,
-    },
-    /// A secret in one of Vault's shapes.
-    Vault {
-        /// Index into `config.secrets`.
-        secret: usize,
-        /// Which shape.
-        shape: Shape,
-    },
-    /// A Parameter Store `parameter` in the AWS extension's shape.
-    Ssm {
-        /// Index into `config.secrets`.
-        secret: usize,
-    },
-    /// `/secretsmanager/get` without `secretId`.
-    MissingId,
-    /// Nothing configured answers to this.
-    NotFound {
-        /// What was asked for: a secret id, or the path under `/v1/`.
-        what: String,
-        /// Whether it was asked by `secretId` (the AWS agent API).
-        by_id: bool,
-    },
-}
-
-impl Route {
-    /// The API whose shape the answer takes: what the route says, else the
-    /// token header the client sent.
-    pub fn api(&self, aws_header: bool) -> Api {
-        match self {
-            Route::Aws { .. } | Route::Ssm { .. } | Route::MissingId => Api::Aws,
-            Route::NotFound { by_id: true, .. } => Api::Aws,
-            Route::Vault { .. } | Route::Mount { .. } | Route::LookupSelf | Route::Health => {
-                Api::Vault
-            }
-            Route::Ping | Route::NotFound { .. } if aws_header => Api::Aws,
-            Route::Ping | Route::NotFound { .. } => Api::Vault,
-        }
-    }
-}
 
 /// Response shapes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -96,131 +27,6 @@ pub enum Shape {
     Kv2,
     /// Vault KV v1 or logical read.
     Logical,
-}
-
-/// Resolves a request path and query to a configured secret. Only configured
-/// secrets are ever served.
-pub fn route(config: &Config, path: &str, query: Option<&str>) -> Route {
-    if path == "/ping" {
-        return Route::Ping;
-    }
-    let (mut id, mut stage, mut version_id, mut refresh) = (None, None, None, false);
-    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match &*k {
-            "secretId" => id = Some(v),
-            "versionStage" => stage = Some(v.into_owned()),
-            "versionId" => version_id = Some(v.into_owned()),
-            "refreshNow" => refresh = v == "true",
-            _ => {}
-        }
-    }
-    let aws = |secret: usize| Route::Aws {
-        secret,
-        stage,
-        version_id,
-        refresh,
-    };
-    let by_id = |id: &str| {
-        config.secrets.iter().position(|s| {
-            s.name == id || matches!(&s.address, Address::SecretId { id: sid, .. } if sid == id)
-        })
-    };
-    if path == "/secretsmanager/get" {
-        return match id.filter(|id| !id.is_empty()) {
-            None => Route::MissingId,
-            Some(id) => match by_id(&id) {
-                Some(i) => aws(i),
-                None => Route::NotFound {
-                    what: id.into_owned(),
-                    by_id: true,
-                },
-            },
-        };
-    }
-    if path == crate::source::ssm_proxy::PATH {
-        return match crate::source::ssm_proxy::find(config, query) {
-            Ok(secret) => Route::Ssm { secret },
-            Err(what) => Route::NotFound { what, by_id: true },
-        };
-    }
-    let Some(rest) = path.strip_prefix("/v1/") else {
-        return Route::NotFound {
-            what: path.to_owned(),
-            by_id: false,
-        };
-    };
-    let rest = rest.trim_end_matches('/');
-    match rest {
-        "sys/health" => return Route::Health,
-        "auth/token/lookup-self" => return Route::LookupSelf,
-        _ => {}
-    }
-    if let Some(under) = rest.strip_prefix("sys/internal/ui/mounts/") {
-        if let Some(route) = mount(config, under) {
-            return route;
-        }
-    }
-    for (i, s) in config.secrets.iter().enumerate() {
-        match &s.address {
-            Address::Kv {
-                mount,
-                path,
-                kv_version,
-                ..
-            } => {
-                let under = rest
-                    .strip_prefix(mount.as_str())
-                    .and_then(|r| r.strip_prefix('/'));
-                if under.and_then(|r| r.strip_prefix("data/")) == Some(path.as_str())
-                    && *kv_version != Some(KvVersion::V1)
-                {
-                    return Route::Vault {
-                        secret: i,
-                        shape: Shape::Kv2,
-                    };
-                }
-                if under == Some(path.as_str()) {
-                    return Route::Vault {
-                        secret: i,
-                        shape: Shape::Logical,
-                    };
-                }
-            }
-            Address::Read(p) if p == rest => {
-                return Route::Vault {
-                    secret: i,
-                    shape: Shape::Logical,
-                }
-            }
-            _ => {}
-        }
-    }
-    // The AWS agent also answers `/v1/<secretId>`.
-    match by_id(rest) {
-        Some(i) => aws(i),
-        None => Route::NotFound {
-            what: rest.to_owned(),
-            by_id: false,
-        },
-    }
-}
-
-/// The KV mount of a configured secret that `path` is at or under, as the
-/// mount lookup answers it: version 2 unless the config says 1 (a KV v2
-/// read of a secret is served whatever engine the backend runs).
-fn mount(config: &Config, path: &str) -> Option<Route> {
-    config.secrets.iter().find_map(|s| match &s.address {
-        Address::Kv {
-            mount, kv_version, ..
-        } => {
-            let rest = path.strip_prefix(mount.as_str())?;
-            (rest.is_empty() || rest.starts_with('/')).then(|| Route::Mount {
-                mount: mount.clone(),
-                version: kv_version.unwrap_or(KvVersion::V2),
-            })
-        }
-        _ => None,
-    })
 }
 
 /// A field value written as JSON text: the text itself, or base64 when binary.

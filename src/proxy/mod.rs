@@ -12,6 +12,7 @@ pub mod api;
 pub mod command;
 pub mod env;
 mod refusal;
+pub mod route;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -38,8 +39,9 @@ use crate::http;
 use crate::os::trust;
 use crate::secret::SecretBytes;
 use crate::telemetry::metrics::Metrics;
-use api::{Route, Shape};
+use api::Shape;
 use refusal::{Api, Refusal};
+use route::{Index, Route};
 
 /// Time allowed for a request's `refreshNow` (the AWS agent's request timeout
 /// is 61 s); everything else answers from memory without waiting.
@@ -145,12 +147,20 @@ fn create_token(path: &Path) -> std::io::Result<SecretBytes> {
     Ok(token)
 }
 
-/// Rendered bodies by (secret index, shape), with the revision they were
-/// made from; they go with the config they were made for.
+/// What the proxy keeps for one config: where its secrets are asked for, and
+/// the bodies rendered so far by (secret index, shape), with the revision
+/// each was made from. A new config starts afresh.
 #[derive(Default)]
-struct Bodies {
+struct Served {
     config: Option<Arc<Config>>,
+    index: Arc<Index>,
     made: HashMap<(usize, Shape), (u64, Bytes)>,
+}
+
+impl Served {
+    fn of(&self, config: &Arc<Config>) -> bool {
+        self.config.as_ref().is_some_and(|c| Arc::ptr_eq(c, config))
+    }
 }
 
 /// Shared state of the proxy.
@@ -158,7 +168,7 @@ pub struct Proxy {
     /// What the sidecar's engine publishes: the running config, its sources
     /// and the latest values.
     snapshots: Snapshots,
-    bodies: RwLock<Bodies>,
+    served: RwLock<Served>,
     metrics: Arc<Metrics>,
     token: SecretBytes,
     /// Last `refreshNow` per secret; the lock makes concurrent refreshes share one fetch.
@@ -201,7 +211,7 @@ impl Proxy {
     ) -> Self {
         Proxy {
             snapshots,
-            bodies: RwLock::default(),
+            served: RwLock::default(),
             metrics,
             token,
             refreshes: tokio::sync::Mutex::new(HashMap::new()),
@@ -214,14 +224,40 @@ impl Proxy {
         self.snapshots.borrow().clone()
     }
 
+    fn served(&self) -> std::sync::RwLockReadGuard<'_, Served> {
+        self.served.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What is kept for `view`'s config, made afresh if it is new.
+    fn served_mut(&self, view: &Snapshot) -> std::sync::RwLockWriteGuard<'_, Served> {
+        let mut served = self.served.write().unwrap_or_else(|p| p.into_inner());
+        if !served.of(&view.config) {
+            *served = Served {
+                config: Some(view.config.clone()),
+                index: Arc::new(Index::new(&view.config)),
+                made: HashMap::new(),
+            };
+        }
+        served
+    }
+
+    /// The [`Index`] of `view`'s config, made once per config.
+    fn index(&self, view: &Snapshot) -> Arc<Index> {
+        let served = self.served();
+        if served.of(&view.config) {
+            return served.index.clone();
+        }
+        drop(served);
+        self.served_mut(view).index.clone()
+    }
+
     /// The body made for `key` of `view`'s config from `revision`, if any.
     fn cached(&self, view: &Snapshot, key: (usize, Shape), revision: u64) -> Option<Bytes> {
-        let bodies = self.bodies.read().unwrap_or_else(|p| p.into_inner());
-        let config = bodies.config.as_ref()?;
-        if !Arc::ptr_eq(config, &view.config) {
+        let served = self.served();
+        if !served.of(&view.config) {
             return None;
         }
-        bodies
+        served
             .made
             .get(&key)
             .filter(|(rev, _)| *rev == revision)
@@ -230,18 +266,7 @@ impl Proxy {
 
     /// Keeps `body`, made for `key` of `view`'s config from `revision`.
     fn keep(&self, view: &Snapshot, key: (usize, Shape), revision: u64, body: Bytes) {
-        let mut bodies = self.bodies.write().unwrap_or_else(|p| p.into_inner());
-        if !bodies
-            .config
-            .as_ref()
-            .is_some_and(|c| Arc::ptr_eq(c, &view.config))
-        {
-            *bodies = Bodies {
-                config: Some(view.config.clone()),
-                made: HashMap::new(),
-            };
-        }
-        bodies.made.insert(key, (revision, body));
+        self.served_mut(view).made.insert(key, (revision, body));
     }
 
     fn authorized<B>(&self, req: &Request<B>, api: Api, config: &Config) -> Result<(), Refusal> {
@@ -260,7 +285,8 @@ impl Proxy {
     /// The answer to `req`, whose body is never read.
     pub(crate) async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
         let view = self.latest();
-        let route = api::route(&view.config, req.uri().path(), req.uri().query());
+        let index = self.index(&view);
+        let route = route::route(&view.config, &index, req.uri().path(), req.uri().query());
         match route {
             Route::Ping => return text(StatusCode::OK, "healthy"),
             Route::Health => {
@@ -289,20 +315,22 @@ impl Proxy {
                 version_id,
                 refresh,
             } => {
-                let entry = view.get(&view.config.secrets[secret].name);
-                let current = entry.as_ref().map(|e| api::version(e));
-                let previous = entry
-                    .as_ref()
-                    .and_then(|e| e.fetched.previous.as_ref())
-                    .map(|p| p.version.clone().unwrap_or_default());
+                // The held versions, looked up only for a read pinned by stage or id.
+                let entry = || view.get(&view.config.secrets[secret].name);
+                let current = || entry().map(|e| api::version(&e));
+                let previous = || {
+                    let entry = entry()?;
+                    let previous = entry.fetched.previous.as_ref()?;
+                    Some(previous.version.clone().unwrap_or_default())
+                };
                 // AWSCURRENT, and AWSPREVIOUS for secrets kept with `previous: true`.
                 let shape = match (stage.as_deref(), version_id.as_deref()) {
                     (None | Some("AWSCURRENT"), None) => Shape::Aws,
-                    (Some("AWSPREVIOUS"), None) if previous.is_some() => Shape::AwsPrevious,
-                    (None | Some("AWSCURRENT"), Some(id)) if Some(id) == current.as_deref() => {
+                    (Some("AWSPREVIOUS"), None) if previous().is_some() => Shape::AwsPrevious,
+                    (None | Some("AWSCURRENT"), Some(id)) if Some(id) == current().as_deref() => {
                         Shape::Aws
                     }
-                    (None | Some("AWSPREVIOUS"), Some(id)) if Some(id) == previous.as_deref() => {
+                    (None | Some("AWSPREVIOUS"), Some(id)) if Some(id) == previous().as_deref() => {
                         Shape::AwsPrevious
                     }
                     _ => {
@@ -333,8 +361,8 @@ impl Proxy {
         // A refresh that finds the login revoked (403) says so too: no value
         // read with it is served, for any secret of its source.
         let source = &view.sources[secret.source];
-        let relogin = source.login_problem().is_some();
-        if (refresh || relogin)
+        let refreshed = refresh || source.login_problem().is_some();
+        if refreshed
             && tokio::time::timeout(REQUEST_TIMEOUT, self.refresh(secret))
                 .await
                 .is_err()
@@ -346,7 +374,12 @@ impl Proxy {
             return refuse(api, Refusal::login(name, &why));
         }
         // The value after any refresh, of the secret of this name.
-        let Some(entry) = self.latest().get(&secret.name) else {
+        let latest = if refreshed {
+            self.latest()
+        } else {
+            view.clone()
+        };
+        let Some(entry) = latest.get(&secret.name) else {
             return refuse(api, Refusal::not_fetched(&secret.name));
         };
         let body = match self.cached(&view, key, entry.revision) {

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use super::address::{Parameter, Selector};
-use crate::config::{Address, Config, Secret};
+use crate::config::{Address, Secret};
 use crate::engine::snapshot::Entry;
 use crate::render::format;
 use crate::secret::SecretBytes;
@@ -19,9 +19,25 @@ use crate::secret::SecretBytes;
 /// The extension's path for one parameter.
 pub const PATH: &str = "/systemsmanager/parameters/get";
 
-/// The configured secret a query asks for; else what it asked for, to say
-/// that it is not configured.
-pub fn find(config: &Config, query: Option<&str>) -> Result<usize, String> {
+/// The parameter name and the selector (as a request gives it) that a
+/// configured `parameter` secret is served under; it answers to its secret
+/// name too.
+pub fn served_as(secret: &Secret) -> Option<(&str, Option<String>)> {
+    match &secret.address {
+        Address::Parameter(Parameter::Name { name, selector }) => {
+            Some((name.as_str(), shown(selector)))
+        }
+        _ => None,
+    }
+}
+
+/// The configured secret a query asks for, as `lookup(name, selector)` finds
+/// it among the secrets' [`served_as`]; else what it asked for, to say that
+/// it is not configured.
+pub fn find(
+    query: Option<&str>,
+    lookup: impl Fn(&str, Option<&str>) -> Option<usize>,
+) -> Result<usize, String> {
     let (mut name, mut pinned) = (None, None);
     for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match &*k {
@@ -33,21 +49,11 @@ pub fn find(config: &Config, query: Option<&str>) -> Result<usize, String> {
     let Some(asked) = name.filter(|n| !n.is_empty()) else {
         return Err("(a request without `name`)".into());
     };
-    let (name, selector) = match (pinned, split(&asked)) {
-        (Some(p), (name, _)) => (name, Some(p)),
-        (None, (name, selector)) => (name, selector.map(str::to_owned)),
+    let (name, selector) = match (&pinned, split(&asked)) {
+        (Some(p), (name, _)) => (name, Some(p.as_str())),
+        (None, (name, selector)) => (name, selector),
     };
-    config
-        .secrets
-        .iter()
-        .position(|s| match &s.address {
-            Address::Parameter(Parameter::Name {
-                name: n,
-                selector: c,
-            }) => (n == name || s.name == name) && selector.as_deref() == shown(c).as_deref(),
-            _ => false,
-        })
-        .ok_or(asked)
+    lookup(name, selector).ok_or(asked)
 }
 
 /// `name:selector` split at the selector (an ARN's own colons are not one).
@@ -141,6 +147,7 @@ pub fn answer(secret: &Secret, entry: &Entry) -> Result<SecretBytes, format::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
     use crate::secret::Fetched;
     use std::path::Path;
 
@@ -151,7 +158,14 @@ mod tests {
             Path::new("/"),
         )
         .unwrap();
-        let find = |q: &str| find(&c, Some(q));
+        // What the proxy's index finds, as a walk over the secrets.
+        let lookup = |n: &str, sel: Option<&str>| {
+            c.secrets.iter().position(|s| {
+                served_as(s)
+                    .is_some_and(|(p, s_sel)| (p == n || s.name == n) && s_sel.as_deref() == sel)
+            })
+        };
+        let find = |q: &str| find(Some(q), lookup);
         assert_eq!(find("name=%2Fapp%2Fkey&withDecryption=true"), Ok(0));
         assert_eq!(find("name=key"), Ok(0));
         assert_eq!(find("name=/app/key:2"), Ok(1));

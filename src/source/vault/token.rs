@@ -287,13 +287,11 @@ impl VaultSource {
         if let Some(why) = &state.refused {
             return Some(why.clone());
         }
+        state.ends.filter(|end| *end <= Instant::now())?;
         let what = match &self.auth {
             Auth::TokenFile(path) => format!("the token from {}", path.display()),
             _ => "its token".into(),
         };
-        state
-            .ends
-            .filter(|end| *end <= Instant::now())
-            .map(|_| format!("{what} has expired: {}", self.relogin()))
+        Some(format!("{what} has expired: {}", self.relogin()))
     }
 }
