@@ -128,8 +128,8 @@ pub fn proxy(
     let config = Arc::new(config);
     let sources = crate::source::build(&config).map_err(|e| chain(&e))?;
     let mut snapshot = crate::engine::snapshot::Snapshot::new(config, sources);
-    for (name, fetched) in &values {
-        snapshot.put(name, fetched);
+    for (name, fetched) in values {
+        snapshot.put(name, &Arc::new(fetched));
     }
     let (published, snapshots) = tokio::sync::watch::channel(Arc::new(snapshot));
     let (engine, _) = tokio::sync::mpsc::channel(1);

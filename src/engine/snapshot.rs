@@ -17,8 +17,8 @@ use crate::source::Source;
 /// One secret's latest value.
 #[derive(Debug)]
 pub struct Entry {
-    /// What was fetched.
-    pub fetched: Fetched,
+    /// What was fetched, shared with the scheduler's copy.
+    pub fetched: Arc<Fetched>,
     /// When it changed last (not when it was last confirmed).
     pub changed_at: SystemTime,
     /// Counts changes of the value, from 1: a version for sources without one.
@@ -63,8 +63,9 @@ impl Snapshot {
         self.entries.get(name).cloned()
     }
 
-    /// Records a fetch of `name`; the revision moves only when the fields or version changed.
-    pub fn put(&mut self, name: &str, fetched: &Fetched) {
+    /// Records a fetch of `name` (shared, not copied); the revision moves
+    /// only when the fields or version changed.
+    pub fn put(&mut self, name: &str, fetched: &Arc<Fetched>) {
         let (revision, changed_at) = match self.entries.get(name) {
             Some(old)
                 if old.fetched.fields == fetched.fields
@@ -78,7 +79,7 @@ impl Snapshot {
         self.entries.insert(
             name.to_owned(),
             Arc::new(Entry {
-                fetched: fetched.clone(),
+                fetched: Arc::clone(fetched),
                 changed_at,
                 revision,
             }),
@@ -93,10 +94,10 @@ mod tests {
     use super::*;
     use crate::secret::{Fields, SecretBytes};
 
-    fn fetched(v: &str) -> Fetched {
+    fn fetched(v: &str) -> Arc<Fetched> {
         let mut f = Fields::new();
         f.insert("k".into(), SecretBytes::copy_from(v));
-        Fetched::fields(f)
+        Arc::new(Fetched::fields(f))
     }
 
     fn config() -> Arc<Config> {

@@ -201,7 +201,7 @@ pub fn body(secret: &Secret, entry: &Entry, shape: Shape) -> Result<SecretBytes,
                         available: "AWSCURRENT".into(),
                     })
                 }
-                _ => (&entry.fetched, "AWSCURRENT"),
+                _ => (&*entry.fetched, "AWSCURRENT"),
             };
             let fields = &fetched.fields;
             // With `key`, the one field as the secret string; else the fields as a JSON object.

@@ -151,9 +151,15 @@ impl Engine {
         fetcher.count_into(metrics.clone());
         let started = Instant::now();
         let mut held = Snapshot::new(config.clone(), fetcher.sources().to_vec());
+        // One copy of each value, shared by the schedule and the snapshots.
+        let mut fetched: Vec<Option<Arc<Fetched>>> = report
+            .fetched
+            .into_iter()
+            .map(|f| f.map(Arc::new))
+            .collect();
         for (i, secret) in config.secrets.iter().enumerate() {
             // A secret waiting for a login is fetched by the first round.
-            let Some(fetched) = &report.fetched[i] else {
+            let Some(fetched) = &fetched[i] else {
                 continue;
             };
             metrics.success(&secret.name);
@@ -163,7 +169,6 @@ impl Engine {
             }
         }
         let mut plan = Plan::new(config, draws(&fetcher), fetcher.sources().len(), started);
-        let mut fetched = report.fetched;
         let paces = fetcher.paces();
         for members in fetch::groups(&plan.config) {
             let age = members.iter().find_map(|&i| ages[i]).unwrap_or_default();
@@ -206,7 +211,7 @@ impl Engine {
             let at = wall(g.at);
             g.fetched
                 .iter()
-                .flat_map(move |f| g.members.iter().map(move |&i| (i, f, at)))
+                .flat_map(move |f| g.members.iter().map(move |&i| (i, &**f, at)))
         });
         let state = State::collect(&self.plan.config, self.fetcher.sources(), held).await;
         if state.is_empty() {

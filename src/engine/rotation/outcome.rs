@@ -2,6 +2,7 @@
 //! recorded (in the plan, the snapshot and the metrics), revoked leases read
 //! anew, failures scheduled for a retry and said once per cause.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::plan::Waits;
@@ -46,6 +47,7 @@ impl Engine {
         changed: &[usize],
     ) {
         let members = self.plan.groups[g].members.clone();
+        let fetched = Arc::new(fetched);
         for (&i, files) in members.iter().zip(rendered) {
             let secret = &self.plan.config.secrets[i];
             let version = fetched.version.as_deref().unwrap_or("none");

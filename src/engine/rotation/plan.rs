@@ -24,7 +24,7 @@ const BACKOFF_CAP: Duration = Duration::from_secs(300);
 pub(super) struct Group {
     /// Indices into `config.secrets`, in config order.
     pub(super) members: Vec<usize>,
-    pub(super) fetched: Option<Fetched>,
+    pub(super) fetched: Option<Arc<Fetched>>,
     /// When `fetched` was read (or its lease last renewed).
     pub(super) at: Instant,
     pub(super) due: Instant,
@@ -189,7 +189,7 @@ impl Plan {
     }
 
     /// Records a new value of group `g`, read at `now`, and schedules it.
-    pub(super) fn fetched(&mut self, g: usize, fetched: Fetched, paces: &[Pace], now: Now) {
+    pub(super) fn fetched(&mut self, g: usize, fetched: Arc<Fetched>, paces: &[Pace], now: Now) {
         let group = &mut self.groups[g];
         group.fetched = Some(fetched);
         group.at = now.at;
@@ -209,7 +209,7 @@ impl Plan {
             .map_or(lease.duration, |l| l.duration);
         let capped = lease.duration < asked.mul_f64(0.9) || !lease.renewable;
         if let Some(f) = group.fetched.as_mut() {
-            f.lease = Some(lease);
+            Arc::make_mut(f).lease = Some(lease);
         }
         group.at = now.at;
         group.failures = 0;

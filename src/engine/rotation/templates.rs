@@ -12,7 +12,7 @@ impl Engine {
             .groups
             .iter()
             .find(|g| g.members.contains(&i))
-            .and_then(|g| g.fetched.as_ref())
+            .and_then(|g| g.fetched.as_deref())
     }
 
     /// Renders the templates that read a secret of `fresh` (every template

@@ -21,7 +21,7 @@ fn bodies_have_the_shapes_clients_expect() {
     let mut fetched = Fetched::fields(fields);
     fetched.version = Some("3".into());
     let entry = Entry {
-        fetched,
+        fetched: std::sync::Arc::new(fetched),
         changed_at: UNIX_EPOCH,
         revision: 1,
     };

@@ -189,7 +189,7 @@ mod tests {
         fetched.stored = Some(SecretBytes::copy_from("s3cr3t"));
         fetched.version = Some("4".into());
         let entry = Entry {
-            fetched,
+            fetched: std::sync::Arc::new(fetched),
             changed_at: std::time::UNIX_EPOCH,
             revision: 1,
         };

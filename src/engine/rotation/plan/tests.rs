@@ -48,7 +48,7 @@ async fn a_fetch_clears_failures_and_polls_again_an_interval_later() {
     let mut plan = plan();
     plan.groups[0].failures = 3;
     let now = Now::read();
-    plan.fetched(0, value(), &paces(), now);
+    plan.fetched(0, value().into(), &paces(), now);
     let g = &plan.groups[0];
     assert_eq!(
         (g.failures, g.step, g.due),
@@ -62,7 +62,7 @@ async fn a_fetch_clears_failures_and_polls_again_an_interval_later() {
         },
         Pace::default(),
     ];
-    plan.fetched(2, value(), &stretched, now);
+    plan.fetched(2, value().into(), &stretched, now);
     assert_eq!(plan.groups[2].due, now.at + S(40));
 }
 
@@ -70,7 +70,7 @@ async fn a_fetch_clears_failures_and_polls_again_an_interval_later() {
 async fn a_renewal_shorter_than_asked_reads_new_credentials_next() {
     let mut plan = plan();
     let now = Now::read();
-    plan.fetched(1, leased(100), &paces(), now);
+    plan.fetched(1, leased(100).into(), &paces(), now);
     // Checked for revocation at the poll interval until the renewal is due.
     assert_eq!(
         (plan.groups[1].step, plan.groups[1].due),
@@ -99,7 +99,7 @@ async fn a_renewal_shorter_than_asked_reads_new_credentials_next() {
 async fn a_revoked_lease_is_read_anew_at_once() {
     let mut plan = plan();
     let now = Now::read();
-    plan.fetched(1, leased(100), &paces(), now);
+    plan.fetched(1, leased(100).into(), &paces(), now);
     plan.revalidated(1, true, &paces(), now);
     assert_eq!(plan.groups[1].step, Step::Revalidate);
     plan.revalidated(1, false, &paces(), now);
@@ -112,7 +112,7 @@ async fn a_revoked_lease_is_read_anew_at_once() {
 #[tokio::test(start_paused = true)]
 async fn failures_of_one_cause_share_a_wait_and_leases_retry_before_their_end() {
     let mut plan = plan();
-    plan.fetched(1, leased(10), &paces(), Now::read());
+    plan.fetched(1, leased(10).into(), &paces(), Now::read());
     let now = Now::read();
     let mut waits = Waits::new();
     let first = plan.failed(0, "down", &mut waits, &paces(), now);
@@ -136,8 +136,8 @@ async fn failures_of_one_cause_share_a_wait_and_leases_retry_before_their_end() 
 async fn refresh_now_makes_a_static_secret_due_and_serves_a_lease_as_held() {
     let mut plan = plan();
     let now = Now::read();
-    plan.fetched(0, value(), &paces(), now);
-    plan.fetched(1, leased(100), &paces(), now);
+    plan.fetched(0, value().into(), &paces(), now);
+    plan.fetched(1, leased(100).into(), &paces(), now);
     tokio::time::advance(S(3)).await;
     let later = Instant::now();
     assert_eq!(plan.refresh_now("b", later), Refresh::Due(0));
@@ -156,7 +156,7 @@ async fn a_changed_source_makes_its_groups_due_now() {
     let now = Now::read();
     for g in 0..3 {
         let f = if g == 1 { leased(100) } else { value() };
-        plan.fetched(g, f, &paces(), now);
+        plan.fetched(g, f.into(), &paces(), now);
     }
     for source in 0..2 {
         plan.token_kept(source, Some(S(600)), now.at);
@@ -173,9 +173,9 @@ async fn a_changed_source_makes_its_groups_due_now() {
 async fn a_round_picks_what_is_due_and_spreads_a_held_sources_others() {
     let mut plan = plan();
     let now = Now::read();
-    plan.fetched(0, value(), &paces(), now);
-    plan.fetched(1, leased(100), &paces(), now);
-    plan.fetched(2, value(), &paces(), now);
+    plan.fetched(0, value().into(), &paces(), now);
+    plan.fetched(1, leased(100).into(), &paces(), now);
+    plan.fetched(2, value().into(), &paces(), now);
     tokio::time::advance(S(10)).await;
     let now = Now::read();
     // Groups 0 and 1 (its lease's check) are due, group 2 not.
