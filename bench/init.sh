@@ -19,9 +19,10 @@
 #   - one untimed run of each first checks that all 200 files are written and
 #     the exit status is 0 (it also warms the page cache);
 #   - then RUNS (default 7, minimum 5) alternating runs, ramsecrets, bao, curl,
-#     each under `/usr/bin/time -f '%e %M %U %S'` (peak RSS in KiB, CPU s; its
-#     wall time has 10 ms resolution, so wall time is taken from `date +%s.%N`
-#     around it);
+#     each under `/usr/bin/time -f %M` (peak RSS in KiB) in a subshell whose
+#     `times` gives its children's CPU time to the millisecond (GNU time's own
+#     figures have 10 ms resolution, which rounds a small job's CPU to 0); wall
+#     time is taken from `date +%s.%N` around it;
 #   - the report gives medians, per-secret figures and the ratios
 #     ramsecrets/bao and ramsecrets/curl.
 #
@@ -114,7 +115,8 @@ clear_dir() { find "$1" -mindepth 1 -delete; }
 
 # run NAME DIR CMD...: one timed run into DIR (emptied first). Sets LAST_MS
 # (wall ms from date +%s.%N), LAST_KIB (peak RSS from /usr/bin/time) and
-# LAST_CPU (user + system ms); dies with the tool's output when it fails or
+# LAST_CPU (user + system ms, from `times` of a subshell whose only child is
+# /usr/bin/time with the tool); dies with the tool's output when it fails or
 # writes fewer than N files.
 run() {
   local name=$1 dir=$2 rc t0 t1
@@ -122,7 +124,12 @@ run() {
   clear_dir "$dir"
   t0=$(date +%s.%N)
   set +e
-  HOME=$WORK /usr/bin/time -f '%e %M %U %S' -o "$WORK/time.txt" "$@" >"$WORK/run.log" 2>&1
+  (
+    HOME=$WORK /usr/bin/time -f '%M' -o "$WORK/time.txt" "$@" >"$WORK/run.log" 2>&1
+    rc=$?
+    times >"$WORK/times.txt"
+    exit "$rc"
+  )
   rc=$?
   set -e
   t1=$(date +%s.%N)
@@ -137,8 +144,9 @@ run() {
     die "$name wrote $n of $N files"
   fi
   LAST_MS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) * 1000 }')
-  LAST_KIB=$(awk 'END { print $2 }' "$WORK/time.txt")
-  LAST_CPU=$(awk 'END { printf "%.0f", ($3 + $4) * 1000 }' "$WORK/time.txt")
+  LAST_KIB=$(awk 'END { print $1 }' "$WORK/time.txt")
+  # The second line of `times`: the children's user and system time, as 0m0.012s.
+  LAST_CPU=$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60 + a[2] } printf "%.0f", t * 1000 }' "$WORK/times.txt")
 }
 
 # --- verify once (untimed) --------------------------------------------------

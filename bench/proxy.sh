@@ -29,7 +29,8 @@
 #     return the same SecretString for each; a GET without the token must be
 #     refused by both;
 #   - then the wrk runs, one tool at a time, alternating (ramsecrets first)
-#     for each of the three runs; CPU time of the tool (/proc/<pid>/stat),
+#     for each of the three runs, the whole set REPEATS times (default 3); the
+#     report gives the median of each figure; CPU time of the tool (/proc/<pid>/stat),
 #     of wrk (/usr/bin/time) and of the whole host (/proc/stat) is taken
 #     around each run, with a warning when other processes used over 10% of
 #     a CPU (the figures are then skewed: say the load with them).
@@ -41,12 +42,14 @@
 # Needs: root (to install wrk), python3 with the test bed's venv (moto), curl,
 # cargo, GNU /usr/bin/time.
 # Usage: bash bench/proxy.sh         (DURATION=30 for longer runs, in seconds,
-#                                     minimum 5; SECRETS=200 for fewer secrets)
+#                                     minimum 5; REPEATS=5 for more repeats;
+#                                     SECRETS=200 for fewer secrets)
 
 set -euo pipefail
 
 REPO=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 DURATION=${DURATION:-10}
+REPEATS=${REPEATS:-3}
 SECRETS=${SECRETS:-1000}
 AGENT_VERSION=2.1.0
 AGENT=${AGENT_BIN:-$REPO/.testbed/tools/bin/aws_secretsmanager_agent}
@@ -57,6 +60,9 @@ source "$REPO/bench/lib.sh"
 
 if ! [[ $DURATION =~ ^[0-9]+$ ]] || ((DURATION < 5)); then
   die "DURATION must be an integer >= 5 (got '$DURATION')"
+fi
+if ! [[ $REPEATS =~ ^[0-9]+$ ]] || ((REPEATS < 1)); then
+  die "REPEATS must be an integer >= 1 (got '$REPEATS')"
 fi
 if ! [[ $SECRETS =~ ^[0-9]+$ ]] || ((SECRETS < 1 || SECRETS > 1000)); then
   die "SECRETS must be an integer from 1 to 1000, the agent's cache size limit (got '$SECRETS')"
@@ -71,7 +77,7 @@ command -v python3 >/dev/null || die "python3 is required"
 # No HTTP proxy for loopback traffic, from the caller's environment or else.
 bench_no_proxy
 
-echo "# reproduce: cd $REPO && $([[ $DURATION != 10 ]] && echo "DURATION=$DURATION ")$([[ $SECRETS != 1000 ]] && echo "SECRETS=$SECRETS ")bash bench/proxy.sh"
+echo "# reproduce: cd $REPO && $([[ $DURATION != 10 ]] && echo "DURATION=$DURATION ")$([[ $REPEATS != 3 ]] && echo "REPEATS=$REPEATS ")$([[ $SECRETS != 1000 ]] && echo "SECRETS=$SECRETS ")bash bench/proxy.sh"
 
 # --- wrk from Debian, the agent from crates.io ------------------------------
 if ! command -v wrk >/dev/null; then
@@ -189,7 +195,7 @@ end
 EOF
 
 FAULTS=0
-declare -A RPS P50 P99 CPU_US NREQ
+declare -A RPS P50 P99 CPU_US
 # bench RUN TOOL PORT PID C [wrk args...]
 bench() {
   local run=$1 tool=$2 port=$3 pid=$4 c=$5 h0 h1 p0 p1 f
@@ -201,31 +207,35 @@ bench() {
     { cat "$f" >&2; die "wrk $run $tool failed"; }
   h1=$(cpu_ticks) p1=$(proc_ticks "$pid")
   kill -0 "$pid" 2>/dev/null || die "$tool died during wrk $run"
-  local k=$run/$tool bad sock other
-  RPS[$k]=$(awk '$1 == "Requests/sec:" { print $2 }' "$f")
-  P50[$k]=$(to_us "$(awk '/Latency Distribution/ { d = 1 } d && $1 == "50%" { print $2; exit }' "$f")")
-  P99[$k]=$(to_us "$(awk '/Latency Distribution/ { d = 1 } d && $1 == "99%" { print $2; exit }' "$f")")
-  NREQ[$k]=$(awk '/ requests in / { print $1; exit }' "$f")
-  [[ -n ${RPS[$k]} && ${P50[$k]} != nan && ${P99[$k]} != nan && ${NREQ[$k]:-0} -gt 0 ]] ||
+  local k=$run/$tool bad sock other rps p50 p99 nreq cpu
+  rps=$(awk '$1 == "Requests/sec:" { print $2 }' "$f")
+  p50=$(to_us "$(awk '/Latency Distribution/ { d = 1 } d && $1 == "50%" { print $2; exit }' "$f")")
+  p99=$(to_us "$(awk '/Latency Distribution/ { d = 1 } d && $1 == "99%" { print $2; exit }' "$f")")
+  nreq=$(awk '/ requests in / { print $1; exit }' "$f")
+  [[ -n $rps && $p50 != nan && $p99 != nan && ${nreq:-0} -gt 0 ]] ||
     { cat "$f" >&2; die "cannot parse wrk's output for $k"; }
-  CPU_US[$k]=$(awk -v t=$((p1 - p0)) -v tck="$TCK" -v n="${NREQ[$k]}" 'BEGIN { printf "%.2f", 1e6 * t / tck / n }')
+  cpu=$(awk -v t=$((p1 - p0)) -v tck="$TCK" -v n="$nreq" 'BEGIN { printf "%.2f", 1e6 * t / tck / n }')
+  # One value per repeat; the report takes the medians.
+  RPS[$k]+=" $rps" P50[$k]+=" $p50" P99[$k]+=" $p99" CPU_US[$k]+=" $cpu"
   other=$(awk -v h=$((h1 - h0)) -v p=$((p1 - p0)) -v tck="$TCK" 'NR == 1 { w = $1 + $2 } END {
     o = h / tck - p / tck - w; printf "%.2f", (o > 0 ? o : 0) }' "$WORK/wrk-time.txt")
   bad=$(awk -F': *' '/Non-2xx or 3xx responses/ { print $2 }' "$f")
   sock=$(grep -F 'Socket errors' "$f" | sed 's/^ *//' || true)
-  printf '# %-4s %-10s c=%-3s %8s req/s, %s requests, %s us CPU/request; other processes >= %s CPU s%s\n' \
-    "$run" "$tool" "$c" "${RPS[$k]}" "${NREQ[$k]}" "${CPU_US[$k]}" "$other" "${bad:+, NON-2xx $bad}${sock:+, $sock}"
+  printf '# %-2s %-5s %-10s c=%-3s %8s req/s, %s requests, %s us CPU/request; other processes >= %s CPU s%s\n' \
+    "$rep" "$run" "$tool" "$c" "$rps" "$nreq" "$cpu" "$other" "${bad:+, NON-2xx $bad}${sock:+, $sock}"
   if awk -v o="$other" -v d="$DURATION" 'BEGIN { exit !(o > 0.1 * d) }'; then
     echo "# WARNING: other processes used $other CPU s during this run (> 10% of a CPU); its figures are skewed"
   fi
   if [[ -n $bad || -n $sock ]]; then FAULTS=1; sed 's/^/#   /' "$f"; fi
 }
-for run in one1 one64 rr64; do
-  c=64 script=()
-  [[ $run == one1 ]] && c=1
-  [[ $run == rr64 ]] && script=(-s "$WORK/rr.lua")
-  bench "$run" ramsecrets "$RS_PORT" "$RS_PID" "$c" "${script[@]}"
-  bench "$run" agent "$AGENT_PORT" "$AGENT_PID" "$c" "${script[@]}"
+for ((rep = 1; rep <= REPEATS; rep++)); do
+  for run in one1 one64 rr64; do
+    c=64 script=()
+    [[ $run == one1 ]] && c=1
+    [[ $run == rr64 ]] && script=(-s "$WORK/rr.lua")
+    bench "$run" ramsecrets "$RS_PORT" "$RS_PID" "$c" "${script[@]}"
+    bench "$run" agent "$AGENT_PORT" "$AGENT_PID" "$c" "${script[@]}"
+  done
 done
 read -r RS_RSS RS_HWM < <(rss "$RS_PID")
 read -r AG_RSS AG_HWM < <(rss "$AGENT_PID")
@@ -241,13 +251,14 @@ fi
 {
   for k in one1 one64 rr64; do
     for t in ramsecrets agent; do
-      echo "$k $t ${RPS[$k/$t]} ${P50[$k/$t]} ${P99[$k/$t]} ${CPU_US[$k/$t]}"
+      # shellcheck disable=SC2086 # one value per repeat
+      echo "$k $t $(bench_median ${RPS[$k/$t]}) $(bench_median ${P50[$k/$t]}) $(bench_median ${P99[$k/$t]}) $(bench_median ${CPU_US[$k/$t]})"
     done
   done
-} | awk -v d="$DURATION" -v n="$SECRETS" -v rr="$RS_RSS" -v rh="$RS_HWM" -v ar="$AG_RSS" -v ah="$AG_HWM" '
+} | awk -v d="$DURATION" -v reps="$REPEATS" -v n="$SECRETS" -v rr="$RS_RSS" -v rh="$RS_HWM" -v ar="$AG_RSS" -v ah="$AG_HWM" '
   { rps[$1, $2] = $3; p50[$1, $2] = $4; p99[$1, $2] = $5; cpu[$1, $2] = $6; runs[++m] = $1 SUBSEP $2 }
   END {
-    printf "\nGET /secretsmanager/get (cached), wrk -t1 -d%ds --latency; one = bench/p0000, rr = %d secrets round-robin\n\n", d, n
+    printf "\nGET /secretsmanager/get (cached), wrk -t1 -d%ds --latency; one = bench/p0000, rr = %d secrets round-robin; medians of %d repeats\n\n", d, n, reps
     f = "%-6s %-12s %4s %10s %10s %10s %14s\n"
     printf f, "run", "tool", "c", "req/s", "p50 (us)", "p99 (us)", "CPU/req (us)"
     for (i = 1; i <= m; i++) {

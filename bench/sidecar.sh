@@ -154,7 +154,7 @@ sample() {
   read -r line <"/proc/$1/stat"
   read -r -a f <<<"${line##*) }"
   S_TICKS=$((f[11] + f[12]))
-  [[ -n $S_RSS ]] || die "no VmRSS for pid $1"
+  [[ -n $S_RSS ]] || die "no VmRSS for pid $1 (it has exited: $(tr -d "\0" <"/proc/$1/stat" 2>/dev/null | cut -d" " -f3))"
 }
 
 # --- start both tools -------------------------------------------------------
