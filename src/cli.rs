@@ -264,11 +264,12 @@ What is rotated: KV, a new version (credential-looking fields get new random
 values of the same shape; --set FIELD=VALUE or FIELD=@FILE for others);
 database/static-creds/ROLE, rotate-role; other reads, the sidecar's lease is
 revoked; pki, the sidecar's certificate is revoked; AWS, AWSPENDING then
-AWSCURRENT (or RotateSecret when the secret has a rotation function).
+AWSCURRENT (or RotateSecret when the secret has a rotation function);
+Parameter Store, a new version (PutParameter with Overwrite).
 
 Without --check-url, --check or --load nothing tells whether the app works with
 the new value: the result is NOT VERIFIED (exit 2), never PASSED. Values the
-drill invented (KV and AWS fields without --set) are put back afterwards unless
+drill invented (KV, AWS and parameter fields without --set) are put back unless
 --keep; --restore puts back values given with --set too.
 
 Exit codes: 0 the app recovered within --deadline with at most --max-failures
@@ -284,7 +285,7 @@ pub struct DrillArgs {
     /// The secret to rotate, by its name in the config.
     #[arg(long, value_name = "NAME")]
     pub secret: String,
-    /// An explicit new value for a field (KV, AWS); `FIELD=@FILE` reads it from FILE.
+    /// An explicit new value for a field (KV, AWS; `value` of a parameter); `FIELD=@FILE` reads it from FILE.
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
     /// The app is healthy when a GET of URL answers 2xx.
@@ -311,7 +312,7 @@ pub struct DrillArgs {
     /// Failed --load requests allowed.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_failures: u64,
-    /// Put the old value back afterwards, also when --set gave the new one (KV: a new version with the old data; AWS: AWSCURRENT moved back). The default for values the drill invented.
+    /// Put the old value back afterwards, also when --set gave the new one (KV: a new version with the old data; AWS: AWSCURRENT moved back; a parameter: a new version with the old value). The default for values the drill invented.
     #[arg(long, conflicts_with = "keep")]
     pub restore: bool,
     /// Keep the values the drill invented instead of putting the old ones back.

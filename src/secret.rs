@@ -124,9 +124,10 @@ pub struct Fetched {
 /// The backend's own name and creation time of a version, when it gives them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Origin {
-    /// The secret's ARN (AWS Secrets Manager).
+    /// The secret's ARN (AWS Secrets Manager, Parameter Store).
     pub arn: Option<String>,
-    /// When the version was made (AWS `CreatedDate`, KV v2 `created_time`).
+    /// When the version was made (AWS `CreatedDate`, a parameter's
+    /// `LastModifiedDate`, KV v2 `created_time`).
     pub created: Option<SystemTime>,
 }
 

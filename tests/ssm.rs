@@ -3,7 +3,8 @@
 //! labels, and a path's parameters as fields, reading 10 names per
 //! GetParameters call (counted on the wire); a missing parameter exits 65
 //! naming it; `run` follows a new version, which the proxy serves in the shape
-//! of the AWS Parameters and Secrets extension. `check --online`: check_online.rs.
+//! of the AWS Parameters and Secrets extension (with the service's ARN and
+//! LastModifiedDate). `check --online`: check_online.rs; the drill: drill_ssm.rs.
 
 mod common;
 
@@ -175,6 +176,14 @@ fn the_sidecar_follows_a_new_version_and_the_proxy_serves_it_as_the_extension() 
     assert_eq!(v["Parameter"]["Value"], "key-2");
     assert_eq!(v["Parameter"]["Version"], 2);
     assert_eq!(v["Parameter"]["Name"], "/app/api-key");
+    // The service's own ARN and LastModifiedDate, not made-up ones.
+    let stored = moto.ssm("GetParameter", json!({ "Name": "/app/api-key" }))["Parameter"].clone();
+    assert_eq!(v["Parameter"]["ARN"], stored["ARN"], "{v}");
+    let modified = v["Parameter"]["LastModifiedDate"].as_str().unwrap();
+    let modified = humantime::parse_rfc3339(modified).unwrap();
+    let since = modified.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let moto_at = stored["LastModifiedDate"].as_f64().unwrap();
+    assert!((since.as_secs_f64() - moto_at).abs() < 1.0, "{v} {stored}");
     let (status, v) = get("name=%2Fapp%2Fapi-key:1&withDecryption=true");
     assert_eq!(
         (status.as_str(), &v["Parameter"]["Value"]),

@@ -14,12 +14,12 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::Client;
 use rand::RngCore;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
-use zeroize::Zeroize;
 
 use super::rotated::{Restored, Rotated, Undo};
 use super::shape::{self, Set};
@@ -56,30 +56,11 @@ impl AwsTarget {
         }
     }
 
-    /// Runs `call` with backoff paced by `gate` until `deadline`, naming
-    /// `op` in errors. Taking a failed rotation back gets a gate of its own,
-    /// not held shut by the failure it cleans up after.
-    async fn retry<T, E, F, Fut>(
-        &self,
-        gate: &Gate,
-        op: &str,
-        deadline: tokio::time::Instant,
-        call: F,
-    ) -> Result<T, Error>
-    where
-        E: aws_sdk_secretsmanager::error::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-        F: Fn() -> Fut,
-        Fut: std::future::Future<Output = Result<T, aws_sdk_secretsmanager::error::SdkError<E>>>,
-    {
-        let what = format!("{op} of secret_id `{}`", self.id);
-        Ok(source::paced(gate, deadline, &what, || async {
-            call().await.map_err(|e| sdk_error(e, &what))
-        })
-        .await?)
+    /// `op` of this secret, as errors name it. Taking a failed rotation back
+    /// paces its calls with a gate of its own, not held shut by the failure
+    /// it cleans up after.
+    fn what(&self, op: &str) -> String {
+        format!("{op} of secret_id `{}`", self.id)
     }
 
     /// Rotates: by the secret's rotation function when it has one, else by
@@ -93,11 +74,10 @@ impl AwsTarget {
     ) -> Result<Rotated, Error> {
         let client = self.source.sdk().await?;
         let id = self.id.as_str();
-        let described = self
-            .retry(&self.gate, "DescribeSecret", deadline, || {
-                client.describe_secret().secret_id(id).send()
-            })
-            .await?;
+        let described = paced_call(&self.gate, &self.what("DescribeSecret"), deadline, || {
+            client.describe_secret().secret_id(id).send()
+        })
+        .await?;
         let old = current(described.version_ids_to_stages()).ok_or_else(|| {
             Error::Source(source::Error::not_found(format!(
                 "secret_id `{id}` has no {AWS_CURRENT} version"
@@ -115,15 +95,14 @@ impl AwsTarget {
             }
             return self.by_function(&client, old, deadline, interrupt).await;
         }
-        let got = self
-            .retry(&self.gate, "GetSecretValue", deadline, || {
-                client
-                    .get_secret_value()
-                    .secret_id(id)
-                    .version_id(&old)
-                    .send()
-            })
-            .await?;
+        let got = paced_call(&self.gate, &self.what("GetSecretValue"), deadline, || {
+            client
+                .get_secret_value()
+                .secret_id(id)
+                .version_id(&old)
+                .send()
+        })
+        .await?;
         let stored = match (got.secret_string, got.secret_binary) {
             (Some(s), _) => Stored::Text(SecretBytes::from_string(s)),
             (None, Some(b)) => Stored::Binary(SecretBytes::new(b.into_inner())),
@@ -148,7 +127,7 @@ impl AwsTarget {
             Stored::Binary(b) => put.secret_binary(Blob::new(b.expose().to_vec())),
         };
         let staged = async {
-            self.retry(&self.gate, "PutSecretValue", deadline, || {
+            paced_call(&self.gate, &self.what("PutSecretValue"), deadline, || {
                 put.clone().send()
             })
             .await?;
@@ -198,7 +177,7 @@ impl AwsTarget {
         let new = version_token();
         let asked = Instant::now();
         let rotation = async {
-            self.retry(&self.gate, "RotateSecret", deadline, || {
+            paced_call(&self.gate, &self.what("RotateSecret"), deadline, || {
                 client
                     .rotate_secret()
                     .secret_id(id)
@@ -208,11 +187,10 @@ impl AwsTarget {
             })
             .await?;
             loop {
-                let d = self
-                    .retry(&self.gate, "DescribeSecret", deadline, || {
-                        client.describe_secret().secret_id(id).send()
-                    })
-                    .await?;
+                let d = paced_call(&self.gate, &self.what("DescribeSecret"), deadline, || {
+                    client.describe_secret().secret_id(id).send()
+                })
+                .await?;
                 if current(d.version_ids_to_stages()).as_deref() == Some(new.as_str()) {
                     return Ok(());
                 }
@@ -252,15 +230,20 @@ impl AwsTarget {
         deadline: tokio::time::Instant,
     ) -> Result<(), Error> {
         let id = self.id.as_str();
-        self.retry(gate, "UpdateSecretVersionStage", deadline, || {
-            client
-                .update_secret_version_stage()
-                .secret_id(id)
-                .version_stage(stage)
-                .remove_from_version_id(from)
-                .set_move_to_version_id(to.map(str::to_owned))
-                .send()
-        })
+        paced_call(
+            gate,
+            &self.what("UpdateSecretVersionStage"),
+            deadline,
+            || {
+                client
+                    .update_secret_version_stage()
+                    .secret_id(id)
+                    .version_stage(stage)
+                    .remove_from_version_id(from)
+                    .set_move_to_version_id(to.map(str::to_owned))
+                    .send()
+            },
+        )
         .await
         .map(|_| ())
     }
@@ -280,11 +263,10 @@ impl AwsTarget {
         let id = self.id.as_str();
         let deadline = tokio::time::Instant::now() + CLEANUP_BUDGET;
         let gate = Gate::new(Backoff::default());
-        let described = self
-            .retry(&gate, "DescribeSecret", deadline, || {
-                client.describe_secret().secret_id(id).send()
-            })
-            .await;
+        let described = paced_call(&gate, &self.what("DescribeSecret"), deadline, || {
+            client.describe_secret().secret_id(id).send()
+        })
+        .await;
         let stages = match described {
             Ok(d) => d
                 .version_ids_to_stages()
@@ -339,11 +321,10 @@ impl AwsTarget {
     ) -> Result<Restored, Error> {
         let client = self.source.sdk().await?;
         let id = self.id.as_str();
-        let d = self
-            .retry(&self.gate, "DescribeSecret", deadline, || {
-                client.describe_secret().secret_id(id).send()
-            })
-            .await?;
+        let d = paced_call(&self.gate, &self.what("DescribeSecret"), deadline, || {
+            client.describe_secret().secret_id(id).send()
+        })
+        .await?;
         match current(d.version_ids_to_stages()) {
             Some(now) if now == new => {
                 self.update_stage(&self.gate, &client, AWS_CURRENT, new, Some(old), deadline).await?;
@@ -357,6 +338,25 @@ impl AwsTarget {
             ))),
         }
     }
+}
+
+/// Runs the AWS SDK `call` (of any service) with backoff paced by `gate`
+/// until `deadline`, `what` naming it in errors.
+pub(super) async fn paced_call<T, E, F, Fut>(
+    gate: &Gate,
+    what: &str,
+    deadline: tokio::time::Instant,
+    call: F,
+) -> Result<T, Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SdkError<E>>>,
+{
+    Ok(source::paced(gate, deadline, what, || async {
+        call().await.map_err(|e| sdk_error(e, what))
+    })
+    .await?)
 }
 
 /// Runs `work` until it ends or `interrupt` is cancelled (an error then).
@@ -433,25 +433,8 @@ fn rotated(old: &Stored, sets: &[Set]) -> Result<(Stored, Vec<String>), Error> {
         Ok(mut other) => shape::wipe(&mut other),
         Err(_) => {}
     }
-    let value_field = source::VALUE_FIELD;
-    let mut fresh = match sets {
-        [] => shape::like(text),
-        [s] if s.field == value_field => s
-            .value
-            .expose_str()
-            .ok_or_else(|| {
-                Error::Usage(format!("--set {value_field}: the value is not UTF-8 text"))
-            })?
-            .to_owned(),
-        _ => {
-            return Err(Error::Usage(format!(
-                "the secret is plain text: its one field is `{value_field}`"
-            )))
-        }
-    };
-    let bytes = SecretBytes::copy_from(&fresh);
-    fresh.zeroize();
-    Ok((Stored::Text(bytes), vec![value_field.into()]))
+    let bytes = shape::one_value(text, sets).map_err(Error::Usage)?;
+    Ok((Stored::Text(bytes), vec![source::VALUE_FIELD.into()]))
 }
 
 #[cfg(test)]

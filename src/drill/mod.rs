@@ -5,7 +5,7 @@
 //! a report ([`report`]) with an exit code that says whether the app survived.
 //!
 //! The order: watch and check the app (it must be healthy first), start the
-//! load, rotate ([`rotate`], [`aws`]), wait until the files changed, the
+//! load, rotate ([`rotate`], [`aws`], [`ssm`]), wait until the files changed, the
 //! on_change actions ran and the app is healthy for `--settle`, or until
 //! `--deadline`; stop the load; put the old value back when the drill
 //! invented the new one (unless `--keep`), with `--restore`, and always when
@@ -19,6 +19,7 @@ mod report;
 mod rotate;
 mod rotated;
 mod shape;
+mod ssm;
 mod watch;
 
 use std::time::{Duration, Instant, SystemTime};

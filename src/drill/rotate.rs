@@ -6,7 +6,8 @@
 //! confirmed it (`sys/leases/lookup`), so that a metrics page naming another
 //! lease cannot make the drill revoke it; certificates:
 //! the one the sidecar holds is revoked, which the sidecar notices at its next
-//! poll and re-issues; AWS Secrets Manager: see [`super::aws`].
+//! poll and re-issues; AWS Secrets Manager: see [`super::aws`]; Parameter
+//! Store: see [`super::ssm`].
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use super::aws::AwsTarget;
 use super::kv;
 use super::rotated::{Restored, Rotated, Undo};
 use super::shape::{self, Set};
+use super::ssm::SsmTarget;
 use super::Error;
 use crate::config::{Address, AwsVersion, Config, KvVersion, Secret, SourceKind};
 use crate::source::{self, VaultSource};
@@ -59,6 +61,8 @@ pub enum Target {
     },
     /// An AWS Secrets Manager secret.
     Aws(AwsTarget),
+    /// A Parameter Store parameter.
+    Ssm(SsmTarget),
 }
 
 /// What the sidecar holds now, from its metrics: identifiers, not values.
@@ -155,9 +159,22 @@ impl Target {
                 secret,
                 "AWS Secrets Manager holds `secret_id` secrets only",
             )),
+            (SourceKind::SsmParameterStore(a), Address::Parameter(p)) => {
+                match (p.latest(), p.one_value()) {
+                    (Some(name), _) => Ok(Target::Ssm(SsmTarget::new(&src.name, a, name))),
+                    (None, true) => Err(usage(
+                        secret,
+                        "it pins a version or label: a new version would never reach the app",
+                    )),
+                    (None, false) => Err(usage(
+                        secret,
+                        "the drill rotates one `parameter`: drill the parameters under a path one by one, each as a secret of its own",
+                    )),
+                }
+            }
             (SourceKind::SsmParameterStore(_), _) => Err(usage(
                 secret,
-                "the drill does not rotate Parameter Store parameters yet",
+                "Parameter Store holds `parameter` and `parameters_by_path` secrets only",
             )),
             (SourceKind::File { .. }, _) => Err(usage(
                 secret,
@@ -174,12 +191,13 @@ impl Target {
             Target::Lease { .. } => "leased credentials",
             Target::Certificate { .. } => "pki certificate",
             Target::Aws(_) => "aws secrets manager",
+            Target::Ssm(_) => "ssm parameter",
         }
     }
 
     /// Whether `--restore` can put the old value back.
     pub fn restorable(&self) -> bool {
-        matches!(self, Target::Kv { .. } | Target::Aws(_))
+        matches!(self, Target::Kv { .. } | Target::Aws(_) | Target::Ssm(_))
     }
 
     /// Rotates: after this returns, the backend holds the new value. The
@@ -277,6 +295,7 @@ impl Target {
                 })
             }
             Target::Aws(aws) => aws.rotate(sets, deadline, interrupt).await,
+            Target::Ssm(ssm) => ssm.rotate(sets, deadline).await,
         }
     }
 
@@ -286,6 +305,7 @@ impl Target {
         match (self, undo) {
             (Target::Kv { vault, .. }, Undo::Kv(kv)) => kv::restore(vault, kv, deadline).await,
             (Target::Aws(aws), Undo::Aws { old, new }) => aws.restore(old, new, deadline).await,
+            (Target::Ssm(ssm), Undo::Ssm(undo)) => ssm.restore(undo, deadline).await,
             _ => Err(Error::Usage(
                 "nothing to restore for this kind of secret".into(),
             )),

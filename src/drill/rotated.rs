@@ -1,10 +1,12 @@
 //! What a rotation did, whatever the backend ([`super::rotate`] for Vault,
-//! [`super::aws`] for AWS): the steps and times the report shows, and how to
+//! [`super::aws`] for Secrets Manager, [`super::ssm`] for Parameter Store): the steps and times the report shows, and how to
 //! put the old value back.
 
 use std::time::Instant;
 
 use super::kv::KvUndo;
+use super::shape::Set;
+use super::ssm::SsmUndo;
 
 /// A rotation done.
 pub struct Rotated {
@@ -27,10 +29,35 @@ pub struct Rotated {
     pub undo: Option<Undo>,
 }
 
+impl Rotated {
+    /// A rotation written just now from version `from` to `to`, of `fields`
+    /// (invented unless `sets` gave them), with no intermediate step.
+    pub fn now(
+        action: &'static str,
+        from: String,
+        to: String,
+        fields: Vec<String>,
+        sets: &[Set],
+    ) -> Self {
+        Rotated {
+            action,
+            from: Some(from),
+            to: Some(to),
+            invented: super::shape::invented(&fields, sets),
+            fields,
+            steps: Vec::new(),
+            written: Instant::now(),
+            undo: None,
+        }
+    }
+}
+
 /// How to put the old value back.
 pub enum Undo {
     /// Write the old data as a new KV version, if the drill's is still the latest.
     Kv(KvUndo),
+    /// Put a parameter's old value back as a new version, if the drill's is still the latest.
+    Ssm(SsmUndo),
     /// Move AWSCURRENT back.
     Aws {
         /// The version that was current.

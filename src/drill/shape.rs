@@ -81,6 +81,29 @@ pub fn looks_secret(name: &str) -> bool {
     SECRET_WORDS.iter().any(|w| name.contains(w))
 }
 
+/// The new value of a secret that is one value (a plain-text AWS secret, a
+/// parameter), whose one field is `value`: `--set value=…`, else one like
+/// `old`; the message of a `--set` that does not fit.
+pub fn one_value(old: &str, sets: &[Set]) -> Result<SecretBytes, String> {
+    let field = crate::source::VALUE_FIELD;
+    let mut fresh = match sets {
+        [] => like(old),
+        [s] if s.field == field => s
+            .value
+            .expose_str()
+            .ok_or_else(|| format!("--set {field}: the value is not UTF-8 text"))?
+            .to_owned(),
+        _ => {
+            return Err(format!(
+                "the secret is one value: its one field is `{field}`"
+            ))
+        }
+    };
+    let bytes = SecretBytes::copy_from(&fresh);
+    fresh.zeroize();
+    Ok(bytes)
+}
+
 /// A random value of the same shape as `old`, never equal to it.
 pub fn like(old: &str) -> String {
     for _ in 0..16 {

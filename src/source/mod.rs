@@ -26,7 +26,7 @@ pub use backend::{SecretKeys, SourceKeys, SourceKind};
 pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
-pub use ssm::proxy as ssm_proxy;
+pub use ssm::{proxy as ssm_proxy, SsmSource};
 pub use vault::{user_logins, KvVersion, Vault, VaultSource};
 
 /// The pure steps from a backend's answer to fields, for the fuzz targets

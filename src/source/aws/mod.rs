@@ -61,6 +61,7 @@ pub(crate) use config::{read_settings, settings, BACKEND, PER_CALL};
 pub use config::{Aws, AwsVersion, RawAws, AWS_CURRENT, AWS_PREVIOUS};
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
+pub(in crate::source) use value::origin;
 pub use value::VALUE_FIELD;
 // For the fuzz targets (`crate::fuzzing`).
 #[cfg(feature = "fuzzing")]

@@ -71,8 +71,9 @@ pub(crate) fn value_of(string: Option<String>, binary: Option<Blob>) -> Value {
     }
 }
 
-/// The secret's ARN and the version's CreatedDate, as the service gave them.
-pub(super) fn origin(arn: Option<String>, created: Option<DateTime>) -> Origin {
+/// The secret's ARN and the version's CreatedDate (a parameter's
+/// LastModifiedDate), as the service gave them.
+pub(in crate::source) fn origin(arn: Option<String>, created: Option<DateTime>) -> Origin {
     Origin {
         arn,
         created: created.and_then(|d| SystemTime::try_from(d).ok()),

@@ -54,6 +54,17 @@ impl Parameter {
         }
     }
 
+    /// The name of one parameter read at its latest version (not pinned).
+    pub fn latest(&self) -> Option<&str> {
+        match self {
+            Parameter::Name {
+                name,
+                selector: None,
+            } => Some(name),
+            _ => None,
+        }
+    }
+
     /// Whether the secret is one stored value (written as it is by default).
     pub fn one_value(&self) -> bool {
         matches!(self, Parameter::Name { .. })

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use super::{one_value, Inner, Parameter, SsmSource};
 use crate::secret::{Fetched, SecretBytes};
+use crate::source::aws::origin;
 use crate::source::batch::Queue;
 use crate::source::{paced, sdk_error, Error, Result};
 
@@ -113,8 +114,14 @@ impl Inner {
                     Some(Answer {
                         value: Some(value),
                         version,
+                        arn,
+                        last_modified_date,
                         ..
-                    }) => Ok(one_value(SecretBytes::from_string(value), version)),
+                    }) => Ok(one_value(
+                        SecretBytes::from_string(value),
+                        version,
+                        origin(arn, last_modified_date),
+                    )),
                     Some(_) => Err(Error::data(format!(
                         "{}: the answer has no value",
                         p.describe()

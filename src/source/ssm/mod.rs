@@ -44,7 +44,7 @@ use super::batch::Queue;
 use super::{Error, Result, Source};
 use crate::config::{Address, Aws, Secret};
 use crate::engine::backoff::{Backoff, Gate, Pace};
-use crate::secret::{Fetched, Fields, SecretBytes};
+use crate::secret::{Fetched, Fields, Origin, SecretBytes};
 
 /// API calls in flight at once, per source.
 const IN_FLIGHT: usize = 16;
@@ -85,6 +85,13 @@ impl SsmSource {
                 gate: Gate::new(Backoff::default()),
             }),
         }
+    }
+}
+
+impl SsmSource {
+    /// The SDK client, for calls other than reads (the rotation drill's).
+    pub async fn sdk(&self) -> Result<Client> {
+        self.inner.client().await
     }
 }
 
@@ -143,12 +150,14 @@ impl Source for SsmSource {
     }
 }
 
-/// A parameter's value as its one field, `value`, and as stored.
-fn one_value(value: SecretBytes, version: i64) -> Fetched {
+/// A parameter's value as its one field, `value`, and as stored, with its
+/// ARN and LastModifiedDate.
+fn one_value(value: SecretBytes, version: i64, origin: Origin) -> Fetched {
     let mut fields = Fields::new();
     fields.insert(super::VALUE_FIELD.into(), value.clone());
     let mut f = Fetched::fields(fields);
     f.version = Some(version.to_string());
     f.stored = Some(value);
+    f.origin = origin;
     f
 }

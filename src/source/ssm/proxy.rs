@@ -6,7 +6,9 @@
 //! Only configured `parameter` secrets are served, by their parameter name
 //! or secret name, with the selector they are configured with. ramsecrets
 //! keeps a parameter's value, not its type: `Type` is always `SecureString`,
-//! and the value is the decrypted one whatever `withDecryption` says.
+//! and the value is the decrypted one whatever `withDecryption` says. `ARN`
+//! and `LastModifiedDate` are the service's own when the backend gave them
+//! (a `file` source gives none: a local ARN and the time the value was read).
 
 use serde::Serialize;
 
@@ -118,16 +120,20 @@ pub fn answer(secret: &Secret, entry: &Entry) -> Result<SecretBytes, format::Err
         Address::Parameter(Parameter::Name { name, selector }) => (name.as_str(), selector),
         _ => (secret.name.as_str(), &None),
     };
-    let arn = match name.strip_prefix('/') {
+    // The backend's own ARN and time when it gave them (the `file` source
+    // gives none: then a local ARN and the time the value was read).
+    let arn = match (&fetched.origin.arn, name.strip_prefix('/')) {
+        (Some(arn), _) => arn.clone(),
         _ if name.starts_with("arn:") => name.to_owned(),
-        Some(rest) => format!("arn:aws:ssm:local:000000000000:parameter/{rest}"),
-        None => format!("arn:aws:ssm:local:000000000000:parameter/{name}"),
+        (None, Some(rest)) => format!("arn:aws:ssm:local:000000000000:parameter/{rest}"),
+        (None, None) => format!("arn:aws:ssm:local:000000000000:parameter/{name}"),
     };
+    let modified = fetched.origin.created.unwrap_or(entry.changed_at);
     let body = Answer {
         parameter: Body {
             arn,
             data_type: "text",
-            last_modified_date: humantime::format_rfc3339_millis(entry.changed_at).to_string(),
+            last_modified_date: humantime::format_rfc3339_millis(modified).to_string(),
             name,
             selector: shown(selector).map(|s| format!(":{s}")),
             source_result: None,
