@@ -167,9 +167,14 @@ HOME=$WORK "$BAO" agent -config "$BAO_CONF" -log-level=warn >"$WORK/agent.log" 2
 AGENT_PID=$!
 bench_bg "$AGENT_PID"
 
-# The PIDs must be the real binaries, not a shell or the Python wrapper.
-exe_rs=$(readlink -f "/proc/$RS_PID/exe") || die "cannot read /proc/$RS_PID/exe"
-exe_bao=$(readlink -f "/proc/$AGENT_PID/exe") || die "cannot read /proc/$AGENT_PID/exe"
+# The PIDs must be the real binaries, not a shell or the Python wrapper
+# (on a busy machine a child may still be the forked shell for a moment).
+for _ in $(seq 1 50); do
+  exe_rs=$(readlink -f "/proc/$RS_PID/exe") || die "cannot read /proc/$RS_PID/exe"
+  exe_bao=$(readlink -f "/proc/$AGENT_PID/exe") || die "cannot read /proc/$AGENT_PID/exe"
+  [[ $exe_rs == "$RS" && $exe_bao == "$BAO" ]] && break
+  sleep 0.1
+done
 [[ $exe_rs == "$RS" ]] || die "pid $RS_PID runs $exe_rs, not $RS"
 [[ $exe_bao == "$BAO" ]] || die "pid $AGENT_PID runs $exe_bao, not $BAO"
 echo "# sampling ramsecrets pid $RS_PID ($exe_rs)"
