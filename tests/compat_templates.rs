@@ -2,7 +2,9 @@
 //! vault-k8s get) rendered by `ramsecrets init` and by `bao agent` from the
 //! same templates against the same OpenBao: the files must be the same,
 //! byte for byte. Covers vault-k8s's default template on KV v1 and v2, the
-//! documentation's database URL, and every function of the subset.
+//! documentation's database URL, every function of the subset, Go's `fmt`
+//! through `printf` (each verb and flag, on lists, maps, nulls, numbers and
+//! constants), and numbers kept as the server wrote them (`1.50`, `1e3`).
 
 mod common;
 
@@ -41,7 +43,36 @@ const CASES: &[(&str, &str, Option<&str>)] = &[
 {{- end }}
 "#),
     ),
+    (
+        "printf",
+        "secret/data/app/db",
+        Some(r#"{{ with secret "secret/data/app/db" -}}
+{{ printf "%q|%v|%s|%d|%x|%5v|%-5s|" .Data.data.list .Data.data.list .Data.data.list .Data.data.list .Data.data.list .Data.data.list .Data.data.list }}
+{{ printf "%q|%v|%d|%t" .Data.data.nested .Data.data.nested .Data.data.port .Data.data.nested.b }}
+{{ printf "%q %v %d %5v|" .Data.data.nested.a .Data.data.nested.a .Data.data.nested.a .Data.data.nested.a }}
+{{ printf "%10q|%-10q|%.3q|%05s|%X|%.1x" .Data.data.username "b" .Data.data.password "ab" .Data.data.password "hé" }}
+{{ 1.0 }} {{ 1.5 }} {{ 42 }} {{ printf "%v %v %d %v %g %f %e" 1e21 0.00001 3.0 2.5 2.5 2.5 2.5 }}
+{{ printf "%.3g|%08.3f|%+.1e|%-8.2f|%8.2e|%g|%g" 1234.5678 -3.14159 123456.0 2.5 0.000123 100000.0 1000000.0 }}
+{{ printf "%q %x %05d %+d %.3d|%5.0d|%-5d|%X|%6t|" 65 255 -42 5 7 0 3 -255 false }}
+{{ printf "%s %s" "a" }} {{ printf "%s" "a" "b" 3 .Data.data.list .Data.data.port .Data.data.nested.a }} {{ printf "100%% %v" .Data.data.port }}
+{{ print 1 2 "a" "b" 3 .Data.data.port .Data.data.port }} {{ 1.5 | toJSON }} {{ 42 | toJSON }} {{ len .Data.data.port }}
+{{- end }}
+"#),
+    ),
+    (
+        "numbers",
+        "kv1/app/numbers",
+        Some(r#"{{ with secret "kv1/app/numbers" -}}
+{{ range $k, $v := .Data }}{{ $k }}: {{ $v }} {{ printf "%q" $v }}
+{{ end }}{{ .Data | toJSON }}
+{{ .Data | toJSONPretty }}
+{{- end }}
+"#),
+    ),
 ];
+
+/// KV v1 keeps a number as it was written: Vault Agent's templates then write it so.
+const NUMBERS: &str = r#"{"a":1.0,"b":1.50,"c":1e3,"d":12345678901234567890123,"e":0.000001,"f":-0.0,"g":1E+2,"h":5,"l":["x",2,1.0,null,true],"m":{"k":1.0}}"#;
 
 /// Runs `bao agent` once (token auth, `exit_after_auth`) with `templates`
 /// (file, contents) into `out`.
@@ -103,6 +134,13 @@ fn files_match_bao_agent_byte_for_byte() {
     });
     bao.kv2_put("app/db", data.clone());
     bao.api("POST", "kv1/app/db", data);
+    let numbers = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/kv1/app/numbers", bao.addr))
+        .header("X-Vault-Token", &bao.token)
+        .body(NUMBERS)
+        .send()
+        .unwrap();
+    assert!(numbers.status().is_success(), "{}", numbers.status());
 
     let work = scratch();
     let out = Tmpfs::new("4m");

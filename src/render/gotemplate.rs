@@ -3,22 +3,25 @@
 //! crate (a port of Go's `text/template` with Go's output: `map[k:v]`,
 //! `<nil>`, `<no value>`, `printf`'s verbs) plus consul-template's functions
 //! `secret`, `toJSON`, `toJSONPretty`, `base64Encode`, `base64Decode` and
-//! `trimSpace`.
+//! `trimSpace`. `printf` is Go's `fmt` (in [`super::gofmt`]) and the read's
+//! numbers keep their text and their type, `json.Number`, as Vault's Go
+//! client decodes them: `1.50` stays `1.50` in the file and in `toJSON`.
 //!
 //! [`check`] runs when a config is loaded (and so when the injector admits a
 //! pod): anything outside the subset is an error naming the construct and
 //! its line, never a failure at run time. A template reads one secret, the
 //! path its secret is read from; [`render`] executes it over that read's
-//! `data` (JSON numbers as their text, as Vault's client keeps them).
+//! `data`, as the server wrote it.
 //! Copies of values inside `gotmpl` are not zeroized.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use gotmpl::parse::{Expr, ListNode, Node, PipeNode};
+use gotmpl::parse::{Expr, ListNode, Node, Number, PipeNode};
 use gotmpl::{Template, TemplateError, Value};
 
+use super::gofmt::{self, Numbers};
 use crate::secret::SecretBytes;
 
 /// The template vault-k8s writes for a secret without one (`.Data` as Go
@@ -87,23 +90,27 @@ fn norm(path: &str) -> &str {
 
 /// Checks `text` against the subset, for a secret read from `path`.
 pub fn check(text: &str, path: &str) -> Result<()> {
-    parse(text, path, Value::Nil, serde_json::Value::Null).map(drop)
+    parse(text, path, Value::Nil, Numbers::default()).map(drop)
 }
 
-/// Parses and checks `text`; `secret` answers `answer`, and `toJSON` writes
-/// parts of `raw` (the read's data as JSON) with their numbers as Vault wrote them.
-fn parse(text: &str, path: &str, answer: Value, raw: serde_json::Value) -> Result<Template> {
-    let raw = Arc::new(raw);
+/// Parses and checks `text`; `secret` answers `answer`, whose strings in
+/// `numbers` are the read's numbers.
+fn parse(text: &str, path: &str, answer: Value, numbers: Numbers) -> Result<Template> {
+    let numbers = Arc::new(numbers);
     let own = norm(path).to_owned();
     let secret = move |args: &[Value]| match args {
         [Value::String(p)] if norm(p) == own => Ok(answer.clone()),
         _ => Err(TemplateError::Exec("secret".into())),
     };
-    let raw_pretty = raw.clone();
+    let (n1, n2, n3) = (numbers.clone(), numbers.clone(), numbers);
     let template = Template::new(NAME)
         .func("secret", secret)
-        .func("toJSON", move |args| to_json(args, &raw, false))
-        .func("toJSONPretty", move |args| to_json(args, &raw_pretty, true))
+        .func("printf", move |args| match args {
+            [Value::String(f), args @ ..] => Ok(Value::String(gofmt::sprintf(f, args, &n1).into())),
+            _ => Err(TemplateError::Exec("printf takes a format string".into())),
+        })
+        .func("toJSON", move |args| to_json(args, &n2, false))
+        .func("toJSONPretty", move |args| to_json(args, &n3, true))
         .func("base64Encode", |args| {
             let s = one_string(args, "base64Encode")?;
             Ok(Value::String(
@@ -142,13 +149,13 @@ fn parse(text: &str, path: &str, answer: Value, raw: serde_json::Value) -> Resul
 /// `data` (the JSON of the response's `data`). Any text and data may come
 /// in: the whole way from untrusted input, and so a fuzz target.
 pub fn render(text: &str, path: &str, data: &SecretBytes) -> Result<SecretBytes> {
-    let json: serde_json::Value = serde_json::from_slice(data.expose())
+    let json: &serde_json::value::RawValue = serde_json::from_slice(data.expose())
         .map_err(|_| Error::Render("the read's data is not JSON".into()))?;
-    let answer = Value::Map(Arc::new(BTreeMap::from([(
-        Arc::from("Data"),
-        value(&json),
-    )])));
-    let template = parse(text, path, answer, json)?;
+    let mut numbers = Numbers::default();
+    let data = value(json, &mut numbers)
+        .ok_or_else(|| Error::Render("the read's data is not JSON".into()))?;
+    let answer = Value::Map(Arc::new(BTreeMap::from([(Arc::from("Data"), data)])));
+    let template = parse(text, path, answer, numbers)?;
     let mut out = SecretBytes::default();
     template
         .execute(&mut out, &Value::Nil)
@@ -215,6 +222,19 @@ fn walk(list: &ListNode, path: &str) -> Result<()> {
 fn pipe(p: &PipeNode, path: &str) -> Result<()> {
     for command in &p.commands {
         if let Some(Expr::Identifier(pos, name)) = command.args.first() {
+            if name == "printf" {
+                match command.args.get(1) {
+                    Some(Expr::String(_, f)) => gofmt::check(f)
+                        .map_err(|why| unsupported(pos.line, format!("printf \"{f}\""), why))?,
+                    _ => {
+                        return Err(unsupported(
+                            pos.line,
+                            "printf",
+                            "its format must be a quoted string right after it",
+                        ))
+                    }
+                }
+            }
             if name == "secret" {
                 match &command.args[1..] {
                     [Expr::String(_, p)] if norm(p) == path => {}
@@ -235,8 +255,12 @@ fn pipe(p: &PipeNode, path: &str) -> Result<()> {
                 }
             }
         }
+        let printf = matches!(command.args.first(), Some(Expr::Identifier(_, n)) if n == "printf");
         for arg in &command.args {
-            expr(arg, path)?;
+            // printf writes a float as Go does; elsewhere gotmpl writes it.
+            if !(printf && matches!(arg, Expr::Number(..))) {
+                expr(arg, path)?;
+            }
         }
     }
     Ok(())
@@ -264,6 +288,11 @@ fn expr(e: &Expr, path: &str) -> Result<()> {
                 "only .Data of a secret is supported",
             ))
         }
+        Expr::Number(pos, Number::Float(f)) if !go_prints_as_rust(*f) => Err(unsupported(
+            pos.line,
+            format!("the number {}", gofmt::sprintf("%v", &[Value::Float(*f)], &Numbers::default())),
+            "Go and ramsecrets print it differently: write it as a quoted string, or through printf",
+        )),
         Expr::Pipe(_, p) => pipe(p, path),
         Expr::Chain(_, inner, _) => expr(inner, path),
         _ => Ok(()),
@@ -277,41 +306,128 @@ fn one_string(args: &[Value], name: &str) -> Result<String, TemplateError> {
     }
 }
 
-/// A read's `data` as template values: JSON numbers stay their text, as Go's
-/// `json.Number` (a string) in Vault's client.
-pub fn value(json: &serde_json::Value) -> Value {
-    match json {
-        serde_json::Value::Null => Value::Nil,
-        serde_json::Value::Bool(b) => Value::Bool(*b),
-        serde_json::Value::Number(n) => Value::String(n.to_string().into()),
-        serde_json::Value::String(s) => Value::String(s.as_str().into()),
-        serde_json::Value::Array(a) => Value::List(a.iter().map(value).collect()),
-        serde_json::Value::Object(m) => Value::Map(Arc::new(
-            m.iter()
-                .map(|(k, v)| (Arc::from(k.as_str()), value(v)))
-                .collect::<BTreeMap<_, _>>(),
-        )),
-    }
+/// Whether a float constant prints the same from Go (`%v`) and from gotmpl
+/// (Rust's `{}`), which writes an action's value: `1.5` and `1e3` do,
+/// `1e6` (Go's `1e+06`) does not.
+fn go_prints_as_rust(f: f64) -> bool {
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    f.is_finite() && format!("{sign}{}", gofmt::float_text(f, 'g', None)) == format!("{f}")
 }
 
-/// `toJSON`/`toJSONPretty` as consul-template: Go's `json.Marshal` (sorted
-/// keys, `<`, `>`, `&`, U+2028 and U+2029 escaped), nil as nothing. A value
-/// that is a part of the read's data is written from the data, so its
-/// numbers stay numbers.
-fn to_json(args: &[Value], raw: &serde_json::Value, pretty: bool) -> Result<Value, TemplateError> {
+/// A read's `data` as template values, as Vault's Go client decodes it:
+/// each number a string of its text as the server wrote it, marked in
+/// `numbers` (a `json.Number`). `None` if it is not JSON.
+fn value(json: &serde_json::value::RawValue, numbers: &mut Numbers) -> Option<Value> {
+    use serde_json::value::RawValue;
+    let text = json.get();
+    Some(match text.as_bytes().first()? {
+        b'{' => {
+            let m: BTreeMap<String, &RawValue> = serde_json::from_str(text).ok()?;
+            let mut out = BTreeMap::new();
+            for (k, v) in m {
+                out.insert(Arc::from(k.as_str()), value(v, numbers)?);
+            }
+            Value::Map(Arc::new(out))
+        }
+        b'[' => {
+            let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
+            let items: Option<Vec<Value>> = items.into_iter().map(|v| value(v, numbers)).collect();
+            Value::List(items?.into())
+        }
+        b'"' => Value::String(serde_json::from_str::<String>(text).ok()?.into()),
+        b't' => Value::Bool(true),
+        b'f' => Value::Bool(false),
+        b'n' => Value::Nil,
+        _ => {
+            let n: Arc<str> = Arc::from(text);
+            numbers.add(&n);
+            Value::String(n)
+        }
+    })
+}
+
+/// `toJSON`/`toJSONPretty` as consul-template: Go's `json.Marshal` (or
+/// `MarshalIndent` by two spaces) of the value, nil as nothing.
+fn to_json(args: &[Value], numbers: &Numbers, pretty: bool) -> Result<Value, TemplateError> {
     let [v] = args else {
         return Err(TemplateError::Exec("toJSON takes one value".into()));
     };
     if matches!(v, Value::Nil) {
         return Ok(Value::String("".into()));
     }
-    let json = find(raw, v, 0).unwrap_or_else(|| back(v));
-    let text = match pretty {
-        true => serde_json::to_string_pretty(&json),
-        false => serde_json::to_string(&json),
+    let mut out = String::new();
+    json(&mut out, v, numbers, pretty.then_some(0))?;
+    Ok(Value::String(out.into()))
+}
+
+/// Go's `encoding/json` of `v` into `out`: sorted keys; `<`, `>`, `&`,
+/// U+2028 and U+2029 escaped; a read's number as its text; with `indent`,
+/// one line a value, nested by two spaces.
+fn json(
+    out: &mut String,
+    v: &Value,
+    numbers: &Numbers,
+    indent: Option<usize>,
+) -> Result<(), TemplateError> {
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    match v {
+        Value::Nil => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => out.push_str(&i.to_string()),
+        Value::Uint(u) => out.push_str(&u.to_string()),
+        Value::Float(f) => out.push_str(&json_float(*f)?),
+        Value::String(s) if numbers.has(v) => out.push_str(s),
+        Value::String(s) => json_string(out, s),
+        Value::List(items) if items.is_empty() => out.push_str("[]"),
+        Value::Map(m) if m.is_empty() => out.push_str("{}"),
+        Value::List(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if let Some(d) = indent {
+                    newline(out, d + 1);
+                }
+                json(out, item, numbers, indent.map(|d| d + 1))?;
+            }
+            if let Some(d) = indent {
+                newline(out, d);
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            out.push('{');
+            for (i, (k, item)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                if let Some(d) = indent {
+                    newline(out, d + 1);
+                }
+                json_string(out, k);
+                out.push(':');
+                if indent.is_some() {
+                    out.push(' ');
+                }
+                json(out, item, numbers, indent.map(|d| d + 1))?;
+            }
+            if let Some(d) = indent {
+                newline(out, d);
+            }
+            out.push('}');
+        }
+        _ => return Err(TemplateError::Exec("toJSON: a function is not JSON".into())),
     }
-    .map_err(|_| TemplateError::Exec("toJSON".into()))?;
-    let mut out = String::with_capacity(text.len());
+    Ok(())
+}
+
+/// A JSON string as Go writes it.
+fn json_string(out: &mut String, s: &str) {
+    let text = serde_json::Value::String(s.to_owned()).to_string();
     for c in text.chars() {
         match c {
             '<' => out.push_str("\\u003c"),
@@ -322,38 +438,26 @@ fn to_json(args: &[Value], raw: &serde_json::Value, pretty: bool) -> Result<Valu
             c => out.push(c),
         }
     }
-    Ok(Value::String(out.into()))
 }
 
-/// The part of `raw` that `v` was made from, searched a few levels deep.
-fn find(raw: &serde_json::Value, v: &Value, depth: usize) -> Option<serde_json::Value> {
-    if value(raw) == *v {
-        return Some(raw.clone());
+/// A float as Go's `encoding/json` writes it: `f` notation, or `e` below
+/// 1e-6 and from 1e21 on (`1e-07` written `1e-7`).
+fn json_float(f: f64) -> Result<String, TemplateError> {
+    if !f.is_finite() {
+        return Err(TemplateError::Exec("toJSON: not a finite number".into()));
     }
-    match raw {
-        serde_json::Value::Object(m) if depth < 3 => {
-            m.values().find_map(|child| find(child, v, depth + 1))
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    let abs = f.abs();
+    let text = if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let e = gofmt::float_text(abs, 'e', None);
+        match e.split_once("e-0") {
+            Some((m, x)) => format!("{m}e-{x}"),
+            None => e,
         }
-        _ => None,
-    }
-}
-
-/// A template value as JSON.
-fn back(v: &Value) -> serde_json::Value {
-    match v {
-        Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Int(i) => (*i).into(),
-        Value::Uint(u) => (*u).into(),
-        Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
-        }
-        Value::String(s) => serde_json::Value::String(s.to_string()),
-        Value::List(l) => l.iter().map(back).collect(),
-        Value::Map(m) => {
-            serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), back(v))).collect())
-        }
-        _ => serde_json::Value::Null,
-    }
+    } else {
+        gofmt::float_text(abs, 'f', None)
+    };
+    Ok(format!("{sign}{text}"))
 }
 
 #[cfg(test)]
@@ -437,6 +541,18 @@ postgres://{{ .Data.data.username }}:{{ .Data.data.password }}@db:{{ .Data.data.
                 "function `call`",
             ),
             ("{{ with secret \"secret/data/app\" }", "unexpected"),
+            (
+                "{{ with secret \"secret/data/app\" }}\n{{ 1e21 }}{{ end }}",
+                "line 2: the number 1e+21 is not supported",
+            ),
+            (
+                "{{ with secret \"secret/data/app\" }}{{ printf \"%c\" 65 }}{{ end }}",
+                "printf \"%c\" is not supported: printf verb `%c`",
+            ),
+            (
+                "{{ with secret \"secret/data/app\" }}{{ printf .Data.f 1 }}{{ end }}",
+                "printf is not supported: its format must be a quoted string",
+            ),
         ];
         for (t, expected) in cases {
             let e = check(t, "/secret/data/app/")
@@ -446,6 +562,7 @@ postgres://{{ .Data.data.username }}:{{ .Data.data.password }}@db:{{ .Data.data.
             assert!(e.contains(expected), "{t}: {e}");
         }
         check(&default_template("secret/data/app"), "secret/data/app").unwrap();
+        check("{{ 1.5 }} {{ 1e3 }} {{ printf \"%v\" 1e21 }}", "p").unwrap();
     }
 
     #[test]

@@ -83,6 +83,18 @@ impl VaultSource {
             .await
     }
 
+    /// [`Self::call`] without a body, with the answer also as its bytes.
+    pub(super) async fn call_raw(
+        &self,
+        token: &SecretBytes,
+        method: reqwest::Method,
+        path: &str,
+        what: &str,
+    ) -> Result<(serde_json::Value, SecretBytes)> {
+        self.call_with(&self.http, token, method, path, None, what)
+            .await
+    }
+
     /// [`Self::call`] on the client `http`, with a JSON body already
     /// serialized (it may hold secrets); an empty `token` is not sent.
     pub(super) async fn call_on(
@@ -94,6 +106,22 @@ impl VaultSource {
         body: Option<&SecretBytes>,
         what: &str,
     ) -> Result<serde_json::Value> {
+        let (json, _) = self
+            .call_with(http, token, method, path, body, what)
+            .await?;
+        Ok(json)
+    }
+
+    /// [`Self::call_on`], with the answer also as its bytes.
+    async fn call_with(
+        &self,
+        http: &reqwest::Client,
+        token: &SecretBytes,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&SecretBytes>,
+        what: &str,
+    ) -> Result<(serde_json::Value, SecretBytes)> {
         let url = format!("{}/v1/{path}", self.address.as_str().trim_end_matches('/'));
         let mut req = http.request(method, url).header("X-Vault-Request", "true");
         if !token.is_empty() {
@@ -123,8 +151,9 @@ impl VaultSource {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| backoff::parse_retry_after(v, std::time::SystemTime::now()));
-        let body = body_within(resp, what, self.settings.max_answer_bytes).await?;
-        answer(status, &body, what, retry_after)
+        let mut body = body_within(resp, what, self.settings.max_answer_bytes).await?;
+        let json = answer(status, &body, what, retry_after)?;
+        Ok((json, SecretBytes::new(std::mem::take(&mut *body))))
     }
 
     /// An authenticated API call outside the secret reads (the rotation

@@ -17,7 +17,8 @@ use crate::source::{fields_from_json, paced, Error, Result};
 impl VaultSource {
     /// Reads `path` with its lease; a database static role's rotation time
     /// becomes [`Fetched::rotates`]. With `keep`, the response's `data` is
-    /// kept whole as [`Fetched::stored`] (for a Vault Agent template).
+    /// kept whole as [`Fetched::stored`], as the server wrote it (for a
+    /// Vault Agent template, which writes numbers as they were written).
     pub(super) async fn fetch_read(
         &self,
         c: &VaultClient,
@@ -26,8 +27,17 @@ impl VaultSource {
         what: &str,
         deadline: Instant,
     ) -> Result<Fetched> {
-        let body = self.read(c, path, what, deadline).await?;
-        read_fetched(body, keep, what)
+        if !keep {
+            return read_fetched(self.read(c, path, what, deadline).await?, false, what);
+        }
+        let token = SecretBytes::copy_from(&c.middle.token);
+        let (body, raw) = paced(&self.gate, deadline, what, || {
+            self.call_raw(&token, reqwest::Method::GET, path, what)
+        })
+        .await?;
+        let mut fetched = read_fetched(body, true, what)?;
+        fetched.stored = Some(raw_data(raw.expose(), what)?);
+        Ok(fetched)
     }
 
     /// Extends `lease` by its duration (`sys/leases/renew`).
@@ -223,6 +233,21 @@ pub(crate) fn read_fetched(body: serde_json::Value, keep: bool, what: &str) -> R
     f.rotates = rotates;
     f.stored = stored;
     Ok(f)
+}
+
+/// The `data` of a read's answer `raw`, byte for byte as the server wrote it.
+fn raw_data(raw: &[u8], what: &str) -> Result<SecretBytes> {
+    #[derive(serde::Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        data: Option<&'a serde_json::value::RawValue>,
+    }
+    let answer: Answer = serde_json::from_slice(raw)
+        .map_err(|_| Error::data(format!("{what}: answer is not JSON")))?;
+    let data = answer
+        .data
+        .ok_or_else(|| Error::not_found(format!("{what}: no data at this path")))?;
+    Ok(SecretBytes::copy_from(data.get()))
 }
 
 /// A database static role's credentials (`…/static-creds/NAME`) carry the
