@@ -4,6 +4,8 @@
 use super::*;
 use rustix::process::Signal;
 
+mod paths;
+
 const HEAD: &str = "sources:\n  - name: v\n    vault:\n      address: http://127.0.0.1:8200\n      auth: { token_file: /t }\n  - name: f\n    file: { path: dev.yaml }\n  - name: a\n    aws_secrets_manager: { region: eu-west-1, endpoint: \"http://127.0.0.1:5000\" }\noutput:\n  dir: /run/x\nsecrets:\n";
 
 fn problems(secrets: &str) -> Vec<Problem> {
@@ -625,34 +627,4 @@ fn a_file_may_not_be_the_directory_of_another() {
         found[0].message,
         "file `x/y/z` needs `x` as a directory, but secrets[0].file writes it as a file"
     );
-}
-
-proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
-
-    /// Whatever `file` a secret names (built from the characters paths are
-    /// made of), an accepted one is plain names only, so it resolves inside
-    /// `output.dir` (issue 22: the path rules, beside the config fuzz target).
-    #[test]
-    fn an_accepted_file_is_plain_names_inside_the_output_dir(
-        parts in proptest::collection::vec(
-            proptest::sample::select(vec!["a", "b.txt", ".", "..", "/", "//", "~", "\\", " ", "-", ".a", "a/"]),
-            0..8,
-        )
-    ) {
-        let file: String = parts.concat();
-        let quoted = serde_json::to_string(&file).expect("a JSON string");
-        let text = format!("{HEAD}  - name: a\n    source: f\n    secret_id: x\n    file: {quoted}\n");
-        if let Ok(c) = Config::parse(&text, Path::new("/cfg")) {
-            for f in c.secrets[0].files() {
-                proptest::prop_assert!(
-                    !f.is_empty()
-                        && Path::new(&f)
-                            .components()
-                            .all(|c| matches!(c, std::path::Component::Normal(_))),
-                    "{file:?} was accepted as {f:?}"
-                );
-            }
-        }
-    }
 }
