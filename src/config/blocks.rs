@@ -10,6 +10,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
+use super::{Mapping, Value};
+
 /// A mapping that takes exactly one of some of its keys, each an `Option`
 /// field. `one_of!` lists the keys once: the schema's `oneOf` ([`one_of_schema`],
 /// the type's `#[schemars(transform)]`) and the validator's check read them.
@@ -107,29 +109,25 @@ pub trait Entry: DeserializeOwned {
     }
     /// Whether the backends' keys the entry gives read as their types:
     /// serde's path inside the entry and message, if not.
-    fn read(_keys: &serde_yaml::Mapping) -> Result<(), (String, String)> {
+    fn read(_keys: &Mapping) -> Result<(), (String, String)> {
         Ok(())
     }
     /// Keeps the backends' keys the entry gives.
-    fn keep(&mut self, _keys: serde_yaml::Mapping) {}
+    fn keep(&mut self, _keys: Mapping) {}
 }
 
 impl<'de, T: Entry> Deserialize<'de> for Item<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut value = serde_yaml::Value::deserialize(d)?;
+        let mut value = Value::deserialize(d)?;
         let name = value
             .get("name")
             .and_then(|n| n.as_str())
             .map(str::to_owned);
-        let mut taken = serde_yaml::Mapping::new();
-        if let serde_yaml::Value::Mapping(map) = &mut value {
-            let keys: Vec<_> = map
-                .keys()
-                .filter(|k| k.as_str().is_some_and(T::takes))
-                .cloned()
-                .collect();
+        let mut taken = Mapping::new();
+        if let Value::Object(map) = &mut value {
+            let keys: Vec<_> = map.keys().filter(|k| T::takes(k)).cloned().collect();
             for k in keys {
-                if let Some(v) = map.shift_remove(&k) {
+                if let Some(v) = map.remove(&k) {
                     taken.insert(k, v);
                 }
             }

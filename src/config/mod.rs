@@ -37,6 +37,12 @@ pub use auth::{Auth, AwsLogin, CertLogin};
 pub(crate) use blocks::DurationText;
 use marks::Marks;
 
+/// A config value before it is read into its type: the YAML text in JSON's
+/// data model, which is all a config uses (string keys, no tags).
+pub(crate) type Value = serde_json::Value;
+/// A mapping in a config value, keyed by strings.
+pub(crate) type Mapping = serde_json::Map<String, Value>;
+
 pub use crate::source::{
     Address, Aws, AwsVersion, KvVersion, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS,
 };
@@ -216,7 +222,7 @@ impl Config {
             home: std::env::var_os("HOME"),
             given: Vec::new(),
         };
-        let value: serde_yaml::Value = match serde_yaml::from_str(text) {
+        let value: Value = match serde_yaml::from_str(text) {
             Ok(v) => v,
             Err(e) => {
                 let at = e.location().map(|l| (l.line(), l.column()));
@@ -319,7 +325,7 @@ impl Validator<'_> {
     pub(crate) fn read<T: serde::de::DeserializeOwned>(
         &mut self,
         at: &str,
-        value: serde_yaml::Value,
+        value: Value,
     ) -> Option<T> {
         match serde_path_to_error::deserialize(value) {
             Ok(t) => Some(t),
@@ -334,9 +340,18 @@ impl Validator<'_> {
     /// Deserializes the raw config. A section that fails is a problem at its
     /// key and is left out; a list entry that fails is kept as
     /// [`Item::Bad`], so one mistake does not hide the next. The top-level
-    /// keys are [`RawConfig`]'s fields, listed nowhere else.
-    fn structure(&mut self, value: serde_yaml::Value) -> Option<RawConfig> {
-        let serde_yaml::Value::Mapping(mut top) = value else {
+    /// keys are [`RawConfig`]'s fields, listed nowhere else. Serde meets the
+    /// sections in the order of their names; their problems are told in the
+    /// order of the text (those with no position, a missing section, last).
+    fn structure(&mut self, value: Value) -> Option<RawConfig> {
+        let from = self.problems.len();
+        let raw = self.sections(value);
+        self.problems[from..].sort_by_key(|p| (p.at.is_none(), p.at));
+        raw
+    }
+
+    fn sections(&mut self, value: Value) -> Option<RawConfig> {
+        let Value::Object(mut top) = value else {
             self.problem(
                 "",
                 "the config must be a mapping with `sources`, `output` and `secrets`",
@@ -344,36 +359,27 @@ impl Validator<'_> {
             return None;
         };
         let top_keys = raw::fields::<RawConfig>();
-        top.retain(|key, _| match key.as_str() {
-            Some(k) if top_keys.contains(&k) => true,
-            Some(k) => {
+        top.retain(|k, _| match top_keys.contains(&k.as_str()) {
+            true => true,
+            false => {
                 self.problem(
                     k,
                     format!("unknown key `{k}`, expected one of {}", top_keys.join(", ")),
                 );
                 false
             }
-            None => {
-                self.problem("", "keys must be strings");
-                false
-            }
         });
-        self.given = top
-            .keys()
-            .filter_map(|k| k.as_str())
-            .map(str::to_owned)
-            .collect();
+        self.given = top.keys().cloned().collect();
         // A key with no value (`output:`) is a section with nothing in it, to
         // be checked as such, not a section that is not there.
         for value in top.values_mut().filter(|v| v.is_null()) {
-            *value = serde_yaml::Value::Mapping(serde_yaml::Mapping::new());
+            *value = Value::Object(Mapping::new());
         }
         // Each round drops the section serde stopped at, or stands an empty
         // list in for a missing required one (`sources`), until the rest reads.
         let mut filled: Vec<&str> = Vec::new();
         loop {
-            let e = match serde_path_to_error::deserialize(serde_yaml::Value::Mapping(top.clone()))
-            {
+            let e = match serde_path_to_error::deserialize(Value::Object(top.clone())) {
                 Ok(raw) => return Some(raw),
                 Err(e) => e,
             };
@@ -384,7 +390,7 @@ impl Validator<'_> {
             let inner = e.path().to_string();
             let message = e.into_inner().to_string();
             match key {
-                Some(key) if top.shift_remove(key.as_str()).is_some() => {
+                Some(key) if top.remove(key.as_str()).is_some() => {
                     let message = match message.contains("expected a sequence") && inner == key {
                         true => "must be a list".to_owned(),
                         false => message,
@@ -393,7 +399,7 @@ impl Validator<'_> {
                 }
                 _ => {
                     let missing = top_keys.iter().find(|k| {
-                        !top.contains_key(*k)
+                        !top.contains_key(**k)
                             && !filled.contains(k)
                             && message.contains(&format!("`{k}`"))
                     });
@@ -405,7 +411,7 @@ impl Validator<'_> {
                         self.problem(k, "missing: at least one entry is required");
                     }
                     filled.push(k);
-                    top.insert(k.into(), serde_yaml::Value::Sequence(Vec::new()));
+                    top.insert(k.into(), Value::Array(Vec::new()));
                 }
             }
         }

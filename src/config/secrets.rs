@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::blocks::{closed, DurationText, Entry, ModeText};
 use super::sidecar::RawAction;
-use super::{check_relative, either, needs_one_of, Action, Source, Validator};
+use super::{check_relative, either, needs_one_of, Action, Mapping, Source, Validator};
 use crate::source::{Address, SecretKeys};
 
 /// Output formats.
@@ -110,10 +110,10 @@ impl Entry for RawSecret {
     fn takes(key: &str) -> bool {
         crate::source::by_secret_key(key).is_some()
     }
-    fn read(keys: &serde_yaml::Mapping) -> Result<(), (String, String)> {
+    fn read(keys: &Mapping) -> Result<(), (String, String)> {
         SecretKeys::read(keys)
     }
-    fn keep(&mut self, keys: serde_yaml::Mapping) {
+    fn keep(&mut self, keys: Mapping) {
         self.keys = SecretKeys(keys);
     }
 }

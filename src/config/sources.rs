@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::blocks::{closed, Entry};
-use super::{needs_one_of, Validator};
+use super::{needs_one_of, Mapping, Validator};
 use crate::source::{SourceKeys, SourceKind};
 
 /// One backend. Exactly one of `vault`, `aws_secrets_manager`,
@@ -30,10 +30,10 @@ impl Entry for RawSource {
     fn takes(key: &str) -> bool {
         crate::source::by_source_key(key).is_some()
     }
-    fn read(keys: &serde_yaml::Mapping) -> Result<(), (String, String)> {
+    fn read(keys: &Mapping) -> Result<(), (String, String)> {
         SourceKeys::read(keys)
     }
-    fn keep(&mut self, keys: serde_yaml::Mapping) {
+    fn keep(&mut self, keys: Mapping) {
         self.kind = SourceKeys(keys);
     }
 }
@@ -75,7 +75,7 @@ impl Validator<'_> {
             self.problem(at, needs_one_of(&crate::source::source_keys()));
             return None;
         };
-        let backend = crate::source::by_source_key(key.as_str()?)?;
+        let backend = crate::source::by_source_key(&key)?;
         let name = s.name.unwrap_or_else(|| backend.default_name().into());
         let kind = backend.settings(self, &format!("{at}.{}", backend.key()), value)?;
         Some(Source { name, kind })

@@ -10,10 +10,9 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
-use serde_yaml::{Mapping, Value};
 
 use super::{aws, file, ssm, vault, Address};
-use crate::config::{Source, Validator};
+use crate::config::{Mapping, Source, Validator, Value};
 
 /// A backend as the config sees it.
 pub(crate) trait Backend: Sync {
@@ -198,7 +197,7 @@ impl SourceKeys {
     /// Whether the value of each backend key given reads as its settings.
     pub(crate) fn read(keys: &Mapping) -> Result<(), Unread> {
         for (k, v) in keys {
-            if let Some(b) = k.as_str().and_then(by_source_key) {
+            if let Some(b) = by_source_key(k) {
                 b.read_settings(v)
                     .map_err(|(path, why)| match path.as_str() {
                         "." => (b.key().to_owned(), why),
@@ -221,10 +220,7 @@ impl SecretKeys {
     pub(crate) fn of(&self, backend: &dyn Backend) -> Mapping {
         self.0
             .iter()
-            .filter(|(k, _)| {
-                k.as_str()
-                    .is_some_and(|k| backend.secret_keys().contains(&k))
-            })
+            .filter(|(k, _)| backend.secret_keys().contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }

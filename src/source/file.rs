@@ -13,14 +13,13 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use futures::future::BoxFuture;
-use serde_yaml::Value;
 use tokio::time::Instant;
 
 use schemars::{Schema, SchemaGenerator};
 
 use super::backend::{described, reads, Backend, SourceKind, Unread};
 use super::{Address, Error, Result, Source};
-use crate::config::{Secret, Validator, MAX_SIZE};
+use crate::config::{Mapping, Secret, Validator, Value, MAX_SIZE};
 use crate::os::watch::Stamp;
 use crate::secret::{Fetched, Fields, SecretBytes};
 
@@ -93,27 +92,27 @@ impl Source for FileSource {
 /// Parses `address: { field: value }`; messages name keys, never values.
 fn parse(text: &str) -> std::result::Result<HashMap<String, Fields>, String> {
     crate::config::syntax::nesting(text)?;
-    let value: Value = serde_yaml::from_str(text).map_err(|e| {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
         let at = e
             .location()
             .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
             .unwrap_or_default();
         format!("not valid YAML{at}: {}", crate::config::syntax::explain(&e))
     })?;
-    let Value::Mapping(top) = value else {
+    let serde_yaml::Value::Mapping(top) = value else {
         return Err("not a YAML mapping of address to fields".into());
     };
     let mut out = HashMap::new();
     for (k, v) in top {
-        let Value::String(address) = k else {
+        let serde_yaml::Value::String(address) = k else {
             return Err("every address must be a string".into());
         };
-        let Value::Mapping(map) = v else {
+        let serde_yaml::Value::Mapping(map) = v else {
             return Err(format!("`{address}` must map field names to values"));
         };
         let mut fields = Fields::new();
         for (fk, fv) in map {
-            let Value::String(name) = fk else {
+            let serde_yaml::Value::String(name) = fk else {
                 return Err(format!("`{address}`: field names must be strings"));
             };
             let value = value_bytes(fv).ok_or_else(|| {
@@ -126,14 +125,14 @@ fn parse(text: &str) -> std::result::Result<HashMap<String, Fields>, String> {
     Ok(out)
 }
 
-fn value_bytes(v: Value) -> Option<SecretBytes> {
+fn value_bytes(v: serde_yaml::Value) -> Option<SecretBytes> {
     Some(match v {
-        Value::String(s) => SecretBytes::from_string(s),
-        Value::Bool(b) => SecretBytes::copy_from(if b { "true" } else { "false" }),
-        Value::Number(n) => SecretBytes::from_string(n.to_string()),
-        Value::Null => SecretBytes::default(),
-        Value::Tagged(t) if t.tag == "base64" => {
-            let Value::String(b64) = t.value else {
+        serde_yaml::Value::String(s) => SecretBytes::from_string(s),
+        serde_yaml::Value::Bool(b) => SecretBytes::copy_from(if b { "true" } else { "false" }),
+        serde_yaml::Value::Number(n) => SecretBytes::from_string(n.to_string()),
+        serde_yaml::Value::Null => SecretBytes::default(),
+        serde_yaml::Value::Tagged(t) if t.tag == "base64" => {
+            let serde_yaml::Value::String(b64) = t.value else {
                 return None;
             };
             let clean: String = b64.split_whitespace().collect();
@@ -230,13 +229,13 @@ impl Backend for FileBackend {
     fn secret_keys(&self) -> &'static [&'static str] {
         &[]
     }
-    fn read_keys(&self, _: &serde_yaml::Mapping) -> Result<(), Unread> {
+    fn read_keys(&self, _: &Mapping) -> Result<(), Unread> {
         Ok(())
     }
     fn keys_schema(&self, _: &mut SchemaGenerator) -> Schema {
         Schema::default()
     }
-    fn address(&self, _: &mut Validator<'_>, _: &str, _: serde_yaml::Mapping) -> Option<Address> {
+    fn address(&self, _: &mut Validator<'_>, _: &str, _: Mapping) -> Option<Address> {
         None
     }
 }

@@ -5,9 +5,8 @@
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
 
-use crate::config::{Source, Validator};
+use crate::config::{Mapping, Source, Validator, Value};
 use crate::source::backend::{described, reads, Backend, SourceKind, Unread};
 use crate::source::Address;
 
@@ -117,13 +116,13 @@ impl Backend for SecretsManager {
         &["secret_id", "version_stage", "version_id", "previous"]
     }
     fn read_keys(&self, keys: &Mapping) -> Result<(), Unread> {
-        reads::<RawKeys>(Value::Mapping(keys.clone()))
+        reads::<RawKeys>(Value::Object(keys.clone()))
     }
     fn keys_schema(&self, g: &mut SchemaGenerator) -> Schema {
         RawKeys::json_schema(g)
     }
     fn address(&self, v: &mut Validator<'_>, at: &str, keys: Mapping) -> Option<Address> {
-        let keys = v.read::<RawKeys>(at, Value::Mapping(keys))?;
+        let keys = v.read::<RawKeys>(at, Value::Object(keys))?;
         address(v, at, keys)
     }
     /// The version keys only with an `aws_secrets_manager` source.
@@ -166,7 +165,7 @@ pub(crate) fn read_settings(value: &Value) -> Result<(), Unread> {
 /// means "all defaults".
 pub(crate) fn settings(v: &mut Validator<'_>, at: &str, value: Value) -> Option<Aws> {
     let value = match value {
-        Value::Null => Value::Mapping(Mapping::new()),
+        Value::Null => Value::Object(Mapping::new()),
         other => other,
     };
     let a = v.read::<RawAws>(at, value)?;

@@ -5,10 +5,9 @@
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
 
 use super::Parameter;
-use crate::config::{Source, Validator};
+use crate::config::{Mapping, Source, Validator, Value};
 use crate::source::aws::{read_settings, settings, RawAws};
 use crate::source::backend::{described, reads, Backend, SourceKind, Unread};
 use crate::source::Address;
@@ -67,13 +66,13 @@ impl Backend for ParameterStore {
         &["parameter", "parameters_by_path", "version", "label"]
     }
     fn read_keys(&self, keys: &Mapping) -> Result<(), Unread> {
-        reads::<RawKeys>(Value::Mapping(keys.clone()))
+        reads::<RawKeys>(Value::Object(keys.clone()))
     }
     fn keys_schema(&self, g: &mut SchemaGenerator) -> Schema {
         RawKeys::json_schema(g)
     }
     fn address(&self, v: &mut Validator<'_>, at: &str, keys: Mapping) -> Option<Address> {
-        let keys = v.read::<RawKeys>(at, Value::Mapping(keys))?;
+        let keys = v.read::<RawKeys>(at, Value::Object(keys))?;
         match Parameter::from_keys(&keys) {
             Ok(p) => Some(Address::Parameter(p)),
             Err(problems) => {

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
-use serde_yaml::{Mapping, Value};
 
-use crate::config::{clean_mount, Auth, RawAuth, Validator};
+use crate::config::{clean_mount, Auth, Mapping, RawAuth, Validator, Value};
 use crate::source::backend::{described, reads, Backend, SourceKind, Unread};
 use crate::source::Address;
 
@@ -160,13 +159,13 @@ impl Backend for VaultBackend {
         self.address_keys()
     }
     fn read_keys(&self, keys: &Mapping) -> Result<(), Unread> {
-        reads::<RawKeys>(Value::Mapping(keys.clone()))
+        reads::<RawKeys>(Value::Object(keys.clone()))
     }
     fn keys_schema(&self, g: &mut SchemaGenerator) -> Schema {
         RawKeys::json_schema(g)
     }
     fn address(&self, v: &mut Validator<'_>, at: &str, keys: Mapping) -> Option<Address> {
-        let keys = v.read::<RawKeys>(at, Value::Mapping(keys))?;
+        let keys = v.read::<RawKeys>(at, Value::Object(keys))?;
         address(v, at, keys)
     }
 }
