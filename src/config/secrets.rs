@@ -294,9 +294,9 @@ impl Validator<'_> {
         }
         let source_ref = source.map(|i| &sources[i]);
         for backend in crate::source::BACKENDS {
-            let given = s.keys.of(*backend);
+            let given = s.keys.of(backend);
             if !given.is_empty() {
-                backend.check_options(self, &at, &given, source_ref);
+                backend.parse.check_options(self, &at, &given, source_ref);
             }
         }
         if let Some(src) = source_ref {
@@ -370,6 +370,6 @@ impl Validator<'_> {
             return None;
         };
         let backend = crate::source::by_secret_key(key)?;
-        backend.address(self, at, s.keys.of(backend))
+        backend.parse.address(self, at, s.keys.of(backend))
     }
 }

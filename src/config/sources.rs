@@ -76,8 +76,9 @@ impl Validator<'_> {
             return None;
         };
         let backend = crate::source::by_source_key(&key)?;
-        let name = s.name.unwrap_or_else(|| backend.default_name().into());
-        let kind = backend.settings(self, &format!("{at}.{}", backend.key()), value)?;
+        let name = s.name.unwrap_or_else(|| backend.names.default_name.into());
+        let at = format!("{at}.{}", backend.names.key);
+        let kind = backend.parse.settings(self, &at, value)?;
         Some(Source { name, kind })
     }
 

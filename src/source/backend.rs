@@ -1,8 +1,8 @@
 //! The backends, registered once. What is specific to a backend lives in its
 //! folder: its source settings (the key of a `sources:` entry, e.g.
 //! `ssm_parameter_store`), its secret keys (`parameter`, `version`, …) and how
-//! they become an [`Address`], each behind the [`Backend`] trait, which the
-//! config reads generically. This file lists them: [`BACKENDS`] (what the
+//! they become an [`Address`]: its [`Names`] as data, and how the config reads
+//! its keys behind the [`Parse`] trait. This file lists them: [`BACKENDS`] (what the
 //! config parses), [`SourceKind`] (a validated source, one variant each) and
 //! its dispatch. The address forms are listed in [`super::address`].
 
@@ -14,15 +14,39 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use super::{aws, file, ssm, vault, Address};
 use crate::config::{Mapping, Source, Validator, Value};
 
-/// A backend as the config sees it.
-pub(crate) trait Backend: Sync {
+/// What names a backend: the same for every source of its kind.
+pub(crate) struct Names {
     /// The key of a source of this kind, e.g. `ssm_parameter_store`.
-    fn key(&self) -> &'static str;
+    pub key: &'static str,
     /// The name of such a source when it gives none, e.g. `ssm`.
-    fn default_name(&self) -> &'static str;
+    pub default_name: &'static str,
     /// What kind of backend it is, for messages: `AWS Secrets Manager`.
-    fn describe(&self) -> &'static str;
-    /// The schema of the value under [`Self::key`].
+    pub describe: &'static str,
+    /// Its secret keys that give an address of this backend (a secret gives
+    /// exactly one among all backends').
+    pub address_keys: &'static [&'static str],
+    /// Its secret keys that qualify an address (`version_stage`, `label`).
+    pub options: &'static [&'static str],
+}
+
+impl Names {
+    /// Whether `key` is one of its secret keys.
+    fn declares(&self, key: &str) -> bool {
+        self.address_keys.contains(&key) || self.options.contains(&key)
+    }
+}
+
+/// A backend in the registry: its names, and how the config reads its keys.
+pub(crate) struct Backend {
+    /// Its names.
+    pub names: Names,
+    /// How the config reads it.
+    pub parse: &'static dyn Parse,
+}
+
+/// How the config reads a backend's source settings and secret keys.
+pub(crate) trait Parse: Sync {
+    /// The schema of the value under its source key.
     fn settings_schema(&self, g: &mut SchemaGenerator) -> Schema;
     /// Whether the value under the key reads as its settings' type: serde's
     /// problem, with its path inside the value, if not.
@@ -30,12 +54,6 @@ pub(crate) trait Backend: Sync {
     /// The validated settings from the value under the key (`at` is its
     /// path); problems go to `v`.
     fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind>;
-    /// Its secret keys, each of which gives an address of this backend (a
-    /// secret gives exactly one among all backends').
-    fn address_keys(&self) -> &'static [&'static str];
-    /// Its secret keys, the address keys first, then those that qualify an
-    /// address (`version_stage`, `label`).
-    fn secret_keys(&self) -> &'static [&'static str];
     /// Whether its keys that a secret gives read as their types: serde's
     /// problem, with its path inside the secret, if not.
     fn read_keys(&self, keys: &Mapping) -> Result<(), Unread>;
@@ -57,7 +75,7 @@ pub(crate) trait Backend: Sync {
 }
 
 /// Every backend, in the order the config's messages and schema list them.
-pub(crate) static BACKENDS: &[&dyn Backend] = &[
+pub(crate) static BACKENDS: &[&Backend] = &[
     &vault::BACKEND,
     &aws::BACKEND,
     &ssm::BACKEND,
@@ -82,7 +100,7 @@ pub enum SourceKind {
 
 impl SourceKind {
     /// The backend this kind of source is.
-    fn backend(&self) -> &'static dyn Backend {
+    fn backend(&self) -> &'static Backend {
         match self {
             SourceKind::Vault(_) => &vault::BACKEND,
             SourceKind::AwsSecretsManager(_) => &aws::BACKEND,
@@ -104,13 +122,13 @@ impl SourceKind {
     pub fn reads(&self) -> Option<&'static [&'static str]> {
         match self {
             SourceKind::File { .. } => None,
-            other => Some(other.backend().address_keys()),
+            other => Some(other.backend().names.address_keys),
         }
     }
 
     /// What kind of backend this is, for messages.
     pub fn describe(&self) -> &'static str {
-        self.backend().describe()
+        self.backend().names.describe
     }
 
     /// How `ramsecrets check` shows the source's settings, after its name.
@@ -155,28 +173,25 @@ pub(crate) fn described<T: JsonSchema>(g: &mut SchemaGenerator, doc: &str) -> Sc
 }
 
 /// The backend whose source key is `key`.
-pub(crate) fn by_source_key(key: &str) -> Option<&'static dyn Backend> {
-    BACKENDS.iter().copied().find(|b| b.key() == key)
+pub(crate) fn by_source_key(key: &str) -> Option<&'static Backend> {
+    BACKENDS.iter().copied().find(|b| b.names.key == key)
 }
 
 /// The backend that declares the secret key `key`.
-pub(crate) fn by_secret_key(key: &str) -> Option<&'static dyn Backend> {
-    BACKENDS
-        .iter()
-        .copied()
-        .find(|b| b.secret_keys().contains(&key))
+pub(crate) fn by_secret_key(key: &str) -> Option<&'static Backend> {
+    BACKENDS.iter().copied().find(|b| b.names.declares(key))
 }
 
 /// Every backend's source key, in order.
 pub(crate) fn source_keys() -> Vec<&'static str> {
-    BACKENDS.iter().map(|b| b.key()).collect()
+    BACKENDS.iter().map(|b| b.names.key).collect()
 }
 
 /// Every backend's address keys, in order.
 pub(crate) fn address_keys() -> Vec<&'static str> {
     BACKENDS
         .iter()
-        .flat_map(|b| b.address_keys())
+        .flat_map(|b| b.names.address_keys)
         .copied()
         .collect()
 }
@@ -198,10 +213,11 @@ impl SourceKeys {
     pub(crate) fn read(keys: &Mapping) -> Result<(), Unread> {
         for (k, v) in keys {
             if let Some(b) = by_source_key(k) {
-                b.read_settings(v)
+                b.parse
+                    .read_settings(v)
                     .map_err(|(path, why)| match path.as_str() {
-                        "." => (b.key().to_owned(), why),
-                        _ => (format!("{}.{path}", b.key()), why),
+                        "." => (b.names.key.to_owned(), why),
+                        _ => (format!("{}.{path}", b.names.key), why),
                     })?;
             }
         }
@@ -213,14 +229,16 @@ impl SecretKeys {
     /// Whether the keys given read as the types their backends declare.
     pub(crate) fn read(keys: &Mapping) -> Result<(), Unread> {
         let keys = SecretKeys(keys.clone());
-        BACKENDS.iter().try_for_each(|b| b.read_keys(&keys.of(*b)))
+        BACKENDS
+            .iter()
+            .try_for_each(|b| b.parse.read_keys(&keys.of(b)))
     }
 
     /// The keys given that `backend` declares, as written.
-    pub(crate) fn of(&self, backend: &dyn Backend) -> Mapping {
+    pub(crate) fn of(&self, backend: &Backend) -> Mapping {
         self.0
             .iter()
-            .filter(|(k, _)| backend.secret_keys().contains(&k.as_str()))
+            .filter(|(k, _)| backend.names.declares(k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -236,7 +254,12 @@ impl JsonSchema for SourceKeys {
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let properties: serde_json::Map<_, _> = BACKENDS
             .iter()
-            .map(|b| (b.key().to_owned(), b.settings_schema(g).to_value()))
+            .map(|b| {
+                (
+                    b.names.key.to_owned(),
+                    b.parse.settings_schema(g).to_value(),
+                )
+            })
             .collect();
         object(properties, source_keys())
     }
@@ -252,7 +275,7 @@ impl JsonSchema for SecretKeys {
     fn json_schema(g: &mut SchemaGenerator) -> Schema {
         let mut properties = serde_json::Map::new();
         for b in BACKENDS {
-            if let Some(serde_json::Value::Object(p)) = b.keys_schema(g).get("properties") {
+            if let Some(serde_json::Value::Object(p)) = b.parse.keys_schema(g).get("properties") {
                 properties.extend(p.clone());
             }
         }

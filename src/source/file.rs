@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use schemars::{Schema, SchemaGenerator};
 
-use super::backend::{described, reads, Backend, SourceKind, Unread};
+use super::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
 use super::{Address, Error, Result, Source};
 use crate::config::{Mapping, Secret, Validator, Value, MAX_SIZE};
 use crate::os::watch::Stamp;
@@ -196,18 +196,18 @@ pub struct RawFileSource {
 pub(crate) struct FileBackend;
 
 /// The `file` source in the registry.
-pub(crate) static BACKEND: FileBackend = FileBackend;
+pub(crate) static BACKEND: Backend = Backend {
+    names: Names {
+        key: "file",
+        default_name: "file",
+        describe: "a file",
+        address_keys: &[],
+        options: &[],
+    },
+    parse: &FileBackend,
+};
 
-impl Backend for FileBackend {
-    fn key(&self) -> &'static str {
-        "file"
-    }
-    fn default_name(&self) -> &'static str {
-        "file"
-    }
-    fn describe(&self) -> &'static str {
-        "a file"
-    }
+impl Parse for FileBackend {
     fn settings_schema(&self, g: &mut SchemaGenerator) -> Schema {
         described::<RawFileSource>(
             g,
@@ -222,12 +222,6 @@ impl Backend for FileBackend {
         Some(SourceKind::File {
             path: v.path(&format!("{at}.path"), raw.path),
         })
-    }
-    fn address_keys(&self) -> &'static [&'static str] {
-        &[]
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &[]
     }
     fn read_keys(&self, _: &Mapping) -> Result<(), Unread> {
         Ok(())

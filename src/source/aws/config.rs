@@ -7,7 +7,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
 use crate::config::{Mapping, Source, Validator, Value};
-use crate::source::backend::{described, reads, Backend, SourceKind, Unread};
+use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
 use crate::source::Address;
 
 /// An AWS service. Credentials come from the SDK's default chain:
@@ -85,18 +85,18 @@ pub(crate) const PER_CALL: &str = "BatchGetSecretValue, 20 per call";
 pub(crate) struct SecretsManager;
 
 /// Secrets Manager in the registry.
-pub(crate) static BACKEND: SecretsManager = SecretsManager;
+pub(crate) static BACKEND: Backend = Backend {
+    names: Names {
+        key: "aws_secrets_manager",
+        default_name: "aws",
+        describe: "AWS Secrets Manager",
+        address_keys: &["secret_id"],
+        options: &["version_stage", "version_id", "previous"],
+    },
+    parse: &SecretsManager,
+};
 
-impl Backend for SecretsManager {
-    fn key(&self) -> &'static str {
-        "aws_secrets_manager"
-    }
-    fn default_name(&self) -> &'static str {
-        "aws"
-    }
-    fn describe(&self) -> &'static str {
-        "AWS Secrets Manager"
-    }
+impl Parse for SecretsManager {
     fn settings_schema(&self, g: &mut SchemaGenerator) -> Schema {
         described::<RawAws>(
             g,
@@ -108,12 +108,6 @@ impl Backend for SecretsManager {
     }
     fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind> {
         settings(v, at, value).map(SourceKind::AwsSecretsManager)
-    }
-    fn address_keys(&self) -> &'static [&'static str] {
-        &["secret_id"]
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &["secret_id", "version_stage", "version_id", "previous"]
     }
     fn read_keys(&self, keys: &Mapping) -> Result<(), Unread> {
         reads::<RawKeys>(Value::Object(keys.clone()))

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::Parameter;
 use crate::config::{Mapping, Source, Validator, Value};
 use crate::source::aws::{read_settings, settings, RawAws};
-use crate::source::backend::{described, reads, Backend, SourceKind, Unread};
+use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
 use crate::source::Address;
 
 /// The secret keys Parameter Store reads.
@@ -35,18 +35,18 @@ pub(crate) const PER_CALL: &str = "GetParameters, 10 per call";
 pub(crate) struct ParameterStore;
 
 /// Parameter Store in the registry.
-pub(crate) static BACKEND: ParameterStore = ParameterStore;
+pub(crate) static BACKEND: Backend = Backend {
+    names: Names {
+        key: "ssm_parameter_store",
+        default_name: "ssm",
+        describe: "AWS Systems Manager Parameter Store",
+        address_keys: &["parameter", "parameters_by_path"],
+        options: &["version", "label"],
+    },
+    parse: &ParameterStore,
+};
 
-impl Backend for ParameterStore {
-    fn key(&self) -> &'static str {
-        "ssm_parameter_store"
-    }
-    fn default_name(&self) -> &'static str {
-        "ssm"
-    }
-    fn describe(&self) -> &'static str {
-        "AWS Systems Manager Parameter Store"
-    }
+impl Parse for ParameterStore {
     fn settings_schema(&self, g: &mut SchemaGenerator) -> Schema {
         described::<RawAws>(
             g,
@@ -58,12 +58,6 @@ impl Backend for ParameterStore {
     }
     fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind> {
         settings(v, at, value).map(SourceKind::SsmParameterStore)
-    }
-    fn address_keys(&self) -> &'static [&'static str] {
-        &["parameter", "parameters_by_path"]
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        &["parameter", "parameters_by_path", "version", "label"]
     }
     fn read_keys(&self, keys: &Mapping) -> Result<(), Unread> {
         reads::<RawKeys>(Value::Object(keys.clone()))

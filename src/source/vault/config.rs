@@ -10,7 +10,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
 use crate::config::{clean_mount, Auth, Mapping, RawAuth, Validator, Value};
-use crate::source::backend::{described, reads, Backend, SourceKind, Unread};
+use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
 use crate::source::Address;
 
 /// A Vault or OpenBao server.
@@ -130,18 +130,18 @@ pub enum KvVersion {
 pub(crate) struct VaultBackend;
 
 /// Vault in the registry.
-pub(crate) static BACKEND: VaultBackend = VaultBackend;
+pub(crate) static BACKEND: Backend = Backend {
+    names: Names {
+        key: "vault",
+        default_name: "vault",
+        describe: "Vault",
+        address_keys: &["kv", "read", "pki"],
+        options: &[],
+    },
+    parse: &VaultBackend,
+};
 
-impl Backend for VaultBackend {
-    fn key(&self) -> &'static str {
-        "vault"
-    }
-    fn default_name(&self) -> &'static str {
-        "vault"
-    }
-    fn describe(&self) -> &'static str {
-        "Vault"
-    }
+impl Parse for VaultBackend {
     fn settings_schema(&self, g: &mut SchemaGenerator) -> Schema {
         described::<RawVault>(g, "HashiCorp Vault or OpenBao.")
     }
@@ -151,12 +151,6 @@ impl Backend for VaultBackend {
     fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind> {
         let raw = v.read::<RawVault>(at, value)?;
         Some(SourceKind::Vault(Box::new(settings(v, at, raw)?)))
-    }
-    fn address_keys(&self) -> &'static [&'static str] {
-        &["kv", "read", "pki"]
-    }
-    fn secret_keys(&self) -> &'static [&'static str] {
-        self.address_keys()
     }
     fn read_keys(&self, keys: &Mapping) -> Result<(), Unread> {
         reads::<RawKeys>(Value::Object(keys.clone()))
