@@ -8,11 +8,11 @@
 //! capped, slow or huge headers cut off ([`crate::http`]), and `refreshNow`
 //! fetches at most once a second per secret.
 
-pub mod api;
+pub(crate) mod api;
 pub mod command;
 pub mod env;
-mod refusal;
-pub mod route;
+pub(crate) mod refusal;
+pub(crate) mod route;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -38,10 +38,11 @@ use crate::exit::{Exit, ExitCode};
 use crate::http;
 use crate::os::trust;
 use crate::secret::SecretBytes;
+use crate::source::PROXY_APIS;
 use crate::telemetry::metrics::Metrics;
 use api::Shape;
 use refusal::{Api, Refusal};
-use route::{Index, Route};
+use route::{Found, Index, Route};
 
 /// Time allowed for a request's `refreshNow` (the AWS agent's request timeout
 /// is 61 s); everything else answers from memory without waiting.
@@ -286,72 +287,49 @@ impl Proxy {
     pub(crate) async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>> {
         let view = self.latest();
         let index = self.index(&view);
-        let route = route::route(&view.config, &index, req.uri().path(), req.uri().query());
-        match route {
-            Route::Ping => return text(StatusCode::OK, "healthy"),
-            Route::Health => {
-                let body = api::health_body(std::time::SystemTime::now());
-                return json(StatusCode::OK, Bytes::from(body));
-            }
-            _ => {}
-        }
+        let route = route::route(&index, req.uri().path(), req.uri().query());
         let api = route.api(req.headers().contains_key("x-aws-parameters-secrets-token"));
-        if req.method() != Method::GET {
-            return refuse(
-                api,
-                Refusal::method(&crate::source::user_logins(&view.config)),
-            );
-        }
-        if req.headers().contains_key("x-forwarded-for") {
-            return refuse(api, Refusal::forwarded());
-        }
-        if let Err(refusal) = self.authorized(&req, api, &view.config) {
-            return refuse(api, refusal);
+        if !route.open() {
+            if req.method() != Method::GET {
+                return refuse(
+                    api,
+                    Refusal::method(&crate::source::user_logins(&view.config)),
+                );
+            }
+            if req.headers().contains_key("x-forwarded-for") {
+                return refuse(api, Refusal::forwarded());
+            }
+            if let Err(refusal) = self.authorized(&req, api, &view.config) {
+                return refuse(api, refusal);
+            }
         }
         let (secret, shape, refresh) = match route {
-            Route::Aws {
-                secret,
-                stage,
-                version_id,
-                refresh,
-            } => {
-                // The held versions, looked up only for a read pinned by stage or id.
-                let entry = || view.get(&view.config.secrets[secret].name);
-                let current = || entry().map(|e| api::version(&e));
-                let previous = || {
-                    let entry = entry()?;
-                    let previous = entry.fetched.previous.as_ref()?;
-                    Some(previous.version.clone().unwrap_or_default())
-                };
-                // AWSCURRENT, and AWSPREVIOUS for secrets kept with `previous: true`.
-                let shape = match (stage.as_deref(), version_id.as_deref()) {
-                    (None | Some("AWSCURRENT"), None) => Shape::Aws,
-                    (Some("AWSPREVIOUS"), None) if previous().is_some() => Shape::AwsPrevious,
-                    (None | Some("AWSCURRENT"), Some(id)) if Some(id) == current().as_deref() => {
-                        Shape::Aws
-                    }
-                    (None | Some("AWSPREVIOUS"), Some(id)) if Some(id) == previous().as_deref() => {
-                        Shape::AwsPrevious
-                    }
-                    _ => {
-                        let name = &view.config.secrets[secret].name;
-                        return refuse(api, Refusal::no_version(name));
-                    }
-                };
-                (secret, shape, refresh)
-            }
-            Route::Vault { secret, shape } => (secret, shape, false),
-            Route::Ssm { secret } => (secret, Shape::Ssm, false),
-            Route::Mount { mount, version } => {
-                return json(
-                    StatusCode::OK,
-                    Bytes::from(api::mount_body(&mount, version)),
-                )
-            }
-            Route::LookupSelf => return json(StatusCode::OK, Bytes::from(api::lookup_self_body())),
-            Route::MissingId => return refuse(api, Refusal::missing_id()),
-            Route::NotFound { what, .. } => return refuse(api, Refusal::not_found(api, &what)),
-            Route::Ping | Route::Health => return text(StatusCode::OK, "healthy"),
+            Route::Ping => return text(StatusCode::OK, "healthy"),
+            Route::Found { api: at, found } => match found {
+                Found::Secret {
+                    secret,
+                    form,
+                    refresh,
+                    pin,
+                } => {
+                    let form = match pin {
+                        None => form,
+                        Some(pin) => {
+                            let s = &view.config.secrets[secret];
+                            let held = || view.get(&s.name);
+                            match PROXY_APIS[usize::from(at)].pinned(s, &pin, &held) {
+                                Ok(form) => form,
+                                Err(refusal) => return refuse(api, refusal),
+                            }
+                        }
+                    };
+                    (secret, Shape { api: at, form }, refresh)
+                }
+                Found::Answer { body, .. } => return json(StatusCode::OK, Bytes::from(body)),
+                Found::Refused(refusal) => return refuse(api, refusal()),
+                Found::Missing(what) => return refuse(api, Refusal::not_found(api, &what)),
+            },
+            Route::NotFound { what } => return refuse(api, Refusal::not_found(api, &what)),
         };
         let key = (secret, shape);
         let secret = &view.config.secrets[secret];
@@ -387,7 +365,7 @@ impl Proxy {
                 self.metrics.proxy_cache_hit();
                 b
             }
-            None => match api::body(secret, &entry, shape) {
+            None => match PROXY_APIS[usize::from(shape.api)].body(secret, &entry, shape.form) {
                 Ok(b) => {
                     let b = Bytes::from_owner(Body(b));
                     self.keep(&view, key, entry.revision, b.clone());

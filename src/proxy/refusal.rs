@@ -38,7 +38,8 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    /// A refusal with HTTP `status`, the AWS error type `code` and `message`.
+    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         Refusal {
             status,
             code,
@@ -87,11 +88,6 @@ impl Refusal {
         )
     }
 
-    /// `/secretsmanager/get` without `secretId`.
-    pub fn missing_id() -> Self {
-        Refusal::new(400, "InvalidParameterException", "secretId is required")
-    }
-
     /// Nothing configured answers to `what` (an id, or a path under /v1/).
     pub fn not_found(api: Api, what: &str) -> Self {
         let message = match api {
@@ -99,15 +95,6 @@ impl Refusal {
             Api::Vault => format!("no secret is configured at `{what}` in this proxy"),
         };
         Refusal::new(404, "ResourceNotFoundException", message)
-    }
-
-    /// The secret exists, this version or stage of it is not kept.
-    pub fn no_version(id: &str) -> Self {
-        Refusal::new(
-            404,
-            "ResourceNotFoundException",
-            format!("secret `{id}` has no such version or stage here: AWSCURRENT is served, and AWSPREVIOUS with `previous: true`"),
-        )
     }
 
     /// The first fetch has not finished.
@@ -194,10 +181,6 @@ mod tests {
         assert!(Refusal::no_token(Api::Vault)
             .message
             .contains("X-Vault-Token"));
-        assert_eq!(
-            parsed(&Refusal::missing_id(), Api::Aws),
-            json!({ "__type": "InvalidParameterException", "message": "secretId is required" })
-        );
     }
 
     #[test]

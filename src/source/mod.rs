@@ -26,7 +26,7 @@ pub use backend::{SecretKeys, SourceKeys, SourceKind};
 pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
-pub use ssm::{proxy as ssm_proxy, SsmSource};
+pub use ssm::SsmSource;
 pub use vault::{user_logins, KvVersion, Vault, VaultSource};
 
 /// The pure steps from a backend's answer to fields, for the fuzz targets
@@ -81,6 +81,11 @@ fn refused(what: &str, why: Refusal) -> Error {
         )),
     }
 }
+
+/// The APIs the local proxy answers, each backend's own, in the order a
+/// request is routed (Vault's paths before the AWS agent's `/v1/<secretId>`).
+pub(crate) static PROXY_APIS: &[&dyn crate::proxy::api::ProxyApi] =
+    &[&vault::PROXY_API, &aws::PROXY_API, &ssm::PROXY_API];
 
 /// Result alias for this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

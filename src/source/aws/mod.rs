@@ -33,6 +33,9 @@
 //! sidecar's `/metrics` shows them as `ramsecrets_backend_api_calls_total`, and
 //! each batch logs them at debug.
 //!
+//! **Elsewhere.** The AWS agent's API as the local proxy serves it is in
+//! [`proxy`].
+//!
 //! Values move into [`SecretBytes`] as soon as the SDK hands them over; the
 //! SDK's response buffer and its deserialized `String` are not zeroized.
 
@@ -41,6 +44,7 @@ mod cap;
 mod client;
 mod config;
 mod errors;
+mod proxy;
 mod value;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,6 +65,7 @@ pub(crate) use config::{read_settings, settings, BACKEND, PER_CALL};
 pub use config::{Aws, AwsVersion, RawAws, AWS_CURRENT, AWS_PREVIOUS};
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
+pub(crate) use proxy::PROXY_API;
 pub(in crate::source) use value::origin;
 pub use value::VALUE_FIELD;
 // For the fuzz targets (`crate::fuzzing`).

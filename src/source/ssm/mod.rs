@@ -27,7 +27,7 @@ mod address;
 mod batch;
 mod config;
 mod path;
-pub mod proxy;
+mod proxy;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -39,6 +39,7 @@ use tokio::time::Instant;
 
 pub use address::Parameter;
 pub(crate) use config::{BACKEND, PER_CALL};
+pub(crate) use proxy::PROXY_API;
 
 use super::batch::Queue;
 use super::{Error, Result, Source};

@@ -10,33 +10,88 @@
 //! and `LastModifiedDate` are the service's own when the backend gave them
 //! (a `file` source gives none: a local ARN and the time the value was read).
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::address::{Parameter, Selector};
-use crate::config::{Address, Secret};
+use crate::config::{Address, Config, Secret};
 use crate::engine::snapshot::Entry;
+use crate::proxy::api::{ProxyApi, Routed, Routes};
+use crate::proxy::refusal::Api;
+use crate::proxy::route::Found;
 use crate::render::format;
 use crate::secret::SecretBytes;
 
-/// The extension's path for one parameter.
-pub const PATH: &str = "/systemsmanager/parameters/get";
+/// The extension's API, as registered in [`crate::source::PROXY_APIS`].
+pub(crate) static PROXY_API: SsmApi = SsmApi;
 
-/// The parameter name and the selector (as a request gives it) that a
-/// configured `parameter` secret is served under; it answers to its secret
-/// name too.
-pub fn served_as(secret: &Secret) -> Option<(&str, Option<String>)> {
-    match &secret.address {
-        Address::Parameter(Parameter::Name { name, selector }) => {
-            Some((name.as_str(), shown(selector)))
+/// The Parameters and Secrets extension's API for parameters.
+pub(crate) struct SsmApi;
+
+/// The extension's path for one parameter.
+const PATH: &str = "/systemsmanager/parameters/get";
+
+/// Parameter name and secret name of `parameter` secrets, with the selector
+/// each is configured with (as a request gives it).
+struct SsmRoutes {
+    parameters: HashMap<String, Vec<(Option<String>, usize)>>,
+}
+
+impl ProxyApi for SsmApi {
+    fn errors(&self) -> Api {
+        Api::Aws
+    }
+
+    fn index(&self, config: &Config) -> Box<dyn Routes> {
+        let mut parameters: HashMap<String, Vec<_>> = HashMap::new();
+        for (i, s) in config.secrets.iter().enumerate() {
+            if let Address::Parameter(Parameter::Name { name, selector }) = &s.address {
+                for name in [name, &s.name] {
+                    let served = (shown(selector), i);
+                    parameters.entry(name.clone()).or_default().push(served);
+                }
+            }
         }
-        _ => None,
+        Box::new(SsmRoutes { parameters })
+    }
+
+    fn body(&self, secret: &Secret, entry: &Entry, _: u8) -> Result<SecretBytes, format::Error> {
+        answer(secret, entry)
+    }
+}
+
+impl Routes for SsmRoutes {
+    fn route<'p>(&self, path: &'p str, query: Option<&'p str>) -> Routed<'p> {
+        if path != PATH {
+            return Routed::Other;
+        }
+        Routed::Found(match find(query, |n, s| self.parameter(n, s)) {
+            Ok(secret) => Found::Secret {
+                secret,
+                form: 0,
+                refresh: false,
+                pin: None,
+            },
+            Err(what) => Found::Missing(what),
+        })
+    }
+}
+
+impl SsmRoutes {
+    /// The secret configured for parameter (or secret) `name` with `selector`.
+    fn parameter(&self, name: &str, selector: Option<&str>) -> Option<usize> {
+        let configured = self.parameters.get(name)?;
+        configured
+            .iter()
+            .find(|(s, _)| s.as_deref() == selector)
+            .map(|(_, i)| *i)
     }
 }
 
 /// The configured secret a query asks for, as `lookup(name, selector)` finds
-/// it among the secrets' [`served_as`]; else what it asked for, to say that
-/// it is not configured.
-pub fn find(
+/// it; else what it asked for, to say that it is not configured.
+fn find(
     query: Option<&str>,
     lookup: impl Fn(&str, Option<&str>) -> Option<usize>,
 ) -> Result<usize, String> {
@@ -104,7 +159,7 @@ struct Body<'a> {
 
 /// The answer for `secret` from its latest `entry`: the value as stored, or
 /// its `key` field.
-pub fn answer(secret: &Secret, entry: &Entry) -> Result<SecretBytes, format::Error> {
+fn answer(secret: &Secret, entry: &Entry) -> Result<SecretBytes, format::Error> {
     let fetched = &entry.fetched;
     let value = match (&secret.key, &fetched.stored) {
         (None, Some(stored)) => stored.clone(),
@@ -153,7 +208,6 @@ pub fn answer(secret: &Secret, entry: &Entry) -> Result<SecretBytes, format::Err
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
     use crate::secret::Fetched;
     use std::path::Path;
 
@@ -164,14 +218,13 @@ mod tests {
             Path::new("/"),
         )
         .unwrap();
-        // What the proxy's index finds, as a walk over the secrets.
-        let lookup = |n: &str, sel: Option<&str>| {
-            c.secrets.iter().position(|s| {
-                served_as(s)
-                    .is_some_and(|(p, s_sel)| (p == n || s.name == n) && s_sel.as_deref() == sel)
-            })
+        let routes = PROXY_API.index(&c);
+        let find = |q: &str| match routes.route(PATH, Some(q)) {
+            Routed::Found(Found::Secret { secret, .. }) => Ok(secret),
+            Routed::Found(Found::Missing(what)) => Err(what),
+            _ => panic!("{q}: not routed to a secret or a refusal"),
         };
-        let find = |q: &str| find(Some(q), lookup);
+        assert!(matches!(routes.route("/v1/app/key", None), Routed::Other));
         assert_eq!(find("name=%2Fapp%2Fkey&withDecryption=true"), Ok(0));
         assert_eq!(find("name=key"), Ok(0));
         assert_eq!(find("name=/app/key:2"), Ok(1));

@@ -2,7 +2,8 @@
 //! AWS IAM and TLS certificate login (in [`login`]), the token's upkeep (in
 //! [`token`]); KV v1/v2 with the engine version detected from the mount as the
 //! `vault kv` CLI does (in [`kv`]); PKI issue (in [`pki`]); and any logical
-//! read with its lease, renewed, checked and revoked (in [`lease`]).
+//! read with its lease, renewed, checked and revoked (in [`lease`]); Vault's
+//! read API as the local proxy serves it (in [`proxy`]).
 //!
 //! Every call, logins included, goes straight to the HTTP client (see
 //! [`client`]) rather than through vaultrs, because vaultrs drops what the
@@ -23,6 +24,7 @@ mod kv;
 mod lease;
 mod login;
 mod pki;
+mod proxy;
 mod token;
 
 use std::collections::HashMap;
@@ -40,6 +42,7 @@ use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
 pub(crate) use config::BACKEND;
 pub use config::{KvVersion, Vault};
+pub(crate) use proxy::PROXY_API;
 pub use token::user_logins;
 use token::{LoginState, Session};
 
