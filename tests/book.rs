@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_yaml::Value;
+use serde_json::Value;
 
 mod common;
 use common::book::{all_blocks, blocks, Block};
@@ -80,21 +80,21 @@ fn config_blocks_are_configs_ramsecrets_accepts() {
         parse_config(b, &b.text);
     }
     // Parts get what they lack from a small config: a source, an output and a secret.
-    let base: Value = serde_yaml::from_str(
+    let base: Value = serde_saphyr::from_str(
         "sources: [ { file: { path: dev-secrets.yaml } } ]\noutput: { dir: /run/secrets/app }\nsecrets: [ { name: base, kv: { mount: secret, path: base } } ]\n",
     )
     .unwrap();
     let parts = yaml_blocks("config-part");
     for b in &parts {
-        let Value::Mapping(mut part) = serde_yaml::from_str(&b.text).unwrap() else {
+        let Value::Object(mut part) = serde_saphyr::from_str(&b.text).unwrap() else {
             panic!("{}: a config part is a mapping of sections", b.at());
         };
-        for (k, v) in base.as_mapping().unwrap() {
+        for (k, v) in base.as_object().unwrap() {
             if !part.contains_key(k) {
                 part.insert(k.clone(), v.clone());
             }
         }
-        parse_config(b, &serde_yaml::to_string(&part).unwrap());
+        parse_config(b, &serde_saphyr::to_string(&part).unwrap());
     }
     assert!(
         whole.len() + parts.len() >= 5,
@@ -141,14 +141,13 @@ fn kubernetes_blocks_are_yaml_objects() {
     let blocks = yaml_blocks("kubernetes");
     assert!(!blocks.is_empty());
     for b in &blocks {
-        for doc in serde_yaml::Deserializer::from_str(&b.text) {
-            let v = Value::deserialize(doc).unwrap_or_else(|e| panic!("{}: {e}", b.at()));
-            assert!(v.is_mapping(), "{}: not a mapping", b.at());
+        let docs: Vec<Value> =
+            serde_saphyr::from_str_multiple(&b.text).unwrap_or_else(|e| panic!("{}: {e}", b.at()));
+        for v in docs {
+            assert!(v.is_object(), "{}: not a mapping", b.at());
         }
     }
 }
-
-use serde::Deserialize as _;
 
 #[test]
 fn file_source_examples_are_read_by_check() {
@@ -158,14 +157,13 @@ fn file_source_examples_are_read_by_check() {
         let work = scratch();
         let out = Tmpfs::new("1m");
         file(work.path(), "dev.yaml", &b.text);
-        let v: Value = serde_yaml::from_str(&b.text).unwrap();
+        let v: Value = serde_saphyr::from_str(&b.text).unwrap();
         let mut secrets = String::new();
-        for (i, (address, fields)) in v.as_mapping().unwrap().iter().enumerate() {
-            for (j, field) in fields.as_mapping().unwrap().keys().enumerate() {
+        for (i, (address, fields)) in v.as_object().unwrap().iter().enumerate() {
+            for (j, field) in fields.as_object().unwrap().keys().enumerate() {
                 secrets.push_str(&format!(
                     "  - {{ name: s{i}-{j}, read: {}, key: {} }}\n",
-                    address.as_str().unwrap(),
-                    field.as_str().unwrap()
+                    address, field
                 ));
             }
         }

@@ -63,7 +63,7 @@ fn pods_are_injected_as_stored_by_the_api_server() {
     );
     eprintln!(
         "stored pod spec:\n{}",
-        serde_yaml::to_string(&plain["spec"]).unwrap()
+        serde_saphyr::to_string(&plain["spec"]).unwrap()
     );
 
     // Its own init containers run after ramsecrets, with the secrets.

@@ -33,7 +33,11 @@ fn chart_injector(cp: &ControlPlane, dir: &Path) -> Running {
     config["inject"]["kubernetes"] = json!({
         "host": cp.url, "ca_file": cp.ca_file, "token_file": cp.admin_token_file,
     });
-    let path = file(dir, "inject.yaml", &serde_yaml::to_string(&config).unwrap());
+    let path = file(
+        dir,
+        "inject.yaml",
+        &serde_saphyr::to_string(&config).unwrap(),
+    );
     // The command line of the chart's container, with the config file moved here.
     let config_arg = format!("--config={}", path.display());
     let args: Vec<&str> = r.pod_spec()["containers"][0]["args"]
@@ -155,12 +159,9 @@ fn the_charts_webhook_mutates_annotated_pods_through_the_api_server() {
 }
 
 fn example_docs(path: &Path) -> Vec<Value> {
-    use serde::Deserialize;
     let text = std::fs::read_to_string(path).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|d| Value::deserialize(d).unwrap())
-        .filter(|v| !v.is_null())
-        .collect()
+    let docs: Vec<Value> = serde_saphyr::from_str_multiple(&text).unwrap();
+    docs.into_iter().filter(|v| !v.is_null()).collect()
 }
 
 #[test]

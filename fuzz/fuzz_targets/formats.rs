@@ -118,7 +118,7 @@ fuzz_target!(|input: Input| {
         }
         "yaml" => {
             let back: BTreeMap<String, String> =
-                serde_yaml::from_slice(one(0)).expect("yaml reads back");
+                serde_saphyr::from_slice(one(0)).expect("yaml reads back");
             assert_eq!(back, texts(f));
         }
         "dotenv" => {

@@ -1,20 +1,14 @@
 //! Where each key of a YAML document stands: key paths such as
 //! `secrets[2].kv.mount` resolve to a line and column, so that errors found
 //! after parsing (by serde on a value tree, or by validation) can still point
-//! at the text. The index is a tree of path segments, each stored once, so it
-//! grows linearly with the text however deep or long its keys; it also bounds
-//! what the text may expand to (nesting depth, and nodes with every alias
-//! expanded), so that a small document cannot make the parser that follows
-//! build a huge tree.
+//! at the text. It reads the events of the parser serde-saphyr builds on
+//! (granit-parser), after [`super::yaml::read`] has bounded the text. The
+//! index is a tree of path segments, each stored once, so it grows linearly
+//! with the text however deep or long its keys.
 
 use std::collections::HashMap;
 
-use yaml_rust2::parser::{Event, Parser};
-
-/// Deepest nesting accepted (a config needs about six levels).
-pub const MAX_DEPTH: usize = 64;
-/// Most nodes a document may hold with every alias expanded.
-pub const MAX_NODES: usize = 200_000;
+use serde_saphyr::granit_parser::{Event, Parser};
 
 /// A line and column, both counted from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,48 +33,22 @@ pub struct Marks {
     children: HashMap<(usize, Segment), (usize, Mark)>,
 }
 
-/// Why a document is refused before it is parsed into values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Limit {
-    /// Nested too deep.
-    #[error("it nests deeper than {MAX_DEPTH} levels (line {0})")]
-    Depth(usize),
-    /// Too many nodes once aliases are expanded.
-    #[error("it holds more than {MAX_NODES} values once its aliases are expanded (line {0}); a config needs far fewer")]
-    Nodes(usize),
-}
-
 enum Frame {
     Map {
         node: usize,
         /// The key waiting for its value, and where the key stands.
         key: Option<(Segment, Mark)>,
-        anchor: usize,
-        size: usize,
     },
     Seq {
         node: usize,
         next: usize,
-        anchor: usize,
-        size: usize,
     },
-}
-
-impl Frame {
-    fn size(&mut self) -> &mut usize {
-        match self {
-            Frame::Map { size, .. } | Frame::Seq { size, .. } => size,
-        }
-    }
 }
 
 #[derive(Default)]
 struct Walker {
     marks: Marks,
     stack: Vec<Frame>,
-    nodes: usize,
-    /// Expanded size of each anchored node, by anchor id.
-    anchored: HashMap<usize, usize>,
 }
 
 impl Walker {
@@ -90,14 +58,14 @@ impl Walker {
         let next_id = self.marks.children.len() + 1;
         let (parent, segment, mark) = match self.stack.last_mut() {
             None => return Some(0),
-            Some(Frame::Map { node, key, .. }) => match key.take() {
+            Some(Frame::Map { node, key }) => match key.take() {
                 None => {
                     *key = Some((Segment::Key(scalar.unwrap_or("?").to_owned()), mark));
                     return None;
                 }
                 Some((k, at)) => (*node, k, at),
             },
-            Some(Frame::Seq { node, next, .. }) => {
+            Some(Frame::Seq { node, next }) => {
                 *next += 1;
                 (*node, Segment::Item(*next - 1), mark)
             }
@@ -110,97 +78,44 @@ impl Walker {
         Some(id)
     }
 
-    /// Counts `n` more expanded nodes in the document.
-    fn grow(&mut self, n: usize, line: usize) -> Result<(), Limit> {
-        self.nodes = self.nodes.saturating_add(n);
-        if self.nodes > MAX_NODES {
-            return Err(Limit::Nodes(line));
-        }
-        Ok(())
-    }
-
-    /// Adds `n` nodes to the size of the enclosing collection.
-    fn enclose(&mut self, n: usize) {
-        if let Some(f) = self.stack.last_mut() {
-            *f.size() = f.size().saturating_add(n);
-        }
-    }
-
-    fn event(&mut self, ev: Event, mark: Mark) -> Result<(), Limit> {
+    fn event(&mut self, ev: Event, mark: Mark) {
         match ev {
-            Event::Scalar(value, _, anchor, _) => {
+            Event::Scalar(value, ..) => {
                 self.place(Some(&value), mark);
-                if anchor != 0 {
-                    self.anchored.insert(anchor, 1);
-                }
-                self.grow(1, mark.line)?;
-                self.enclose(1);
             }
-            Event::Alias(anchor) => {
+            Event::Alias(_) => {
                 self.place(None, mark);
-                let n = self.anchored.get(&anchor).copied().unwrap_or(1);
-                self.grow(n, mark.line)?;
-                self.enclose(n);
             }
-            Event::MappingStart(anchor, _) | Event::SequenceStart(anchor, _) => {
-                if self.stack.len() >= MAX_DEPTH {
-                    return Err(Limit::Depth(mark.line));
-                }
-                self.grow(1, mark.line)?;
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
                 // A mapping key that is itself a collection has no path.
                 let node = self.place(None, mark).unwrap_or(usize::MAX);
-                let (size, key) = (1, None);
                 self.stack.push(match ev {
-                    Event::MappingStart(..) => Frame::Map {
-                        node,
-                        key,
-                        anchor,
-                        size,
-                    },
-                    _ => Frame::Seq {
-                        node,
-                        next: 0,
-                        anchor,
-                        size,
-                    },
+                    Event::MappingStart(..) => Frame::Map { node, key: None },
+                    _ => Frame::Seq { node, next: 0 },
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                if let Some(Frame::Map { anchor, size, .. } | Frame::Seq { anchor, size, .. }) =
-                    self.stack.pop()
-                {
-                    if anchor != 0 {
-                        self.anchored.insert(anchor, size);
-                    }
-                    self.enclose(size);
-                }
+                self.stack.pop();
             }
             _ => {}
         }
-        Ok(())
     }
 }
 
 impl Marks {
-    /// Indexes `text`. A document that does not parse gives an empty index
-    /// (serde reports the syntax error itself, with its position); one that
-    /// nests too deep or expands to too many values is refused.
-    pub fn index(text: &str) -> Result<Self, Limit> {
-        let mut parser = Parser::new_from_str(text);
+    /// Indexes `text`, which [`super::yaml::read`] has read (so it is within
+    /// its bounds); a text that does not parse gives what was indexed up to
+    /// the error.
+    pub fn index(text: &str) -> Self {
         let mut walker = Walker::default();
-        loop {
-            match parser.next_token() {
-                Ok((Event::StreamEnd, _)) => return Ok(walker.marks),
-                Ok((ev, marker)) => {
-                    let mark = Mark {
-                        line: marker.line(),
-                        column: marker.col() + 1,
-                    };
-                    walker.event(ev, mark)?;
-                }
-                Err(_) => return Ok(Self::default()),
-            }
+        for (ev, span) in Parser::new_from_str(text).map_while(Result::ok) {
+            let mark = Mark {
+                line: span.start.line(),
+                column: span.start.col() + 1,
+            };
+            walker.event(ev, mark);
         }
+        walker.marks
     }
 
     /// The position of `path`, or of its nearest ancestor that has one.
@@ -236,7 +151,7 @@ mod tests {
     #[test]
     fn finds_keys_and_items() {
         let text = "output:\n  dir: /run\nsecrets:\n  - name: a\n    kv: { mount: secret, path: x }\n  - name: b\n";
-        let m = Marks::index(text).unwrap();
+        let m = Marks::index(text);
         assert_eq!(m.find("output.dir"), Some(Mark { line: 2, column: 3 }));
         assert_eq!(m.find("secrets[1]").map(|m| m.line), Some(6));
         assert_eq!(
@@ -251,22 +166,11 @@ mod tests {
     }
 
     #[test]
-    fn alias_bombs_and_deep_nesting_are_refused_and_the_index_stays_linear() {
-        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
-        for i in 1..8 {
-            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
-            bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
-        }
-        assert!(matches!(Marks::index(&bomb), Err(Limit::Nodes(_))));
-        // A few aliases are fine.
-        let ok = "d: &d { mode: \"0400\" }\nx: *d\ny: *d\n";
-        assert!(Marks::index(ok).is_ok());
-        let deep = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
-        assert_eq!(Marks::index(&deep).unwrap_err(), Limit::Depth(1));
+    fn the_index_stays_linear_and_aliases_have_their_own_place() {
         // Long keys over many items: each key is stored once.
         let long = "k".repeat(1000);
         let text = format!("{long}:\n{}", "  - x\n".repeat(10_000));
-        let m = Marks::index(&text).unwrap();
+        let m = Marks::index(&text);
         assert_eq!(
             m.find(&format!("{long}[9999]")).map(|m| m.line),
             Some(10_001)
@@ -280,5 +184,8 @@ mod tests {
             })
             .sum();
         assert_eq!(stored, long.len());
+        let m = Marks::index("d: &d { mode: \"0400\" }\nx: *d\n");
+        assert_eq!(m.find("x"), Some(Mark { line: 2, column: 1 }));
+        assert_eq!(m.find("x.mode"), m.find("x"));
     }
 }

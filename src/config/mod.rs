@@ -23,8 +23,8 @@ mod secrets;
 mod sidecar;
 mod sources;
 mod summary;
-pub mod syntax;
 mod templates;
+pub mod yaml;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -212,8 +212,14 @@ impl Config {
                 MAX_SIZE / 1024
             )));
         }
-        syntax::nesting(text).map_err(refuse)?;
-        let marks = Marks::index(text).map_err(|e| refuse(format!("not accepted: {e}")))?;
+        let value: Value = yaml::read(text).map_err(|e| {
+            vec![Problem {
+                path: String::new(),
+                at: e.at,
+                message: e.message,
+            }]
+        })?;
+        let marks = Marks::index(text);
         let mut v = Validator {
             marks: &marks,
             problems: Vec::new(),
@@ -221,17 +227,6 @@ impl Config {
             template_files: Vec::new(),
             home: std::env::var_os("HOME"),
             given: Vec::new(),
-        };
-        let value: Value = match serde_yaml::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                let at = e.location().map(|l| (l.line(), l.column()));
-                return Err(vec![Problem {
-                    path: String::new(),
-                    at,
-                    message: format!("not valid YAML: {}", syntax::explain(&e)),
-                }]);
-            }
         };
         let config = v.structure(value).map(|raw| v.validate(raw));
         match config {

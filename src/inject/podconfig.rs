@@ -176,7 +176,7 @@ pub fn render(
     if request.proxy {
         config["proxy"] = json!({ "token_file": format!("{mount_path}/.proxy-token") });
     }
-    let text = serde_yaml::to_string(&config)
+    let text = crate::config::yaml::text(&config)
         .map_err(|e| deny("inject", format!("cannot write the config: {e}")))?;
     check(&text, request)?;
     Ok(text)

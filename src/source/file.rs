@@ -2,9 +2,10 @@
 //! addresses secrets use (`secret/app/db` for kv, `database/creds/app` for
 //! read, `pki/issue/web` for pki, `prod/api` for secret_id, `/app/key` for
 //! parameter, `/app` for parameters_by_path), each mapping field names to
-//! values. `!base64`-tagged values are decoded and written as bytes. The file
-//! is re-read when it changes, so edits show up on the next fetch (the
-//! sidecar watches it and fetches at once).
+//! values (numbers and booleans as written). `!base64`-tagged values are
+//! decoded and written as bytes. The file is re-read when it changes, so
+//! edits show up on the next fetch (the sidecar watches it and fetches at
+//! once).
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -89,60 +90,52 @@ impl Source for FileSource {
     }
 }
 
-/// Parses `address: { field: value }`; messages name keys, never values.
+/// A field as written: its text (a number or a bool as written, so `0123`
+/// and `1.50` stay as they are), nothing (`~`), and its tag if any.
+type Field = serde_saphyr::Tagged<Option<String>>;
+
+/// Parses `address: { field: value }`; messages name lines and keys, never values.
 fn parse(text: &str) -> std::result::Result<HashMap<String, Fields>, String> {
-    crate::config::syntax::nesting(text)?;
-    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
-        let at = e
-            .location()
-            .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
-            .unwrap_or_default();
-        format!("not valid YAML{at}: {}", crate::config::syntax::explain(&e))
-    })?;
-    let serde_yaml::Value::Mapping(top) = value else {
-        return Err("not a YAML mapping of address to fields".into());
-    };
-    let mut out = HashMap::new();
-    for (k, v) in top {
-        let serde_yaml::Value::String(address) = k else {
-            return Err("every address must be a string".into());
-        };
-        let serde_yaml::Value::Mapping(map) = v else {
-            return Err(format!("`{address}` must map field names to values"));
-        };
-        let mut fields = Fields::new();
-        for (fk, fv) in map {
-            let serde_yaml::Value::String(name) = fk else {
-                return Err(format!("`{address}`: field names must be strings"));
-            };
-            let value = value_bytes(fv).ok_or_else(|| {
-                format!("`{address}.{name}`: not a string, number, bool or !base64")
-            })?;
-            fields.insert(name, value);
-        }
-        out.insert(address, fields);
-    }
-    Ok(out)
+    let doc: HashMap<String, HashMap<String, Field>> =
+        crate::config::yaml::read(text).map_err(|e| e.to_string())?;
+    doc.into_iter()
+        .map(|(address, fields)| {
+            let fields = fields
+                .into_iter()
+                .map(|(name, serde_saphyr::Tagged(value, tag))| {
+                    let bytes = value_bytes(value, tag.as_deref()).ok_or_else(|| {
+                        format!("`{address}.{name}`: not text, a number, a bool or !base64")
+                    })?;
+                    Ok((name, bytes))
+                })
+                .collect::<std::result::Result<Fields, String>>()?;
+            Ok((address, fields))
+        })
+        .collect()
 }
 
-fn value_bytes(v: serde_yaml::Value) -> Option<SecretBytes> {
-    Some(match v {
-        serde_yaml::Value::String(s) => SecretBytes::from_string(s),
-        serde_yaml::Value::Bool(b) => SecretBytes::copy_from(if b { "true" } else { "false" }),
-        serde_yaml::Value::Number(n) => SecretBytes::from_string(n.to_string()),
-        serde_yaml::Value::Null => SecretBytes::default(),
-        serde_yaml::Value::Tagged(t) if t.tag == "base64" => {
-            let serde_yaml::Value::String(b64) = t.value else {
-                return None;
-            };
-            let clean: String = b64.split_whitespace().collect();
+/// The bytes of a field: its text, or what `!base64` text decodes to; the
+/// YAML core tags (`!!str`, `!!int`, …) keep the text, other tags are refused.
+fn value_bytes(value: Option<String>, tag: Option<&str>) -> Option<SecretBytes> {
+    let text = SecretBytes::from_string(value.unwrap_or_default());
+    match tag {
+        None => Some(text),
+        Some(core) if core.starts_with("tag:yaml.org,2002:") => Some(text),
+        Some("!base64") => {
+            let clean: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(
+                text.expose()
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect(),
+            );
             let bytes = base64::engine::general_purpose::STANDARD
-                .decode(clean)
+                .decode(&*clean)
                 .ok()?;
-            SecretBytes::new(bytes)
+            Some(SecretBytes::new(bytes))
         }
-        _ => return None,
-    })
+        Some(_) => None,
+    }
 }
 
 #[cfg(test)]
@@ -150,12 +143,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_text_numbers_and_binary() {
-        let e =
-            parse("secret/app/db:\n  user: app\n  port: 5432\n  blob: !base64 AJ+SlP8=\n").unwrap();
+    fn parses_text_numbers_as_written_and_binary() {
+        let e = parse(
+            "secret/app/db:\n  user: app\n  port: 5432\n  pin: 0123\n  ratio: 1.50\n  on: yes\n  \
+             none: ~\n  text: !!str 12\n  blob: !base64 AJ+S\n    lP8=\n",
+        )
+        .unwrap();
         let f = &e["secret/app/db"];
         assert_eq!(f["user"].expose(), b"app");
         assert_eq!(f["port"].expose(), b"5432");
+        assert_eq!(f["pin"].expose(), b"0123");
+        assert_eq!(f["ratio"].expose(), b"1.50");
+        assert_eq!(f["on"].expose(), b"yes");
+        assert_eq!(f["none"].expose(), b"");
+        assert_eq!(f["text"].expose(), b"12");
         assert_eq!(f["blob"].expose(), &[0, 159, 146, 148, 255]);
     }
 
@@ -175,11 +176,32 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_keys_not_values() {
-        let err = parse("a:\n  x: [hunter2]\n").unwrap_err();
-        assert!(err.contains("`a.x`") && !err.contains("hunter2"), "{err}");
-        let err = parse("- hunter2\n").unwrap_err();
-        assert!(!err.contains("hunter2"), "{err}");
+    fn errors_name_lines_and_keys_not_values() {
+        for (text, want) in [
+            ("a:\n  x: [hunter2]\n", "line 2, column 6: not valid YAML"),
+            (
+                "a:\n  x: { y: hunter2 }\n",
+                "line 2, column 6: not valid YAML",
+            ),
+            ("- hunter2\n", "line 1, column 1: not valid YAML"),
+            ("a: hunter2\n", "line 1, column 4: not valid YAML"),
+            (
+                "a:\n  x: 1\n  x: hunter2\n",
+                "line 3, column 3: not valid YAML: the key `x` is given twice",
+            ),
+            (
+                "a:\n  x: \"hunter2\n",
+                "line 2, column 6: not valid YAML: the quote opened here",
+            ),
+            ("a:\n  x: !base64 hunter2!\n", "`a.x`: not text"),
+            ("a:\n  x: !vault hunter2\n", "`a.x`: not text"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.contains(want) && !err.contains("hunter2"),
+                "{text:?}: {err}"
+            );
+        }
     }
 }
 

@@ -78,7 +78,7 @@ impl Config {
 
     /// The config as YAML.
     pub fn yaml(&self) -> String {
-        serde_yaml::to_string(&self.0).unwrap()
+        serde_saphyr::to_string(&self.0).unwrap()
     }
 
     /// Writes the config to `dir/name`; returns the path.

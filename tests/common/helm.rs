@@ -108,13 +108,9 @@ pub fn render(values: &Value) -> Result<Rendered, String> {
             notes = text;
             continue;
         }
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value = Value::deserialize(doc)
-                .unwrap_or_else(|e| panic!("{path} is not YAML: {e}\n{text}"));
-            if !value.is_null() {
-                docs.push(value);
-            }
-        }
+        let values: Vec<Value> = serde_saphyr::from_str_multiple(&text)
+            .unwrap_or_else(|e| panic!("{path} is not YAML: {e}\n{text}"));
+        docs.extend(values.into_iter().filter(|v| !v.is_null()));
     }
     Ok(Rendered { docs, notes })
 }
@@ -157,7 +153,7 @@ impl Rendered {
         let text = self.one("ConfigMap")["data"]["config.yaml"]
             .as_str()
             .unwrap();
-        serde_yaml::from_str(text).unwrap()
+        serde_saphyr::from_str(text).unwrap()
     }
 
     /// The injector's pod spec.

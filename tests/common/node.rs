@@ -82,8 +82,8 @@ impl Node {
             Some(LinkNameSpaceType::Network),
         )
         .unwrap_or_else(|e| panic!("cannot enter {}: {e}", env["NETNS"]));
-        let kubeconfig: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(&env["KUBECONFIG"]).unwrap()).unwrap();
+        let kubeconfig: serde_json::Value =
+            serde_saphyr::from_str(&std::fs::read_to_string(&env["KUBECONFIG"]).unwrap()).unwrap();
         let admin_token = kubeconfig["users"][0]["user"]["token"]
             .as_str()
             .unwrap()
