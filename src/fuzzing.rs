@@ -29,16 +29,16 @@ pub fn render_template(
     .map_err(|e| e.to_string())
 }
 
-/// Whether the Vault Agent template `text` for a read of `path` is admitted
+/// Whether the agent template (Vault Agent's) `text` for a read of `path` is admitted
 /// (as a config or an annotation is checked), or the refusal's message.
-pub fn go_template_check(text: &str, path: &str) -> Result<(), String> {
-    crate::render::gotemplate::check(text, path).map_err(|e| e.to_string())
+pub fn agent_template_check(text: &str, path: &str) -> Result<(), String> {
+    crate::render::agent_template::check(text, path).map_err(|e| e.to_string())
 }
 
-/// The Vault Agent template `text` rendered over a read of `path` that
+/// The agent template (Vault Agent's) `text` rendered over a read of `path` that
 /// answered `data` (the JSON of its `data`), or the error's message.
-pub fn go_template_render(text: &str, path: &str, data: &[u8]) -> Result<SecretBytes, String> {
-    crate::render::gotemplate::render(text, path, &SecretBytes::new(data.to_vec()))
+pub fn agent_template_render(text: &str, path: &str, data: &[u8]) -> Result<SecretBytes, String> {
+    crate::render::agent_template::render(text, path, &SecretBytes::new(data.to_vec()))
         .map_err(|e| e.to_string())
 }
 
@@ -63,7 +63,7 @@ pub enum VaultRead {
     Kv1,
     /// A KV v2 secret.
     Kv2,
-    /// A logical read; `keep`: for a Vault Agent template.
+    /// A logical read; `keep`: for an agent template.
     Read {
         /// Keep the answer's `data` whole.
         keep: bool,

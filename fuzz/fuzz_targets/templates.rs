@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use libfuzzer_sys::fuzz_target;
 use ramsecrets::config::{Address, Format, Secret, Template};
 use ramsecrets::fuzzing::{
-    go_template_check, render, render_template, Fetched, Fields, SecretBytes,
+    agent_template_check, render, render_template, Fetched, Fields, SecretBytes,
 };
 use ramsecrets_fuzz::{assert_no_leak, twin};
 
@@ -87,7 +87,7 @@ fn error(
             render_template(&template, &secrets, &fetched).err()
         }
         _ => render(
-            &secret("app", Format::GoTemplate, Some(text)),
+            &secret("app", Format::AgentTemplate, Some(text)),
             &fetched(first, map),
         )
         .err(),
@@ -125,7 +125,7 @@ fuzz_target!(|data: &[u8]| {
     public.extend(first.iter().chain(&second).map(|(k, _)| *k));
     let values = first.iter().chain(&second).map(|(_, v)| v.as_bytes());
     assert_no_leak("template", &message, &twin_message, values, &public);
-    if kind % 3 == 2 && go_template_check(text, READ).is_ok() {
+    if kind % 3 == 2 && agent_template_check(text, READ).is_ok() {
         assert!(
             message.starts_with("template failed: "),
             "a Vault Agent template the check admits failed otherwise at run time: {message}"

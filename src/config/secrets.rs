@@ -32,12 +32,12 @@ pub enum Format {
     Yaml,
     /// A minijinja template over the fields.
     Template,
-    /// A Vault Agent template (Go `text/template`, the consul-template subset
+    /// An agent template: Vault Agent's (Go `text/template`, the consul-template subset
     /// vault-k8s pods use) over a `read:`, whose path is read as Vault Agent
     /// reads it: on a KV v2 mount (found as `vault kv` finds it) `data/` is
     /// put after the mount unless the path has it.
     #[serde(rename = "go-template")]
-    GoTemplate,
+    AgentTemplate,
 }
 
 impl Format {
@@ -50,7 +50,7 @@ impl Format {
             Format::Env => "env",
             Format::Yaml => "yaml",
             Format::Template => "template",
-            Format::GoTemplate => "go-template",
+            Format::AgentTemplate => "go-template",
         }
     }
 }
@@ -133,7 +133,8 @@ pub struct Secret {
     pub format: Format,
     /// One field to write raw.
     pub key: Option<String>,
-    /// Template text (format `template`).
+    /// Template text: a minijinja template (format `template`) or an agent
+    /// template (`go-template`).
     pub template: Option<String>,
     /// File mode.
     pub mode: u32,
@@ -254,9 +255,9 @@ impl Validator<'_> {
                     self.problem(format!("{at}.{template_key}"), e.to_string());
                 }
             }
-            (Some(t), Format::GoTemplate) => match address.as_ref().map(Address::read_path) {
+            (Some(t), Format::AgentTemplate) => match address.as_ref().map(Address::read_path) {
                 Some(Some(path)) => {
-                    if let Err(e) = crate::render::gotemplate::check(t, path) {
+                    if let Err(e) = crate::render::agent_template::check(t, path) {
                         self.problem(format!("{at}.{template_key}"), e.to_string());
                     }
                 }
@@ -266,7 +267,7 @@ impl Validator<'_> {
                 ),
                 None => {}
             },
-            (None, Format::Template | Format::GoTemplate) => self.problem(
+            (None, Format::Template | Format::AgentTemplate) => self.problem(
                 format!("{at}.template"),
                 format!("missing: format {} needs one", format.name()),
             ),

@@ -1,8 +1,8 @@
 //! `inject.compat: vault-k8s`: pods annotated for HashiCorp's vault-k8s
 //! injector (`vault.hashicorp.com/`) read as the [`PodRequest`] a
 //! `ramsecrets.io/` pod would make, with vault-k8s's meaning: each
-//! `agent-inject-secret-NAME` is a Vault path rendered by its Go template
-//! (vault-k8s's default when none is given) into `/vault/secrets/NAME`.
+//! `agent-inject-secret-NAME` is a Vault path rendered by its agent template
+//! (Vault Agent's Go template; vault-k8s's default when none is given) into `/vault/secrets/NAME`.
 //! [`ANNOTATIONS`] says what becomes of every vault-k8s annotation; one that
 //! ramsecrets does not do, or a template outside the subset, refuses the pod
 //! naming each annotation at fault.
@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use super::spec::{id, is_name, Denial, Mode, Parsed, PodRequest, SecretSpec, VaultOverrides};
-use crate::render::gotemplate;
+use crate::render::agent_template;
 use crate::source::PodAddress;
 
 /// The annotation prefix of vault-k8s.
@@ -42,7 +42,7 @@ pub const ANNOTATIONS: &[(&str, Support, &str)] = &[
     ("namespace", Support::Yes, "the Vault namespace (default: the source's)"),
     ("agent-inject-secret-NAME", Support::Yes, "a Vault path read as Vault Agent reads it (KV v2 `secret/data/x`, or `secret/x` on a KV v2 mount, found as `vault kv` does; `database/creds/app`); written to `/vault/secrets/NAME`"),
     ("agent-inject-template-file-NAME", Support::No, "a template from a file of the agent's image: put it in `agent-inject-template-NAME`"),
-    ("agent-inject-template-NAME", Support::Yes, "the Go template of NAME, the consul-template subset (`format: go-template`); default: vault-k8s's, `key: value` lines of `.Data`"),
+    ("agent-inject-template-NAME", Support::Yes, "the agent template of NAME (Vault Agent's Go template, the consul-template subset; `format: go-template`); default: vault-k8s's, `key: value` lines of `.Data`"),
     ("agent-inject-default-template", Support::Yes, "`map` (default) or `json` (`{{ .Data | toJSON }}`)"),
     ("agent-inject-file-NAME", Support::Yes, "the file of NAME under `/vault/secrets` (a leading `/` is dropped, as vault-k8s joins it)"),
     ("agent-inject-perms-NAME", Support::Yes, "the file mode of NAME, octal"),
@@ -240,9 +240,9 @@ pub fn parse(
             None if default_json => {
                 format!("{{{{ with secret \"{path}\" }}}}{{{{ .Data | toJSON }}}}\n{{{{ end }}}}")
             }
-            None => gotemplate::default_template(path),
+            None => agent_template::default_template(path),
         };
-        if let Err(e) = gotemplate::check(&template, path) {
+        if let Err(e) = agent_template::check(&template, path) {
             return Err(deny(&template_key, e.to_string()));
         }
         let file_key = format!("agent-inject-file-{name}");

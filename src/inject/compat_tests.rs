@@ -52,7 +52,7 @@ fn the_getting_started_pod_reads_its_path_with_the_default_template() {
     assert_eq!(s.format.as_deref(), Some("go-template"));
     assert_eq!(
         s.template.as_deref(),
-        Some(gotemplate::default_template("internal/data/database/config").as_str())
+        Some(agent_template::default_template("internal/data/database/config").as_str())
     );
 }
 
@@ -257,7 +257,7 @@ fn the_injector_serves_vault_k8s_pods_only_when_asked() {
     let config = Config::parse(config, Path::new("/")).unwrap();
     let s = &config.secrets[0];
     assert_eq!(s.file, "database-config.txt");
-    assert_eq!(s.format, crate::config::Format::GoTemplate);
+    assert_eq!(s.format, crate::config::Format::AgentTemplate);
     // Admitted once: a second look (reinvocation) leaves it as it is.
     let again: Pod = serde_json::from_value(out).unwrap();
     assert_eq!(patched(&injector(true), &again), None);

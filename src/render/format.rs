@@ -8,7 +8,7 @@ use std::io::Write;
 
 use crate::config::{previous_file, Format, Secret};
 use crate::exit::{Exit, ExitCode};
-use crate::render::{gotemplate, variables};
+use crate::render::{agent_template, variables};
 use crate::secret::{Fetched, Fields, SecretBytes};
 
 /// One file to write.
@@ -80,9 +80,9 @@ pub enum Error {
     /// runtime error may quote a value.
     #[error("template failed: {0}")]
     Template(String),
-    /// A Vault Agent template failed.
+    /// An agent template (`go-template`, Vault Agent's) failed.
     #[error(transparent)]
-    GoTemplate(crate::render::gotemplate::Error),
+    AgentTemplate(crate::render::agent_template::Error),
     /// The previous version (`previous: true`) could not be rendered.
     #[error("the AWSPREVIOUS version: {0}")]
     Previous(Box<Error>),
@@ -172,14 +172,14 @@ fn render_value(
         Format::Dotenv => lines(fields, "dotenv", dotenv_line, secret.allow_exec_variables)?,
         Format::Env => lines(fields, "env", env_line, secret.allow_exec_variables)?,
         Format::Template => template(secret.template.as_deref().unwrap_or_default(), fields)?,
-        Format::GoTemplate => {
+        Format::AgentTemplate => {
             let (Some(path), Some(data)) = (secret.address.read_path(), stored) else {
-                return Err(Error::GoTemplate(gotemplate::Error::Render(
+                return Err(Error::AgentTemplate(agent_template::Error::Render(
                     "the secret has no Vault read to render".into(),
                 )));
             };
-            gotemplate::render(secret.template.as_deref().unwrap_or_default(), path, data)
-                .map_err(Error::GoTemplate)?
+            agent_template::render(secret.template.as_deref().unwrap_or_default(), path, data)
+                .map_err(Error::AgentTemplate)?
         }
     };
     Ok(vec![Rendered {

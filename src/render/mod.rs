@@ -1,13 +1,13 @@
 //! Rendering fetched secrets into file contents: the per-secret
-//! [`format`]s, and [`template`]s over several secrets in the language of
-//! [`jinja`]; Vault Agent's
-//! Go templates for pods written for vault-k8s in [`gotemplate`], with Go's
-//! `fmt` in [`gofmt`]; which field
-//! names `env` and `dotenv` write as variables in [`variables`].
+//! [`format`]s; templates, the minijinja templates a config declares (a
+//! secret's `template`, the `templates:` section) in [`template`], in the
+//! language of [`jinja`]; agent templates, the Vault Agent Go templates of
+//! pods written for vault-k8s (`format: go-template`), in
+//! [`agent_template`]; which field names `env` and `dotenv` write as
+//! variables in [`variables`].
 
+pub mod agent_template;
 pub mod format;
-pub mod gofmt;
-pub mod gotemplate;
 pub mod jinja;
 pub mod template;
 pub mod variables;

@@ -83,7 +83,7 @@ impl Address {
     }
 
     /// The path of a logical read: what its lease ids start with, and what
-    /// Vault Agent templates (`go-template`) render the answer of.
+    /// agent templates (`go-template`, Vault Agent's) render the answer of.
     pub fn read_path(&self) -> Option<&str> {
         match self {
             Address::Read(path) => Some(path),

@@ -18,7 +18,7 @@ impl VaultSource {
     /// Reads `path` with its lease; a database static role's rotation time
     /// becomes [`Fetched::rotates`]. With `keep`, the response's `data` is
     /// kept whole as [`Fetched::stored`], as the server wrote it (for a
-    /// Vault Agent template, which writes numbers as they were written).
+    /// agent template, which writes numbers as they were written).
     pub(super) async fn fetch_read(
         &self,
         c: &VaultClient,

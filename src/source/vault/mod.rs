@@ -132,7 +132,7 @@ impl VaultSource {
                 };
                 self.fetch_kv(c, at, &what, deadline).await
             }
-            Address::Read(path) if secret.format == Format::GoTemplate => {
+            Address::Read(path) if secret.format == Format::AgentTemplate => {
                 let path = self.agent_path(c, path, &what, deadline).await?;
                 let f = self.fetch_read(c, &path, true, &what, deadline).await?;
                 match f.fields.get("data").map(SecretBytes::expose) {

@@ -527,5 +527,4 @@ fn float(out: &mut String, f: f64, verb: char, prec: Option<usize>, s: Spec) {
 }
 
 #[cfg(test)]
-#[path = "gofmt_tests.rs"]
 mod tests;
