@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use ramsecrets::config::{Address, Format, Secret, Template};
+use ramsecrets::config::{Address, Format, Secret, Template, VaultAddress};
 use ramsecrets::fuzzing::{
     agent_template_check, render, render_template, Fetched, Fields, SecretBytes,
 };
@@ -26,7 +26,7 @@ fn secret(name: &str, format: Format, template: Option<&str>) -> Secret {
     Secret {
         name: name.into(),
         source: 0,
-        address: Address::Read(READ.into()),
+        address: Address::Vault(VaultAddress::Read(READ.into())),
         file: name.into(),
         format,
         key: None,

@@ -454,7 +454,7 @@ impl Validator<'_> {
                     format!("sources[{i}].vault.auth"),
                     "injected pods log in with kubernetes auth: set `kubernetes: { role: … }` (the default role; pods may name another)",
                 ),
-                SourceKind::File { .. } => self.problem(
+                SourceKind::File(_) => self.problem(
                     format!("sources[{i}].file"),
                     "a file source cannot be injected into pods",
                 ),

@@ -44,7 +44,7 @@ pub(crate) type Value = serde_json::Value;
 pub(crate) type Mapping = serde_json::Map<String, Value>;
 
 pub use crate::source::{
-    Address, Aws, AwsVersion, KvVersion, SourceKind, Vault, AWS_CURRENT, AWS_PREVIOUS,
+    Address, Aws, AwsVersion, KvVersion, SourceKind, Vault, VaultAddress, AWS_CURRENT, AWS_PREVIOUS,
 };
 use blocks::{Item, OneOf};
 use output::check_relative;

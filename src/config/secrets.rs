@@ -160,12 +160,10 @@ impl Secret {
                 .map(|(_, ext)| format!("{}.{ext}", self.file))
                 .collect();
         }
-        match self.address {
-            Address::SecretId { previous: true, .. } => {
-                vec![self.file.clone(), previous_file(&self.file)]
-            }
-            _ => vec![self.file.clone()],
+        if self.address.writes_previous() {
+            return vec![self.file.clone(), previous_file(&self.file)];
         }
+        vec![self.file.clone()]
     }
 }
 

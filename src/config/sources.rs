@@ -59,7 +59,7 @@ impl Source {
 
     /// Whether leases from this source are revoked when the sidecar stops.
     pub fn revoke_on_exit(&self) -> bool {
-        matches!(&self.kind, SourceKind::Vault(v) if v.revoke_on_exit)
+        self.kind.revoke_on_exit()
     }
 }
 

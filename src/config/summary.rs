@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::{Action, Address, Config, Format};
+use super::{Action, Config, Format};
 
 impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -90,8 +90,8 @@ impl fmt::Display for Config {
                 )?;
                 continue;
             }
-            let how = match (&s.address, s.format, &s.key) {
-                (Address::Pki { .. }, ..) => "pem".to_owned(),
+            let how = match (s.address.field_files(), s.format, &s.key) {
+                (Some(_), ..) => "pem".to_owned(),
                 (_, Format::Raw, Some(k)) => format!("raw key {k}"),
                 (_, format, _) => format.name().to_owned(),
             };

@@ -2,6 +2,7 @@
 //! text has one, its line.
 
 use super::*;
+use crate::source::AwsAddress;
 use rustix::process::Signal;
 
 mod paths;
@@ -29,7 +30,7 @@ fn a_valid_config_resolves_defaults() {
     assert_eq!(c.secrets[2].format, Format::Json);
     assert_eq!(c.secrets[2].mode, 0o400);
     match &c.sources[1].kind {
-        SourceKind::File { path } => assert_eq!(path, Path::new("/cfg/dev.yaml")),
+        SourceKind::File(f) => assert_eq!(f.path, Path::new("/cfg/dev.yaml")),
         other => panic!("{other:?}"),
     }
 }
@@ -332,17 +333,17 @@ fn aws_secrets_get_versions_and_previous_files() {
     assert_eq!(c.secrets[0].files(), ["api", "api.previous"]);
     assert_eq!(
         c.secrets[0].address,
-        Address::SecretId {
+        Address::AwsSecretsManager(AwsAddress::SecretId {
             id: "prod/api".into(),
             version: AwsVersion::Stage(AWS_CURRENT.into()),
             previous: true
-        }
+        })
     );
     assert!(
-        matches!(&c.secrets[1].address, Address::SecretId { version: AwsVersion::Stage(s), .. } if s == "AWSPENDING")
+        matches!(&c.secrets[1].address, Address::AwsSecretsManager(AwsAddress::SecretId { version: AwsVersion::Stage(s), .. }) if s == "AWSPENDING")
     );
     assert!(
-        matches!(&c.secrets[2].address, Address::SecretId { version: AwsVersion::Id(v), .. } if v == "0e3c")
+        matches!(&c.secrets[2].address, Address::AwsSecretsManager(AwsAddress::SecretId { version: AwsVersion::Id(v), .. }) if v == "0e3c")
     );
     assert_eq!(c.secrets[3].files(), ["dev"]);
     let plan = c.to_string();
@@ -593,10 +594,9 @@ fn max_answer_bytes_defaults_to_four_mebibytes_and_is_bounded() {
             .iter()
             .map(|s| match &s.kind {
                 SourceKind::Vault(v) => v.max_answer_bytes,
-                SourceKind::AwsSecretsManager(a) | SourceKind::SsmParameterStore(a) => {
-                    a.max_answer_bytes
-                }
-                SourceKind::File { .. } => 0,
+                SourceKind::AwsSecretsManager(a) => a.max_answer_bytes,
+                SourceKind::SsmParameterStore(s) => s.0.max_answer_bytes,
+                SourceKind::File(_) => 0,
             })
             .collect::<Vec<_>>()
     };

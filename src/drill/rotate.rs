@@ -20,8 +20,8 @@ use super::rotated::{Restored, Rotated, Undo};
 use super::shape::{self, Set};
 use super::ssm::SsmTarget;
 use super::Error;
-use crate::config::{Address, AwsVersion, Config, KvVersion, Secret, SourceKind};
-use crate::source::{self, VaultSource};
+use crate::config::{Address, AwsVersion, Config, KvVersion, Secret, SourceKind, VaultAddress};
+use crate::source::{self, AwsAddress, SsmAddress, VaultSource};
 
 /// What the drill rotates, and with which client.
 pub enum Target {
@@ -99,24 +99,24 @@ impl Target {
             (SourceKind::Vault(v), address) => {
                 let vault = VaultSource::new(&src.name, v)?;
                 match address {
-                    Address::Kv {
+                    Address::Vault(VaultAddress::Kv {
                         version: Some(_), ..
-                    } => Err(usage(
+                    }) => Err(usage(
                         secret,
                         "it pins a KV version: a new version would never reach the app",
                     )),
-                    Address::Kv {
+                    Address::Vault(VaultAddress::Kv {
                         mount,
                         path,
                         kv_version,
                         ..
-                    } => Ok(Target::Kv {
+                    }) => Ok(Target::Kv {
                         vault,
                         mount: mount.clone(),
                         path: path.clone(),
                         version: *kv_version,
                     }),
-                    Address::Read(path) => {
+                    Address::Vault(VaultAddress::Read(path)) => {
                         no_sets("read: secrets")?;
                         let parts: Vec<&str> = path.split('/').collect();
                         match parts.as_slice() {
@@ -133,7 +133,7 @@ impl Target {
                             }),
                         }
                     }
-                    Address::Pki { mount, .. } => {
+                    Address::Vault(VaultAddress::Pki { mount, .. }) => {
                         no_sets("certificates")?;
                         Ok(Target::Certificate {
                             vault,
@@ -146,7 +146,10 @@ impl Target {
                     )),
                 }
             }
-            (SourceKind::AwsSecretsManager(a), Address::SecretId { id, version, .. }) => {
+            (
+                SourceKind::AwsSecretsManager(a),
+                Address::AwsSecretsManager(AwsAddress::SecretId { id, version, .. }),
+            ) => {
                 if !matches!(version, AwsVersion::Stage(_)) || !version.is_current() {
                     return Err(usage(
                         secret,
@@ -159,9 +162,12 @@ impl Target {
                 secret,
                 "AWS Secrets Manager holds `secret_id` secrets only",
             )),
-            (SourceKind::SsmParameterStore(a), Address::Parameter(p)) => {
+            (
+                SourceKind::SsmParameterStore(s),
+                Address::SsmParameterStore(SsmAddress::Parameter(p)),
+            ) => {
                 match (p.latest(), p.one_value()) {
-                    (Some(name), _) => Ok(Target::Ssm(SsmTarget::new(&src.name, a, name))),
+                    (Some(name), _) => Ok(Target::Ssm(SsmTarget::new(&src.name, &s.0, name))),
                     (None, true) => Err(usage(
                         secret,
                         "it pins a version or label: a new version would never reach the app",
@@ -176,7 +182,7 @@ impl Target {
                 secret,
                 "Parameter Store holds `parameter` and `parameters_by_path` secrets only",
             )),
-            (SourceKind::File { .. }, _) => Err(usage(
+            (SourceKind::File(_), _) => Err(usage(
                 secret,
                 "the `file` source has no backend to rotate; drill against Vault, OpenBao or AWS",
             )),

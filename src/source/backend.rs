@@ -3,15 +3,20 @@
 //! `ssm_parameter_store`), its secret keys (`parameter`, `version`, …) and how
 //! they become an [`Address`]: its [`Names`] as data, and how the config reads
 //! its keys behind the [`Parse`] trait. This file lists them: [`BACKENDS`] (what the
-//! config parses), [`SourceKind`] (a validated source, one variant each) and
-//! its dispatch. The address forms are listed in [`super::address`].
+//! config parses), [`SourceKind`] (a validated source, one variant each),
+//! [`Address`] (what a secret reads, one variant each) and their dispatch to
+//! each backend's [`Settings`] and [`Form`] of address, all made by one
+//! `backends!` list.
 
 use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
-use super::{aws, file, ssm, vault, Address};
+use super::address::Form;
+use super::{aws, file, ssm, vault};
 use crate::config::{Mapping, Source, Validator, Value};
 
 /// What names a backend: the same for every source of its kind.
@@ -74,56 +79,108 @@ pub(crate) trait Parse: Sync {
     }
 }
 
-/// Every backend, in the order the config's messages and schema list them.
-pub(crate) static BACKENDS: &[&Backend] = &[
-    &vault::BACKEND,
-    &aws::BACKEND,
-    &ssm::BACKEND,
-    &file::BACKEND,
-];
+/// What a backend's validated settings do for the rest of the crate.
+pub(crate) trait Settings {
+    /// How `ramsecrets check` shows them, after the source's name.
+    fn summary(&self) -> String;
+    /// How long the sidecar gives one refresh of one secret, retries included.
+    fn request_budget(&self) -> Duration;
+    /// The source they configure, named `name`; nothing is read yet.
+    fn source(&self, name: &str) -> super::Result<Arc<dyn super::Source>>;
+    /// The local file the source reads, which a watch follows.
+    fn local_file(&self) -> Option<&Path> {
+        None
+    }
+    /// Whether the source's leases are revoked when the sidecar stops.
+    fn revoke_on_exit(&self) -> bool {
+        false
+    }
+}
 
-/// The kinds of backend, with their validated settings.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SourceKind {
+/// Lists the backends once, each as `Variant in module: Settings, Address;`
+/// (the `file` source has no address of its own), and makes from the list
+/// [`BACKENDS`], [`SourceKind`] and [`Address`] with one variant per backend,
+/// and their dispatch to each backend's [`Settings`] and [`Form`].
+macro_rules! backends {
+    ($( $(#[$doc:meta])* $V:ident in $m:ident: $S:ty $(, $A:ty)?; )*) => {
+        /// Every backend, in the order the config's messages and schema list them.
+        pub(crate) static BACKENDS: &[&Backend] = &[$( &$m::BACKEND, )*];
+
+        /// The kinds of backend, with their validated settings.
+        #[derive(Debug, PartialEq, Eq)]
+        pub enum SourceKind {
+            $( $(#[$doc])* $V($S), )*
+        }
+
+        impl SourceKind {
+            /// The backend this kind of source is.
+            fn backend(&self) -> &'static Backend {
+                match self {
+                    $( SourceKind::$V(_) => &$m::BACKEND, )*
+                }
+            }
+
+            /// Its settings.
+            fn settings(&self) -> &dyn Settings {
+                match self {
+                    $( SourceKind::$V(s) => s, )*
+                }
+            }
+        }
+
+        /// What a secret reads from its source: one variant per backend,
+        /// holding the backend's own form of address. The address is its
+        /// own identity: two secrets read the same thing exactly when their
+        /// addresses are equal, and the hand-off state stores it as data,
+        /// each backend's form as it is (`{"read": "db/creds/app"}`).
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(untagged)]
+        pub enum Address {
+            $( $(
+                #[doc = concat!("An address of the `", stringify!($m), "` backend.")]
+                $V($A),
+            )? )*
+        }
+
+        impl Address {
+            /// The backend's own form of the address.
+            pub(super) fn form(&self) -> &dyn Form {
+                match self {
+                    $( $( Address::$V(a) => form::<$A>(a), )? )*
+                }
+            }
+        }
+    };
+}
+
+/// `a` as a form of address.
+fn form<A: Form>(a: &A) -> &dyn Form {
+    a
+}
+
+backends! {
     /// Vault or OpenBao.
-    Vault(Box<vault::Vault>),
+    Vault in vault: vault::Vault, vault::VaultAddress;
     /// AWS Secrets Manager.
-    AwsSecretsManager(aws::Aws),
+    AwsSecretsManager in aws: aws::Aws, aws::AwsAddress;
     /// AWS Systems Manager Parameter Store.
-    SsmParameterStore(aws::Aws),
-    /// A local YAML file.
-    File {
-        /// Absolute or relative to the working directory (resolved from the config's directory).
-        path: std::path::PathBuf,
-    },
+    SsmParameterStore in ssm: ssm::SsmSettings, ssm::SsmAddress;
+    /// A local YAML file, standing in for any backend: its secrets give the
+    /// other backends' addresses.
+    File in file: file::FileSettings;
 }
 
 impl SourceKind {
-    /// The backend this kind of source is.
-    fn backend(&self) -> &'static Backend {
-        match self {
-            SourceKind::Vault(_) => &vault::BACKEND,
-            SourceKind::AwsSecretsManager(_) => &aws::BACKEND,
-            SourceKind::SsmParameterStore(_) => &ssm::BACKEND,
-            SourceKind::File { .. } => &file::BACKEND,
-        }
-    }
-
     /// The local file a `file` source reads, which a watch follows.
-    pub fn local_file(&self) -> Option<&std::path::Path> {
-        match self {
-            SourceKind::File { path } => Some(path),
-            _ => None,
-        }
+    pub fn local_file(&self) -> Option<&Path> {
+        self.settings().local_file()
     }
 
     /// The secret keys of the addresses this backend reads; `None` for the
-    /// `file` source, which stands in for any.
+    /// `file` source, which has none of its own and stands in for any.
     pub fn reads(&self) -> Option<&'static [&'static str]> {
-        match self {
-            SourceKind::File { .. } => None,
-            other => Some(other.backend().names.address_keys),
-        }
+        let keys = self.backend().names.address_keys;
+        (!keys.is_empty()).then_some(keys)
     }
 
     /// What kind of backend this is, for messages.
@@ -133,23 +190,22 @@ impl SourceKind {
 
     /// How `ramsecrets check` shows the source's settings, after its name.
     pub fn summary(&self) -> String {
-        match self {
-            SourceKind::Vault(v) => v.summary(),
-            SourceKind::AwsSecretsManager(a) => a.summary("aws_secrets_manager", aws::PER_CALL),
-            SourceKind::SsmParameterStore(a) => a.summary("ssm_parameter_store", ssm::PER_CALL),
-            SourceKind::File { path } => format!("file {}", path.display()),
-        }
+        self.settings().summary()
     }
 
     /// How long the sidecar gives one refresh of one secret, retries included.
     pub fn request_budget(&self) -> Duration {
-        match self {
-            SourceKind::Vault(v) => v.connect_timeout + v.request_timeout * 2,
-            SourceKind::AwsSecretsManager(_) | SourceKind::SsmParameterStore(_) => {
-                Duration::from_secs(65)
-            }
-            SourceKind::File { .. } => Duration::from_secs(10),
-        }
+        self.settings().request_budget()
+    }
+
+    /// Whether the source's leases are revoked when the sidecar stops.
+    pub fn revoke_on_exit(&self) -> bool {
+        self.settings().revoke_on_exit()
+    }
+
+    /// The source these settings configure, named `name`.
+    pub(crate) fn source(&self, name: &str) -> super::Result<Arc<dyn super::Source>> {
+        self.settings().source(name)
     }
 }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use base64::Engine;
 use futures::future::BoxFuture;
@@ -18,7 +19,7 @@ use tokio::time::Instant;
 
 use schemars::{Schema, SchemaGenerator};
 
-use super::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
+use super::backend::{described, reads, Backend, Names, Parse, Settings, SourceKind, Unread};
 use super::{Address, Error, Result, Source};
 use crate::config::{Mapping, Secret, Validator, Value, MAX_SIZE};
 use crate::os::watch::Stamp;
@@ -213,6 +214,31 @@ pub struct RawFileSource {
     pub path: PathBuf,
 }
 
+/// Settings of a `file` source.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FileSettings {
+    /// Absolute or relative to the working directory (resolved from the config's directory).
+    pub path: PathBuf,
+}
+
+impl Settings for FileSettings {
+    fn summary(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+
+    fn request_budget(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    fn source(&self, _: &str) -> Result<Arc<dyn Source>> {
+        Ok(Arc::new(FileSource::new(&self.path)))
+    }
+
+    fn local_file(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+}
+
 /// The `file` source in the registry: it has no secret keys of its own and
 /// reads every backend's.
 pub(crate) struct FileBackend;
@@ -241,9 +267,9 @@ impl Parse for FileBackend {
     }
     fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind> {
         let raw = v.read::<RawFileSource>(at, value)?;
-        Some(SourceKind::File {
+        Some(SourceKind::File(FileSettings {
             path: v.path(&format!("{at}.path"), raw.path),
-        })
+        }))
     }
     fn read_keys(&self, _: &Mapping) -> Result<(), Unread> {
         Ok(())

@@ -18,16 +18,17 @@ mod vault;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use address::Address;
-pub use aws::{sdk_error, Aws, AwsSource, AwsVersion, AWS_CURRENT, AWS_PREVIOUS, VALUE_FIELD};
+pub use aws::{
+    sdk_error, Aws, AwsAddress, AwsSource, AwsVersion, AWS_CURRENT, AWS_PREVIOUS, VALUE_FIELD,
+};
 pub(crate) use backend::{address_keys, by_secret_key, by_source_key, source_keys, BACKENDS};
-pub use backend::{SecretKeys, SourceKeys, SourceKind};
+pub use backend::{Address, SecretKeys, SourceKeys, SourceKind};
 #[cfg(feature = "fuzzing")]
 pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
-pub use ssm::SsmSource;
-pub use vault::{user_logins, KvVersion, Vault, VaultSource};
+pub use ssm::{SsmAddress, SsmSource};
+pub use vault::{user_logins, KvVersion, Vault, VaultAddress, VaultSource};
 
 /// The pure steps from a backend's answer to fields, for the fuzz targets
 /// (`crate::fuzzing`); the sources call them after each request.
@@ -177,14 +178,7 @@ pub fn build(config: &Config) -> Result<Vec<Arc<dyn Source>>> {
     config
         .sources
         .iter()
-        .map(|s| -> Result<Arc<dyn Source>> {
-            Ok(match &s.kind {
-                SourceKind::Vault(v) => Arc::new(vault::VaultSource::new(&s.name, v)?),
-                SourceKind::AwsSecretsManager(a) => Arc::new(aws::AwsSource::new(&s.name, a)),
-                SourceKind::SsmParameterStore(a) => Arc::new(ssm::SsmSource::new(&s.name, a)),
-                SourceKind::File { path } => Arc::new(file::FileSource::new(path)),
-            })
-        })
+        .map(|s| s.kind.source(&s.name))
         .collect()
 }
 

@@ -191,7 +191,7 @@ impl PodSource {
                 region: a.region.clone(),
                 endpoint: a.endpoint.as_ref().map(|e| e.to_string()),
             }),
-            SourceKind::SsmParameterStore(_) | SourceKind::File { .. } => None,
+            _ => None,
         })
     }
 

@@ -1,14 +1,19 @@
 //! What the config says about AWS Secrets Manager: the `aws_secrets_manager:`
 //! source, whose settings ([`RawAws`], [`Aws`]) Parameter Store shares, and
 //! the `secret_id`, `version_stage`, `version_id` and `previous` secret keys,
-//! as written and validated into an [`Address::SecretId`].
+//! as written and validated into an [`AwsAddress`].
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::AwsAddress;
 use crate::config::{Mapping, Source, Validator, Value};
+use crate::source::backend::Settings;
 use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
-use crate::source::Address;
+use crate::source::{Address, Result};
 
 /// An AWS service. Credentials come from the SDK's default chain:
 /// environment, profile, web identity (IRSA), EKS Pod Identity or ECS, IMDS.
@@ -79,7 +84,10 @@ impl AwsVersion {
 }
 
 /// How `ramsecrets check` names the batch call.
-pub(crate) const PER_CALL: &str = "BatchGetSecretValue, 20 per call";
+const PER_CALL: &str = "BatchGetSecretValue, 20 per call";
+
+/// How long the sidecar gives one refresh of one AWS secret, retries included.
+pub(crate) const REQUEST_BUDGET: Duration = Duration::from_secs(65);
 
 /// The Secrets Manager backend.
 pub(crate) struct SecretsManager;
@@ -230,17 +238,17 @@ fn address(v: &mut Validator<'_>, at: &str, s: RawKeys) -> Option<Address> {
             format!("writes {AWS_PREVIOUS} beside {AWS_CURRENT}: it cannot be used with `{key}: {value}`"),
         );
     }
-    Some(Address::SecretId {
+    Some(Address::AwsSecretsManager(AwsAddress::SecretId {
         id,
         version,
         previous,
-    })
+    }))
 }
 
 impl Aws {
     /// How `ramsecrets check` shows a source of `key` with these settings,
     /// whose batch call is `per_call`.
-    pub fn summary(&self, key: &str, per_call: &str) -> String {
+    pub(crate) fn summary_as(&self, key: &str, per_call: &str) -> String {
         let mut how = Vec::new();
         if let Some(r) = &self.region {
             how.push(format!("region {r}"));
@@ -257,5 +265,19 @@ impl Aws {
             "credentials from the SDK default chain".into()
         });
         format!("{key} ({}; {per_call})", how.join(", "))
+    }
+}
+
+impl Settings for Aws {
+    fn summary(&self) -> String {
+        self.summary_as(BACKEND.names.key, PER_CALL)
+    }
+
+    fn request_budget(&self) -> Duration {
+        REQUEST_BUDGET
+    }
+
+    fn source(&self, name: &str) -> Result<Arc<dyn crate::source::Source>> {
+        Ok(Arc::new(super::AwsSource::new(name, self)))
     }
 }

@@ -39,6 +39,7 @@
 //! Values move into [`SecretBytes`] as soon as the SDK hands them over; the
 //! SDK's response buffer and its deserialized `String` are not zeroized.
 
+mod address;
 mod batch;
 mod cap;
 mod client;
@@ -60,8 +61,9 @@ use crate::config::{Address, Secret};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::Fetched;
 use crate::source::batch::Queue;
+pub use address::AwsAddress;
 pub(in crate::source) use client::client;
-pub(crate) use config::{read_settings, settings, BACKEND, PER_CALL};
+pub(crate) use config::{read_settings, settings, BACKEND, REQUEST_BUDGET};
 pub use config::{Aws, AwsVersion, RawAws, AWS_CURRENT, AWS_PREVIOUS};
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
@@ -117,11 +119,11 @@ impl AwsSource {
     }
 
     async fn fetch_one(&self, secret: &Secret, deadline: Instant) -> Result<Fetched> {
-        let Address::SecretId {
+        let Address::AwsSecretsManager(AwsAddress::SecretId {
             id,
             version,
             previous,
-        } = &secret.address
+        }) = &secret.address
         else {
             return Err(Error::config(format!(
                 "source {}: AWS Secrets Manager reads `secret_id` secrets only",

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::AwsAddress;
 use super::{AWS_CURRENT, AWS_PREVIOUS};
 use crate::config::{Address, Config, Secret};
 use crate::engine::snapshot::Entry;
@@ -48,7 +49,7 @@ impl ProxyApi for AwsApi {
         let mut by_id = HashMap::new();
         for (i, s) in config.secrets.iter().enumerate() {
             by_id.entry(s.name.clone()).or_insert(i);
-            if let Address::SecretId { id, .. } = &s.address {
+            if let Address::AwsSecretsManager(AwsAddress::SecretId { id, .. }) = &s.address {
                 by_id.entry(id.clone()).or_insert(i);
             }
         }
@@ -92,7 +93,7 @@ impl ProxyApi for AwsApi {
         };
         let fields = &fetched.fields;
         let id = match &secret.address {
-            Address::SecretId { id, .. } => Some(id.as_str()),
+            Address::AwsSecretsManager(AwsAddress::SecretId { id, .. }) => Some(id.as_str()),
             _ => None,
         };
         // With `key`, the one field as the secret string; else the fields as a JSON object.

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::config::RawKeys;
+use crate::source::address::Form;
 
 /// The longest parameter name Parameter Store accepts (an ARN may be longer).
 const MAX_NAME: usize = 2048;
@@ -25,6 +26,38 @@ pub enum Parameter {
     /// Every parameter under a path, recursively, as fields keyed by the
     /// last segment of each name.
     Path(String),
+}
+
+/// What a Parameter Store secret reads, as the hand-off state stores it
+/// (`{"parameter": {"path": "/app"}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SsmAddress {
+    /// One parameter or a path.
+    Parameter(Parameter),
+}
+
+impl Form for SsmAddress {
+    fn kind(&self) -> &'static str {
+        let SsmAddress::Parameter(p) = self;
+        p.kind()
+    }
+
+    fn key(&self) -> String {
+        let SsmAddress::Parameter(p) = self;
+        p.key().to_owned()
+    }
+
+    fn summary(&self) -> String {
+        let SsmAddress::Parameter(p) = self;
+        p.describe().replace('`', "")
+    }
+
+    /// One parameter (not a path).
+    fn one_stored_value(&self) -> bool {
+        let SsmAddress::Parameter(p) = self;
+        p.one_value()
+    }
 }
 
 /// A pinned version of a parameter.
@@ -309,7 +342,10 @@ mod tests {
             name: "/app/a".into(),
             selector: Some(Selector::Version(2)),
         };
-        assert_eq!(c.secrets[0].address, Address::Parameter(pinned));
+        assert_eq!(
+            c.secrets[0].address,
+            Address::SsmParameterStore(SsmAddress::Parameter(pinned))
+        );
         assert_eq!(c.secrets[0].format, Format::Raw);
         assert_eq!(c.secrets[1].format, Format::Json);
         assert_eq!(c.secrets[2].address.key(), "/app/a");

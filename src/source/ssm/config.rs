@@ -6,11 +6,15 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
-use super::Parameter;
-use crate::config::{Mapping, Source, Validator, Value};
-use crate::source::aws::{read_settings, settings, RawAws};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Parameter, SsmAddress, SsmSource};
+use crate::config::{Aws, Mapping, Source, Validator, Value};
+use crate::source::aws::{read_settings, settings, RawAws, REQUEST_BUDGET};
+use crate::source::backend::Settings;
 use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
-use crate::source::Address;
+use crate::source::{Address, Result};
 
 /// The secret keys Parameter Store reads.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -29,7 +33,25 @@ pub struct RawKeys {
 }
 
 /// How `ramsecrets check` names the batch call.
-pub(crate) const PER_CALL: &str = "GetParameters, 10 per call";
+const PER_CALL: &str = "GetParameters, 10 per call";
+
+/// Settings of a Parameter Store source: an AWS source's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SsmSettings(pub Aws);
+
+impl Settings for SsmSettings {
+    fn summary(&self) -> String {
+        self.0.summary_as(BACKEND.names.key, PER_CALL)
+    }
+
+    fn request_budget(&self) -> Duration {
+        REQUEST_BUDGET
+    }
+
+    fn source(&self, name: &str) -> Result<Arc<dyn crate::source::Source>> {
+        Ok(Arc::new(SsmSource::new(name, &self.0)))
+    }
+}
 
 /// The Parameter Store backend.
 pub(crate) struct ParameterStore;
@@ -57,7 +79,7 @@ impl Parse for ParameterStore {
         read_settings(value)
     }
     fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind> {
-        settings(v, at, value).map(SourceKind::SsmParameterStore)
+        settings(v, at, value).map(|a| SourceKind::SsmParameterStore(SsmSettings(a)))
     }
     fn read_keys(&self, keys: &Mapping) -> Result<(), Unread> {
         reads::<RawKeys>(Value::Object(keys.clone()))
@@ -68,7 +90,7 @@ impl Parse for ParameterStore {
     fn address(&self, v: &mut Validator<'_>, at: &str, keys: Mapping) -> Option<Address> {
         let keys = v.read::<RawKeys>(at, Value::Object(keys))?;
         match Parameter::from_keys(&keys) {
-            Ok(p) => Some(Address::Parameter(p)),
+            Ok(p) => Some(Address::SsmParameterStore(SsmAddress::Parameter(p))),
             Err(problems) => {
                 for (key, why) in problems {
                     v.problem(format!("{at}.{key}"), why);

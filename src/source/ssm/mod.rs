@@ -37,8 +37,9 @@ use futures::future::BoxFuture;
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
-pub use address::Parameter;
-pub(crate) use config::{BACKEND, PER_CALL};
+pub use address::{Parameter, SsmAddress};
+pub use config::SsmSettings;
+pub(crate) use config::BACKEND;
 pub(crate) use proxy::PROXY_API;
 
 use super::batch::Queue;
@@ -118,8 +119,10 @@ impl Source for SsmSource {
     ) -> BoxFuture<'a, Result<Fetched>> {
         Box::pin(async move {
             match &secret.address {
-                Address::Parameter(p @ Parameter::Name { .. }) => self.queued(p, deadline).await,
-                Address::Parameter(Parameter::Path(path)) => {
+                Address::SsmParameterStore(SsmAddress::Parameter(p @ Parameter::Name { .. })) => {
+                    self.queued(p, deadline).await
+                }
+                Address::SsmParameterStore(SsmAddress::Parameter(Parameter::Path(path))) => {
                     self.inner.by_path(path, deadline).await
                 }
                 other => Err(Error::config(format!(

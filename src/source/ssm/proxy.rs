@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::address::{Parameter, Selector};
+use super::address::{Parameter, Selector, SsmAddress};
 use crate::config::{Address, Config, Secret};
 use crate::engine::snapshot::Entry;
 use crate::proxy::api::{ProxyApi, Routed, Routes};
@@ -46,7 +46,11 @@ impl ProxyApi for SsmApi {
     fn index(&self, config: &Config) -> Box<dyn Routes> {
         let mut parameters: HashMap<String, Vec<_>> = HashMap::new();
         for (i, s) in config.secrets.iter().enumerate() {
-            if let Address::Parameter(Parameter::Name { name, selector }) = &s.address {
+            if let Address::SsmParameterStore(SsmAddress::Parameter(Parameter::Name {
+                name,
+                selector,
+            })) = &s.address
+            {
                 for name in [name, &s.name] {
                     let served = (shown(selector), i);
                     parameters.entry(name.clone()).or_default().push(served);
@@ -172,7 +176,9 @@ fn answer(secret: &Secret, entry: &Entry) -> Result<SecretBytes, format::Error> 
         });
     };
     let (name, selector) = match &secret.address {
-        Address::Parameter(Parameter::Name { name, selector }) => (name.as_str(), selector),
+        Address::SsmParameterStore(SsmAddress::Parameter(Parameter::Name { name, selector })) => {
+            (name.as_str(), selector)
+        }
         _ => (secret.name.as_str(), &None),
     };
     // The backend's own ARN and time when it gave them (the `file` source

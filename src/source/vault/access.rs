@@ -7,7 +7,7 @@
 
 use tokio::time::Instant;
 
-use super::VaultSource;
+use super::{VaultAddress, VaultSource};
 use crate::config::{Address, Secret};
 use crate::secret::SecretBytes;
 use crate::source::{paced, Error, Result, Source};
@@ -15,20 +15,20 @@ use crate::source::{paced, Error, Result, Source};
 impl VaultSource {
     pub(super) async fn may_read_one(&self, secret: &Secret, deadline: Instant) -> Result<()> {
         let what = secret.address.describe();
-        let (path, allowed, verb): (String, &[&str], &str) = match &secret.address {
-            Address::Kv { .. } => return self.fetch(secret, deadline).await.map(drop),
-            Address::Read(path) => (path.clone(), &["read"], "read"),
-            Address::Pki { mount, role, .. } => (
+        let Address::Vault(address) = &secret.address else {
+            return Err(Error::config(format!(
+                "{what}: Vault has no `{}` secrets",
+                secret.address.kind()
+            )));
+        };
+        let (path, allowed, verb): (String, &[&str], &str) = match address {
+            VaultAddress::Kv { .. } => return self.fetch(secret, deadline).await.map(drop),
+            VaultAddress::Read(path) => (path.clone(), &["read"], "read"),
+            VaultAddress::Pki { mount, role, .. } => (
                 format!("{mount}/issue/{role}"),
                 &["update", "create"],
                 "issue from",
             ),
-            other => {
-                return Err(Error::config(format!(
-                    "{what}: Vault has no `{}` secrets",
-                    other.kind()
-                )))
-            }
         };
         let c = self.client(deadline).await?;
         let token = SecretBytes::copy_from(&c.middle.token);

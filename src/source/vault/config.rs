@@ -4,14 +4,17 @@
 //! validated into [`Vault`] settings and [`Address`]es.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
+use super::VaultAddress;
 use crate::config::{clean_mount, Auth, Mapping, RawAuth, Validator, Value};
+use crate::source::backend::Settings;
 use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
-use crate::source::Address;
+use crate::source::{Address, Result, Source};
 
 /// A Vault or OpenBao server.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -150,7 +153,7 @@ impl Parse for VaultBackend {
     }
     fn settings(&self, v: &mut Validator<'_>, at: &str, value: Value) -> Option<SourceKind> {
         let raw = v.read::<RawVault>(at, value)?;
-        Some(SourceKind::Vault(Box::new(settings(v, at, raw)?)))
+        settings(v, at, raw).map(SourceKind::Vault)
     }
     fn read_keys(&self, keys: &Mapping) -> Result<(), Unread> {
         reads::<RawKeys>(Value::Object(keys.clone()))
@@ -238,17 +241,17 @@ fn address(v: &mut Validator<'_>, at: &str, keys: RawKeys) -> Option<Address> {
         let path = kv.path.trim_matches('/').to_owned();
         vault_path(v, &format!("{at}.kv.mount"), &mount);
         vault_path(v, &format!("{at}.kv.path"), &path);
-        return Some(Address::Kv {
+        return Some(Address::Vault(VaultAddress::Kv {
             mount,
             path,
             kv_version,
             version: kv.version,
-        });
+        }));
     }
     if let Some(read) = keys.read {
         let path = read.trim_matches('/').to_owned();
         vault_path(v, &format!("{at}.read"), &path);
-        return Some(Address::Read(path));
+        return Some(Address::Vault(VaultAddress::Read(path)));
     }
     let p = keys.pki?;
     let ttl = match p.ttl.as_deref() {
@@ -258,14 +261,14 @@ fn address(v: &mut Validator<'_>, at: &str, keys: RawKeys) -> Option<Address> {
     let mount = clean_mount(&p.mount);
     vault_path(v, &format!("{at}.pki.mount"), &mount);
     vault_path(v, &format!("{at}.pki.role"), &p.role);
-    Some(Address::Pki {
+    Some(Address::Vault(VaultAddress::Pki {
         mount,
         role: p.role,
         common_name: p.common_name,
         ttl,
         alt_names: p.alt_names,
         ip_sans: p.ip_sans,
-    })
+    }))
 }
 
 /// A Vault path must be non-empty and made of plain segments.
@@ -282,9 +285,9 @@ fn vault_path(v: &mut Validator<'_>, at: &str, p: &str) {
     }
 }
 
-impl Vault {
-    /// How `ramsecrets check` shows it: the server, the login and the namespace.
-    pub fn summary(&self) -> String {
+impl Settings for Vault {
+    /// The server, the login and the namespace.
+    fn summary(&self) -> String {
         let auth = match &self.auth {
             Auth::TokenFile(p) => format!("token_file {}", p.display()),
             Auth::AppRole { mount, .. } => format!("approle at auth/{mount}"),
@@ -311,5 +314,18 @@ impl Vault {
             false => "",
         };
         format!("vault {} ({auth}{ns}{unverified})", self.address)
+    }
+
+    /// A connection, and two requests (a login and the read).
+    fn request_budget(&self) -> Duration {
+        self.connect_timeout + self.request_timeout * 2
+    }
+
+    fn source(&self, name: &str) -> Result<Arc<dyn Source>> {
+        Ok(Arc::new(super::VaultSource::new(name, self)?))
+    }
+
+    fn revoke_on_exit(&self) -> bool {
+        self.revoke_on_exit
     }
 }

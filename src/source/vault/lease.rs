@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
-use super::VaultSource;
+use super::{VaultAddress, VaultSource};
 use crate::config::{Address, Auth, Secret};
 use crate::secret::{Fetched, Lease, SecretBytes};
 use crate::source::{fields_from_json, paced, Error, Result};
@@ -77,7 +77,7 @@ impl VaultSource {
                 Some(serde_json::json!({ "lease_id": lease.id })),
                 format!("lookup of lease {}", lease.id),
             ),
-            (None, Address::Pki { mount, .. }, Some(serial)) => (
+            (None, Address::Vault(VaultAddress::Pki { mount, .. }), Some(serial)) => (
                 reqwest::Method::GET,
                 format!("{mount}/cert/{serial}"),
                 None,

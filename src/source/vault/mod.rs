@@ -18,6 +18,7 @@
 //! token moves into [`SecretBytes`] at once.
 
 mod access;
+mod address;
 mod client;
 mod config;
 mod kv;
@@ -40,6 +41,7 @@ use super::{Error, Result, Source};
 use crate::config::{Address, Auth, Format, Secret};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
+pub use address::VaultAddress;
 pub(crate) use config::BACKEND;
 pub use config::{KvVersion, Vault};
 pub(crate) use proxy::PROXY_API;
@@ -117,8 +119,15 @@ impl VaultSource {
         deadline: Instant,
     ) -> Result<Fetched> {
         let what = secret.address.describe();
-        match &secret.address {
-            Address::Kv {
+        let Address::Vault(address) = &secret.address else {
+            return Err(Error::config(format!(
+                "source {}: Vault has no `{}` secrets",
+                self.name,
+                secret.address.kind()
+            )));
+        };
+        match address {
+            VaultAddress::Kv {
                 mount,
                 path,
                 kv_version,
@@ -132,7 +141,7 @@ impl VaultSource {
                 };
                 self.fetch_kv(c, at, &what, deadline).await
             }
-            Address::Read(path) if secret.format == Format::AgentTemplate => {
+            VaultAddress::Read(path) if secret.format == Format::AgentTemplate => {
                 let path = self.agent_path(c, path, &what, deadline).await?;
                 let f = self.fetch_read(c, &path, true, &what, deadline).await?;
                 match f.fields.get("data").map(SecretBytes::expose) {
@@ -143,8 +152,8 @@ impl VaultSource {
                     _ => Ok(f),
                 }
             }
-            Address::Read(path) => self.fetch_read(c, path, false, &what, deadline).await,
-            Address::Pki {
+            VaultAddress::Read(path) => self.fetch_read(c, path, false, &what, deadline).await,
+            VaultAddress::Pki {
                 mount,
                 role,
                 common_name,
@@ -162,11 +171,6 @@ impl VaultSource {
                 };
                 self.issue(c, at, &what, deadline).await
             }
-            other => Err(Error::config(format!(
-                "source {}: Vault has no `{}` secrets",
-                self.name,
-                other.kind()
-            ))),
         }
     }
 }

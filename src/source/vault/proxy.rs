@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
+use super::VaultAddress;
 use crate::config::{Address, Config, KvVersion, Secret};
 use crate::engine::snapshot::Entry;
 use crate::proxy::api::{created, version_number, Field, ProxyApi, Routed, Routes};
@@ -48,12 +49,12 @@ impl ProxyApi for VaultApi {
         let mut mounts = Vec::new();
         for (i, s) in config.secrets.iter().enumerate() {
             match &s.address {
-                Address::Kv {
+                Address::Vault(VaultAddress::Kv {
                     mount,
                     path,
                     kv_version,
                     ..
-                } => {
+                }) => {
                     if *kv_version != Some(KvVersion::V1) {
                         let kv2 = format!("{mount}/data/{path}");
                         by_path.entry(kv2).or_insert((i, KV2));
@@ -67,7 +68,7 @@ impl ProxyApi for VaultApi {
                         mounts.push((mount.clone(), version));
                     }
                 }
-                Address::Read(p) => {
+                Address::Vault(VaultAddress::Read(p)) => {
                     by_path.entry(p.clone()).or_insert((i, LOGICAL));
                 }
                 _ => {}
