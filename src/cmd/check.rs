@@ -55,9 +55,9 @@ impl ExitCode for Error {
     }
 }
 
-/// `ramsecrets check`: prints the plan of the config, then checks its local
-/// facts (unless `--config-only`) and with `--online` what each source lets
-/// it read; returns the exit code.
+/// `ramsecrets check`: prints the summary of the config (the "plan" of its
+/// help), then checks its local facts (unless `--config-only`) and with
+/// `--online` what each source lets it read; returns the exit code.
 pub fn command(args: &CheckArgs) -> Result<u8, Failure> {
     let path = &args.config.config;
     let config = args.config.load()?;

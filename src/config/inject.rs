@@ -288,7 +288,7 @@ impl Resources {
 }
 
 impl std::fmt::Display for Inject {
-    /// The injector's part of `check`'s plan.
+    /// The injector's part of `check`'s summary.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tls = match &self.tls {
             InjectTls::Files { cert_file, .. } => {

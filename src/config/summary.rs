@@ -120,7 +120,7 @@ pub(super) fn actions(list: &[Action]) -> String {
     }
 }
 
-/// The `templates:` part of the plan `check` prints.
+/// The `templates:` part of the summary `check` prints.
 fn templates(config: &Config, f: &mut fmt::Formatter<'_>) -> fmt::Result {
     if config.templates.is_empty() {
         return Ok(());

@@ -263,20 +263,20 @@ mod tests {
         assert_eq!(c.templates[1].inputs, [0, 1]);
         assert!(c.templates[1].dynamic);
         assert_eq!(c.template_files, [dir.path().join("app.tmpl")]);
-        let plan = c.to_string();
+        let summary = c.to_string();
         assert!(
-            plan.contains("  db: kv secret/app/db from vault (write: false)\n"),
-            "{plan}"
+            summary.contains("  db: kv secret/app/db from vault (write: false)\n"),
+            "{summary}"
         );
         assert!(
-            plan.contains(
+            summary.contains(
                 "templates:\n  conf/app.properties <- db (mode 0440, 1 on_change action(s))\n"
             ),
-            "{plan}"
+            "{summary}"
         );
         assert!(
-            plan.contains("  all.json <- db, api-key (looked up by computed name: any secret)"),
-            "{plan}"
+            summary.contains("  all.json <- db, api-key (looked up by computed name: any secret)"),
+            "{summary}"
         );
     }
 
