@@ -34,7 +34,7 @@ macro_rules! one_of {
     };
 }
 
-pub(super) use one_of;
+pub(crate) use one_of;
 
 /// The schema of a [`OneOf`] type: `oneOf` a `required` of each key.
 pub fn one_of_schema<T: OneOf>(schema: &mut Schema) {

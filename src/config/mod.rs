@@ -10,7 +10,6 @@
 //! Every problem is collected and reported at once, each with its key path
 //! and, where the text has one, its line and column.
 
-mod auth;
 mod blocks;
 pub mod duration;
 mod home;
@@ -32,8 +31,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::exit::{Exit, ExitCode};
-pub(crate) use auth::RawAuth;
-pub use auth::{Auth, AwsLogin, CertLogin};
 pub(crate) use blocks::DurationText;
 use marks::Marks;
 
@@ -44,9 +41,11 @@ pub(crate) type Value = serde_json::Value;
 pub(crate) type Mapping = serde_json::Map<String, Value>;
 
 pub use crate::source::{
-    Address, Aws, AwsVersion, KvVersion, SourceKind, Vault, VaultAddress, AWS_CURRENT, AWS_PREVIOUS,
+    Address, Auth, Aws, AwsLogin, AwsVersion, CertLogin, KvVersion, SourceKind, Vault,
+    VaultAddress, AWS_CURRENT, AWS_PREVIOUS,
 };
-use blocks::{Item, OneOf};
+use blocks::Item;
+pub(crate) use blocks::{one_of, one_of_schema, OneOf};
 use output::check_relative;
 pub use output::Output;
 pub use pin::Pin;
@@ -593,7 +592,7 @@ impl Validator<'_> {
 
     /// Whether `raw` gives exactly one of its choices; records a problem
     /// at `at` naming them all when not.
-    fn exactly_one<T: OneOf>(&mut self, at: &str, raw: &T) -> bool {
+    pub(crate) fn exactly_one<T: OneOf>(&mut self, at: &str, raw: &T) -> bool {
         if raw.given().into_iter().filter(|given| *given).count() == 1 {
             return true;
         }

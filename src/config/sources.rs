@@ -82,6 +82,19 @@ impl Validator<'_> {
         Some(Source { name, kind })
     }
 
+    /// An AWS region name such as `eu-west-1`.
+    pub(crate) fn region(&mut self, at: &str, r: &str) {
+        let ok = !r.is_empty()
+            && r.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            self.problem(
+                at,
+                format!("`{}` is not a region name like eu-west-1", r.escape_debug()),
+            );
+        }
+    }
+
     /// `max_answer_bytes` of the source at `at`: at least 1 KiB, at most 1 GiB.
     pub(crate) fn max_answer(&mut self, at: &str, given: Option<u64>) -> Option<usize> {
         match given {

@@ -28,7 +28,9 @@ pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
 pub use ssm::{SsmAddress, SsmSource};
-pub use vault::{user_logins, KvVersion, Vault, VaultAddress, VaultSource};
+pub use vault::{
+    user_logins, Auth, AwsLogin, CertLogin, KvVersion, Vault, VaultAddress, VaultSource,
+};
 
 /// The pure steps from a backend's answer to fields, for the fuzz targets
 /// (`crate::fuzzing`); the sources call them after each request.

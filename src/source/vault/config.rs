@@ -10,8 +10,9 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
+use super::auth::{self, Auth, RawAuth};
 use super::VaultAddress;
-use crate::config::{clean_mount, Auth, Mapping, RawAuth, Validator, Value};
+use crate::config::{clean_mount, Mapping, Validator, Value};
 use crate::source::backend::Settings;
 use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
 use crate::source::{Address, Result, Source};
@@ -192,7 +193,7 @@ fn settings(v: &mut Validator<'_>, at: &str, raw: RawVault) -> Option<Vault> {
         raw.request_timeout.as_deref(),
         Duration::from_secs(30),
     );
-    let auth = v.auth(&format!("{at}.auth"), raw.auth);
+    let auth = auth::read(v, &format!("{at}.auth"), raw.auth);
     let max_answer = v.max_answer(at, raw.max_answer_bytes);
     if let (Some(Auth::Cert(_)), Some(a)) = (&auth, &address) {
         if a.scheme() != "https" {

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
-use super::{VaultAddress, VaultSource};
-use crate::config::{Address, Auth, Secret};
+use super::{Auth, VaultAddress, VaultSource};
+use crate::config::{Address, Secret};
 use crate::secret::{Fetched, Lease, SecretBytes};
 use crate::source::{fields_from_json, paced, Error, Result};
 

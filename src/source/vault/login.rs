@@ -27,7 +27,7 @@ use base64::Engine;
 use super::client::http_client;
 use super::token::{ttl, Grant};
 use super::VaultSource;
-use crate::config::{Auth, AwsLogin, CertLogin};
+use super::{Auth, AwsLogin, CertLogin};
 use crate::secret::SecretBytes;
 use crate::source::{Cause, Error, Kind, Result};
 

@@ -1,5 +1,7 @@
-//! HashiCorp Vault and OpenBao: token, AppRole, Kubernetes and JWT login, and
-//! AWS IAM and TLS certificate login (in [`login`]), the token's upkeep (in
+//! HashiCorp Vault and OpenBao: its config (the `vault:` source and the `kv`,
+//! `read` and `pki` keys in [`config`], the `auth:` login methods in [`auth`],
+//! its forms of address in [`address`]); token, AppRole, Kubernetes and JWT
+//! login, and AWS IAM and TLS certificate login (in [`login`]), the token's upkeep (in
 //! [`token`]); KV v1/v2 with the engine version detected from the mount as the
 //! `vault kv` CLI does (in [`kv`]); PKI issue (in [`pki`]); and any logical
 //! read with its lease, renewed, checked and revoked (in [`lease`]); Vault's
@@ -19,6 +21,7 @@
 
 mod access;
 mod address;
+mod auth;
 mod client;
 mod config;
 mod kv;
@@ -38,10 +41,11 @@ use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
 use super::{Error, Result, Source};
-use crate::config::{Address, Auth, Format, Secret};
+use crate::config::{Address, Format, Secret};
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
 pub use address::VaultAddress;
+pub use auth::{Auth, AwsLogin, CertLogin};
 pub(crate) use config::BACKEND;
 pub use config::{KvVersion, Vault};
 pub(crate) use proxy::PROXY_API;

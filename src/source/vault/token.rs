@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
-use super::VaultSource;
-use crate::config::{Auth, Config, SourceKind};
+use super::{Auth, VaultSource};
+use crate::config::{Config, SourceKind};
 use crate::secret::SecretBytes;
 use crate::source::{paced, Error, Result};
 

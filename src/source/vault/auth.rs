@@ -1,14 +1,14 @@
-//! A Vault source's `auth:`, as written and validated: exactly one login
-//! method, among them the two that need more than a role and a file, `aws`
-//! (IAM: a signed sts:GetCallerIdentity) and `cert` (a TLS client certificate).
+//! A Vault source's `auth:` (`sources[].vault.auth`), as written and
+//! validated: exactly one login method, among them the two that need more
+//! than a role and a file, `aws` (IAM: a signed sts:GetCallerIdentity) and
+//! `cert` (a TLS client certificate). [`super::login`] logs in with it.
 
 use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::blocks::{one_of, one_of_schema, OneOf};
-use super::{clean_mount, Validator, SERVICE_ACCOUNT_TOKEN};
+use crate::config::{clean_mount, one_of, one_of_schema, OneOf, Validator, SERVICE_ACCOUNT_TOKEN};
 
 /// Vault auth methods: exactly one.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -161,108 +161,93 @@ pub struct CertLogin {
     pub client_key: PathBuf,
 }
 
-impl Validator<'_> {
-    pub(crate) fn auth(&mut self, at: &str, a: RawAuth) -> Option<Auth> {
-        if !self.exactly_one(at, &a) {
+/// The login that `a`, the `auth:` at `at`, gives; problems go to `v`.
+pub(super) fn read(v: &mut Validator<'_>, at: &str, a: RawAuth) -> Option<Auth> {
+    if !v.exactly_one(at, &a) {
+        return None;
+    }
+    let login = |v: &mut Validator<'_>, r: RawRoleLogin, mount: &str, token: Option<&str>| {
+        let file = r
+            .token_file
+            .or(token.map(PathBuf::from))
+            .unwrap_or_default();
+        RoleLogin {
+            mount: clean_mount(r.mount.as_deref().unwrap_or(mount)),
+            role: r.role,
+            token_file: v.path(&format!("{at}.{mount}.token_file"), file),
+        }
+    };
+    if let Some(f) = a.token_file {
+        Some(Auth::TokenFile(v.path(&format!("{at}.token_file"), f)))
+    } else if let Some(r) = a.approle {
+        Some(Auth::AppRole {
+            mount: clean_mount(r.mount.as_deref().unwrap_or("approle")),
+            role_id_file: v.path(&format!("{at}.approle.role_id_file"), r.role_id_file),
+            secret_id_file: v.path(&format!("{at}.approle.secret_id_file"), r.secret_id_file),
+        })
+    } else if let Some(k) = a.kubernetes {
+        Some(Auth::Kubernetes(login(
+            v,
+            k,
+            "kubernetes",
+            Some(SERVICE_ACCOUNT_TOKEN),
+        )))
+    } else if let Some(j) = a.jwt {
+        if j.token_file.is_none() {
+            v.problem(format!("{at}.jwt.token_file"), "missing: the JWT file");
             return None;
         }
-        let login = |this: &mut Self, r: RawRoleLogin, mount: &str, token: Option<&str>| {
-            let file = r
-                .token_file
-                .or(token.map(PathBuf::from))
-                .unwrap_or_default();
-            RoleLogin {
-                mount: clean_mount(r.mount.as_deref().unwrap_or(mount)),
-                role: r.role,
-                token_file: this.path(&format!("{at}.{mount}.token_file"), file),
-            }
-        };
-        if let Some(f) = a.token_file {
-            Some(Auth::TokenFile(self.path(&format!("{at}.token_file"), f)))
-        } else if let Some(r) = a.approle {
-            Some(Auth::AppRole {
-                mount: clean_mount(r.mount.as_deref().unwrap_or("approle")),
-                role_id_file: self.path(&format!("{at}.approle.role_id_file"), r.role_id_file),
-                secret_id_file: self
-                    .path(&format!("{at}.approle.secret_id_file"), r.secret_id_file),
-            })
-        } else if let Some(k) = a.kubernetes {
-            Some(Auth::Kubernetes(login(
-                self,
-                k,
-                "kubernetes",
-                Some(SERVICE_ACCOUNT_TOKEN),
-            )))
-        } else if let Some(j) = a.jwt {
-            if j.token_file.is_none() {
-                self.problem(format!("{at}.jwt.token_file"), "missing: the JWT file");
-                return None;
-            }
-            Some(Auth::Jwt(login(self, j, "jwt", None)))
-        } else if let Some(l) = a.aws {
-            self.aws_login(&format!("{at}.aws"), l)
-        } else {
-            a.cert.map(|l| self.cert_login(&format!("{at}.cert"), l))
-        }
+        Some(Auth::Jwt(login(v, j, "jwt", None)))
+    } else if let Some(l) = a.aws {
+        aws_login(v, &format!("{at}.aws"), l)
+    } else {
+        a.cert.map(|l| cert_login(v, &format!("{at}.cert"), l))
     }
+}
 
-    /// An AWS region name such as `eu-west-1`.
-    pub(crate) fn region(&mut self, at: &str, r: &str) {
-        let ok = !r.is_empty()
-            && r.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !ok {
-            self.problem(
-                at,
-                format!("`{}` is not a region name like eu-west-1", r.escape_debug()),
+fn aws_login(v: &mut Validator<'_>, at: &str, l: RawAwsLogin) -> Option<Auth> {
+    let before = v.problems();
+    let region = l.region.unwrap_or_else(|| DEFAULT_STS_REGION.into());
+    v.region(&format!("{at}.region"), &region);
+    if l.role.is_empty() {
+        v.problem(format!("{at}.role"), "must not be empty");
+    }
+    if let Some(h) = &l.header_value {
+        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic()) {
+            v.problem(
+                format!("{at}.header_value"),
+                "must be non-empty printable ASCII",
             );
         }
     }
-
-    pub(super) fn aws_login(&mut self, at: &str, l: RawAwsLogin) -> Option<Auth> {
-        let before = self.problems.len();
-        let region = l.region.unwrap_or_else(|| DEFAULT_STS_REGION.into());
-        self.region(&format!("{at}.region"), &region);
-        if l.role.is_empty() {
-            self.problem(format!("{at}.role"), "must not be empty");
-        }
-        if let Some(h) = &l.header_value {
-            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_graphic()) {
-                self.problem(
-                    format!("{at}.header_value"),
-                    "must be non-empty printable ASCII",
-                );
-            }
-        }
-        if self.problems.len() != before {
-            return None;
-        }
-        Some(Auth::Aws(AwsLogin {
-            mount: clean_mount(l.mount.as_deref().unwrap_or("aws")),
-            role: l.role,
-            region,
-            header_value: l.header_value,
-        }))
+    if v.problems() != before {
+        return None;
     }
+    Some(Auth::Aws(AwsLogin {
+        mount: clean_mount(l.mount.as_deref().unwrap_or("aws")),
+        role: l.role,
+        region,
+        header_value: l.header_value,
+    }))
+}
 
-    pub(super) fn cert_login(&mut self, at: &str, l: RawCertLogin) -> Auth {
-        Auth::Cert(CertLogin {
-            mount: clean_mount(l.mount.as_deref().unwrap_or("cert")),
-            name: l.name.filter(|n| !n.is_empty()),
-            client_cert: self.path(&format!("{at}.client_cert"), l.client_cert),
-            client_key: self.path(&format!("{at}.client_key"), l.client_key),
-        })
-    }
+fn cert_login(v: &mut Validator<'_>, at: &str, l: RawCertLogin) -> Auth {
+    Auth::Cert(CertLogin {
+        mount: clean_mount(l.mount.as_deref().unwrap_or("cert")),
+        name: l.name.filter(|n| !n.is_empty()),
+        client_cert: v.path(&format!("{at}.client_cert"), l.client_cert),
+        client_key: v.path(&format!("{at}.client_key"), l.client_key),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
-    use super::super::{Config, SourceKind};
     use super::*;
+    use crate::config::{Config, Problem, SourceKind};
 
-    fn auth(text: &str) -> Result<Auth, Vec<super::super::Problem>> {
+    fn auth(text: &str) -> Result<Auth, Vec<Problem>> {
         let c = Config::parse(
             &format!("sources:\n  - vault: {{ address: https://v:8200, auth: {text} }}\noutput: {{ dir: /x }}\nsecrets: [ {{ name: a, read: a/b }} ]\n"),
             Path::new("/cfg"),
