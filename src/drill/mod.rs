@@ -5,21 +5,18 @@
 //! a report ([`report`]) with an exit code that says whether the app survived.
 //!
 //! The order: watch and check the app (it must be healthy first), start the
-//! load, rotate ([`rotate`], [`aws`], [`ssm`]), wait until the files changed, the
+//! load, rotate (the backend's [`rotate::Rotator`]), wait until the files changed, the
 //! on_change actions ran and the app is healthy for `--settle`, or until
 //! `--deadline`; stop the load; put the old value back when the drill
 //! invented the new one (unless `--keep`), with `--restore`, and always when
 //! SIGINT or SIGTERM cut the drill short; report. Without a check or load of
 //! the app the verdict is [`NOT_VERIFIED`], never passed.
 
-mod aws;
-mod kv;
 mod probe;
 mod report;
-mod rotate;
-mod rotated;
-mod shape;
-mod ssm;
+pub(crate) mod rotate;
+pub(crate) mod rotated;
+pub(crate) mod shape;
 mod watch;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -155,11 +152,21 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
         .map(|a| shape::parse_set(a))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Usage)?;
-    let target = rotate::Target::new(config, secret, &sets)?;
+    let sources = source::build(config)?;
+    let usage = |why: &str| Error::Usage(format!("secret `{}`: {why}", secret.name));
+    let target = sources[secret.source]
+        .rotator(secret)
+        .map_err(|why| usage(&why))?;
+    if !sets.is_empty() && !target.takes_sets() {
+        return Err(usage(&format!(
+            "--set does not apply to a {}: the backend makes its new value",
+            target.describe()
+        )));
+    }
     if opts.restore && !target.restorable() {
         return Err(Error::Usage(format!(
             "--restore cannot put back a {}: its old value is revoked or gone",
-            target.kind()
+            target.describe()
         )));
     }
     let stop = CancellationToken::new();
@@ -228,8 +235,14 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
 
     let started_wall = SystemTime::now();
     let t0 = Instant::now();
-    tracing::info!(secret = %secret.name, kind = target.kind(), "rotating");
-    let rotated = match target.rotate(&sets, &held, &interrupt).await {
+    tracing::info!(secret = %secret.name, kind = target.describe(), "rotating");
+    let job = rotate::Job {
+        sets: &sets,
+        held: &held,
+        interrupt: &interrupt,
+        deadline: tokio::time::Instant::now() + rotate::CALL_BUDGET,
+    };
+    let rotated = match target.rotate(&job).await {
         Ok(r) => r,
         Err(e) => {
             load_stop.cancel();
@@ -271,7 +284,10 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     // Invented values are known to nothing else: they go back unless --keep.
     let restoring = interrupted || opts.restore || (rotated.invented && !opts.keep);
     let restored = match &rotated.undo {
-        Some(undo) if restoring => match target.restore(undo).await {
+        Some(undo) if restoring => match target
+            .restore(undo, tokio::time::Instant::now() + rotate::CALL_BUDGET)
+            .await
+        {
             Ok(rotated::Restored::Done(done)) => {
                 tracing::info!(secret = %secret.name, "{done}");
                 Some(done)
@@ -290,7 +306,7 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     let mut report = build(Built {
         config,
         secret,
-        target: &target,
+        kind: target.describe(),
         opts,
         rotated: &rotated,
         outcome: &outcome,
@@ -416,7 +432,7 @@ async fn wait(w: &Waiting<'_>) -> Outcome {
 struct Built<'a> {
     config: &'a Config,
     secret: &'a Secret,
-    target: &'a rotate::Target,
+    kind: &'static str,
     opts: &'a DrillArgs,
     rotated: &'a rotated::Rotated,
     outcome: &'a Outcome,
@@ -510,7 +526,7 @@ fn build(b: Built<'_>) -> report::Report {
     });
     report::Report {
         secret: b.secret.name.clone(),
-        kind: b.target.kind(),
+        kind: b.kind,
         source: b.config.sources[b.secret.source].name.clone(),
         started: humantime::format_rfc3339_millis(b.started_wall).to_string(),
         rotation: report::Rotation {

@@ -1,12 +1,10 @@
-//! What a rotation did, whatever the backend ([`super::rotate`] for Vault,
-//! [`super::aws`] for Secrets Manager, [`super::ssm`] for Parameter Store): the steps and times the report shows, and how to
-//! put the old value back.
+//! What a rotation did, whatever the backend (its [`super::rotate::Rotator`]):
+//! the steps and times the report shows, and how to put the old value back.
 
 use std::time::Instant;
 
-use super::kv::KvUndo;
+use super::rotate::Undo;
 use super::shape::Set;
-use super::ssm::SsmUndo;
 
 /// A rotation done.
 pub struct Rotated {
@@ -50,21 +48,6 @@ impl Rotated {
             undo: None,
         }
     }
-}
-
-/// How to put the old value back.
-pub enum Undo {
-    /// Write the old data as a new KV version, if the drill's is still the latest.
-    Kv(KvUndo),
-    /// Put a parameter's old value back as a new version, if the drill's is still the latest.
-    Ssm(SsmUndo),
-    /// Move AWSCURRENT back.
-    Aws {
-        /// The version that was current.
-        old: String,
-        /// The version made current.
-        new: String,
-    },
 }
 
 /// What putting the old value back came to.

@@ -18,16 +18,15 @@ mod vault;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use aws::{
-    sdk_error, Aws, AwsAddress, AwsSource, AwsVersion, AWS_CURRENT, AWS_PREVIOUS, VALUE_FIELD,
-};
+#[cfg(test)]
+pub use aws::AwsAddress;
+pub use aws::{sdk_error, Aws, AwsVersion, AWS_CURRENT, AWS_PREVIOUS, VALUE_FIELD};
 pub(crate) use backend::{address_keys, by_secret_key, by_source_key, source_keys, BACKENDS};
 pub use backend::{Address, SecretKeys, SourceKeys, SourceKind};
 #[cfg(feature = "fuzzing")]
 pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
-pub use ssm::{SsmAddress, SsmSource};
 pub use vault::{
     user_logins, Auth, AwsLogin, CertLogin, KvVersion, Vault, VaultAddress, VaultSource,
 };
@@ -104,6 +103,15 @@ pub trait Source: Send + Sync {
     /// anything (`check --online`): by default a fetch whose value is dropped.
     fn may_read<'a>(&'a self, secret: &'a Secret, deadline: Instant) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move { self.fetch(secret, deadline).await.map(drop) })
+    }
+
+    /// How the rotation drill (`ramsecrets drill`) rotates `secret` in this
+    /// backend, or why it cannot.
+    fn rotator(
+        &self,
+        _secret: &Secret,
+    ) -> Result<Box<dyn crate::drill::rotate::Rotator + '_>, String> {
+        Err("its source has no backend to rotate: the drill writes new versions to Vault, OpenBao or AWS".into())
     }
 
     /// Extends `lease` by its duration; returns the lease as now granted.

@@ -44,6 +44,7 @@ mod batch;
 mod cap;
 mod client;
 mod config;
+mod drill;
 mod errors;
 mod proxy;
 mod value;
@@ -58,6 +59,7 @@ use tokio::time::Instant;
 
 use super::{Error, Result, Source};
 use crate::config::{Address, Secret};
+use crate::drill::rotate::Rotator;
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::Fetched;
 use crate::source::batch::Queue;
@@ -65,6 +67,7 @@ pub use address::AwsAddress;
 pub(in crate::source) use client::client;
 pub(crate) use config::{read_settings, settings, BACKEND, REQUEST_BUDGET};
 pub use config::{Aws, AwsVersion, RawAws, AWS_CURRENT, AWS_PREVIOUS};
+pub(in crate::source) use drill::paced_call;
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
 pub(crate) use proxy::PROXY_API;
@@ -182,6 +185,10 @@ impl Inner {
 }
 
 impl Source for AwsSource {
+    fn rotator(&self, secret: &Secret) -> std::result::Result<Box<dyn Rotator + '_>, String> {
+        drill::rotator(self, secret)
+    }
+
     fn fetch<'a>(
         &'a self,
         secret: &'a Secret,

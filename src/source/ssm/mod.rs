@@ -26,6 +26,7 @@
 mod address;
 mod batch;
 mod config;
+mod drill;
 mod path;
 mod proxy;
 
@@ -45,6 +46,7 @@ pub(crate) use proxy::PROXY_API;
 use super::batch::Queue;
 use super::{Error, Result, Source};
 use crate::config::{Address, Aws, Secret};
+use crate::drill::rotate::Rotator;
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Fields, Origin, SecretBytes};
 
@@ -112,6 +114,10 @@ impl Inner {
 }
 
 impl Source for SsmSource {
+    fn rotator(&self, secret: &Secret) -> std::result::Result<Box<dyn Rotator + '_>, String> {
+        drill::rotator(self, secret)
+    }
+
     fn fetch<'a>(
         &'a self,
         secret: &'a Secret,

@@ -24,6 +24,7 @@ mod address;
 mod auth;
 mod client;
 mod config;
+mod drill;
 mod kv;
 mod lease;
 mod login;
@@ -42,6 +43,7 @@ use vaultrs::client::VaultClient;
 
 use super::{Error, Result, Source};
 use crate::config::{Address, Format, Secret};
+use crate::drill::rotate::Rotator;
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
 pub use address::VaultAddress;
@@ -180,6 +182,10 @@ impl VaultSource {
 }
 
 impl Source for VaultSource {
+    fn rotator(&self, secret: &Secret) -> std::result::Result<Box<dyn Rotator + '_>, String> {
+        drill::rotator(self, secret)
+    }
+
     fn fetch<'a>(
         &'a self,
         secret: &'a Secret,

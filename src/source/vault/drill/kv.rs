@@ -8,15 +8,16 @@ use std::time::Instant;
 
 use serde_json::{Map, Value};
 
-use super::rotated::{Restored, Rotated, Undo};
-use super::shape::{self, Set};
-use super::Error;
 use crate::config::KvVersion;
+use crate::drill::rotate::Undo;
+use crate::drill::rotated::{Restored, Rotated};
+use crate::drill::shape::{self, Set};
+use crate::drill::Error;
 use crate::secret::SecretBytes;
 use crate::source::{self, VaultSource};
 
 /// How to put the old KV data back.
-pub struct KvUndo {
+pub(super) struct KvUndo {
     /// The read and write path.
     path: String,
     /// The old data, as the write's JSON body (with `cas` when [`Wrote::Version`]).
@@ -35,7 +36,7 @@ enum Wrote {
 }
 
 /// Writes a new KV version with rotated fields.
-pub async fn rotate(
+pub(super) async fn rotate(
     vault: &VaultSource,
     mount: &str,
     path: &str,
@@ -111,7 +112,7 @@ pub async fn rotate(
         fields,
         steps: Vec::new(),
         written: Instant::now(),
-        undo: Some(Undo::Kv(KvUndo {
+        undo: Some(Undo::new(KvUndo {
             path: at,
             body: undo_body,
             wrote,
@@ -139,7 +140,7 @@ fn body(version: KvVersion, data: &Value, cas: Option<u64>) -> SecretBytes {
 }
 
 /// Writes the old data back, unless the secret moved on since the drill wrote it.
-pub async fn restore(
+pub(super) async fn restore(
     vault: &VaultSource,
     undo: &KvUndo,
     deadline: tokio::time::Instant,

@@ -1,4 +1,5 @@
-//! AWS Secrets Manager rotation, by its own multi-step protocol. A secret with
+//! How the rotation drill rotates an AWS Secrets Manager secret: by its own
+//! multi-step protocol. A secret with
 //! a rotation function is rotated by it (`RotateSecret`), and the drill waits
 //! until `AWSCURRENT` moved to the new version. Otherwise the drill does what
 //! a rotation function does: `PutSecretValue` of a value of the same shape
@@ -8,7 +9,7 @@
 //! it is still on the drill's version.
 //!
 //! A rotation that fails or is interrupted half way is taken back
-//! ([`AwsTarget::abandon`]): `AWSPENDING` left behind would block every later
+//! ([`AwsRotator::abandon`]): `AWSPENDING` left behind would block every later
 //! `RotateSecret`. The new version's id is chosen up front (the request
 //! token), so even a `PutSecretValue` cut short can be found and cleaned up.
 
@@ -17,27 +18,38 @@ use std::time::{Duration, Instant};
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::primitives::Blob;
 use aws_sdk_secretsmanager::Client;
+use futures::future::BoxFuture;
 use rand::RngCore;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::rotated::{Restored, Rotated, Undo};
-use super::shape::{self, Set};
-use super::Error;
-use crate::config::{Aws, AWS_CURRENT};
+use super::{AwsAddress, AwsSource};
+use crate::config::{Address, Secret, AWS_CURRENT};
+use crate::drill::rotate::{until_interrupted, Job, Rotator, Undo};
+use crate::drill::rotated::{Restored, Rotated};
+use crate::drill::shape::{self, Set};
+use crate::drill::Error;
 use crate::engine::backoff::{Backoff, Gate};
 use crate::secret::SecretBytes;
-use crate::source::{self, sdk_error, AwsSource};
+use crate::source::{self, sdk_error};
 
 const PENDING: &str = "AWSPENDING";
 /// The time given to taking back a rotation that failed or was interrupted.
 const CLEANUP_BUDGET: Duration = Duration::from_secs(30);
 
 /// One AWS secret to rotate.
-pub struct AwsTarget {
-    source: AwsSource,
+struct AwsRotator<'a> {
+    source: &'a AwsSource,
     id: String,
     gate: Gate,
+}
+
+/// How to put the old value back: the versions `AWSCURRENT` was moved between.
+struct Moved {
+    /// The version that was current.
+    old: String,
+    /// The version made current.
+    new: String,
 }
 
 /// A value as Secrets Manager stores it.
@@ -46,16 +58,59 @@ enum Stored {
     Binary(SecretBytes),
 }
 
-impl AwsTarget {
-    /// The secret `id` of the source `name`; nothing is called yet.
-    pub fn new(name: &str, settings: &Aws, id: &str) -> Self {
-        AwsTarget {
-            source: AwsSource::new(name, settings),
-            id: id.to_owned(),
-            gate: Gate::new(Backoff::default()),
+/// The rotator of `secret`, read from `source`; the error says why it
+/// cannot be drilled.
+pub(super) fn rotator<'a>(
+    source: &'a AwsSource,
+    secret: &Secret,
+) -> Result<Box<dyn Rotator + 'a>, String> {
+    match &secret.address {
+        Address::AwsSecretsManager(AwsAddress::SecretId { id, version, .. })
+            if version.is_current() =>
+        {
+            Ok(Box::new(AwsRotator {
+                source,
+                id: id.clone(),
+                gate: Gate::new(Backoff::default()),
+            }))
         }
+        Address::AwsSecretsManager(_) => {
+            Err("it pins a version: rotating AWSCURRENT would never reach the app".into())
+        }
+        _ => Err("AWS Secrets Manager holds `secret_id` secrets only".into()),
+    }
+}
+
+impl Rotator for AwsRotator<'_> {
+    fn describe(&self) -> &'static str {
+        "aws secrets manager"
     }
 
+    fn takes_sets(&self) -> bool {
+        true
+    }
+
+    fn restorable(&self) -> bool {
+        true
+    }
+
+    fn rotate<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Rotated, Error>> {
+        Box::pin(self.staged(job.sets, job.deadline, job.interrupt))
+    }
+
+    fn restore<'a>(
+        &'a self,
+        undo: &'a Undo,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<Restored, Error>> {
+        Box::pin(async move {
+            let Moved { old, new } = undo.get()?;
+            self.moved_back(old, new, deadline).await
+        })
+    }
+}
+
+impl AwsRotator<'_> {
     /// `op` of this secret, as errors name it. Taking a failed rotation back
     /// paces its calls with a gate of its own, not held shut by the failure
     /// it cleans up after.
@@ -66,7 +121,7 @@ impl AwsTarget {
     /// Rotates: by the secret's rotation function when it has one, else by
     /// the staged protocol. A failure or an interrupt after the new version
     /// was asked for takes the rotation back, and the error says how.
-    pub async fn rotate(
+    async fn staged(
         &self,
         sets: &[Set],
         deadline: tokio::time::Instant,
@@ -161,7 +216,7 @@ impl AwsTarget {
             fields,
             steps: vec![("AWSPENDING written", pending_at)],
             written,
-            undo: Some(Undo::Aws { old, new: pending }),
+            undo: Some(Undo::new(Moved { old, new: pending })),
         })
     }
 
@@ -214,7 +269,7 @@ impl AwsTarget {
             invented: false,
             steps: vec![("RotateSecret called", asked)],
             written: Instant::now(),
-            undo: Some(Undo::Aws { old, new }),
+            undo: Some(Undo::new(Moved { old, new })),
         })
     }
 
@@ -313,7 +368,7 @@ impl AwsTarget {
 
     /// Moves `AWSCURRENT` back from `new` to `old`, unless a later rotation
     /// moved it on from `new` meanwhile.
-    pub async fn restore(
+    async fn moved_back(
         &self,
         old: &str,
         new: &str,
@@ -342,7 +397,7 @@ impl AwsTarget {
 
 /// Runs the AWS SDK `call` (of any service) with backoff paced by `gate`
 /// until `deadline`, `what` naming it in errors.
-pub(super) async fn paced_call<T, E, F, Fut>(
+pub(in crate::source) async fn paced_call<T, E, F, Fut>(
     gate: &Gate,
     what: &str,
     deadline: tokio::time::Instant,
@@ -357,17 +412,6 @@ where
         call().await.map_err(|e| sdk_error(e, what))
     })
     .await?)
-}
-
-/// Runs `work` until it ends or `interrupt` is cancelled (an error then).
-async fn until_interrupted<T>(
-    work: impl std::future::Future<Output = Result<T, Error>>,
-    interrupt: &CancellationToken,
-) -> Result<T, Error> {
-    tokio::select! {
-        r = work => r,
-        _ = interrupt.cancelled() => Err(Error::Interrupted),
-    }
 }
 
 /// A fresh version id, in the UUID form Secrets Manager uses: given as the

@@ -1,4 +1,4 @@
-//! Parameter Store rotation: `PutParameter` of a new value of the same shape
+//! How the rotation drill rotates a Parameter Store parameter: `PutParameter` of a new value of the same shape
 //! over the parameter (`Overwrite`, with the type, KMS key, tier and data
 //! type it has), which makes a new version; the sidecar follows new
 //! versions. Undoing puts the old value back the same way, as a newer
@@ -9,25 +9,28 @@
 
 use aws_sdk_ssm::types::{ParameterStringFilter, ParameterTier, ParameterType};
 use aws_sdk_ssm::Client;
+use futures::future::BoxFuture;
 
-use super::aws::paced_call;
-use super::rotated::{Restored, Rotated, Undo};
-use super::shape::{self, Set};
-use super::Error;
-use crate::config::Aws;
+use super::{SsmAddress, SsmSource};
+use crate::config::{Address, Secret};
+use crate::drill::rotate::{Job, Rotator, Undo};
+use crate::drill::rotated::{Restored, Rotated};
+use crate::drill::shape::{self, Set};
+use crate::drill::Error;
 use crate::engine::backoff::{Backoff, Gate};
 use crate::secret::SecretBytes;
-use crate::source::{self, SsmSource, VALUE_FIELD};
+use crate::source::aws::paced_call;
+use crate::source::{self, VALUE_FIELD};
 
 /// One parameter to rotate.
-pub struct SsmTarget {
-    source: SsmSource,
+struct SsmRotator<'a> {
+    source: &'a SsmSource,
     name: String,
     gate: Gate,
 }
 
 /// How to put the old value back.
-pub struct SsmUndo {
+struct Put {
     /// The value before the drill.
     old: SecretBytes,
     /// The version the drill wrote.
@@ -47,19 +50,60 @@ struct Kind {
     data_type: Option<String>,
 }
 
-impl SsmTarget {
-    /// The parameter `name` of the source `source`; nothing is called yet.
-    pub fn new(source: &str, settings: &Aws, name: &str) -> Self {
-        SsmTarget {
-            source: SsmSource::new(source, settings),
+/// The rotator of `secret`, read from `source`; the error says why it
+/// cannot be drilled.
+pub(super) fn rotator<'a>(
+    source: &'a SsmSource,
+    secret: &Secret,
+) -> Result<Box<dyn Rotator + 'a>, String> {
+    let Address::SsmParameterStore(SsmAddress::Parameter(p)) = &secret.address else {
+        return Err(
+            "Parameter Store holds `parameter` and `parameters_by_path` secrets only".into(),
+        );
+    };
+    match (p.latest(), p.one_value()) {
+        (Some(name), _) => Ok(Box::new(SsmRotator {
+            source,
             name: name.to_owned(),
             gate: Gate::new(Backoff::default()),
+        })),
+        (None, true) => {
+            Err("it pins a version or label: a new version would never reach the app".into())
         }
+        (None, false) => Err("the drill rotates one `parameter`: drill the parameters under a path one by one, each as a secret of its own".into()),
+    }
+}
+
+impl Rotator for SsmRotator<'_> {
+    fn describe(&self) -> &'static str {
+        "ssm parameter"
     }
 
+    fn takes_sets(&self) -> bool {
+        true
+    }
+
+    fn restorable(&self) -> bool {
+        true
+    }
+
+    fn rotate<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Rotated, Error>> {
+        Box::pin(self.put_new(job.sets, job.deadline))
+    }
+
+    fn restore<'a>(
+        &'a self,
+        undo: &'a Undo,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, Result<Restored, Error>> {
+        Box::pin(async move { self.put_back(undo.get()?, deadline).await })
+    }
+}
+
+impl SsmRotator<'_> {
     /// Puts a new version with a new value of the old one's shape, or the
     /// `value` of `--set`.
-    pub async fn rotate(
+    async fn put_new(
         &self,
         sets: &[Set],
         deadline: tokio::time::Instant,
@@ -81,7 +125,7 @@ impl SsmTarget {
             vec![VALUE_FIELD.to_owned()],
             sets,
         );
-        rotated.undo = Some(Undo::Ssm(SsmUndo {
+        rotated.undo = Some(Undo::new(Put {
             old,
             version: written,
             kind,
@@ -91,9 +135,9 @@ impl SsmTarget {
 
     /// Puts the old value back as a new version, unless a version after the
     /// drill's was written meanwhile.
-    pub async fn restore(
+    async fn put_back(
         &self,
-        undo: &SsmUndo,
+        undo: &Put,
         deadline: tokio::time::Instant,
     ) -> Result<Restored, Error> {
         let client = self.source.sdk().await?;
