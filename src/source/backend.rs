@@ -16,7 +16,6 @@ use std::time::Duration;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::address::Form;
-use super::{aws, file, ssm, vault};
 use crate::config::{Mapping, Source, Validator, Value};
 
 /// What names a backend: the same for every source of its kind.
@@ -98,25 +97,26 @@ pub(crate) trait Settings {
 }
 
 /// Lists the backends once, each as `Variant in module: Settings, Address;`
-/// (the `file` source has no address of its own), and makes from the list
+/// (its settings and address types, both in its module; the `file` source
+/// has no address of its own), and makes from the list
 /// [`BACKENDS`], [`SourceKind`] and [`Address`] with one variant per backend,
 /// and their dispatch to each backend's [`Settings`] and [`Form`].
 macro_rules! backends {
-    ($( $(#[$doc:meta])* $V:ident in $m:ident: $S:ty $(, $A:ty)?; )*) => {
+    ($( $(#[$doc:meta])* $V:ident in $m:ident: $S:ident $(, $A:ident)?; )*) => {
         /// Every backend, in the order the config's messages and schema list them.
-        pub(crate) static BACKENDS: &[&Backend] = &[$( &$m::BACKEND, )*];
+        pub(crate) static BACKENDS: &[&Backend] = &[$( &super::$m::BACKEND, )*];
 
         /// The kinds of backend, with their validated settings.
         #[derive(Debug, PartialEq, Eq)]
         pub enum SourceKind {
-            $( $(#[$doc])* $V($S), )*
+            $( $(#[$doc])* $V(super::$m::$S), )*
         }
 
         impl SourceKind {
             /// The backend this kind of source is.
             fn backend(&self) -> &'static Backend {
                 match self {
-                    $( SourceKind::$V(_) => &$m::BACKEND, )*
+                    $( SourceKind::$V(_) => &super::$m::BACKEND, )*
                 }
             }
 
@@ -138,7 +138,7 @@ macro_rules! backends {
         pub enum Address {
             $( $(
                 #[doc = concat!("An address of the `", stringify!($m), "` backend.")]
-                $V($A),
+                $V(super::$m::$A),
             )? )*
         }
 
@@ -146,7 +146,7 @@ macro_rules! backends {
             /// The backend's own form of the address.
             pub(super) fn form(&self) -> &dyn Form {
                 match self {
-                    $( $( Address::$V(a) => form::<$A>(a), )? )*
+                    $( $( Address::$V(a) => form::<super::$m::$A>(a), )? )*
                 }
             }
         }
@@ -160,14 +160,14 @@ fn form<A: Form>(a: &A) -> &dyn Form {
 
 backends! {
     /// Vault or OpenBao.
-    Vault in vault: vault::Vault, vault::VaultAddress;
+    Vault in vault: Vault, VaultAddress;
     /// AWS Secrets Manager.
-    AwsSecretsManager in aws: aws::Aws, aws::AwsAddress;
+    AwsSecretsManager in aws: Aws, AwsAddress;
     /// AWS Systems Manager Parameter Store.
-    SsmParameterStore in ssm: ssm::SsmSettings, ssm::SsmAddress;
+    SsmParameterStore in ssm: SsmSettings, SsmAddress;
     /// A local YAML file, standing in for any backend: its secrets give the
     /// other backends' addresses.
-    File in file: file::FileSettings;
+    File in file: FileSettings;
 }
 
 impl SourceKind {
