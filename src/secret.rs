@@ -3,7 +3,6 @@
 //! explicit [`SecretBytes::expose`] at a file, template or socket edge.
 //! [`Fetched`] is what a source returns: the fields with their version and lease.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -79,8 +78,120 @@ impl std::io::Write for SecretBytes {
 }
 
 /// The named fields of one secret (`username`, `password`, …), in name order.
-/// Names are not secret; values are.
-pub type Fields = BTreeMap<String, SecretBytes>;
+/// Names are not secret; values are. A sorted vector sized to its fields, not
+/// a `BTreeMap`, whose first node takes 544 bytes for eleven entries however
+/// few there are: the sidecar holds one per secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fields(Vec<(String, SecretBytes)>);
+
+impl Fields {
+    /// No fields.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn find(&self, name: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(name))
+    }
+
+    /// Sets field `name`; returns the value it replaces.
+    pub fn insert(&mut self, name: String, value: SecretBytes) -> Option<SecretBytes> {
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Err(i) => {
+                // Grown by one: a secret has few fields, and the sidecar keeps them all.
+                self.0.reserve_exact(1);
+                self.0.insert(i, (name, value));
+                None
+            }
+        }
+    }
+
+    /// The value of field `name`.
+    pub fn get(&self, name: &str) -> Option<&SecretBytes> {
+        self.find(name).ok().map(|i| &self.0[i].1)
+    }
+
+    /// Whether there is a field `name`.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.find(name).is_ok()
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there is no field.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The fields in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &SecretBytes)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    /// The names in order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(k, _)| k)
+    }
+
+    /// The values in name order.
+    pub fn values(&self) -> impl Iterator<Item = &SecretBytes> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
+/// For tests, as a map reads: `fields["user"]`.
+#[cfg(test)]
+impl std::ops::Index<&str> for Fields {
+    type Output = SecretBytes;
+
+    /// The value of field `name`; panics when there is none.
+    fn index(&self, name: &str) -> &SecretBytes {
+        self.get(name).expect("no field of this name")
+    }
+}
+
+impl FromIterator<(String, SecretBytes)> for Fields {
+    /// The last value of a name given twice wins, as in a map.
+    fn from_iter<I: IntoIterator<Item = (String, SecretBytes)>>(pairs: I) -> Self {
+        let mut fields = Fields(pairs.into_iter().collect());
+        // Stable: of equal names, the last given ends up last, and is kept.
+        fields.0.sort_by(|(a, _), (b, _)| a.cmp(b));
+        let mut kept: Vec<(String, SecretBytes)> = Vec::with_capacity(fields.0.len());
+        for (k, v) in fields.0.drain(..) {
+            match kept.last_mut() {
+                Some(last) if last.0 == k => last.1 = v,
+                _ => kept.push((k, v)),
+            }
+        }
+        kept.shrink_to_fit();
+        Fields(kept)
+    }
+}
+
+impl IntoIterator for Fields {
+    type Item = (String, SecretBytes);
+    type IntoIter = std::vec::IntoIter<(String, SecretBytes)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Fields {
+    type Item = (&'a String, &'a SecretBytes);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, SecretBytes)>,
+        fn(&'a (String, SecretBytes)) -> (&'a String, &'a SecretBytes),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+}
 
 /// A lease on a dynamic secret, as Vault reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
