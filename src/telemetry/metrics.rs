@@ -1,10 +1,12 @@
 //! Prometheus metrics of the sidecar. Labels are secret, source and action
 //! names; values never. Versions and lease ids, which identify credentials,
 //! are labels only on a loopback `health.listen`, never on the pod network.
+//! Each secret's name is held once ([`Names`]) and shared by all its series,
+//! not copied into each: the series are per secret, and so is their memory.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicU64;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -20,15 +22,15 @@ use crate::config::Config;
 /// A secret label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SecretLabel {
-    /// Secret name.
-    pub secret: String,
+    /// Secret name, shared ([`Names`]).
+    pub secret: Arc<str>,
 }
 
 /// What a secret holds now: identifiers, never values.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VersionLabel {
-    /// Secret name.
-    pub secret: String,
+    /// Secret name, shared ([`Names`]).
+    pub secret: Arc<str>,
     /// KV version, AWS VersionId or certificate serial; empty when none.
     pub version: String,
     /// Vault lease id; empty when none.
@@ -45,12 +47,12 @@ pub struct SourceLabel {
 /// An on_change action label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
-    /// Secret name.
-    pub secret: String,
+    /// Secret name, shared ([`Names`]).
+    pub secret: Arc<str>,
     /// `signal`, `exec` or `http`.
-    pub action: String,
+    pub action: &'static str,
     /// `ok` or `error`.
-    pub result: String,
+    pub result: &'static str,
 }
 
 /// A proxy answer's status.
@@ -78,6 +80,30 @@ pub struct ResultLabel {
 
 type F64Gauge = Gauge<f64, AtomicU64>;
 
+/// The secret names the series are labelled with, one shared copy each.
+#[derive(Default)]
+struct Names(Mutex<HashSet<Arc<str>>>);
+
+impl Names {
+    /// The label of secret `name`.
+    fn secret(&self, name: &str) -> SecretLabel {
+        SecretLabel {
+            secret: self.get(name),
+        }
+    }
+
+    /// The shared copy of `name`, made on first use.
+    fn get(&self, name: &str) -> Arc<str> {
+        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(held) = names.get(name) {
+            return held.clone();
+        }
+        let held: Arc<str> = Arc::from(name);
+        names.insert(held.clone());
+        held
+    }
+}
+
 fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.002, 2.0, 14))
 }
@@ -85,6 +111,7 @@ fn request_histogram() -> Histogram {
 /// Every metric the sidecar exports.
 pub struct Metrics {
     registry: Registry,
+    names: Names,
     last_success: Family<SecretLabel, F64Gauge>,
     fetch_errors: Family<SecretLabel, Counter>,
     write_errors: Family<SecretLabel, Counter>,
@@ -100,10 +127,10 @@ pub struct Metrics {
     api_calls: Family<CallLabel, Counter>,
     proxy_cache_hits: Counter,
     proxy_refreshes: Family<ResultLabel, Counter>,
-    expiries: Mutex<HashMap<String, SystemTime>>,
+    expiries: Mutex<HashMap<Arc<str>, SystemTime>>,
     versions: Family<VersionLabel, Gauge>,
     /// The one series of `versions` per secret, to drop when it changes.
-    held: Mutex<HashMap<String, VersionLabel>>,
+    held: Mutex<HashMap<Arc<str>, VersionLabel>>,
     /// Whether `versions` is served.
     identifiers: bool,
 }
@@ -126,6 +153,7 @@ impl Metrics {
     fn with(proxy: bool, identifiers: bool) -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
+            names: Names::default(),
             last_success: Family::default(),
             fetch_errors: Family::default(),
             write_errors: Family::default(),
@@ -244,7 +272,7 @@ impl Metrics {
             }));
         }
         for s in &config.secrets {
-            let label = secret(&s.name);
+            let label = self.names.secret(&s.name);
             drop(self.fetch_errors.get_or_create(&label));
             drop(self.write_errors.get_or_create(&label));
             drop(self.writes.get_or_create(&label));
@@ -253,19 +281,13 @@ impl Metrics {
             for a in &s.on_change {
                 for result in ["ok", "error"] {
                     drop(self.actions.get_or_create(&ActionLabel {
-                        secret: s.name.clone(),
-                        action: a.kind().to_owned(),
-                        result: result.to_owned(),
+                        secret: label.secret.clone(),
+                        action: a.kind(),
+                        result,
                     }));
                 }
             }
         }
-    }
-}
-
-fn secret(name: &str) -> SecretLabel {
-    SecretLabel {
-        secret: name.to_owned(),
     }
 }
 
@@ -275,28 +297,34 @@ impl Metrics {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        self.last_success.get_or_create(&secret(name)).set(now);
+        self.last_success
+            .get_or_create(&self.names.secret(name))
+            .set(now);
     }
 
     /// A fetch or renewal of `name` failed.
     pub fn error(&self, name: &str) {
-        self.fetch_errors.get_or_create(&secret(name)).inc();
+        self.fetch_errors
+            .get_or_create(&self.names.secret(name))
+            .inc();
     }
 
     /// The files of `name` could not be written (a full or read-only
     /// output directory): not a fetch error, the backend answered.
     pub fn write_error(&self, name: &str) {
-        self.write_errors.get_or_create(&secret(name)).inc();
+        self.write_errors
+            .get_or_create(&self.names.secret(name))
+            .inc();
     }
 
     /// The files of `name` were written.
     pub fn wrote(&self, name: &str) {
-        self.writes.get_or_create(&secret(name)).inc();
+        self.writes.get_or_create(&self.names.secret(name)).inc();
     }
 
     /// A lease of `name` was renewed.
     pub fn renewed(&self, name: &str) {
-        self.renewals.get_or_create(&secret(name)).inc();
+        self.renewals.get_or_create(&self.names.secret(name)).inc();
     }
 
     /// The lease or certificate of `name` ends at `at`.
@@ -304,7 +332,7 @@ impl Metrics {
         self.expiries
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_owned(), at);
+            .insert(self.names.get(name), at);
     }
 
     /// `name` now holds `version` under `lease` (its previous series goes).
@@ -313,12 +341,12 @@ impl Metrics {
             return;
         }
         let label = VersionLabel {
-            secret: name.to_owned(),
+            secret: self.names.get(name),
             version: version.unwrap_or_default().to_owned(),
             lease: lease.unwrap_or_default().to_owned(),
         };
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = held.insert(name.to_owned(), label.clone()) {
+        if let Some(old) = held.insert(label.secret.clone(), label.clone()) {
             if old != label {
                 self.versions.remove(&old);
             }
@@ -336,12 +364,12 @@ impl Metrics {
     }
 
     /// An on_change action ran.
-    pub fn action(&self, secret: &str, action: &str, ok: bool) {
+    pub fn action(&self, secret: &str, action: &'static str, ok: bool) {
         self.actions
             .get_or_create(&ActionLabel {
-                secret: secret.to_owned(),
-                action: action.to_owned(),
-                result: if ok { "ok" } else { "error" }.to_owned(),
+                secret: self.names.get(secret),
+                action,
+                result: if ok { "ok" } else { "error" },
             })
             .inc();
     }
@@ -402,7 +430,10 @@ impl Metrics {
                 Ok(d) => d.as_secs_f64(),
                 Err(e) => -e.duration().as_secs_f64(),
             };
-            self.expiry.get_or_create(&secret(name)).set(left);
+            let label = SecretLabel {
+                secret: name.clone(),
+            };
+            self.expiry.get_or_create(&label).set(left);
         }
         self.registry.render()
     }
