@@ -133,22 +133,29 @@ impl AwsSource {
                 self.inner.name
             )));
         };
+        // The SDK's futures are large (tens of KiB): boxed, so that a fetch
+        // waiting for its batch holds a pointer to one, not the space for it;
+        // a sidecar waits on every secret's fetch at once (1,000 secrets held
+        // 24 MB of such space at the start before this).
         let current = async {
             if version.is_current() && !self.inner.batch_denied.load(Ordering::Relaxed) {
                 self.queued(id, deadline).await
             } else {
-                let client = self.inner.client().await?;
-                self.inner.get(&client, id, version, deadline).await
+                Box::pin(async {
+                    let client = self.inner.client().await?;
+                    self.inner.get(&client, id, version, deadline).await
+                })
+                .await
             }
         };
         if !previous {
             return current.await;
         }
-        let before = async {
+        let before = Box::pin(async {
             let client = self.inner.client().await?;
             let stage = AwsVersion::Stage(AWS_PREVIOUS.into());
             self.inner.get(&client, id, &stage, deadline).await
-        };
+        });
         let (current, before) = futures::join!(current, before);
         let mut current = current?;
         let before = match before {

@@ -128,8 +128,10 @@ impl Source for SsmSource {
                 Address::SsmParameterStore(SsmAddress::Parameter(p @ Parameter::Name { .. })) => {
                     self.queued(p, deadline).await
                 }
+                // Boxed: the SDK's future is large, and a fetch waiting for
+                // its batch (above) would hold the space for it.
                 Address::SsmParameterStore(SsmAddress::Parameter(Parameter::Path(path))) => {
-                    self.inner.by_path(path, deadline).await
+                    Box::pin(self.inner.by_path(path, deadline)).await
                 }
                 other => Err(Error::config(format!(
                     "source {}: Parameter Store reads `parameter` and `parameters_by_path` secrets, not `{}`",
