@@ -1,33 +1,26 @@
-//! The two calls the injector makes to the Kubernetes API server: `/version`
-//! (native sidecars need 1.29) and, with `tls.auto`, a JSON patch of its own
-//! MutatingWebhookConfiguration's `caBundle`, typed with k8s-openapi and
-//! json-patch over the HTTPS client the Vault sources use (reqwest on rustls
-//! with ring). In a pod it finds the server as every client does
+//! The two calls the injector makes to the Kubernetes API server, through the
+//! `kube` client: `/version` (native sidecars need 1.29) and, with
+//! `tls.auto`, a JSON patch of its own MutatingWebhookConfiguration's
+//! `caBundle`. In a pod it finds the server as every client does
 //! (`KUBERNETES_SERVICE_HOST`, the service account's CA and token);
-//! `inject.kubernetes` overrides each. The calls are few (start-up and each
-//! certificate renewal), so each one reads the CA file and the token file
-//! afresh (both rotate); the token is never logged.
+//! `inject.kubernetes` overrides each. `kube` re-reads the token file and the
+//! CA file about once a minute (both rotate) and never logs the token.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, TestOperation};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use reqwest::Method;
+use kube::api::{Api, Patch, PatchParams};
 use rustls::pki_types::pem::{PemObject, SectionKind};
-use serde::de::DeserializeOwned;
 
 use crate::config::inject::{parse_version, Kubernetes};
 use crate::config::SERVICE_ACCOUNT_TOKEN;
 use crate::exit::{Exit, ExitCode};
-use crate::secret::SecretBytes;
 
 const SERVICE_ACCOUNT_CA: &str = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
-/// Where the webhook configurations are.
-const WEBHOOKS: &str = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
 
 /// What went wrong with the API server.
 #[derive(Debug, thiserror::Error)]
@@ -35,15 +28,16 @@ pub enum Error {
     /// Where the server is, or how to trust it, is not known.
     #[error("kubernetes API: {0}")]
     Config(String),
-    /// It did not answer, or not with what was asked for.
-    #[error("kubernetes API {server}: {what}: {why}")]
+    /// It did not answer, or not in a form `kube` reads.
+    #[error("kubernetes API {server}: {what}: {source}")]
     Unavailable {
         /// The server's URL.
         server: String,
         /// The call.
         what: String,
         /// Why.
-        why: String,
+        #[source]
+        source: kube::Error,
     },
     /// It refused.
     #[error("kubernetes API {server}: {what}: {status}: {message}")]
@@ -88,30 +82,23 @@ impl ExitCode for Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A client of the API server.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiServer {
     server: String,
-    ca_file: PathBuf,
-    token_file: PathBuf,
+    client: kube::Client,
 }
 
-/// What `/version` answers (the part read).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Version {
-    git_version: String,
-}
-
-/// A refusal's body (a `Status`), the part read.
-#[derive(serde::Deserialize)]
-struct Status {
-    #[serde(default)]
-    message: String,
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiServer")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ApiServer {
-    /// From `inject.kubernetes`, with in-cluster defaults; the CA file and
-    /// the token file must be readable now.
+    /// From `inject.kubernetes`, with in-cluster defaults. Needs a Tokio
+    /// runtime (the client spawns its connection pool).
     pub fn new(k: &Kubernetes) -> Result<ApiServer> {
         let server = match &k.host {
             Some(h) => h.trim_end_matches('/').to_owned(),
@@ -130,115 +117,60 @@ impl ApiServer {
                 }
             }
         };
-        reqwest::Url::parse(&server)
+        let url = server
+            .parse()
             .map_err(|e| Error::Config(format!("host `{server}` is not a URL: {e}")))?;
-        let api = ApiServer {
-            server,
-            ca_file: k
-                .ca_file
-                .clone()
-                .unwrap_or_else(|| SERVICE_ACCOUNT_CA.into()),
-            token_file: k
-                .token_file
-                .clone()
-                .unwrap_or_else(|| SERVICE_ACCOUNT_TOKEN.into()),
-        };
-        api.client()?;
-        api.token()?;
-        Ok(api)
-    }
-
-    /// An HTTPS client trusting the certificates of the CA file as it is now.
-    fn client(&self) -> Result<reqwest::Client> {
-        let certs = ca_certificates(&self.ca_file)?
-            .iter()
-            .map(|der| reqwest::Certificate::from_der(der))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Error::Config(format!("ca_file {}: {e}", self.ca_file.display())))?;
-        reqwest::Client::builder()
-            .tls_backend_rustls()
-            .tls_certs_only(certs)
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| Error::Config(format!("cannot make an HTTPS client: {e}")))
-    }
-
-    /// `Bearer <token>` from the token file as it is now.
-    fn token(&self) -> Result<HeaderValue> {
-        let raw = std::fs::read(&self.token_file)
-            .map(SecretBytes::new)
-            .map_err(|e| Error::Config(format!("token_file {}: {e}", self.token_file.display())))?;
-        let token = raw.expose_str().map(str::trim).unwrap_or_default();
-        if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(Error::Config(format!(
-                "token_file {} does not hold a token",
-                self.token_file.display()
-            )));
-        }
-        let mut bearer = SecretBytes::copy_from("Bearer ");
-        bearer.extend_from_slice(token.as_bytes());
-        let mut header = HeaderValue::from_bytes(bearer.expose()).map_err(|_| {
+        let ca_file = k
+            .ca_file
+            .clone()
+            .unwrap_or_else(|| SERVICE_ACCOUNT_CA.into());
+        let token_file = k
+            .token_file
+            .clone()
+            .unwrap_or_else(|| SERVICE_ACCOUNT_TOKEN.into());
+        // kube reads the token file itself; an unreadable one is named here.
+        std::fs::metadata(&token_file)
+            .map_err(|e| Error::Config(format!("token_file {}: {e}", token_file.display())))?;
+        let mut config = kube::Config::new(url);
+        config.root_cert = Some(ca_certificates(&ca_file)?);
+        config.root_cert_file = Some(ca_file.clone());
+        config.connect_timeout = Some(Duration::from_secs(5));
+        config.read_timeout = Some(Duration::from_secs(15));
+        config.reset_reader_on_write = true;
+        config.auth_info.token_file = Some(token_file.display().to_string());
+        let client = kube::Client::try_from(config).map_err(|e| {
             Error::Config(format!(
-                "token_file {} does not hold a token",
-                self.token_file.display()
+                "cannot make a client (ca_file {}, token_file {}): {e}",
+                ca_file.display(),
+                token_file.display()
             ))
         })?;
-        header.set_sensitive(true);
-        Ok(header)
+        Ok(ApiServer { server, client })
     }
 
-    /// `method` on `path` (with a JSON patch as the body), the answer read as `T`.
-    async fn call<T: DeserializeOwned>(
-        &self,
-        what: &str,
-        method: Method,
-        path: &str,
-        patch: Option<&json_patch::Patch>,
-    ) -> Result<T> {
-        let unavailable = |why: String| Error::Unavailable {
-            server: self.server.clone(),
-            what: what.to_owned(),
-            why,
-        };
-        let mut request = self
-            .client()?
-            .request(method, format!("{}{path}", self.server))
-            .header(AUTHORIZATION, self.token()?);
-        if let Some(patch) = patch {
-            let body = serde_json::to_vec(patch).map_err(|e| unavailable(e.to_string()))?;
-            request = request
-                .header(CONTENT_TYPE, "application/json-patch+json")
-                .body(body);
-        }
-        let answer = request
-            .send()
-            .await
-            .map_err(|e| unavailable(crate::source::chain(&e)))?;
-        let status = answer.status();
-        let body = answer
-            .bytes()
-            .await
-            .map_err(|e| unavailable(crate::source::chain(&e)))?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<Status>(&body)
-                .map(|s| s.message)
-                .unwrap_or_else(|_| String::from_utf8_lossy(&body).chars().take(200).collect());
-            return Err(Error::Refused {
+    fn failed(&self, what: &str, e: kube::Error) -> Error {
+        match e {
+            kube::Error::Api(status) => Error::Refused {
                 server: self.server.clone(),
                 what: what.to_owned(),
-                status: status.as_u16(),
-                message,
-            });
+                status: status.code,
+                message: status.message,
+            },
+            source => Error::Unavailable {
+                server: self.server.clone(),
+                what: what.to_owned(),
+                source,
+            },
         }
-        serde_json::from_slice(&body).map_err(|e| unavailable(format!("the answer: {e}")))
     }
 
     /// `(major, minor)` from `/version`.
     pub async fn version(&self) -> Result<(u32, u32)> {
-        let info: Version = self
-            .call("GET /version", Method::GET, "/version", None)
-            .await?;
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| self.failed("GET /version", e))?;
         parse_version(&info.git_version).ok_or_else(|| Error::Refused {
             server: self.server.clone(),
             what: "GET /version".into(),
@@ -255,12 +187,11 @@ impl ApiServer {
     /// concurrent change (another replica's) is detected by the
     /// resourceVersion and retried.
     pub async fn patch_ca_bundle(&self, name: &str, ca_pem: &str) -> Result<usize> {
+        let api: Api<MutatingWebhookConfiguration> = Api::all(self.client.clone());
         let what = format!("MutatingWebhookConfiguration {name}");
-        let path = format!("{WEBHOOKS}/{name}");
         let mut attempt = 0;
         loop {
-            let current: MutatingWebhookConfiguration =
-                self.call(&what, Method::GET, &path, None).await?;
+            let current = api.get(name).await.map_err(|e| self.failed(&what, e))?;
             let webhooks = current.webhooks.unwrap_or_default();
             let mut ops = vec![PatchOperation::Test(TestOperation {
                 path: PointerBuf::from_tokens(["metadata", "resourceVersion"]),
@@ -281,11 +212,12 @@ impl ApiServer {
                     value: B64.encode(bundle).into(),
                 }));
             }
-            let patch = json_patch::Patch(ops);
-            let patched = self
-                .call::<serde::de::IgnoredAny>(&what, Method::PATCH, &path, Some(&patch))
-                .await;
-            match patched {
+            let patch = Patch::Json::<()>(json_patch::Patch(ops));
+            match api
+                .patch(name, &PatchParams::default(), &patch)
+                .await
+                .map_err(|e| self.failed(&what, e))
+            {
                 Ok(_) => return Ok(webhooks.len()),
                 Err(Error::Refused {
                     status: 409 | 422 | 500,

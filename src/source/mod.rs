@@ -23,6 +23,7 @@ pub use aws::AwsAddress;
 pub use aws::{sdk_error, Aws, AwsVersion, AWS_CURRENT, AWS_PREVIOUS, VALUE_FIELD};
 pub(crate) use backend::{address_keys, by_secret_key, by_source_key, source_keys, BACKENDS};
 pub use backend::{Address, SecretKeys, SourceKeys, SourceKind};
+#[cfg(feature = "fuzzing")]
 pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
 pub use pod::{PodAddress, PodSource};
