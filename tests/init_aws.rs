@@ -126,7 +126,7 @@ fn writes_aws_secrets_through_every_format() {
     );
     assert_eq!(
         out.read("db.yaml"),
-        "password: second pass's \"$x\"\nport: '5432'\nusername: app\n"
+        "password: second pass's \"$x\"\nport: \"5432\"\nusername: app\n"
     );
     assert_eq!(out.source_var("db.env", "password"), "second pass's \"$x\"");
     // By default, the SecretString exactly as stored.

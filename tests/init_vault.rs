@@ -110,7 +110,7 @@ fn writes_kv_v1_v2_read_and_pki_in_every_format() {
             "v2-pinned"
         ]
     );
-    assert_eq!(out.read("v1"), "pass: v1-pass\nport: '5432'\nuser: svc\n");
+    assert_eq!(out.read("v1"), "pass: v1-pass\nport: \"5432\"\nuser: svc\n");
     let db: serde_json::Value = serde_json::from_str(&out.read("db.json")).unwrap();
     assert_eq!(db["password"], "second pass's \"$x\"\nline2");
     assert_eq!(out.read("v2-pinned"), "first-pass");
