@@ -20,14 +20,16 @@ pub trait Rotator: Send + Sync {
     /// The kind of secret, as the report names it: `kv`, `ssm parameter`.
     fn describe(&self) -> &'static str;
 
-    /// Whether `--set` may give the new values (else the backend makes them).
+    /// Whether `--set` may give the new values: yes for a rotator that
+    /// writes a stored value; one whose backend makes them says no.
     fn takes_sets(&self) -> bool {
-        false
+        true
     }
 
-    /// Whether `--restore` can put the old value back.
+    /// Whether `--restore` can put the old value back: yes for a stored
+    /// value; minted credentials cannot be un-minted.
     fn restorable(&self) -> bool {
-        false
+        true
     }
 
     /// Rotates: after this returns, the backend holds the new value. A

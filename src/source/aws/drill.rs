@@ -86,14 +86,6 @@ impl Rotator for AwsRotator<'_> {
         "aws secrets manager"
     }
 
-    fn takes_sets(&self) -> bool {
-        true
-    }
-
-    fn restorable(&self) -> bool {
-        true
-    }
-
     fn rotate<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Rotated, Error>> {
         Box::pin(self.staged(job.sets, job.deadline, job.interrupt))
     }

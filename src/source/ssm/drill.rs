@@ -79,14 +79,6 @@ impl Rotator for SsmRotator<'_> {
         "ssm parameter"
     }
 
-    fn takes_sets(&self) -> bool {
-        true
-    }
-
-    fn restorable(&self) -> bool {
-        true
-    }
-
     fn rotate<'a>(&'a self, job: &'a Job<'a>) -> BoxFuture<'a, Result<Rotated, Error>> {
         Box::pin(self.put_new(job.sets, job.deadline))
     }
