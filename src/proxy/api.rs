@@ -1,8 +1,9 @@
 //! The APIs the proxy speaks, behind one trait: each backend's folder
 //! implements [`ProxyApi`] for the API its clients call (the AWS agent's
 //! `/secretsmanager/get`, the Parameters and Secrets extension's
-//! `/systemsmanager/parameters/get`, Vault's `/v1/…`) and registers it in
-//! [`crate::source::PROXY_APIS`]: where a config's secrets are asked for
+//! `/systemsmanager/parameters/get`, Vault's `/v1/…`) and names it in its
+//! backend's registry entry, which [`crate::source::PROXY_APIS`] collects in
+//! routing order: where a config's secrets are asked for
 //! ([`Routes`]), and each answer's JSON as a pure function of the secret and
 //! its latest snapshot entry, in the shape those clients parse (which API a
 //! request speaks is [`super::route`]). Bodies are built straight into

@@ -6,17 +6,19 @@
 //! config parses), [`SourceKind`] (a validated source, one variant each),
 //! [`Address`] (what a secret reads, one variant each) and their dispatch to
 //! each backend's [`Settings`] and [`Form`] of address, all made by one
-//! `backends!` list.
+//! `backends!` list; [`PROXY_APIS`], the APIs the proxy speaks, follows its
+//! order.
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::address::Form;
 use crate::config::{Mapping, Source, Validator, Value};
+use crate::proxy::api::ProxyApi;
 
 /// What names a backend: the same for every source of its kind.
 pub(crate) struct Names {
@@ -40,12 +42,16 @@ impl Names {
     }
 }
 
-/// A backend in the registry: its names, and how the config reads its keys.
+/// A backend in the registry: its names, how the config reads its keys,
+/// and the API the local proxy answers for its secrets.
 pub(crate) struct Backend {
     /// Its names.
     pub names: Names,
     /// How the config reads it.
     pub parse: &'static dyn Parse,
+    /// The API its clients call, which the proxy speaks (the `file` source
+    /// has none: its secrets are served in the other backends' APIs).
+    pub proxy: Option<&'static dyn ProxyApi>,
 }
 
 /// How the config reads a backend's source settings and secret keys.
@@ -103,7 +109,8 @@ pub(crate) trait Settings {
 /// and their dispatch to each backend's [`Settings`] and [`Form`].
 macro_rules! backends {
     ($( $(#[$doc:meta])* $V:ident in $m:ident: $S:ident $(, $A:ident)?; )*) => {
-        /// Every backend, in the order the config's messages and schema list them.
+        /// Every backend, in the order the config's messages and schema list
+        /// them and the proxy routes a request ([`PROXY_APIS`]).
         pub(crate) static BACKENDS: &[&Backend] = &[$( &super::$m::BACKEND, )*];
 
         /// The kinds of backend, with their validated settings.
@@ -158,6 +165,8 @@ fn form<A: Form>(a: &A) -> &dyn Form {
     a
 }
 
+// The order is the proxy's routing order too: Vault's paths are routed
+// before the AWS agent's `/v1/<secretId>`.
 backends! {
     /// Vault or OpenBao.
     Vault in vault: Vault, VaultAddress;
@@ -169,6 +178,11 @@ backends! {
     /// other backends' addresses.
     File in file: FileSettings;
 }
+
+/// The APIs the local proxy answers, each backend's own, in the order of
+/// [`BACKENDS`], which is the order a request is routed.
+pub(crate) static PROXY_APIS: LazyLock<Vec<&'static dyn ProxyApi>> =
+    LazyLock::new(|| BACKENDS.iter().filter_map(|b| b.proxy).collect());
 
 impl SourceKind {
     /// The local file a `file` source reads, which a watch follows.

@@ -253,6 +253,7 @@ pub(crate) static BACKEND: Backend = Backend {
         options: &[],
     },
     parse: &FileBackend,
+    proxy: None,
 };
 
 impl Parse for FileBackend {

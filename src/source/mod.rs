@@ -21,7 +21,9 @@ use std::time::Duration;
 #[cfg(test)]
 pub use aws::AwsAddress;
 pub use aws::{sdk_error, Aws, AwsVersion, AWS_CURRENT, AWS_PREVIOUS, VALUE_FIELD};
-pub(crate) use backend::{address_keys, by_secret_key, by_source_key, source_keys, BACKENDS};
+pub(crate) use backend::{
+    address_keys, by_secret_key, by_source_key, source_keys, BACKENDS, PROXY_APIS,
+};
 pub use backend::{Address, SecretKeys, SourceKeys, SourceKind};
 #[cfg(feature = "fuzzing")]
 pub(crate) use error::chain;
@@ -83,11 +85,6 @@ fn refused(what: &str, why: Refusal) -> Error {
         )),
     }
 }
-
-/// The APIs the local proxy answers, each backend's own, in the order a
-/// request is routed (Vault's paths before the AWS agent's `/v1/<secretId>`).
-pub(crate) static PROXY_APIS: &[&dyn crate::proxy::api::ProxyApi] =
-    &[&vault::PROXY_API, &aws::PROXY_API, &ssm::PROXY_API];
 
 /// Result alias for this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -102,6 +102,7 @@ pub(crate) static BACKEND: Backend = Backend {
         options: &["version_stage", "version_id", "previous"],
     },
     parse: &SecretsManager,
+    proxy: Some(&super::proxy::PROXY_API),
 };
 
 impl Parse for SecretsManager {

@@ -70,7 +70,6 @@ pub use config::{Aws, AwsVersion, RawAws, AWS_CURRENT, AWS_PREVIOUS};
 pub(in crate::source) use drill::paced_call;
 pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
-pub(crate) use proxy::PROXY_API;
 pub(in crate::source) use value::origin;
 pub use value::VALUE_FIELD;
 // For the fuzz targets (`crate::fuzzing`).

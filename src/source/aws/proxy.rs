@@ -21,7 +21,8 @@ use crate::proxy::route::Found;
 use crate::render::format;
 use crate::secret::SecretBytes;
 
-/// The AWS agent's API, as registered in [`crate::source::PROXY_APIS`].
+/// The AWS agent's API, its backend's `proxy` in the registry (routed in
+/// the order of [`crate::source::PROXY_APIS`]).
 pub(crate) static PROXY_API: AwsApi = AwsApi;
 
 /// The AWS Secrets Manager Agent's API.

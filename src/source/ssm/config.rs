@@ -66,6 +66,7 @@ pub(crate) static BACKEND: Backend = Backend {
         options: &["version", "label"],
     },
     parse: &ParameterStore,
+    proxy: Some(&super::proxy::PROXY_API),
 };
 
 impl Parse for ParameterStore {

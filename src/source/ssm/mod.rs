@@ -41,7 +41,6 @@ use tokio::time::Instant;
 pub use address::{Parameter, SsmAddress};
 pub use config::SsmSettings;
 pub(crate) use config::BACKEND;
-pub(crate) use proxy::PROXY_API;
 
 use super::batch::Queue;
 use super::{Error, Result, Source};

@@ -23,7 +23,8 @@ use crate::proxy::route::Found;
 use crate::render::format;
 use crate::secret::SecretBytes;
 
-/// The extension's API, as registered in [`crate::source::PROXY_APIS`].
+/// The extension's API, its backend's `proxy` in the registry (routed in
+/// the order of [`crate::source::PROXY_APIS`]).
 pub(crate) static PROXY_API: SsmApi = SsmApi;
 
 /// The Parameters and Secrets extension's API for parameters.

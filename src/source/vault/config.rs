@@ -143,6 +143,7 @@ pub(crate) static BACKEND: Backend = Backend {
         options: &[],
     },
     parse: &VaultBackend,
+    proxy: Some(&super::proxy::PROXY_API),
 };
 
 impl Parse for VaultBackend {

@@ -50,7 +50,6 @@ pub use address::VaultAddress;
 pub use auth::{Auth, AwsLogin, CertLogin};
 pub(crate) use config::BACKEND;
 pub use config::{KvVersion, Vault};
-pub(crate) use proxy::PROXY_API;
 pub use token::user_logins;
 use token::{LoginState, Session};
 

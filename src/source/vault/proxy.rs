@@ -19,7 +19,8 @@ use crate::proxy::route::Found;
 use crate::render::format;
 use crate::secret::SecretBytes;
 
-/// Vault's API, as registered in [`crate::source::PROXY_APIS`].
+/// Vault's API, its backend's `proxy` in the registry (routed in the order
+/// of [`crate::source::PROXY_APIS`]).
 pub(crate) static PROXY_API: VaultApi = VaultApi;
 
 /// Vault's read API.
