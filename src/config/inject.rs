@@ -11,7 +11,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{Auth, Source, SourceKind, Validator};
+use super::{Source, Validator};
 
 /// `inject:` as written.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -449,16 +449,8 @@ impl Validator<'_> {
             None => Kubernetes::default(),
         };
         for (i, s) in sources.iter().enumerate() {
-            match &s.kind {
-                SourceKind::Vault(v) if !matches!(v.auth, Auth::Kubernetes(_)) => self.problem(
-                    format!("sources[{i}].vault.auth"),
-                    "injected pods log in with kubernetes auth: set `kubernetes: { role: … }` (the default role; pods may name another)",
-                ),
-                SourceKind::File(_) => self.problem(
-                    format!("sources[{i}].file"),
-                    "a file source cannot be injected into pods",
-                ),
-                _ => {}
+            if let Err((key, why)) = s.kind.injectable() {
+                self.problem(format!("sources[{i}].{key}"), why);
             }
         }
         if raw.compat_allow_tls_skip_verify && raw.compat.is_none() {

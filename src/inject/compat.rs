@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use super::spec::{id, is_name, Denial, Mode, Parsed, PodRequest, SecretSpec, VaultOverrides};
 use crate::render::agent_template;
-use crate::source::PodAddress;
+use crate::source::logical_read;
 
 /// The annotation prefix of vault-k8s.
 pub const PREFIX: &str = "vault.hashicorp.com/";
@@ -258,7 +258,7 @@ pub fn parse(
         }
         request.secrets.push(SecretSpec {
             name: name.to_owned(),
-            address: PodAddress::logical_read(path),
+            address: logical_read(path),
             file,
             format: Some("go-template".into()),
             key: None,

@@ -45,10 +45,7 @@ fn the_getting_started_pod_reads_its_path_with_the_default_template() {
     assert_eq!(r.mode, Mode::Sidecar);
     let s = &r.secrets[0];
     assert_eq!(s.name, "database-config.txt");
-    assert_eq!(
-        s.address,
-        PodAddress::logical_read("internal/data/database/config")
-    );
+    assert_eq!(s.address, logical_read("internal/data/database/config"));
     assert_eq!(s.format.as_deref(), Some("go-template"));
     assert_eq!(
         s.template.as_deref(),
@@ -75,7 +72,7 @@ fn templates_files_perms_and_modes_keep_vault_k8s_meaning() {
     ]);
     assert_eq!(r.mode, Mode::InitOnly);
     let s = &r.secrets[0];
-    assert_eq!(s.address, PodAddress::logical_read("database/creds/db-app"));
+    assert_eq!(s.address, logical_read("database/creds/db-app"));
     assert_eq!(s.template.as_deref(), Some(t));
     assert_eq!(s.file.as_deref(), Some("conf/db.url"));
     assert_eq!(s.mode.as_deref(), Some("0400"));

@@ -33,7 +33,6 @@ use super::spec::{
 use super::Injector;
 use crate::config::inject::Compat;
 use crate::config::Pin;
-use crate::source::PodSource;
 
 /// Name of the sidecar (native or regular).
 pub const SIDECAR: &str = "ramsecrets";
@@ -322,12 +321,8 @@ fn inject(
                 "fieldRef": { "fieldPath": format!("metadata.annotations['{RENDERED_CONFIG}']") },
             })];
             for s in &injector.sources {
-                if let PodSource::Vault {
-                    name,
-                    ca_pem: Some(pem),
-                    ..
-                } = s
-                {
+                if let Some(pem) = s.ca_pem() {
+                    let name = s.name();
                     let key = format!("{RENDERED_CA}{name}");
                     items.push(json!({
                         "path": podconfig::ca_file(name),
@@ -339,15 +334,15 @@ fn inject(
             json!({ "name": CONFIG, "downwardAPI": { "items": items } })
         }
     };
-    let uses_vault =
-        request.config_map.is_some() || request.secrets.iter().any(|s| s.address.is_vault());
+    let uses_token =
+        request.config_map.is_some() || request.secrets.iter().any(|s| s.address.needs_token());
 
     let mut volumes = vec![
         json!({ "name": SECRETS, "emptyDir": { "medium": "Memory", "sizeLimit": d.size_limit } }),
         json!({ "name": STATE, "emptyDir": { "medium": "Memory", "sizeLimit": "1Mi" } }),
         config_volume,
     ];
-    if uses_vault {
+    if uses_token {
         volumes.push(
             json!({ "name": TOKEN, "projected": { "sources": [ { "serviceAccountToken": {
             "audience": settings.audience, "expirationSeconds": 3600, "path": "token"
@@ -359,7 +354,7 @@ fn inject(
         json!({ "name": STATE, "mountPath": STATE_DIR }),
         json!({ "name": CONFIG, "mountPath": CONFIG_DIR, "readOnly": true }),
     ];
-    if uses_vault {
+    if uses_token {
         mounts.push(json!({ "name": TOKEN, "mountPath": TOKEN_DIR, "readOnly": true }));
     }
 

@@ -13,7 +13,7 @@ use super::onchange;
 use super::spec::{deny, Denial, PodRequest};
 use super::Injector;
 use crate::config::Config;
-use crate::source::PodSource;
+use crate::source::PodAsks;
 
 /// The directory of ramsecrets' own volumes in its containers (config,
 /// token, state), which the secrets may not be mounted over.
@@ -27,14 +27,14 @@ pub const TOKEN_DIR: &str = "/run/ramsecrets/token";
 /// The hand-off state of init for the sidecar.
 pub const STATE_DIR: &str = "/run/ramsecrets/state";
 
-/// The CA file of Vault source `name` in the config volume.
+/// The CA file of source `name` in the config volume.
 pub fn ca_file(name: &str) -> String {
     format!("ca-{name}.pem")
 }
 
-/// The source each secret uses, by index into `injector.sources`.
-fn pick_source(injector: &Injector, request: &PodRequest, vault: bool) -> Result<usize, Denial> {
-    let kind = if vault { "Vault" } else { "AWS" };
+/// The source of `kind` ([`crate::source::PodAddress::kind`]) a secret
+/// uses, by index into `injector.sources`.
+fn pick_source(injector: &Injector, request: &PodRequest, kind: &str) -> Result<usize, Denial> {
     if let Some(name) = &request.source {
         let (i, s) = injector
             .sources
@@ -42,7 +42,7 @@ fn pick_source(injector: &Injector, request: &PodRequest, vault: bool) -> Result
             .enumerate()
             .find(|(_, s)| s.name() == name)
             .ok_or_else(|| deny("source", format!("the injector has no source `{name}`")))?;
-        return match s.is_vault() == vault {
+        return match s.kind() == kind {
             true => Ok(i),
             false => Err(deny(
                 "source",
@@ -54,7 +54,7 @@ fn pick_source(injector: &Injector, request: &PodRequest, vault: bool) -> Result
         .sources
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.is_vault() == vault);
+        .filter(|(_, s)| s.kind() == kind);
     match (matching.next(), matching.next()) {
         (Some((i, _)), None) => Ok(i),
         (None, _) => Err(deny(
@@ -82,7 +82,7 @@ pub fn render(
     let mut used: Vec<usize> = Vec::new();
     let mut secrets = Vec::new();
     for s in &request.secrets {
-        let source = pick_source(injector, request, s.address.is_vault())?;
+        let source = pick_source(injector, request, s.address.kind())?;
         if !used.contains(&source) {
             used.push(source);
         }
@@ -112,56 +112,17 @@ pub fn render(
         secrets.push(Value::Object(out));
     }
     used.sort_unstable();
+    let token_file = format!("{TOKEN_DIR}/token");
     let sources: Vec<Value> = used
         .iter()
-        .map(|&i| match &injector.sources[i] {
-            PodSource::Vault {
-                name,
-                address,
-                namespace,
-                mount,
-                role,
-                ca_pem,
-                revoke_on_exit,
-                tls_skip_verify,
-            } => {
-                let overrides = &request.vault;
-                let mut vault = json!({
-                    "address": address,
-                    "auth": { "kubernetes": {
-                        "mount": overrides.auth_mount.as_deref().unwrap_or(mount),
-                        "role": request.role.as_deref().unwrap_or(role),
-                        "token_file": format!("{TOKEN_DIR}/token"),
-                    } },
-                });
-                if ca_pem.is_some() {
-                    vault["ca_cert"] = json!(format!("{CONFIG_DIR}/{}", ca_file(name)));
-                }
-                if let Some(ns) = overrides.namespace.as_ref().or(namespace.as_ref()) {
-                    vault["namespace"] = json!(ns);
-                }
-                if overrides.revoke_on_exit || *revoke_on_exit {
-                    vault["revoke_on_exit"] = json!(true);
-                }
-                if overrides.tls_skip_verify || *tls_skip_verify {
-                    vault["tls_skip_verify"] = json!(true);
-                }
-                json!({ "name": name, "vault": vault })
-            }
-            PodSource::Aws {
-                name,
-                region,
-                endpoint,
-            } => {
-                let mut aws = json!({});
-                if let Some(r) = region {
-                    aws["region"] = json!(r);
-                }
-                if let Some(e) = endpoint {
-                    aws["endpoint"] = json!(e);
-                }
-                json!({ "name": name, "aws_secrets_manager": aws })
-            }
+        .map(|&i| {
+            let source = &injector.sources[i];
+            source.config(&PodAsks {
+                role: request.role.as_deref(),
+                vault: &request.vault,
+                token_file: &token_file,
+                ca_file: &format!("{CONFIG_DIR}/{}", ca_file(source.name())),
+            })
         })
         .collect();
     let mut config = json!({

@@ -9,6 +9,7 @@ use super::onchange::{self, OnChange};
 use super::podconfig::OWN_DIR;
 use crate::config::inject::Resources;
 use crate::source::PodAddress;
+pub use crate::source::VaultOverrides;
 
 /// The annotation prefix.
 pub const PREFIX: &str = "ramsecrets.io/";
@@ -122,19 +123,6 @@ pub struct PodRequest {
     /// revokes its leases at shutdown and whether it verifies Vault's
     /// certificate.
     pub vault: VaultOverrides,
-}
-
-/// Vault settings a pod overrides (vault-k8s pods only).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VaultOverrides {
-    /// The kubernetes auth mount.
-    pub auth_mount: Option<String>,
-    /// The Vault namespace.
-    pub namespace: Option<String>,
-    /// Revoke leases when the sidecar stops.
-    pub revoke_on_exit: bool,
-    /// Do not verify Vault's certificate (only where the injector allows it).
-    pub tls_skip_verify: bool,
 }
 
 /// What the annotations say.

@@ -96,9 +96,11 @@ fn every_annotation_is_read() {
             })
         )
     );
-    assert!(by("tls").address.is_vault());
+    assert_eq!(by("tls").address.kind(), "Vault");
+    assert!(by("tls").address.needs_token());
     assert_eq!(address("api"), ("secret_id", json!("prod/api")));
-    assert!(!by("api").address.is_vault());
+    assert_eq!(by("api").address.kind(), "AWS");
+    assert!(!by("api").address.needs_token());
     assert!(by("api").previous);
 }
 

@@ -10,13 +10,14 @@
 //! order.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::address::Form;
+use super::pod::{Pod, PodSettings};
 use crate::config::{Mapping, Source, Validator, Value};
 use crate::proxy::api::ProxyApi;
 
@@ -43,7 +44,8 @@ impl Names {
 }
 
 /// A backend in the registry: its names, how the config reads its keys,
-/// and the API the local proxy answers for its secrets.
+/// the API the local proxy answers for its secrets, and how the injector
+/// names it.
 pub(crate) struct Backend {
     /// Its names.
     pub names: Names,
@@ -52,6 +54,8 @@ pub(crate) struct Backend {
     /// The API its clients call, which the proxy speaks (the `file` source
     /// has none: its secrets are served in the other backends' APIs).
     pub proxy: Option<&'static dyn ProxyApi>,
+    /// How the injector names it, when pods may be injected with it.
+    pub pod: Option<&'static Pod>,
 }
 
 /// How the config reads a backend's source settings and secret keys.
@@ -100,6 +104,17 @@ pub(crate) trait Settings {
     fn revoke_on_exit(&self) -> bool {
         false
     }
+    /// Whether pods may be injected with the source: else the key at fault
+    /// under the source's entry (`vault.auth`) and why, which makes an
+    /// `inject:` config with it invalid.
+    fn injectable(&self) -> Result<(), (&'static str, &'static str)> {
+        Ok(())
+    }
+    /// How injected pods configure the source, if they use it; what they
+    /// are shipped (a CA bundle) is read now, and the error names the file.
+    fn pod(&self) -> Result<Option<Arc<dyn PodSettings>>, (PathBuf, std::io::Error)> {
+        Ok(None)
+    }
 }
 
 /// Lists the backends once, each as `Variant in module: Settings, Address;`
@@ -121,14 +136,14 @@ macro_rules! backends {
 
         impl SourceKind {
             /// The backend this kind of source is.
-            fn backend(&self) -> &'static Backend {
+            pub(super) fn backend(&self) -> &'static Backend {
                 match self {
                     $( SourceKind::$V(_) => &super::$m::BACKEND, )*
                 }
             }
 
             /// Its settings.
-            fn settings(&self) -> &dyn Settings {
+            pub(super) fn settings(&self) -> &dyn Settings {
                 match self {
                     $( SourceKind::$V(s) => s, )*
                 }
@@ -215,6 +230,12 @@ impl SourceKind {
     /// Whether the source's leases are revoked when the sidecar stops.
     pub fn revoke_on_exit(&self) -> bool {
         self.settings().revoke_on_exit()
+    }
+
+    /// Whether pods may be injected with the source: else the key at fault
+    /// under the source's entry (`vault.auth`) and why.
+    pub fn injectable(&self) -> Result<(), (&'static str, &'static str)> {
+        self.settings().injectable()
     }
 
     /// The source these settings configure, named `name`.

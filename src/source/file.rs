@@ -237,6 +237,10 @@ impl Settings for FileSettings {
     fn local_file(&self) -> Option<&Path> {
         Some(&self.path)
     }
+
+    fn injectable(&self) -> std::result::Result<(), (&'static str, &'static str)> {
+        Err(("file", "a file source cannot be injected into pods"))
+    }
 }
 
 /// The `file` source in the registry: it has no secret keys of its own and
@@ -254,6 +258,7 @@ pub(crate) static BACKEND: Backend = Backend {
     },
     parse: &FileBackend,
     proxy: None,
+    pod: None,
 };
 
 impl Parse for FileBackend {

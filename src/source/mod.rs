@@ -28,9 +28,10 @@ pub use backend::{Address, SecretKeys, SourceKeys, SourceKind};
 #[cfg(feature = "fuzzing")]
 pub(crate) use error::chain;
 pub use error::{Cause, Error, Kind};
-pub use pod::{PodAddress, PodSource};
+pub use pod::{PodAddress, PodAsks, PodSource};
 pub use vault::{
-    user_logins, Auth, AwsLogin, CertLogin, KvVersion, Vault, VaultAddress, VaultSource,
+    logical_read, user_logins, Auth, AwsLogin, CertLogin, KvVersion, Vault, VaultAddress,
+    VaultOverrides, VaultSource,
 };
 
 /// The pure steps from a backend's answer to fields, for the fuzz targets

@@ -1,87 +1,111 @@
-//! How the injector names the backends: a secret's address as a pod's
-//! annotation writes it (`kv:MOUNT/PATH`, `read:PATH`,
-//! `pki:MOUNT/ROLE?common_name=…`, `aws:SECRET_ID`) with the config keys it
-//! becomes in the config the pod runs, and the sources injected pods use.
-//! The injector itself handles both without knowing a backend.
+//! How the injector names the backends, and the sources injected pods use.
+//! Each backend's folder says it (its `pod.rs`): the annotation schemes of
+//! its addresses with the config keys they become (its [`Pod`], in its
+//! registry entry), whether pods may be injected with a source of it
+//! ([`Settings::injectable`]) and how they configure it ([`Settings::pod`]).
+//! The injector handles [`PodAddress`] and [`PodSource`] without knowing a
+//! backend.
+//!
+//! [`Settings::injectable`]: super::backend::Settings::injectable
+//! [`Settings::pod`]: super::backend::Settings::pod
 
+use std::fmt::Debug;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::config::{Auth, Source, SourceKind};
+use super::backend::BACKENDS;
+use super::VaultOverrides;
+use crate::config::Source;
+
+/// How the injector names a backend.
+pub(crate) struct Pod {
+    /// What its sources are called in the injector's messages: `Vault`.
+    pub kind: &'static str,
+    /// Whether its pods log in with their projected service-account token.
+    pub token: bool,
+    /// The annotation schemes of its addresses, in the order messages list them.
+    pub schemes: &'static [Scheme],
+}
+
+/// One scheme of a pod's annotation: `kv:MOUNT/PATH`.
+pub(crate) struct Scheme {
+    /// What comes before the `:`, e.g. `kv`.
+    pub name: &'static str,
+    /// The annotation's form, for messages: `kv:MOUNT/PATH`.
+    pub form: &'static str,
+    /// The secret's config key and its value, from what follows the `:`
+    /// (trimmed); the error says what is wrong with it.
+    pub parse: fn(&str) -> Result<(&'static str, Value), String>,
+}
+
+/// Every backend's annotation schemes, in the order messages list them.
+fn schemes() -> impl Iterator<Item = (&'static Pod, &'static Scheme)> {
+    BACKENDS
+        .iter()
+        .filter_map(|b| b.pod)
+        .flat_map(|pod| pod.schemes.iter().map(move |s| (pod, s)))
+}
+
+/// `a, b or c`.
+fn one_of(items: impl Iterator<Item = &'static str>) -> String {
+    let items: Vec<_> = items.collect();
+    match items.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
 
 /// A secret's address as a pod's annotation gives it, already in the form of
 /// the pod's config: its key (`kv`, `read`, `pki`, `secret_id`) and value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PodAddress {
-    /// Whether a Vault source serves it (else AWS).
-    vault: bool,
+    /// What the sources that serve it are called ([`Pod::kind`]).
+    kind: &'static str,
+    /// Whether its pod logs in with its service-account token.
+    token: bool,
     /// The secret's config key that gives the address.
     key: &'static str,
     /// Its value.
     value: Value,
 }
 
-/// What an annotation's address may be, for messages.
-const FORMS: &str = "kv:MOUNT/PATH, read:PATH, pki:MOUNT/ROLE?common_name=… or aws:SECRET_ID";
-
-/// The parameters a `pki:` address may carry.
-const PKI_PARAMS: [&str; 4] = ["common_name", "ttl", "alt_names", "ip_sans"];
-
 impl PodAddress {
     /// Reads an annotation's address; the error says what is wrong with it.
     pub fn parse(value: &str) -> Result<PodAddress, String> {
         let (scheme, rest) = value
             .split_once(':')
-            .ok_or_else(|| format!("expected {FORMS}"))?;
-        let rest = rest.trim();
-        let split = |what: &str| {
-            rest.trim_start_matches('/')
-                .split_once('/')
-                .filter(|(m, p)| !m.is_empty() && !p.is_empty())
-                .ok_or_else(|| format!("expected {scheme}:{what}"))
-        };
-        match scheme {
-            "kv" => {
-                let (mount, path) = split("MOUNT/PATH")?;
-                Ok(PodAddress::vault(
-                    "kv",
-                    json!({ "mount": mount, "path": path }),
-                ))
-            }
-            "read" if !rest.trim_matches('/').is_empty() => {
-                Ok(PodAddress::logical_read(rest.trim_matches('/')))
-            }
-            "read" => Err("expected read:PATH".into()),
-            "aws" if !rest.is_empty() => Ok(PodAddress {
-                vault: false,
-                key: "secret_id",
-                value: json!(rest),
-            }),
-            "aws" => Err("expected aws:SECRET_ID".into()),
-            "pki" => pki(rest),
-            other => Err(format!(
-                "unknown kind `{other}`: expected kv, read, pki or aws"
-            )),
-        }
+            .ok_or_else(|| format!("expected {}", one_of(schemes().map(|(_, s)| s.form))))?;
+        let (pod, s) = schemes().find(|(_, s)| s.name == scheme).ok_or_else(|| {
+            format!(
+                "unknown kind `{scheme}`: expected {}",
+                one_of(schemes().map(|(_, s)| s.name))
+            )
+        })?;
+        let (key, value) = (s.parse)(rest.trim())?;
+        Ok(PodAddress::new(pod, key, value))
     }
 
-    /// Any logical read of Vault at `path`.
-    pub fn logical_read(path: &str) -> PodAddress {
-        PodAddress::vault("read", json!(path))
-    }
-
-    fn vault(key: &'static str, value: Value) -> PodAddress {
+    /// The address of a backend named by `pod`, as its config `key` gives it.
+    pub(crate) fn new(pod: &Pod, key: &'static str, value: Value) -> PodAddress {
         PodAddress {
-            vault: true,
+            kind: pod.kind,
+            token: pod.token,
             key,
             value,
         }
     }
 
-    /// Whether a Vault source serves it (else AWS).
-    pub fn is_vault(&self) -> bool {
-        self.vault
+    /// What the sources that serve it are called: `Vault`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// Whether its pod logs in with its projected service-account token.
+    pub fn needs_token(&self) -> bool {
+        self.token
     }
 
     /// The secret's config key that gives the address, and its value.
@@ -90,120 +114,79 @@ impl PodAddress {
     }
 }
 
-/// `pki:MOUNT/ROLE?common_name=…&ttl=…&alt_names=a,b&ip_sans=…`, after `pki:`.
-fn pki(rest: &str) -> Result<PodAddress, String> {
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (mount, role) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .filter(|(m, r)| !m.is_empty() && !r.is_empty() && !r.contains('/'))
-        .ok_or("expected pki:MOUNT/ROLE?common_name=…")?;
-    let mut out = Map::new();
-    out.insert("mount".into(), json!(mount));
-    out.insert("role".into(), json!(role));
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        if !PKI_PARAMS.contains(&k.as_ref()) {
-            return Err(format!(
-                "unknown parameter `{k}`: expected {}",
-                PKI_PARAMS.join(", ")
-            ));
-        }
-        let v = match k.as_ref() {
-            "alt_names" | "ip_sans" => json!(v.split(',').map(str::trim).collect::<Vec<_>>()),
-            _ => json!(v),
-        };
-        out.insert(k.into_owned(), v);
+/// What a backend's settings give the pods that use its source.
+pub(crate) trait PodSettings: Debug + Send + Sync {
+    /// The CA bundle (PEM) the pods are shipped, when the source has one.
+    fn ca_pem(&self) -> Option<&str> {
+        None
     }
-    if out
-        .get("common_name")
-        .and_then(Value::as_str)
-        .is_none_or(str::is_empty)
-    {
-        return Err("pki needs ?common_name=…".into());
-    }
-    Ok(PodAddress::vault("pki", Value::Object(out)))
+
+    /// The value under the source's key in the config of a pod that asks `asks`.
+    fn config(&self, asks: &PodAsks<'_>) -> Value;
+}
+
+/// What a pod's annotations ask of its sources, and where its files are.
+pub struct PodAsks<'a> {
+    /// The Vault role (`role`), else the source's.
+    pub role: Option<&'a str>,
+    /// The Vault settings of a vault-k8s pod.
+    pub vault: &'a VaultOverrides,
+    /// The pod's projected service-account token.
+    pub token_file: &'a str,
+    /// Where the pod sees the source's CA bundle, when it has one.
+    pub ca_file: &'a str,
 }
 
 /// A source as injected pods see it.
 #[derive(Debug, Clone)]
-pub enum PodSource {
-    /// Vault or OpenBao, logged in to with the pod's projected token.
-    Vault {
-        /// Source name.
-        name: String,
-        /// Server URL.
-        address: String,
-        /// Namespace.
-        namespace: Option<String>,
-        /// Kubernetes auth mount.
-        mount: String,
-        /// Default role.
-        role: String,
-        /// CA bundle, PEM, shipped in the pod.
-        ca_pem: Option<String>,
-        /// The injector's `revoke_on_exit` for this source: injected sidecars revoke
-        /// their leases when they stop (their pod is deleted).
-        revoke_on_exit: bool,
-        /// The injector's `tls_skip_verify` for this source: injected sidecars do not
-        /// verify the server's certificate either.
-        tls_skip_verify: bool,
-    },
-    /// AWS Secrets Manager, with the pod's own AWS identity.
-    Aws {
-        /// Source name.
-        name: String,
-        /// Region.
-        region: Option<String>,
-        /// Endpoint override.
-        endpoint: Option<String>,
-    },
+pub struct PodSource {
+    /// Its name.
+    name: String,
+    /// What such sources are called ([`Pod::kind`]).
+    kind: &'static str,
+    /// Its backend's source key in the pod's config: `vault`.
+    key: &'static str,
+    /// How pods configure it.
+    settings: Arc<dyn PodSettings>,
 }
 
 impl PodSource {
     /// The source injected pods use for the configured source `s`, if they
-    /// can use it: a Vault source with a `kubernetes` login (its CA bundle
-    /// read now), an AWS one. The error names the CA bundle that cannot be read.
+    /// can use it (what they are shipped, a CA bundle, is read now). The
+    /// error names the file that cannot be read.
     pub fn of(s: &Source) -> Result<Option<PodSource>, (PathBuf, std::io::Error)> {
-        Ok(match &s.kind {
-            SourceKind::Vault(v) => {
-                let Auth::Kubernetes(login) = &v.auth else {
-                    return Ok(None);
-                };
-                let ca_pem = match &v.ca_cert {
-                    Some(path) => {
-                        Some(std::fs::read_to_string(path).map_err(|e| (path.clone(), e))?)
-                    }
-                    None => None,
-                };
-                Some(PodSource::Vault {
-                    name: s.name.clone(),
-                    address: v.address.to_string(),
-                    namespace: v.namespace.clone(),
-                    mount: login.mount.clone(),
-                    role: login.role.clone(),
-                    ca_pem,
-                    revoke_on_exit: v.revoke_on_exit,
-                    tls_skip_verify: v.tls_skip_verify,
-                })
-            }
-            SourceKind::AwsSecretsManager(a) => Some(PodSource::Aws {
-                name: s.name.clone(),
-                region: a.region.clone(),
-                endpoint: a.endpoint.as_ref().map(|e| e.to_string()),
-            }),
-            _ => None,
-        })
+        let backend = s.kind.backend();
+        let Some(pod) = backend.pod else {
+            return Ok(None);
+        };
+        Ok(s.kind.settings().pod()?.map(|settings| PodSource {
+            name: s.name.clone(),
+            kind: pod.kind,
+            key: backend.names.key,
+            settings,
+        }))
     }
 
     /// Its name.
     pub fn name(&self) -> &str {
-        match self {
-            PodSource::Vault { name, .. } | PodSource::Aws { name, .. } => name,
-        }
+        &self.name
     }
 
-    /// Whether it is a Vault source.
-    pub fn is_vault(&self) -> bool {
-        matches!(self, PodSource::Vault { .. })
+    /// What such sources are called: `Vault`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
+    /// The CA bundle (PEM) the pods are shipped, when the source has one.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.settings.ca_pem()
+    }
+
+    /// Its entry in `sources:` of the config of a pod that asks `asks`.
+    pub fn config(&self, asks: &PodAsks<'_>) -> Value {
+        let mut entry = Map::new();
+        entry.insert("name".into(), Value::from(self.name.as_str()));
+        entry.insert(self.key.into(), self.settings.config(asks));
+        Value::Object(entry)
     }
 }

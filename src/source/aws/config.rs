@@ -6,6 +6,7 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use super::AwsAddress;
 use crate::config::{Mapping, Source, Validator, Value};
 use crate::source::backend::Settings;
 use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
+use crate::source::pod::PodSettings;
 use crate::source::{Address, Result};
 
 /// An AWS service. Credentials come from the SDK's default chain:
@@ -103,6 +105,7 @@ pub(crate) static BACKEND: Backend = Backend {
     },
     parse: &SecretsManager,
     proxy: Some(&super::proxy::PROXY_API),
+    pod: Some(&super::pod::POD),
 };
 
 impl Parse for SecretsManager {
@@ -280,5 +283,9 @@ impl Settings for Aws {
 
     fn source(&self, name: &str) -> Result<Arc<dyn crate::source::Source>> {
         Ok(Arc::new(super::AwsSource::new(name, self)))
+    }
+
+    fn pod(&self) -> Result<Option<Arc<dyn PodSettings>>, (PathBuf, std::io::Error)> {
+        super::pod::pod(self)
     }
 }

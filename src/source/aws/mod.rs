@@ -46,6 +46,7 @@ mod client;
 mod config;
 mod drill;
 mod errors;
+mod pod;
 mod proxy;
 mod value;
 

@@ -67,6 +67,7 @@ pub(crate) static BACKEND: Backend = Backend {
     },
     parse: &ParameterStore,
     proxy: Some(&super::proxy::PROXY_API),
+    pod: None,
 };
 
 impl Parse for ParameterStore {

@@ -15,6 +15,7 @@ use super::VaultAddress;
 use crate::config::{clean_mount, Mapping, Validator, Value};
 use crate::source::backend::Settings;
 use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
+use crate::source::pod::PodSettings;
 use crate::source::{Address, Result, Source};
 
 /// A Vault or OpenBao server.
@@ -144,6 +145,7 @@ pub(crate) static BACKEND: Backend = Backend {
     },
     parse: &VaultBackend,
     proxy: Some(&super::proxy::PROXY_API),
+    pod: Some(&super::pod::POD),
 };
 
 impl Parse for VaultBackend {
@@ -329,5 +331,13 @@ impl Settings for Vault {
 
     fn revoke_on_exit(&self) -> bool {
         self.revoke_on_exit
+    }
+
+    fn injectable(&self) -> Result<(), (&'static str, &'static str)> {
+        super::pod::injectable(self)
+    }
+
+    fn pod(&self) -> Result<Option<Arc<dyn PodSettings>>, (PathBuf, std::io::Error)> {
+        super::pod::pod(self)
     }
 }

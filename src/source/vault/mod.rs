@@ -29,6 +29,7 @@ mod kv;
 mod lease;
 mod login;
 mod pki;
+mod pod;
 mod proxy;
 mod token;
 
@@ -50,6 +51,7 @@ pub use address::VaultAddress;
 pub use auth::{Auth, AwsLogin, CertLogin};
 pub(crate) use config::BACKEND;
 pub use config::{KvVersion, Vault};
+pub use pod::{logical_read, VaultOverrides};
 pub use token::user_logins;
 use token::{LoginState, Session};
 
