@@ -5,7 +5,7 @@
 //! a report ([`report`]) with an exit code that says whether the app survived.
 //!
 //! The order: watch and check the app (it must be healthy first), start the
-//! load, rotate (the backend's [`rotate::Rotator`]), wait until the files changed, the
+//! load, rotate (the backend's [`rotator::Rotator`]), wait until the files changed, the
 //! on_change actions ran and the app is healthy for `--settle`, or until
 //! `--deadline`; stop the load; put the old value back when the drill
 //! invented the new one (unless `--keep`), with `--restore`, and always when
@@ -14,9 +14,6 @@
 
 mod probe;
 mod report;
-pub(crate) mod rotate;
-pub(crate) mod rotated;
-pub(crate) mod shape;
 mod watch;
 
 use std::time::{Duration, Instant, SystemTime};
@@ -26,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::DrillArgs;
 use crate::config::{Config, Secret};
 use crate::exit::{Exit, ExitCode, Failure};
-use crate::source;
+use crate::source::{self, rotator};
 pub use report::{FAILED, INTERRUPTED, NOT_VERIFIED};
 
 /// Why a drill could not be run (as opposed to a drill the app failed).
@@ -38,6 +35,9 @@ pub enum Error {
     /// A backend call failed.
     #[error(transparent)]
     Source(#[from] source::Error),
+    /// The rotation, or putting the old value back, failed.
+    #[error(transparent)]
+    Rotation(#[from] rotator::Error),
     /// The files could not be watched.
     #[error("cannot watch the files of secret `{secret}`: {source}")]
     Watch {
@@ -50,28 +50,6 @@ pub enum Error {
     /// The app failed its check before anything was rotated.
     #[error("the app is not healthy before the drill ({0}): nothing was rotated")]
     NotHealthy(String),
-    /// SIGINT or SIGTERM during the rotation itself.
-    #[error("interrupted during the rotation")]
-    Interrupted,
-    /// A rotation that failed half way, and how it was taken back.
-    #[error("{failure}; {cleanup}")]
-    Abandoned {
-        /// Why it failed.
-        #[source]
-        failure: Box<Error>,
-        /// What was done about what it left, in words.
-        cleanup: String,
-    },
-}
-
-impl Error {
-    /// This failure, with what was done to take back what it left.
-    pub fn with_cleanup(self, cleanup: String) -> Error {
-        Error::Abandoned {
-            failure: Box::new(self),
-            cleanup,
-        }
-    }
 }
 
 impl ExitCode for Error {
@@ -80,14 +58,14 @@ impl ExitCode for Error {
             Error::Usage(_) => Exit::Usage,
             Error::Source(e) => e.exit(),
             Error::Watch { .. } => Exit::OsErr,
+            Error::Rotation(e) => e.exit(),
             Error::NotHealthy(_) => Exit::Unavailable,
-            // `run` exits with INTERRUPTED instead; this is for a caller that does not.
-            Error::Interrupted => Exit::Unavailable,
-            Error::Abandoned { failure, .. } => failure.exit(),
         }
     }
 }
 
+/// The deadline of one backend call of the drill, retries included.
+const CALL_BUDGET: Duration = Duration::from_secs(60);
 /// How often the drill looks at what it measures.
 const TICK: Duration = Duration::from_millis(50);
 /// How long the sidecar's metrics get to answer before the drill goes without.
@@ -149,7 +127,7 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     let sets = opts
         .set
         .iter()
-        .map(|a| shape::parse_set(a))
+        .map(|a| rotator::shape::parse_set(a))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Usage)?;
     let sources = source::build(config)?;
@@ -236,11 +214,11 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     let started_wall = SystemTime::now();
     let t0 = Instant::now();
     tracing::info!(secret = %secret.name, kind = target.describe(), "rotating");
-    let job = rotate::Job {
+    let job = rotator::Job {
         sets: &sets,
         held: &held,
         interrupt: &interrupt,
-        deadline: tokio::time::Instant::now() + rotate::CALL_BUDGET,
+        deadline: tokio::time::Instant::now() + CALL_BUDGET,
     };
     let rotated = match target.rotate(&job).await {
         Ok(r) => r,
@@ -251,7 +229,7 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
                 tracing::warn!(secret = %secret.name, "{e}");
                 return Ok(INTERRUPTED);
             }
-            return Err(e);
+            return Err(e.into());
         }
     };
     let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -285,14 +263,14 @@ pub async fn run(config: &Config, opts: &DrillArgs) -> Result<u8, Error> {
     let restoring = interrupted || opts.restore || (rotated.invented && !opts.keep);
     let restored = match &rotated.undo {
         Some(undo) if restoring => match target
-            .restore(undo, tokio::time::Instant::now() + rotate::CALL_BUDGET)
+            .restore(undo, tokio::time::Instant::now() + CALL_BUDGET)
             .await
         {
-            Ok(rotated::Restored::Done(done)) => {
+            Ok(rotator::Restored::Done(done)) => {
                 tracing::info!(secret = %secret.name, "{done}");
                 Some(done)
             }
-            Ok(rotated::Restored::Left(why)) => {
+            Ok(rotator::Restored::Left(why)) => {
                 tracing::warn!(secret = %secret.name, "the old value is not put back: {why}");
                 Some(format!("not put back: {why}"))
             }
@@ -434,7 +412,7 @@ struct Built<'a> {
     secret: &'a Secret,
     kind: &'static str,
     opts: &'a DrillArgs,
-    rotated: &'a rotated::Rotated,
+    rotated: &'a rotator::Rotated,
     outcome: &'a Outcome,
     t0: Instant,
     started_wall: SystemTime,

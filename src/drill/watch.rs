@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::rotate::Held;
 use crate::os::watch;
+use crate::source::rotator::Held;
 
 /// How often the sidecar's metrics are read.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);

@@ -8,10 +8,8 @@
 //! capped, slow or huge headers cut off ([`crate::http`]), and `refreshNow`
 //! fetches at most once a second per secret.
 
-pub(crate) mod api;
 pub mod command;
 pub mod env;
-pub(crate) mod refusal;
 pub(crate) mod route;
 
 use std::collections::HashMap;
@@ -38,11 +36,10 @@ use crate::exit::{Exit, ExitCode};
 use crate::http;
 use crate::os::trust;
 use crate::secret::SecretBytes;
+use crate::source::proxy_api::{Api, Found, Refusal};
 use crate::source::PROXY_APIS;
 use crate::telemetry::metrics::Metrics;
-use api::Shape;
-use refusal::{Api, Refusal};
-use route::{Found, Index, Route};
+use route::{Index, Route, Shape};
 
 /// Time allowed for a request's `refreshNow` (the AWS agent's request timeout
 /// is 61 s); everything else answers from memory without waiting.

@@ -4,35 +4,18 @@
 //! another's (the AWS agent also answers `/v1/<secretId>`, after Vault's
 //! paths). Only configured secrets are ever served.
 
-use super::api::{Pin, Routed, Routes};
-use super::refusal::{Api, Refusal};
 use crate::config::Config;
+use crate::source::proxy_api::{Api, Found, Routed, Routes};
 use crate::source::PROXY_APIS;
 
-/// What an API found for a request.
-pub(crate) enum Found {
-    /// A configured secret.
-    Secret {
-        /// Index into `config.secrets`.
-        secret: usize,
-        /// The API's form of the answer.
-        form: u8,
-        /// Whether the client asked for a fetch first (`refreshNow=true`).
-        refresh: bool,
-        /// The version the request pins, checked against what is held.
-        pin: Option<Pin>,
-    },
-    /// An answer that holds no secret (a health check, a mount lookup).
-    Answer {
-        /// Whether it is given without the token.
-        open: bool,
-        /// The JSON body.
-        body: Vec<u8>,
-    },
-    /// A request the API refuses as it is.
-    Refused(fn() -> Refusal),
-    /// Nothing configured answers to what was asked, here or elsewhere.
-    Missing(String),
+/// An answer's shape, for the bodies kept per (secret, shape): which
+/// registered API, and which of its forms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Shape {
+    /// Index into [`PROXY_APIS`].
+    pub api: u8,
+    /// The API's own form.
+    pub form: u8,
 }
 
 /// What a request asks for.

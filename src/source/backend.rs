@@ -18,8 +18,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::address::Form;
 use super::pod::{Pod, PodSettings};
+use super::proxy_api::ProxyApi;
 use crate::config::{Mapping, Source, Validator, Value};
-use crate::proxy::api::ProxyApi;
 
 /// What names a backend: the same for every source of its kind.
 pub(crate) struct Names {

@@ -3,7 +3,9 @@
 //! without knowing the backend. One folder per backend, which also declares
 //! its config keys and reads them into settings and addresses ([`backend`]
 //! registers the backends for the config; [`Address`] lists the forms of
-//! address).
+//! address). What the other modes ask of every backend is defined here too,
+//! so that this module imports none of them: the proxy's [`proxy_api`], the
+//! drill's [`rotator`] and the injector's [`PodAddress`] and [`PodSource`].
 
 mod address;
 mod aws;
@@ -12,6 +14,8 @@ mod batch;
 mod error;
 mod file;
 mod pod;
+pub(crate) mod proxy_api;
+pub(crate) mod rotator;
 mod ssm;
 mod vault;
 
@@ -105,10 +109,7 @@ pub trait Source: Send + Sync {
 
     /// How the rotation drill (`ramsecrets drill`) rotates `secret` in this
     /// backend, or why it cannot.
-    fn rotator(
-        &self,
-        _secret: &Secret,
-    ) -> Result<Box<dyn crate::drill::rotate::Rotator + '_>, String> {
+    fn rotator(&self, _secret: &Secret) -> Result<Box<dyn rotator::Rotator + '_>, String> {
         Err("its source has no backend to rotate: the drill writes new versions to Vault, OpenBao or AWS".into())
     }
 

@@ -2,17 +2,8 @@
 //! not found (each API's own paths are tested in its backend's folder).
 
 use super::*;
+use crate::source::proxy_api::tests::config;
 use std::path::Path;
-
-/// Four secrets, one of each address the proxy serves by path or id
-/// (also the config of the APIs' tests).
-pub(crate) fn config() -> Config {
-    Config::parse(
-        "sources:\n  - file: { path: x }\noutput: { dir: /x }\nsecrets:\n  - name: db\n    kv: { mount: secret, path: app/db }\n  - name: old\n    kv: { mount: kv, path: cfg, kv_version: 1 }\n  - name: api\n    secret_id: prod/api\n  - name: creds\n    read: database/creds/app\n  - name: key\n    parameter: /app/key\n",
-        Path::new("/"),
-    )
-    .unwrap()
-}
 
 /// The secret a request is routed to, with the shape of the errors of the
 /// API that found it.

@@ -25,12 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{AwsAddress, AwsSource};
 use crate::config::{Address, Secret, AWS_CURRENT};
-use crate::drill::rotate::{until_interrupted, Job, Rotator, Undo};
-use crate::drill::rotated::{Restored, Rotated};
-use crate::drill::shape::{self, Set};
-use crate::drill::Error;
 use crate::engine::backoff::{Backoff, Gate};
 use crate::secret::SecretBytes;
+use crate::source::rotator::shape::{self, Set};
+use crate::source::rotator::{until_interrupted, Error, Job, Restored, Rotated, Rotator, Undo};
 use crate::source::{self, sdk_error};
 
 const PENDING: &str = "AWSPENDING";

@@ -60,10 +60,10 @@ use tokio::time::Instant;
 
 use super::{Error, Result, Source};
 use crate::config::{Address, Secret};
-use crate::drill::rotate::Rotator;
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::Fetched;
 use crate::source::batch::Queue;
+use crate::source::rotator::Rotator;
 pub use address::AwsAddress;
 pub(in crate::source) use client::client;
 pub(crate) use config::{read_settings, settings, BACKEND, REQUEST_BUDGET};

@@ -15,11 +15,11 @@ use super::AwsAddress;
 use super::{AWS_CURRENT, AWS_PREVIOUS};
 use crate::config::{Address, Config, Secret};
 use crate::engine::snapshot::Entry;
-use crate::proxy::api::{created, unix, version, Field, Pin, ProxyApi, Routed, Routes};
-use crate::proxy::refusal::{Api, Refusal};
-use crate::proxy::route::Found;
 use crate::render::format;
 use crate::secret::SecretBytes;
+use crate::source::proxy_api::{
+    created, unix, version, Api, Field, Found, Pin, ProxyApi, Refusal, Routed, Routes,
+};
 
 /// The AWS agent's API, its backend's `proxy` in the registry (routed in
 /// the order of [`crate::source::PROXY_APIS`]).

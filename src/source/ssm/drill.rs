@@ -13,13 +13,11 @@ use futures::future::BoxFuture;
 
 use super::{SsmAddress, SsmSource};
 use crate::config::{Address, Secret};
-use crate::drill::rotate::{Job, Rotator, Undo};
-use crate::drill::rotated::{Restored, Rotated};
-use crate::drill::shape::{self, Set};
-use crate::drill::Error;
 use crate::engine::backoff::{Backoff, Gate};
 use crate::secret::SecretBytes;
 use crate::source::aws::paced_call;
+use crate::source::rotator::shape::{self, Set};
+use crate::source::rotator::{Error, Job, Restored, Rotated, Rotator, Undo};
 use crate::source::{self, VALUE_FIELD};
 
 /// One parameter to rotate.

@@ -45,9 +45,9 @@ pub(crate) use config::BACKEND;
 use super::batch::Queue;
 use super::{Error, Result, Source};
 use crate::config::{Address, Aws, Secret};
-use crate::drill::rotate::Rotator;
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Fields, Origin, SecretBytes};
+use crate::source::rotator::Rotator;
 
 /// API calls in flight at once, per source.
 const IN_FLIGHT: usize = 16;

@@ -17,11 +17,9 @@ use serde::Serialize;
 use super::address::{Parameter, Selector, SsmAddress};
 use crate::config::{Address, Config, Secret};
 use crate::engine::snapshot::Entry;
-use crate::proxy::api::{ProxyApi, Routed, Routes};
-use crate::proxy::refusal::Api;
-use crate::proxy::route::Found;
 use crate::render::format;
 use crate::secret::SecretBytes;
+use crate::source::proxy_api::{Api, Found, ProxyApi, Routed, Routes};
 
 /// The extension's API, its backend's `proxy` in the registry (routed in
 /// the order of [`crate::source::PROXY_APIS`]).

@@ -17,11 +17,8 @@ use serde_json::{json, Value};
 
 use super::{VaultAddress, VaultSource};
 use crate::config::{Address, KvVersion, Secret};
-use crate::drill::rotate::{Job, Rotator, Undo};
-use crate::drill::rotated::{Restored, Rotated};
-use crate::drill::shape;
-use crate::drill::Error;
 use crate::source;
+use crate::source::rotator::{shape, Error, Job, Restored, Rotated, Rotator, Undo};
 
 /// What rotating a Vault secret means, with the source that does it.
 enum VaultRotator<'a> {

@@ -44,9 +44,9 @@ use vaultrs::client::VaultClient;
 
 use super::{Error, Result, Source};
 use crate::config::{Address, Format, Secret};
-use crate::drill::rotate::Rotator;
 use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
+use crate::source::rotator::Rotator;
 pub use address::VaultAddress;
 pub use auth::{Auth, AwsLogin, CertLogin};
 pub(crate) use config::BACKEND;

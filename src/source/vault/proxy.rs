@@ -13,11 +13,11 @@ use serde::Serialize;
 use super::VaultAddress;
 use crate::config::{Address, Config, KvVersion, Secret};
 use crate::engine::snapshot::Entry;
-use crate::proxy::api::{created, version_number, Field, ProxyApi, Routed, Routes};
-use crate::proxy::refusal::Api;
-use crate::proxy::route::Found;
 use crate::render::format;
 use crate::secret::SecretBytes;
+use crate::source::proxy_api::{
+    created, version_number, Api, Field, Found, ProxyApi, Routed, Routes,
+};
 
 /// Vault's API, its backend's `proxy` in the registry (routed in the order
 /// of [`crate::source::PROXY_APIS`]).

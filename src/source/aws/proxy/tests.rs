@@ -4,8 +4,8 @@
 use std::time::UNIX_EPOCH;
 
 use super::*;
-use crate::proxy::route::tests::config;
 use crate::secret::{Fetched, Fields};
+use crate::source::proxy_api::tests::config;
 
 /// The secret and whether a fetch comes first, with the version pinned.
 type Asked = (usize, bool, Option<Pin>);

@@ -9,11 +9,9 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::config::KvVersion;
-use crate::drill::rotate::Undo;
-use crate::drill::rotated::{Restored, Rotated};
-use crate::drill::shape::{self, Set};
-use crate::drill::Error;
 use crate::secret::SecretBytes;
+use crate::source::rotator::shape::{self, Set};
+use crate::source::rotator::{Error, Restored, Rotated, Undo};
 use crate::source::{self, VaultSource};
 
 /// How to put the old KV data back.

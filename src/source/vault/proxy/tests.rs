@@ -2,8 +2,8 @@
 //! and the shapes of its answers.
 
 use super::*;
-use crate::proxy::route::tests::config;
 use crate::secret::{Fetched, Fields};
+use crate::source::proxy_api::tests::config;
 
 /// What the routes of `config` make of `path`: the secret and form, or what
 /// was missed.

@@ -1,25 +1,27 @@
-//! The APIs the proxy speaks, behind one trait: each backend's folder
+//! The APIs the local proxy speaks, behind one trait: each backend's folder
 //! implements [`ProxyApi`] for the API its clients call (the AWS agent's
 //! `/secretsmanager/get`, the Parameters and Secrets extension's
 //! `/systemsmanager/parameters/get`, Vault's `/v1/…`) and names it in its
 //! backend's registry entry, which [`crate::source::PROXY_APIS`] collects in
-//! routing order: where a config's secrets are asked for
-//! ([`Routes`]), and each answer's JSON as a pure function of the secret and
-//! its latest snapshot entry, in the shape those clients parse (which API a
-//! request speaks is [`super::route`]). Bodies are built straight into
-//! [`SecretBytes`].
+//! routing order: where a config's secrets are asked for ([`Routes`]), what
+//! a request finds ([`Found`]), and each answer's JSON as a pure function of
+//! the secret and its latest snapshot entry, in the shape those clients
+//! parse, errors included ([`Refusal`]). Bodies are built straight into
+//! [`SecretBytes`]. The proxy asks them in order and serves what they
+//! answer.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use serde::Serialize;
 
-use super::refusal::{Api, Refusal};
-use super::route::Found;
 use crate::config::{Config, Secret};
 use crate::engine::snapshot::Entry;
 use crate::render::format;
 use crate::secret::{Fetched, SecretBytes};
+
+mod refusal;
+pub(crate) use refusal::{Api, Refusal};
 
 /// An API the proxy answers, as a backend's clients call it.
 pub(crate) trait ProxyApi: Sync {
@@ -64,6 +66,32 @@ pub(crate) enum Routed<'p> {
     Found(Found),
 }
 
+/// What an API found for a request.
+pub(crate) enum Found {
+    /// A configured secret.
+    Secret {
+        /// Index into `config.secrets`.
+        secret: usize,
+        /// The API's form of the answer.
+        form: u8,
+        /// Whether the client asked for a fetch first (`refreshNow=true`).
+        refresh: bool,
+        /// The version the request pins, checked against what is held.
+        pin: Option<Pin>,
+    },
+    /// An answer that holds no secret (a health check, a mount lookup).
+    Answer {
+        /// Whether it is given without the token.
+        open: bool,
+        /// The JSON body.
+        body: Vec<u8>,
+    },
+    /// A request the API refuses as it is.
+    Refused(fn() -> Refusal),
+    /// Nothing configured answers to what was asked, here or elsewhere.
+    Missing(String),
+}
+
 /// A version a request pins, which the value held must have: by label (a
 /// stage) or by id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,16 +100,6 @@ pub(crate) struct Pin {
     pub label: Option<String>,
     /// The version id asked for.
     pub id: Option<String>,
-}
-
-/// An answer's shape, for the bodies kept per (secret, shape): which
-/// registered API, and which of its forms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Shape {
-    /// Index into [`crate::source::PROXY_APIS`].
-    pub api: u8,
-    /// The API's own form.
-    pub form: u8,
 }
 
 /// A field value written as JSON text: the text itself, or base64 when binary.
@@ -125,3 +143,6 @@ pub(crate) fn version_number(entry: &Entry) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(entry.revision)
 }
+
+#[cfg(test)]
+pub(crate) mod tests;
