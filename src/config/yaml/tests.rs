@@ -108,3 +108,83 @@ fn alias_bombs_and_deep_nesting_are_refused_naming_the_bound() {
     }
     assert!(read::<serde_json::Value>(&ok).is_ok());
 }
+
+/// A `file` source's document: address → field → value, tags kept.
+type SecretsFile = std::collections::HashMap<
+    String,
+    std::collections::HashMap<String, serde_saphyr::Tagged<Option<String>>>,
+>;
+
+#[test]
+fn no_error_quotes_a_value_of_a_secrets_file() {
+    // `V` is a secret value, put where each kind of mistake meets it (keys
+    // are addresses and field names, which messages may name).
+    let broken = [
+        "a/b:\n  password: V\n\tuser: x\n",
+        "a/b:\n\tpassword: V\n",
+        "a/b:\n  password: \"V\n",
+        "a/b:\n  password: 'V\n",
+        "a/b:\n  password: \"V\" x\n",
+        "a/b:\n  password: 'V' x\n",
+        "a/b:\n  password: \"V\\q\"\n",
+        "a/b:\n  password: V\n   user: x\n",
+        "a/b:\n  password: V\n user: x\n",
+        "a/b:\n    password: V\n  user: x\n",
+        "a/b:\n  password: V\n  password: x\n",
+        "a/b:\n  password: x\n  password: V\n",
+        "a/b:\n  password: V: x\n",
+        "a/b:\n  password: x V: y\n",
+        "a/b:\n  password: [V\n",
+        "a/b:\n  password: [V]]\n",
+        "a/b:\n  password: {k: V\n",
+        "a/b:\n  password: {V}}\n",
+        "a/b:\n  password: @V\n",
+        "a/b:\n  password: `V\n",
+        "a/b:\n  password: %V\n",
+        "a/b:\n  password: *V\n",
+        "a/b:\n  password: &V\n  user: *V\n  user: x\n",
+        "a/b:\n  - V\n",
+        "a/b: V\n",
+        "V\n",
+        "- V\n",
+        "[V]\n",
+        "a/b:\n  password: V\n---\nc/d: V\n",
+        "a/b:\n  password: |\n V\n  user: x\n",
+        "a/b:\n  password: >\n\tV\n",
+        "a/b:\n  password: |x\n    V\n",
+        "a/b:\n  V\n  user: x\n",
+        "a/b:\n  password:\n    - V\n    k: v\n",
+        "a/b:\n  password: V\n  : x\n",
+        "a/b:\n  password: [V, {k: }\n",
+        "a/b:\n  password: \"V\"\n  \"user\n",
+        "%YAML V\n---\na/b: {}\n",
+        "a/b:\n  password: V\n...\nV\n",
+        "a/b:\n  password: V # comment\n  user: [x,\n",
+        "a/b:\n  password: V\u{0}\n",
+        "a/b:\n  password: \"V\u{7}\"\n",
+    ];
+    for value in ["Zq7xK9wPv3", "Zq7x K9wPv3", "Zq7x-K9w.Pv3"] {
+        // Any five characters of the value in a row would say too much.
+        let windows: Vec<String> = value
+            .chars()
+            .collect::<Vec<_>>()
+            .windows(5)
+            .map(|w| w.iter().collect())
+            .collect();
+        for template in broken {
+            let text = template.replace('V', value);
+            let file = read::<SecretsFile>(&text);
+            assert!(file.is_err(), "{text:?} reads");
+            for e in [file.err(), read::<serde_json::Value>(&text).err()]
+                .iter()
+                .flatten()
+            {
+                let said = e.to_string();
+                assert!(
+                    !windows.iter().any(|w| said.contains(w.as_str())),
+                    "{text:?}: {said}"
+                );
+            }
+        }
+    }
+}
