@@ -1,12 +1,11 @@
 //! Prometheus metrics of the sidecar. Labels are secret, source and action
 //! names; values never. Versions and lease ids, which identify credentials,
 //! are labels only on a loopback `health.listen`, never on the pod network.
-//! Each secret's name is held once ([`Names`]) and shared by all its series,
-//! not copied into each: the series are per secret, and so is their memory.
+//! Each secret's series are held together, one entry per secret with its
+//! name once ([`series::Table`]): the series are per secret, and so is their
+//! memory.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -17,25 +16,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
 use super::health::Health;
 use super::registry::Registry;
+use super::series::{self, Series};
 use crate::config::Config;
-
-/// A secret label.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SecretLabel {
-    /// Secret name, shared ([`Names`]).
-    pub secret: Arc<str>,
-}
-
-/// What a secret holds now: identifiers, never values.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct VersionLabel {
-    /// Secret name, shared ([`Names`]).
-    pub secret: Arc<str>,
-    /// KV version, AWS VersionId or certificate serial; empty when none.
-    pub version: String,
-    /// Vault lease id; empty when none.
-    pub lease: String,
-}
 
 /// A source label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -47,7 +29,7 @@ pub struct SourceLabel {
 /// An on_change action label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
-    /// Secret name, shared ([`Names`]).
+    /// Secret name, shared ([`series::Table::name`]).
     pub secret: Arc<str>,
     /// `signal`, `exec` or `http`.
     pub action: &'static str,
@@ -78,32 +60,6 @@ pub struct ResultLabel {
     pub result: &'static str,
 }
 
-type F64Gauge = Gauge<f64, AtomicU64>;
-
-/// The secret names the series are labelled with, one shared copy each.
-#[derive(Default)]
-struct Names(Mutex<HashSet<Arc<str>>>);
-
-impl Names {
-    /// The label of secret `name`.
-    fn secret(&self, name: &str) -> SecretLabel {
-        SecretLabel {
-            secret: self.get(name),
-        }
-    }
-
-    /// The shared copy of `name`, made on first use.
-    fn get(&self, name: &str) -> Arc<str> {
-        let mut names = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(held) = names.get(name) {
-            return held.clone();
-        }
-        let held: Arc<str> = Arc::from(name);
-        names.insert(held.clone());
-        held
-    }
-}
-
 fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.002, 2.0, 14))
 }
@@ -111,13 +67,9 @@ fn request_histogram() -> Histogram {
 /// Every metric the sidecar exports.
 pub struct Metrics {
     registry: Registry,
-    names: Names,
-    last_success: Family<SecretLabel, F64Gauge>,
-    fetch_errors: Family<SecretLabel, Counter>,
-    write_errors: Family<SecretLabel, Counter>,
-    writes: Family<SecretLabel, Counter>,
-    renewals: Family<SecretLabel, Counter>,
-    expiry: Family<SecretLabel, F64Gauge>,
+    /// Every series of each secret: errors, writes, renewals, last success,
+    /// expiry, version.
+    secrets: Arc<series::Table>,
     requests: Family<SourceLabel, Histogram, fn() -> Histogram>,
     actions: Family<ActionLabel, Counter>,
     ready: Gauge,
@@ -127,11 +79,7 @@ pub struct Metrics {
     api_calls: Family<CallLabel, Counter>,
     proxy_cache_hits: Counter,
     proxy_refreshes: Family<ResultLabel, Counter>,
-    expiries: Mutex<HashMap<Arc<str>, SystemTime>>,
-    versions: Family<VersionLabel, Gauge>,
-    /// The one series of `versions` per secret, to drop when it changes.
-    held: Mutex<HashMap<Arc<str>, VersionLabel>>,
-    /// Whether `versions` is served.
+    /// Whether the secrets' versions are served.
     identifiers: bool,
 }
 
@@ -153,13 +101,7 @@ impl Metrics {
     fn with(proxy: bool, identifiers: bool) -> Self {
         let mut registry = Registry::default();
         let m = Metrics {
-            names: Names::default(),
-            last_success: Family::default(),
-            fetch_errors: Family::default(),
-            write_errors: Family::default(),
-            writes: Family::default(),
-            renewals: Family::default(),
-            expiry: Family::default(),
+            secrets: Arc::default(),
             requests: Family::new_with_constructor(request_histogram),
             actions: Family::default(),
             ready: Gauge::default(),
@@ -168,47 +110,44 @@ impl Metrics {
             api_calls: Family::default(),
             proxy_cache_hits: Counter::default(),
             proxy_refreshes: Family::default(),
-            expiries: Mutex::new(HashMap::new()),
-            versions: Family::default(),
-            held: Mutex::new(HashMap::new()),
             identifiers,
             registry: Registry::default(),
         };
         registry.register(
             "secret_last_success_timestamp_seconds",
             "Unix time of the last successful fetch or renewal of a secret",
-            m.last_success.clone(),
+            m.secrets.view(Series::LastSuccess),
         );
         registry.register(
             "secret_fetch_errors",
             "Failed fetches or renewals of a secret",
-            m.fetch_errors.clone(),
+            m.secrets.view(Series::FetchErrors),
         );
         registry.register(
             "secret_write_errors",
             "Failed writes of a secret's files (the output directory, not the backend)",
-            m.write_errors.clone(),
+            m.secrets.view(Series::WriteErrors),
         );
         registry.register(
             "secret_writes",
             "Times a secret's files were written",
-            m.writes.clone(),
+            m.secrets.view(Series::Writes),
         );
         registry.register(
             "secret_renewals",
             "Lease renewals of a secret",
-            m.renewals.clone(),
+            m.secrets.view(Series::Renewals),
         );
         registry.register(
             "secret_expiry_seconds",
             "Seconds until a secret's lease or certificate expires",
-            m.expiry.clone(),
+            m.secrets.view(Series::Expiry),
         );
         if identifiers {
             registry.register(
                 "secret_version",
                 "1 for the version and lease each secret holds now (identifiers, not values); only on a loopback health.listen",
-                m.versions.clone(),
+                m.secrets.view(Series::Version),
             );
         }
         registry.register(
@@ -271,17 +210,14 @@ impl Metrics {
                 source: s.name.clone(),
             }));
         }
+        self.secrets
+            .declare(config.secrets.iter().map(|s| s.name.as_str()));
         for s in &config.secrets {
-            let label = self.names.secret(&s.name);
-            drop(self.fetch_errors.get_or_create(&label));
-            drop(self.write_errors.get_or_create(&label));
-            drop(self.writes.get_or_create(&label));
-            drop(self.renewals.get_or_create(&label));
-            drop(self.last_success.get_or_create(&label));
             for a in &s.on_change {
+                let secret = self.secrets.name(&s.name);
                 for result in ["ok", "error"] {
                     drop(self.actions.get_or_create(&ActionLabel {
-                        secret: label.secret.clone(),
+                        secret: secret.clone(),
                         action: a.kind(),
                         result,
                     }));
@@ -297,42 +233,33 @@ impl Metrics {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        self.last_success
-            .get_or_create(&self.names.secret(name))
-            .set(now);
+        self.secrets.succeeded(name, now);
     }
 
     /// A fetch or renewal of `name` failed.
     pub fn error(&self, name: &str) {
-        self.fetch_errors
-            .get_or_create(&self.names.secret(name))
-            .inc();
+        self.secrets.count(name, Series::FetchErrors);
     }
 
     /// The files of `name` could not be written (a full or read-only
     /// output directory): not a fetch error, the backend answered.
     pub fn write_error(&self, name: &str) {
-        self.write_errors
-            .get_or_create(&self.names.secret(name))
-            .inc();
+        self.secrets.count(name, Series::WriteErrors);
     }
 
     /// The files of `name` were written.
     pub fn wrote(&self, name: &str) {
-        self.writes.get_or_create(&self.names.secret(name)).inc();
+        self.secrets.count(name, Series::Writes);
     }
 
     /// A lease of `name` was renewed.
     pub fn renewed(&self, name: &str) {
-        self.renewals.get_or_create(&self.names.secret(name)).inc();
+        self.secrets.count(name, Series::Renewals);
     }
 
     /// The lease or certificate of `name` ends at `at`.
     pub fn expires(&self, name: &str, at: SystemTime) {
-        self.expiries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(self.names.get(name), at);
+        self.secrets.expires(name, at);
     }
 
     /// `name` now holds `version` under `lease` (its previous series goes).
@@ -340,18 +267,8 @@ impl Metrics {
         if !self.identifiers {
             return;
         }
-        let label = VersionLabel {
-            secret: self.names.get(name),
-            version: version.unwrap_or_default().to_owned(),
-            lease: lease.unwrap_or_default().to_owned(),
-        };
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = held.insert(label.secret.clone(), label.clone()) {
-            if old != label {
-                self.versions.remove(&old);
-            }
-        }
-        self.versions.get_or_create(&label).set(1);
+        self.secrets
+            .version(name, version.unwrap_or_default(), lease.unwrap_or_default());
     }
 
     /// A backend call of `source` that started at `started` ended.
@@ -367,7 +284,7 @@ impl Metrics {
     pub fn action(&self, secret: &str, action: &'static str, ok: bool) {
         self.actions
             .get_or_create(&ActionLabel {
-                secret: self.names.get(secret),
+                secret: self.secrets.name(secret),
                 action,
                 result: if ok { "ok" } else { "error" },
             })
@@ -419,22 +336,6 @@ impl Metrics {
 
     /// The metrics in Prometheus text format.
     pub fn render(&self) -> String {
-        let now = SystemTime::now();
-        for (name, at) in self
-            .expiries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let left = match at.duration_since(now) {
-                Ok(d) => d.as_secs_f64(),
-                Err(e) => -e.duration().as_secs_f64(),
-            };
-            let label = SecretLabel {
-                secret: name.clone(),
-            };
-            self.expiry.get_or_create(&label).set(left);
-        }
         self.registry.render()
     }
 }

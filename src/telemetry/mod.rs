@@ -99,6 +99,7 @@ pub mod admission;
 pub mod health;
 pub mod metrics;
 pub mod registry;
+pub mod series;
 
 #[cfg(test)]
 mod tests {
