@@ -129,7 +129,9 @@ pub fn proxy(
     let sources = crate::source::build(&config).map_err(|e| chain(&e))?;
     let mut snapshot = crate::engine::snapshot::Snapshot::new(config, sources);
     for (name, fetched) in values {
-        snapshot.put(name, &Arc::new(fetched));
+        if let Some(i) = snapshot.config.secrets.iter().position(|s| s.name == name) {
+            snapshot.put(i, &Arc::new(fetched));
+        }
     }
     let (published, snapshots) = tokio::sync::watch::channel(Arc::new(snapshot));
     let (engine, _) = tokio::sync::mpsc::channel(1);

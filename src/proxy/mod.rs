@@ -313,7 +313,7 @@ impl Proxy {
                         None => form,
                         Some(pin) => {
                             let s = &view.config.secrets[secret];
-                            let held = || view.get(&s.name);
+                            let held = || view.of(&view.config, secret);
                             match PROXY_APIS[usize::from(at)].pinned(s, &pin, &held) {
                                 Ok(form) => form,
                                 Err(refusal) => return refuse(api, refusal),
@@ -354,7 +354,7 @@ impl Proxy {
         } else {
             view.clone()
         };
-        let Some(entry) = latest.get(&secret.name) else {
+        let Some(entry) = latest.of(&view.config, key.0) else {
             return refuse(api, Refusal::not_fetched(&secret.name));
         };
         let body = match self.cached(&view, key, entry.revision) {

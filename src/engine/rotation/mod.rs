@@ -81,8 +81,10 @@ pub struct Engine {
     /// that starts after it (the kubelet restarting a killed one).
     state_dir: Option<OutputDir>,
     metrics: Arc<Metrics>,
-    /// The values as of the last write, published to `snapshots` after each change.
-    held: Snapshot,
+    /// The values as of the last write, published to `snapshots` after each
+    /// change: the same snapshot as the published one until a round changes
+    /// it (then copied), so that between rounds one is held, not two.
+    held: Arc<Snapshot>,
     snapshots: watch::Sender<Arc<Snapshot>>,
     /// Runs `on_change` actions off this task.
     actions: Runner,
@@ -163,7 +165,7 @@ impl Engine {
                 continue;
             };
             metrics.success(&secret.name);
-            held.put(&secret.name, fetched);
+            held.put(i, fetched);
             if report.changed[i] {
                 metrics.wrote(&secret.name);
             }
@@ -178,6 +180,7 @@ impl Engine {
             plan.groups.push(group);
             plan.schedule(plan.groups.len() - 1, &paces, true, Now::read());
         }
+        let held = Arc::new(held);
         let engine = Engine {
             plan,
             rendered: report.rendered,
@@ -186,7 +189,7 @@ impl Engine {
             dir,
             state_dir,
             metrics: metrics.clone(),
-            snapshots: watch::Sender::new(Arc::new(held.clone())),
+            snapshots: watch::Sender::new(Arc::clone(&held)),
             held,
             actions: Runner::new(metrics.clone()),
             changes,
@@ -377,7 +380,7 @@ impl Engine {
 
     /// Publishes what the engine holds now.
     fn publish(&self) {
-        self.snapshots.send_replace(Arc::new(self.held.clone()));
+        self.snapshots.send_replace(Arc::clone(&self.held));
     }
 
     /// Starts the `on_change` actions of changed secrets and templates, each

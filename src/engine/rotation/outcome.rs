@@ -57,7 +57,7 @@ impl Engine {
             } else if changed.contains(&i) {
                 tracing::info!(secret = %secret.name, version = version, "secret changed");
             }
-            self.held.put(&secret.name, &fetched);
+            Arc::make_mut(&mut self.held).put(i, &fetched);
             self.metrics.success(&secret.name);
             self.rendered[i] = files;
         }

@@ -97,9 +97,10 @@ impl Engine {
             .map(|(r, s)| (s.name.clone(), r))
             .collect();
         self.plan.config = config.clone();
-        self.held = self
-            .held
-            .reconfigured(config.clone(), self.fetcher.sources().to_vec());
+        self.held = Arc::new(
+            self.held
+                .reconfigured(config.clone(), self.fetcher.sources().to_vec()),
+        );
         self.metrics.declare(&config);
         self.rendered = config
             .secrets
