@@ -48,6 +48,16 @@ impl SecretBytes {
         self.0.is_empty()
     }
 
+    /// The same bytes in a buffer of their size (the old one is wiped): for
+    /// bytes built by writes ([`SecretBytes::extend_from_slice`] doubles its
+    /// buffer) that are then kept, as rendered files are.
+    pub fn fitted(self) -> Self {
+        if self.0.capacity() == self.0.len() {
+            return self;
+        }
+        Self::new(self.0.to_vec())
+    }
+
     /// Appends bytes; the old buffer is wiped if the vector has to grow.
     pub fn extend_from_slice(&mut self, bytes: &[u8]) {
         if self.0.capacity() - self.0.len() < bytes.len() {
@@ -292,5 +302,8 @@ mod tests {
         }
         assert_eq!(s.len(), 600);
         assert!(s.expose().starts_with(b"abcdefabcdef"));
+        let fitted = s.clone().fitted();
+        assert_eq!(fitted.0.capacity(), 600);
+        assert_eq!(fitted, s);
     }
 }

@@ -182,9 +182,11 @@ fn render_value(
                 .map_err(Error::AgentTemplate)?
         }
     };
+    // Kept until the next change (for writing back a file changed behind
+    // our back): no more room than the bytes take.
     Ok(vec![Rendered {
         file: secret.file.clone(),
-        bytes,
+        bytes: bytes.fitted(),
         mode: secret.mode,
     }])
 }
