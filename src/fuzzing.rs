@@ -83,7 +83,7 @@ pub fn vault_answer(
     use crate::source::answers;
     let what = "secret `fuzz`";
     let retry = retry_after
-        .and_then(|v| crate::engine::backoff::parse_retry_after(v, std::time::SystemTime::now()));
+        .and_then(|v| crate::backoff::parse_retry_after(v, std::time::SystemTime::now()));
     let fetched = answers::vault_answer(status, body, what, retry).and_then(|json| match read {
         VaultRead::Kv1 => answers::kv1_fetched(json, what),
         VaultRead::Kv2 => answers::kv2_fetched(json, what),

@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::engine::backoff::Backoff;
+use crate::backoff::Backoff;
 use crate::exit::{Exit, ExitCode};
 
 /// The smallest head limit hyper accepts (its initial read buffer).

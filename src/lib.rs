@@ -10,13 +10,15 @@
 //! child, on_change actions, watching, trust), and the other modes: [`proxy`]
 //! (the local credential proxy), [`inject`] (the Kubernetes injector) and
 //! [`drill`] (a timed rotation drill); [`telemetry`] is logs, metrics and
-//! health; [`clock`] bounds every span and time read from outside; [`tls`] is the one
+//! health; [`clock`] bounds every span and time read from outside; [`backoff`]
+//! paces every call to a source; [`tls`] is the one
 //! crypto provider. `main.rs` only dispatches.
 
 // One audited exception, in `memory`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backoff;
 pub mod cli;
 mod clock;
 pub mod cmd;

@@ -14,11 +14,11 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::cli::CheckArgs;
-use crate::cmd::{print, runtime};
 use crate::config::Config;
 use crate::engine::cycle;
 use crate::engine::fetch::{self, Budget, Fetcher};
 use crate::exit::{Exit, ExitCode, Failure};
+use crate::os::process::{print, runtime};
 use crate::output::OutputDir;
 use crate::render::template;
 use crate::source;

@@ -43,7 +43,7 @@ pub fn command(args: &InitArgs) -> Result<u8, Failure> {
         timeout: args.timeout,
         concurrency: usize::from(args.concurrency),
     };
-    crate::cmd::runtime()?.block_on(run(&config, ready, opts))
+    crate::os::process::runtime()?.block_on(run(&config, ready, opts))
 }
 
 /// Checks that `config` (read from `path`) can be written, hardens the

@@ -134,7 +134,7 @@ pub fn command(
         child,
         print_env: log_format == LogFormat::Text,
     };
-    let code = crate::cmd::runtime()?.block_on(run(config, opts))?;
+    let code = crate::os::process::runtime()?.block_on(run(config, opts))?;
     Ok(u8::try_from(code).unwrap_or(1))
 }
 

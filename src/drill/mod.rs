@@ -117,7 +117,7 @@ fn shown(url: &reqwest::Url) -> String {
 pub fn command(args: &DrillArgs) -> Result<u8, Failure> {
     let config = args.config.load()?;
     crate::os::harden::harden(config.mlock)?;
-    Ok(crate::cmd::runtime()?.block_on(run(&config, args))?)
+    Ok(crate::os::process::runtime()?.block_on(run(&config, args))?)
 }
 
 /// Runs the drill as `opts` say; returns the exit code: 0 passed,

@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
+use crate::backoff::Pace;
 use crate::config::{Address, Config};
-use crate::engine::backoff::Pace;
 use crate::exit::{Exit, ExitCode};
 use crate::output;
 use crate::render::format::{self, Rendered};

@@ -1,5 +1,5 @@
 //! The hand-off state from `init` to the sidecar, so that one pod takes one
-//! set of dynamic credentials: `init` ([`crate::cmd::init`]) leaves the tokens it
+//! set of dynamic credentials: `init` leaves the tokens it
 //! used and the leased or issued secrets it wrote in
 //! `output.state_dir/state.json` (mode 0400, in a 0700 directory on tmpfs
 //! that only ramsecrets' own containers mount, never under `output.dir`),

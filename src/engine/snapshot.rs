@@ -15,18 +15,8 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::secret::Fetched;
+use crate::source::proxy_api::Entry;
 use crate::source::Source;
-
-/// One secret's latest value.
-#[derive(Debug)]
-pub struct Entry {
-    /// What was fetched, shared with the scheduler's copy.
-    pub fetched: Arc<Fetched>,
-    /// When it changed last (not when it was last confirmed).
-    pub changed_at: SystemTime,
-    /// Counts changes of the value, from 1: a version for sources without one.
-    pub revision: u64,
-}
 
 /// The sidecar's state at one moment.
 #[derive(Clone)]

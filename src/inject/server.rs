@@ -304,7 +304,7 @@ fn serve(
 /// returns the exit code.
 pub fn command(path: &std::path::Path) -> Result<u8, crate::exit::Failure> {
     let config = Config::load(path)?;
-    crate::cmd::runtime_on_every_core()?.block_on(run(config))?;
+    crate::os::process::runtime_on_every_core()?.block_on(run(config))?;
     Ok(crate::exit::Exit::Ok.code())
 }
 

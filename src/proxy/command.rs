@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use crate::cmd::print;
 use crate::config::{self, Config};
 use crate::exit::{Exit, Failure};
+use crate::os::process::print;
 
 /// The proxy section of `config` (read from `path`), which `ramsecrets proxy` needs.
 pub fn section<'c>(config: &'c Config, path: &Path) -> Result<&'c config::Proxy, Failure> {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::backoff::Signal;
+use crate::backoff::Signal;
 use crate::exit::{Exit, ExitCode};
 
 /// What kind of failure, whatever the backend.
@@ -274,7 +274,7 @@ impl Error {
         matches!(self.kind(), Kind::Unavailable | Kind::Throttled)
     }
 
-    /// What this error tells the source's [`Gate`](crate::engine::backoff::Gate).
+    /// What this error tells the source's [`Gate`](crate::backoff::Gate).
     pub fn signal(&self) -> Signal {
         match self {
             Error::Unavailable { .. } => Signal::Failed,

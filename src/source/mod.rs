@@ -39,7 +39,7 @@ pub use vault::{
 };
 
 /// The pure steps from a backend's answer to fields, for the fuzz targets
-/// (`crate::fuzzing`); the sources call them after each request.
+/// (`src/fuzzing.rs`); the sources call them after each request.
 #[cfg(feature = "fuzzing")]
 pub(crate) mod answers {
     pub(crate) use super::aws::{fetched as aws_fetched, value_of as aws_value};
@@ -51,12 +51,12 @@ pub(crate) mod answers {
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
+use crate::backoff::{Gate, Pace, Refusal};
 use crate::config::{Config, Secret};
-use crate::engine::backoff::{Gate, Pace, Refusal};
 use crate::secret::{Fetched, Fields, Lease, SecretBytes};
 
 /// Runs one backend call through the source's gate (pushback, probing and
-/// the retry budget, see [`crate::engine::backoff`]) until `deadline`; `what` names
+/// the retry budget, see [`crate::backoff`]) until `deadline`; `what` names
 /// the call in the error of an attempt the gate did not let out.
 pub(crate) async fn paced<T, F, Fut>(gate: &Gate, deadline: Instant, what: &str, op: F) -> Result<T>
 where
@@ -170,7 +170,7 @@ pub trait Source: Send + Sync {
         false
     }
 
-    /// How the source paces its calls now (see [`crate::engine::backoff`]); the
+    /// How the source paces its calls now (see [`crate::backoff`]); the
     /// sidecar's schedule follows it.
     fn pace(&self) -> Pace {
         Pace::default()

@@ -16,12 +16,23 @@ use base64::Engine;
 use serde::Serialize;
 
 use crate::config::{Config, Secret};
-use crate::engine::snapshot::Entry;
 use crate::render::format;
 use crate::secret::{Fetched, SecretBytes};
 
 mod refusal;
 pub(crate) use refusal::{Api, Refusal};
+
+/// One secret's latest value, as the sidecar's snapshots hold it
+/// (`engine::snapshot`) and the APIs answer from it.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    /// What was fetched, shared with the scheduler's copy.
+    pub fetched: std::sync::Arc<Fetched>,
+    /// When it changed last (not when it was last confirmed).
+    pub changed_at: SystemTime,
+    /// Counts changes of the value, from 1: a version for sources without one.
+    pub revision: u64,
+}
 
 /// An API the proxy answers, as a backend's clients call it.
 pub(crate) trait ProxyApi: Sync {

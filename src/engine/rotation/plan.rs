@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::schedule::{self, Decision, Draws, Now, Slot, Step};
+use crate::backoff::{Backoff, Pace};
 use crate::config::Config;
-use crate::engine::backoff::{Backoff, Pace};
 use crate::engine::fetch::SecretError;
 use crate::secret::{Fetched, Lease};
 use crate::source;

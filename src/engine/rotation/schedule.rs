@@ -9,7 +9,7 @@
 //!   over the interval from their first refresh on, instead of drifting apart
 //!   over hundreds of polls.
 //! - **Later polls**: the interval, stretched by the source's pushback factor
-//!   (see [`crate::engine::backoff`]), ±10 %.
+//!   (see [`crate::backoff`]), ±10 %.
 //! - **A failed poll** is retried after about 1 s, doubling, but never later
 //!   than the stretched interval (each wait drawn from ×0.5 to ×1.5). During a
 //!   long outage each group tries about once an interval, and the source's gate
@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::engine::backoff::Backoff;
+use crate::backoff::Backoff;
 use crate::secret::Fetched;
 
 /// The shortest time between two steps of one group.

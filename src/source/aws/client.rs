@@ -1,7 +1,7 @@
 //! The SDK client of an AWS source (Secrets Manager, Parameter Store), one
 //! home for both SDKs: built on first use from the SDK's default chain with
 //! the source's region, profile and endpoint, with the SDK's own
-//! retries off (the source's [`Gate`](crate::engine::backoff::Gate) retries against
+//! retries off (the source's [`Gate`](crate::backoff::Gate) retries against
 //! the caller's deadline) and answers capped at `max_answer_bytes`.
 
 use std::time::Duration;

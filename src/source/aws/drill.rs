@@ -24,8 +24,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::{AwsAddress, AwsSource};
+use crate::backoff::{Backoff, Gate};
 use crate::config::{Address, Secret, AWS_CURRENT};
-use crate::engine::backoff::{Backoff, Gate};
 use crate::secret::SecretBytes;
 use crate::source::rotator::shape::{self, Set};
 use crate::source::rotator::{until_interrupted, Error, Job, Restored, Rotated, Rotator, Undo};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_secretsmanager::error::{ConnectorError, ProvideErrorMetadata, SdkError};
 
 use super::cap::TooBig;
-use crate::engine::backoff;
+use crate::backoff;
 use crate::source::{Cause, Error, Kind};
 
 /// A failed call: the error, and the service's error code when it gave one.
@@ -187,7 +187,7 @@ fn reached(c: &CredentialsError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::backoff::Signal;
+    use crate::backoff::Signal;
 
     #[test]
     fn error_codes_map_to_exit_kinds() {

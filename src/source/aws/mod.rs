@@ -59,8 +59,8 @@ use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 
 use super::{Error, Result, Source};
+use crate::backoff::{Backoff, Gate, Pace};
 use crate::config::{Address, Secret};
-use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::Fetched;
 use crate::source::batch::Queue;
 use crate::source::rotator::Rotator;
@@ -73,7 +73,7 @@ pub(in crate::source) use errors::credentials;
 pub use errors::sdk_error;
 pub(in crate::source) use value::origin;
 pub use value::VALUE_FIELD;
-// For the fuzz targets (`crate::fuzzing`).
+// For the fuzz targets (`src/fuzzing.rs`).
 #[cfg(feature = "fuzzing")]
 pub(crate) use value::{fetched, value_of};
 

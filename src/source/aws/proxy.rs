@@ -14,9 +14,9 @@ use serde::Serialize;
 use super::AwsAddress;
 use super::{AWS_CURRENT, AWS_PREVIOUS};
 use crate::config::{Address, Config, Secret};
-use crate::engine::snapshot::Entry;
 use crate::render::format;
 use crate::secret::SecretBytes;
+use crate::source::proxy_api::Entry;
 use crate::source::proxy_api::{
     created, unix, version, Api, Field, Found, Pin, ProxyApi, Refusal, Routed, Routes,
 };

@@ -12,8 +12,8 @@ use aws_sdk_ssm::Client;
 use futures::future::BoxFuture;
 
 use super::{SsmAddress, SsmSource};
+use crate::backoff::{Backoff, Gate};
 use crate::config::{Address, Secret};
-use crate::engine::backoff::{Backoff, Gate};
 use crate::secret::SecretBytes;
 use crate::source::aws::paced_call;
 use crate::source::rotator::shape::{self, Set};

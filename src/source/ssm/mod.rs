@@ -44,8 +44,8 @@ pub(crate) use config::BACKEND;
 
 use super::batch::Queue;
 use super::{Error, Result, Source};
+use crate::backoff::{Backoff, Gate, Pace};
 use crate::config::{Address, Aws, Secret};
-use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Fields, Origin, SecretBytes};
 use crate::source::rotator::Rotator;
 

@@ -16,9 +16,9 @@ use serde::Serialize;
 
 use super::address::{Parameter, Selector, SsmAddress};
 use crate::config::{Address, Config, Secret};
-use crate::engine::snapshot::Entry;
 use crate::render::format;
 use crate::secret::SecretBytes;
+use crate::source::proxy_api::Entry;
 use crate::source::proxy_api::{Api, Found, ProxyApi, Routed, Routes};
 
 /// The extension's API, its backend's `proxy` in the registry (routed in

@@ -12,8 +12,8 @@ use vaultrs::api::EndpointMiddleware;
 use vaultrs::client::{VaultClient, VaultClientSettingsBuilder};
 
 use super::VaultSource;
+use crate::backoff;
 use crate::config::Vault;
-use crate::engine::backoff;
 use crate::secret::SecretBytes;
 use crate::source::{paced, Cause, Error, Result};
 

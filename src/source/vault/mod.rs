@@ -43,8 +43,8 @@ use tokio::time::Instant;
 use vaultrs::client::VaultClient;
 
 use super::{Error, Result, Source};
+use crate::backoff::{Backoff, Gate, Pace};
 use crate::config::{Address, Format, Secret};
-use crate::engine::backoff::{Backoff, Gate, Pace};
 use crate::secret::{Fetched, Lease, SecretBytes};
 use crate::source::rotator::Rotator;
 pub use address::VaultAddress;
@@ -55,7 +55,7 @@ pub use pod::{logical_read, VaultOverrides};
 pub use token::user_logins;
 use token::{LoginState, Session};
 
-// For the fuzz targets (`crate::fuzzing`).
+// For the fuzz targets (`src/fuzzing.rs`).
 #[cfg(feature = "fuzzing")]
 pub(crate) use {
     client::answer,

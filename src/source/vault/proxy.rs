@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::VaultAddress;
 use crate::config::{Address, Config, KvVersion, Secret};
-use crate::engine::snapshot::Entry;
 use crate::render::format;
 use crate::secret::SecretBytes;
+use crate::source::proxy_api::Entry;
 use crate::source::proxy_api::{
     created, version_number, Api, Field, Found, ProxyApi, Routed, Routes,
 };
