@@ -11,8 +11,10 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -122,6 +124,8 @@ pub struct Limits {
 /// One open connection's place in [`Slots`].
 #[derive(Clone)]
 struct Slot {
+    /// Closes the connection: cancelled to make room, or with the server's
+    /// shutdown token, whose child it is (one token for its task to wait on).
     close: CancellationToken,
     /// Its requests being answered.
     answering: Arc<AtomicUsize>,
@@ -139,16 +143,17 @@ impl Slots {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A slot for a new connection: `None` when all are taken and, with
-    /// `evict`, none is waiting for its client.
-    fn admit(self: &Arc<Self>, evict: bool) -> Option<Connection> {
+    /// A slot for a new connection, closed too when `shutdown` is cancelled:
+    /// `None` when all are taken and, with `evict`, none is waiting for its
+    /// client.
+    fn admit(self: &Arc<Self>, evict: bool, shutdown: &CancellationToken) -> Option<Connection> {
         let mut open = self.lock();
         if open.len() >= self.max && !(evict && Slots::evict(&mut open, None)) {
             return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let slot = Slot {
-            close: CancellationToken::new(),
+            close: shutdown.child_token(),
             answering: Arc::new(AtomicUsize::new(0)),
         };
         open.insert(id, slot.clone());
@@ -352,7 +357,7 @@ where
             }
             let _ = tcp.set_nodelay(true);
             let transport = transport.clone();
-            let Some(connection) = slots.admit(limits.evict_waiting) else {
+            let Some(connection) = slots.admit(limits.evict_waiting, &shutdown) else {
                 if let Ok(answer) = busy.clone().try_acquire_owned() {
                     tracker.spawn(async move {
                         let _answer = answer;
@@ -368,7 +373,6 @@ where
                 let mine = limits.evict_waiting.then(|| connection.clone());
                 let _release = Release(connection);
                 let io = tokio::select! {
-                    _ = shutdown.cancelled() => return,
                     _ = close.cancelled() => return,
                     io = tokio::time::timeout(limits.header_timeout, transport.wrap(tcp)) => match io {
                         Ok(Ok(io)) => io,
@@ -404,11 +408,17 @@ where
                 let builder = builder(&limits, http2);
                 let conn = builder.serve_connection(TokioIo::new(io), service);
                 tokio::pin!(conn);
+                // One token to wait on while requests come and go: `close`
+                // is cancelled to make room (closed at once) and by the
+                // shutdown (drained).
                 tokio::select! {
                     _ = conn.as_mut() => return,
-                    _ = close.cancelled() => return,
-                    _ = shutdown.cancelled() => conn.as_mut().graceful_shutdown(),
+                    _ = close.cancelled() => {}
                 }
+                if !shutdown.is_cancelled() {
+                    return;
+                }
+                conn.as_mut().graceful_shutdown();
                 tokio::select! {
                     _ = conn => {}
                     _ = force.cancelled() => {}
@@ -432,14 +442,60 @@ where
     })
 }
 
-/// A connection's server: HTTP/2 when the transport says so, else HTTP/1.1.
+/// The timer of one HTTP/1.1 connection, whose only timer is hyper's header
+/// read timeout, asked for anew at each request head and dropped once the
+/// head is in: one tokio `Sleep` for the connection, moved to each new
+/// deadline (an atomic store while deadlines only move later), instead of a
+/// new one put into and taken out of the runtime's timer wheel per request.
+/// hyper's HTTP/1.1 server holds one such sleep at a time.
+#[derive(Clone)]
+struct HeadTimer(Arc<Mutex<Pin<Box<tokio::time::Sleep>>>>);
+
+impl HeadTimer {
+    /// A timer for a connection whose first head is due within `timeout`.
+    fn new(timeout: Duration) -> Self {
+        HeadTimer(Arc::new(Mutex::new(Box::pin(tokio::time::sleep(timeout)))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pin<Box<tokio::time::Sleep>>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl hyper::rt::Timer for HeadTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(std::time::Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: std::time::Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.lock()
+            .as_mut()
+            .reset(tokio::time::Instant::from_std(deadline));
+        Box::pin(HeadTimer(self.0.clone()))
+    }
+}
+
+impl Future for HeadTimer {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.lock().as_mut().poll(cx)
+    }
+}
+
+impl hyper::rt::Sleep for HeadTimer {}
+
+/// A connection's server: HTTP/2 when the transport says so, else HTTP/1.1
+/// (answers written with one `write`: a head and a small body copied into one
+/// buffer cost less than a vectored write of the two).
 fn builder(limits: &Limits, http2: bool) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(HeadTimer::new(limits.header_timeout))
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(limits.max_head.max(MIN_HEAD))
+        .writev(false)
         .auto_date_header(false);
     builder
         .http2()

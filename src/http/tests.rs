@@ -1,4 +1,4 @@
-//! The server loop's own tests: hop limits, the connection cap, head limits, the drain,
+//! The server loop's own tests: hop limits, the connection cap, head limits and timeouts, the drain,
 //! and which connections are closed to make room.
 
 use super::*;
@@ -231,5 +231,41 @@ async fn an_http2_connection_with_a_request_open_is_not_closed_for_room() {
     assert!(get(t.addr, "/").await.starts_with("HTTP/1.1 429"));
     t.release.cancel();
     assert_eq!(slow.await.unwrap().unwrap().status(), 200);
+    t.stopped().await;
+}
+
+/// Reads one `ok` answer off a keep-alive connection.
+async fn answered(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.ends_with(b"\r\n\r\nok") {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[tokio::test]
+async fn each_head_of_a_keep_alive_connection_has_its_own_timeout() {
+    let limits = Limits {
+        header_timeout: Duration::from_secs(2),
+        ..LIMITS
+    };
+    let t = Test::start("127.0.0.1:0", Plain, limits).await;
+    let mut s = TcpStream::connect(t.addr).await.unwrap();
+    for _ in 0..3 {
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(answered(&mut s).await.starts_with(b"HTTP/1.1 200"));
+    }
+    // Half a head, then nothing: the connection is cut, after a 408 at most.
+    s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut rest))
+        .await
+        .expect("the late head was not cut off");
+    assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"));
     t.stopped().await;
 }
