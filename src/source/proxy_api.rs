@@ -10,6 +10,7 @@
 //! [`SecretBytes`]. The proxy asks them in order and serves what they
 //! answer.
 
+use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -125,6 +126,25 @@ impl Serialize for Field<'_> {
             )),
         }
     }
+}
+
+/// The `name=value` pairs of a request's query, decoded as
+/// `form_urlencoded::parse` decodes them (`%XX`, `+` for a space); a pair with
+/// nothing to decode, as most are, is borrowed as it is, not decoded and
+/// checked again as UTF-8 on every request.
+pub(crate) fn query_pairs(
+    query: Option<&str>,
+) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    let query = query.unwrap_or_default();
+    query.split('&').filter(|p| !p.is_empty()).map(|pair| {
+        if pair.contains(['%', '+']) {
+            return form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .unwrap_or_default();
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (Cow::Borrowed(name), Cow::Borrowed(value))
+    })
 }
 
 /// Seconds since the epoch, as AWS answers write times.

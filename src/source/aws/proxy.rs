@@ -18,7 +18,7 @@ use crate::render::format;
 use crate::secret::SecretBytes;
 use crate::source::proxy_api::Entry;
 use crate::source::proxy_api::{
-    created, unix, version, Api, Field, Found, Pin, ProxyApi, Refusal, Routed, Routes,
+    created, query_pairs, unix, version, Api, Field, Found, Pin, ProxyApi, Refusal, Routed, Routes,
 };
 
 /// The AWS agent's API, its backend's `proxy` in the registry (routed in
@@ -143,7 +143,7 @@ impl Routes for AwsRoutes {
             None => return Routed::Other,
         };
         let (mut id, mut label, mut version_id, mut refresh) = (None, None, None, false);
-        for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        for (k, v) in query_pairs(query) {
             match &*k {
                 "secretId" => id = Some(v),
                 "versionStage" => label = Some(v.into_owned()),

@@ -1,5 +1,5 @@
 //! Tests of what every API's answers share (a field's JSON, the version a
-//! client sees), and the config the APIs' tests and the proxy's routing
+//! client sees, a query's pairs), and the config the APIs' tests and the proxy's routing
 //! tests read.
 
 use std::path::Path;
@@ -43,4 +43,24 @@ fn the_version_is_the_backends_else_the_revision() {
     assert_eq!(version_number(&entry(Some("7"), 2)), 7);
     assert_eq!(version_number(&entry(Some("v7"), 2)), 2);
     assert_eq!(version_number(&entry(None, 3)), 3);
+}
+
+#[test]
+fn query_pairs_are_what_form_urlencoded_parses() {
+    let queries = [
+        "",
+        "secretId=bench/p0000",
+        "secretId=bench%2Fp0000&versionStage=AWSPREVIOUS",
+        "name=a+b&&withDecryption=true&",
+        "refreshNow",
+        "=v&k=&k2==x",
+        "secret%49d=x&%zz=%C3&%C3%A9=caf%C3%A9",
+        "a=1;b=2&ü=ö+",
+    ];
+    for q in queries {
+        let fast: Vec<_> = query_pairs(Some(q)).collect();
+        let parsed: Vec<_> = form_urlencoded::parse(q.as_bytes()).collect();
+        assert_eq!(fast, parsed, "{q}");
+    }
+    assert_eq!(query_pairs(None).count(), 0);
 }

@@ -19,7 +19,7 @@ use crate::config::{Address, Config, Secret};
 use crate::render::format;
 use crate::secret::SecretBytes;
 use crate::source::proxy_api::Entry;
-use crate::source::proxy_api::{Api, Found, ProxyApi, Routed, Routes};
+use crate::source::proxy_api::{query_pairs, Api, Found, ProxyApi, Routed, Routes};
 
 /// The extension's API, its backend's `proxy` in the registry (routed in
 /// the order of [`crate::source::PROXY_APIS`]).
@@ -99,7 +99,7 @@ fn find(
     lookup: impl Fn(&str, Option<&str>) -> Option<usize>,
 ) -> Result<usize, String> {
     let (mut name, mut pinned) = (None, None);
-    for (k, v) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+    for (k, v) in query_pairs(query) {
         match &*k {
             "name" => name = Some(v.into_owned()),
             "version" | "label" => pinned = Some(v.into_owned()),
