@@ -23,6 +23,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use subtle::{Choice, ConstantTimeEq};
 use tokio::net::TcpStream;
@@ -86,6 +87,14 @@ impl ExitCode for Error {
         }
     }
 }
+
+/// The AWS agent's token header (`X-Aws-Parameters-Secrets-Token`), and
+/// Vault's (`X-Vault-Token`): a request's token is in the first one sent.
+/// Names made once, not parsed from text at each lookup.
+static AWS_TOKEN: HeaderName = HeaderName::from_static("x-aws-parameters-secrets-token");
+static VAULT_TOKEN: HeaderName = HeaderName::from_static("x-vault-token");
+/// The header a relaying proxy adds: such requests are refused.
+static FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// Largest token file read.
 const MAX_TOKEN: u64 = 4096;
@@ -283,12 +292,14 @@ impl Proxy {
         self.served_mut(view).made.insert(key, (revision, body));
     }
 
-    fn authorized<B>(&self, req: &Request<B>, api: Api, config: &Config) -> Result<(), Refusal> {
-        let given = req
-            .headers()
-            .get("x-aws-parameters-secrets-token")
-            .or_else(|| req.headers().get("x-vault-token"))
-            .ok_or_else(|| Refusal::no_token(api))?;
+    /// Whether `given`, the token header sent, is the proxy's token.
+    fn authorized(
+        &self,
+        given: Option<&HeaderValue>,
+        api: Api,
+        config: &Config,
+    ) -> Result<(), Refusal> {
+        let given = given.ok_or_else(|| Refusal::no_token(api))?;
         if same(given.as_bytes(), self.token.expose()) {
             Ok(())
         } else {
@@ -301,7 +312,8 @@ impl Proxy {
         let view = self.latest();
         let index = self.index(&view);
         let route = route::route(&index, req.uri().path(), req.uri().query());
-        let api = route.api(req.headers().contains_key("x-aws-parameters-secrets-token"));
+        let aws_token = req.headers().get(&AWS_TOKEN);
+        let api = route.api(aws_token.is_some());
         if !route.open() {
             if req.method() != Method::GET {
                 return refuse(
@@ -309,10 +321,11 @@ impl Proxy {
                     Refusal::method(&crate::source::user_logins(&view.config)),
                 );
             }
-            if req.headers().contains_key("x-forwarded-for") {
+            if req.headers().contains_key(&FORWARDED_FOR) {
                 return refuse(api, Refusal::forwarded());
             }
-            if let Err(refusal) = self.authorized(&req, api, &view.config) {
+            let given = aws_token.or_else(|| req.headers().get(&VAULT_TOKEN));
+            if let Err(refusal) = self.authorized(given, api, &view.config) {
                 return refuse(api, refusal);
             }
         }
