@@ -155,13 +155,14 @@ fn create_token(path: &Path) -> std::io::Result<SecretBytes> {
 }
 
 /// What the proxy keeps for one config: where its secrets are asked for, and
-/// the bodies rendered so far by (secret index, shape), with the revision
-/// each was made from. A new config starts afresh.
+/// the bodies rendered so far, by secret index (a vector, not hashed per
+/// request), in each shape asked for, with the revision each was made from.
+/// A new config starts afresh.
 #[derive(Default)]
 struct Served {
     config: Option<Arc<Config>>,
     index: Arc<Index>,
-    made: HashMap<(usize, Shape), (u64, Bytes)>,
+    made: Vec<Vec<(Shape, u64, Bytes)>>,
 }
 
 impl Served {
@@ -258,7 +259,7 @@ impl Proxy {
             *served = Served {
                 config: Some(view.config.clone()),
                 index: Arc::new(Index::new(&view.config)),
-                made: HashMap::new(),
+                made: vec![Vec::new(); view.config.secrets.len()],
             };
         }
         served
@@ -280,16 +281,26 @@ impl Proxy {
         if !served.of(&view.config) {
             return None;
         }
+        let (secret, shape) = key;
         served
             .made
-            .get(&key)
-            .filter(|(rev, _)| *rev == revision)
-            .map(|(_, b)| b.clone())
+            .get(secret)?
+            .iter()
+            .find(|(s, rev, _)| *s == shape && *rev == revision)
+            .map(|(_, _, b)| b.clone())
     }
 
     /// Keeps `body`, made for `key` of `view`'s config from `revision`.
     fn keep(&self, view: &Snapshot, key: (usize, Shape), revision: u64, body: Bytes) {
-        self.served_mut(view).made.insert(key, (revision, body));
+        let (secret, shape) = key;
+        let mut served = self.served_mut(view);
+        let Some(made) = served.made.get_mut(secret) else {
+            return;
+        };
+        match made.iter_mut().find(|(s, ..)| *s == shape) {
+            Some(kept) => *kept = (shape, revision, body),
+            None => made.push((shape, revision, body)),
+        }
     }
 
     /// Whether `given`, the token header sent, is the proxy's token.

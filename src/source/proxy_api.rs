@@ -137,7 +137,7 @@ pub(crate) fn query_pairs(
 ) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
     let query = query.unwrap_or_default();
     query.split('&').filter(|p| !p.is_empty()).map(|pair| {
-        if pair.contains(['%', '+']) {
+        if pair.bytes().any(|b| b == b'%' || b == b'+') {
             return form_urlencoded::parse(pair.as_bytes())
                 .next()
                 .unwrap_or_default();
