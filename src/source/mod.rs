@@ -110,7 +110,7 @@ pub trait Source: Send + Sync {
     /// How the rotation drill (`ramsecrets drill`) rotates `secret` in this
     /// backend, or why it cannot.
     fn rotator(&self, _secret: &Secret) -> Result<Box<dyn rotator::Rotator + '_>, String> {
-        Err("its source has no backend to rotate: the drill writes new versions to Vault, OpenBao or AWS".into())
+        Err("its source has no backend to rotate: the drill writes new versions where a backend stores them, and this source only reads".into())
     }
 
     /// Extends `lease` by its duration; returns the lease as now granted.

@@ -18,7 +18,8 @@ fn to_log_in(logins: &[String]) -> String {
     )
 }
 
-/// Which API a request speaks.
+/// The shape of a request's error answer: a list of wire protocols, not of
+/// backends (Parameter Store's extension answers in the AWS shape).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Api {
     /// The AWS Secrets Manager Agent API.
