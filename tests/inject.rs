@@ -164,6 +164,14 @@ fn pods_are_injected_as_stored_by_the_api_server() {
             "ramsecrets.io/secret.db",
         ),
         (
+            json!({ "ramsecrets.io/secret.db": "ssm-path:app" }),
+            "ramsecrets.io/secret.db",
+        ),
+        (
+            json!({ "ramsecrets.io/secret.db": "ssm:/app/db" }),
+            "Parameter Store source",
+        ),
+        (
             json!({ "ramsecrets.io/colour": "red" }),
             "ramsecrets.io/colour",
         ),

@@ -196,6 +196,39 @@ fn init_only_mode_injects_one_init_container() {
 }
 
 #[test]
+fn parameter_store_pods_get_an_ssm_source_and_no_token() {
+    let settings = SETTINGS.replace(
+        "inject:",
+        "  - name: ssm\n    ssm_parameter_store: { region: eu-central-1 }\ninject:",
+    );
+    let config = Config::parse(&settings, Path::new("/")).unwrap();
+    let inj = Injector::new(&config, (1, 35)).unwrap();
+    let before = pod(
+        json!({ "ramsecrets.io/inject": "true", "ramsecrets.io/secret.db": "ssm:/app/db/password",
+                "ramsecrets.io/secret.flags": "ssm-path:/app/flags", "ramsecrets.io/format.flags": "json" }),
+        app(),
+    );
+    let p = admitted(&inj, &before, "apps");
+    assert_eq!(names(&p["spec"]["volumes"]), [SECRETS, STATE, CONFIG]);
+    let text = p["metadata"]["annotations"][RENDERED_CONFIG]
+        .as_str()
+        .unwrap();
+    assert!(
+        text.contains("ssm_parameter_store")
+            && !text.contains("aws_secrets_manager")
+            && !text.contains("vault")
+            && text.contains("eu-central-1")
+            && text.contains("parameter: /app/db/password")
+            && text.contains("parameters_by_path: /app/flags"),
+        "{text}"
+    );
+
+    // Without a Parameter Store source, the injector says what is missing.
+    let why = denial(&injector((1, 35)), &before);
+    assert!(why.contains("Parameter Store source"), "{why}");
+}
+
+#[test]
 fn app_init_containers_get_secrets_and_a_mesh_init_can_go_first() {
     let inj = injector((1, 35));
     let spec = json!({ "initContainers": [ { "name": "istio-init", "image": "i" }, { "name": "migrate", "image": "m" } ],

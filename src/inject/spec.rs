@@ -143,7 +143,7 @@ pub const ANNOTATIONS: &[(&str, &str)] = &[
     ("inject", "`\"true\"` injects this pod; `\"false\"` or absent leaves it alone"),
     (
         "secret.NAME",
-        "one secret: `kv:MOUNT/PATH`, `read:PATH`, `pki:MOUNT/ROLE?common_name=…&ttl=…&alt_names=a,b&ip_sans=…`, or `aws:SECRET_ID`",
+        "one secret: `kv:MOUNT/PATH`, `read:PATH`, `pki:MOUNT/ROLE?common_name=…&ttl=…&alt_names=a,b&ip_sans=…`, `aws:SECRET_ID`, `ssm:NAME` or `ssm-path:PATH`",
     ),
     ("file.NAME", "that secret's `file`, as in `secrets[]`"),
     ("format.NAME", "that secret's `format`, as in `secrets[]`"),

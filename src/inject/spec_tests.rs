@@ -174,6 +174,16 @@ fn bad_annotations_are_denied_by_name() {
             "aws:SECRET_ID",
         ),
         (
+            &[("inject", "true"), ("secret.a", "ssm:")],
+            "ramsecrets.io/secret.a",
+            "ssm:NAME",
+        ),
+        (
+            &[("inject", "true"), ("secret.a", "ssm-path:app")],
+            "ramsecrets.io/secret.a",
+            "ssm-path:PATH",
+        ),
+        (
             &[("inject", "true"), ("secret.a", "pki:pki/web")],
             "ramsecrets.io/secret.a",
             "common_name",

@@ -47,6 +47,7 @@ mod config;
 mod drill;
 mod errors;
 mod pod;
+pub(crate) use pod::pod as pod_settings;
 mod proxy;
 mod value;
 

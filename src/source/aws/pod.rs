@@ -39,7 +39,7 @@ struct AwsPod {
 }
 
 /// How injected pods configure a source of `aws`.
-pub(super) fn pod(aws: &Aws) -> Result<Option<Arc<dyn PodSettings>>, (PathBuf, std::io::Error)> {
+pub(crate) fn pod(aws: &Aws) -> Result<Option<Arc<dyn PodSettings>>, (PathBuf, std::io::Error)> {
     Ok(Some(Arc::new(AwsPod {
         region: aws.region.clone(),
         endpoint: aws.endpoint.as_ref().map(|e| e.to_string()),

@@ -226,7 +226,7 @@ impl Parameter {
 }
 
 /// Why `name` cannot be a parameter name or ARN, if it cannot.
-fn bad_name(name: &str) -> Option<String> {
+pub(super) fn bad_name(name: &str) -> Option<String> {
     let arn = name.starts_with("arn:");
     let bad = name.is_empty()
         || (!arn && name.len() > MAX_NAME)

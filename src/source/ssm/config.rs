@@ -6,6 +6,7 @@
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Deserialize;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use crate::config::{Aws, Mapping, Source, Validator, Value};
 use crate::source::aws::{read_settings, settings, RawAws, REQUEST_BUDGET};
 use crate::source::backend::Settings;
 use crate::source::backend::{described, reads, Backend, Names, Parse, SourceKind, Unread};
+use crate::source::pod::PodSettings;
 use crate::source::{Address, Result};
 
 /// The secret keys Parameter Store reads.
@@ -51,6 +53,10 @@ impl Settings for SsmSettings {
     fn source(&self, name: &str) -> Result<Arc<dyn crate::source::Source>> {
         Ok(Arc::new(SsmSource::new(name, &self.0)))
     }
+
+    fn pod(&self) -> std::result::Result<Option<Arc<dyn PodSettings>>, (PathBuf, std::io::Error)> {
+        super::pod::pod(self)
+    }
 }
 
 /// The Parameter Store backend.
@@ -67,7 +73,7 @@ pub(crate) static BACKEND: Backend = Backend {
     },
     parse: &ParameterStore,
     proxy: Some(&super::proxy::PROXY_API),
-    pod: None,
+    pod: Some(&super::pod::POD),
 };
 
 impl Parse for ParameterStore {

@@ -20,7 +20,7 @@
 //! **Elsewhere.** The config keys are declared in [`config`] (registered in
 //! [`crate::source::backend`]) and parsed in [`address`]; the proxy
 //! serves parameters as the AWS Parameters and Secrets extension does
-//! ([`proxy`]). Values move into [`SecretBytes`] as soon as the SDK hands them
+//! ([`proxy`]); the injector names it `ssm:NAME` and `ssm-path:PATH` ([`pod`]). Values move into [`SecretBytes`] as soon as the SDK hands them
 //! over; the SDK's own buffers are not zeroized.
 
 mod address;
@@ -28,6 +28,7 @@ mod batch;
 mod config;
 mod drill;
 mod path;
+mod pod;
 mod proxy;
 
 use std::sync::atomic::{AtomicU64, Ordering};
