@@ -240,6 +240,10 @@ pub struct Fetched {
     /// Where and when the backend made this version, as it says: the proxy
     /// answers with these rather than with its own.
     pub origin: Origin,
+    /// The source's [`login_epoch`](crate::source::Source::login_epoch) when
+    /// the read began: a value read before the source's login was last found
+    /// refused or revoked is read again before the proxy serves it.
+    pub login_epoch: u64,
 }
 
 /// The backend's own name and creation time of a version, when it gives them.
@@ -264,6 +268,7 @@ impl Fetched {
             stored: None,
             previous: None,
             origin: Origin::default(),
+            login_epoch: 0,
         }
     }
 }

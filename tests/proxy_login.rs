@@ -1,7 +1,8 @@
 //! The laptop proxy and the developer's own Vault login (`~/.vault-token`):
 //! a login that lapses or is revoked answers 503 with the way to log in
 //! again, for every secret of its source at once, while the other sources
-//! keep serving; logging in again is picked up without a restart.
+//! keep serving; logging in again is picked up without a restart, and no
+//! value read with the revoked login is served after it.
 
 mod common;
 
@@ -15,7 +16,7 @@ use serde_json::json;
 
 const LIMIT: Duration = Duration::from_secs(30);
 
-/// OpenBao holding `app/db` and `app/db2`, and `ramsecrets proxy` run as a
+/// OpenBao holding `app/db`, `app/db2` and `app/db3`, and `ramsecrets proxy` run as a
 /// developer would: HOME is a scratch directory, the Vault source logs in
 /// with `~/.vault-token`, and a `file` source serves `api` beside it.
 struct Laptop {
@@ -31,6 +32,7 @@ impl Laptop {
         bao.app_policy();
         bao.kv2_put("app/db", json!({ "password": "one" }));
         bao.kv2_put("app/db2", json!({ "password": "other" }));
+        bao.kv2_put("app/db3", json!({ "password": "third" }));
         let work = scratch();
         let home = work.path().join("home");
         std::fs::create_dir(&home).unwrap();
@@ -49,6 +51,7 @@ impl Laptop {
             )
             .secret(json!({ "name": "db", "source": "vault", "kv": { "mount": "secret", "path": "app/db" } }))
             .secret(json!({ "name": "db2", "source": "vault", "kv": { "mount": "secret", "path": "app/db2" } }))
+            .secret(json!({ "name": "db3", "source": "vault", "kv": { "mount": "secret", "path": "app/db3" } }))
             .secret(json!({ "name": "api", "source": "dev", "secret_id": "prod/api", "key": "token" }))
             .write(work.path(), "config.yaml");
         Laptop {
@@ -160,22 +163,32 @@ fn a_revoked_login_answers_503_at_once_for_its_source_and_the_others_keep_servin
     assert!(said(&body).contains("log in again"), "{body}");
     // The other source is not touched.
     assert_eq!(aws_get(laptop.port, &token, "api", ""), "dev-api-token");
-    // Logging in again is picked up: the proxy serves again, then the value
-    // written meanwhile. It answers 503 until the login is refreshed; its first
-    // 200 may still carry the value held from before the revocation (served
-    // until its next refresh), so wait for the new one.
+    // Logging in again is picked up at the next request (`refreshNow` reads
+    // at most once a second: until then it answers 503): `db`, asked first,
+    // logs the source in again. `db3`, not asked since the revocation and not
+    // polled (its first poll is minutes away, as a rule), was read with the
+    // revoked login: it is read again before it is served, so it carries the
+    // value written meanwhile.
     laptop.bao.kv2_put("app/db2", json!({ "password": "new" }));
+    laptop.bao.kv2_put("app/db3", json!({ "password": "new" }));
     laptop.log_in();
-    let mut answer = (0, String::new());
-    wait_until(
-        LIMIT,
-        "the proxy to serve the new value after the login",
-        || {
-            answer = laptop.get(&token, db2);
+    let served = |path: &str| {
+        let mut answer = (0, String::new());
+        wait_until(LIMIT, "the proxy to serve after the login", || {
+            answer = laptop.get(&token, path);
             assert!(matches!(answer.0, 200 | 503), "{answer:?}");
-            answer.0 == 200 && answer.1.contains("\"new\"")
-        },
-    );
+            answer.0 == 200
+        });
+        answer.1
+    };
+    served(db);
+    for path in [db2, "/v1/secret/data/app/db3"] {
+        let body = served(path);
+        assert!(
+            body.contains("\"new\""),
+            "{path}: served a value read with the revoked login: {body}"
+        );
+    }
     assert!(!run.logs().contains(&first), "a Vault token was logged");
     assert_eq!(run.stop(Signal::TERM), Some(0));
 }

@@ -472,6 +472,9 @@ impl DocIn {
                 previous: None,
                 // Only the proxy answers with it, and the proxy has no hand-off.
                 origin: Default::default(),
+                // Read with the token handed over with it, which the sidecar's
+                // source adopts before its first login.
+                login_epoch: 0,
             };
             let held = Held {
                 address: h.address,

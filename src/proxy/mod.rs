@@ -37,7 +37,7 @@ use crate::exit::{Exit, ExitCode};
 use crate::http;
 use crate::os::trust;
 use crate::secret::SecretBytes;
-use crate::source::proxy_api::{Api, Found, Refusal};
+use crate::source::proxy_api::{Api, Entry, Found, Refusal};
 use crate::source::PROXY_APIS;
 use crate::telemetry::metrics::Metrics;
 use route::{Index, Route, Shape};
@@ -374,9 +374,14 @@ impl Proxy {
         // proxy holds was read with a login that no longer holds, so try again
         // now (credential files are read afresh), and say so if it still fails.
         // A refresh that finds the login revoked (403) says so too: no value
-        // read with it is served, for any secret of its source.
+        // read with it is served, for any secret of its source; once the
+        // source has logged in again, a value read before the refusal (an
+        // older login epoch) is read again before it is served.
         let source = &view.sources[secret.source];
-        let refreshed = refresh || source.login_problem().is_some();
+        let held = view.of(&view.config, key.0);
+        let outdated = |e: &Entry| e.fetched.login_epoch < source.login_epoch();
+        let refreshed =
+            refresh || source.login_problem().is_some() || held.as_deref().is_some_and(outdated);
         // Boxed: the rare wait for a fetch is not carried (and copied) in
         // every request's future.
         if refreshed
@@ -391,14 +396,17 @@ impl Proxy {
             return refuse(api, Refusal::login(name, &why));
         }
         // The value after any refresh, of the secret of this name.
-        let latest = if refreshed {
-            self.latest()
+        let entry = if refreshed {
+            self.latest().of(&view.config, key.0)
         } else {
-            view.clone()
+            held
         };
-        let Some(entry) = latest.of(&view.config, key.0) else {
+        let Some(entry) = entry else {
             return refuse(api, Refusal::not_fetched(&secret.name));
         };
+        if outdated(&entry) {
+            return refuse(api, Refusal::not_read_again(&secret.name));
+        }
         let body = match self.cached(&view, key, entry.revision) {
             Some(b) => {
                 self.metrics.proxy_cache_hit();

@@ -164,6 +164,14 @@ pub trait Source: Send + Sync {
         None
     }
 
+    /// How many times the source found its own login refused or its token
+    /// denied: each such time, what it read before may have been read with a
+    /// login that no longer holds (see [`Fetched::login_epoch`]). Answered
+    /// from memory, without waiting.
+    fn login_epoch(&self) -> u64 {
+        0
+    }
+
     /// Whether concurrent fetches are collected into batch calls by the source
     /// itself; callers then must not hold fetches back.
     fn batches(&self) -> bool {

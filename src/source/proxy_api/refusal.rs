@@ -107,6 +107,16 @@ impl Refusal {
         )
     }
 
+    /// What is held for `id` was read with a login its source has since
+    /// found refused or revoked, and it has not been read again yet.
+    pub fn not_read_again(id: &str) -> Self {
+        Refusal::new(
+            503,
+            "ServiceUnavailableException",
+            format!("secret `{id}` was read with a login that has since been refused, and has not been read again yet; try again"),
+        )
+    }
+
     /// The login of source `source` is refused or has run out; `why` says
     /// how to log in again.
     pub fn login(source: &str, why: &str) -> Self {

@@ -180,7 +180,7 @@ impl VaultSource {
         let c = self.client(deadline).await?;
         match attempt(c.clone()).await {
             Err(Error::Denied { .. }) => {
-                self.forget_session(&c).await;
+                self.denied(&c).await;
                 attempt(self.client(deadline).await?).await
             }
             other => other,

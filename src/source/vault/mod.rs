@@ -83,6 +83,8 @@ pub struct VaultSource {
     kv_versions: Mutex<HashMap<String, KvVersion>>,
     /// What the proxy asks before serving: whether the login works.
     login: std::sync::Mutex<LoginState>,
+    /// Logins refused and tokens denied so far ([`Source::login_epoch`]).
+    login_epoch: std::sync::atomic::AtomicU64,
 }
 
 impl VaultSource {
@@ -115,6 +117,7 @@ impl VaultSource {
             adopted: std::sync::Mutex::new(None),
             kv_versions: Mutex::new(HashMap::new()),
             login: std::sync::Mutex::new(LoginState::default()),
+            login_epoch: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -194,16 +197,19 @@ impl Source for VaultSource {
     ) -> BoxFuture<'a, Result<Fetched>> {
         Box::pin(async move {
             let mut c = self.client(deadline).await?;
-            let fetched = match self.fetch_one(&c, secret, deadline).await {
+            let mut epoch = self.login_epoch();
+            let mut fetched = match self.fetch_one(&c, secret, deadline).await {
                 // The token may have been revoked or have expired: log in again, once.
                 Err(e @ Error::Denied { .. }) => {
                     tracing::info!(source = %self.name, secret = %secret.name, error = %e.detail(), "permission denied; logging in again and retrying once");
-                    self.forget_session(&c).await;
+                    self.denied(&c).await;
                     c = self.client(deadline).await?;
+                    epoch = self.login_epoch();
                     self.fetch_one(&c, secret, deadline).await
                 }
                 other => other,
             }?;
+            fetched.login_epoch = epoch;
             if let Some(lease) = &fetched.lease {
                 self.took(&c, &lease.id).await;
             }
@@ -250,5 +256,9 @@ impl Source for VaultSource {
 
     fn login_problem(&self) -> Option<String> {
         self.login_problem_now()
+    }
+
+    fn login_epoch(&self) -> u64 {
+        self.login_epoch.load(std::sync::atomic::Ordering::Acquire)
     }
 }

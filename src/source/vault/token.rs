@@ -183,6 +183,7 @@ impl VaultSource {
         // Refused, or the credential file is missing or empty: the user must act.
         if let Err(e @ (Error::Denied { .. } | Error::Config { .. })) = &r {
             self.login_state().refused = Some(e.to_string());
+            self.count_lost_login();
         }
         r
     }
@@ -218,6 +219,20 @@ impl VaultSource {
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false),
         })
+    }
+
+    /// The token of `used` was denied (revoked, expired, or its policy
+    /// changed): its session is dropped, and what was read before is read
+    /// again before the proxy serves it
+    /// ([`login_epoch`](crate::source::Source::login_epoch)).
+    pub(super) async fn denied(&self, used: &Arc<VaultClient>) {
+        self.count_lost_login();
+        self.forget_session(used).await;
+    }
+
+    fn count_lost_login(&self) {
+        self.login_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// Drops the token `used` (unless another call already replaced it) so
