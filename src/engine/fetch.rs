@@ -8,6 +8,8 @@
 //! AWS Secrets Manager fetches are all started at once: the source queues them
 //! and batches them, 20 per BatchGetSecretValue call, and bounds its own calls.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,17 +67,18 @@ pub type GroupResult = Result<(Fetched, Vec<Vec<Rendered>>), Vec<(usize, SecretE
 /// `config.secrets` in config order: each group is fetched once per round
 /// and its files are written together.
 pub fn groups(config: &Config) -> Vec<Vec<usize>> {
-    let mut groups: Vec<(usize, &Address, Vec<usize>)> = Vec::new();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut at: HashMap<(usize, &Address), usize> = HashMap::with_capacity(config.secrets.len());
     for (i, s) in config.secrets.iter().enumerate() {
-        match groups
-            .iter_mut()
-            .find(|(src, address, _)| *src == s.source && **address == s.address)
-        {
-            Some((_, _, members)) => members.push(i),
-            None => groups.push((s.source, &s.address, vec![i])),
+        match at.entry((s.source, &s.address)) {
+            Entry::Occupied(g) => groups[*g.get()].push(i),
+            Entry::Vacant(slot) => {
+                slot.insert(groups.len());
+                groups.push(vec![i]);
+            }
         }
     }
-    groups.into_iter().map(|(_, _, m)| m).collect()
+    groups
 }
 
 /// Renders one fetch for every secret of a group; on failure, every secret

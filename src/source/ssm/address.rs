@@ -110,7 +110,12 @@ impl Parameter {
         let address = match (k.parameter.as_deref(), k.parameters_by_path.as_deref()) {
             (Some(name), _) => {
                 if let Some(why) = bad_name(name) {
-                    problems.push(("parameter", why));
+                    let hint = if name.contains(':') {
+                        " (a version goes in `version`, a label in `label`)"
+                    } else {
+                        ""
+                    };
+                    problems.push(("parameter", format!("{why}{hint}")));
                 }
                 let selector = match (k.version, k.label.as_deref()) {
                     (Some(_), Some(_)) => {
@@ -235,7 +240,7 @@ pub(super) fn bad_name(name: &str) -> Option<String> {
         || !name.bytes().all(|b| b.is_ascii_graphic());
     bad.then(|| {
         format!(
-            "`{}` is not a parameter name: printable ASCII without spaces, `//` or `:` (a version goes in `version`, a label in `label`), or an ARN",
+            "`{}` is not a parameter name: printable ASCII without spaces, `//` or `:`, or an ARN",
             name.escape_debug()
         )
     })

@@ -36,6 +36,9 @@ fn bad_names_and_paths_say_the_form() {
         let why = PodAddress::parse(given).unwrap_err();
         assert!(why.contains(says), "{given}: {why}");
     }
+    // An annotation has no `version` key to point to.
+    let why = PodAddress::parse("ssm:/app/db:3").unwrap_err();
+    assert!(!why.contains("version"), "{why}");
 }
 
 #[test]
