@@ -240,9 +240,9 @@ pub struct Fetched {
     /// Where and when the backend made this version, as it says: the proxy
     /// answers with these rather than with its own.
     pub origin: Origin,
-    /// The source's [`login_epoch`](crate::source::Source::login_epoch) when
-    /// the read began: a value read before the source's login was last found
-    /// refused or revoked is read again before the proxy serves it.
+    /// How many times the source had found its login refused or revoked when
+    /// the read began (its `login_epoch`): a value read before the last of
+    /// those is read again before the proxy serves it.
     pub login_epoch: u64,
 }
 
