@@ -11,7 +11,7 @@ ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs hot-symbols.txt ./
 COPY src ./src
 # Cache mounts keep the registry and the target directory between builds; the binary is
 # copied out because a cache mount is not part of the layer.
