@@ -9,9 +9,8 @@
 
 fn main() {
     println!("cargo:rerun-if-changed=hot-symbols.txt");
-    let target = std::env::var("TARGET").unwrap_or_default();
-    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-    if target == "x86_64-unknown-linux-gnu" {
+    if std::env::var("TARGET").is_ok_and(|t| t == "x86_64-unknown-linux-gnu") {
+        let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
         println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={dir}/hot-symbols.txt");
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
